@@ -1,0 +1,115 @@
+"""Shared input checks with one error style: what was expected, what came in, what to do.
+
+Bad values raise :class:`InputError` (a ``ValueError``); bad types raise ``TypeError``. The CLI turns
+both into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable, Sequence, Sized
+from difflib import get_close_matches
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "InputError",
+    "check_option",
+    "check_interval",
+    "check_same_length",
+    "check_finite",
+    "check_probabilities",
+    "did_you_mean",
+]
+
+
+class InputError(ValueError):
+    """A user input is invalid. The message says what was expected, what came in and how to fix it."""
+
+
+def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
+    """Return ``" Did you mean: a, b?"`` for close matches of ``name`` in ``choices`` (or ``""``)."""
+    matches = get_close_matches(str(name), [str(c) for c in choices], n=n, cutoff=0.6)
+    return f" Did you mean: {', '.join(repr(m) for m in matches)}?" if matches else ""
+
+
+def check_option(value: Any, options: Collection[Any], *, name: str, where: str | None = None) -> Any:
+    """Check that ``value`` is one of ``options``.
+
+    >>> check_option("micro", ("micro", "macro"), name="average")
+    'micro'
+    >>> check_option("mikro", ("micro", "macro"), name="average")
+    Traceback (most recent call last):
+    ...
+    medlens._validation.InputError: The 'average' parameter must be one of {'micro', 'macro'}; got 'mikro'. Did you mean: 'micro', 'macro'?
+    """
+    if value not in options:
+        opts = "{" + ", ".join(repr(o) for o in options) + "}"
+        loc = f" of {where}" if where else ""
+        hint = did_you_mean(value, [str(o) for o in options]) if isinstance(value, str) else ""
+        raise InputError(f"The '{name}' parameter{loc} must be one of {opts}; got {value!r}.{hint}")
+    return value
+
+
+def check_interval(
+    value: float,
+    *,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    closed: str = "both",
+) -> float:
+    """Check ``low <= value <= high`` (``closed`` in ``both|left|right|neither``) and that it is a real number."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"The '{name}' parameter must be a number; got {type(value).__name__} {value!r}.")
+    if not math.isfinite(float(value)):
+        raise InputError(f"The '{name}' parameter must be finite; got {value!r}.")
+    lo_ok = low is None or (value >= low if closed in ("both", "left") else value > low)
+    hi_ok = high is None or (value <= high if closed in ("both", "right") else value < high)
+    if not (lo_ok and hi_ok):
+        lb = "[" if closed in ("both", "left") else "("
+        rb = "]" if closed in ("both", "right") else ")"
+        rng = f"{lb}{'-inf' if low is None else low}, {'inf' if high is None else high}{rb}"
+        raise InputError(f"The '{name}' parameter must be in the range {rng}; got {value!r}.")
+    return value
+
+
+def check_same_length(a: Sized, b: Sized, *, names: tuple[str, str] = ("y_true", "y_pred")) -> int:
+    """Check two inputs have the same number of samples and return it."""
+    na, nb = len(a), len(b)
+    if na != nb:
+        raise InputError(f"{names[0]} and {names[1]} must have the same number of samples; got {na} and {nb}.")
+    return na
+
+
+def check_finite(x: np.ndarray, *, name: str, columns: Sequence[str] | None = None, ids: Sequence[Any] | None = None):
+    """Raise naming the first non-finite entry (row id and column when known)."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        r, c = (int(v[0]) for v in np.nonzero(bad)) if x.ndim == 2 else (int(np.nonzero(bad)[0][0]), None)
+        row = f"id {ids[r]!r}" if ids is not None else f"row {r}"
+        col = f", column {columns[c]!r}" if (columns is not None and c is not None) else ""
+        raise InputError(
+            f"{name} must contain finite numbers; found {x[bad][0]} at {row}{col} "
+            f"({int(bad.sum())} non-finite value(s) in all). Remove or impute them."
+        )
+    return x
+
+
+def check_probabilities(
+    x: np.ndarray, *, name: str, columns: Sequence[str] | None = None, ids: Sequence[Any] | None = None
+) -> np.ndarray:
+    """Check a score array is finite and within [0, 1]."""
+    check_finite(x, name=name, columns=columns, ids=ids)
+    bad = (x < 0) | (x > 1)
+    if bad.any():
+        idx = np.argwhere(bad)[0]
+        r = int(idx[0])
+        row = f"id {ids[r]!r}" if ids is not None else f"row {r}"
+        col = f", column {columns[int(idx[1])]!r}" if (columns is not None and x.ndim == 2) else ""
+        raise InputError(
+            f"{name} must be probabilities in [0, 1]; found {x[tuple(idx)]} at {row}{col}. "
+            "Apply a sigmoid/softmax (or calibrate) before passing scores."
+        )
+    return x

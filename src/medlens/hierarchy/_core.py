@@ -1,0 +1,160 @@
+"""Vectorised building blocks shared by the hierarchical metrics (pairs, LCA, branches, distances)."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from medlens.hierarchy._encode import EncodedLabels
+from medlens.taxonomy import Taxonomy
+
+__all__ = [
+    "row_counts",
+    "rowwise_overlap",
+    "lca_index",
+    "pair_distance",
+    "cross_branch_pairs",
+    "sample_cae",
+    "branch_columns",
+    "truth_is_deep",
+]
+
+
+def row_counts(m: sp.csr_matrix) -> np.ndarray:
+    """Number of stored entries per row."""
+    return np.diff(m.indptr)
+
+
+def rowwise_overlap(a: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
+    """``|a_i ∩ b_i|`` for boolean CSR matrices of the same shape."""
+    return row_counts(a.multiply(b).tocsr())
+
+
+def _rank_ancestor_matrix(tax: Taxonomy) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Ancestor matrix with columns sorted deepest-first (ties by node id), and the rank → node map."""
+    cache = tax.__dict__.setdefault("_rank_cache", None)
+    if cache is None:
+        order = np.array(sorted(range(len(tax)), key=lambda j: (-int(tax.depths[j]), tax.nodes[j])), dtype=np.int64)
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        a = tax.ancestor_matrix.tocoo()
+        m = sp.csr_matrix((a.data, (a.row, rank[a.col])), shape=a.shape)
+        m.sort_indices()
+        cache = tax.__dict__["_rank_cache"] = (m, order)
+    return cache
+
+
+def lca_index(tax: Taxonomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Index of the deepest common ancestor(-or-self) for each pair ``(u[j], v[j])`` (ties: node id)."""
+    if len(u) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if tax.is_tree:
+        return _lca_tree(tax, u, v)
+    m, order = _rank_ancestor_matrix(tax)
+    prod = m[u].multiply(m[v]).tocsr()
+    prod.sort_indices()
+    # Every pair shares the root, so no row is empty; the first stored column is the deepest ancestor.
+    return order[prod.indices[prod.indptr[:-1]]]
+
+
+def _lca_tree(tax: Taxonomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """LCA in a tree by walking both nodes up with a parent array (depth-many vector steps)."""
+    parent = tax.parent_table[:, 0].copy()
+    parent[0] = 0
+    depth = tax.depths
+    u = np.asarray(u, dtype=np.int64).copy()
+    v = np.asarray(v, dtype=np.int64).copy()
+    du, dv = depth[u].copy(), depth[v].copy()
+    while True:
+        mu = du > dv
+        if not mu.any():
+            break
+        u[mu] = parent[u[mu]]
+        du[mu] -= 1
+    while True:
+        mv = dv > du
+        if not mv.any():
+            break
+        v[mv] = parent[v[mv]]
+        dv[mv] -= 1
+    while True:
+        diff = u != v
+        if not diff.any():
+            break
+        u[diff] = parent[u[diff]]
+        v[diff] = parent[v[diff]]
+    return u
+
+
+def pair_distance(tax: Taxonomy, u: np.ndarray, v: np.ndarray, *, chunk: int = 256) -> np.ndarray:
+    """Shortest undirected path length between node pairs (tree formula, or BFS on a DAG)."""
+    u = np.asarray(u, dtype=np.int64)
+    v = np.asarray(v, dtype=np.int64)
+    if len(u) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if tax.is_tree:
+        lca = lca_index(tax, u, v)
+        d = tax.depths
+        return (d[u] + d[v] - 2 * d[lca]).astype(np.int64)
+    from scipy.sparse.csgraph import shortest_path
+
+    sources, inv = np.unique(u, return_inverse=True)
+    out = np.empty(len(u), dtype=np.int64)
+    for start in range(0, len(sources), chunk):
+        block = sources[start : start + chunk]
+        dist = shortest_path(tax.adjacency, directed=False, unweighted=True, indices=block)
+        sel = (inv >= start) & (inv < start + len(block))
+        out[sel] = dist[inv[sel] - start, v[sel]].astype(np.int64)
+    return out
+
+
+def cross_branch_pairs(tax: Taxonomy, p: np.ndarray, t: np.ndarray, k: int) -> np.ndarray:
+    """Whether each pair (prediction, truth) is cross-branch at depth ``k``.
+
+    Both nodes must be at depth >= k (shallower nodes are never a CAE) and their branch sets disjoint.
+    """
+    b = tax.branch_matrix(k)
+    bp, bt = b[p], b[t]
+    deep = (row_counts(bp) > 0) & (row_counts(bt) > 0)
+    if tax.is_tree:
+        return deep & (_first_col(bp) != _first_col(bt))
+    return deep & (rowwise_overlap(bp, bt) == 0)
+
+
+def _first_col(m: sp.csr_matrix) -> np.ndarray:
+    out = np.full(m.shape[0], -1, dtype=np.int64)
+    nz = row_counts(m) > 0
+    out[nz] = m.indices[m.indptr[:-1][nz]]
+    return out
+
+
+def branch_columns(tax: Taxonomy, k: int) -> np.ndarray:
+    """Indices of the nodes at depth ``k`` (the branches), in node order."""
+    return np.flatnonzero(tax.depths == k)
+
+
+def sample_cae(y_true: EncodedLabels, y_pred: EncodedLabels, k: int) -> np.ndarray:
+    """Per-sample Catastrophic Abstraction Error indicator (bool array of shape (n_samples,)).
+
+    Single-label: the prediction and the truth are cross-branch (see :func:`cross_branch_pairs`).
+    Multi-label: some predicted finding (any node of the prediction's upward closure, so every implied
+    branch counts) lies in a depth-k branch that holds no true finding, and every true most-specific node is
+    at depth >= k (a truth shallower than k carries no branch to contradict).
+    """
+    tax = y_true.taxonomy
+    if y_true.single is not None and y_pred.single is not None:
+        return cross_branch_pairs(tax, y_pred.single, y_true.single, k)
+    cols = branch_columns(tax, k)
+    tb = y_true.closure[:, cols]
+    pb = y_pred.closure[:, cols]
+    wrong = row_counts(pb) > rowwise_overlap(pb, tb)
+    return wrong & truth_is_deep(y_true, k)
+
+
+def truth_is_deep(y_true: EncodedLabels, k: int) -> np.ndarray:
+    """Samples whose most-specific true nodes are all at depth >= k (and that are not abstentions)."""
+    ms = y_true.most_specific.tocoo()
+    shallow_item = y_true.taxonomy.depths[ms.col] < k
+    shallow = np.zeros(y_true.n, dtype=bool)
+    shallow[ms.row[shallow_item]] = True
+    return ~shallow & ~y_true.abstained

@@ -1,0 +1,218 @@
+"""One call that computes every hierarchical and flat metric, with optional bootstrap intervals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from medlens._validation import check_interval, check_option
+from medlens.hierarchy._core import row_counts, sample_cae
+from medlens.hierarchy._flat import FlatMetrics, flat_metrics
+from medlens.hierarchy._metrics import (
+    _KINDS,
+    CAEResult,
+    ConsistencyResult,
+    ErrorBreakdown,
+    _breakdown_from_encoded,
+    _cae_from_encoded,
+    _closest_pairs,
+    _fbeta,
+    _prepare,
+    _prf_parts,
+    _sample_errors,
+    _severity_per_item,
+    consistency_violations,
+)
+from medlens.hierarchy._stats import Ratio, bootstrap_ci
+from medlens.taxonomy import Taxonomy
+
+__all__ = ["HierarchicalReport", "evaluate"]
+
+
+@dataclass(frozen=True)
+class HierarchicalReport:
+    """Everything :func:`evaluate` measures. ``to_dict()`` gives the stable JSON of ``medlens hier evaluate``."""
+
+    hP: float
+    hR: float
+    hF: float
+    average: str
+    beta: float
+    cae_rate: float
+    cae_share: float
+    coverage: float
+    error_breakdown: ErrorBreakdown
+    mistake_severity: float
+    mean_tree_distance: float
+    cae: CAEResult
+    flat: FlatMetrics
+    consistency: ConsistencyResult | None
+    n: int
+    n_errors: int
+    multilabel: bool
+    taxonomy: dict[str, Any]
+    branch_depth: int
+    ci: dict[str, list[float]] | None = None
+    ci_level: float | None = None
+    n_bootstrap: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        eb = self.error_breakdown
+        out: dict[str, Any] = {
+            "hP": self.hP,
+            "hR": self.hR,
+            "hF": self.hF,
+            "average": self.average,
+            "beta": self.beta,
+            "cae_rate": self.cae_rate,
+            "cae_share": self.cae_share,
+            "coverage": self.coverage,
+            "error_breakdown": {k: getattr(eb, k) for k in _KINDS},
+            "error_breakdown_counts": eb.counts,
+            "error_breakdown_unit": eb.unit,
+            "mistake_severity": self.mistake_severity,
+            "mean_tree_distance": self.mean_tree_distance,
+            "n": self.n,
+            "n_errors": self.n_errors,
+            "n_cae": self.cae.n_cae,
+            "multilabel": self.multilabel,
+            "taxonomy": self.taxonomy,
+            "branch_depth": self.branch_depth,
+            "branch_confusion": {
+                "true_branches": self.cae.branches,
+                "predicted_branches": [*self.cae.branches, "(none)"],
+                "counts": self.cae.confusion,
+            },
+            "flat": self.flat.to_dict(),
+        }
+        if self.consistency is not None:
+            out["consistency"] = self.consistency.to_dict()
+        if self.ci is not None:
+            out["ci"] = self.ci
+            out["ci_level"] = self.ci_level
+            out["n_bootstrap"] = self.n_bootstrap
+        out.update(self.extra)
+        return out
+
+
+def _per_sample(rows: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.bincount(rows, weights=values, minlength=n), np.bincount(rows, minlength=n).astype(float)
+
+
+def evaluate(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    taxonomy: Taxonomy,
+    k: int = 1,
+    average: str = "micro",
+    beta: float = 1.0,
+    node_scores: np.ndarray | None = None,
+    ci: float | None = None,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> HierarchicalReport:
+    """Hierarchical P/R/F, CAE, error breakdown, severity, distance and flat baselines in one pass.
+
+    Parameters
+    ----------
+    y_true, y_pred : labels (node ids, label sets or indicator arrays)
+    taxonomy : Taxonomy
+    k : int
+        Branch depth for CAE (1 = children of the root).
+    average : {"micro", "macro"}
+        Averaging of hP/hR/hF.
+    node_scores : array of shape (n_samples, n_nodes), optional
+        Probabilities per node (taxonomy order) for AUROC and consistency checks.
+    ci : float, optional
+        Confidence level of percentile-bootstrap intervals (e.g. 0.95) for every rate.
+    n_bootstrap, seed : int
+
+    Examples
+    --------
+    >>> from medlens.taxonomy import Taxonomy
+    >>> tax = Taxonomy({"root": ["Lung", "Pleura"], "Lung": ["Pneumonia", "Edema"], "Pleura": ["Effusion"]})
+    >>> r = evaluate(["Pneumonia", "Edema", "Effusion", "Effusion"], ["Pneumonia", "Lung", "Pneumonia", "root"],
+    ...              taxonomy=tax)
+    >>> r.hF, r.cae_rate, r.coverage
+    (0.4615384615384615, 0.25, 0.75)
+    """
+    check_option(average, ("micro", "macro"), name="average")
+    t, p = _prepare(y_true, y_pred, taxonomy)
+    taxonomy.branch_matrix(k)  # validates k
+    parts = _prf_parts(t, p, beta)
+    if average == "micro":
+        hp, hr = parts["micro_p"].value, parts["micro_r"].value
+        hf = _fbeta(hp, hr, beta)
+    else:
+        hp, hr, hf = parts["macro_p"].value, parts["macro_r"].value, parts["macro_f"].value
+    cae = _cae_from_encoded(t, p, k)
+    eb = _breakdown_from_encoded(t, p, k)
+    sev_rows, sev = _severity_per_item(t, p, "height")
+    dist_rows, _, _, dist = _closest_pairs(t, p)
+    consistency = None
+    if node_scores is not None:
+        node_scores = np.asarray(node_scores, dtype=float)
+        consistency = consistency_violations(node_scores, taxonomy=taxonomy)
+    flat = flat_metrics(t, p, node_scores)
+    multilabel = not (t.single is not None and p.single is not None)
+    ci_out = None
+    if ci is not None:
+        check_interval(ci, name="ci", low=0, high=1, closed="neither")
+        n = t.n
+        cae_i = sample_cae(t, p, k).astype(float)
+        err_i = _sample_errors(t, p).astype(float)
+        from medlens.hierarchy._metrics import _breakdown_items
+
+        b_rows, kinds = _breakdown_items(t, p, k)
+        b_den = np.bincount(b_rows, minlength=n).astype(float)
+        stats = {
+            "hP": parts[f"{average}_p"],
+            "hR": parts[f"{average}_r"],
+            "cae_rate": Ratio(cae_i, np.ones(n)),
+            "cae_share": Ratio(cae_i, err_i),
+            "coverage": Ratio((row_counts(p.closure) > 0).astype(float), np.ones(n)),
+            "mistake_severity": Ratio(*_per_sample(sev_rows, sev, n)),
+            "mean_tree_distance": Ratio(*_per_sample(dist_rows, dist.astype(float), n)),
+        }
+        if average == "macro":
+            stats["hF"] = parts["macro_f"]
+        for j, name in enumerate(_KINDS):
+            stats[f"error_breakdown.{name}"] = Ratio(np.bincount(b_rows, weights=(kinds == j), minlength=n), b_den)
+        derived = {} if average == "macro" else {"hF": lambda c: _fbeta_vec(c["hP"], c["hR"], beta)}
+        intervals = bootstrap_ci(stats, confidence=ci, n_bootstrap=n_bootstrap, seed=seed, derived=derived)
+        ci_out = {name: [lo, hi] for name, (lo, hi) in intervals.items()}
+    return HierarchicalReport(
+        hP=hp,
+        hR=hr,
+        hF=hf,
+        average=average,
+        beta=float(beta),
+        cae_rate=cae.rate,
+        cae_share=cae.share,
+        coverage=float((row_counts(p.closure) > 0).mean()),
+        error_breakdown=eb,
+        mistake_severity=float(sev.mean()) if len(sev) else float("nan"),
+        mean_tree_distance=float(dist.mean()) if len(dist) else float("nan"),
+        cae=cae,
+        flat=flat,
+        consistency=consistency,
+        n=t.n,
+        n_errors=cae.n_errors,
+        multilabel=multilabel,
+        taxonomy={"name": taxonomy.name, "version": taxonomy.version},
+        branch_depth=int(k),
+        ci=ci_out,
+        ci_level=ci,
+        n_bootstrap=n_bootstrap if ci is not None else None,
+    )
+
+
+def _fbeta_vec(p: np.ndarray, r: np.ndarray, beta: float) -> np.ndarray:
+    b2 = beta * beta
+    den = b2 * p + r
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (1 + b2) * p * r / np.where(den > 0, den, 1), 0.0)

@@ -1,0 +1,55 @@
+"""Flat baselines that ignore the hierarchy: accuracy, macro-F1 and per-label AUROC (scikit-learn)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from medlens.hierarchy._encode import EncodedLabels
+
+__all__ = ["FlatMetrics", "flat_metrics"]
+
+
+@dataclass(frozen=True)
+class FlatMetrics:
+    """Flat metrics on most-specific labels (each node treated as an unrelated class)."""
+
+    accuracy: float
+    macro_f1: float
+    macro_auroc: float | None = None
+    auroc: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def flat_metrics(t: EncodedLabels, p: EncodedLabels, node_scores: np.ndarray | None = None) -> FlatMetrics:
+    """Accuracy (exact match of the most-specific label sets), macro-F1 over labels, per-label AUROC.
+
+    Single-label: accuracy and macro-F1 as :func:`sklearn.metrics.accuracy_score` / ``f1_score(average=
+    "macro")`` on node ids. Multi-label: subset accuracy and macro-F1 over most-specific indicator
+    columns that occur in the truth or the prediction. AUROC per node (``node_scores`` in taxonomy order)
+    against the closed truth, for nodes with both classes present.
+    """
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    tax = t.taxonomy
+    if t.single is not None and p.single is not None:
+        acc = accuracy_score(t.single, p.single)
+        mf1 = f1_score(t.single, p.single, average="macro", zero_division=0)
+    else:
+        tm, pm = t.most_specific, p.most_specific
+        cols = np.union1d(tm.indices, pm.indices)
+        ta, pa = tm[:, cols].toarray(), pm[:, cols].toarray()
+        acc = accuracy_score(ta, pa) if len(cols) else 1.0
+        mf1 = f1_score(ta, pa, average="macro", zero_division=0) if len(cols) else 1.0
+    auroc: dict[str, float] = {}
+    if node_scores is not None:
+        closed = t.closure.toarray()
+        for v in range(1, len(tax)):
+            y = closed[:, v]
+            if 0 < y.sum() < len(y):
+                auroc[tax.nodes[v]] = float(roc_auc_score(y, node_scores[:, v]))
+    macro_auc = float(np.mean(list(auroc.values()))) if auroc else None
+    return FlatMetrics(float(acc), float(mf1), macro_auc, auroc)

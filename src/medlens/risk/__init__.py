@@ -1,0 +1,17 @@
+"""Risk-constrained thresholding: conformal risk control, Learn-then-Test and an empirical baseline."""
+
+from medlens.risk._bounds import binomial_pvalue, hoeffding_bentkus_pvalue
+from medlens.risk._rules import LossCurve, climb_paths, climb_predict, loss_curve, multilabel_predict
+from medlens.risk._thresholder import RiskConstrainedThresholder, ThresholdReport
+
+__all__ = [
+    "LossCurve",
+    "RiskConstrainedThresholder",
+    "ThresholdReport",
+    "binomial_pvalue",
+    "climb_paths",
+    "climb_predict",
+    "hoeffding_bentkus_pvalue",
+    "loss_curve",
+    "multilabel_predict",
+]

