@@ -65,11 +65,10 @@ class SentenceTransformerEncoder:
             self.model.max_seq_length = int(max_length)
         self.normalize = normalize
         self.model_id = "sentence-transformers/all-MiniLM-L6-v2" if model == "minilm" else str(path)
-        dim = (
-            self.model.get_sentence_embedding_dimension()
-            if hasattr(self.model, "get_sentence_embedding_dimension")
-            else None
+        getter = getattr(self.model, "get_embedding_dimension", None) or getattr(
+            self.model, "get_sentence_embedding_dimension", None
         )
+        dim = getter() if getter else None
         self.config = EncoderConfig(
             name=model if model == "minilm" else path.name,
             source=str(path),

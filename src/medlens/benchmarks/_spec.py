@@ -1,0 +1,32 @@
+"""What every benchmark module provides, and the lazy registry of benchmarks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from medlens._registry import Registry
+
+__all__ = ["BenchmarkSpec", "BENCHMARKS"]
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """A benchmark: how to run it into a folder and how to render its report section from ``metrics.json``."""
+
+    name: str
+    description: str
+    run: Callable[..., dict[str, Any]]
+    report_section: Callable[[dict[str, Any]], Any]
+    extras: tuple[str, ...] = ()
+
+
+BENCHMARKS: Registry[BenchmarkSpec] = Registry("benchmark")
+BENCHMARKS.register(
+    "cxr-reports",
+    "medlens.benchmarks._cxr_reports_run:SPEC",
+    description="3,955 Indiana University chest X-ray reports (MeSH → cxr_anatomic_v1), zero-shot MiniLM, CAE "
+    "and risk-constrained thresholds",
+    extras=("hf", "data", "viz"),
+)
