@@ -55,20 +55,25 @@ USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, IsA
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 internal error, 2 bad input or usage)."""
-    import click
+    try:  # typer >= 0.2x vendors its own copy of click
+        from typer._click import exceptions as click_exc
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click import exceptions as click_exc
 
+    exit_types = tuple({typer.Exit, *filter(None, [getattr(click_exc, "Exit", None)])})
+    abort_types = tuple({typer.Abort, *filter(None, [getattr(click_exc, "Abort", None)])})
     cmd = typer.main.get_command(app)
     try:
         rv = cmd.main(args=argv, prog_name="medlens", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.exceptions.UsageError as exc:
+    except exit_types as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except click_exc.UsageError as exc:
         exc.show()
         return 2
-    except click.exceptions.ClickException as exc:
+    except click_exc.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except abort_types:
         sys.stderr.write("medlens: aborted\n")
         return 130
     except KeyboardInterrupt:

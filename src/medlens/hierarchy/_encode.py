@@ -192,9 +192,7 @@ def _from_sets(y: Sequence[Iterable[str]], tax: Taxonomy, name: str) -> EncodedL
     n = len(y)
     given = sp.csr_matrix((np.ones(len(cols), dtype=bool), (np.array(rows), cols)), shape=(n, len(tax)))
     given.sum_duplicates()
-    counts = np.diff(given.indptr)
-    single = given.indices.astype(np.int64) if (counts == 1).all() else None
-    return EncodedLabels(given, tax, single)
+    return _normalise(given, tax)
 
 
 def _from_indicator(vals: Any, col_idx: np.ndarray, tax: Taxonomy, name: str) -> EncodedLabels:
@@ -215,6 +213,22 @@ def _from_indicator(vals: Any, col_idx: np.ndarray, tax: Taxonomy, name: str) ->
             given[r, 0] = True
         given = given.tocsr()
     given.sort_indices()
+    return _normalise(given, tax)
+
+
+def _normalise(given: sp.csr_matrix, tax: Taxonomy) -> EncodedLabels:
+    """Treat rows whose closure has exactly one most-specific node (or none: an abstention) as single-label.
+
+    So ``["Pneumonia"]``, ``[["Lung", "Pneumonia"]]`` and a closed 0/1 row encode identically.
+    """
     counts = np.diff(given.indptr)
-    single = given.indices.astype(np.int64) if (counts == 1).all() else None
-    return EncodedLabels(given, tax, single)
+    if (counts == 1).all():
+        return EncodedLabels(given, tax, given.indices.astype(np.int64))
+    enc = EncodedLabels(given, tax, None)
+    ms = enc.most_specific
+    ms_counts = np.diff(ms.indptr)
+    if (ms_counts <= 1).all():
+        single = np.zeros(enc.n, dtype=np.int64)
+        single[ms_counts == 1] = ms.indices
+        return _from_single(single, tax)
+    return enc

@@ -151,8 +151,9 @@ def evaluate(
         hp, hr, hf = parts["macro_p"].value, parts["macro_r"].value, parts["macro_f"].value
     cae = _cae_from_encoded(t, p, k)
     eb = _breakdown_from_encoded(t, p, k)
-    sev_rows, sev = _severity_per_item(t, p, "height")
-    dist_rows, _, _, dist = _closest_pairs(t, p)
+    pairs = _closest_pairs(t, p)
+    sev_rows, sev = _severity_per_item(t, p, "height", pairs=pairs)
+    dist_rows, dist = pairs[0], pairs[3]
     consistency = None
     if node_scores is not None:
         node_scores = np.asarray(node_scores, dtype=float)

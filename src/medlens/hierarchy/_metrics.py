@@ -236,7 +236,10 @@ _KINDS = ("exact", "too_coarse", "too_specific", "within_branch", "cross_branch"
 @dataclass(frozen=True)
 class ErrorBreakdown:
     """Fractions of predictions that are exact, too coarse (an ancestor of the truth, abstentions included),
-    too specific (a descendant), a different node within the same branch, or cross-branch (a CAE)."""
+    too specific (a descendant), a different node within the same branch, or cross-branch (a CAE).
+
+    Multi-label: one item per most-specific predicted node; it is cross-branch when a depth-k branch it implies
+    holds no true finding, so a sample is a CAE exactly when one of its items is cross-branch."""
 
     exact: float
     too_coarse: float
@@ -282,7 +285,9 @@ def _breakdown_items(t: EncodedLabels, p: EncodedLabels, k: int) -> tuple[np.nda
         tb = t.closure[:, cols]
         deep_truth = truth_is_deep(t, k)
         bp = b[pi]
-        cross = (row_counts(bp) > 0) & (rowwise_overlap(bp, tb[rows]) == 0) & deep_truth[rows]
+        # As for the sample-level CAE: a predicted node is cross-branch when one of the branches it implies
+        # holds no true finding (in a tree: its branch is not a true branch).
+        cross = (row_counts(bp) > rowwise_overlap(bp, tb[rows])) & deep_truth[rows]
     kind = np.full(len(rows), 3, dtype=np.int64)  # within_branch by default
     kind[cross] = 4
     kind[specific] = 2
@@ -370,8 +375,9 @@ def mistake_severity(
     """Mean LCA height over mistakes (Bertinetto et al., 2020).
 
     ``convention="height"``: ``height(taxonomy) - depth(lca(ŷ, y))``; ``"true_edges"``: edges from the true
-    node up to the LCA. Multi-label: over predicted most-specific nodes outside the true closure, each
-    against its closest true node. Returns NaN when there is no mistake.
+    node up to the LCA. Multi-label: over most-specific predicted nodes that are not exact (too coarse ones
+    included, as in the single-label case), each against its closest true node. Returns NaN when there is no
+    mistake.
 
     Examples
     --------
@@ -385,8 +391,10 @@ def mistake_severity(
     return _severity_from_encoded(t, p, convention)
 
 
-def _severity_per_item(t: EncodedLabels, p: EncodedLabels, convention: str) -> tuple[np.ndarray, np.ndarray]:
-    rows, pi, ti, _ = _closest_pairs(t, p)
+def _severity_per_item(
+    t: EncodedLabels, p: EncodedLabels, convention: str, pairs: tuple | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    rows, pi, ti, _ = _closest_pairs(t, p) if pairs is None else pairs
     wrong = pi != ti
     rows, pi, ti = rows[wrong], pi[wrong], ti[wrong]
     tax = t.taxonomy

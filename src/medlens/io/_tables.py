@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import csv
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,11 +60,27 @@ def _read_csv(path: str | os.PathLike, what: str):
     if p.stat().st_size == 0:
         raise InputError(f"{what} file {p} is empty; expected a header with 'id' and label or score columns.")
     try:
-        df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
+        with open(p, encoding="utf-8-sig", newline="") as fh:
+            header = [h.strip() for h in next(csv.reader(fh), [])]
+        # pandas renames a repeated column ("a", "a.1") and silently turns a first row with one field too many
+        # into an index: check the header here and read with index_col=False.
+        dupcols = [c for c in dict.fromkeys(header) if header.count(c) > 1]
+        if dupcols:
+            raise InputError(f"{what} file {p}: column {dupcols[0]!r} appears more than once.")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True, index_col=False)
     except pd.errors.EmptyDataError:
         raise InputError(f"{what} file {p} is empty; expected a header with 'id' and label or score columns.") from None
     except pd.errors.ParserError as exc:
-        raise InputError(f"{what} file {p} is not a valid CSV ({exc}).") from None
+        raise InputError(f"{what} file {p} is not a valid CSV ({str(exc).strip()}).") from None
+    except pd.errors.ParserWarning:
+        raise InputError(
+            f"{what} file {p}: a row has more fields than the header's {len(header)} columns; remove stray commas "
+            "or quote fields that contain commas."
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{what} file {p} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
     df.columns = [str(c).strip() for c in df.columns]
     if "id" not in df.columns:
         raise InputError(f"{what} file {p} needs an 'id' column; found columns {list(df.columns)[:8]}.")
@@ -76,9 +94,6 @@ def _read_csv(path: str | os.PathLike, what: str):
     if len(dup):
         raise InputError(f"{what} file {p}: id {dup.iloc[0]!r} appears more than once; ids must be unique.")
     df["id"] = ids
-    dupcols = [c for c in set(df.columns) if list(df.columns).count(c) > 1]
-    if dupcols:
-        raise InputError(f"{what} file {p}: column {dupcols[0]!r} appears more than once.")
     return df
 
 
@@ -215,8 +230,6 @@ def write_label_table(
     path: str | os.PathLike, ids: Sequence[str], labels: Sequence[str] | Sequence[Sequence[str]]
 ) -> Path:
     """Write ``id,label`` (label sets joined by ``;``) atomically."""
-    import csv
-
     with atomic_write(path, "w") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["id", "label"])

@@ -1,12 +1,15 @@
 """Decision rules indexed by one scalar λ, and the exact per-sample CAE loss curves they induce.
 
-Both rules make the CAE indicator non-increasing in λ, so each sample's loss is a step
+Both rules make the CAE indicator non-increasing in λ (up to the DAG caveat below), so each sample's loss is a step
 ``L_i(λ) = 1[λ <= m_i]`` described by one critical value ``m_i``; risks over a whole grid follow from a
 sort. Coverage (not abstaining to the root) is ``1[λ <= c_i]`` in the same way.
 
 * ``climb`` (single prediction): start at the highest-scoring leaf and walk up, always to the
   highest-scoring parent, until a node with score >= λ; the root is always accepted (abstention).
-  Walking up can only turn a cross-branch prediction into a same-branch or root one.
+  In a tree, walking up can only turn a cross-branch prediction into a same-branch or root one. In a DAG
+  whose nodes have parents in different branches a climb can leave one branch for another, so the CAE
+  indicator need not be monotone; the curve then holds its tightest monotone upper envelope
+  (CAE at some λ' >= λ), which keeps CRC and LTT valid (conservative).
 * ``multilabel``: predict every node with score >= λ (plus implied ancestors); raising λ removes nodes.
 """
 
@@ -23,15 +26,28 @@ from medlens.taxonomy import Taxonomy
 __all__ = ["climb_paths", "climb_predict", "multilabel_predict", "LossCurve", "loss_curve"]
 
 
+def _longest_climb(taxonomy: Taxonomy) -> int:
+    """Edges on the longest upward path to the root (the height in a tree; can exceed it in a DAG)."""
+    table = taxonomy.parent_table
+    up = np.zeros(len(taxonomy), dtype=np.int64)
+    while True:
+        nxt = np.where(table >= 0, up[np.maximum(table, 0)] + 1, 0).max(axis=1)
+        if np.array_equal(nxt, up):
+            return int(up.max())
+        up = nxt
+
+
 def climb_paths(scores: np.ndarray, taxonomy: Taxonomy) -> np.ndarray:
-    """Climbing paths, shape (n_samples, height + 1): leaf first, then highest-scoring parents, padded with root."""
+    """Climbing paths, shape (n_samples, L + 1) with L the longest upward path (the height in a tree):
+    leaf first, then highest-scoring parents, padded with the root."""
     n = scores.shape[0]
     leaf_idx = np.flatnonzero(taxonomy.leaf_mask)
     cur = leaf_idx[np.argmax(scores[:, leaf_idx], axis=1)]
     table = taxonomy.parent_table
-    paths = np.zeros((n, taxonomy.height + 1), dtype=np.int64)
+    length = _longest_climb(taxonomy) + 1
+    paths = np.zeros((n, length), dtype=np.int64)
     rows = np.arange(n)
-    for j in range(taxonomy.height + 1):
+    for j in range(length):
         paths[:, j] = cur
         par = table[cur]  # (n, max_parents), -1 padded
         ps = np.where(par >= 0, scores[rows[:, None], np.maximum(par, 0)], -np.inf)
@@ -72,15 +88,23 @@ class LossCurve:
 
 
 def loss_curve(scores: np.ndarray, y_true: EncodedLabels, *, rule: str, k: int) -> LossCurve:
-    """Exact per-sample critical values of the CAE loss under ``rule`` (``climb`` or ``multilabel``)."""
+    """Exact per-sample critical values of the CAE loss under ``rule`` (``climb`` or ``multilabel``).
+
+    For ``climb`` in a DAG with parents in different branches, the values describe the tightest monotone
+    upper envelope of the loss (see the module docstring)."""
     tax = y_true.taxonomy
     n = scores.shape[0]
     if rule == "climb":
         paths = climb_paths(scores, tax)
         ps = np.take_along_axis(scores, paths, axis=1)
         cae = np.stack([sample_cae(y_true, _from_single(paths[:, j], tax), k) for j in range(paths.shape[1])], 1)
-        # CAE is 1 on a prefix of the path; the loss is 1 while some prefix node is still accepted.
-        m = np.where(cae, ps, -np.inf).max(axis=1)
+        # Node j is the accepted one for λ in (max(ps[:j]), ps[j]]; a node scoring no more than an earlier one
+        # is never accepted. CAE at some λ' >= λ iff an acceptable CAE node scores >= λ. In a tree (CAE on a
+        # prefix of the path) this is exactly the loss at λ.
+        earlier = np.maximum.accumulate(ps, axis=1)
+        reachable = np.ones_like(cae)
+        reachable[:, 1:] = ps[:, 1:] > earlier[:, :-1]
+        m = np.where(cae & reachable, ps, -np.inf).max(axis=1)
         c = np.where(paths != 0, ps, -np.inf).max(axis=1)
         return LossCurve(m, c)
     cols = branch_columns(tax, k)

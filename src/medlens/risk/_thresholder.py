@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -75,6 +75,16 @@ class ThresholdReport:
             "message",
         ]
         return {k: d[k] for k in order} | {k: v for k, v in d.items() if k not in order}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ThresholdReport | None:
+        """Inverse of :meth:`to_dict` (``None`` when ``data`` does not describe a report)."""
+        names = {f.name for f in fields(cls)}
+        kw = {("lambda_" if k == "lambda" else k): v for k, v in data.items()}
+        try:
+            return cls(**{k: v for k, v in kw.items() if k in names})
+        except TypeError:
+            return None
 
 
 class RiskConstrainedThresholder:
@@ -290,7 +300,8 @@ class RiskConstrainedThresholder:
     def report(self) -> ThresholdReport:
         """The fitted λ̂, calibration risk, coverage, hF, feasibility and the risk–coverage curve."""
         self._require_fit()
-        assert self._report is not None
+        if self._report is None:
+            raise InputError("this thresholder was loaded without its calibration report; fit it again to get one.")
         return self._report
 
     # ------------------------------------------------------------------ persistence
@@ -309,7 +320,7 @@ class RiskConstrainedThresholder:
             "method": self.method,
             "alpha": self.alpha,
             "delta": self.delta,
-            "report": self.report().to_dict(),
+            "report": None if self._report is None else self._report.to_dict(),
         }
 
     @classmethod
@@ -329,6 +340,8 @@ class RiskConstrainedThresholder:
             k=int(data["branch_depth"]),
         )
         th.lambda_ = float(data["lambda"])
+        if isinstance(data.get("report"), dict):
+            th._report = ThresholdReport.from_dict(data["report"])
         return th
 
     @classmethod

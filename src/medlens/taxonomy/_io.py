@@ -102,7 +102,7 @@ def load_taxonomy(name_or_path: str | os.PathLike | Taxonomy | dict) -> Taxonomy
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-_TAG = re.compile(r"^([A-Za-z_]+):\s*(.*)$")
+_TAG = re.compile(r"^([A-Za-z_-]+):\s*(.*)$")  # tags such as data-version hold hyphens
 _SYN = re.compile(r'^"((?:[^"\\]|\\.)*)"\s*(EXACT|NARROW|BROAD|RELATED)?')
 
 
