@@ -27,9 +27,9 @@ def require(module: str, *, extra: str, purpose: str | None = None) -> ModuleTyp
 
     Examples
     --------
-    >>> np = require("numpy", extra="core")
-    >>> np.__name__
-    'numpy'
+    >>> sparse = require("scipy.sparse", extra="all")
+    >>> sparse.__name__
+    'scipy.sparse'
     """
     try:
         return importlib.import_module(module)

@@ -75,8 +75,14 @@ def test_taxonomy_has_the_design_note_tree(taxonomy):
         assert kids <= set(children[parent]), parent
     assert set(children["root"]) == required["root"], "no new top-level branches"
     assert taxonomy.is_tree
-    assert taxonomy.summary()["branches"] == ["Normal", "Lung", "Pleura", "Cardiomediastinal", "Musculoskeletal",
-                                              "Devices"]
+    assert taxonomy.summary()["branches"] == [
+        "Normal",
+        "Lung",
+        "Pleura",
+        "Cardiomediastinal",
+        "Musculoskeletal",
+        "Devices",
+    ]
     assert len(taxonomy) <= 40
 
 
@@ -88,9 +94,14 @@ def test_taxonomy_prompts_descriptions_and_labels(taxonomy):
         assert 3 <= len(prompts) <= 5, node
         assert all(p[0].isupper() and p.rstrip().endswith(".") for p in prompts), node
         assert data["descriptions"].get(node), node
-    for spelling, node in [("Effusion", "Pleural Effusion"), ("Infiltrate", "Infiltration"),
-                           ("Pleural_Thickening", "Pleural Thickening"), ("Hernia, Hiatal", "Hernia"),
-                           ("Nodule/Mass", "Lung Lesion"), ("Airspace Disease", "Lung Opacity")]:
+    for spelling, node in [
+        ("Effusion", "Pleural Effusion"),
+        ("Infiltrate", "Infiltration"),
+        ("Pleural_Thickening", "Pleural Thickening"),
+        ("Hernia, Hiatal", "Hernia"),
+        ("Nodule/Mass", "Lung Lesion"),
+        ("Airspace Disease", "Lung Opacity"),
+    ]:
         assert taxonomy.map_label(spelling) == node
 
 
@@ -139,20 +150,34 @@ def test_map_headings_hand_checked():
     mesh_map = cr.load_mesh_map()
     # 1. qualifier keys beat the bare head, in any position; IU's normal study heading.
     assert cr.map_headings(["Lung/bilateral/hyperdistention/mild", "Lung/hypoinflation", "normal"], mesh_map) == (
-        ["Hyperinflation", "Hypoinflation", "No Finding"], [], [],
+        ["Hyperinflation", "Hypoinflation", "No Finding"],
+        [],
+        [],
     )
     # 2. location decides: aortic calcification vs calcified hilar nodes; technical quality is ignored.
     assert cr.map_headings(
-        ["Calcinosis/aorta/mild", "Calcinosis/lung/hilum/lymph nodes/right", "Technical Quality of Image Unsatisfactory "],
+        [
+            "Calcinosis/aorta/mild",
+            "Calcinosis/lung/hilum/lymph nodes/right",
+            "Technical Quality of Image Unsatisfactory ",
+        ],
         mesh_map,
     ) == (["Aortic Calcification", "Granuloma"], [], ["Technical Quality of Image Unsatisfactory "])
     # 3. case and whitespace insensitive heads; unknown heads come back unmapped, as given.
     assert cr.map_headings(
-        ["Thoracic vertebrae/degenerative/mild", "Subcutaneous  Emphysema/right", "Pleural Effusion/left/small",
-         "Costophrenic Angle/left/obscured", "Quux/left"],
+        [
+            "Thoracic vertebrae/degenerative/mild",
+            "Subcutaneous  Emphysema/right",
+            "Pleural Effusion/left/small",
+            "Costophrenic Angle/left/obscured",
+            "Quux/left",
+        ],
         mesh_map,
-    ) == (["Degenerative Changes", "Musculoskeletal", "Pleural Effusion"], ["Quux/left"],
-          ["Costophrenic Angle/left/obscured"])
+    ) == (
+        ["Degenerative Changes", "Musculoskeletal", "Pleural Effusion"],
+        ["Quux/left"],
+        ["Costophrenic Angle/left/obscured"],
+    )
 
 
 def test_map_headings_specificity_and_ties():
@@ -260,8 +285,10 @@ def test_benchmark_frame_and_labels(bench, taxonomy):
             assert not cr._ancestors(node, parents) & set(labels), labels  # most specific only
         assert "No Finding" not in labels or labels == ["No Finding"]
     assert stats["n_reports_total"] == 3955
-    assert stats["n_used"] == len(frame) == (
-        stats["n_reports_total"] - stats["n_without_text"] - stats["n_without_mapped_label"]
+    assert (
+        stats["n_used"]
+        == len(frame)
+        == (stats["n_reports_total"] - stats["n_without_text"] - stats["n_without_mapped_label"])
     )
     assert sum(stats["label_counts"].values()) == sum(len(x) for x in frame["labels"])
     assert stats["taxonomy"] == "cxr_anatomic_v1"

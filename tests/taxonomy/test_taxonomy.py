@@ -286,7 +286,7 @@ def test_map_label_by_id_normalisation_and_synonyms():
     ]
     with pytest.raises(
         InputError,
-        match=r"label 'efusion' matches no node or synonym of taxonomy 'custom'\. Did you mean: 'effusion', 'pleural effusion'\?",
+        match=r"label 'efusion' matches no node or synonym of taxonomy 'custom'\. Did you mean: 'Pleural Effusion'\?",
     ):
         tax.map_label("efusion")
     with pytest.raises(InputError, match=r"unknown node 'Heart'"):

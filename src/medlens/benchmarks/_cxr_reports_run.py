@@ -115,6 +115,7 @@ def run(
             "calibration": rep,
             "test": test,
             "test_cae_rate": test["cae_rate"],
+            "test_cae_se": float(np.sqrt(test["cae_rate"] * (1 - test["cae_rate"]) / max(1, test["n"]))),
             "test_coverage": test["coverage"],
             "test_hF": test["hF"],
             "test_cae_within_alpha": bool(test["cae_rate"] <= alpha),
@@ -236,6 +237,12 @@ def report_section(metrics: dict[str, Any]) -> Any:
             trows,
             caption="Risk-constrained thresholds (fitted on calibration, checked on test)",
         )
+    )
+    s.paragraph(
+        "CRC bounds the expected CAE rate of a new report (over calibration draws), so one test split can land "
+        "above α by sampling noise; LTT bounds the probability that the true rate exceeds α by δ and is therefore "
+        "more conservative; the empirical rule has no guarantee.",
+        cls="note",
     )
     try:
         from medlens.report._plots import branch_confusion_figure, risk_coverage_figure

@@ -206,12 +206,19 @@ def predict_cmd(
     import json
 
     from medlens._provenance import provenance, stamp
+    from medlens._validation import InputError
     from medlens.io._tables import read_score_table, write_label_table
     from medlens.risk import RiskConstrainedThresholder
 
     th = RiskConstrainedThresholder.load(thresholds)
     aggregator = json.loads(Path(thresholds).read_text(encoding="utf-8")).get("aggregator")
-    st = read_score_table(scores, th.taxonomy, from_leaves=aggregator)
+    try:
+        st = read_score_table(scores, th.taxonomy, from_leaves=aggregator)
+    except InputError as exc:
+        layout = f"one column per leaf, aggregated with {aggregator!r}" if aggregator else "one column per node"
+        raise InputError(
+            f"{exc} The thresholds in {thresholds} were fitted on scores with {layout}; give --scores in that layout."
+        ) from None
     labels = th.predict(st.scores)
     write_label_table(out, st.ids, labels)
     root = th.taxonomy.root

@@ -17,6 +17,8 @@ __all__ = [
     "sample_cae",
     "branch_columns",
     "truth_is_deep",
+    "implied_cross_branch",
+    "bad_node_matrix",
 ]
 
 
@@ -204,22 +206,48 @@ def branch_columns(tax: Taxonomy, k: int) -> np.ndarray:
     return np.flatnonzero(tax.depths == k)
 
 
+def implied_cross_branch(y_true: EncodedLabels, rows: np.ndarray, nodes: np.ndarray, k: int) -> np.ndarray:
+    """Whether each (sample, node) pair is cross-branch against the whole true set at depth ``k``.
+
+    A node at depth >= k is cross-branch when its branch set is disjoint from the branches of every true
+    finding (``branch_k(node) ∩ ∪_t branch_k(t) = ∅``) and every true most-specific node is at depth >= k.
+    """
+    tax = y_true.taxonomy
+    cols = branch_columns(tax, k)
+    bk = tax.branch_matrix(k)[:, cols].tocsr()
+    tb = y_true.closure[:, cols].tocsr()
+    deep = tax.depths[nodes] >= k
+    return deep & (rowwise_overlap(bk[nodes], tb[rows]) == 0) & truth_is_deep(y_true, k)[rows]
+
+
 def sample_cae(y_true: EncodedLabels, y_pred: EncodedLabels, k: int) -> np.ndarray:
     """Per-sample Catastrophic Abstraction Error indicator (bool array of shape (n_samples,)).
 
     Single-label: the prediction and the truth are cross-branch (see :func:`cross_branch_pairs`).
-    Multi-label: some predicted finding (any node of the prediction's upward closure, so every implied
-    branch counts) lies in a depth-k branch that holds no true finding, and every true most-specific node is
-    at depth >= k (a truth shallower than k carries no branch to contradict).
+    Multi-label: some predicted finding, or a finding it implies (an ancestor: a positive child implies its
+    parents), is cross-branch against the whole true set (see :func:`implied_cross_branch`). In a tree this is
+    "a predicted finding in a depth-k branch that holds no true finding"; raising a threshold can only
+    remove such findings, so the indicator is monotone in thresholds.
     """
     tax = y_true.taxonomy
     if y_true.single is not None and y_pred.single is not None:
         return cross_branch_pairs(tax, y_pred.single, y_true.single, k)
+    c = y_pred.closure.tocoo()
+    bad = implied_cross_branch(y_true, c.row.astype(np.int64), c.col.astype(np.int64), k)
+    out = np.zeros(y_true.n, dtype=bool)
+    out[c.row[bad]] = True
+    return out
+
+
+def bad_node_matrix(y_true: EncodedLabels, k: int) -> np.ndarray:
+    """Dense (n_samples, n_nodes) bool: nodes that would be cross-branch against each sample's true set."""
+    tax = y_true.taxonomy
     cols = branch_columns(tax, k)
-    tb = y_true.closure[:, cols]
-    pb = y_pred.closure[:, cols]
-    wrong = row_counts(pb) > rowwise_overlap(pb, tb)
-    return wrong & truth_is_deep(y_true, k)
+    bk = tax.branch_matrix(k)[:, cols].astype(np.int32).tocsr()
+    tb = y_true.closure[:, cols].astype(np.int32).tocsr()
+    overlap = (tb @ bk.T).toarray() > 0
+    deep = tax.depths >= k
+    return deep[None, :] & ~overlap & truth_is_deep(y_true, k)[:, None]
 
 
 def truth_is_deep(y_true: EncodedLabels, k: int) -> np.ndarray:

@@ -22,12 +22,12 @@ from medlens._validation import InputError, check_interval, check_option, check_
 from medlens.hierarchy._core import (
     branch_columns,
     cross_branch_pairs,
+    implied_cross_branch,
     lca_index,
     pair_distance,
     row_counts,
     rowwise_overlap,
     sample_cae,
-    truth_is_deep,
 )
 from medlens.hierarchy._encode import EncodedLabels, LabelsLike, encode_labels
 from medlens.hierarchy._stats import Ratio
@@ -157,6 +157,7 @@ class CAEResult:
     branch_depth: int
     branches: list[str] = field(default_factory=list)
     confusion: list[list[int]] = field(default_factory=list)
+    taxonomy: dict[str, str | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -226,6 +227,7 @@ def _cae_from_encoded(t: EncodedLabels, p: EncodedLabels, k: int) -> CAEResult:
         branch_depth=int(k),
         branches=names,
         confusion=conf.tolist(),
+        taxonomy={"name": t.taxonomy.name, "version": t.taxonomy.version},
     )
 
 
@@ -249,6 +251,8 @@ class ErrorBreakdown:
     counts: dict[str, int]
     n_items: int
     unit: str
+    branch_depth: int = 1
+    taxonomy: dict[str, str | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -280,14 +284,11 @@ def _breakdown_items(t: EncodedLabels, p: EncodedLabels, k: int) -> tuple[np.nda
         exact = np.asarray(tms[rows, pi]).ravel().astype(bool) & (pi != 0)
         coarse = (np.asarray(t.closure[rows, pi]).ravel().astype(bool) | (pi == 0)) & ~exact
         specific = (rowwise_overlap(anc[pi], tms[rows]) > 0) & ~exact & ~coarse
-        cols = branch_columns(tax, k)
-        b = tax.branch_matrix(k)[:, cols]
-        tb = t.closure[:, cols]
-        deep_truth = truth_is_deep(t, k)
-        bp = b[pi]
-        # As for the sample-level CAE: a predicted node is cross-branch when one of the branches it implies
-        # holds no true finding (in a tree: its branch is not a true branch).
-        cross = (row_counts(bp) > rowwise_overlap(bp, tb[rows])) & deep_truth[rows]
+        # An item is cross-branch when it, or a finding it implies (an ancestor), is cross-branch against the
+        # true set: a sample is a CAE exactly when one of its items is cross-branch.
+        anc = tax.ancestor_matrix[pi].tocoo()
+        item_bad = implied_cross_branch(t, rows[anc.row], anc.col.astype(np.int64), k)
+        cross = np.bincount(anc.row[item_bad], minlength=len(rows)) > 0
     kind = np.full(len(rows), 3, dtype=np.int64)  # within_branch by default
     kind[cross] = 4
     kind[specific] = 2
@@ -324,6 +325,8 @@ def _breakdown_from_encoded(t: EncodedLabels, p: EncodedLabels, k: int) -> Error
         counts={name: int(c) for name, c in zip(_KINDS, counts, strict=True)},
         n_items=n,
         unit="sample" if single else "predicted node",
+        branch_depth=int(k),
+        taxonomy={"name": t.taxonomy.name, "version": t.taxonomy.version},
     )
 
 

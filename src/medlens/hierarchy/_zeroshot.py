@@ -71,6 +71,7 @@ def prompt_node_similarity(
     embed: Callable[[list[str]], np.ndarray],
     normal_branch: str | None = "Normal",
     negation: bool = True,
+    normal_from_findings: bool = True,
 ) -> tuple[np.ndarray, list[str]]:
     """Raw zero-shot similarity of every text to every non-root node's prompts.
 
@@ -86,6 +87,9 @@ def prompt_node_similarity(
         Nodes in this branch (and the branch node) also see negated sentences.
     negation : bool
         Ignore negated sentences for finding nodes.
+    normal_from_findings : bool
+        Score the normal branch as ``-max`` of the finding similarities ("nothing abnormal is asserted")
+        instead of by its own prompts, which match the negated sentences of abnormal reports as well.
 
     Returns
     -------
@@ -125,6 +129,8 @@ def prompt_node_similarity(
     doc_arr = np.array(doc)
     masked = np.where(neg[:, None] & ~normal[None, :], -1.0, s)
     np.maximum.at(sim, doc_arr, masked)
+    if normal_from_findings and normal.any() and (~normal).any():
+        sim[:, normal] = -sim[:, ~normal].max(axis=1, keepdims=True)
     return sim, nodes
 
 

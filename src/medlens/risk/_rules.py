@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
-from medlens.hierarchy._core import branch_columns, sample_cae, truth_is_deep
+from medlens.hierarchy._core import bad_node_matrix, sample_cae
 from medlens.hierarchy._encode import EncodedLabels, _from_single
 from medlens.taxonomy import Taxonomy
 
@@ -107,13 +108,11 @@ def loss_curve(scores: np.ndarray, y_true: EncodedLabels, *, rule: str, k: int) 
         m = np.where(cae & reachable, ps, -np.inf).max(axis=1)
         c = np.where(paths != 0, ps, -np.inf).max(axis=1)
         return LossCurve(m, c)
-    cols = branch_columns(tax, k)
-    desc = tax.descendant_matrix.tocsr()
-    sub = np.empty((n, len(cols)))
-    for j, b in enumerate(cols):
-        sub[:, j] = scores[:, desc.indices[desc.indptr[b] : desc.indptr[b + 1]]].max(axis=1)
-    tb = y_true.closure[:, cols].toarray()
-    m = np.where(tb, -np.inf, sub).max(axis=1) if len(cols) else np.full(n, -np.inf)
-    m = np.where(truth_is_deep(y_true, k), m, -np.inf)
+    # Predicting q implies its ancestors; the sample is a CAE at λ iff some node q with score >= λ has a
+    # cross-branch ancestor-or-self ("tainted"). The loss is therefore 1[λ <= max tainted score].
+    bad = bad_node_matrix(y_true, k)
+    tainted = (sp.csr_matrix(bad.astype(np.int32)) @ tax.descendant_matrix.astype(np.int32)).toarray() > 0
+    tainted[:, 0] = False
+    m = np.where(tainted, scores, -np.inf).max(axis=1)
     c = scores[:, 1:].max(axis=1) if scores.shape[1] > 1 else np.full(n, -np.inf)
     return LossCurve(m, c)

@@ -429,10 +429,14 @@ class Taxonomy:
             return label
         hit = self._label_lookup.get(_norm(label))
         if hit is None:
-            choices = list(self._label_lookup)
+            from difflib import get_close_matches
+
+            close = get_close_matches(_norm(label), list(self._label_lookup), n=6, cutoff=0.6)
+            nodes = list(dict.fromkeys(self._label_lookup[c] for c in close))[:3]
+            hint = f" Did you mean: {', '.join(repr(n) for n in nodes)}?" if nodes else ""
             raise InputError(
-                f"label {label!r} matches no node or synonym of taxonomy {self.name!r}."
-                f"{did_you_mean(_norm(label), choices)} Add it to the taxonomy's 'labels' or map it explicitly."
+                f"label {label!r} matches no node or synonym of taxonomy {self.name!r}.{hint} "
+                "Add it to the taxonomy's 'labels' or map it explicitly."
             )
         return hit
 
