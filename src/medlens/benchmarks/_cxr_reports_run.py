@@ -25,6 +25,7 @@ import numpy as np
 from medlens._provenance import config_hash, provenance, stamp
 from medlens.benchmarks._spec import BenchmarkSpec
 from medlens.io._atomic import atomic_write_json
+from medlens.io._jsonl import prepare_run_dir
 from medlens.io._tables import write_label_table
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,13 @@ def run(
     ci: float | None = 0.95,
     n_bootstrap: int = 1000,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Run the benchmark into ``out_dir`` and return the ``metrics.json`` document."""
+    """Run the benchmark into ``out_dir`` and return the ``metrics.json`` document.
+
+    ``out_dir`` gets a ``manifest.json`` with the config hash; a folder made with another config is refused
+    unless ``overwrite``.
+    """
     from medlens.benchmarks.cxr_reports import load_cxr_reports
     from medlens.encoders import load_encoder
     from medlens.hierarchy import encode_labels, evaluate
@@ -68,7 +74,18 @@ def run(
 
     t0 = time.perf_counter()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    config = {
+        "benchmark": "cxr-reports",
+        "alpha": alpha,
+        "delta": delta,
+        "branch_depth": k,
+        "seed": seed,
+        "encoder": encoder,
+        "ci": ci,
+        "n_bootstrap": n_bootstrap,
+        "baseline_threshold": BASELINE_THRESHOLD,
+    }
+    prepare_run_dir(out, config, overwrite=overwrite)
     data = load_cxr_reports(seed=seed)
     tax = load_taxonomy(data.taxonomy)
     frame = data.frame
@@ -121,17 +138,6 @@ def run(
             "test_cae_within_alpha": bool(test["cae_rate"] <= alpha),
         }
         atomic_write_json(out / f"thresholds_{method}.json", th.to_dict())
-    config = {
-        "benchmark": "cxr-reports",
-        "alpha": alpha,
-        "delta": delta,
-        "branch_depth": k,
-        "seed": seed,
-        "encoder": encoder,
-        "ci": ci,
-        "n_bootstrap": n_bootstrap,
-        "baseline_threshold": BASELINE_THRESHOLD,
-    }
     prov = provenance(
         command="demo cxr-reports",
         config=config,

@@ -16,6 +16,7 @@ def demo(
     alpha: float = typer.Option(0.02, "--alpha", help="Target CAE rate of the risk-constrained thresholds."),
     branch_depth: int = typer.Option(1, "--branch-depth", "-k", help="Depth of the branches a CAE crosses."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and the bootstrap."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run made with another configuration."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Run the embedded demo (real data shipped in installed packages; nothing is downloaded).
@@ -33,7 +34,9 @@ def demo(
     summary = {}
     for name in DEMO_BENCHMARKS:
         spec = BENCHMARKS.get(name)
-        doc = spec.run(out / name, alpha=alpha, k=branch_depth, seed=seed, progress=progress_enabled(as_json))
+        doc = spec.run(
+            out / name, alpha=alpha, k=branch_depth, seed=seed, progress=progress_enabled(as_json), overwrite=overwrite
+        )
         b = doc["baseline_test"]
         summary[name] = {
             "metrics": str(out / name / "metrics.json"),

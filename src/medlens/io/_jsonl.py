@@ -18,7 +18,7 @@ from medlens._provenance import SCHEMA_VERSION, config_hash
 from medlens._validation import InputError
 from medlens.io._atomic import atomic_write_json, to_json
 
-__all__ = ["JsonlRun", "RunManifestMismatch", "read_jsonl"]
+__all__ = ["JsonlRun", "RunManifestMismatch", "prepare_run_dir", "read_jsonl"]
 
 
 class RunManifestMismatch(InputError):
@@ -40,6 +40,46 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
             if not isinstance(obj, dict):
                 raise InputError(f"{path}: line {lineno} must be a JSON object; got {type(obj).__name__}.")
             yield obj
+
+
+def prepare_run_dir(
+    out_dir: str | os.PathLike,
+    config: dict[str, Any],
+    *,
+    overwrite: bool = False,
+    provenance: dict[str, Any] | None = None,
+) -> bool:
+    """Create a run folder and write its ``manifest.json``; refuse a folder made with another config.
+
+    Returns ``True`` when an existing run with a different config was discarded (``overwrite=True``), so the
+    caller can delete its old results. Raises :class:`RunManifestMismatch` when the configs differ and
+    ``overwrite`` is false.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder; give a folder path for this run.")
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = out / JsonlRun.manifest_name
+    digest = config_hash(config)
+    discarded = False
+    if manifest.exists():
+        try:
+            old = json.loads(manifest.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            old = {}
+        if old.get("config_hash") != digest:
+            if not overwrite:
+                raise RunManifestMismatch(
+                    f"{out} holds a run with a different configuration (config hash "
+                    f"{str(old.get('config_hash', '?'))[:12]} vs {digest[:12]}). Use another --out folder, "
+                    "or pass --overwrite to discard it."
+                )
+            discarded = True
+    atomic_write_json(
+        manifest,
+        {"schema_version": SCHEMA_VERSION, "config_hash": digest, "config": config, "provenance": provenance or {}},
+    )
+    return discarded
 
 
 class JsonlRun:
@@ -87,28 +127,8 @@ class JsonlRun:
         self.manifest_path = self.dir / self.manifest_name
         self.results_path = self.dir / self.results_name
         self._fh = None
-        if self.dir.exists() and not self.dir.is_dir():
-            raise InputError(f"--out {self.dir} exists and is not a folder; give a folder path for this run.")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if self.manifest_path.exists():
-            old = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-            if old.get("config_hash") != self.config_hash:
-                if not overwrite:
-                    raise RunManifestMismatch(
-                        f"{self.dir} holds a run with a different configuration (config hash "
-                        f"{old.get('config_hash', '?')[:12]} vs {self.config_hash[:12]}). Use another --out folder, "
-                        "or pass --overwrite to discard it."
-                    )
-                self.results_path.unlink(missing_ok=True)
-        atomic_write_json(
-            self.manifest_path,
-            {
-                "schema_version": SCHEMA_VERSION,
-                "config_hash": self.config_hash,
-                "config": config,
-                "provenance": provenance or {},
-            },
-        )
+        if prepare_run_dir(self.dir, config, overwrite=overwrite, provenance=provenance):
+            self.results_path.unlink(missing_ok=True)
         self._repair_tail()
 
     def _repair_tail(self) -> None:
