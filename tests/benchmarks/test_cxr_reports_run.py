@@ -64,6 +64,10 @@ def test_demo_writes_metrics_report_and_manifest(tmp_path, fake_encoder, capsys)
             assert c["calibration_risk"] <= 0.02 + 1e-12
         assert r["test"]["cae_rate"] == r["test_cae_rate"]
         assert (out / "cxr-reports" / f"thresholds_{method}.json").is_file()
+    for method in ("crc", "ltt", "empirical"):  # the back-off (climb) rule: one node per report
+        c = m["thresholds_climb"][method]["calibration"]
+        assert c["rule"] == "climb"
+        assert (out / "cxr-reports" / f"thresholds_{method}_climb.json").is_file()
     html = (out / "report.html").read_text()
     assert "cxr-reports" in html
     assert html.count("data:image/png;base64,") == 3
