@@ -110,7 +110,8 @@ def test_usage_errors_exit_2(cli, args):
     assert res.rc == 2, (res.rc, res.err)
     assert "internal error" not in res.err
     assert "Traceback" not in res.err
-    assert "Error" in res.err
+    assert res.err.startswith("medlens: error: ")
+    assert len(res.err.strip().splitlines()) == 1  # one line, like every other bad input
     assert res.out == ""
 
 
@@ -517,3 +518,30 @@ def test_taxonomy_validate_missing_file(cli, tmp_path):
 
 def test_taxonomy_show_unknown_name(cli):
     assert_user_error(cli("taxonomy", "show", "cxr_anatomic"), "Unknown taxonomy 'cxr_anatomic'", "Did you mean")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["taxonomy", "list", "--json"],
+        ["taxonomy", "show", "chexpert_pham", "--json"],
+        ["doctor", "--json"],
+    ],
+    ids=["taxonomy-list", "taxonomy-show", "doctor"],
+)
+def test_every_json_output_carries_schema_version_and_provenance(cli, args):
+    res = cli(*args)
+    assert res.rc == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["schema_version"]
+    assert {"medlens_version", "command", "config_hash"} <= set(doc["provenance"])
+
+
+def test_taxonomy_validate_json_has_provenance(cli, tmp_path):
+    f = tmp_path / "t.yaml"
+    f.write_text("name: t\nroot: root\nchildren:\n  root: [A, B]\n")
+    res = cli("taxonomy", "validate", str(f), "--json")
+    assert res.rc == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["valid"] is True
+    assert doc["provenance"]["input_hashes"]["taxonomy"]["sha256"]

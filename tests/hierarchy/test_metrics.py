@@ -296,8 +296,8 @@ def test_mistake_severity_tree(toy_tree):
     assert mistake_severity(y_true, y_pred, taxonomy=toy_tree) == pytest.approx(1.5)
     assert mistake_severity(y_true, y_pred, taxonomy=toy_tree, convention="true_edges") == pytest.approx(1.0)
     assert math.isnan(mistake_severity(["Edema"], ["Edema"], taxonomy=toy_tree))
-    # an abstention is a mistake at the root: height 2 - 0
-    assert mistake_severity(["Edema"], ["root"], taxonomy=toy_tree) == pytest.approx(2.0)
+    # an abstention is not a mistake (it lowers coverage instead): nothing is left to average
+    assert math.isnan(mistake_severity(["Edema"], ["root"], taxonomy=toy_tree))
     with pytest.raises(InputError, match=r"The 'convention' parameter must be one of"):
         mistake_severity(y_true, y_pred, taxonomy=toy_tree, convention="depth")
 

@@ -157,16 +157,21 @@ class _Brute:
         return bool(bp) and bool(bt) and not (bp & bt)
 
     def cae_sets(self, pred: list[str], true: list[str]) -> bool:
+        """Some most-specific predicted node is cross-branch against the true set (the rule of ``item_cae``)."""
         tc = set().union(*(self.closure[t] for t in true))
-        if not tc:
+        true_ms = [v for v in tc if not any(c in tc for c in self.tax.children(v))] or [self.tax.root]
+        pc = set().union(*(self.closure[p] for p in pred)) if pred else set()
+        pred_ms = [v for v in pc if not any(c in pc for c in self.tax.children(v))]
+        deep_truth = [t for t in true_ms if self.tax.depth(t) >= self.k]
+        shallow_truth = [t for t in true_ms if self.tax.depth(t) < self.k]
+        if not deep_truth:
             return False
-        ms = [v for v in tc if not any(c in tc for c in self.tax.children(v))]
-        if any(self.tax.depth(v) < self.k for v in ms):
-            return False
-        tb = set().union(*(self.branch[t] for t in tc))
-        implied = set().union(*(self.closure[p] for p in pred)) if pred else set()
-        # a predicted finding, or one it implies, whose branch set is disjoint from every true branch
-        return any(self.branch[a] and not (self.branch[a] & tb) for a in implied)
+        tb = set().union(*(self.branch[t] for t in deep_truth))
+        for p in pred_ms:
+            covered = any(t == self.tax.root or t in self.closure[p] for t in shallow_truth)
+            if self.branch[p] and not (self.branch[p] & tb) and not covered:
+                return True
+        return False
 
     def loss(self, rule: str, s: np.ndarray, truth: list[str], single_truth: bool, lam: float) -> tuple[bool, bool]:
         """(CAE, covered) of one sample at λ."""
@@ -250,7 +255,8 @@ def test_loss_curve_equals_brute_force(tax_name, rule, k, truth, kind):
 def test_loss_curve_in_dag_with_cross_branch_parents(seed):
     """Climbing in a DAG whose node has parents in two branches can leave a branch and re-enter another, so the
     CAE indicator need not be monotone in λ; the curve must then be its tightest monotone upper envelope
-    (conservative, which keeps CRC/LTT valid). The multilabel rule stays exactly monotone."""
+    (conservative, which keeps CRC/LTT valid). The same holds for the multilabel rule, where dropping a node can
+    expose a parent in another branch."""
     rng = np.random.default_rng(100 + seed)
     tax = _random_dag(rng)
     assert not tax.is_tree
@@ -259,7 +265,8 @@ def test_loss_curve_in_dag_with_cross_branch_parents(seed):
             s, labels, y = _problem(tax, "uniform", truth, rng, k=k)
             cae, _ = _brute_matrix(tax, "multilabel", k, s, labels, y)
             curve = loss_curve(s, y, rule="multilabel", k=k)
-            np.testing.assert_array_equal(LAMBDAS[None, :] <= curve.cae_critical[:, None], cae)
+            envelope = np.maximum.accumulate(cae[:, ::-1], axis=1)[:, ::-1]  # 1 if CAE at any λ' >= λ
+            np.testing.assert_array_equal(LAMBDAS[None, :] <= curve.cae_critical[:, None], envelope)
             cae, cov = _brute_matrix(tax, "climb", k, s, labels, y)
             curve = loss_curve(s, y, rule="climb", k=k)
             envelope = np.maximum.accumulate(cae[:, ::-1], axis=1)[:, ::-1]  # 1 if CAE at any λ' >= λ
@@ -574,3 +581,31 @@ def test_report_agrees_with_hierarchy_metrics(synthetic, tax_name, rule):
     assert rep.calibration_risk == pytest.approx(ev.cae_rate)
     assert rep.coverage == pytest.approx(ev.coverage)
     assert rep.hF == pytest.approx(ev.hF)
+
+
+def test_dataframe_scores_are_validated():
+    import pandas as pd
+
+    tax = load_taxonomy("chexpert_pham")
+    df = pd.DataFrame(np.full((3, len(tax) - 1), 0.5), columns=list(tax.nodes[1:]))
+    df.iloc[1, 2] = np.nan
+    th = RiskConstrainedThresholder(tax, alpha=0.1)
+    with pytest.raises(InputError, match="must contain finite numbers"):
+        th.fit(df, ["Edema", "Edema", "Edema"])
+    df.iloc[1, 2] = 5.0
+    with pytest.raises(InputError, match=r"must be probabilities in \[0, 1\]"):
+        th.fit(df, ["Edema", "Edema", "Edema"])
+
+
+def test_thresholds_refuse_a_taxonomy_with_another_structure(tmp_path):
+    tax = Taxonomy({"root": ["A", "B"], "A": ["a1", "a2"], "B": ["b1"]}, name="mine", version="1")
+    rng = np.random.default_rng(0)
+    s = rng.random((200, len(tax)))
+    y = rng.choice(["a1", "a2", "b1"], size=200).tolist()
+    doc = RiskConstrainedThresholder(tax, alpha=0.2, method="empirical").fit(s, y).to_dict()
+    assert doc["taxonomy_sha256"] == tax.content_hash()
+    changed = dict(doc)
+    changed["taxonomy"] = {**doc["taxonomy"], "children": {"root": ["A", "B"], "A": ["a1"], "B": ["b1", "a2"]}}
+    with pytest.raises(InputError, match="has another structure"):
+        RiskConstrainedThresholder.from_dict(changed)
+    assert RiskConstrainedThresholder.from_dict(doc).lambda_ == doc["lambda"]

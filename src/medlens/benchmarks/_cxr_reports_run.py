@@ -128,7 +128,15 @@ def run(
         pred = th._encode_prediction(scores[te], th.lambda_)
         test = evaluate(y_te, pred, taxonomy=tax, k=k, ci=ci, n_bootstrap=n_bootstrap, seed=seed).to_dict()
         suffix = "" if rule == "multilabel" else f"_{rule}"
-        atomic_write_json(out / f"thresholds_{method}{suffix}.json", th.to_dict())
+        doc = th.to_dict()
+        doc["provenance"] = provenance(
+            command=f"demo cxr-reports ({rule}, {method})",
+            config=config,
+            seed=seed,
+            taxonomy=tax,
+            models={"text_encoder": enc.model_id},
+        )
+        atomic_write_json(out / f"thresholds_{method}{suffix}.json", doc)
         return {
             "calibration": th.report().to_dict(),
             "test": test,
@@ -273,7 +281,10 @@ def report_section(metrics: dict[str, Any]) -> Any:
                 branch_confusion_figure(
                     bc["true_branches"], bc["predicted_branches"], bc["counts"], title="test split, threshold 0.5"
                 ),
-                "Branch confusion (true branch × predicted branch); off-diagonal cells are CAEs.",
+                "Branch confusion: for every report, each (true branch, predicted branch) pair is counted, and "
+                "'(none)' counts reports with no prediction in any branch. For single-label data the off-diagonal "
+                "cells are the CAEs; for label sets a report is a CAE only when a predicted branch holds no true "
+                "finding, so off-diagonal counts exceed the number of CAEs.",
             )
         )
         crc_bc = metrics["thresholds"]["crc"]["test"]["branch_confusion"]

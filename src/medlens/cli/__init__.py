@@ -68,7 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     except exit_types as exc:
         return int(getattr(exc, "exit_code", 0) or 0)
     except click_exc.UsageError as exc:
-        exc.show()
+        if isinstance(exc, getattr(click_exc, "NoArgsIsHelpError", ())):
+            exc.show()  # a bare group: show its help
+            return 2
+        where = exc.ctx.command_path if exc.ctx is not None else "medlens"
+        msg = " ".join(exc.format_message().split())
+        sys.stderr.write(f"medlens: error: {msg} (see '{where} --help')\n")
         return 2
     except click_exc.ClickException as exc:
         exc.show()

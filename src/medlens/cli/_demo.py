@@ -51,7 +51,10 @@ def demo(
     info = build_report(out, out / "report.html")
     summary["report"] = info["report"]
     if as_json:
-        emit_json(summary)
+        from medlens._provenance import provenance, stamp
+
+        config = {"out": str(out), "alpha": alpha, "branch_depth": branch_depth, "seed": seed}
+        emit_json(stamp(summary, provenance(command="demo", config=config, seed=seed)))
         return
     c = console()
     for name, s in summary.items():

@@ -56,7 +56,9 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON on std
         "data": data,
     }
     if as_json:
-        emit_json(info)
+        from medlens._provenance import provenance, stamp
+
+        emit_json(stamp(info, provenance(command="doctor")))
         return
     c = console()
     c.print(f"medlens {__version__} on Python {info['python']} ({info['platform']})", markup=False)

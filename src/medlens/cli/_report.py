@@ -43,6 +43,8 @@ def report(
     """
     info = build_report(run, out or Path(run) / "report.html")
     if as_json:
-        emit_json(info)
+        from medlens._provenance import provenance, stamp
+
+        emit_json(stamp(info, provenance(command="report", config={"run": str(run)})))
     else:
         console().print(f"wrote {info['report']} ({', '.join(info['sections'])})", markup=False)

@@ -19,7 +19,9 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdo
 
     items = list_taxonomies()
     if as_json:
-        emit_json({"taxonomies": items})
+        from medlens._provenance import provenance, stamp
+
+        emit_json(stamp({"taxonomies": items}, provenance(command="taxonomy list")))
         return
     from rich.table import Table
 
@@ -59,9 +61,11 @@ def show(
 
     tax = load_taxonomy(name)
     if as_json:
+        from medlens._provenance import provenance, stamp
+
         out = tax.summary()
         out["definition"] = tax.to_dict() if len(tax) <= 5000 else None
-        emit_json(out)
+        emit_json(stamp(out, provenance(command="taxonomy show", config={"name": name}, taxonomy=tax)))
         return
     c = console()
     s = tax.summary()
@@ -89,7 +93,10 @@ def validate(
     tax = read_taxonomy_file(file)
     s = tax.summary()
     if as_json:
-        emit_json({"valid": True, **s})
+        from medlens._provenance import provenance, stamp
+
+        prov = provenance(command="taxonomy validate", inputs={"taxonomy": file}, taxonomy=tax)
+        emit_json(stamp({"valid": True, **s}, prov))
     else:
         console().print(
             f"{file}: valid ({s['n_nodes']} nodes, height {s['height']}, {'tree' if s['is_tree'] else 'DAG'})",

@@ -16,9 +16,10 @@ __all__ = [
     "cross_branch_pairs",
     "sample_cae",
     "branch_columns",
-    "truth_is_deep",
-    "implied_cross_branch",
+    "item_cae",
+    "predicted_items",
     "bad_node_matrix",
+    "up_distance",
 ]
 
 
@@ -159,10 +160,22 @@ def _dag_distance(tax: Taxonomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bfs_per_source(tax: Taxonomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def up_distance(tax: Taxonomy, u: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Edges on the shortest upward (child → parent) path from ``u[j]`` to its ancestor-or-self ``a[j]``."""
+    u = np.asarray(u, dtype=np.int64)
+    a = np.asarray(a, dtype=np.int64)
+    if tax.is_tree or len(u) == 0:
+        return (tax.depths[u] - tax.depths[a]).astype(np.int64)
+    up = tax.__dict__.get("_upward")
+    if up is None:
+        up = tax.__dict__["_upward"] = tax.adjacency.T.tocsr().astype(np.float64)
+    return _bfs_per_source(tax, u, a, graph=up)
+
+
+def _bfs_per_source(tax: Taxonomy, u: np.ndarray, v: np.ndarray, graph: sp.csr_matrix | None = None) -> np.ndarray:
     from scipy.sparse.csgraph import breadth_first_order
 
-    graph = _undirected(tax)
+    graph = _undirected(tax) if graph is None else graph
     out = np.zeros(len(u), dtype=np.int64)
     order = np.argsort(u, kind="stable")
     bounds = np.flatnonzero(np.diff(u[order])) + 1
@@ -206,54 +219,74 @@ def branch_columns(tax: Taxonomy, k: int) -> np.ndarray:
     return np.flatnonzero(tax.depths == k)
 
 
-def implied_cross_branch(y_true: EncodedLabels, rows: np.ndarray, nodes: np.ndarray, k: int) -> np.ndarray:
-    """Whether each (sample, node) pair is cross-branch against the whole true set at depth ``k``.
+def item_cae(y_true: EncodedLabels, rows: np.ndarray, nodes: np.ndarray, k: int) -> np.ndarray:
+    """Whether each predicted (sample, node) item is a Catastrophic Abstraction Error against the sample's truth.
 
-    A node at depth >= k is cross-branch when its branch set is disjoint from the branches of every true
-    finding (``branch_k(node) ∩ ∪_t branch_k(t) = ∅``) and every true most-specific node is at depth >= k.
+    The one rule used for single- and multi-label data, trees and DAGs (ARCHITECTURE.md): a predicted node
+    ``p`` is cross-branch when ``p`` is at depth >= k, the truth has at least one node at depth >= k, the
+    branch set of ``p`` is disjoint from the union of the true nodes' branch sets, and ``p`` does not lie
+    under a true node shallower than k (a shallow truth such as "Lung" covers everything below it). With one
+    true and one predicted node this is exactly "both at depth >= k and branch sets disjoint".
     """
     tax = y_true.taxonomy
+    rows = np.asarray(rows, dtype=np.int64)
+    nodes = np.asarray(nodes, dtype=np.int64)
     cols = branch_columns(tax, k)
     bk = tax.branch_matrix(k)[:, cols].tocsr()
     tb = y_true.closure[:, cols].tocsr()
+    has_deep_truth = row_counts(tb) > 0
     deep = tax.depths[nodes] >= k
-    return deep & (rowwise_overlap(bk[nodes], tb[rows]) == 0) & truth_is_deep(y_true, k)[rows]
+    disjoint = rowwise_overlap(bk[nodes], tb[rows]) == 0
+    out = deep & has_deep_truth[rows] & disjoint
+    shallow = _shallow_truth(y_true, k)
+    if shallow.nnz and out.any():
+        # covered when a shallow true node is an ancestor of p
+        cand = np.flatnonzero(out)
+        covered = rowwise_overlap(tax.ancestor_matrix[nodes[cand]], shallow[rows[cand]]) > 0
+        out[cand[covered]] = False
+    return out
+
+
+def _shallow_truth(y_true: EncodedLabels, k: int) -> sp.csr_matrix:
+    """Most-specific true nodes shallower than k (root included for an abstained truth), as a sparse matrix."""
+    tax = y_true.taxonomy
+    ms = y_true.most_specific.tocoo()
+    keep = tax.depths[ms.col] < k
+    rows = np.concatenate([ms.row[keep], np.flatnonzero(y_true.abstained)])
+    cols = np.concatenate([ms.col[keep], np.zeros(int(y_true.abstained.sum()), dtype=ms.col.dtype)])
+    return sp.csr_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=y_true.given.shape)
+
+
+def predicted_items(enc: EncodedLabels) -> tuple[np.ndarray, np.ndarray]:
+    """(sample, node) for every most-specific label, sorted by sample; an abstention is one item on the root."""
+    if enc.single is not None:
+        return np.arange(enc.n, dtype=np.int64), enc.single.astype(np.int64)
+    ms = enc.most_specific.tocoo()
+    abst = np.flatnonzero(enc.abstained)
+    rows = np.concatenate([ms.row.astype(np.int64), abst])
+    nodes = np.concatenate([ms.col.astype(np.int64), np.zeros(len(abst), dtype=np.int64)])
+    order = np.lexsort((nodes, rows))
+    return rows[order], nodes[order]
 
 
 def sample_cae(y_true: EncodedLabels, y_pred: EncodedLabels, k: int) -> np.ndarray:
     """Per-sample Catastrophic Abstraction Error indicator (bool array of shape (n_samples,)).
 
-    Single-label: the prediction and the truth are cross-branch (see :func:`cross_branch_pairs`).
-    Multi-label: some predicted finding, or a finding it implies (an ancestor: a positive child implies its
-    parents), is cross-branch against the whole true set (see :func:`implied_cross_branch`). In a tree this is
-    "a predicted finding in a depth-k branch that holds no true finding"; raising a threshold can only
-    remove such findings, so the indicator is monotone in thresholds.
+    A sample is a CAE when one of its most-specific predicted nodes is (see :func:`item_cae`).
     """
     tax = y_true.taxonomy
     if y_true.single is not None and y_pred.single is not None:
         return cross_branch_pairs(tax, y_pred.single, y_true.single, k)
-    c = y_pred.closure.tocoo()
-    bad = implied_cross_branch(y_true, c.row.astype(np.int64), c.col.astype(np.int64), k)
+    rows, nodes = predicted_items(y_pred)
+    bad = item_cae(y_true, rows, nodes, k)
     out = np.zeros(y_true.n, dtype=bool)
-    out[c.row[bad]] = True
+    out[rows[bad]] = True
     return out
 
 
 def bad_node_matrix(y_true: EncodedLabels, k: int) -> np.ndarray:
-    """Dense (n_samples, n_nodes) bool: nodes that would be cross-branch against each sample's true set."""
-    tax = y_true.taxonomy
-    cols = branch_columns(tax, k)
-    bk = tax.branch_matrix(k)[:, cols].astype(np.int32).tocsr()
-    tb = y_true.closure[:, cols].astype(np.int32).tocsr()
-    overlap = (tb @ bk.T).toarray() > 0
-    deep = tax.depths >= k
-    return deep[None, :] & ~overlap & truth_is_deep(y_true, k)[:, None]
-
-
-def truth_is_deep(y_true: EncodedLabels, k: int) -> np.ndarray:
-    """Samples whose most-specific true nodes are all at depth >= k (and that are not abstentions)."""
-    ms = y_true.most_specific.tocoo()
-    shallow_item = y_true.taxonomy.depths[ms.col] < k
-    shallow = np.zeros(y_true.n, dtype=bool)
-    shallow[ms.row[shallow_item]] = True
-    return ~shallow & ~y_true.abstained
+    """Dense (n_samples, n_nodes) bool: ``bad[i, p]`` iff predicting ``p`` alone would be a CAE for sample i."""
+    n, v = y_true.n, len(y_true.taxonomy)
+    rows = np.repeat(np.arange(n, dtype=np.int64), v)
+    nodes = np.tile(np.arange(v, dtype=np.int64), n)
+    return item_cae(y_true, rows, nodes, k).reshape(n, v)

@@ -148,8 +148,15 @@ def encode_labels(y: LabelsLike, taxonomy: Taxonomy, *, name: str = "y") -> Enco
         pass
     if isinstance(y, str):
         raise TypeError(f"{name} must be a sequence of labels, not a single string {y!r}.")
-    if sp.issparse(y) or (isinstance(y, np.ndarray) and y.ndim == 2 and y.dtype != object):
+    if isinstance(y, np.ndarray) and y.ndim == 2 and y.dtype.kind in "OUS":
+        raise InputError(
+            f"{name} is a 2-D array of strings; hiclass-style label paths are not accepted. Pass the most specific "
+            "label per sample (e.g. paths[:, -1] without padding) or one label set per sample."
+        )
+    if sp.issparse(y) or (isinstance(y, np.ndarray) and y.ndim == 2):
         arr = y.tocsr() if sp.issparse(y) else y
+        if arr.shape[0] == 0:
+            raise InputError(f"{name} is empty; at least one sample is needed.")
         if arr.shape[1] != len(taxonomy):
             raise InputError(
                 f"{name} as an indicator array must have one column per node ({len(taxonomy)} for taxonomy "

@@ -17,17 +17,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
 
 from medlens._validation import InputError, check_interval, check_option, check_same_length
 from medlens.hierarchy._core import (
     branch_columns,
     cross_branch_pairs,
-    implied_cross_branch,
+    item_cae,
     lca_index,
     pair_distance,
+    predicted_items,
     row_counts,
     rowwise_overlap,
     sample_cae,
+    up_distance,
 )
 from medlens.hierarchy._encode import EncodedLabels, LabelsLike, encode_labels
 from medlens.hierarchy._stats import Ratio
@@ -87,16 +90,12 @@ def _prf_parts(t: EncodedLabels, p: EncodedLabels, beta: float) -> dict[str, Rat
     return {
         "micro_p": Ratio(inter, a),
         "micro_r": Ratio(inter, b),
+        # F_beta of the micro P and R, written as one ratio: defined whenever either sum is positive
+        "micro_f": Ratio((1 + b2) * inter, b2 * b + a),
         "macro_p": Ratio(p_i * (a > 0), (a > 0).astype(float)),
         "macro_r": Ratio(r_i * (b > 0), (b > 0).astype(float)),
         "macro_f": Ratio(f_i * (b > 0), (b > 0).astype(float)),
     }
-
-
-def _fbeta(p: float, r: float, beta: float) -> float:
-    b2 = beta * beta
-    den = b2 * p + r
-    return float((1 + b2) * p * r / den) if den > 0 else 0.0
 
 
 def hierarchical_precision_recall_fscore(
@@ -139,8 +138,9 @@ def hierarchical_precision_recall_fscore(
     t, p = _prepare(y_true, y_pred, taxonomy)
     parts = _prf_parts(t, p, beta)
     if average == "micro":
-        hp, hr = parts["micro_p"].value, parts["micro_r"].value
-        return HierarchicalPRF(hp, hr, _fbeta(hp, hr, beta), "micro", float(beta))
+        return HierarchicalPRF(
+            parts["micro_p"].value, parts["micro_r"].value, parts["micro_f"].value, "micro", float(beta)
+        )
     return HierarchicalPRF(parts["macro_p"].value, parts["macro_r"].value, parts["macro_f"].value, "macro", float(beta))
 
 
@@ -262,8 +262,9 @@ def _breakdown_items(t: EncodedLabels, p: EncodedLabels, k: int) -> tuple[np.nda
     """Classify each predicted item; returns (sample index, kind code 0..4) per item.
 
     Single-label: one item per sample. Multi-label: one item per most-specific predicted node (an
-    abstention is one 'too_coarse' item), classified against the whole true set in the order exact >
-    too_coarse > too_specific > cross_branch (a CAE node) > within_branch.
+    abstention is one item on the root), classified against the whole true set in the order exact >
+    too_coarse (an ancestor of a true node; abstentions) > too_specific (a descendant of a true node) >
+    cross_branch (:func:`~medlens.hierarchy._core.item_cae`) > within_branch.
     """
     tax = t.taxonomy
     anc = tax.ancestor_matrix
@@ -275,20 +276,13 @@ def _breakdown_items(t: EncodedLabels, p: EncodedLabels, k: int) -> tuple[np.nda
         specific = np.asarray(anc[pi, ti]).ravel().astype(bool) & ~exact
         cross = cross_branch_pairs(tax, pi, ti, k)
     else:
-        ms = p.most_specific.tocoo()
-        rows, pi = ms.row.astype(np.int64), ms.col.astype(np.int64)
-        abst = np.flatnonzero(p.abstained)
-        rows = np.concatenate([rows, abst])
-        pi = np.concatenate([pi, np.zeros(len(abst), dtype=np.int64)])
-        tms = t.most_specific
-        exact = np.asarray(tms[rows, pi]).ravel().astype(bool) & (pi != 0)
-        coarse = (np.asarray(t.closure[rows, pi]).ravel().astype(bool) | (pi == 0)) & ~exact
-        specific = (rowwise_overlap(anc[pi], tms[rows]) > 0) & ~exact & ~coarse
-        # An item is cross-branch when it, or a finding it implies (an ancestor), is cross-branch against the
-        # true set: a sample is a CAE exactly when one of its items is cross-branch.
-        anc = tax.ancestor_matrix[pi].tocoo()
-        item_bad = implied_cross_branch(t, rows[anc.row], anc.col.astype(np.int64), k)
-        cross = np.bincount(anc.row[item_bad], minlength=len(rows)) > 0
+        rows, pi = predicted_items(p)
+        trow, tnode = predicted_items(t)
+        truth_items = sp.csr_matrix((np.ones(len(trow), dtype=bool), (trow, tnode)), shape=t.given.shape)
+        exact = np.asarray(truth_items[rows, pi]).ravel().astype(bool)
+        coarse = (np.asarray(t.closure[rows, pi]).ravel().astype(bool) | ((pi == 0) & ~t.abstained[rows])) & ~exact
+        specific = (rowwise_overlap(anc[pi], truth_items[rows]) > 0) & ~exact & ~coarse
+        cross = item_cae(t, rows, pi, k)
     kind = np.full(len(rows), 3, dtype=np.int64)  # within_branch by default
     kind[cross] = 4
     kind[specific] = 2
@@ -331,18 +325,6 @@ def _breakdown_from_encoded(t: EncodedLabels, p: EncodedLabels, k: int) -> Error
 
 
 # --------------------------------------------------------------------------- severity and distance
-def _items(enc: EncodedLabels) -> tuple[np.ndarray, np.ndarray]:
-    """(sample, node) for every most-specific label; an abstention is one item on the root."""
-    if enc.single is not None:
-        return np.arange(enc.n, dtype=np.int64), enc.single.astype(np.int64)
-    ms = enc.most_specific.tocoo()
-    abst = np.flatnonzero(enc.abstained)
-    rows = np.concatenate([ms.row.astype(np.int64), abst])
-    nodes = np.concatenate([ms.col.astype(np.int64), np.zeros(len(abst), dtype=np.int64)])
-    order = np.lexsort((nodes, rows))
-    return rows[order], nodes[order]
-
-
 def _closest_pairs(t: EncodedLabels, p: EncodedLabels) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pair every predicted item with its closest true item of the same sample.
 
@@ -353,8 +335,8 @@ def _closest_pairs(t: EncodedLabels, p: EncodedLabels) -> tuple[np.ndarray, np.n
     if t.single is not None and p.single is not None:
         rows = np.arange(t.n, dtype=np.int64)
         return rows, p.single, t.single, pair_distance(tax, p.single, t.single)
-    prow, pnode = _items(p)
-    trow, tnode = _items(t)
+    prow, pnode = predicted_items(p)
+    trow, tnode = predicted_items(t)
     tstart = np.searchsorted(trow, np.arange(t.n))
     tcount = np.bincount(trow, minlength=t.n)
     counts = tcount[prow]
@@ -377,8 +359,9 @@ def mistake_severity(
 ) -> float:
     """Mean LCA height over mistakes (Bertinetto et al., 2020).
 
-    ``convention="height"``: ``height(taxonomy) - depth(lca(ŷ, y))``; ``"true_edges"``: edges from the true
-    node up to the LCA. Multi-label: over most-specific predicted nodes that are not exact (too coarse ones
+    ``convention="height"``: ``height(taxonomy) - depth(lca(ŷ, y))``; ``"true_edges"``: edges on the shortest
+    upward path from the true node to the LCA. Abstentions (the root) are not mistakes here; they lower
+    coverage instead. Multi-label: over most-specific predicted nodes that are not exact (too coarse ones
     included, as in the single-label case), each against its closest true node. Returns NaN when there is no
     mistake.
 
@@ -398,12 +381,11 @@ def _severity_per_item(
     t: EncodedLabels, p: EncodedLabels, convention: str, pairs: tuple | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     rows, pi, ti, _ = _closest_pairs(t, p) if pairs is None else pairs
-    wrong = pi != ti
+    wrong = (pi != ti) & (pi != 0)  # abstentions are not mistakes: they count against coverage
     rows, pi, ti = rows[wrong], pi[wrong], ti[wrong]
     tax = t.taxonomy
     lca = lca_index(tax, pi, ti)
-    d = tax.depths
-    h = (tax.height - d[lca]) if convention == "height" else (d[ti] - d[lca])
+    h = (tax.height - tax.depths[lca]) if convention == "height" else up_distance(tax, ti, lca)
     return rows, h.astype(float)
 
 
@@ -416,6 +398,7 @@ def mean_tree_distance(y_true: LabelsLike, y_pred: LabelsLike, *, taxonomy: Taxo
     """Mean shortest undirected path length between prediction and truth (0 for exact predictions).
 
     Multi-label: mean over most-specific predicted nodes of the distance to the closest true node.
+    Abstentions (the root) are left out; they lower coverage instead.
 
     Examples
     --------
@@ -429,7 +412,8 @@ def mean_tree_distance(y_true: LabelsLike, y_pred: LabelsLike, *, taxonomy: Taxo
 
 
 def _distance_from_encoded(t: EncodedLabels, p: EncodedLabels) -> float:
-    d = _closest_pairs(t, p)[3]
+    _, pi, _, d = _closest_pairs(t, p)
+    d = d[pi != 0]  # abstentions are not mistakes: they count against coverage
     return float(d.mean()) if len(d) else float("nan")
 
 

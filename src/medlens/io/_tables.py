@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -22,6 +23,8 @@ from medlens._validation import InputError, check_probabilities, did_you_mean
 from medlens.hierarchy._encode import EncodedLabels, encode_labels
 from medlens.io._atomic import atomic_write
 from medlens.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
 
 __all__ = ["LabelTable", "ScoreTable", "read_label_table", "read_score_table", "write_label_table", "align_ids"]
 
@@ -140,6 +143,26 @@ def read_label_table(path: str | os.PathLike, taxonomy: Taxonomy, *, what: str =
             f"{raw.iat[r, c]!r}; node columns must be 0 or 1."
         )
     vals = raw.astype(float).astype(np.int8)
+    missing = [n for n in taxonomy.nodes[1:] if n not in set(cols)]
+    if missing:
+        log.warning(
+            "%s file %s has no column for %d node(s) of taxonomy %r (e.g. %s); they count as 0 unless a positive "
+            "descendant implies them.",
+            what,
+            path,
+            len(missing),
+            taxonomy.name,
+            missing[:3],
+        )
+    empty_rows = int((vals.to_numpy().sum(axis=1) == 0).sum())
+    if empty_rows:
+        log.warning(
+            "%s file %s: %d row(s) have no positive column and are read as the root (%s: no label / abstained).",
+            what,
+            path,
+            empty_rows,
+            taxonomy.root,
+        )
     enc = encode_labels(vals.set_axis(cols, axis=1), taxonomy, name=what)
     return LabelTable(list(df["id"]), enc, str(path), "indicator")
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from medlens.hierarchy._core import bad_node_matrix, sample_cae
 from medlens.hierarchy._encode import EncodedLabels, _from_single
@@ -88,11 +87,23 @@ class LossCurve:
         return (len(s) - np.searchsorted(s, lambdas, side="left")) / len(s)
 
 
+def _strict_descendant_max(scores: np.ndarray, tax: Taxonomy) -> np.ndarray:
+    """``τ[i, p]`` = highest score among the strict descendants of ``p`` (-inf for a leaf)."""
+    tau = np.full(scores.shape, -np.inf)
+    for p in tax._topo[::-1]:  # children before parents
+        kids = list(tax._children[p])
+        if kids:
+            tau[:, p] = np.maximum(scores[:, kids], tau[:, kids]).max(axis=1)
+    return tau
+
+
 def loss_curve(scores: np.ndarray, y_true: EncodedLabels, *, rule: str, k: int) -> LossCurve:
     """Exact per-sample critical values of the CAE loss under ``rule`` (``climb`` or ``multilabel``).
 
-    For ``climb`` in a DAG with parents in different branches, the values describe the tightest monotone
-    upper envelope of the loss (see the module docstring)."""
+    In a tree both are exact. In a DAG whose nodes have parents in different branches the CAE indicator need
+    not be monotone in λ (climbing can change branch; dropping a node can expose a parent in another
+    branch); the values then describe the tightest monotone upper envelope of the loss, which keeps CRC and
+    LTT valid (conservative)."""
     tax = y_true.taxonomy
     n = scores.shape[0]
     if rule == "climb":
@@ -108,11 +119,12 @@ def loss_curve(scores: np.ndarray, y_true: EncodedLabels, *, rule: str, k: int) 
         m = np.where(cae & reachable, ps, -np.inf).max(axis=1)
         c = np.where(paths != 0, ps, -np.inf).max(axis=1)
         return LossCurve(m, c)
-    # Predicting q implies its ancestors; the sample is a CAE at λ iff some node q with score >= λ has a
-    # cross-branch ancestor-or-self ("tainted"). The loss is therefore 1[λ <= max tainted score].
+    # A node p is a most-specific prediction for λ in (τ_p, s_p], with τ_p the best score strictly below p
+    # (then p is in the closure and none of its descendants is). The loss is 1 at λ iff some CAE node is
+    # most-specific there, so 1[λ <= max{s_p : p a CAE node, s_p > τ_p}] is its tightest monotone upper
+    # envelope: exact in a tree (a CAE node's descendants are CAE nodes too), conservative in a DAG.
+    tau = _strict_descendant_max(scores, tax)
     bad = bad_node_matrix(y_true, k)
-    tainted = (sp.csr_matrix(bad.astype(np.int32)) @ tax.descendant_matrix.astype(np.int32)).toarray() > 0
-    tainted[:, 0] = False
-    m = np.where(tainted, scores, -np.inf).max(axis=1)
+    m = np.where(bad & (scores > tau), scores, -np.inf).max(axis=1)
     c = scores[:, 1:].max(axis=1) if scores.shape[1] > 1 else np.full(n, -np.inf)
     return LossCurve(m, c)

@@ -161,9 +161,10 @@ class RiskConstrainedThresholder:
         from medlens.hierarchy._aggregate import complete_node_scores
 
         if isinstance(scores, pd.DataFrame):
-            return complete_node_scores(
-                scores.to_numpy(dtype=float), taxonomy=self.taxonomy, nodes=list(scores.columns)
-            )
+            cols = [str(c) for c in scores.columns]
+            x = scores.to_numpy(dtype=float)
+            check_probabilities(x, name="node scores", columns=cols)
+            return complete_node_scores(x, taxonomy=self.taxonomy, nodes=cols)
         x = np.asarray(scores, dtype=float)
         if x.ndim != 2 or x.shape[1] != len(self.taxonomy):
             raise InputError(
@@ -313,6 +314,8 @@ class RiskConstrainedThresholder:
             "schema_version": SCHEMA_VERSION,
             "kind": "medlens.thresholds",
             "taxonomy": self.taxonomy.name if builtin else self.taxonomy.to_dict(),
+            "taxonomy_version": self.taxonomy.version,
+            "taxonomy_sha256": self.taxonomy.content_hash(),
             "rule": self.rule,
             "lambda": lam,
             "branch_depth": self.k,
@@ -339,6 +342,13 @@ class RiskConstrainedThresholder:
             method=data.get("method", "crc"),
             k=int(data["branch_depth"]),
         )
+        expected = data.get("taxonomy_sha256")
+        if expected and th.taxonomy.content_hash() != expected:
+            raise InputError(
+                f"{source} was fitted on taxonomy {th.taxonomy.name!r} version {data.get('taxonomy_version')!r}, "
+                f"but the installed {th.taxonomy.name!r} (version {th.taxonomy.version!r}) has another structure. "
+                "Refit the thresholds with `medlens hier calibrate`."
+            )
         th.lambda_ = float(data["lambda"])
         if isinstance(data.get("report"), dict):
             th._report = ThresholdReport.from_dict(data["report"])

@@ -29,6 +29,25 @@ def _norm(text: str) -> str:
     return re.sub(r"[\s_\-/,]+", " ", str(text).strip().lower()).strip()
 
 
+def _string_lists(value: Mapping[str, Sequence[str]] | None, field: str, name: str) -> dict[str, list[str]]:
+    """Validate ``{node: [str, ...]}`` (a bare string would silently split into characters)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InputError(f"taxonomy {name!r}: '{field}' must map node ids to lists of strings; got {value!r}.")
+    out = {}
+    for k, v in value.items():
+        if isinstance(v, str) or not isinstance(v, Sequence) or not all(isinstance(x, str) for x in v):
+            raise InputError(
+                f"taxonomy {name!r}: '{field}' of {k!r} must be a list of strings; got {v!r}. "
+                f'Write it as ["{v}"] if it is one entry.'
+                if isinstance(v, str)
+                else f"taxonomy {name!r}: '{field}' of {k!r} must be a list of strings; got {v!r}."
+            )
+        out[str(k)] = list(v)
+    return out
+
+
 class Taxonomy:
     """A rooted DAG (usually a tree) of concept ids.
 
@@ -85,8 +104,8 @@ class Taxonomy:
                 raise InputError(f"taxonomy {name!r}: children of {parent!r} must be a list of node ids; got {kids!r}.")
             edges.extend((str(parent), str(c)) for c in kids)
         self._build(edges, multi_parent)
-        self.labels = {str(k): [str(s) for s in v] for k, v in (labels or {}).items()}
-        self.prompts = {str(k): [str(s) for s in v] for k, v in (prompts or {}).items()}
+        self.labels = _string_lists(labels, "labels", self.name)
+        self.prompts = _string_lists(prompts, "prompts", self.name)
         self.descriptions = {str(k): str(v) for k, v in (descriptions or {}).items()}
         unknown = sorted(set(self.labels) - set(self.index)) + sorted(set(self.prompts) - set(self.index))
         if unknown:
