@@ -318,3 +318,9 @@ def test_to_paths_multi_label(toy_tree):
 def test_to_paths_in_a_dag_uses_the_first_parent_path(toy_dag):
     paths = toy_dag.to_paths(np.array(["Aspiration", "Sepsis"]))
     assert paths.tolist() == [["Lung", "Opacity", "Aspiration"], ["Infection", "Sepsis", ""]]
+
+
+def test_validate_reports_every_unmapped_label(toy_tree):
+    assert toy_tree.validate(["Pneumonia", "pneumonia", "Lung"]) is toy_tree
+    with pytest.raises(InputError, match=r"2 label\(s\) map to no node of taxonomy 'toy_tree': \['Heart', 'Bone'\]"):
+        toy_tree.validate(["Pneumonia", "Heart", "Bone", "Heart"])

@@ -258,6 +258,29 @@ class Taxonomy:
                 f"Use one of its {len(self)} node ids (medlens taxonomy show {self.name})."
             ) from None
 
+    def validate(self, labels: Iterable[str] | None = None) -> Taxonomy:
+        """Check that dataset ``labels`` all map to nodes (structure is checked on construction).
+
+        Cycles, several roots and unknown nodes in ``labels``/``prompts`` already raise when the taxonomy is
+        built. Returns ``self``; raises naming every label that maps to no node.
+
+        >>> Taxonomy({"root": ["Lung"]}, labels={"Lung": ["pulmonary"]}).validate(["Pulmonary", "lung"]).name
+        'custom'
+        """
+        if labels is not None:
+            bad = []
+            for lab in dict.fromkeys(labels):
+                try:
+                    self.map_label(lab)
+                except InputError:
+                    bad.append(lab)
+            if bad:
+                raise InputError(
+                    f"{len(bad)} label(s) map to no node of taxonomy {self.name!r}: {bad[:10]}. "
+                    "Add them to the taxonomy's 'labels' or map them explicitly."
+                )
+        return self
+
     def check_node(self, node: str) -> str:
         """Return ``node`` if it is in the taxonomy, else raise a did-you-mean error."""
         self._idx(node)
