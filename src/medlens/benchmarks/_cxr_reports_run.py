@@ -69,7 +69,7 @@ def run(
     from medlens.encoders import load_encoder
     from medlens.hierarchy import encode_labels, evaluate
     from medlens.hierarchy._zeroshot import PlattScaler, prompt_node_similarity
-    from medlens.risk import RiskConstrainedThresholder, loss_curve
+    from medlens.risk import RiskConstrainedThresholder, loss_curve, predict_labels
     from medlens.taxonomy import load_taxonomy
 
     t0 = time.perf_counter()
@@ -112,9 +112,7 @@ def run(
 
     y_cal, y_te = labels.subset(cal), labels.subset(te)
     # Baseline: a fixed 0.5 threshold on every node.
-    base_th = RiskConstrainedThresholder(tax, rule="multilabel", k=k)
-    base_th.lambda_ = BASELINE_THRESHOLD
-    base_pred = base_th._encode_prediction(scores[te], BASELINE_THRESHOLD)
+    base_pred = predict_labels(scores[te], tax, rule="multilabel", lam=BASELINE_THRESHOLD)
     baseline = evaluate(
         y_te, base_pred, taxonomy=tax, k=k, node_scores=scores[te], ci=ci, n_bootstrap=n_bootstrap, seed=seed
     ).to_dict()
@@ -125,7 +123,7 @@ def run(
     def fit_and_test(rule: str, method: str) -> dict[str, Any]:
         th = RiskConstrainedThresholder(tax, rule=rule, alpha=alpha, delta=delta, method=method, k=k)
         th.fit(scores[cal], y_cal)
-        pred = th._encode_prediction(scores[te], th.lambda_)
+        pred = predict_labels(scores[te], tax, rule=rule, lam=th.lambda_)
         test = evaluate(y_te, pred, taxonomy=tax, k=k, ci=ci, n_bootstrap=n_bootstrap, seed=seed).to_dict()
         suffix = "" if rule == "multilabel" else f"_{rule}"
         doc = th.to_dict()

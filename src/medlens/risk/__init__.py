@@ -1,7 +1,7 @@
 """Risk-constrained thresholding: conformal risk control, Learn-then-Test and an empirical baseline."""
 
 from medlens.risk._bounds import binomial_pvalue, hoeffding_bentkus_pvalue
-from medlens.risk._rules import LossCurve, climb_paths, climb_predict, loss_curve, multilabel_predict
+from medlens.risk._rules import LossCurve, climb_paths, climb_predict, loss_curve, multilabel_predict, predict_labels
 from medlens.risk._thresholder import RiskConstrainedThresholder, ThresholdReport
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "hoeffding_bentkus_pvalue",
     "loss_curve",
     "multilabel_predict",
+    "predict_labels",
 ]

@@ -23,7 +23,7 @@ from medlens.hierarchy._core import bad_node_matrix, sample_cae
 from medlens.hierarchy._encode import EncodedLabels, _from_single
 from medlens.taxonomy import Taxonomy
 
-__all__ = ["climb_paths", "climb_predict", "multilabel_predict", "LossCurve", "loss_curve"]
+__all__ = ["climb_paths", "climb_predict", "multilabel_predict", "predict_labels", "LossCurve", "loss_curve"]
 
 
 def _longest_climb(taxonomy: Taxonomy) -> int:
@@ -69,6 +69,17 @@ def multilabel_predict(scores: np.ndarray, lam: float) -> np.ndarray:
     pred = scores >= lam
     pred[:, 0] = False
     return pred
+
+
+def predict_labels(scores: np.ndarray, taxonomy: Taxonomy, *, rule: str, lam: float) -> EncodedLabels:
+    """Encoded predictions of ``rule`` (``climb`` or ``multilabel``) at threshold λ; nothing predicted = the root."""
+    if rule == "climb":
+        return _from_single(climb_predict(scores, taxonomy, lam), taxonomy)
+    m = multilabel_predict(scores, lam)
+    m[~m.any(axis=1), 0] = True  # nothing predicted: abstain (root)
+    from medlens.hierarchy._encode import encode_labels
+
+    return encode_labels(m.astype(np.int8), taxonomy)
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ import numpy as np
 
 from medlens._provenance import SCHEMA_VERSION
 from medlens._validation import InputError, check_interval, check_option, check_probabilities
-from medlens.hierarchy._encode import EncodedLabels, encode_labels
+from medlens.hierarchy._encode import encode_labels
 from medlens.risk._bounds import binomial_pvalue, hoeffding_bentkus_pvalue
-from medlens.risk._rules import LossCurve, climb_predict, loss_curve, multilabel_predict
+from medlens.risk._rules import LossCurve, loss_curve, predict_labels
 from medlens.taxonomy import TAXONOMIES, Taxonomy, load_taxonomy
 
 __all__ = ["RiskConstrainedThresholder", "ThresholdReport"]
@@ -188,7 +188,7 @@ class RiskConstrainedThresholder:
         curve = loss_curve(s, y, rule=self.rule, k=self.k)
         lam, info = self._choose(curve, y.n)
         self.lambda_ = lam
-        pred = self._encode_prediction(s, lam)
+        pred = predict_labels(s, self.taxonomy, rule=self.rule, lam=lam)
         from medlens.hierarchy import hierarchical_precision_recall_fscore
 
         hf = hierarchical_precision_recall_fscore(y, pred, taxonomy=self.taxonomy).hF
@@ -282,18 +282,11 @@ class RiskConstrainedThresholder:
             )
         return self.lambda_
 
-    def _encode_prediction(self, s: np.ndarray, lam: float) -> EncodedLabels:
-        if self.rule == "climb":
-            return encode_labels([self.taxonomy.nodes[i] for i in climb_predict(s, self.taxonomy, lam)], self.taxonomy)
-        m = multilabel_predict(s, lam)
-        m[~m.any(axis=1), 0] = True  # nothing predicted: abstain (root)
-        return encode_labels(m.astype(np.int8), self.taxonomy)
-
     def predict(self, node_scores: Any) -> list[str] | list[list[str]]:
         """Node id per sample (``climb``; the root = abstain) or most-specific label sets (``multilabel``)."""
         lam = self._require_fit()
         s = self._check_scores(node_scores)
-        enc = self._encode_prediction(s, lam)
+        enc = predict_labels(s, self.taxonomy, rule=self.rule, lam=lam)
         if self.rule == "climb":
             return [self.taxonomy.nodes[i] for i in enc.single]
         return enc.label_sets()
