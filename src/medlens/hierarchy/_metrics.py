@@ -72,6 +72,7 @@ class HierarchicalPRF:
     hF: float
     average: str
     beta: float
+    taxonomy: dict[str, str | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,11 +138,10 @@ def hierarchical_precision_recall_fscore(
     check_interval(beta, name="beta", low=0, closed="neither")
     t, p = _prepare(y_true, y_pred, taxonomy)
     parts = _prf_parts(t, p, beta)
-    if average == "micro":
-        return HierarchicalPRF(
-            parts["micro_p"].value, parts["micro_r"].value, parts["micro_f"].value, "micro", float(beta)
-        )
-    return HierarchicalPRF(parts["macro_p"].value, parts["macro_r"].value, parts["macro_f"].value, "macro", float(beta))
+    tax = {"name": taxonomy.name, "version": taxonomy.version}
+    return HierarchicalPRF(
+        parts[f"{average}_p"].value, parts[f"{average}_r"].value, parts[f"{average}_f"].value, average, float(beta), tax
+    )
 
 
 # --------------------------------------------------------------------------- CAE
