@@ -437,9 +437,11 @@ class Taxonomy:
 
     def node_indices(self, nodes: Sequence[str]) -> np.ndarray:
         """Vectorised id → index lookup; unknown ids raise naming the first one and its row."""
-        import pandas as pd
-
-        idx = pd.Index(self.nodes).get_indexer(np.asarray(nodes, dtype=object))
+        try:
+            return np.fromiter(map(self.index.__getitem__, nodes), dtype=np.int64, count=len(nodes))
+        except (KeyError, TypeError):
+            get = self.index.get
+            idx = np.array([get(x, -1) if isinstance(x, str) else -1 for x in nodes], dtype=np.int64)
         if (idx < 0).any():
             r = int(np.flatnonzero(idx < 0)[0])
             bad = nodes[r]
