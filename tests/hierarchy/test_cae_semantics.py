@@ -106,3 +106,15 @@ def test_taxonomy_labels_must_be_lists():
         Taxonomy({"root": ["A"]}, labels={"A": "pleural effusion"})
     with pytest.raises(InputError, match=r"'prompts' of 'A' must be a list of strings"):
         Taxonomy({"root": ["A"]}, prompts={"A": "a chest x-ray"})
+
+
+def test_evaluate_with_scores_reports_top_k_hierarchical_distance(toy_tree):
+    from medlens.hierarchy import hierarchical_distance_at_k, node_scores_from_leaves
+
+    leaves = ["Pneumonia", "Edema", "Effusion"]
+    leaf_scores = np.array([[0.6, 0.3, 0.1], [0.2, 0.1, 0.7]])
+    s = node_scores_from_leaves(leaf_scores, taxonomy=toy_tree, leaves=leaves)
+    r = evaluate(["Edema", "Effusion"], ["Pneumonia", "Effusion"], taxonomy=toy_tree, node_scores=s).to_dict()
+    # top-1: Pneumonia vs Edema (LCA Lung, height 1) and Effusion exact (0) -> 0.5
+    assert r["hierarchical_distance_at_k"] == {"1": 0.5}
+    assert hierarchical_distance_at_k(["Edema", "Effusion"], leaf_scores, taxonomy=toy_tree, classes=leaves, k=1) == 0.5

@@ -23,6 +23,7 @@ from medlens.hierarchy._metrics import (
     _sample_errors,
     _severity_per_item,
     consistency_violations,
+    hierarchical_distance_at_k,
 )
 from medlens.hierarchy._stats import Ratio, bootstrap_ci
 from medlens.taxonomy import Taxonomy
@@ -155,9 +156,21 @@ def evaluate(
     committed = pairs[1] != 0  # abstentions are not mistakes: they count against coverage
     dist_rows, dist = pairs[0][committed], pairs[3][committed]
     consistency = None
+    extra: dict[str, Any] = {}
     if node_scores is not None:
         node_scores = np.asarray(node_scores, dtype=float)
         consistency = consistency_violations(node_scores, taxonomy=taxonomy)
+        if t.single is not None:
+            # Bertinetto et al.'s average hierarchical distance of the top-k leaves (0 for an exact hit)
+            leaf_cols = np.flatnonzero(taxonomy.leaf_mask)
+            leaves = [taxonomy.nodes[j] for j in leaf_cols]
+            extra["hierarchical_distance_at_k"] = {
+                str(kk): hierarchical_distance_at_k(
+                    t, node_scores[:, leaf_cols], taxonomy=taxonomy, classes=leaves, k=kk
+                )
+                for kk in (1, 5)
+                if kk <= len(leaves)
+            }
     flat = flat_metrics(t, p, node_scores)
     multilabel = not (t.single is not None and p.single is not None)
     ci_out = None
@@ -207,4 +220,5 @@ def evaluate(
         ci=ci_out,
         ci_level=ci,
         n_bootstrap=n_bootstrap if ci is not None else None,
+        extra=extra,
     )

@@ -77,10 +77,11 @@ def bootstrap_ci(
     num = np.stack([np.asarray(r.num, dtype=float) for r in stats.values()], axis=1)  # (n, m)
     den = np.stack([np.asarray(r.den, dtype=float) for r in stats.values()], axis=1)
     draws = []
-    p = np.full(n, 1.0 / n)
     for start in range(0, int(n_bootstrap), chunk):
         b = min(chunk, int(n_bootstrap) - start)
-        w = rng.multinomial(n, p, size=b).astype(float)  # (b, n) resample counts
+        # (b, n) resample counts: how often each sample is drawn in each of b resamples of size n
+        draws_idx = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        w = np.bincount(draws_idx.ravel(), minlength=b * n).reshape(b, n).astype(float)
         with np.errstate(invalid="ignore", divide="ignore"):
             draws.append((w @ num) / (w @ den))
     vals = np.concatenate(draws, axis=0)  # (B, m)
