@@ -118,3 +118,16 @@ def test_evaluate_with_scores_reports_top_k_hierarchical_distance(toy_tree):
     # top-1: Pneumonia vs Edema (LCA Lung, height 1) and Effusion exact (0) -> 0.5
     assert r["hierarchical_distance_at_k"] == {"1": 0.5}
     assert hierarchical_distance_at_k(["Edema", "Effusion"], leaf_scores, taxonomy=toy_tree, classes=leaves, k=1) == 0.5
+
+
+def test_a_node_shallower_than_k_is_never_a_cae_even_with_a_deep_ancestor_in_a_dag():
+    # X has depth 1 (root -> X) but also the depth-2 ancestor A1 (root -> A -> A1 -> X)
+    tax = Taxonomy({"root": ["A", "B", "X"], "A": ["A1"], "A1": ["X"], "B": ["B1"]})
+    assert tax.depth("X") == 1
+    assert tax.branch("X", 2) == frozenset({"A1"})
+    for pred in (["X"], [["X", "A"]], [["X", "B"]]):
+        assert cae_rate(["B1"], pred, taxonomy=tax, k=2).n_cae == 0
+    assert error_breakdown(["B1"], ["X"], taxonomy=tax, k=2).cross_branch == 0.0
+    # and a shallow truth with a deep ancestor contributes no branch: nothing to contradict
+    assert cae_rate(["X"], ["B1"], taxonomy=tax, k=2).n_cae == 0
+    assert cae_rate([["X", "X"]], [["B1", "B1"]], taxonomy=tax, k=2).n_cae == 0

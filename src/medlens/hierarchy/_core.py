@@ -201,7 +201,8 @@ def cross_branch_pairs(tax: Taxonomy, p: np.ndarray, t: np.ndarray, k: int) -> n
     """
     b = tax.branch_matrix(k)
     bp, bt = b[p], b[t]
-    deep = (row_counts(bp) > 0) & (row_counts(bt) > 0)
+    # depth, not a non-empty branch row: in a DAG a node shallower than k can still have a depth-k ancestor
+    deep = (tax.depths[p] >= k) & (tax.depths[t] >= k)
     if tax.is_tree:
         return deep & (_first_col(bp) != _first_col(bt))
     return deep & (rowwise_overlap(bp, bt) == 0)
@@ -233,8 +234,14 @@ def item_cae(y_true: EncodedLabels, rows: np.ndarray, nodes: np.ndarray, k: int)
     nodes = np.asarray(nodes, dtype=np.int64)
     cols = branch_columns(tax, k)
     bk = tax.branch_matrix(k)[:, cols].tocsr()
-    tb = y_true.closure[:, cols].tocsr()
-    has_deep_truth = row_counts(tb) > 0
+    # branches of the true most-specific nodes at depth >= k (a shallow node's branch set does not count)
+    ms = y_true.most_specific.tocoo()
+    keep = tax.depths[ms.col] >= k
+    deep_truth = sp.csr_matrix(
+        (np.ones(int(keep.sum()), dtype=np.int32), (ms.row[keep], ms.col[keep])), shape=y_true.given.shape
+    )
+    tb = (deep_truth @ bk.astype(np.int32)).tocsr()
+    has_deep_truth = row_counts(deep_truth) > 0
     deep = tax.depths[nodes] >= k
     disjoint = rowwise_overlap(bk[nodes], tb[rows]) == 0
     out = deep & has_deep_truth[rows] & disjoint

@@ -197,9 +197,10 @@ def cae_rate(
     """Catastrophic Abstraction Error rate: mistakes that cross depth-``k`` branches of the taxonomy.
 
     Single-label: ``CAE_i = 1[ŷ_i, y_i both at depth >= k and branch_k(ŷ_i) ∩ branch_k(y_i) = ∅]``.
-    Multi-label: ``CAE_i = 1`` when a predicted finding (or one it implies) lies in a depth-``k`` branch
-    that holds no true finding. ``rate`` is the mean over samples, ``share`` the fraction of erroneous
-    samples that are CAEs. Abstentions (the root) are never CAEs.
+    Multi-label: ``CAE_i = 1`` when a most-specific predicted node at depth >= k has a branch set disjoint from
+    the union of the branch sets of the true nodes at depth >= k, and lies under no true node shallower than
+    k; a truth with no node at depth >= k is never contradicted. ``rate`` is the mean over samples, ``share``
+    the fraction of erroneous samples that are CAEs. Abstentions (the root) are never CAEs.
 
     Examples
     --------
@@ -240,8 +241,8 @@ class ErrorBreakdown:
     """Fractions of predictions that are exact, too coarse (an ancestor of the truth, abstentions included),
     too specific (a descendant), a different node within the same branch, or cross-branch (a CAE).
 
-    Multi-label: one item per most-specific predicted node; it is cross-branch when a depth-k branch it implies
-    holds no true finding, so a sample is a CAE exactly when one of its items is cross-branch."""
+    Multi-label: one item per most-specific predicted node; it is cross-branch when it is a CAE against the
+    sample's true set (see :func:`cae_rate`), so a sample is a CAE exactly when one of its items is."""
 
     exact: float
     too_coarse: float
@@ -263,8 +264,8 @@ def _breakdown_items(t: EncodedLabels, p: EncodedLabels, k: int) -> tuple[np.nda
 
     Single-label: one item per sample. Multi-label: one item per most-specific predicted node (an
     abstention is one item on the root), classified against the whole true set in the order exact >
-    too_coarse (an ancestor of a true node; abstentions) > too_specific (a descendant of a true node) >
-    cross_branch (:func:`~medlens.hierarchy._core.item_cae`) > within_branch.
+    cross_branch (:func:`~medlens.hierarchy._core.item_cae`) > too_coarse (an ancestor of a true node;
+    abstentions) > too_specific (a descendant of a true node) > within_branch.
     """
     tax = t.taxonomy
     anc = tax.ancestor_matrix
@@ -284,9 +285,11 @@ def _breakdown_items(t: EncodedLabels, p: EncodedLabels, k: int) -> tuple[np.nda
         specific = (rowwise_overlap(anc[pi], truth_items[rows]) > 0) & ~exact & ~coarse
         cross = item_cae(t, rows, pi, k)
     kind = np.full(len(rows), 3, dtype=np.int64)  # within_branch by default
-    kind[cross] = 4
     kind[specific] = 2
     kind[coarse] = 1
+    # A CAE item is always reported as cross_branch (in a tree it is never an ancestor or descendant of a true
+    # node anyway; in a DAG with uneven depths it can be), so a sample is a CAE iff one of its items is.
+    kind[cross] = 4
     kind[exact] = 0
     return rows, kind
 

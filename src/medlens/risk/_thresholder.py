@@ -339,7 +339,8 @@ class RiskConstrainedThresholder:
         if expected and th.taxonomy.content_hash() != expected:
             raise InputError(
                 f"{source} was fitted on taxonomy {th.taxonomy.name!r} version {data.get('taxonomy_version')!r}, "
-                f"but the installed {th.taxonomy.name!r} (version {th.taxonomy.version!r}) has another structure. "
+                f"but the taxonomy it now names ({th.taxonomy.name!r}, version {th.taxonomy.version!r}) has "
+                "another structure. "
                 "Refit the thresholds with `medlens hier calibrate`."
             )
         th.lambda_ = float(data["lambda"])

@@ -339,7 +339,11 @@ class Taxonomy:
         return [self.nodes[int(c)] for c in sorted(cols) if include_self or c != i]
 
     def branch(self, node: str, k: int = 1) -> frozenset[str]:
-        """The set of ``node``'s ancestors (or itself) at depth ``k``; empty when ``depth(node) < k``."""
+        """The set of ``node``'s ancestors (or itself) at depth ``k``.
+
+        Empty when ``depth(node) < k`` in a tree. In a DAG a node can have an ancestor at depth k through a
+        longer path even when its own (shortest-path) depth is below k; CAE rules check the depth itself.
+        """
         i = self._idx(node)
         m = self.branch_matrix(k)
         return frozenset(self.nodes[int(c)] for c in m.indices[m.indptr[i] : m.indptr[i + 1]])
