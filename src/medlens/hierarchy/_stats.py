@@ -7,7 +7,6 @@ such ratios only needs resampled sums, so one multinomial weight matrix serves e
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +36,6 @@ def bootstrap_ci(
     n_bootstrap: int = 1000,
     seed: int = 0,
     chunk: int = 64,
-    derived: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals for ratio statistics that share the same samples.
 
@@ -49,9 +47,6 @@ def bootstrap_ci(
     n_bootstrap : int
         Number of resamples (with replacement, size ``n_samples``).
     seed : int
-    derived : dict of str to callable, optional
-        Statistics computed from the resampled ratios (e.g. micro hF from hP and hR): each callable gets
-        ``{name: array of shape (n_bootstrap,)}`` and returns an array of the same shape.
 
     Returns
     -------
@@ -86,8 +81,6 @@ def bootstrap_ci(
             draws.append((w @ num) / (w @ den))
     vals = np.concatenate(draws, axis=0)  # (B, m)
     columns = {name: vals[:, j] for j, name in enumerate(stats)}
-    for name, fn in (derived or {}).items():
-        columns[name] = np.asarray(fn(columns), dtype=float)
     alpha = (1.0 - confidence) / 2.0
     out = {}
     for name, col in columns.items():
