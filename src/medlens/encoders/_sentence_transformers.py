@@ -5,17 +5,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from medlens._optional import require
 from medlens._validation import InputError
-from medlens.encoders._base import EncoderConfig, set_offline
+from medlens.encoders._base import BaseEncoder, EncoderConfig, Tower, resolve_device, resolve_dtype, set_offline
 
 __all__ = ["SentenceTransformerEncoder", "minilm_path"]
 
 log = logging.getLogger(__name__)
+
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def minilm_path() -> Path:
@@ -24,14 +27,15 @@ def minilm_path() -> Path:
     return Path(pkg.get_model_path())
 
 
-class SentenceTransformerEncoder:
+class SentenceTransformerEncoder(BaseEncoder):
     """A sentence-transformers model from a local folder (``"minilm"`` = the packaged all-MiniLM-L6-v2).
 
     Parameters
     ----------
     model : str
-        ``"minilm"`` or a local folder holding a sentence-transformers model.
+        ``"minilm"`` or a local folder holding a sentence-transformers model (``modules.json``).
     device : {"cpu", "cuda", "auto"}
+    dtype : {"float32", "bfloat16", "float16"}
     normalize : bool
         L2-normalise embeddings (cosine similarity = dot product).
     max_length : int, optional
@@ -45,9 +49,11 @@ class SentenceTransformerEncoder:
         model: str = "minilm",
         *,
         device: str = "cpu",
+        dtype: str = "float32",
         normalize: bool = True,
         max_length: int | None = None,
         cache_dir: str | os.PathLike | None = None,
+        name: str | None = None,
     ) -> None:
         set_offline()
         st = require("sentence_transformers", extra="hf", purpose="sentence-transformers encoders")
@@ -57,44 +63,84 @@ class SentenceTransformerEncoder:
                 f"encoder {model!r}: {path} is not a folder. Give 'minilm' or a local sentence-transformers folder "
                 "(medlens never downloads weights; save the model with model.save(PATH) first)."
             )
-        if device == "auto":
-            torch = require("torch", extra="torch")
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model = st.SentenceTransformer(str(path), device=device)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.model = st.SentenceTransformer(str(path), device=self.device)
+        self.model.to(self.dtype)
         if max_length is not None:
             self.model.max_seq_length = int(max_length)
         self.normalize = normalize
-        self.model_id = "sentence-transformers/all-MiniLM-L6-v2" if model == "minilm" else str(path)
+        is_minilm = model == "minilm"
+        self.model_id = MINILM_ID if is_minilm else str(path)
         getter = getattr(self.model, "get_embedding_dimension", None) or getattr(
             self.model, "get_sentence_embedding_dimension", None
         )
         dim = getter() if getter else None
         self.config = EncoderConfig(
-            name=model if model == "minilm" else path.name,
+            name=name or ("minilm" if is_minilm else path.name),
             source=str(path),
             modality="text",
+            family="sentence-transformers",
             embedding_dim=int(dim or 0),
             max_length=int(self.model.max_seq_length),
             normalized=normalize,
-            license="Apache-2.0" if model == "minilm" else None,
-            paper="Reimers & Gurevych 2019 (Sentence-BERT); Wang et al. 2020 (MiniLM)" if model == "minilm" else None,
+            license="Apache-2.0" if is_minilm else None,
+            paper="Reimers & Gurevych 2019 (Sentence-BERT); Wang et al. 2020 (MiniLM)" if is_minilm else None,
         )
         root = Path(cache_dir) if cache_dir else Path(os.environ.get("MEDLENS_CACHE", Path.home() / ".cache/medlens"))
         self.cache_dir = (
             root
             / "embeddings"
-            / hashlib.sha256(f"{self.model_id}|{self.config.max_length}|{normalize}".encode()).hexdigest()[:16]
+            / hashlib.sha256(f"{self.model_id}|{self.config.max_length}|{normalize}|{dtype}".encode()).hexdigest()[:16]
         )
+        self._tower: Tower | None = None
 
+    # -- trainable view -----------------------------------------------------------------------------------
+    def tower(self, modality: str = "text") -> Tower:
+        """The model without its final ``Normalize`` module: tokenizer → transformer → pooling."""
+        self._require(modality)
+        if self._tower is None:
+            st = require("sentence_transformers", extra="hf")
+            normalize_cls = getattr(getattr(st, "models", None), "Normalize", None)
+            mods = [m for m in self.model if normalize_cls is None or not isinstance(m, normalize_cls)]
+            model = self.model
+            tokenize = getattr(model, "preprocess", None) or model.tokenize
+
+            def prepare(texts: Sequence[str]) -> dict:
+                feats = tokenize([str(t) for t in texts])
+                return {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in dict(feats).items()}
+
+            def forward(batch: dict):
+                feats = dict(batch)
+                for m in mods:
+                    feats = m(feats)
+                return feats["sentence_embedding"]
+
+            auto = getattr(mods[0], "auto_model", None)
+            blocks = list(auto.encoder.layer) if auto is not None and hasattr(auto, "encoder") else []
+            self._tower = Tower(
+                module=model,
+                dim=self.config.embedding_dim,
+                prepare=prepare,
+                forward=forward,
+                blocks=blocks,
+                head=list(mods[1:]),
+                lora_targets=("query", "value"),
+            )
+        return self._tower
+
+    # -- inference ----------------------------------------------------------------------------------------
     def encode_texts(
-        self, texts: list[str], *, batch_size: int = 64, progress: bool = False, use_cache: bool = True
+        self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False, use_cache: bool = True
     ) -> np.ndarray:
         """Embed ``texts`` → float32 array (n, dim). Cached on disk per unique text when ``use_cache``."""
         texts = [str(t) for t in texts]
+        if batch_size < 1:
+            raise InputError(f"batch size must be >= 1, got {batch_size}.")
         if not texts:
             return np.zeros((0, self.config.embedding_dim), dtype=np.float32)
         if not use_cache:
-            return self._encode(texts, batch_size, progress)
+            return self._st_encode(texts, batch_size, progress)
         keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
         store = self.cache_dir / "store.npz"
         cached: dict[str, np.ndarray] = {}
@@ -114,12 +160,12 @@ class SentenceTransformerEncoder:
                 todo_texts.append(t)
         if todo_texts:
             log.info("encoding %d new texts with %s (%d cached)", len(todo_texts), self.model_id, len(cached))
-            new = self._encode(todo_texts, batch_size, progress)
+            new = self._st_encode(todo_texts, batch_size, progress)
             cached.update(zip(todo_keys, new, strict=True))
             self._append_store(store, todo_keys, new)
         return np.stack([cached[k] for k in keys]).astype(np.float32)
 
-    def _encode(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+    def _st_encode(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
         torch = require("torch", extra="torch")
         with torch.inference_mode():
             out = self.model.encode(
