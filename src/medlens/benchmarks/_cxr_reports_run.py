@@ -26,25 +26,13 @@ from medlens._provenance import config_hash, provenance, stamp
 from medlens.benchmarks._spec import BenchmarkSpec
 from medlens.io._atomic import atomic_write_json
 from medlens.io._jsonl import prepare_run_dir
-from medlens.io._tables import write_label_table
+from medlens.io._tables import write_label_table, write_score_table
 
 log = logging.getLogger(__name__)
 
 __all__ = ["run", "report_section", "SPEC"]
 
 BASELINE_THRESHOLD = 0.5
-
-
-def _write_scores(path: Path, ids: list[str], nodes: list[str], scores: np.ndarray) -> None:
-    import csv
-
-    from medlens.io._atomic import atomic_write
-
-    with atomic_write(path, "w") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["id", *nodes])
-        for i, row in zip(ids, scores, strict=True):
-            w.writerow([i, *(f"{v:.6g}" for v in row)])
 
 
 def run(
@@ -107,7 +95,7 @@ def run(
     scores[:, 1:] = probs
     ids = list(frame["id"])
     for name, rows in (("calibration", cal), ("test", te)):
-        _write_scores(out / f"scores_{name}.csv", [ids[i] for i in rows], nodes, probs[rows])
+        write_score_table(out / f"scores_{name}.csv", [ids[i] for i in rows], nodes, probs[rows])
         write_label_table(out / f"truth_{name}.csv", [ids[i] for i in rows], [frame["labels"].iloc[i] for i in rows])
 
     y_cal, y_te = labels.subset(cal), labels.subset(te)

@@ -26,7 +26,15 @@ from medlens.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LabelTable", "ScoreTable", "read_label_table", "read_score_table", "write_label_table", "align_ids"]
+__all__ = [
+    "LabelTable",
+    "ScoreTable",
+    "read_label_table",
+    "read_score_table",
+    "write_label_table",
+    "write_score_table",
+    "align_ids",
+]
 
 
 @dataclass(frozen=True)
@@ -258,4 +266,19 @@ def write_label_table(
         w.writerow(["id", "label"])
         for i, lab in zip(ids, labels, strict=True):
             w.writerow([i, lab if isinstance(lab, str) else ";".join(lab)])
+    return Path(path)
+
+
+def write_score_table(path: str | os.PathLike, ids: Sequence[str], nodes: Sequence[str], scores: np.ndarray) -> Path:
+    """Write a scores CSV (``id`` plus one probability column per node) atomically, 6 significant digits."""
+    scores = np.asarray(scores)
+    if scores.shape != (len(ids), len(nodes)):
+        raise InputError(
+            f"scores must have shape ({len(ids)}, {len(nodes)}) for the ids and nodes, got {scores.shape}."
+        )
+    with atomic_write(path, "w") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["id", *nodes])
+        for i, row in zip(ids, scores, strict=True):
+            w.writerow([i, *(f"{v:.6g}" for v in row)])
     return Path(path)
