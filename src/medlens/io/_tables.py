@@ -14,7 +14,7 @@ import logging
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ class LabelTable:
     labels: EncodedLabels
     path: str
     format: str  # "label" or "indicator"
+    extra: dict[str, list[str]] = field(default_factory=dict)  # columns set aside with ``keep=``
 
     @property
     def multilabel(self) -> bool:
@@ -108,10 +109,17 @@ def _read_csv(path: str | os.PathLike, what: str):
     return df
 
 
-def read_label_table(path: str | os.PathLike, taxonomy: Taxonomy, *, what: str = "truth") -> LabelTable:
-    """Read a truth or prediction CSV (``id,label`` or ``id`` + 0/1 node columns)."""
+def read_label_table(
+    path: str | os.PathLike, taxonomy: Taxonomy, *, what: str = "truth", keep: Sequence[str] = ()
+) -> LabelTable:
+    """Read a truth or prediction CSV (``id,label`` or ``id`` + 0/1 node columns).
+
+    ``keep`` names extra columns (e.g. ``text``) that are set aside into ``LabelTable.extra`` instead of
+    being read as labels.
+    """
     df = _read_csv(path, what)
-    cols = [c for c in df.columns if c != "id"]
+    extra = {c: df[c].tolist() for c in keep if c in df.columns}
+    cols = [c for c in df.columns if c != "id" and c not in extra]
     if cols == ["label"]:
         vals = df["label"].str.strip()
         empty = np.flatnonzero((vals == "").to_numpy())
@@ -132,7 +140,7 @@ def read_label_table(path: str | os.PathLike, taxonomy: Taxonomy, *, what: str =
             enc = encode_labels([s[0] for s in sets], taxonomy, name=what)
         else:
             enc = encode_labels(sets, taxonomy, name=what)
-        return LabelTable(list(df["id"]), enc, str(path), "label")
+        return LabelTable(list(df["id"]), enc, str(path), "label", extra)
     if not cols:
         raise InputError(f"{what} file {path} has only an 'id' column; add 'label' or one 0/1 column per node id.")
     unknown = [c for c in cols if c not in taxonomy.index]
@@ -172,7 +180,7 @@ def read_label_table(path: str | os.PathLike, taxonomy: Taxonomy, *, what: str =
             taxonomy.root,
         )
     enc = encode_labels(vals.set_axis(cols, axis=1), taxonomy, name=what)
-    return LabelTable(list(df["id"]), enc, str(path), "indicator")
+    return LabelTable(list(df["id"]), enc, str(path), "indicator", extra)
 
 
 def read_score_table(path: str | os.PathLike, taxonomy: Taxonomy, *, from_leaves: str | None = None) -> ScoreTable:
