@@ -193,3 +193,41 @@ def test_class_agnostic_equals_use_cats_0(seed):
 def test_hypothesis_random_sets(seed, n_images, n_cats, crowd):
     gt, dets = random_coco(seed, n_images=n_images, n_cats=n_cats, crowd=crowd)
     assert_parity(gt, dets)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_detection_report_coco_protocol_matches_pycocotools(seed):
+    """The single-class list API (detection_report, protocol="coco101") against pycocotools on the same boxes."""
+    from medlens.metrics import detection_report
+
+    rng = np.random.default_rng(seed)
+    gold, pred, scores = [], [], []
+    for _ in range(80):
+        g = [[*xy, *(xy + rng.integers(5, 60, 2))] for xy in rng.integers(0, 200, (int(rng.integers(0, 4)), 2))]
+        p = [list(np.add(b, np.tile(rng.integers(-4, 5, 2), 2))) for b in g if rng.random() < 0.8]  # shifted
+        p += [[*xy, *(xy + rng.integers(5, 60, 2))] for xy in rng.integers(0, 200, (int(rng.integers(0, 3)), 2))]
+        gold.append(np.array(g, float).reshape(-1, 4))
+        pred.append(np.array(p, float).reshape(-1, 4))
+        scores.append(np.round(rng.random(len(p)), 1))
+    images = [{"id": i + 1} for i in range(len(gold))]
+    boxes = [(i, b) for i, gs in enumerate(gold) for b in gs.tolist()]
+    anns = [
+        {"id": k + 1, "image_id": i + 1, "category_id": 1, "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+         "area": (b[2] - b[0]) * (b[3] - b[1]), "iscrowd": 0}
+        for k, (i, b) in enumerate(boxes)
+    ]  # fmt: skip
+    dets = [
+        {"image_id": i + 1, "category_id": 1, "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": float(s)}
+        for i, (ps, ss) in enumerate(zip(pred, scores, strict=True))
+        for b, s in zip(ps.tolist(), ss, strict=True)
+    ]
+    gt = {"images": images, "annotations": anns, "categories": [{"id": 1}]}
+    ev = pycocotools_eval(gt, dets)
+    ev30 = pycocotools_eval(gt, dets, iou_thrs=[0.3])
+    r = detection_report(gold, pred, scores=scores, protocol="coco101", no_gold="score")
+    np.testing.assert_allclose(
+        [r["map50_95"], r["map50"], r["map30"]],
+        [ev.stats[0], ev.stats[1], np.mean(ev30.eval["precision"][0, :, 0, 0, -1])],
+        rtol=0,
+        atol=ATOL,
+    )

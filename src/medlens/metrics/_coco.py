@@ -154,7 +154,7 @@ class CocoEvalResult:
             if area in self.area_ranges:
                 d[f"map_{area}"] = self.ap(area=area)
         d[f"mar{self.max_detections}"] = self.ar()
-        d["iou_thresholds"] = [float(t) for t in self.iou_thresholds]
+        d["iou_thresholds"] = [round(float(t), 10) for t in self.iou_thresholds]
         d["max_detections"] = self.max_detections
         d.update({k: v for k, v in self.counts.items() if k != "gt_per_category"})
         if per_category:

@@ -40,9 +40,6 @@ class CocoGroundTruth:
     crowd: np.ndarray  # (G,) bool
     source: str = "<ground truth>"
 
-    def image_index(self) -> dict[Any, int]:
-        return {iid: i for i, iid in enumerate(self.image_ids)}
-
 
 @dataclass(frozen=True)
 class CocoPredictions:
@@ -72,19 +69,7 @@ def _read_json(obj: Any, what: str) -> tuple[Any, str]:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _check_id(v: Any, src: str, where: str, fld: str) -> None:
-    if isinstance(v, bool) or not isinstance(v, int | str):
-        raise InputError(f"{src}: {where}: field '{fld}' must be an integer or a string; got {v!r}.")
-
-
-def _bbox_error(src: str, where: str, bb: Any) -> InputError:
-    return InputError(
-        f"{src}: {where}: field 'bbox' must be 4 finite numbers [x, y, width, height] with width, height >= 0; "
-        f"got {bb!r}."
-    )
+    return type(v) in (int, float) and math.isfinite(v)
 
 
 def _entry(entries: Sequence[Any], i: int, src: str, where: str, required: Sequence[str]) -> Mapping[str, Any]:
@@ -97,43 +82,85 @@ def _entry(entries: Sequence[Any], i: int, src: str, where: str, required: Seque
     return e
 
 
-def _bbox_array(entries: Sequence[Mapping[str, Any]], src: str, label: str) -> np.ndarray:
-    """``(n, 4)`` float boxes; a fast path for well-formed files, then an entry-by-entry scan to name the bad one."""
+# Every reader below takes a fast vectorised path for well-formed input and, only when that fails, scans the
+# entries one by one to name the first bad one (file, section and index, field).
+
+
+def _columns(entries: Sequence[Any], src: str, where: str, required: Sequence[str]) -> list[list[Any]]:
+    """The values of each required field, in entry order."""
     try:
-        raw = [e["bbox"] for e in entries]
-        arr = np.array(raw) if raw else np.zeros((0, 4))
-        if arr.ndim == 2 and arr.shape[1] == 4 and arr.dtype.kind in "iuf":
-            arr = arr.astype(np.float64)
-            if np.isfinite(arr).all() and (arr[:, 2:] >= 0).all():
+        return [[e[f] for e in entries] for f in required]
+    except (KeyError, TypeError, IndexError):
+        for i in range(len(entries)):
+            _entry(entries, i, src, where.format(i), required)
+        raise  # pragma: no cover - the scan raises first
+
+
+def _check_ids(values: list[Any], src: str, where: str, fld: str) -> None:
+    kinds = {type(v) for v in values}
+    if kinds <= {int} or kinds <= {str}:
+        return
+    for i, v in enumerate(values):
+        if type(v) not in (int, str):
+            raise InputError(f"{src}: {where.format(i)}: field '{fld}' must be an integer or a string; got {v!r}.")
+    raise InputError(f"{src}: field '{fld}' mixes integers and strings; use one kind.")
+
+
+def _numbers(values: list[Any], src: str, where: str, fld: str, what: str = "a finite number") -> np.ndarray:
+    if {type(v) for v in values} <= {int, float}:
+        arr = np.array(values, dtype=np.float64)
+        if np.isfinite(arr).all():
+            return arr
+    for i, v in enumerate(values):
+        if not _is_number(v):
+            raise InputError(f"{src}: {where.format(i)}: field '{fld}' must be {what}; got {v!r}.")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _bboxes(values: list[Any], src: str, where: str) -> np.ndarray:
+    """``(n, 4)`` float boxes ``[x, y, w, h]`` with finite numbers and ``w, h >= 0``."""
+    try:
+        if {type(v) for b in values for v in b} <= {int, float}:
+            arr = np.array(values, dtype=np.float64) if values else np.zeros((0, 4))
+            if arr.ndim == 2 and arr.shape[1] == 4 and np.isfinite(arr).all() and (arr[:, 2:] >= 0).all():
                 return arr
-    except (KeyError, TypeError, ValueError):
+    except (TypeError, ValueError):
         pass
-    for i, e in enumerate(entries):
-        bb = e["bbox"]
+    for i, bb in enumerate(values):
         ok = isinstance(bb, list | tuple) and len(bb) == 4 and all(_is_number(v) for v in bb)
         if not ok or bb[2] < 0 or bb[3] < 0:
-            raise _bbox_error(src, label.format(i), bb)
-    raise InputError(f"{src}: could not read the boxes as numbers.")  # pragma: no cover - the scan finds it
+            raise InputError(
+                f"{src}: {where.format(i)}: field 'bbox' must be 4 finite numbers [x, y, width, height] with "
+                f"width, height >= 0; got {bb!r}."
+            )
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _id_list(entries: Sequence[Any], src: str, section: str) -> list[Any]:
-    ids = []
-    for i, _ in enumerate(entries):
-        e = _entry(entries, i, src, f"{section}[{i}]", ("id",))
-        _check_id(e["id"], src, f"{section}[{i}]", "id")
-        ids.append(e["id"])
-    kinds = {type(v) for v in ids}
-    if len(kinds) > 1:
-        raise InputError(f"{src}: {section}: ids mix integers and strings; use one kind.")
+def _unique(values: list[Any], src: str, section: str) -> None:
+    if len(set(values)) == len(values):
+        return
     seen: dict[Any, int] = {}
-    for i, v in enumerate(ids):
+    for i, v in enumerate(values):
         if v in seen:
             raise InputError(f"{src}: {section}[{i}]: duplicate id {v!r} (first at {section}[{seen[v]}]).")
         seen[v] = i
+
+
+def _id_list(entries: Sequence[Any], src: str, section: str) -> list[Any]:
+    (ids,) = _columns(entries, src, section + "[{}]", ("id",))
+    _check_ids(ids, src, section + "[{}]", "id")
+    _unique(ids, src, section)
     return ids
 
 
-def _positions(values: list[Any], index: dict[Any, int]) -> np.ndarray:
+def _positions(values: list[Any], sorted_ids: Sequence[Any]) -> np.ndarray:
+    """Position of each value in ``sorted_ids`` (-1 when absent)."""
+    if sorted_ids and type(sorted_ids[0]) is int and {type(v) for v in values} <= {int}:
+        ref = np.array(sorted_ids, dtype=np.int64)
+        arr = np.array(values, dtype=np.int64)
+        idx = np.minimum(np.searchsorted(ref, arr), len(ref) - 1)
+        return np.where(ref[idx] == arr, idx, -1)
+    index = {v: i for i, v in enumerate(sorted_ids)}
     return np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
 
 
@@ -157,39 +184,34 @@ def load_coco_ground_truth(gt: str | os.PathLike | Mapping[str, Any]) -> CocoGro
             raise InputError(f"{src}: top-level field '{key}' must be a list; got {type(data[key]).__name__}.")
     image_ids = sorted(_id_list(data["images"], src, "images"))
     cats = data["categories"]
-    cat_ids_file = _id_list(cats, src, "categories")
+    cat_ids = sorted(_id_list(cats, src, "categories"))
     names = {c["id"]: str(c.get("name", c["id"])) for c in cats}
-    cat_ids = sorted(cat_ids_file)
     anns = data["annotations"]
-    for i in range(len(anns)):
-        _entry(anns, i, src, f"annotations[{i}]", ("image_id", "category_id", "bbox"))
-    boxes = _bbox_array(anns, src, "annotations[{}]")
-    img_index = {v: i for i, v in enumerate(image_ids)}
-    cat_index = {v: i for i, v in enumerate(cat_ids)}
-    image = _positions([a["image_id"] for a in anns], img_index)
-    category = _positions([a["category_id"] for a in anns], cat_index)
-    for arr, fld, known in ((image, "image_id", "images"), (category, "category_id", "categories")):
+    where = "annotations[{}]"
+    img_col, cat_col, bbox_col = _columns(anns, src, where, ("image_id", "category_id", "bbox"))
+    _check_ids(img_col, src, where, "image_id")
+    _check_ids(cat_col, src, where, "category_id")
+    boxes = _bboxes(bbox_col, src, where)
+    image, category = _positions(img_col, image_ids), _positions(cat_col, cat_ids)
+    for arr, col, fld, known in (
+        (image, img_col, "image_id", "images"),
+        (category, cat_col, "category_id", "categories"),
+    ):
         if (arr < 0).any():
             i = int(np.flatnonzero(arr < 0)[0])
-            raise InputError(f"{src}: annotations[{i}]: field '{fld}' {anns[i][fld]!r} is not among the '{known}' ids.")
+            raise InputError(f"{src}: annotations[{i}]: field '{fld}' {col[i]!r} is not among the '{known}' ids.")
     area = boxes[:, 2] * boxes[:, 3]
-    crowd = np.zeros(len(anns), dtype=bool)
-    ann_ids: dict[Any, int] = {}
-    for i, a in enumerate(anns):
-        if "area" in a:
-            if not _is_number(a["area"]):
-                raise InputError(f"{src}: annotations[{i}]: field 'area' must be a finite number; got {a['area']!r}.")
-            area[i] = a["area"]
-        if "iscrowd" in a:
-            if not (_is_number(a["iscrowd"]) or isinstance(a["iscrowd"], bool)) or a["iscrowd"] not in (0, 1):
-                raise InputError(f"{src}: annotations[{i}]: field 'iscrowd' must be 0 or 1; got {a['iscrowd']!r}.")
-            crowd[i] = bool(a["iscrowd"])
-        if "id" in a:
-            if a["id"] in ann_ids:
-                raise InputError(
-                    f"{src}: annotations[{i}]: duplicate id {a['id']!r} (first at annotations[{ann_ids[a['id']]}])."
-                )
-            ann_ids[a["id"]] = i
+    has_area = [i for i, a in enumerate(anns) if "area" in a]
+    if has_area:
+        area[has_area] = _numbers([anns[i]["area"] for i in has_area], src, "annotations[{}]", "area")
+    crowd_col = [a.get("iscrowd", 0) for a in anns]
+    if not {type(v) for v in crowd_col} <= {int, float, bool} or not set(crowd_col) <= {0, 1}:
+        i = next(i for i, v in enumerate(crowd_col) if type(v) not in (int, float, bool) or v not in (0, 1))
+        raise InputError(f"{src}: annotations[{i}]: field 'iscrowd' must be 0 or 1; got {crowd_col[i]!r}.")
+    crowd = np.array(crowd_col, dtype=bool) if anns else np.zeros(0, dtype=bool)
+    ann_ids = [a["id"] for a in anns if "id" in a]
+    if len(set(ann_ids)) != len(ann_ids):  # duplicates: name the entry (ids themselves are otherwise unused)
+        _unique([a.get("id", ("<no id>", i)) for i, a in enumerate(anns)], src, "annotations")
     return CocoGroundTruth(
         image_ids=tuple(image_ids),
         category_ids=tuple(cat_ids),
@@ -217,22 +239,20 @@ def load_coco_predictions(pred: str | os.PathLike | Sequence[Any], gt: CocoGroun
         )
     if not isinstance(data, list):
         raise InputError(f"{src}: COCO results must be a JSON list; got {type(data).__name__}.")
-    for i in range(len(data)):
-        e = _entry(data, i, src, f"entry {i}", ("image_id", "category_id", "bbox", "score"))
-        if not _is_number(e["score"]):
-            raise InputError(f"{src}: entry {i}: field 'score' must be a finite number; got {e['score']!r}.")
-        for fld in ("image_id", "category_id"):
-            _check_id(e[fld], src, f"entry {i}", fld)
-    boxes = _bbox_array(data, src, "entry {}")
-    image = _positions([d["image_id"] for d in data], gt.image_index())
+    where = "entry {}"
+    img_col, cat_col, bbox_col, score_col = _columns(data, src, where, ("image_id", "category_id", "bbox", "score"))
+    _check_ids(img_col, src, where, "image_id")
+    _check_ids(cat_col, src, where, "category_id")
+    boxes = _bboxes(bbox_col, src, where)
+    score = _numbers(score_col, src, where, "score")
+    image = _positions(img_col, gt.image_ids)
     if (image < 0).any():
         i = int(np.flatnonzero(image < 0)[0])
         raise InputError(
-            f"{src}: entry {i}: field 'image_id' {data[i]['image_id']!r} is not an image of {gt.source}; "
+            f"{src}: entry {i}: field 'image_id' {img_col[i]!r} is not an image of {gt.source}; "
             "results must refer to images of the ground truth."
         )
-    category = _positions([d["category_id"] for d in data], {c: k for k, c in enumerate(gt.category_ids)})
-    score = np.array([d["score"] for d in data], dtype=np.float64)
+    category = _positions(cat_col, gt.category_ids)
     known = category >= 0
     return CocoPredictions(
         boxes=boxes[known],

@@ -187,7 +187,7 @@ class PerImageEvalResult:
         d: dict[str, Any] = {"protocol": self.protocol, "map": self.ap(), "map50": self.ap(0.5), "map75": self.ap(0.75)}
         if np.isclose(self.iou_thresholds, 0.3, atol=1e-9).any():
             d["map30"] = self.ap(0.3)
-        d["iou_thresholds"] = [float(t) for t in self.iou_thresholds]
+        d["iou_thresholds"] = [round(float(t), 10) for t in self.iou_thresholds]
         d["no_gold"] = self.no_gold
         d.update({k: v for k, v in self.counts.items() if k != "gt_per_category"})
         if per_category:
