@@ -6,7 +6,9 @@ Ground truth: ``{"images": [{"id", ...}], "annotations": [{"image_id", "category
 overwrites it with ``iscrowd``). Predictions: ``[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}]``.
 Ids are integers or strings (one kind per file). Widths and heights must be >= 0; a zero-size box matches
 nothing. A prediction on an image absent from the ground truth is an error (pycocotools asserts); one whose
-category is not in ``categories`` is dropped and counted (pycocotools drops it silently).
+category is not in ``categories`` is dropped and counted (pycocotools drops it silently). An annotation of an
+unknown image or category, duplicate image, category or annotation ids are errors (pycocotools would drop or
+silently double such entries).
 """
 
 from __future__ import annotations
