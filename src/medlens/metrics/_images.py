@@ -1,0 +1,378 @@
+"""Single-class detection metrics over a list of images (NOVA, grounding): mAP, ACC@0.5, box precision/recall.
+
+Inputs are per-image sequences: ``gold[i]`` and ``pred[i]`` are ``(n_i, 4)`` ``xyxy`` boxes of image ``i`` in
+one frame (convert first with :func:`medlens.metrics.convert_boxes` and log the records), ``scores[i]`` the
+prediction scores (or ``None``: the given order is the ranking).
+
+Images without gold boxes follow an explicit rule, ``no_gold``:
+
+- ``"skip"`` (default): they are left out of every metric and counted in ``n_images_without_gold``;
+- ``"score"``: they are scored. Per-image AP is 1 when the image has no prediction and 0 otherwise (the rule
+  of the NOVA reference code); under COCO pooling their predictions are false positives; for ACC@0.5 an empty
+  prediction is correct; for box precision their predictions are false positives.
+
+Images with gold boxes and no prediction have AP 0 and count as misses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from medlens._validation import InputError, check_interval, check_option, check_same_length
+from medlens.metrics._boxes import as_boxes, check_boxes
+from medlens.metrics._coco import COCO_IOU_THRESHOLDS, coco_accumulate, find_threshold, thresholds_with
+from medlens.metrics._voc import NO_GOLD_RULES, PROTOCOL_VOC, voc11_units
+
+__all__ = [
+    "PROTOCOLS",
+    "accuracy_at_iou",
+    "average_precision_per_image",
+    "box_precision_recall",
+    "detection_report",
+    "inter_rater_report",
+    "mean_average_precision",
+]
+
+PROTOCOL_COCO = "coco101"
+PROTOCOLS = (PROTOCOL_VOC, PROTOCOL_COCO)
+Protocol = Literal["nova-voc11", "coco101"]
+NoGold = Literal["skip", "score"]
+BoxesLike = Sequence[Any]
+
+
+@dataclass(frozen=True)
+class _Flat:
+    gold: np.ndarray
+    gold_image: np.ndarray
+    pred: np.ndarray
+    pred_image: np.ndarray
+    score: np.ndarray
+    n_images: int
+
+
+def _label(image_ids: Sequence[Any] | None, i: int) -> Any:
+    return image_ids[i] if image_ids is not None else i
+
+
+def _flatten_boxes(per_image: BoxesLike, name: str, image_ids: Sequence[Any] | None, *, gold: bool) -> tuple:
+    arrays = [as_boxes(b, name=name, image=_label(image_ids, i)) for i, b in enumerate(per_image)]
+    counts = np.array([len(a) for a in arrays], dtype=np.int64)
+    flat = np.concatenate(arrays) if arrays else np.zeros((0, 4))
+    image = np.repeat(np.arange(len(arrays)), counts)
+    w, h = flat[:, 2] - flat[:, 0], flat[:, 3] - flat[:, 1]
+    bad = ~np.isfinite(flat).all(axis=1) | ((w <= 0) | (h <= 0) if gold else (w < 0) | (h < 0))
+    if bad.any():  # re-check the offending image alone for the precise message
+        i = int(image[np.flatnonzero(bad)[0]])
+        check_boxes(arrays[i], image=_label(image_ids, i), name=name, allow_empty_area=not gold)
+    return flat, image, counts
+
+
+def _flatten(gold: BoxesLike, pred: BoxesLike, scores: Sequence[Any] | None, image_ids: Sequence[Any] | None) -> _Flat:
+    n = check_same_length(gold, pred, names=("gold", "pred"))
+    if image_ids is not None:
+        check_same_length(gold, image_ids, names=("gold", "image_ids"))
+    g, g_img, _ = _flatten_boxes(gold, "gold boxes", image_ids, gold=True)
+    p, p_img, p_counts = _flatten_boxes(pred, "predicted boxes", image_ids, gold=False)
+    if scores is None:
+        score = np.zeros(len(p))
+    else:
+        check_same_length(pred, scores, names=("pred", "scores"))
+        parts = []
+        for i, s in enumerate(scores):
+            arr = np.zeros(p_counts[i]) if s is None else np.asarray(s, dtype=np.float64).reshape(-1)
+            if len(arr) != p_counts[i]:
+                raise InputError(
+                    f"scores of image {_label(image_ids, i)!r} must have one value per predicted box; "
+                    f"got {len(arr)} scores for {p_counts[i]} boxes."
+                )
+            if not np.isfinite(arr).all():
+                raise InputError(f"scores of image {_label(image_ids, i)!r} must be finite; got {arr.tolist()}.")
+            parts.append(arr)
+        score = np.concatenate(parts) if parts else np.zeros(0)
+    return _Flat(g, g_img, p, p_img, score, n)
+
+
+def _thresholds(iou: float | Sequence[float] | None) -> tuple[np.ndarray, list[float]]:
+    """All thresholds to evaluate: the COCO range, 0.3 and the requested ones."""
+    req = [] if iou is None else [float(iou)] if np.isscalar(iou) else [float(t) for t in iou]  # type: ignore[arg-type]
+    for t in req:
+        check_interval(t, name="iou", low=0, high=1, closed="right")
+    return thresholds_with(0.3, *req), req
+
+
+def _per_image_ap(f: _Flat, thr: np.ndarray, no_gold: str) -> tuple[np.ndarray, np.ndarray, Any]:
+    """(ap (T, n_images) with nan for unscored images, scored mask, unit matches)."""
+    m = voc11_units(f.gold, f.gold_image, f.pred, f.pred_image, f.score, f.n_images, thr)
+    ap = m.ap.copy()
+    scored = m.n_gold > 0
+    if no_gold == "score":
+        empty = m.n_gold == 0
+        ap[:, empty] = (m.n_pred[empty] == 0).astype(float)
+        scored = np.ones(f.n_images, dtype=bool)
+    return ap, scored, m
+
+
+def _coco_map(f: _Flat, thr: np.ndarray, scored: np.ndarray) -> np.ndarray:
+    """COCO pooled AP per threshold (single class) over the scored images; nan when undefined."""
+    keep_g, keep_p = scored[f.gold_image], scored[f.pred_image]
+    pos = np.cumsum(scored) - 1
+    g = f.gold[keep_g]
+    g_xywh = np.c_[g[:, :2], g[:, 2:] - g[:, :2]]
+    p = f.pred[keep_p]
+    p_xywh = np.c_[p[:, :2], p[:, 2:] - p[:, :2]]
+    prec, _ = coco_accumulate(
+        gt_boxes=g_xywh,
+        gt_image=pos[f.gold_image[keep_g]],
+        gt_category=np.zeros(len(g), dtype=np.int64),
+        gt_area=g_xywh[:, 2] * g_xywh[:, 3],
+        gt_crowd=np.zeros(len(g), dtype=bool),
+        dt_boxes=p_xywh,
+        dt_score=f.score[keep_p],
+        dt_image=pos[f.pred_image[keep_p]],
+        dt_category=np.zeros(len(p), dtype=np.int64),
+        n_images=int(scored.sum()),
+        n_categories=1,
+        iou_thresholds=thr,
+    )
+    s = prec[:, :, 0, 0]
+    return np.array([np.mean(row) if (row > -1).all() else np.nan for row in s])
+
+
+def _evaluate(
+    gold: BoxesLike,
+    pred: BoxesLike,
+    scores: Sequence[Any] | None,
+    protocol: str,
+    no_gold: str,
+    iou: float | Sequence[float] | None,
+    image_ids: Sequence[Any] | None,
+) -> dict[str, Any]:
+    check_option(protocol, PROTOCOLS, name="protocol")
+    check_option(no_gold, NO_GOLD_RULES, name="no_gold")
+    f = _flatten(gold, pred, scores, image_ids)
+    thr, _ = _thresholds(iou)
+    ap, scored, m = _per_image_ap(f, thr, no_gold)
+    n_scored = int(scored.sum())
+    if protocol == PROTOCOL_VOC:
+        map_t = ap[:, scored].mean(axis=1) if n_scored else np.full(len(thr), np.nan)
+    else:
+        map_t = _coco_map(f, thr, scored)
+    has_gold = m.n_gold > 0
+    # ACC: the top-ranked prediction hits a gold box (IoU >= t); an image without gold is right when empty.
+    hit = np.where(has_gold, (m.n_pred > 0) & (m.top_iou >= 0.5), m.n_pred == 0)
+    tp_scored = m.tp[:, scored[f.pred_image]].sum(axis=1)
+    n_pred = int(m.n_pred[scored].sum())
+    n_gold = int(m.n_gold.sum())
+    return {
+        "f": f,
+        "thr": thr,
+        "ap": ap,
+        "scored": scored,
+        "map_t": map_t,
+        "acc_hits": hit,
+        "tp": tp_scored,
+        "n_pred": n_pred,
+        "n_gold": n_gold,
+        "n_scored": n_scored,
+        "n_without_gold": int((~has_gold).sum()),
+    }
+
+
+def _nan_div(a: float, b: float) -> float:
+    return float(a / b) if b else float("nan")
+
+
+def average_precision_per_image(
+    gold: BoxesLike,
+    pred: BoxesLike,
+    *,
+    scores: Sequence[Any] | None = None,
+    iou: float = 0.5,
+    no_gold: NoGold = "skip",
+    image_ids: Sequence[Any] | None = None,
+) -> np.ndarray:
+    """Per-image 11-point AP at IoU ``iou`` (``nova-voc11``); nan for images skipped by the ``no_gold`` rule.
+
+    Examples
+    --------
+    >>> gold = [[[0, 0, 10, 10]], [[0, 0, 10, 10]], []]
+    >>> pred = [[[0, 0, 10, 10]], [[20, 20, 30, 30]], []]
+    >>> average_precision_per_image(gold, pred).tolist()
+    [1.0, 0.0, nan]
+    >>> average_precision_per_image(gold, pred, no_gold="score").tolist()
+    [1.0, 0.0, 1.0]
+    """
+    check_option(no_gold, NO_GOLD_RULES, name="no_gold")
+    f = _flatten(gold, pred, scores, image_ids)
+    thr = np.array([check_interval(float(iou), name="iou", low=0, high=1, closed="right")])
+    ap, scored, _ = _per_image_ap(f, thr, no_gold)
+    return np.where(scored, ap[0], np.nan)
+
+
+def mean_average_precision(
+    gold: BoxesLike,
+    pred: BoxesLike,
+    *,
+    scores: Sequence[Any] | None = None,
+    iou: float | None = 0.5,
+    protocol: Protocol = "nova-voc11",
+    no_gold: NoGold = "skip",
+    image_ids: Sequence[Any] | None = None,
+) -> float:
+    """mAP at IoU ``iou`` (``None``: the mean over .5:.05:.95) under ``protocol``; nan when no image is scored.
+
+    ``nova-voc11`` averages per-image 11-point APs; ``coco101`` pools all images into one precision/recall curve
+    read at 101 recall points (pycocotools' bbox AP with one category and at most 100 boxes per image).
+
+    >>> gold = [[[0, 0, 10, 10]], [[0, 0, 10, 10]]]
+    >>> pred = [[[0, 0, 10, 10]], [[0, 0, 10, 4]]]  # IoU 1.0 and 0.4
+    >>> mean_average_precision(gold, pred, iou=0.5), mean_average_precision(gold, pred, iou=0.3)
+    (0.5, 1.0)
+    """
+    r = _evaluate(gold, pred, scores, protocol, no_gold, iou, image_ids)
+    if iou is None:
+        return float(np.mean(r["map_t"][[find_threshold(r["thr"], t) for t in COCO_IOU_THRESHOLDS]]))
+    return float(r["map_t"][find_threshold(r["thr"], float(iou))])
+
+
+def accuracy_at_iou(
+    gold: BoxesLike,
+    pred: BoxesLike,
+    *,
+    scores: Sequence[Any] | None = None,
+    iou: float = 0.5,
+    no_gold: NoGold = "skip",
+    image_ids: Sequence[Any] | None = None,
+) -> float:
+    """Fraction of scored images whose top-ranked prediction overlaps some gold box with IoU >= ``iou``.
+
+    The top-ranked prediction is the highest-scoring one (the first one when scores tie or are absent). An
+    image with gold and no prediction is a miss; under ``no_gold="score"`` an image without gold is correct
+    exactly when it has no prediction. nan when no image is scored.
+
+    >>> gold = [[[0, 0, 10, 10]], [[0, 0, 10, 10]]]
+    >>> pred = [[[0, 0, 10, 4], [0, 0, 10, 10]], [[0, 0, 10, 10]]]  # image 0: the top box has IoU 0.4
+    >>> accuracy_at_iou(gold, pred, scores=[[0.9, 0.1], None])
+    0.5
+    """
+    check_option(no_gold, NO_GOLD_RULES, name="no_gold")
+    check_interval(float(iou), name="iou", low=0, high=1, closed="right")
+    f = _flatten(gold, pred, scores, image_ids)
+    m = voc11_units(f.gold, f.gold_image, f.pred, f.pred_image, f.score, f.n_images, np.array([float(iou)]))
+    has_gold = m.n_gold > 0
+    hit = np.where(has_gold, (m.n_pred > 0) & (m.top_iou >= iou), m.n_pred == 0)
+    scored = has_gold if no_gold == "skip" else np.ones(f.n_images, dtype=bool)
+    return float(hit[scored].mean()) if scored.any() else float("nan")
+
+
+def box_precision_recall(
+    gold: BoxesLike,
+    pred: BoxesLike,
+    *,
+    scores: Sequence[Any] | None = None,
+    iou: float = 0.5,
+    no_gold: NoGold = "skip",
+    image_ids: Sequence[Any] | None = None,
+) -> tuple[float, float]:
+    """Box-level (precision, recall) at IoU ``iou``, pooled over the scored images.
+
+    Predictions are matched greedily per image (highest score first, each to the unmatched gold box of highest
+    IoU, ties to the first gold box), a match being a true positive when its IoU is >= ``iou``. Precision =
+    TP / predictions, recall = TP / gold boxes; nan for an empty denominator.
+
+    >>> box_precision_recall([[[0, 0, 10, 10], [20, 20, 30, 30]]], [[[0, 0, 10, 10], [0, 0, 10, 9], [50, 50, 60, 60]]])
+    (0.3333333333333333, 0.5)
+    """
+    check_option(no_gold, NO_GOLD_RULES, name="no_gold")
+    check_interval(float(iou), name="iou", low=0, high=1, closed="right")
+    f = _flatten(gold, pred, scores, image_ids)
+    m = voc11_units(f.gold, f.gold_image, f.pred, f.pred_image, f.score, f.n_images, np.array([float(iou)]))
+    scored = (m.n_gold > 0) if no_gold == "skip" else np.ones(f.n_images, dtype=bool)
+    tp = int(m.tp[0, scored[f.pred_image]].sum())
+    return _nan_div(tp, int(m.n_pred[scored].sum())), _nan_div(tp, int(m.n_gold.sum()))
+
+
+def detection_report(
+    gold: BoxesLike,
+    pred: BoxesLike,
+    *,
+    scores: Sequence[Any] | None = None,
+    protocol: Protocol = "nova-voc11",
+    no_gold: NoGold = "skip",
+    image_ids: Sequence[Any] | None = None,
+) -> dict[str, Any]:
+    """All localisation metrics of a single-class detector over a list of images, with stable keys.
+
+    Keys: ``map30``, ``map50``, ``map50_95`` (mAP at IoU 0.3, 0.5 and the mean over .5:.05:.95 under
+    ``protocol``), ``acc50`` (:func:`accuracy_at_iou` at 0.5), ``precision50``, ``recall50``
+    (:func:`box_precision_recall` at 0.5), ``tp50``, ``n_gold_boxes``, ``n_pred_boxes`` (over scored images),
+    ``n_images``, ``n_images_scored``, ``n_images_without_gold``, ``no_gold`` (the rule) and ``protocol``
+    (``"nova-voc11"`` or ``"coco101"``). ACC, precision and recall use the per-image greedy matching whatever
+    the protocol. Undefined values (nothing scored, no predictions) are nan.
+
+    Examples
+    --------
+    >>> gold = [[[10, 10, 50, 50]], [[0, 0, 20, 20], [30, 30, 60, 60]], []]
+    >>> pred = [[[12, 10, 50, 50]], [[30, 30, 60, 58], [100, 100, 120, 120]], [[0, 0, 5, 5]]]
+    >>> r = detection_report(gold, pred, scores=[[0.9], [0.8, 0.7], [0.5]])
+    >>> r["map50"], r["acc50"], r["precision50"], r["recall50"], r["n_images_without_gold"]
+    (0.7727272727272727, 1.0, 0.6666666666666666, 0.6666666666666666, 1)
+    """
+    r = _evaluate(gold, pred, scores, protocol, no_gold, None, image_ids)
+    thr, map_t, scored = r["thr"], r["map_t"], r["scored"]
+    i50 = find_threshold(thr, 0.5)
+    coco = [find_threshold(thr, t) for t in COCO_IOU_THRESHOLDS]
+    return {
+        "protocol": protocol,
+        "map30": float(map_t[find_threshold(thr, 0.3)]),
+        "map50": float(map_t[i50]),
+        "map50_95": float(np.mean(map_t[coco])),
+        "acc50": float(r["acc_hits"][scored].mean()) if r["n_scored"] else float("nan"),
+        "precision50": _nan_div(r["tp"][i50], r["n_pred"]),
+        "recall50": _nan_div(r["tp"][i50], r["n_gold"]),
+        "tp50": int(r["tp"][i50]),
+        "n_gold_boxes": r["n_gold"],
+        "n_pred_boxes": r["n_pred"],
+        "n_images": r["f"].n_images,
+        "n_images_scored": r["n_scored"],
+        "n_images_without_gold": r["n_without_gold"],
+        "no_gold": no_gold,
+    }
+
+
+REPORT_METRICS = ("map30", "map50", "map50_95", "acc50", "precision50", "recall50")
+
+
+def inter_rater_report(
+    rater_a: BoxesLike,
+    rater_b: BoxesLike,
+    *,
+    protocol: Protocol = "nova-voc11",
+    no_gold: NoGold = "skip",
+    symmetric: bool = False,
+    image_ids: Sequence[Any] | None = None,
+) -> dict[str, Any]:
+    """Human ceiling: :func:`detection_report` of rater B's boxes (unscored, in the given order) against rater A's.
+
+    With ``symmetric=True`` the metrics are the mean of both directions (A as gold, then B as gold) and the two
+    one-way reports are kept under ``"directions"``. The ``reference`` key names the rater used as gold.
+
+    >>> a = [[[0, 0, 10, 10]], [[0, 0, 10, 10]]]
+    >>> b = [[[0, 0, 10, 10]], [[0, 0, 10, 4]]]
+    >>> r = inter_rater_report(a, b)
+    >>> r["reference"], r["map50"], r["map30"]
+    ('rater_a', 0.5, 1.0)
+    """
+    ab = detection_report(rater_a, rater_b, protocol=protocol, no_gold=no_gold, image_ids=image_ids)
+    ab["reference"] = "rater_a"
+    if not symmetric:
+        return ab
+    ba = detection_report(rater_b, rater_a, protocol=protocol, no_gold=no_gold, image_ids=image_ids)
+    ba["reference"] = "rater_b"
+    out = {k: float(np.mean([ab[k], ba[k]])) for k in REPORT_METRICS}
+    out.update(protocol=protocol, no_gold=no_gold, reference="both", n_images=ab["n_images"], directions=[ab, ba])
+    return out
