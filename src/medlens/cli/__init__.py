@@ -11,7 +11,7 @@ import sys
 import typer
 
 from medlens import __version__
-from medlens.cli import _demo, _doctor, _hier, _metrics, _report, _taxonomy
+from medlens.cli import _demo, _doctor, _finetune, _hier, _metrics, _report, _taxonomy
 from medlens.cli._common import setup_logging
 
 __all__ = ["app", "main"]
@@ -46,6 +46,8 @@ def _root(
 
 
 app.add_typer(_taxonomy.app, name="taxonomy")
+_hier.app.command("finetune")(_finetune.finetune)
+_hier.app.command("score")(_finetune.score)
 app.add_typer(_hier.app, name="hier")
 app.add_typer(_metrics.app, name="metrics")
 app.command("demo")(_demo.demo)

