@@ -2,6 +2,8 @@
 
 Functions follow scikit-learn's metric shape ``f(y_true, y_pred, *, taxonomy, ...)``; labels may be
 node ids (single-label), label sets (multi-label) or indicator arrays; trees and DAGs are supported.
+Zero-shot scoring (:class:`ZeroShotScorer`) turns an encoder and a taxonomy's prompts into node
+probabilities.
 """
 
 from medlens.hierarchy._aggregate import AGGREGATORS, complete_node_scores, node_scores_from_leaves
@@ -22,10 +24,21 @@ from medlens.hierarchy._metrics import (
     mean_tree_distance,
     mistake_severity,
 )
+from medlens.hierarchy._prompts import DEFAULT_TEMPLATES, PromptTable, build_prompt_table, read_prompt_file
 from medlens.hierarchy._stats import Ratio, bootstrap_ci
+from medlens.hierarchy._zeroshot import PlattScaler
+from medlens.hierarchy._zeroshot_scorer import INTERNAL_RULES, SCORING_METHODS, ZeroShotScorer
 
 __all__ = [
     "AGGREGATORS",
+    "DEFAULT_TEMPLATES",
+    "INTERNAL_RULES",
+    "PlattScaler",
+    "PromptTable",
+    "SCORING_METHODS",
+    "ZeroShotScorer",
+    "build_prompt_table",
+    "read_prompt_file",
     "CAEResult",
     "ConsistencyResult",
     "EncodedLabels",
