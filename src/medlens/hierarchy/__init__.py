@@ -3,10 +3,11 @@
 Functions follow scikit-learn's metric shape ``f(y_true, y_pred, *, taxonomy, ...)``; labels may be
 node ids (single-label), label sets (multi-label) or indicator arrays; trees and DAGs are supported.
 Zero-shot scoring (:class:`ZeroShotScorer`) turns an encoder and a taxonomy's prompts into node
-probabilities.
+probabilities; :func:`map_answers` maps generative models' free-text answers to nodes.
 """
 
 from medlens.hierarchy._aggregate import AGGREGATORS, complete_node_scores, node_scores_from_leaves
+from medlens.hierarchy._answers import ANSWER_METHODS, AnswerMatch, NodeMatch, map_answer, map_answers
 from medlens.hierarchy._encode import EncodedLabels, encode_labels
 from medlens.hierarchy._evaluate import HierarchicalReport, evaluate
 from medlens.hierarchy._flat import FlatMetrics, flat_metrics
@@ -31,13 +32,18 @@ from medlens.hierarchy._zeroshot_scorer import INTERNAL_RULES, SCORING_METHODS, 
 
 __all__ = [
     "AGGREGATORS",
+    "ANSWER_METHODS",
+    "AnswerMatch",
     "DEFAULT_TEMPLATES",
     "INTERNAL_RULES",
+    "NodeMatch",
     "PlattScaler",
     "PromptTable",
     "SCORING_METHODS",
     "ZeroShotScorer",
     "build_prompt_table",
+    "map_answer",
+    "map_answers",
     "read_prompt_file",
     "CAEResult",
     "ConsistencyResult",
