@@ -222,7 +222,8 @@ def test_map_answers_synonym(cli, tmp_path):
     answers = tmp_path / "answers.txt"
     answers.write_text("Small left pleural effusion.\nNo pneumothorax.\n\nCardiomegaly and pulmonary oedema\nwhat?\n")
     out = tmp_path / "pred.csv"
-    res = cli("hier", "map-answers", "--answers", answers, "-t", "cxr_anatomic_v1", "--out", out, "--json")
+    res = cli("hier", "map-answers", "--answers", answers, "-t", "cxr_anatomic_v1", "--method", "synonym", "--out", out,
+              "--json")  # fmt: skip
     assert res.rc == 0, res.err
     doc = json.loads(res.out)
     assert set(doc["provenance"]) >= PROVENANCE_KEYS
@@ -234,7 +235,7 @@ def test_map_answers_synonym(cli, tmp_path):
     assert [r["id"] for r in rows] == ["1", "2", "3", "4", "5"]
     assert rows[1]["status"] == "negated"
     assert rows[1]["matches"][0]["node"] == "Pneumothorax"
-    res = cli("hier", "map-answers", "--answers", answers, "--out", out)  # human output
+    res = cli("hier", "map-answers", "--answers", answers, "--method", "synonym", "--out", out)  # human output
     assert res.rc == 0
     assert "2 matched, 1 unmatched" in res.out
 
@@ -248,7 +249,8 @@ def test_map_answers_exact_and_user_synonyms(cli, tmp_path):
     res = cli("hier", "map-answers", "--answers", answers, "--method", "exact", "--out", out, "--json")
     assert res.rc == 0, res.err
     assert out.read_text() == "id,label\nq1,Edema\nq2,root\n"
-    res = cli("hier", "map-answers", "--answers", answers, "--synonyms", syn, "--out", out, "--json")
+    res = cli("hier", "map-answers", "--answers", answers, "--method", "synonym", "--synonyms", syn, "--out", out,
+              "--json")  # fmt: skip
     assert res.rc == 0, res.err
     assert out.read_text() == "id,label\nq1,Edema\nq2,Edema\n"
     assert json.loads(res.out)["provenance"]["input_hashes"]["synonyms"]["sha256"]
@@ -300,16 +302,19 @@ def test_map_answers_bad_input(cli, tmp_path, extra, fragment):
     files["LIST_JSON"].write_text('["a"]')
     files["UNKNOWN_NODE"].write_text('{"Edemaa": ["x"]}')
     args = [str(files.get(a, a)) for a in extra]
-    res = cli("hier", "map-answers", "--answers", answers, "--out", tmp_path / "p.csv", *args)
+    res = cli("hier", "map-answers", "--answers", answers, "--out", tmp_path / "p.csv", "--method", "synonym", *args)
     assert_user_error(res, fragment)
 
 
 def test_map_answers_bad_answers_file(cli, tmp_path):
-    assert_user_error(cli("hier", "map-answers", "--answers", tmp_path / "no.csv", "--out", tmp_path / "p.csv"),
+    assert_user_error(cli("hier", "map-answers", "--answers", tmp_path / "no.csv", "--method", "exact", "--out", tmp_path / "p.csv"),
                       "no such file")  # fmt: skip
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")
-    assert_user_error(cli("hier", "map-answers", "--answers", empty, "--out", tmp_path / "p.csv"), "no answers found")
+    assert_user_error(cli("hier", "map-answers", "--answers", empty, "--method", "exact", "--out", tmp_path / "p.csv"),
+                      "no answers found")  # fmt: skip
+    res = cli("hier", "map-answers", "--answers", empty, "--out", tmp_path / "p.csv")  # --method is required
+    assert_user_error(res, "Missing option '--method'")
 
 
 def test_help_has_examples(cli):
@@ -338,7 +343,7 @@ def test_minilm_zeroshot_map_answers_evaluate_round_trip(cli, tmp_path, monkeypa
     st = read_score_table(scores, tax)
     assert st.scores[0, tax.index["Pleural Effusion"]] > st.scores[0, tax.index["Cardiomegaly"]]
     assert st.scores[1, tax.index["Cardiomegaly"]] > st.scores[1, tax.index["Pleural Effusion"]]
-    res = cli("hier", "map-answers", "--answers", texts, "-t", "cxr_anatomic_v1", "--out", pred, "--json")
+    res = cli("hier", "map-answers", "--answers", texts, "-t", "cxr_anatomic_v1", "--method", "synonym", "--out", pred)
     assert res.rc == 0, res.err
     res = cli("hier", "evaluate", "-t", "cxr_anatomic_v1", "--truth", truth, "--pred", pred, "--scores", scores,
               "--json")  # fmt: skip

@@ -14,7 +14,9 @@ import typer
 from medlens.cli._common import console, emit_json, human_float
 
 app = typer.Typer(
-    help="Hierarchical (taxonomy-aware) evaluation and risk-constrained thresholds.", no_args_is_help=True
+    help="Hierarchical (taxonomy-aware) evaluation, risk-constrained thresholds, zero-shot node scores and "
+    "answer mapping.",
+    no_args_is_help=True,
 )
 
 TAXONOMY_OPT = typer.Option("cxr_anatomic_v1", "--taxonomy", "-t", help="Built-in name or taxonomy file.")
@@ -435,7 +437,7 @@ def _ids_hash(ids: list[str]) -> str:
 def map_answers_cmd(
     answers: Path = typer.Option(..., "--answers", help="Model answers: .txt (one per line) or .csv/.jsonl id,text."),
     taxonomy: str = TAXONOMY_OPT,
-    method: str = typer.Option("synonym", "--method", help="exact | synonym | embedding."),
+    method: str = typer.Option(..., "--method", help="exact | synonym | embedding."),
     synonyms: Path | None = typer.Option(None, "--synonyms", help="JSON {node: [phrases]} added to the labels."),
     min_similarity: float | None = typer.Option(
         None, "--min-similarity", help="embedding: abstain below this cosine (default 0.5)."
