@@ -86,7 +86,8 @@ class ZeroShotScorer:
     synonyms : bool
         Fill templates with the taxonomy's ``labels`` synonyms as well as the node id.
     internal : {"prompt", "sum", "max", "noisy_or"}, optional
-        How internal nodes are scored; default ``"sum"`` for ``softmax`` and ``"prompt"`` otherwise.
+        How internal nodes are scored; default ``"sum"`` for ``softmax`` and ``"prompt"`` otherwise. With
+        ``sigmoid``/``platt`` the leaves are not exclusive, so a ``sum`` is clipped at 1 (prefer ``noisy_or``).
     method : {"softmax", "sigmoid", "platt"}
     temperature : float, optional
         ``scale = 1 / temperature`` (overrides the encoder's ``logit_scale``); not used by ``platt``.
