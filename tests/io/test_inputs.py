@@ -37,6 +37,16 @@ def test_read_texts_errors_name_the_row(tmp_path, name, content, match):
         read_texts(tmp_path / name)
 
 
+def test_read_texts_allow_empty_for_model_answers(tmp_path):
+    (tmp_path / "a.txt").write_text("yes\n\nno\n\n")
+    assert read_texts(tmp_path / "a.txt", allow_empty=True) == (["1", "2", "3"], ["yes", "", "no"])
+    (tmp_path / "b.jsonl").write_text('{"id": 1, "text": ""}\n')
+    assert read_texts(tmp_path / "b.jsonl", allow_empty=True) == (["1"], [""])
+    (tmp_path / "c.jsonl").write_text('{"id": 1, "text": null}\n')
+    with pytest.raises(InputError, match="empty or non-string text"):
+        read_texts(tmp_path / "c.jsonl", allow_empty=True)
+
+
 def test_image_folder_ids_are_sorted_relative_paths(tmp_path):
     pil = pytest.importorskip("PIL.Image")
     (tmp_path / "sub").mkdir()

@@ -1,4 +1,8 @@
-"""``medlens hier evaluate | calibrate | predict``: taxonomy-aware evaluation and risk-constrained thresholds."""
+"""``medlens hier evaluate | calibrate | predict | zeroshot | map-answers``.
+
+Taxonomy-aware evaluation, risk-constrained thresholds, zero-shot node scores from an encoder, and the mapping
+of generative models' free-text answers to nodes.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ import typer
 from medlens.cli._common import console, emit_json, human_float
 
 app = typer.Typer(
-    help="Hierarchical (taxonomy-aware) evaluation and risk-constrained thresholds.", no_args_is_help=True
+    help="Hierarchical (taxonomy-aware) evaluation, risk-constrained thresholds, zero-shot node scores and "
+    "answer mapping.",
+    no_args_is_help=True,
 )
 
 TAXONOMY_OPT = typer.Option("cxr_anatomic_v1", "--taxonomy", "-t", help="Built-in name or taxonomy file.")
@@ -241,3 +247,307 @@ def predict_cmd(
         emit_json(stamp(summary, prov))
     else:
         console().print(f"wrote {len(labels)} predictions to {out} (coverage {summary['coverage']:.3f})", markup=False)
+
+
+# ------------------------------------------------------------------------------------------------ hier zeroshot
+def _zeroshot_inputs(images: Path | None, texts: Path | None) -> tuple[str, Path, list[str], list[Any]]:
+    from medlens._validation import InputError
+    from medlens.io import list_images, read_texts
+
+    if (images is None) == (texts is None):
+        raise InputError("give exactly one of --images DIR or --texts FILE.")
+    if texts is not None:
+        ids, items = read_texts(texts)
+        if not ids:
+            raise InputError(f"{texts}: no texts found.")
+        return "texts", texts, ids, items
+    ids, paths = list_images(images)
+    return "images", images, ids, paths
+
+
+def _calibration_rows(truth: Path, ids: list[str], tax: Any) -> tuple[Any, Any]:
+    """Rows of the inputs that the calibration truth labels (ids must be among the inputs), and the labels."""
+    import numpy as np
+
+    from medlens._validation import InputError
+    from medlens.io._tables import read_label_table
+
+    t = read_label_table(truth, tax, what="calibration truth")
+    pos = {v: i for i, v in enumerate(ids)}
+    missing = [v for v in t.ids if v not in pos]
+    if missing:
+        raise InputError(
+            f"calibration truth {truth}: {len(missing)} id(s) are not among the inputs (e.g. {missing[:3]}); "
+            f"its ids must name inputs (e.g. {ids[:3]})."
+        )
+    return np.array([pos[v] for v in t.ids], dtype=np.int64), t.labels
+
+
+@app.command("zeroshot")
+def zeroshot_cmd(
+    encoder: str = typer.Option(
+        ..., "--encoder", help="Registered encoder name (e.g. minilm) or a local model folder."
+    ),
+    images: Path | None = typer.Option(None, "--images", help="Folder of images (ids = paths relative to it)."),
+    texts: Path | None = typer.Option(None, "--texts", help="Texts: .txt (one per line) or .csv/.jsonl with id,text."),
+    taxonomy: str = TAXONOMY_OPT,
+    out: Path = typer.Option(
+        ..., "--out", help="Scores CSV to write (id + one probability column per node); SCORES.meta.json beside it."
+    ),
+    templates: Path | None = typer.Option(
+        None,
+        "--templates",
+        help="Prompt templates: a .txt with one template per line holding '{}', or a .json list of templates, "
+        "or a .json {node: [prompts]} override.",
+    ),
+    prompt_source: str | None = typer.Option(
+        None,
+        "--prompt-source",
+        help="auto (taxonomy prompts where present, else templates x names) | taxonomy | templates | both. "
+        "Default: templates when --templates gives templates, else auto.",
+    ),
+    method: str = typer.Option("softmax", "--method", help="softmax | sigmoid | platt."),
+    internal: str | None = typer.Option(
+        None, "--internal", help="prompt | sum | max | noisy_or (default: sum for softmax, prompt otherwise)."
+    ),
+    temperature: float | None = typer.Option(
+        None, "--temperature", help="Scale = 1/temperature (default: the encoder's logit_scale, else 100)."
+    ),
+    bias: float | None = typer.Option(
+        None, "--bias", help="sigmoid: logit bias (default: the encoder's logit_bias, else 0)."
+    ),
+    calibration_truth: Path | None = typer.Option(
+        None, "--calibration-truth", help="platt: truth CSV of some inputs (ids must be among the inputs)."
+    ),
+    batch: int = typer.Option(32, "--batch", help="Inputs per encoder batch."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary (also written to SCORES.meta.json)."),
+) -> None:
+    """Zero-shot node probabilities of images or texts from an encoder and the taxonomy's prompts.
+
+    Example: medlens hier zeroshot --encoder minilm --texts reports.csv --taxonomy cxr_anatomic_v1
+    --out scores.csv --json
+    """
+    from medlens._provenance import provenance, stamp
+    from medlens._validation import InputError, check_interval, check_option
+    from medlens.cli._common import progress_enabled
+    from medlens.encoders import load_encoder
+    from medlens.hierarchy import INTERNAL_RULES, SCORING_METHODS, ZeroShotScorer, read_prompt_file
+    from medlens.hierarchy._prompts import PROMPT_SOURCES
+    from medlens.io._atomic import atomic_write_json
+    from medlens.io._tables import write_score_table
+    from medlens.taxonomy import load_taxonomy
+
+    check_option(method, SCORING_METHODS, name="--method")
+    if internal is not None:
+        check_option(internal, INTERNAL_RULES, name="--internal")
+    if prompt_source is not None:
+        check_option(prompt_source, PROMPT_SOURCES, name="--prompt-source")
+    check_interval(batch, name="--batch", low=1)
+    tax = load_taxonomy(taxonomy)
+    kind, in_path, ids, items = _zeroshot_inputs(images, texts)
+    if method == "platt" and calibration_truth is None:
+        raise InputError("--method platt fits a calibration on labelled inputs: pass --calibration-truth TRUTH.csv.")
+    if method != "platt" and calibration_truth is not None:
+        raise InputError(f"--calibration-truth applies to --method platt only; got --method {method}.")
+    tmpl, overrides = read_prompt_file(templates) if templates is not None else (None, None)
+    source = prompt_source or ("templates" if tmpl is not None else "auto")
+    rows = labels = None
+    if calibration_truth is not None:
+        rows, labels = _calibration_rows(calibration_truth, ids, tax)
+    enc = load_encoder(encoder, device=device)
+    scorer = ZeroShotScorer(
+        enc,
+        tax,
+        templates=tmpl,
+        prompts=overrides,
+        prompt_source=source,
+        internal=internal,
+        method=method,
+        temperature=temperature,
+        bias=bias,
+        batch_size=batch,
+        progress=progress_enabled(as_json),
+    )
+    sim = scorer.similarity_texts(items) if kind == "texts" else scorer.similarity_images(items)
+    calibration = None
+    if rows is not None:
+        scorer.fit(sim[rows], labels, kind="similarity")
+        calibration = {"truth": str(calibration_truth), "n": len(rows), "scored_in_sample": len(rows)}
+    probs = scorer.probabilities(sim)
+    write_score_table(out, ids, tax.nodes, probs)
+    meta_path = out.with_suffix(".meta.json")
+    model_id = getattr(enc, "model_id", enc.config.name)
+    info = scorer.method_info()
+    summary = {
+        "n": len(ids),
+        "n_nodes": len(tax),
+        "out": str(out),
+        "meta": str(meta_path),
+        "input": {"kind": kind, "path": str(in_path)},
+        "method": info,
+        "encoder": {"model_id": model_id, **enc.config.to_dict()},
+        "taxonomy": {"name": tax.name, "version": tax.version, "sha256": tax.content_hash()},
+        "calibration": calibration,
+    }
+    config = {
+        "encoder": model_id,
+        "taxonomy": tax.name,
+        "input_kind": kind,
+        "method": method,
+        "internal": scorer.internal,
+        "scale": scorer.scale,
+        "bias": scorer.bias,
+        "prompt_source": source,
+        "prompts_sha256": info["prompts_sha256"],
+    }
+    inputs = {kind: in_path}
+    if templates is not None:
+        inputs["templates"] = templates
+    if calibration_truth is not None:
+        inputs["calibration_truth"] = calibration_truth
+    prov = provenance(
+        command="hier zeroshot",
+        config=config,
+        inputs=inputs,
+        models={"encoder": model_id},
+        taxonomy=tax,
+        extra={"input_ids_sha256": _ids_hash(ids)},
+    )
+    doc = stamp(summary, prov)
+    atomic_write_json(meta_path, doc)
+    if as_json:
+        emit_json(doc)
+        return
+    console().print(
+        f"wrote {len(ids)} x {len(tax)} node probabilities to {out} ({method}, internal {scorer.internal}, "
+        f"{info['n_prompts']} prompts; metadata in {meta_path})",
+        markup=False,
+    )
+
+
+def _ids_hash(ids: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------- hier map-answers
+@app.command("map-answers")
+def map_answers_cmd(
+    answers: Path = typer.Option(..., "--answers", help="Model answers: .txt (one per line) or .csv/.jsonl id,text."),
+    taxonomy: str = TAXONOMY_OPT,
+    method: str = typer.Option(..., "--method", help="exact | synonym | embedding."),
+    synonyms: Path | None = typer.Option(None, "--synonyms", help="JSON {node: [phrases]} added to the labels."),
+    min_similarity: float | None = typer.Option(
+        None, "--min-similarity", help="embedding: abstain below this cosine (default 0.5)."
+    ),
+    negation: bool = typer.Option(True, "--negation/--no-negation", help="Ignore negated mentions ('no effusion')."),
+    encoder: str | None = typer.Option(None, "--encoder", help="embedding: text encoder (default minilm)."),
+    device: str = typer.Option("cpu", "--device", help="embedding: cpu | cuda | auto."),
+    out: Path = typer.Option(
+        ..., "--out", help="Prediction CSV to write (id,label; the root = no match); PRED.matches.jsonl beside it."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    """Map free-text answers of generative models to taxonomy nodes (a prediction CSV for hier evaluate).
+
+    Example: medlens hier map-answers --answers answers.jsonl --taxonomy cxr_anatomic_v1 --method synonym
+    --out pred.csv --json
+    """
+    import json
+    from collections import Counter
+
+    from medlens._provenance import provenance, stamp
+    from medlens._validation import InputError, check_option
+    from medlens.hierarchy import ANSWER_METHODS, map_answers
+    from medlens.io import read_texts
+    from medlens.io._atomic import atomic_write_text
+    from medlens.io._tables import write_label_table
+    from medlens.taxonomy import load_taxonomy
+
+    check_option(method, ANSWER_METHODS, name="--method")
+    if method != "embedding" and (encoder is not None or min_similarity is not None):
+        raise InputError(f"--encoder and --min-similarity apply to --method embedding only; got --method {method}.")
+    tax = load_taxonomy(taxonomy)
+    syn = None
+    if synonyms is not None:
+        if not synonyms.is_file():
+            raise InputError(f"synonyms file {synonyms} does not exist; give a JSON {{node: [phrases]}} file.")
+        try:
+            syn = json.loads(synonyms.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise InputError(f"synonyms file {synonyms} is not valid JSON ({e.msg}, line {e.lineno}).") from None
+        if not isinstance(syn, dict):
+            raise InputError(
+                f"synonyms file {synonyms} must hold a {{node: [phrases]}} mapping; got {type(syn).__name__}."
+            )
+    ids, texts = read_texts(answers, allow_empty=True)
+    if not ids:
+        raise InputError(f"{answers}: no answers found.")
+    embed = None
+    model_id = None
+    if method == "embedding":
+        from medlens.encoders import load_encoder
+
+        enc = load_encoder(encoder or "minilm", device=device)
+        model_id = getattr(enc, "model_id", enc.config.name)
+        embed = enc
+    res = map_answers(
+        texts,
+        tax,
+        method=method,
+        synonyms=syn,
+        embed=embed,
+        min_similarity=0.5 if min_similarity is None else min_similarity,
+        negation=negation,
+    )
+    labels = [r.nodes[0] if len(r.nodes) == 1 else list(r.nodes) for r in res]
+    write_label_table(out, ids, labels)
+    details = out.with_suffix(".matches.jsonl")
+    atomic_write_text(
+        details,
+        "".join(json.dumps({"id": i, **r.to_dict()}, ensure_ascii=False) + "\n" for i, r in zip(ids, res, strict=True)),
+    )
+    counts = Counter(r.status for r in res)
+    status_counts = {s: counts.get(s, 0) for s in ("matched", "unmatched", "negated", "abstained", "empty")}
+    summary = {
+        "n": len(ids),
+        "method": method,
+        "negation": negation,
+        "min_similarity": (0.5 if min_similarity is None else min_similarity) if method == "embedding" else None,
+        "status_counts": status_counts,
+        "unmatched": status_counts["unmatched"],
+        "abstained": status_counts["abstained"],
+        "root_predictions": sum(1 for r in res if r.status != "matched"),
+        "multi_node": sum(1 for r in res if len(r.nodes) > 1),
+        "node_counts": dict(Counter(n for r in res if r.status == "matched" for n in r.nodes).most_common()),
+        "out": str(out),
+        "matches": str(details),
+    }
+    config = {
+        "taxonomy": tax.name,
+        "method": method,
+        "negation": negation,
+        "min_similarity": summary["min_similarity"],
+        "encoder": model_id,
+    }
+    inputs = {"answers": answers}
+    if synonyms is not None:
+        inputs["synonyms"] = synonyms
+    prov = provenance(
+        command="hier map-answers",
+        config=config,
+        inputs=inputs,
+        models={"encoder": model_id} if model_id else None,
+        taxonomy=tax,
+    )
+    if as_json:
+        emit_json(stamp(summary, prov))
+        return
+    console().print(
+        f"mapped {len(ids)} answers to {out}: {status_counts['matched']} matched, {status_counts['unmatched']} "
+        f"unmatched, {status_counts['negated']} negated only, {status_counts['abstained']} abstained, "
+        f"{status_counts['empty']} empty (details in {details})",
+        markup=False,
+    )

@@ -2,9 +2,12 @@
 
 Functions follow scikit-learn's metric shape ``f(y_true, y_pred, *, taxonomy, ...)``; labels may be
 node ids (single-label), label sets (multi-label) or indicator arrays; trees and DAGs are supported.
+Zero-shot scoring (:class:`ZeroShotScorer`) turns an encoder and a taxonomy's prompts into node
+probabilities; :func:`map_answers` maps generative models' free-text answers to nodes.
 """
 
 from medlens.hierarchy._aggregate import AGGREGATORS, complete_node_scores, node_scores_from_leaves
+from medlens.hierarchy._answers import ANSWER_METHODS, AnswerMatch, NodeMatch, map_answer, map_answers
 from medlens.hierarchy._encode import EncodedLabels, encode_labels
 from medlens.hierarchy._evaluate import HierarchicalReport, evaluate
 from medlens.hierarchy._flat import FlatMetrics, flat_metrics
@@ -22,10 +25,26 @@ from medlens.hierarchy._metrics import (
     mean_tree_distance,
     mistake_severity,
 )
+from medlens.hierarchy._prompts import DEFAULT_TEMPLATES, PromptTable, build_prompt_table, read_prompt_file
 from medlens.hierarchy._stats import Ratio, bootstrap_ci
+from medlens.hierarchy._zeroshot import PlattScaler
+from medlens.hierarchy._zeroshot_scorer import INTERNAL_RULES, SCORING_METHODS, ZeroShotScorer
 
 __all__ = [
     "AGGREGATORS",
+    "ANSWER_METHODS",
+    "AnswerMatch",
+    "DEFAULT_TEMPLATES",
+    "INTERNAL_RULES",
+    "NodeMatch",
+    "PlattScaler",
+    "PromptTable",
+    "SCORING_METHODS",
+    "ZeroShotScorer",
+    "build_prompt_table",
+    "map_answer",
+    "map_answers",
+    "read_prompt_file",
     "CAEResult",
     "ConsistencyResult",
     "EncodedLabels",

@@ -24,8 +24,12 @@ __all__ = ["IMAGE_SUFFIXES", "list_images", "load_image", "read_features", "read
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def read_texts(path: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """Read ``(ids, texts)`` from a ``.txt``, ``.csv`` or ``.jsonl`` file."""
+def read_texts(path: str | os.PathLike, *, allow_empty: bool = False) -> tuple[list[str], list[str]]:
+    """Read ``(ids, texts)`` from a ``.txt``, ``.csv`` or ``.jsonl`` file.
+
+    Empty texts (blank lines inside a ``.txt``, empty ``text`` fields) are errors unless ``allow_empty``
+    (model answers can be empty); trailing blank lines of a ``.txt`` are always dropped.
+    """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such file; give a .txt (one text per line), or a .csv/.jsonl with id,text.")
@@ -35,7 +39,7 @@ def read_texts(path: str | os.PathLike) -> tuple[list[str], list[str]]:
         while lines and not lines[-1].strip():
             lines.pop()
         blank = [i + 1 for i, t in enumerate(lines) if not t.strip()]
-        if blank:
+        if blank and not allow_empty:
             raise InputError(f"{p}: line {blank[0]} is blank; every line is one text (ids are line numbers).")
         return [str(i + 1) for i in range(len(lines))], lines
     if suffix in (".jsonl", ".ndjson"):
@@ -63,7 +67,7 @@ def read_texts(path: str | os.PathLike) -> tuple[list[str], list[str]]:
         missing = [k for k in ("id", "text") if k not in r]
         if missing:
             raise InputError(f"{p}: row {n} lacks {missing}; expected fields id,text, found {sorted(r)}.")
-        if not isinstance(r["text"], str) or not r["text"].strip():
+        if not isinstance(r["text"], str) or (not allow_empty and not r["text"].strip()):
             raise InputError(f"{p}: row {n} (id {r['id']!r}) has an empty or non-string text.")
         ids.append(str(r["id"]))
         texts.append(r["text"])
