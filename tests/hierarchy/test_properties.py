@@ -225,8 +225,10 @@ def test_single_label_cae_and_distance_match_the_oracle(case):
         def branches(v, k=k):
             return {a for a in up(v, parents) if depth[a] == k}
 
+        # the documented rule: both nodes at depth >= k (a node shallower than k contributes no branch, even
+        # when a DAG gives it a deeper ancestor) and their depth-k branch sets disjoint
         expected = sum(
-            bool(branches(p)) and bool(branches(t)) and not branches(p) & branches(t)
+            depth[p] >= k and depth[t] >= k and not branches(p) & branches(t)
             for t, p in zip(y_true, y_pred, strict=True)
         )
         assert cae_rate(y_true, y_pred, taxonomy=tax, k=k).n_cae == expected
