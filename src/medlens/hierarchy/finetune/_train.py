@@ -95,28 +95,23 @@ class FinetuneConfig:
 
 
 def node_texts(taxonomy: Taxonomy) -> dict[str, list[str]]:
-    """The texts that describe each non-root node: its prompts, else its id and synonyms."""
-    out = {}
-    for v in taxonomy.nodes[1:]:
-        prompts = list(taxonomy.prompts.get(v) or [])
-        out[v] = prompts or [v.replace("_", " "), *taxonomy.labels.get(v, [])]
-    return out
+    """The prompts that describe each non-root node (the zero-shot prompt table: the taxonomy's own prompts,
+    else templates filled with the node's names)."""
+    from medlens.hierarchy._prompts import build_prompt_table
+
+    return build_prompt_table(taxonomy).prompts
 
 
 def _node_features(encoder: Any, taxonomy: Taxonomy) -> tuple[np.ndarray, str]:
-    """Mean of the L2-normalised prompt embeddings of each node, or one-hot rows for image-only encoders."""
-    modalities = getattr(encoder.config, "modalities", frozenset({encoder.config.modality}))
-    if "text" not in modalities:
+    """Prompt-ensemble embedding of each node (as in zero-shot scoring), or one-hot rows for image-only encoders."""
+    from medlens.hierarchy._prompts import build_prompt_table, ensemble_embeddings
+
+    if "text" not in encoder.config.modalities:
         return np.eye(len(taxonomy) - 1, dtype=np.float32), "one-hot"
-    texts = node_texts(taxonomy)
-    flat = [t for v in taxonomy.nodes[1:] for t in texts[v]]
-    owner = np.repeat(np.arange(len(texts)), [len(texts[v]) for v in taxonomy.nodes[1:]])
-    emb = np.asarray(encoder.encode_texts(flat), dtype=np.float64)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True).clip(1e-12)
-    feats = np.zeros((len(texts), emb.shape[1]))
-    np.add.at(feats, owner, emb)
-    feats /= np.bincount(owner)[:, None]
-    return feats.astype(np.float32), "prompts"
+    table = build_prompt_table(taxonomy)
+    texts, owner = table.flat()
+    emb = ensemble_embeddings(encoder.encode_texts(texts), owner, len(table.nodes), names=table.nodes)
+    return emb.astype(np.float32), f"prompts (sha256 {table.sha256()[:12]})"
 
 
 def _setup_trainable(model: TaxonomyModel, config: FinetuneConfig) -> None:
@@ -314,9 +309,22 @@ class FinetuneResult:
     resumed_from: int
 
 
-def _build(encoder: Any, taxonomy: Taxonomy, config: FinetuneConfig, node_feats: np.ndarray | None = None):
-    modality = "text" if "text" in encoder.config.modalities and "image" not in encoder.config.modalities else None
-    modality = modality or getattr(encoder, "_finetune_modality", None) or "image"
+def _input_modality(encoder: Any, modality: str | None) -> str:
+    """The tower the inputs go through: the only one, or ``image`` for image-text encoders unless told."""
+    have = encoder.config.modalities
+    if modality is None:
+        return "text" if have == {"text"} else "image"
+    if modality not in have:
+        raise InputError(
+            f"encoder {encoder.config.name!r} has no {modality} tower (it encodes {encoder.config.modality}); "
+            f"use an encoder that encodes {modality}s."
+        )
+    return modality
+
+
+def _build(
+    encoder: Any, taxonomy: Taxonomy, config: FinetuneConfig, node_feats: np.ndarray | None, modality: str
+) -> TaxonomyModel:
     tower = encoder.tower(modality)
     if node_feats is None:
         node_feats, _ = _node_features(encoder, taxonomy)
@@ -363,13 +371,15 @@ def finetune(
         Evaluated after every epoch (hF, CAE, coverage at probability 0.5; macro-AUROC).
     callback : callable, optional
         Called as ``callback(epoch, history_row)`` after each epoch's checkpoint (raise to stop).
+    modality : {"text", "image"}, optional
+        Which tower the inputs go through; by default the encoder's only one, or ``image`` for image-text
+        encoders (whose text tower then embeds the node prompts).
     """
     from medlens.encoders._base import progress_bar
     from medlens.io._jsonl import prepare_run_dir
 
     config = config or FinetuneConfig()
-    if modality is not None:
-        encoder._finetune_modality = modality
+    modality = _input_modality(encoder, modality)
     y = labels if isinstance(labels, EncodedLabels) else encode_labels(list(labels), taxonomy, name="labels")
     inputs = list(inputs)
     if len(inputs) != y.n:
@@ -380,7 +390,7 @@ def finetune(
     loss_fn = make_loss(config.loss.name, arrays, config.loss)
     targets_all = torch.as_tensor(y.closure[:, 1:].toarray(), dtype=torch.float32)
     node_feats, node_init = _node_features(encoder, taxonomy)
-    model = _build(encoder, taxonomy, config, node_feats)
+    model = _build(encoder, taxonomy, config, node_feats, modality)
     device = model.bias.device
     if config.loss.name == "radial" and not resume:
         _scale_input_head(model, inputs[:64], arrays, config.loss.radial)
@@ -511,7 +521,7 @@ def finetune(
                 "model_id": encoder.model_id,
                 "family": getattr(encoder.config, "family", None),
                 "max_length": encoder.config.max_length,
-                "modality": model.tower is not None and getattr(encoder, "_finetune_modality", None),
+                "modality": modality,
             },
             "taxonomy": taxonomy.to_dict(),
             "taxonomy_sha256": taxonomy.content_hash(),
@@ -574,11 +584,9 @@ def load_finetuned(out_dir: str | os.PathLike, *, encoder: Any = None, device: s
         if src.get("max_length"):
             kw["max_length"] = src["max_length"]
         encoder = load_encoder(name, **kw)
-    if meta["encoder"].get("modality"):
-        encoder._finetune_modality = meta["encoder"]["modality"]
     state = torch.load(out / MODEL, map_location=getattr(encoder, "device", device), weights_only=False)
     nf = state["model"]["node_features"].numpy()
-    model = _build(encoder, tax, replace(config), nf)
+    model = _build(encoder, tax, replace(config), nf, _input_modality(encoder, meta["encoder"].get("modality")))
     unknown = set(state["model"]) - set(model.state_dict())
     if unknown:
         raise InputError(f"{out / MODEL} does not fit the encoder {encoder.model_id!r} (keys {sorted(unknown)[:3]}).")

@@ -1,0 +1,55 @@
+"""``medlens demo --full``: the fine-tuning section end to end with a tiny stand-in encoder (the real MiniLM runs
+in ``medlens demo --full``), its 2×2 table, report section, and resume."""
+
+import json
+
+import pytest
+
+from medlens.cli import main
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("torch")
+pytest.importorskip("torchxrayvision")  # the data files; the package itself is never imported
+
+
+@pytest.fixture
+def toy_encoder(monkeypatch):
+    from tests.hierarchy.test_finetune import ToyTextEncoder
+
+    import medlens.encoders
+
+    monkeypatch.setattr(medlens.encoders, "load_encoder", lambda name, **kw: ToyTextEncoder(d=32))
+
+
+def test_demo_full_writes_the_two_by_two_table(tmp_path, toy_encoder, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--full", "--epochs", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary) >= {"cxr-reports", "cxr-reports-finetune", "report", "provenance"}
+    m = json.loads((out / "cxr-reports-finetune" / "metrics.json").read_text())
+    assert m["splits"] == {"train": 1901, "calibration": 950, "test": 951}
+    assert set(m["table"]) == {"zero_shot", "finetuned"}
+    for row in m["table"].values():
+        assert set(row) == {"fixed", "crc"}
+        assert row["fixed"]["lambda"] == 0.5
+        for c in row.values():
+            assert c["n"] == 951
+            assert 0 <= c["cae_rate"] <= 1
+            assert 0 <= c["coverage"] <= 1
+            assert 0 <= c["macro_auroc"] <= 1
+        assert row["crc"]["macro_auroc"] == row["fixed"]["macro_auroc"]  # AUROC does not depend on λ
+    # the zero-shot row is scored from the cxr-reports run's probabilities, so it matches that section
+    zs = json.loads((out / "cxr-reports" / "metrics.json").read_text())
+    assert m["table"]["zero_shot"]["fixed"]["cae_rate"] == pytest.approx(zs["baseline_test"]["cae_rate"])
+    assert m["table"]["zero_shot"]["crc"]["lambda"] == pytest.approx(zs["thresholds"]["crc"]["calibration"]["lambda"])
+    assert [h["epoch"] for h in m["training"]["history"]] == [1]
+    assert m["provenance"]["command"] == "demo cxr-reports-finetune"
+    for name in ("scores_calibration.csv", "scores_test.csv", "thresholds_crc_finetuned.json", "model/model.pt"):
+        assert (out / "cxr-reports-finetune" / name).is_file(), name
+    html = (out / "report.html").read_text()
+    assert "fine-tuning × risk-constrained thresholds" in html
+    # a second run resumes the finished model instead of training again
+    assert main(["demo", "--out", str(out), "--full", "--epochs", "1", "--json"]) == 0
+    again = json.loads((out / "cxr-reports-finetune" / "metrics.json").read_text())
+    assert again["training"]["resumed_from"] == 1
+    assert again["table"] == m["table"]
