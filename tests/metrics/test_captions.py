@@ -67,6 +67,15 @@ def test_bad_captions_name_the_sample(refs, cands, ids, match):
         keyword_f1(refs, cands, ids=ids)
 
 
+def test_pandas_and_numpy_inputs_are_accepted():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"ref": ["a mass", "a cyst"], "cand": ["mass", ""]}, index=[10, 20])
+    assert cider_d(df["ref"], df["ref"]).per_sample.shape == (2,)
+    assert keyword_f1(np.array(["a mass"]), np.array(["mass"])).score == 1.0
+    with pytest.raises(InputError, match=r"index 1 \(id 'b'\) is empty"):
+        cider_d(df["ref"], df["cand"], ids=pd.Series(["a", "b"], index=[5, 6]))
+
+
 def test_caption_report_names_the_id_of_an_empty_caption():
     with pytest.raises(InputError, match=r"index 1 \(id 'nova-0042'\) is empty"):
         caption_report(["a", "b"], ["a", " "], ids=["nova-0001", "nova-0042"], bertscore_model=None)

@@ -73,8 +73,12 @@ def check_captions(
     ...
     medlens._validation.InputError: candidate caption at index 0 (id 'case-7') is empty ('  '); every caption must contain text. Drop the sample, or count a failed generation separately rather than scoring an empty string.
     """
+    references, candidates = (
+        x.tolist() if hasattr(x, "tolist") else x for x in (references, candidates)
+    )  # numpy, pandas
+    ids = list(ids) if ids is not None and not isinstance(ids, str) else ids
     for name, seq in (("references", references), ("candidates", candidates)):
-        if isinstance(seq, str) or not isinstance(seq, Sequence | np.ndarray):
+        if isinstance(seq, str) or not isinstance(seq, Sequence):
             raise InputError(f"{name} must be a sequence with one entry per sample; got {type(seq).__name__}.")
     if len(references) != len(candidates):
         raise InputError(
