@@ -1,0 +1,326 @@
+"""Caption metrics for NOVA and report generation: BLEU, ROUGE-L, CIDEr-D, METEOR, BERTScore, keyword F1.
+
+Each metric takes ``(references, candidates)`` — ``references[i]`` one caption or a list of captions,
+``candidates[i]`` one caption — and returns a :class:`TextScore` (corpus value, per-sample values, settings):
+
+=====================  ===================================================  =====  =====================
+key                    implementation                                       scale  corpus value
+=====================  ===================================================  =====  =====================
+``bleu``               sacrebleu ``BLEU`` (13a, exp smoothing), exact       0–100  corpus BLEU (pooled n-gram stats)
+``rouge_l``            rouge-score ``rougeL`` F-measure, exact               0–1    mean
+``cider``              CIDEr-D = pycocoevalcap's ``Cider`` (see below)       0–10   mean
+``meteor``             NLTK ``meteor_score`` with local WordNet, or None     0–1    mean
+``bertscore_f1``       BERTScore F1, local model (MiniLM by default)         0–1    mean
+``keyword_f1_*``       keyword F1 over NOVA's modality / finding terms      0–1    mean over scored samples
+=====================  ===================================================  =====  =====================
+
+Each metric stays on its reference library's scale so numbers match what those libraries print.
+:func:`caption_report` computes all of them once on the whole set (CIDEr-D's IDF is dataset-level, so
+scores of a subset must come from the per-sample values of the full run, never from a re-run on the
+subset) and gives group values from the same per-sample values (corpus BLEU of a group from its summed
+statistics).
+
+CIDEr-D: pycocoevalcap's ``Cider`` class (what COCO-caption papers report as "CIDEr") implements CIDEr-D —
+clipped candidate n-gram weights, a Gaussian length penalty (sigma 6) and a ×10 factor; plain CIDEr has none of
+these. :func:`cider_d` reproduces it value for value (details and its quirks in :mod:`medlens.metrics._cider`),
+on :func:`tokenize_caption` tokens (pycocoevalcap's Java PTBTokenizer is not used).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from medlens._validation import InputError
+from medlens.metrics._bertscore import MINILM_NAME, bertscore
+from medlens.metrics._cider import cider_d_scores
+from medlens.metrics._keywords import (
+    TERM_SETS,
+    KeywordMentions,
+    NegationRules,
+    TermSet,
+    keyword_f1,
+    keyword_mentions,
+    keyword_tokens,
+    load_negation_rules,
+    load_term_set,
+)
+from medlens.metrics._lexical import BLEU_TOKENIZERS, bleu, bleu_from_stats, rouge_l
+from medlens.metrics._meteor import WORDNET_ENV, WORDNET_FILES, WordNetSource, find_wordnet, meteor
+from medlens.metrics._text import TextScore, check_captions, mean_or_none, nan_to_none, tokenize_caption
+
+__all__ = [
+    "BLEU_TOKENIZERS",
+    "CAPTION_KEYS",
+    "MINILM_NAME",
+    "TERM_SETS",
+    "WORDNET_ENV",
+    "WORDNET_FILES",
+    "CaptionReport",
+    "KeywordMentions",
+    "NegationRules",
+    "TermSet",
+    "TextScore",
+    "WordNetSource",
+    "bertscore",
+    "bleu",
+    "bleu_from_stats",
+    "caption_report",
+    "cider_d",
+    "find_wordnet",
+    "keyword_f1",
+    "keyword_mentions",
+    "keyword_tokens",
+    "load_negation_rules",
+    "load_term_set",
+    "meteor",
+    "rouge_l",
+    "tokenize_caption",
+]
+
+log = logging.getLogger(__name__)
+
+#: The stable keys of :func:`caption_report` (and of ``medlens nova evaluate``'s ``caption`` object).
+CAPTION_KEYS = ("bleu", "rouge_l", "cider", "meteor", "bertscore_f1", "keyword_f1_modality", "keyword_f1_findings")
+
+
+def cider_d(
+    references: Sequence[Any],
+    candidates: Sequence[str],
+    *,
+    n: int = 4,
+    sigma: float = 6.0,
+    ids: Sequence[Any] | None = None,
+) -> TextScore:
+    """CIDEr-D per sample and its mean, with document frequencies from this set's references (×10 scale).
+
+    Equal to pycocoevalcap's ``Cider().compute_score`` on the same tokens (to ~1e-15). The IDF depends on
+    every sample scored together: average a subset from ``per_sample``, do not re-run on it.
+
+    Examples
+    --------
+    >>> r = cider_d(["a lesion in the left frontal lobe", "a cyst in the cerebellum"],
+    ...             ["a lesion in the left frontal lobe", "a tumour in the pons"])
+    >>> r.per_sample.round(4).tolist()  # n-grams shared by every sample ("a", "in the") weigh 0
+    [10.0, 0.0]
+    """
+    refs, cands = check_captions(references, candidates, ids)
+    per = cider_d_scores(
+        [[tokenize_caption(r) for r in rs] for rs in refs], [tokenize_caption(c) for c in cands], n=n, sigma=sigma
+    )
+    return TextScore(
+        metric="cider",
+        score=float(per.mean()),
+        per_sample=per,
+        settings={
+            "variant": "CIDEr-D (pycocoevalcap Cider: clipping, Gaussian length penalty, x10)",
+            "n": n,
+            "sigma": sigma,
+            "idf": f"dataset-level: document frequency over the references of these {len(cands)} samples",
+            "tokenizer": "medlens tokenize_caption (PTB-like, lower-cased, punctuation dropped)",
+            "scale": "0-10",
+        },
+    )
+
+
+@dataclass(frozen=True)
+class CaptionReport:
+    """Caption metrics of one set: corpus values, per-sample values, group values and settings.
+
+    Attributes
+    ----------
+    scores : dict
+        ``CAPTION_KEYS`` → corpus value (``None`` for a skipped metric or nothing to score).
+    per_sample : dict
+        ``CAPTION_KEYS`` → (n,) float array (``nan`` where not scored; all ``nan`` for a skipped metric).
+    ids : list
+        Sample ids (``0..n-1`` when not given).
+    groups : dict
+        group → {key: value, ``"n"``: count}: means of the per-sample values of the group, except ``bleu``,
+        the corpus BLEU of the group's pooled statistics.
+    settings : dict
+        Per metric: library, tokeniser, model, WordNet source; ``skipped`` → {key: reason}.
+    components : dict
+        Per metric, the extra per-sample arrays (BLEU statistics, BERTScore precision/recall, keyword terms).
+    """
+
+    scores: dict[str, float | None]
+    per_sample: dict[str, np.ndarray]
+    ids: list[Any]
+    groups: dict[Any, dict[str, Any]] = field(default_factory=dict)
+    group_of: list[Any] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    components: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Metrics that were not computed, with the reason."""
+        return dict(self.settings.get("skipped", {}))
+
+    def to_dict(self, *, per_sample: bool = False) -> dict[str, Any]:
+        """JSON-friendly: ``scores``, ``groups``, ``settings`` and, on request, the per-sample rows."""
+        out: dict[str, Any] = {"scores": dict(self.scores), "n": len(self.ids), "settings": self.settings}
+        if self.groups:
+            out["groups"] = {str(g): v for g, v in self.groups.items()}
+        if per_sample:
+            rows = []
+            values = {k: nan_to_none(v) for k, v in self.per_sample.items()}
+            for i, sid in enumerate(self.ids):
+                row: dict[str, Any] = {"id": sid}
+                if self.group_of is not None:
+                    row["group"] = self.group_of[i]
+                row.update({k: values[k][i] for k in CAPTION_KEYS})
+                rows.append(row)
+            out["per_sample"] = rows
+        return out
+
+    def to_frame(self):
+        """Per-sample values as a pandas DataFrame indexed by id (with a ``group`` column when grouped)."""
+        import pandas as pd
+
+        data: dict[str, Any] = {}
+        if self.group_of is not None:
+            data["group"] = self.group_of
+        data.update({k: self.per_sample[k] for k in CAPTION_KEYS})
+        return pd.DataFrame(data, index=pd.Index(self.ids, name="id"))
+
+
+def caption_report(
+    references: Sequence[Any],
+    candidates: Sequence[str],
+    *,
+    ids: Sequence[Any] | None = None,
+    groups: Sequence[Any] | None = None,
+    bleu_tokenize: str = "13a",
+    bleu_smooth: str = "exp",
+    rouge_stemmer: bool = False,
+    cider_n: int = 4,
+    cider_sigma: float = 6.0,
+    meteor_wordnet: str | os.PathLike | bool | None = None,
+    bertscore_model: str | None = "minilm",
+    bertscore_layer: int | None = None,
+    bertscore_idf: bool = False,
+    bertscore_baseline: Sequence[float] | None = None,
+    device: str = "cpu",
+    modality_terms: str | os.PathLike | Mapping[str, Any] | TermSet = "nova-modality",
+    finding_terms: str | os.PathLike | Mapping[str, Any] | TermSet = "nova-findings",
+    negation: bool | NegationRules | Mapping[str, Any] | None = True,
+    both_empty: Literal["skip", "one", "zero"] = "skip",
+) -> CaptionReport:
+    """Every caption metric on the whole set at once, with per-sample values and group values.
+
+    Parameters
+    ----------
+    references : sequence of str or of sequences of str
+        Reference caption(s) per sample.
+    candidates : sequence of str
+        Generated captions.
+    ids : sequence, optional
+        Sample ids (error messages, per-sample rows).
+    groups : sequence, optional
+        A group label per sample (e.g. a diagnosis family or a site); group values are computed from the
+        per-sample values of the full run.
+    bleu_tokenize, bleu_smooth : str
+        sacrebleu options.
+    rouge_stemmer : bool
+        rouge-score's Porter stemming.
+    cider_n, cider_sigma
+        CIDEr-D options.
+    meteor_wordnet : path, False or None
+        ``None`` looks for WordNet (NLTK data paths, then ``$MEDLENS_WORDNET``) and skips METEOR when
+        there is none; a path uses that folder; ``False`` skips METEOR.
+    bertscore_model : str or None
+        ``"minilm"`` (default), a local transformers folder, or ``None`` to skip BERTScore.
+    bertscore_layer, bertscore_idf, bertscore_baseline, device
+        BERTScore options (see :func:`bertscore`).
+    modality_terms, finding_terms
+        Term sets for ``keyword_f1_modality`` and ``keyword_f1_findings``.
+    negation, both_empty
+        Keyword F1 options (see :func:`keyword_f1`).
+
+    Returns
+    -------
+    CaptionReport
+
+    Examples
+    --------
+    >>> rep = caption_report(["axial FLAIR: large tumour with oedema", "sagittal T1: cyst"],
+    ...                      ["axial flair image shows a tumor and edema", "coronal T2: no cyst"],
+    ...                      bertscore_model=None, meteor_wordnet=False)
+    >>> rep.scores["keyword_f1_findings"], rep.per_sample["keyword_f1_findings"].tolist()
+    (0.5, [1.0, 0.0])
+    >>> sorted(rep.skipped)
+    ['bertscore_f1', 'meteor']
+    """
+    refs, cands = check_captions(references, candidates, ids)
+    n = len(cands)
+    id_list = list(ids) if ids is not None else list(range(n))
+    if groups is not None and len(groups) != n:
+        raise InputError(f"groups must have one label per sample; got {len(groups)} labels for {n} samples.")
+
+    results: dict[str, TextScore | None] = {}
+    skipped: dict[str, str] = {}
+    results["bleu"] = bleu(refs, cands, tokenize=bleu_tokenize, smooth_method=bleu_smooth)
+    results["rouge_l"] = rouge_l(refs, cands, use_stemmer=rouge_stemmer)
+    results["cider"] = cider_d(refs, cands, n=cider_n, sigma=cider_sigma)
+    if meteor_wordnet is False:
+        results["meteor"] = None
+        skipped["meteor"] = "METEOR disabled (meteor_wordnet=False)."
+    else:
+        wn = None if meteor_wordnet in (None, True) else meteor_wordnet
+        results["meteor"] = meteor(refs, cands, wordnet=wn)  # type: ignore[arg-type]
+        if results["meteor"] is None:
+            skipped["meteor"] = str(find_wordnet().skip_reason)
+    if bertscore_model is None:
+        results["bertscore_f1"] = None
+        skipped["bertscore_f1"] = "BERTScore disabled (bertscore_model=None)."
+    else:
+        results["bertscore_f1"] = bertscore(
+            refs,
+            cands,
+            model=bertscore_model,
+            layer=bertscore_layer,
+            idf=bertscore_idf,
+            baseline=bertscore_baseline,
+            device=device,
+        )
+    kw = {"negation": negation, "both_empty": both_empty}
+    results["keyword_f1_modality"] = keyword_f1(refs, cands, terms=modality_terms, **kw)
+    results["keyword_f1_findings"] = keyword_f1(refs, cands, terms=finding_terms, **kw)
+
+    scores = {k: (results[k].score if results[k] is not None else None) for k in CAPTION_KEYS}
+    per = {k: (results[k].per_sample if results[k] is not None else np.full(n, np.nan)) for k in CAPTION_KEYS}
+    settings: dict[str, Any] = {k: (results[k].settings if results[k] is not None else None) for k in CAPTION_KEYS}
+    settings["skipped"] = skipped
+    components = {k: dict(results[k].components) for k in CAPTION_KEYS if results[k] is not None}
+
+    group_values: dict[Any, dict[str, Any]] = {}
+    group_list = list(groups) if groups is not None else None
+    if group_list is not None:
+        stats = components["bleu"]["stats"]
+        bleu_kw = {"smooth_method": bleu_smooth}
+        for g in dict.fromkeys(group_list):
+            mask = np.fromiter((x == g for x in group_list), dtype=bool, count=n)
+            vals: dict[str, Any] = {"n": int(mask.sum())}
+            for k in CAPTION_KEYS:
+                if results[k] is None:
+                    vals[k] = None
+                elif k == "bleu":
+                    vals[k] = bleu_from_stats(stats[mask], **bleu_kw)
+                else:
+                    vals[k] = mean_or_none(per[k][mask])
+            group_values[g] = vals
+    return CaptionReport(
+        scores=scores,
+        per_sample=per,
+        ids=id_list,
+        groups=group_values,
+        group_of=group_list,
+        settings=settings,
+        components=components,
+    )
