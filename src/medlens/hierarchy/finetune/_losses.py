@@ -224,7 +224,7 @@ def soft_labels(arrays: TaxonomyArrays, true_columns: Any, beta: float) -> np.nd
     >>> from medlens.taxonomy import Taxonomy
     >>> tax = Taxonomy.from_dict({"name": "t", "root": "r", "children": {"r": ["A", "B"], "A": ["a1", "a2"]}})
     >>> y = soft_labels(TaxonomyArrays(tax), [tax.index["a1"] - 1], beta=30.0)  # leaves in node order: B, a1, a2
-    >>> [round(float(v), 3) for v in y[0]], float(y.sum())
+    >>> [round(float(v), 3) for v in y[0]], round(float(y.sum()), 6)
     ([0.0, 1.0, 0.0], 1.0)
     """
     d = arrays.soft_distance[np.asarray(true_columns, dtype=np.int64)]
