@@ -52,6 +52,7 @@ class EncoderConfig:
     normalized: bool = True
     license: str | None = None
     paper: str | None = None
+    pooling: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -164,6 +165,9 @@ class BaseEncoder:
     model_id: str
     device: str = "cpu"
     dtype: Any = None
+    revision: str | None = None  # commit of the cached hub snapshot the weights came from, when known
+    logit_scale: float | None = None  # image-text models: exp(learned log temperature)
+    logit_bias: float | None = None  # SigLIP-style models: learned logit bias
 
     # -- the trainable view -------------------------------------------------------------------------------
     def tower(self, modality: Modality) -> Tower:  # pragma: no cover - every adapter overrides
