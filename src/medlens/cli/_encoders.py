@@ -75,7 +75,7 @@ def encode(
 
     if (images is None) == (texts is None):
         raise InputError("give exactly one of --images DIR or --texts FILE.")
-    check_interval(batch, name="batch", low=1)
+    check_interval(batch, name="batch", low=1, closed="left")
     if out.suffix != ".npy":
         raise InputError(f"{out}: features are written as .npy (with a .ids.txt beside it); use --out NAME.npy.")
     if texts is not None:

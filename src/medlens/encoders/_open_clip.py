@@ -115,7 +115,7 @@ class OpenClipEncoder(BaseEncoder):
             modality="image-text",
             embedding_dim=self._dim,
             family="open_clip",
-            max_length=int(self.model.context_length),
+            max_length=int(self.tokenizer.context_length),
             input_size=tuple(int(s) for s in size) if isinstance(size, list | tuple) else (int(size), int(size)),
             mean=tuple(float(x) for x in pp["mean"]),
             std=tuple(float(x) for x in pp["std"]),

@@ -115,6 +115,8 @@ class SentenceTransformerEncoder(BaseEncoder):
         """The model without its final ``Normalize`` module: tokenizer → transformer → pooling."""
         self._require(modality)
         if self._tower is None:
+            from medlens.encoders._towers import with_params
+
             # by class name: the module path of Normalize moved across sentence-transformers versions
             mods = [m for m in self.model if type(m).__name__ != "Normalize"]
             model = self.model
@@ -138,7 +140,7 @@ class SentenceTransformerEncoder(BaseEncoder):
                 prepare=prepare,
                 forward=forward,
                 blocks=blocks,
-                head=list(mods[1:]),
+                head=with_params(mods[1:]),
                 lora_targets=("query", "value"),
             )
         return self._tower

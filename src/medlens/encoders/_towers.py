@@ -43,6 +43,8 @@ class TowerModule(nn.Module):
                 self.register_parameter(key, part)
             elif part is not None:
                 self.add_module(key, part)
+        # mirror the parts' mode (a new Module starts in training mode; the adapters load models in eval)
+        self.training = any(m.training for m in self.children())
 
     def forward(self, batch: Any) -> Any:
         return self._fn(batch)
