@@ -129,3 +129,15 @@ def test_bad_folders_are_clear_errors(model_dirs, tmp_path):
     broken = _edit(model_dirs["open_clip"], tmp_path / "broken", lambda c: c.pop("model_cfg"))
     with pytest.raises(InputError, match="expected JSON with model_cfg"):
         load_encoder(broken)
+
+
+def test_max_length_shortens_separate_text_towers_only(model_dirs, texts):
+    from medlens.encoders import load_encoder
+
+    short = load_encoder(model_dirs["biomedclip_like"], max_length=8)
+    assert short.config.max_length == 8
+    assert tuple(short.tower("text").prepare(texts).shape) == (3, 8)
+    assert short.encode_texts(texts).shape == (3, 16)
+    assert load_encoder(model_dirs["open_clip"], max_length=128).config.max_length == 16
+    with pytest.raises(InputError, match="reads exactly 16 tokens; max_length=8 cannot shorten it"):
+        load_encoder(model_dirs["open_clip"], max_length=8)

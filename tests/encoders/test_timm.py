@@ -80,3 +80,11 @@ def test_bad_timm_folders(model_dirs, tmp_path):
     (empty / "model.safetensors").unlink()
     with pytest.raises(InputError, match="a timm model folder without weights"):
         load_encoder(empty)
+
+
+def test_max_length_is_accepted_and_text_is_a_modality_error(model_dirs):
+    from medlens.encoders import load_encoder
+
+    enc = load_encoder(model_dirs["timm"], max_length=128)
+    with pytest.raises(InputError, match="encodes image only, not texts"):
+        enc.encode_texts(["effusion"])

@@ -46,6 +46,9 @@ def _attrs(root: Any, *paths: str) -> list[Any]:
 class OpenClipEncoder(BaseEncoder):
     """An open_clip model folder (``open_clip_config.json`` + weights) as an image-text encoder.
 
+    ``max_length`` shortens the text context of models with a separate text tower (BiomedCLIP's PubMedBERT,
+    open_clip's custom text transformers); classic CLIP text towers read exactly ``context_length`` tokens.
+
     Attributes
     ----------
     logit_scale : float
@@ -61,6 +64,7 @@ class OpenClipEncoder(BaseEncoder):
         device: str = "cpu",
         dtype: str = "float32",
         normalize: bool = True,
+        max_length: int | None = None,
         name: str | None = None,
         source: str | None = None,
         license: str | None = None,
@@ -97,7 +101,7 @@ class OpenClipEncoder(BaseEncoder):
             msg = " ".join(str(e).split())[:300]
             raise InputError(f"{weights}: the weights do not match {cfg_file.name} ({msg}).") from None
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
-        self.tokenizer = self._tokenizer(folder, text_cfg)
+        self.tokenizer = self._tokenizer(folder, text_cfg, self._context(folder, text_cfg, custom_text, max_length))
         pp = oc_transform.merge_preprocess_dict(oc_transform.PreprocessCfg(), cfg.get("preprocess_cfg", {}))
         pp["size"] = self.model.visual.image_size
         self.preprocess = oc_transform.image_transform_v2(oc_transform.PreprocessCfg(**pp), is_train=False)
@@ -126,9 +130,21 @@ class OpenClipEncoder(BaseEncoder):
         )
 
     @staticmethod
-    def _tokenizer(folder: Path, text_cfg: dict) -> Any:
-        """The tokenizer open_clip would build: an HF tokenizer when the config names one, else CLIP's BPE."""
+    def _context(folder: Path, text_cfg: dict, custom_text: bool, max_length: int | None) -> int:
+        """Tokens per text: the config's context, or fewer when ``max_length`` asks and the tower allows it."""
         context = int(text_cfg.get("context_length", oc_tokenizer.DEFAULT_CONTEXT_LENGTH))
+        if max_length is None or int(max_length) >= context:
+            return context
+        if not custom_text:  # classic CLIP adds its full positional table and causal mask to every text
+            raise InputError(
+                f"{folder}: this open_clip text tower reads exactly {context} tokens; max_length={max_length} "
+                "cannot shorten it (drop max_length)."
+            )
+        return int(max_length)
+
+    @staticmethod
+    def _tokenizer(folder: Path, text_cfg: dict, context: int) -> Any:
+        """The tokenizer open_clip would build: an HF tokenizer when the config names one, else CLIP's BPE."""
         kwargs = dict(text_cfg.get("tokenizer_kwargs", {}))
         ref = text_cfg.get("hf_tokenizer_name")
         if not ref:

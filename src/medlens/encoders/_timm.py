@@ -29,7 +29,11 @@ timm_data = require("timm.data", extra="vision")
 
 
 class TimmEncoder(BaseEncoder):
-    """A timm model folder (hub layout) as an image encoder of its pooled pre-logits features."""
+    """A timm model folder (hub layout) as an image encoder of its pooled pre-logits features.
+
+    ``max_length`` is accepted for a uniform signature and unused (there is no text tower; asking for text
+    features is a modality error).
+    """
 
     def __init__(
         self,
@@ -38,6 +42,7 @@ class TimmEncoder(BaseEncoder):
         device: str = "cpu",
         dtype: str = "float32",
         normalize: bool = True,
+        max_length: int | None = None,
         name: str | None = None,
         source: str | None = None,
         license: str | None = None,
