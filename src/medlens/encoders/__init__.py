@@ -39,6 +39,7 @@ __all__ = [
     "Tower",
     "list_encoders",
     "load_encoder",
+    "minilm_folder",
     "set_offline",
 ]
 

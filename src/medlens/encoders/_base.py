@@ -37,7 +37,12 @@ Modality = Literal["text", "image"]
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """What a user needs to know to feed an encoder and to cite it."""
+    """What a user needs to know to feed an encoder and to cite it.
+
+    ``input_size`` (height, width), ``mean``, ``std`` and ``interpolation`` are the model's own image
+    preprocessing; ``max_length`` its text context in tokens; ``pooling`` how token features become one vector
+    where the adapter chooses it (``"cls"``, ``"mean"``, ``"pooler"``; ``None`` when fixed by the model).
+    """
 
     name: str
     source: str
