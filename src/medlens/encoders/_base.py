@@ -37,7 +37,12 @@ Modality = Literal["text", "image"]
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """What a user needs to know to feed an encoder and to cite it."""
+    """What a user needs to know to feed an encoder and to cite it.
+
+    ``input_size`` (height, width), ``mean``, ``std`` and ``interpolation`` are the model's own image
+    preprocessing; ``max_length`` its text context in tokens; ``pooling`` how token features become one vector
+    where the adapter chooses it (``"cls"``, ``"mean"``, ``"pooler"``; ``None`` when fixed by the model).
+    """
 
     name: str
     source: str
@@ -52,6 +57,7 @@ class EncoderConfig:
     normalized: bool = True
     license: str | None = None
     paper: str | None = None
+    pooling: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -164,6 +170,9 @@ class BaseEncoder:
     model_id: str
     device: str = "cpu"
     dtype: Any = None
+    revision: str | None = None  # commit of the cached hub snapshot the weights came from, when known
+    logit_scale: float | None = None  # image-text models: exp(learned log temperature)
+    logit_bias: float | None = None  # SigLIP-style models: learned logit bias
 
     # -- the trainable view -------------------------------------------------------------------------------
     def tower(self, modality: Modality) -> Tower:  # pragma: no cover - every adapter overrides

@@ -54,6 +54,10 @@ class SentenceTransformerEncoder(BaseEncoder):
         max_length: int | None = None,
         cache_dir: str | os.PathLike | None = None,
         name: str | None = None,
+        source: str | None = None,
+        license: str | None = None,
+        paper: str | None = None,
+        revision: str | None = None,
     ) -> None:
         set_offline()
         st = require("sentence_transformers", extra="hf", purpose="sentence-transformers encoders")
@@ -76,16 +80,19 @@ class SentenceTransformerEncoder(BaseEncoder):
             self.model, "get_sentence_embedding_dimension", None
         )
         dim = getter() if getter else None
+        self.revision = revision
         self.config = EncoderConfig(
             name=name or ("minilm" if is_minilm else path.name),
-            source=str(path),
+            source=source or (MINILM_ID if is_minilm else str(path)),
             modality="text",
             family="sentence-transformers",
             embedding_dim=int(dim or 0),
             max_length=int(self.model.max_seq_length),
             normalized=normalize,
-            license="Apache-2.0" if is_minilm else None,
-            paper="Reimers & Gurevych 2019 (Sentence-BERT); Wang et al. 2020 (MiniLM)" if is_minilm else None,
+            license=license or ("Apache-2.0" if is_minilm else None),
+            paper=paper
+            or ("Reimers & Gurevych 2019 (Sentence-BERT); Wang et al. 2020 (MiniLM)" if is_minilm else None),
+            pooling=self._pooling_mode(),
         )
         root = Path(cache_dir) if cache_dir else Path(os.environ.get("MEDLENS_CACHE", Path.home() / ".cache/medlens"))
         self.cache_dir = (
@@ -95,14 +102,23 @@ class SentenceTransformerEncoder(BaseEncoder):
         )
         self._tower: Tower | None = None
 
+    def _pooling_mode(self) -> str | None:
+        """The Pooling module's mode (``"mean"``, ``"cls"``, ...), across sentence-transformers versions."""
+        for module in self.model:
+            if type(module).__name__ == "Pooling":
+                mode = getattr(module, "pooling_mode", None) or module.get_pooling_mode_str()
+                return "+".join(mode) if isinstance(mode, tuple | list) else str(mode)
+        return None
+
     # -- trainable view -----------------------------------------------------------------------------------
     def tower(self, modality: str = "text") -> Tower:
         """The model without its final ``Normalize`` module: tokenizer → transformer → pooling."""
         self._require(modality)
         if self._tower is None:
-            st = require("sentence_transformers", extra="hf")
-            normalize_cls = getattr(getattr(st, "models", None), "Normalize", None)
-            mods = [m for m in self.model if normalize_cls is None or not isinstance(m, normalize_cls)]
+            from medlens.encoders._towers import with_params
+
+            # by class name: the module path of Normalize moved across sentence-transformers versions
+            mods = [m for m in self.model if type(m).__name__ != "Normalize"]
             model = self.model
             tokenize = getattr(model, "preprocess", None) or model.tokenize
 
@@ -124,7 +140,7 @@ class SentenceTransformerEncoder(BaseEncoder):
                 prepare=prepare,
                 forward=forward,
                 blocks=blocks,
-                head=list(mods[1:]),
+                head=with_params(mods[1:]),
                 lora_targets=("query", "value"),
             )
         return self._tower
