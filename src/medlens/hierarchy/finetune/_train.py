@@ -16,12 +16,13 @@ restarts from the checkpoint of epoch ``e`` and ends with the same weights as an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,17 @@ def _scale_input_head(model: TaxonomyModel, sample: list[Any], arrays: TaxonomyA
             model.proj.weight.mul_(target / norm)
             model.proj.bias.mul_(target / norm)
     model.train(was)
+
+
+@contextlib.contextmanager
+def _deterministic_algorithms() -> Iterator[None]:
+    was = torch.are_deterministic_algorithms_enabled()
+    was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was, warn_only=was_warn)
 
 
 def _trainable_state(model: TaxonomyModel) -> dict[str, Any]:
@@ -450,65 +462,70 @@ def finetune(
         cached_feats = torch.cat(feats).clone()
 
     t_train = time.perf_counter()
-    for epoch in range(start, config.epochs):
-        torch.manual_seed(config.seed * 1_000_003 + epoch)
-        rng = np.random.default_rng([config.seed, epoch])
-        if frozen:  # cached features: a fresh random batch split every epoch
-            perm = rng.permutation(len(inputs))
-            plan = [(-1, perm[s : s + config.batch_size]) for s in range(0, len(perm), config.batch_size)]
-        else:  # fixed (length-grouped) batches in a fresh random order every epoch
-            plan = [(int(b), batches[b]) for b in rng.permutation(len(batches))]
-        model.train()
-        if frozen:
-            model.encoder.eval()
-        sums: dict[str, float] = {}
-        n_batches = 0
-        t0 = time.perf_counter()
-        with progress_bar(len(inputs), progress, f"epoch {epoch + 1}/{config.epochs}") as bar:
-            for batch_id, idx in plan:
-                if cached_feats is not None:
-                    out_b = model.head(cached_feats[idx].to(device))
-                elif prefix is not None:
-                    with prefix.replay(batch_id):
+    # Deterministic kernels: with several CPU threads some backward passes (the accumulating index backward of
+    # the tree terms) sum in thread order, and a resumed run would drift from an uninterrupted one by ~1e-8.
+    with _deterministic_algorithms():
+        for epoch in range(start, config.epochs):
+            torch.manual_seed(config.seed * 1_000_003 + epoch)
+            rng = np.random.default_rng([config.seed, epoch])
+            if frozen:  # cached features: a fresh random batch split every epoch
+                perm = rng.permutation(len(inputs))
+                plan = [(-1, perm[s : s + config.batch_size]) for s in range(0, len(perm), config.batch_size)]
+            else:  # fixed (length-grouped) batches in a fresh random order every epoch
+                plan = [(int(b), batches[b]) for b in rng.permutation(len(batches))]
+            model.train()
+            if frozen:
+                model.encoder.eval()
+            sums: dict[str, float] = {}
+            n_batches = 0
+            t0 = time.perf_counter()
+            with progress_bar(len(inputs), progress, f"epoch {epoch + 1}/{config.epochs}") as bar:
+                for batch_id, idx in plan:
+                    if cached_feats is not None:
+                        out_b = model.head(cached_feats[idx].to(device))
+                    elif prefix is not None:
+                        with prefix.replay(batch_id):
+                            out_b = model(model.tower.prepare([inputs[i] for i in idx]))
+                    else:
                         out_b = model(model.tower.prepare([inputs[i] for i in idx]))
-                else:
-                    out_b = model(model.tower.prepare([inputs[i] for i in idx]))
-                loss, parts = loss_fn(out_b, targets_all[idx].to(device))
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"loss became {float(loss)} at epoch {epoch + 1}; lower the learning rate."
-                    )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.max_grad_norm:
-                    torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], config.max_grad_norm)
-                opt.step()
-                sched.step()
-                for key, v in {"loss": float(loss.detach()), **parts}.items():
-                    sums[key] = sums.get(key, 0.0) + v
-                n_batches += 1
-                bar(len(idx))
-        row: dict[str, Any] = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 2)}
-        row |= {f"train_{k}": v / n_batches for k, v in sums.items()}
-        if val is not None:
-            row |= _validate(FinetunedModel(model, taxonomy, arrays, loss_fn.probability, config, encoder), val, config)
-        history.append(row)
-        log.info("epoch %d/%d: %s", epoch + 1, config.epochs, {k: round(v, 4) for k, v in row.items()})
-        if out is not None:
-            _atomic_torch_save(
-                {
-                    "epoch": epoch + 1,
-                    "model": _trainable_state(model),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "history": history,
-                    "config_hash": config_hash(run_config),
-                },
-                out / CHECKPOINT,
-            )
-            atomic_write_json(out / "history.json", history)
-        if callback is not None:
-            callback(epoch + 1, row)
+                    loss, parts = loss_fn(out_b, targets_all[idx].to(device))
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(
+                            f"loss became {float(loss)} at epoch {epoch + 1}; lower the learning rate."
+                        )
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if config.max_grad_norm:
+                        torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], config.max_grad_norm)
+                    opt.step()
+                    sched.step()
+                    for key, v in {"loss": float(loss.detach()), **parts}.items():
+                        sums[key] = sums.get(key, 0.0) + v
+                    n_batches += 1
+                    bar(len(idx))
+            row: dict[str, Any] = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 2)}
+            row |= {f"train_{k}": v / n_batches for k, v in sums.items()}
+            if val is not None:
+                row |= _validate(
+                    FinetunedModel(model, taxonomy, arrays, loss_fn.probability, config, encoder), val, config
+                )
+            history.append(row)
+            log.info("epoch %d/%d: %s", epoch + 1, config.epochs, {k: round(v, 4) for k, v in row.items()})
+            if out is not None:
+                _atomic_torch_save(
+                    {
+                        "epoch": epoch + 1,
+                        "model": _trainable_state(model),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "history": history,
+                        "config_hash": config_hash(run_config),
+                    },
+                    out / CHECKPOINT,
+                )
+                atomic_write_json(out / "history.json", history)
+            if callback is not None:
+                callback(epoch + 1, row)
     train_seconds = time.perf_counter() - t_train
     fitted = FinetunedModel(model, taxonomy, arrays, loss_fn.probability, config, encoder)
     if out is not None:
