@@ -32,6 +32,9 @@ log = logging.getLogger("medlens.llm")
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"```[ \t]*(?:json5?|JSON|javascript|js)?[ \t]*\n?(.*?)```", re.DOTALL)
 _PY_LITERALS = {"True": "true", "False": "false", "None": "null"}
+_CLOSER_AHEAD = re.compile(r"\s*(?://[^\n]*\n\s*|/\*.*?\*/\s*)*[}\]]", re.DOTALL)
+_WORD = re.compile(r"[A-Za-z_$][\w$-]*")
+_COLON_AHEAD = re.compile(r"\s*:")
 _MAX_CANDIDATES = 64
 _DEFAULT_SCHEMA = {"type": ["object", "array"]}
 
@@ -93,17 +96,15 @@ def _normalize(s: str) -> tuple[str, list[str]]:
             i = n if k < 0 else k + 2
             fix("comments")
         elif c == ",":
-            m = re.match(r"\s*(?://[^\n]*\n\s*|/\*.*?\*/\s*)*([}\]])", s[i + 1 :], re.DOTALL)
-            if m:
+            if _CLOSER_AHEAD.match(s, i + 1):
                 fix("trailing_comma")
             else:
                 out.append(c)
             i += 1
         elif c.isalpha() or c in "_$":
-            m = re.match(r"[A-Za-z_$][\w$-]*", s[i:])
+            m = _WORD.match(s, i)
             word = m.group(0) if m else c
-            after = s[i + len(word) :].lstrip()
-            if after.startswith(":"):
+            if _COLON_AHEAD.match(s, i + len(word)):
                 out.append(json.dumps(word))
                 fix("unquoted_keys")
             elif word in _PY_LITERALS:
