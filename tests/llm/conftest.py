@@ -4,7 +4,6 @@ OpenAI-compatible HTTP server on 127.0.0.1 (see ``_server.py``)."""
 from __future__ import annotations
 
 import pytest
-
 from tests.llm._server import ScriptedServer
 
 

@@ -8,9 +8,9 @@ import os
 import threading
 
 import pytest
+from tests.llm._server import reply
 
 from medlens.llm import CallableClient, ChatResponse, OpenAIClient, ResponseCache, default_cache_root
-from tests.llm._server import reply
 
 USER = [{"role": "user", "content": "Name the sequence."}]
 
@@ -22,7 +22,9 @@ def test_hit_and_miss_through_the_http_client(llm_server, tmp_path):
     again = c.chat(USER)
     assert (first.text, first.cached) == ("FLAIR", False)
     assert (again.text, again.cached) == ("FLAIR", True)
-    assert again.usage == first.usage and again.finish_reason == "stop" and again.raw == first.raw
+    assert again.usage == first.usage
+    assert again.finish_reason == "stop"
+    assert again.raw == first.raw
     assert len(llm_server.requests) == 1
     assert c.chat(USER, seed=1).text == "T1"  # another seed is another request
     assert c.chat(USER, max_tokens=5).text == "T2"
@@ -31,7 +33,8 @@ def test_hit_and_miss_through_the_http_client(llm_server, tmp_path):
     assert OpenAIClient(llm_server.url, "tiny-chat").chat(USER).cached
     assert not OpenAIClient(llm_server.url, "other-model").chat(USER).cached
     files = list((tmp_path / "medlens-cache" / "llm").rglob("*.json"))
-    assert len(files) == 4 and default_cache_root() == tmp_path / "medlens-cache" / "llm"
+    assert len(files) == 4
+    assert default_cache_root() == tmp_path / "medlens-cache" / "llm"
 
 
 def test_cache_false_writes_nothing(llm_server, tmp_path):
@@ -55,7 +58,8 @@ def test_entries_hold_the_response_and_parameters_but_not_the_prompt(tmp_path):
         "params": {"temperature": 0.0, "seed": 3, "max_tokens": None, "response_format": None},
     }
     assert "SECRET-PATIENT-TEXT" not in path.read_text()
-    assert path.name == f"{entry['key']}.json" and path.parent.name == entry["key"][:2]
+    assert path.name == f"{entry['key']}.json"
+    assert path.parent.name == entry["key"][:2]
 
 
 def test_unreadable_entries_are_misses_and_get_rewritten(tmp_path, caplog):
@@ -76,11 +80,16 @@ def test_unreadable_entries_are_misses_and_get_rewritten(tmp_path, caplog):
 def test_cache_api(tmp_path):
     cache = ResponseCache(tmp_path)
     key = "0f" * 32
-    assert cache.get(key) is None and key not in cache
+    assert cache.get(key) is None
+    assert key not in cache
     cache.put(key, ChatResponse(text="a", model="m", usage={"total_tokens": 3}, finish_reason="length"))
     hit = cache.get(key)
-    assert key in cache and hit.cached and hit.usage == {"total_tokens": 3} and hit.finish_reason == "length"
-    assert cache.clear() == 1 and cache.get(key) is None
+    assert key in cache
+    assert hit.cached
+    assert hit.usage == {"total_tokens": 3}
+    assert hit.finish_reason == "length"
+    assert cache.clear() == 1
+    assert cache.get(key) is None
     with pytest.raises(ValueError, match="64-character lowercase SHA-256"):
         cache.get("../../etc/passwd")
     with pytest.raises(TypeError, match="cache must be True, False, a folder path or a ResponseCache"):
@@ -91,7 +100,9 @@ def _hammer(root: str, key: str, worker: int, n: int) -> None:
     cache = ResponseCache(root)
     for i in range(n):
         # entries of very different sizes make a torn write easy to detect
-        cache.put(key, ChatResponse(text=f"w{worker}-{i}-" + "x" * (1 + (i * 7919 + worker * 104729) % 20000), model="m"))
+        cache.put(
+            key, ChatResponse(text=f"w{worker}-{i}-" + "x" * (1 + (i * 7919 + worker * 104729) % 20000), model="m")
+        )
 
 
 def test_concurrent_writers_never_expose_a_partial_entry(tmp_path):

@@ -7,6 +7,7 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.llm._server import error, reply, tiny_png
 
 from medlens.llm import (
     CallableClient,
@@ -21,7 +22,6 @@ from medlens.llm import (
     parse_json_answer,
     validate_json,
 )
-from tests.llm._server import error, reply, tiny_png
 
 DX_SCHEMA = {
     "type": "object",
@@ -40,19 +40,27 @@ GOOD = {"primary": "glioblastoma", "differentials": ["metastasis", "abscess", "l
     ("text", "expected", "fixes"),
     [
         ('{"a": 1}', {"a": 1}, []),
-        ('  [1, 2]\n', [1, 2], []),
+        ("  [1, 2]\n", [1, 2], []),
         ('```json\n{"a": 1}\n```', {"a": 1}, ["code_fence"]),
         ('Here you go:\n```\n{"a": [1, 2]}\n```\nHope that helps!', {"a": [1, 2]}, ["code_fence"]),
         ('The answer is {"a": {"b": "}"}} as requested.', {"a": {"b": "}"}}, ["extracted"]),
         ('{"a": 1,}', {"a": 1}, ["trailing_comma"]),
         ('{"a": [1, 2, ], "b": {"c": 3 ,} , }', {"a": [1, 2], "b": {"c": 3}}, ["trailing_comma"]),
         ("{'a': 'it is \"quoted\"', 'b': 'x'}", {"a": 'it is "quoted"', "b": "x"}, ["single_quotes"]),
-        ("{'ok': True, 'none': None, 'no': False}", {"ok": True, "none": None, "no": False}, ["single_quotes", "python_literals"]),
+        (
+            "{'ok': True, 'none': None, 'no': False}",
+            {"ok": True, "none": None, "no": False},
+            ["single_quotes", "python_literals"],
+        ),
         ('{primary: "glioma", "n": 2}', {"primary": "glioma", "n": 2}, ["unquoted_keys"]),
         ('{\n  "a": 1, // the answer\n  /* note */ "b": 2\n}', {"a": 1, "b": 2}, ["comments"]),
         ('<think>Maybe {"a": 0}? No.</think>\n{"a": 1}', {"a": 1}, ["think_block"]),
         ('reasoning without an opening tag</think>{"a": 2}', {"a": 2}, ["think_block"]),
-        ('{"text": "apostrophe\'s fine", "x": "{not a brace}"}', {"text": "apostrophe's fine", "x": "{not a brace}"}, []),
+        (
+            '{"text": "apostrophe\'s fine", "x": "{not a brace}"}',
+            {"text": "apostrophe's fine", "x": "{not a brace}"},
+            [],
+        ),
         ('{"broken": } then {"good": 1}', {"good": 1}, ["extracted"]),
         ('Example: {"a": "..."}; answer: {"a": "b"}', {"a": "..."}, ["extracted"]),  # the first one wins
     ],
@@ -82,14 +90,23 @@ def test_extraction_failures_say_why(text, message):
 def test_schema_picks_the_first_candidate_that_validates():
     text = 'Format: {"primary": "...", "differentials": []}\nAnswer: ' + json.dumps(GOOD)
     value, fixes, err = parse_json_answer(text, DX_SCHEMA)
-    assert err is None and value == GOOD and "extracted" in fixes
+    assert err is None
+    assert value == GOOD
+    assert "extracted" in fixes
     value, _, err = parse_json_answer('{"primary": "x", "differentials": ["a"]}', DX_SCHEMA)
-    assert value is None and err.startswith("the JSON does not match the schema: $.differentials: expected at least 4")
+    assert value is None
+    assert err.startswith("the JSON does not match the schema: $.differentials: expected at least 4")
     # without a schema a bare scalar is not an answer
     assert parse_json_answer("42")[2] is not None
 
 
-json_scalars = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -159,11 +176,12 @@ def test_validate_json_keywords():
     assert validate_json("HP:0001250", {"type": "string", "pattern": r"^HP:\d{7}$"}) == []
     assert validate_json([1, 1], {"uniqueItems": True}) == ["$: expected unique items; got duplicates"]
     closed = {"type": "object", "properties": {"a": {}}, "additionalProperties": False}
-    assert validate_json({"a": 1, "b c": 2}, closed) == ['$["b c"]: unexpected key (allowed: [\'a\'])']
+    assert validate_json({"a": 1, "b c": 2}, closed) == ["$[\"b c\"]: unexpected key (allowed: ['a'])"]
     typed = {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}
     assert validate_json({"glioma": ["d1"], "x": [3]}, typed) == ["$.x[0]: expected string; got integer 3"]
     either = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
-    assert validate_json(["a"], either) == [] and validate_json(3, either) != []
+    assert validate_json(["a"], either) == []
+    assert validate_json(3, either) != []
 
 
 @pytest.mark.parametrize(
@@ -204,14 +222,18 @@ def test_valid_first_reply_needs_no_repair():
     fn = Scripted("```json\n" + json.dumps(GOOD) + "\n```")
     ans = chat_json(CallableClient(fn), PROMPT, DX_SCHEMA)
     assert (ans.ok, ans.repaired, ans.value, ans.error, ans.first_error) == (True, False, GOOD, None, None)
-    assert ans.fixes == ("code_fence",) and len(ans.responses) == 1 and len(fn.seen) == 1
+    assert ans.fixes == ("code_fence",)
+    assert len(ans.responses) == 1
+    assert len(fn.seen) == 1
 
 
 def test_repair_shows_the_model_its_reply_and_the_error():
     bad = '{"primary": "glioblastoma", "differentials": ["metastasis"]}'
     fn = Scripted(bad, json.dumps(GOOD))
     ans = chat_json(CallableClient(fn), PROMPT, DX_SCHEMA, seed=5, temperature=0)
-    assert ans.ok and ans.repaired and ans.value == GOOD
+    assert ans.ok
+    assert ans.repaired
+    assert ans.value == GOOD
     assert ans.first_error.startswith("the JSON does not match the schema: $.differentials: expected at least 4 items")
     repair = fn.seen[1]
     assert repair[:2] == PROMPT
@@ -219,7 +241,8 @@ def test_repair_shows_the_model_its_reply_and_the_error():
     assert repair[3]["role"] == "user"
     assert "expected at least 4 items; got 1" in repair[3]["content"]
     assert json.dumps(DX_SCHEMA) in repair[3]["content"]
-    assert fn.params[0] == fn.params[1] and fn.params[0]["seed"] == 5  # same decoding settings
+    assert fn.params[0] == fn.params[1]
+    assert fn.params[0]["seed"] == 5
     assert ans.to_dict()["raw"] == [bad, json.dumps(GOOD)]
 
 
@@ -233,8 +256,10 @@ def test_failed_repair_is_reported_not_raised():
     fn = Scripted("I think it is a glioma.", "Still prose, sorry.")
     ans = chat_json(CallableClient(fn), PROMPT, DX_SCHEMA)
     assert (ans.ok, ans.repaired, ans.value) == (False, True, None)
-    assert "no JSON object" in ans.error and "no JSON object" in ans.first_error
-    assert ans.text == "Still prose, sorry." and len(ans.responses) == 2
+    assert "no JSON object" in ans.error
+    assert "no JSON object" in ans.first_error
+    assert ans.text == "Still prose, sorry."
+    assert len(ans.responses) == 2
 
 
 def test_strict_raises_and_repair_false_makes_one_call():
@@ -242,7 +267,9 @@ def test_strict_raises_and_repair_false_makes_one_call():
         chat_json(CallableClient(Scripted("nope", "nope")), PROMPT, strict=True)
     fn = Scripted("nope")
     ans = chat_json(CallableClient(fn), PROMPT, repair=False)
-    assert not ans.ok and not ans.repaired and len(fn.seen) == 1
+    assert not ans.ok
+    assert not ans.repaired
+    assert len(fn.seen) == 1
     with pytest.raises(JSONAnswerError):
         chat_json(CallableClient(Scripted("nope")), PROMPT, repair=False, strict=True)
 
@@ -257,7 +284,8 @@ def test_bad_schema_fails_before_any_call():
 def test_images_stay_on_the_original_message_during_repair():
     fn = Scripted("not json", '{"boxes": []}')
     ans = chat_json(CallableClient(fn), [{"role": "user", "content": "Locate the lesion."}], images=[tiny_png()])
-    assert ans.ok and ans.repaired
+    assert ans.ok
+    assert ans.repaired
     first_user = fn.seen[1][0]["content"]
     assert [p["type"] for p in first_user] == ["text", "image_url"]
     assert isinstance(fn.seen[1][-1]["content"], str)  # the repair instruction carries no image
@@ -273,8 +301,11 @@ def test_chat_json_over_http_with_repair_and_cache(llm_server):
     llm_server.push(reply("Sure! {'primary': 'glioma', 'differentials': ['a','b','c'],}"), reply(json.dumps(GOOD)))
     client = OpenAIClient(llm_server.url, "m")
     ans = chat_json(client, PROMPT, DX_SCHEMA, response_format={"type": "json_object"})
-    assert ans.ok and ans.repaired and ans.value == GOOD
+    assert ans.ok
+    assert ans.repaired
+    assert ans.value == GOOD
     assert llm_server.requests[0]["body"]["response_format"] == {"type": "json_object"}
     again = chat_json(client, PROMPT, DX_SCHEMA, response_format={"type": "json_object"})
-    assert again.value == GOOD and all(r.cached for r in again.responses)  # both turns came from the cache
+    assert again.value == GOOD
+    assert all(r.cached for r in again.responses)
     assert len(llm_server.requests) == 2

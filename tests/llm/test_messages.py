@@ -8,9 +8,9 @@ import io
 
 import numpy as np
 import pytest
+from tests.llm._server import tiny_png
 
 from medlens.llm import OpenAIClient, attach_images, canonical_messages, image_to_data_url, request_key
-from tests.llm._server import tiny_png
 
 PARAMS = {"temperature": 0.0, "seed": 0, "max_tokens": None, "response_format": None}
 
@@ -28,7 +28,8 @@ def test_png_bytes_path_pil_and_array_become_png_data_urls(tmp_path):
     path.write_bytes(png)
     for image in (png, path, str(path)):
         head, data = _decode(image_to_data_url(image))
-        assert head == "data:image/png;base64" and data == png  # sent byte for byte
+        assert head == "data:image/png;base64"
+        assert data == png
     head, data = _decode(image_to_data_url(Image.new("L", (3, 2), 128)))
     assert head == "data:image/png;base64"
     assert Image.open(io.BytesIO(data)).size == (3, 2)
@@ -36,7 +37,8 @@ def test_png_bytes_path_pil_and_array_become_png_data_urls(tmp_path):
     arr[..., 1] = 200
     _, data = _decode(image_to_data_url(arr))
     back = np.asarray(Image.open(io.BytesIO(data)))
-    assert back.shape == (4, 5, 3) and (back == arr).all()
+    assert back.shape == (4, 5, 3)
+    assert (back == arr).all()
 
 
 def test_jpeg_keeps_its_mime(tmp_path):
@@ -86,7 +88,8 @@ def test_keys_hash_image_bytes_not_how_they_were_passed(tmp_path):
     k_path = request_key("openai", "vlm", attach_images(msgs, [path]), PARAMS)
     k_other = request_key("openai", "vlm", attach_images(msgs, [tiny_png((0, 255, 0))]), PARAMS)
     k_none = request_key("openai", "vlm", msgs, PARAMS)
-    assert k_bytes == k_path and len({k_bytes, k_other, k_none}) == 3
+    assert k_bytes == k_path
+    assert len({k_bytes, k_other, k_none}) == 3
     canon = canonical_messages(attach_images(msgs, [png]))
     assert canon[0]["content"][1] == {"type": "image", "mime": "image/png", "sha256": hashlib.sha256(png).hexdigest()}
     assert "base64" not in str(canon)

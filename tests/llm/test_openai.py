@@ -6,6 +6,7 @@ import logging
 import time
 
 import pytest
+from tests.llm._server import completion, error, free_port, reply
 
 from medlens.llm import (
     LLMConnectionError,
@@ -15,7 +16,6 @@ from medlens.llm import (
     OpenAIClient,
 )
 from medlens.llm._openai import parse_retry_after
-from tests.llm._server import completion, error, free_port, reply
 
 USER = [{"role": "user", "content": "Which sequence shows the lesion best?"}]
 
@@ -54,13 +54,18 @@ def test_defaults_send_temperature_zero_and_seed_zero_and_omit_unset(llm_server)
     body = llm_server.requests[-1]["body"]
     assert body["temperature"] == 0.0
     assert body["seed"] == 0
-    assert "max_tokens" not in body and "response_format" not in body
+    assert "max_tokens" not in body
+    assert "response_format" not in body
 
 
 @pytest.mark.parametrize(
     ("suffix", "expected_path"),
-    [("", "/v1/chat/completions"), ("/v1/", "/v1/chat/completions"), ("/v1/chat/completions", "/v1/chat/completions"),
-     ("/api/v1", "/api/v1/chat/completions")],
+    [
+        ("", "/v1/chat/completions"),
+        ("/v1/", "/v1/chat/completions"),
+        ("/v1/chat/completions", "/v1/chat/completions"),
+        ("/api/v1", "/api/v1/chat/completions"),
+    ],
 )
 def test_base_url_forms(llm_server, suffix, expected_path):
     c = OpenAIClient(f"http://127.0.0.1:{llm_server.port}{suffix}", "m", cache=False)
@@ -81,7 +86,8 @@ def test_content_parts_and_null_content(llm_server):
 
 def test_repr_and_describe_name_no_secret(llm_server):
     c = client_for(llm_server)
-    assert "tiny-chat" in repr(c) and "api_key=none" in repr(c)
+    assert "tiny-chat" in repr(c)
+    assert "api_key=none" in repr(c)
     assert c.describe() == {"kind": "openai", "model": "tiny-chat", "base_url": llm_server.url}
 
 
@@ -93,7 +99,9 @@ def test_500_then_success_retries_and_warns_without_content(llm_server, caplog):
     assert r.text == "ok"
     assert len(llm_server.requests) == 2
     warnings = [rec.getMessage() for rec in caplog.records if rec.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "HTTP 500" in warnings[0] and "attempt 1/3" in warnings[0]
+    assert len(warnings) == 1
+    assert "HTTP 500" in warnings[0]
+    assert "attempt 1/3" in warnings[0]
     assert "lesion" not in caplog.text  # prompts never at WARNING
 
 
@@ -102,8 +110,11 @@ def test_5xx_exhausts_retries_with_clear_error(llm_server):
     with pytest.raises(LLMHTTPError) as ei:
         client_for(llm_server, max_retries=2).chat(USER)
     e = ei.value
-    assert e.status == 503 and e.server_message == "loading model"
-    assert "HTTP 503" in str(e) and "loading model" in str(e) and "Gave up after 3 attempt(s)" in str(e)
+    assert e.status == 503
+    assert e.server_message == "loading model"
+    assert "HTTP 503" in str(e)
+    assert "loading model" in str(e)
+    assert "Gave up after 3 attempt(s)" in str(e)
     assert len(llm_server.requests) == 3
 
 
@@ -122,7 +133,8 @@ def test_429_retry_after_beyond_max_backoff_fails_at_once(llm_server):
     with pytest.raises(LLMHTTPError, match=r"asks to wait 3600 s") as ei:
         client_for(llm_server, max_retries=3, max_backoff=5).chat(USER)
     assert time.perf_counter() - t0 < 2
-    assert ei.value.status == 429 and len(llm_server.requests) == 1
+    assert ei.value.status == 429
+    assert len(llm_server.requests) == 1
 
 
 def test_retry_after_parsing():
@@ -149,14 +161,17 @@ def test_other_4xx_are_not_retried(llm_server, status, hint):
     with pytest.raises(LLMHTTPError, match=hint) as ei:
         client_for(llm_server, max_retries=3).chat(USER)
     assert ei.value.status == status
-    assert f"HTTP {status}" in str(ei.value) and "bad things" in str(ei.value)
+    assert f"HTTP {status}" in str(ei.value)
+    assert "bad things" in str(ei.value)
     assert len(llm_server.requests) == 1
 
 
 def test_401_names_the_key_variable_when_a_key_was_sent(llm_server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-not-the-right-one")
     llm_server.push(error(401, "Invalid API key"))
-    with pytest.raises(LLMHTTPError, match=r"HTTP 401 Unauthorized: Invalid API key; check the API key in \$OPENAI_API_KEY"):
+    with pytest.raises(
+        LLMHTTPError, match=r"HTTP 401 Unauthorized: Invalid API key; check the API key in \$OPENAI_API_KEY"
+    ):
         client_for(llm_server).chat(USER)
 
 
@@ -205,27 +220,37 @@ def test_dropped_connection_is_retried(llm_server):
 
 def test_connection_refused_names_the_url():
     url = f"http://127.0.0.1:{free_port()}/v1"
-    with pytest.raises(LLMConnectionError, match=r"could not reach .*/v1/chat/completions .*after 2 attempt\(s\); is the server running"):
+    with pytest.raises(
+        LLMConnectionError,
+        match=r"could not reach .*/v1/chat/completions .*after 2 attempt\(s\); is the server running",
+    ):
         OpenAIClient(url, "m", cache=False, max_retries=1, backoff=0.01).chat(USER)
 
 
 # ------------------------------------------------------------------------------------------------ bad bodies
 def test_malformed_json_body_is_a_clear_error_without_retry(llm_server):
     llm_server.push({"status": 200, "body": b"<html>proxy login</html>", "content_type": "text/html"})
-    with pytest.raises(LLMResponseError, match=r"HTTP 200 but the body is not JSON \(content-type text/html, 24 bytes, starting '<html>proxy"):
+    with pytest.raises(
+        LLMResponseError,
+        match=r"HTTP 200 but the body is not JSON \(content-type text/html, 24 bytes, starting '<html>proxy",
+    ):
         client_for(llm_server, max_retries=3).chat(USER)
     assert len(llm_server.requests) == 1
 
 
 def test_truncated_json_body(llm_server):
-    llm_server.push({"status": 200, "body": b'{"choices": [{"message": {"content": "hal', "content_type": "application/json"})
+    llm_server.push(
+        {"status": 200, "body": b'{"choices": [{"message": {"content": "hal', "content_type": "application/json"}
+    )
     with pytest.raises(LLMResponseError, match="not JSON"):
         client_for(llm_server).chat(USER)
 
 
 def test_json_without_choices(llm_server):
     llm_server.push({"status": 200, "json": {"error": "model 'x' not found"}})
-    with pytest.raises(LLMResponseError, match=r"without a chat completion .*got keys \['error'\].*model 'x' not found"):
+    with pytest.raises(
+        LLMResponseError, match=r"without a chat completion .*got keys \['error'\].*model 'x' not found"
+    ):
         client_for(llm_server).chat(USER)
 
 

@@ -6,6 +6,7 @@ import logging
 import socket
 
 import pytest
+from tests.llm._server import error, free_port, reply
 
 from medlens.llm import (
     LLMConnectionError,
@@ -18,7 +19,6 @@ from medlens.llm import (
     is_loopback_host,
     parse_endpoint,
 )
-from tests.llm._server import error, free_port, reply
 
 SECRET = "sk-medlens-test-9f8e7d6c5b4a3210ZZ"
 PATIENT = "PATIENT-7781 presents with a ring-enhancing lesion"
@@ -70,7 +70,9 @@ def test_remote_endpoints_are_refused_without_traffic(url, monkeypatch):
     with pytest.raises(RemoteEndpointError) as ei:
         OpenAIClient(url, "m")
     msg = str(ei.value)
-    assert "\n" not in msg and "--allow-remote" in msg and "not this machine" in msg
+    assert "\n" not in msg
+    assert "--allow-remote" in msg
+    assert "not this machine" in msg
     assert isinstance(ei.value, ValueError)  # the CLI reports it in one line with exit code 2
     # with the flag the client is built, still without touching the network (connections are lazy)
     client = OpenAIClient(url, "m", allow_remote=True)
@@ -78,8 +80,11 @@ def test_remote_endpoints_are_refused_without_traffic(url, monkeypatch):
 
 
 def test_is_loopback_host_edge_cases():
-    assert is_loopback_host("::1") and is_loopback_host("0:0:0:0:0:0:0:1")
-    assert not is_loopback_host("") and not is_loopback_host("::") and not is_loopback_host("localhost6")
+    assert is_loopback_host("::1")
+    assert is_loopback_host("0:0:0:0:0:0:0:1")
+    assert not is_loopback_host("")
+    assert not is_loopback_host("::")
+    assert not is_loopback_host("localhost6")
 
 
 @pytest.mark.parametrize(
@@ -169,14 +174,18 @@ def test_api_key_never_logged_cached_recorded_or_in_errors(llm_server, monkeypat
     assert all(r["headers"].get("Authorization") == f"Bearer {SECRET}" for r in llm_server.requests)
     # ... and appears nowhere else
     assert caplog.records, "expected debug logs from medlens and httpx"
-    assert SECRET not in caplog.text and SECRET not in _all_log_text(caplog.records)
+    assert SECRET not in caplog.text
+    assert SECRET not in _all_log_text(caplog.records)
     assert SECRET[-12:] not in caplog.text
     for exc in errors:
-        assert SECRET not in str(exc) and SECRET not in repr(exc) and SECRET not in str(exc.args)
+        assert SECRET not in str(exc)
+        assert SECRET not in repr(exc)
+        assert SECRET not in str(exc.args)
         assert SECRET[-12:] not in str(exc)
         assert exc.__cause__ is None or SECRET not in str(exc.__cause__)
     assert "***" in str(errors[0])  # the echoed key was redacted, the rest of the message kept
-    assert SECRET not in repr(client) and SECRET not in str(vars(client))
+    assert SECRET not in repr(client)
+    assert SECRET not in str(vars(client))
     for path in [*cache_dir.rglob("*"), tmp_path / "fixture.jsonl"]:
         if path.is_file():
             assert SECRET not in path.read_text(encoding="utf-8")

@@ -14,7 +14,8 @@ is this plain format, one block per message, ending with an open assistant turn:
     Assistant:
 
 and the reply is cut at the first ``"\\nUser:"`` the model goes on to write. ``temperature=0`` decodes
-greedily; a positive temperature samples with ``seed`` (the global torch RNG is left untouched). Weights
+greedily; a positive temperature samples with ``seed`` (the global torch RNG is left untouched), with the
+top-k/top-p the model folder's ``generation_config.json`` sets, if any. Weights
 and tokenizer load from a local folder only (``local_files_only=True``, hub libraries set offline, no
 remote code). The client is text-only: images need an OpenAI-compatible vision endpoint.
 """
