@@ -293,3 +293,40 @@ def test_bad_messages_are_refused_before_any_request(llm_server):
     with pytest.raises(TypeError, match=r"messages\[0\]\['content'\] must be a string or a list"):
         c.chat([{"role": "user", "content": 3}])
     assert llm_server.requests == []
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+class _RaisingCommand:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def main(self, **kwargs):
+        raise self.exc
+
+
+def _refused() -> BaseException:
+    try:
+        OpenAIClient("http://example.org/v1", "m")
+    except ValueError as exc:
+        return exc
+    raise AssertionError("a remote endpoint was not refused")
+
+
+@pytest.mark.parametrize(
+    ("make_exc", "code"),
+    [
+        (lambda: LLMHTTPError("the LLM endpoint X answered HTTP 401: bad key;\n  check it", status=401), 1),
+        (lambda: LLMTimeoutError("the LLM endpoint X did not answer within 5 s"), 1),
+        (_refused, 2),  # bad input: a remote endpoint without --allow-remote
+    ],
+    ids=["http-error", "timeout", "remote-refused"],
+)
+def test_cli_reports_llm_failures_in_one_line(monkeypatch, capsys, make_exc, code):
+    import medlens.cli as cli
+
+    monkeypatch.setattr(cli.typer.main, "get_command", lambda app: _RaisingCommand(make_exc()))
+    assert cli.main([]) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("medlens: error: ")
+    assert "internal error" not in err
