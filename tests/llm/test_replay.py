@@ -119,3 +119,10 @@ def test_fixture_errors(tmp_path):
         ReplayClient(broken)
     with pytest.raises(TypeError, match="client must be a ChatClient"):
         RecordingClient(object(), tmp_path / "x.jsonl")
+
+
+def test_describe_for_provenance(tmp_path):
+    client = CallableClient(lambda m, **p: "x", model="rules")
+    assert client.describe() == {"kind": "callable", "model": "rules"}
+    rec = RecordingClient(client, tmp_path / "f.jsonl")
+    assert rec.describe() == {"kind": "callable", "model": "rules", "recording_to": str(tmp_path / "f.jsonl")}

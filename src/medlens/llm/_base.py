@@ -140,6 +140,10 @@ class BaseChatClient:
     model: str = ""
     cache: ResponseCache | None = None
 
+    def describe(self) -> dict[str, Any]:
+        """Provenance of this client (what answered): kind and model, never credentials."""
+        return {"kind": self.kind, "model": self.model}
+
     def _key_extra(self) -> dict[str, Any]:
         """Extra fields that make this backend's cache keys unique (e.g. a weights fingerprint)."""
         return {}
