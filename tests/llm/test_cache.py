@@ -58,6 +58,7 @@ def test_entries_hold_the_response_and_parameters_but_not_the_prompt(tmp_path):
         "params": {"temperature": 0.0, "seed": 3, "max_tokens": None, "response_format": None},
     }
     assert "SECRET-PATIENT-TEXT" not in path.read_text()
+    assert (tmp_path / "c").stat().st_mode & 0o777 == 0o700  # only the owner can read cached responses
     assert path.name == f"{entry['key']}.json"
     assert path.parent.name == entry["key"][:2]
 

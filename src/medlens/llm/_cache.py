@@ -3,8 +3,8 @@
 One JSON file per request key (``<root>/<key[:2]>/<key>.json``), written to a temporary file and renamed,
 so a reader sees either nothing or a whole entry and concurrent writers of the same key cannot corrupt it
 (the last rename wins; both wrote the same request). A file that cannot be read back is a miss and is
-rewritten. Entries hold the response and the request's kind, model and parameters, never the prompt
-(patient text stays out of the cache folder's file listing and metadata) and never an API key.
+rewritten. A cache folder medlens creates is readable by its owner only (mode 0700). Entries hold the
+response and the request's kind, model and parameters, never the prompt and never an API key.
 """
 
 from __future__ import annotations
@@ -89,6 +89,8 @@ class ResponseCache:
     def put(self, key: str, response: ChatResponse, *, meta: dict[str, Any] | None = None) -> Path:
         """Store ``response`` under ``key`` atomically; ``meta`` (kind, model, params) is kept for inspection."""
         path = self.path(key)
+        if not self.root.is_dir():  # responses hold patient-derived text: only the owner may read the folder
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         entry = {
             "format": CACHE_FORMAT,
             "key": key,
