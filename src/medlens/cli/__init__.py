@@ -13,6 +13,7 @@ import typer
 from medlens import __version__
 from medlens.cli import _demo, _doctor, _encoders, _finetune, _hier, _metrics, _report, _taxonomy
 from medlens.cli._common import setup_logging
+from medlens.llm._errors import LLMError
 
 __all__ = ["app", "main"]
 
@@ -91,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("medlens: interrupted\n")
         return 130
+    except LLMError as exc:  # an endpoint or model failed (after retries): one line, not a traceback
+        sys.stderr.write(f"medlens: error: {' '.join(str(exc).split())}\n")
+        logging.getLogger("medlens").debug("details", exc_info=True)
+        return 1
     except USER_ERRORS as exc:
         msg = exc.args[0] if (isinstance(exc, KeyError) and exc.args) else str(exc)
         sys.stderr.write(f"medlens: error: {' '.join(str(msg).split())}\n")

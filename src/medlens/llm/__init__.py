@@ -1,0 +1,71 @@
+"""The LLM layer: OpenAI-compatible and local transformers chat clients, response cache, replay, JSON answers.
+
+Every client answers OpenAI-format messages through one protocol, :class:`ChatClient`::
+
+    from medlens.llm import OpenAIClient, chat_json
+
+    client = OpenAIClient("http://127.0.0.1:8080/v1", "llama-3.1-8b-instruct")   # loopback only by default
+    answer = chat_json(client, [{"role": "user", "content": "Return {\\"dx\\": ...} as JSON."}],
+                       schema={"type": "object", "required": ["dx"], "properties": {"dx": {"type": "string"}}})
+    answer.ok, answer.value, answer.repaired
+
+Privacy: endpoints that are not this machine need ``allow_remote=True`` (``--allow-remote``); the API key is
+read from ``$MEDLENS_LLM_API_KEY`` (then ``$OPENAI_API_KEY``) and never logged; prompts and responses are
+logged at DEBUG only. Responses are cached under ``$MEDLENS_CACHE/llm`` keyed by (client kind, model,
+messages with image hashes, parameters). Importing this package imports neither httpx nor torch.
+"""
+
+from medlens.llm._base import BaseChatClient, CallableClient, ChatClient, ChatResponse
+from medlens.llm._cache import ResponseCache, default_cache_root
+from medlens.llm._endpoint import is_loopback_host, parse_endpoint
+from medlens.llm._errors import (
+    JSONAnswerError,
+    LLMConnectionError,
+    LLMError,
+    LLMHTTPError,
+    LLMResponseError,
+    LLMTimeoutError,
+    RemoteEndpointError,
+    ReplayMissError,
+)
+from medlens.llm._json import JSONAnswer, chat_json, extract_json, iter_json_candidates, parse_json_answer
+from medlens.llm._messages import attach_images, canonical_messages, image_to_data_url, request_key
+from medlens.llm._openai import OpenAIClient
+from medlens.llm._replay import RecordingClient, ReplayClient
+from medlens.llm._schema import check_schema, validate_json
+from medlens.llm._transformers import TransformersClient, plain_prompt
+
+__all__ = [
+    "BaseChatClient",
+    "CallableClient",
+    "ChatClient",
+    "ChatResponse",
+    "JSONAnswer",
+    "JSONAnswerError",
+    "LLMConnectionError",
+    "LLMError",
+    "LLMHTTPError",
+    "LLMResponseError",
+    "LLMTimeoutError",
+    "OpenAIClient",
+    "RecordingClient",
+    "RemoteEndpointError",
+    "ReplayClient",
+    "ReplayMissError",
+    "ResponseCache",
+    "TransformersClient",
+    "attach_images",
+    "canonical_messages",
+    "chat_json",
+    "check_schema",
+    "default_cache_root",
+    "extract_json",
+    "image_to_data_url",
+    "is_loopback_host",
+    "iter_json_candidates",
+    "parse_endpoint",
+    "parse_json_answer",
+    "plain_prompt",
+    "request_key",
+    "validate_json",
+]

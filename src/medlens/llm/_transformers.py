@@ -1,0 +1,207 @@
+"""A chat client for a local causal language model (transformers), offline and deterministic.
+
+The prompt is the tokenizer's chat template when it has one (``add_generation_prompt=True``). Otherwise it
+is this plain format, one block per message, ending with an open assistant turn::
+
+    System: <system text>
+
+    User: <user text>
+
+    Assistant: <assistant text>
+
+    User: <user text>
+
+    Assistant:
+
+and the reply is cut at the first ``"\\nUser:"`` the model goes on to write. ``temperature=0`` decodes
+greedily; a positive temperature samples with ``seed`` (the global torch RNG is left untouched), with the
+top-k/top-p the model folder's ``generation_config.json`` sets, if any. Weights
+and tokenizer load from a local folder only (``local_files_only=True``, hub libraries set offline, no
+remote code). The client is text-only: images need an OpenAI-compatible vision endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from medlens._optional import require
+from medlens._validation import InputError
+from medlens.encoders._base import resolve_device, resolve_dtype, set_offline
+from medlens.llm._base import BaseChatClient, ChatResponse
+from medlens.llm._cache import ResponseCache, resolve_cache
+
+__all__ = ["TransformersClient", "plain_prompt"]
+
+log = logging.getLogger("medlens.llm")
+
+_ROLE_NAMES = {"system": "System", "developer": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
+_STOP = "\nUser:"
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, list):
+        return "\n".join(p["text"] for p in content if p.get("type") == "text")
+    return content or ""
+
+
+def plain_prompt(messages: list[dict[str, Any]]) -> str:
+    """The documented fallback prompt for tokenizers without a chat template.
+
+    >>> plain_prompt([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+    'System: Be brief.\\n\\nUser: Hi\\n\\nAssistant:'
+    """
+    blocks = [f"{_ROLE_NAMES[m['role']]}: {_text_of(m['content']).strip()}" for m in messages]
+    return "\n\n".join([*blocks, "Assistant:"])
+
+
+def _fingerprint(path: Path) -> str:
+    """SHA-256 over the config/tokenizer files' bytes and the weight files' names and sizes."""
+    h = hashlib.sha256()
+    for p in sorted(path.iterdir()):
+        if not p.is_file():
+            continue
+        if p.suffix in (".json", ".txt", ".model", ".jinja"):
+            h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+        elif p.suffix in (".safetensors", ".bin", ".pt", ".gguf"):
+            h.update(f"{p.name}\0{p.stat().st_size}\0".encode())
+    return h.hexdigest()[:16]
+
+
+class TransformersClient(BaseChatClient):
+    """Chat with a local causal LM (``AutoModelForCausalLM`` + ``AutoTokenizer``) from a folder.
+
+    Parameters
+    ----------
+    model_path : path
+        A folder written by ``save_pretrained`` (weights, config and tokenizer). Nothing is downloaded.
+    device : {"cpu", "cuda", "cuda:N", "mps", "auto"}
+    dtype : {"float32", "bfloat16", "float16"}
+    max_new_tokens : int
+        Reply length limit when a call gives no ``max_tokens``.
+    cache : bool, path or ResponseCache
+        As for :class:`~medlens.llm.OpenAIClient`; keys include a fingerprint of the folder's files.
+    """
+
+    kind = "transformers"
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        max_new_tokens: int = 512,
+        cache: ResponseCache | bool | str | None = True,
+    ) -> None:
+        path = Path(model_path).expanduser()
+        if not path.is_dir() or not (path / "config.json").is_file():
+            raise InputError(
+                f"model_path {path} is not a folder holding a transformers model (config.json); medlens loads "
+                "local weights only: save them with model.save_pretrained(PATH) and tokenizer.save_pretrained(PATH)."
+            )
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be a positive int; got {max_new_tokens!r}.")
+        set_offline()
+        transformers = require("transformers", extra="hf", purpose="the local transformers LLM client")
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.path = path.resolve()
+        self.model = str(self.path)
+        self.max_new_tokens = max_new_tokens
+        self.fingerprint = _fingerprint(self.path)
+        self.cache = resolve_cache(cache)
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+            self.lm = transformers.AutoModelForCausalLM.from_pretrained(str(self.path), local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"could not load a causal LM and its tokenizer from {self.path}: {exc}") from None
+        self.lm.to(device=self.device, dtype=self.dtype)
+        self.lm.eval()
+        self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
+        self._lock = threading.Lock()
+        log.info(
+            "local LLM %s on %s (%s, %s prompt)",
+            self.path.name,
+            self.device,
+            str(self.dtype).replace("torch.", ""),
+            "chat-template" if self.has_chat_template else "plain",
+        )
+
+    def __repr__(self) -> str:
+        return f"TransformersClient({self.model!r}, device={self.device!r})"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "model": self.model,
+            "fingerprint": self.fingerprint,
+            "prompt_format": "chat_template" if self.has_chat_template else "plain",
+        }
+
+    def _key_extra(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, "max_new_tokens": self.max_new_tokens}
+
+    def format_prompt(self, messages: list[dict[str, Any]]) -> str:
+        """The exact text the model is conditioned on (chat template, else :func:`plain_prompt`)."""
+        for i, m in enumerate(messages):
+            if isinstance(m.get("content"), list) and any(p.get("type") == "image_url" for p in m["content"]):
+                raise InputError(
+                    f"messages[{i}] holds an image, but TransformersClient runs a text-only causal LM; "
+                    "send images to an OpenAI-compatible vision endpoint (OpenAIClient) instead."
+                )
+        if self.has_chat_template:
+            plain = [{"role": m["role"], "content": _text_of(m["content"])} for m in messages]
+            return self.tokenizer.apply_chat_template(plain, add_generation_prompt=True, tokenize=False)
+        return plain_prompt(messages)
+
+    def _complete(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> ChatResponse:
+        torch = require("torch", extra="torch")
+        prompt = self.format_prompt(messages)
+        enc = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=not self.has_chat_template)
+        enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        n_prompt = int(enc["input_ids"].shape[1])
+        max_new = params["max_tokens"] or self.max_new_tokens
+        gen = self._generation_config(params, max_new)
+        with self._lock, torch.inference_mode():
+            if params["temperature"] > 0:
+                devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
+                with torch.random.fork_rng(devices=devices):
+                    torch.manual_seed(params["seed"] if params["seed"] is not None else 0)
+                    out = self.lm.generate(**enc, generation_config=gen)
+            else:
+                out = self.lm.generate(**enc, generation_config=gen)
+        new = out[0, n_prompt:]
+        n_new = int(new.shape[0])
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        eos = gen.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+        finish = "stop" if (n_new < max_new or (n_new and int(new[-1]) in eos_ids)) else "length"
+        if not self.has_chat_template and _STOP in text:
+            text, finish = text[: text.index(_STOP)], "stop"
+        usage = {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new}
+        return ChatResponse(text=text.strip(), model=self.model, usage=usage, raw=None, finish_reason=finish)
+
+    def _generation_config(self, params: dict[str, Any], max_new: int) -> Any:
+        transformers = require("transformers", extra="hf")
+        tok = self.tokenizer
+        eos = self.lm.generation_config.eos_token_id
+        if eos is None:
+            eos = tok.eos_token_id
+        pad = tok.pad_token_id if tok.pad_token_id is not None else (eos if not isinstance(eos, list) else eos[0])
+        sampling = params["temperature"] > 0
+        return transformers.GenerationConfig(
+            max_new_tokens=max_new,
+            do_sample=sampling,
+            temperature=params["temperature"] if sampling else None,
+            top_k=None,
+            top_p=None,
+            num_beams=1,
+            eos_token_id=eos,
+            pad_token_id=pad if pad is not None else 0,
+            bos_token_id=self.lm.generation_config.bos_token_id,
+        )
