@@ -20,6 +20,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -316,3 +317,24 @@ def nova_files(nova_dir, tmp_path) -> NovaFiles:
     captions = [{"filename": im["filename"], "task": "caption", "caption": im["caption"]} for im in IMAGES]
     rows = perfect_localization() + captions + hand_diagnoses()
     return NovaFiles(nova_dir, write_jsonl(tmp_path / "pred.jsonl", rows))
+
+
+@pytest.fixture
+def nf() -> SimpleNamespace:
+    """The builders and the truth of this synthetic NOVA (conftest modules cannot be imported by tests)."""
+    return SimpleNamespace(
+        CASES=CASES,
+        IMAGES=IMAGES,
+        FILENAMES=FILENAMES,
+        png_bytes=png_bytes,
+        write_images=write_images,
+        v1_rows=v1_rows,
+        write_parquet=write_parquet,
+        write_v1=write_v1,
+        struct_rows=struct_rows,
+        write_struct=write_struct,
+        write_csv=write_csv,
+        write_jsonl=write_jsonl,
+        perfect_localization=perfect_localization,
+        hand_diagnoses=hand_diagnoses,
+    )
