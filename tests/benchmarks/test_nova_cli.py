@@ -172,3 +172,11 @@ def test_evaluate_errors_are_one_line(cli, nova_dir, nf, tmp_path):
     assert d["data"]["problems"][0]["kind"] == "image_missing"
     # images are only required for localisation: diagnosis rows evaluate on the same broken copy
     assert cli(*base[:3], broken, "--predictions", good, "--json").rc == 0
+
+
+def test_help_has_examples(cli):
+    for cmd in ("validate", "evaluate"):
+        res = cli("nova", cmd, "--help")
+        assert res.rc == 0, res.err
+        assert "Example" in res.out
+        assert "--data" in res.out
