@@ -1,13 +1,16 @@
 """Metrics shared by the benchmarks: detection (IoU, VOC-11 and COCO AP) for NOVA and grounding; caption
-metrics (BLEU, ROUGE-L, CIDEr-D, METEOR, BERTScore, keyword F1) for NOVA captioning and report generation.
+metrics (BLEU, ROUGE-L, CIDEr-D, METEOR, BERTScore, keyword F1) for NOVA captioning and report generation;
+diagnosis metrics (top-k accuracy under a judge, judge agreement, label coverage and entropy).
 
-Each family lives in its own module (``medlens.metrics.detection``, ``medlens.metrics.captions``) and is
-re-exported here.
+Each family lives in its own module (``medlens.metrics.detection``, ``medlens.metrics.captions``,
+``medlens.metrics.diagnosis``) and is re-exported here.
 """
 
 from medlens.metrics.captions import *  # noqa: F403 - the captions module defines __all__
 from medlens.metrics.captions import __all__ as _captions_all
 from medlens.metrics.detection import *  # noqa: F403 - the detection module defines __all__
 from medlens.metrics.detection import __all__ as _detection_all
+from medlens.metrics.diagnosis import *  # noqa: F403 - the diagnosis module defines __all__
+from medlens.metrics.diagnosis import __all__ as _diagnosis_all
 
-__all__ = [*_detection_all, *_captions_all]
+__all__ = [*_detection_all, *_captions_all, *_diagnosis_all]

@@ -1,0 +1,284 @@
+"""``medlens nova``: validate a local copy of NOVA, and evaluate prediction rows on it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from medlens.cli._common import console, emit_json, human_float
+
+app = typer.Typer(
+    help="NOVA (rare brain-MRI findings): validate your local copy, evaluate prediction rows. medlens never "
+    "downloads NOVA (CC BY-NC-SA 4.0): point --data at your copy or at an id already in the Hugging Face cache.",
+    no_args_is_help=True,
+)
+
+DATA_HELP = (
+    "Your NOVA copy: a folder (data/nova-v1.parquet, one .parquet, or captions.csv + case_metadata.csv + "
+    "bboxes_gold.csv), a .parquet file, or a Hugging Face id already in the local cache (c-i-ber/Nova)."
+)
+
+
+def _load(data: str, layout: str, images: Path | None, require_images: bool, strict: bool):
+    from medlens.benchmarks.nova import load_nova
+
+    return load_nova(data, layout=layout, image_root=images, require_images=require_images, strict=strict)  # type: ignore[arg-type]
+
+
+def _data_inputs(ds) -> dict[str, Path]:
+    return {f"data:{Path(f).name}": Path(f) for f in ds.files}
+
+
+# ================================================================================================ validate
+@app.command("validate")
+def validate_cmd(
+    data: str = typer.Option(..., "--data", help=DATA_HELP),
+    layout: str = typer.Option("auto", "--layout", help="auto | parquet_v1 | parquet_struct | csv."),
+    images: Path | None = typer.Option(None, "--images", help="Folder to look for the image files in first."),
+    no_images: bool = typer.Option(False, "--no-images", help="Do not require image files (text-only copies)."),
+    out: Path | None = typer.Option(None, "--out", help="Also write the JSON report to this file."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Check a NOVA copy: layout, counts (images, cases, boxes, raters) and every problem found.
+
+    Problems: boxes with non-positive size or outside their image, case fields that differ between the images of
+    a case, missing or unreadable images, empty captions or diagnoses, boxes of unknown files. Exit code 0 when
+    the copy is clean, 2 when it has problems (the report is printed either way).
+
+    Example: medlens nova validate --data ~/data/Nova --json
+    """
+    from medlens._provenance import provenance, stamp
+    from medlens.io._atomic import atomic_write_json
+
+    ds = _load(data, layout, images, not no_images, strict=False)
+    summary = ds.summary()
+    config = {"layout": layout, "images": str(images) if images else None, "require_images": not no_images}
+    payload = stamp(summary, provenance(command="nova validate", config=config, inputs=_data_inputs(ds)))
+    if out is not None:
+        atomic_write_json(out, payload)
+    if as_json:
+        emit_json(payload)
+    else:
+        _print_validate(summary)
+    if ds.problems:
+        sys.stderr.write(f"medlens: {len(ds.problems)} problem(s) in the NOVA data at {data}\n")
+        raise typer.Exit(code=2)
+
+
+def _print_validate(s: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"NOVA at {s['source']} ({s['layout']}, {s['encoding']})", show_header=False)
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    for key in ("n_images", "n_cases", "n_diagnoses", "n_gold_boxes", "n_images_without_gold", "n_rater_boxes"):
+        t.add_row(key, str(s[key]))
+    for rater, n in s["raters"].items():
+        t.add_row(f"boxes of {rater}", str(n))
+    t.add_row("images with a readable file", f"{s['n_images_with_size']} / {s['n_images']}")
+    t.add_row("problems", str(s["n_problems"]))
+    con = console()
+    con.print(t)
+    for p in s["problems"][:50]:
+        con.print(f"  [{p['kind']}] {p['message']}", markup=False)
+    if s["n_problems"] > 50:
+        con.print(f"  ... and {s['n_problems'] - 50} more (use --json for all)")
+
+
+# ================================================================================================ evaluate
+def _tasks_in(path: Path) -> set[str]:
+    """Tasks named in a predictions file (a cheap first pass; the real reader reports malformed rows)."""
+    tasks = set()
+    if not path.is_file():
+        return tasks
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(obj, dict) and isinstance(obj.get("task"), str):
+                tasks.add(obj["task"])
+    return tasks
+
+
+def _judge(name: str | None, synonyms: Path | None, threshold: float | None):
+    from medlens.metrics import JUDGES, EmbeddingJudge, ExactSynonymJudge
+
+    if name is None:
+        return None
+    canonical = JUDGES.resolve_name(name)  # did-you-mean KeyError
+    if canonical == "exact_synonym":
+        return ExactSynonymJudge(synonyms)
+    if canonical == "embedding":
+        return EmbeddingJudge(threshold=0.8 if threshold is None else threshold)
+    return JUDGES.get(canonical)()
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    data: str = typer.Option(..., "--data", help=DATA_HELP),
+    predictions: Path = typer.Option(
+        ...,
+        "--predictions",
+        help="JSONL prediction rows: {filename, task: localization|caption|diagnosis, boxes + scores + box_format "
+        "| caption | diagnoses, raw}.",
+    ),
+    judge: str = typer.Option(
+        "exact_synonym", "--judge", help="Diagnosis judge: exact_synonym (default) | embedding (analysis only)."
+    ),
+    compare_judge: str | None = typer.Option(
+        None, "--compare-judge", help="Run a second judge on the same pairs and report Cohen's kappa between them."
+    ),
+    synonyms: Path | None = typer.Option(
+        None, "--synonyms", help="exact_synonym: a synonym table (JSON, the layout of the built-in one)."
+    ),
+    embedding_threshold: float | None = typer.Option(
+        None, "--embedding-threshold", help="embedding: cosine threshold (default 0.8)."
+    ),
+    ap_mode: str = typer.Option(
+        "voc11", "--ap-mode", help="voc11: per-image 11-point AP (nova-voc11, default) | coco: pooled 101-point AP."
+    ),
+    no_gold: str = typer.Option(
+        "skip", "--no-gold", help="Images without gold boxes: skip (default) | score (AP 1 if no box, else 0)."
+    ),
+    missing: str = typer.Option(
+        "skip",
+        "--missing",
+        help="Images without a row for a task: skip (default; counted) | empty (scored as no boxes / no diagnosis).",
+    ),
+    bertscore_model: str = typer.Option(
+        "minilm", "--bertscore-model", help="BERTScore model: minilm (default) | a local folder | none."
+    ),
+    meteor_wordnet: str | None = typer.Option(
+        None, "--meteor-wordnet", help="WordNet folder for METEOR (default: NLTK paths, $MEDLENS_WORDNET) | none."
+    ),
+    images: Path | None = typer.Option(None, "--images", help="Folder to look for the image files in first."),
+    allow_problems: bool = typer.Option(
+        False, "--allow-problems", help="Evaluate even when `nova validate` finds problems (they are reported)."
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write $MEDLENS_CACHE/judgements."),
+    details: bool = typer.Option(False, "--details", help="Add per-image rows and the full deviation log."),
+    out: Path | None = typer.Option(None, "--out", help="Also write the JSON result to this file."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Score prediction rows on NOVA: one object per task present.
+
+    localization: map30, map50, map50_95, acc50 (protocol nova-voc11 or coco101; box-frame conversions and clips
+    listed as deviations; the two raters' agreement as human ceiling). caption: bleu, rouge_l, cider, meteor,
+    bertscore_f1, keyword_f1_modality, keyword_f1_findings. diagnosis: top1, top5 (+ macro) under the judge, with
+    coverage and entropy of the predicted labels. Every task reports n_predicted and n_missing.
+
+    Example: medlens nova evaluate --data ~/data/Nova --predictions run/predictions.jsonl --judge exact_synonym --json
+    """
+    from medlens._provenance import provenance, stamp
+    from medlens._validation import check_option
+    from medlens.benchmarks._nova_eval import AP_MODES, MISSING_RULES, PREDICTION_TASKS
+    from medlens.benchmarks.nova import nova_evaluate, read_nova_predictions
+    from medlens.io._atomic import atomic_write_json
+    from medlens.metrics import JudgeCache
+
+    check_option(ap_mode, tuple(AP_MODES), name="ap-mode")
+    check_option(missing, MISSING_RULES, name="missing")
+    check_option(no_gold, ("skip", "score"), name="no-gold")
+    j = _judge(judge, synonyms, embedding_threshold)
+    cj = _judge(compare_judge, synonyms, embedding_threshold)
+    need_images = "localization" in _tasks_in(predictions)
+    ds = _load(data, "auto", images, need_images, strict=not allow_problems)
+    preds = read_nova_predictions(predictions, ds)
+    bs = None if bertscore_model.lower() == "none" else bertscore_model
+    wn: Any = None if meteor_wordnet is None else (False if meteor_wordnet.lower() == "none" else meteor_wordnet)
+    result = nova_evaluate(
+        ds,
+        preds,
+        judge=j,
+        compare_judge=cj,
+        judge_cache=None if no_cache else JudgeCache(),
+        ap_mode=ap_mode,  # type: ignore[arg-type]
+        no_gold=no_gold,  # type: ignore[arg-type]
+        missing=missing,  # type: ignore[arg-type]
+        caption_options={"bertscore_model": bs, "meteor_wordnet": wn},
+        details=details,
+    )
+    if ds.problems:
+        result["data"]["problems"] = [p.to_dict() for p in ds.problems]
+    for task in PREDICTION_TASKS:
+        r = result.get(task)
+        if r and r.get("n_missing"):
+            rule = "skipped" if task == "caption" or missing == "skip" else "scored as empty answers"
+            sys.stderr.write(
+                f"medlens: warning: {r['n_missing']} of {len(ds)} image(s) have no {task} row ({rule}; see --missing)\n"
+            )
+    models = {"diagnosis_judge": result.get("diagnosis", {}).get("judge_id", j.judge_id)}
+    if "caption" in result and bs is not None:
+        models["bertscore"] = bs
+    if cj is not None:
+        models["compare_judge"] = cj.judge_id
+    config = {
+        "judge": j.judge_id,
+        "compare_judge": cj.judge_id if cj is not None else None,
+        "ap_mode": ap_mode,
+        "no_gold": no_gold,
+        "missing": missing,
+        "bertscore_model": bs,
+        "meteor_wordnet": meteor_wordnet,
+        "images": str(images) if images else None,
+        "allow_problems": allow_problems,
+        "details": details,
+    }
+    inputs = {"predictions": predictions, **_data_inputs(ds)}
+    payload = stamp(result, provenance(command="nova evaluate", config=config, inputs=inputs, models=models))
+    if out is not None:
+        atomic_write_json(out, payload)
+    if as_json:
+        emit_json(payload)
+        return
+    _print_evaluate(result)
+
+
+def _print_evaluate(r: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    con = console()
+    rows = {
+        "localization": ("map30", "map50", "map50_95", "acc50", "precision50", "recall50"),
+        "caption": (
+            "bleu",
+            "rouge_l",
+            "cider",
+            "meteor",
+            "bertscore_f1",
+            "keyword_f1_modality",
+            "keyword_f1_findings",
+        ),
+        "diagnosis": ("top1", "top5", "top1_macro", "top5_macro", "coverage", "entropy_bits"),
+    }
+    for task in r["tasks"]:
+        d = r[task]
+        title = f"{task}: {d['n_predicted']} predicted, {d['n_missing']} missing"
+        if task == "localization":
+            title += f" ({d['protocol']})"
+        if task == "diagnosis":
+            title += f" (judge {d.get('judge')}{', analysis only' if d.get('analysis_only') else ''})"
+        t = Table(title=title, show_header=True)
+        t.add_column("metric")
+        t.add_column("value", justify="right")
+        if task == "localization" and d.get("human_ceiling", {}).get("available"):
+            t.add_column("human ceiling", justify="right")
+        for key in rows[task]:
+            cells = [key, human_float(d.get(key))]
+            if len(t.columns) == 3:
+                cells.append(human_float(d["human_ceiling"].get(key)))
+            t.add_row(*cells)
+        con.print(t)
+        for dev in d.get("deviations", []):
+            con.print(f"  deviation: {dev['message']}", markup=False)
+        if task == "diagnosis" and "agreement" in d:
+            a = d["agreement"]
+            con.print(
+                f"  Cohen's kappa {human_float(a['kappa'])} between {a['judge_a']} and {a['judge_b']}", markup=False
+            )
