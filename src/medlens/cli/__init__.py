@@ -11,7 +11,7 @@ import sys
 import typer
 
 from medlens import __version__
-from medlens.cli import _demo, _doctor, _finetune, _hier, _metrics, _report, _taxonomy
+from medlens.cli import _demo, _doctor, _finetune, _hier, _metrics, _rag, _report, _taxonomy
 from medlens.cli._common import setup_logging
 
 __all__ = ["app", "main"]
@@ -21,7 +21,8 @@ app = typer.Typer(
     help="Measure what flat metrics hide in medical-imaging foundation models.\n\n"
     "Examples:\n\n  medlens demo\n\n  medlens taxonomy show cxr_anatomic_v1\n\n"
     "  medlens hier evaluate --taxonomy cxr_anatomic_v1 --truth truth.csv --pred pred.csv --json\n\n"
-    "  medlens metrics boxes --gt gt.json --pred dets.json --mode coco --json",
+    "  medlens metrics boxes --gt gt.json --pred dets.json --mode coco --json\n\n"
+    "  medlens rag index --corpus hpo --out runs/hpo-index",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -50,6 +51,7 @@ _hier.app.command("finetune")(_finetune.finetune)
 _hier.app.command("score")(_finetune.score)
 app.add_typer(_hier.app, name="hier")
 app.add_typer(_metrics.app, name="metrics")
+app.add_typer(_rag.app, name="rag")
 app.command("demo")(_demo.demo)
 app.command("doctor")(_doctor.doctor)
 app.command("report")(_report.report)

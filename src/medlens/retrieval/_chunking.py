@@ -1,6 +1,8 @@
 """Chunking: split long documents into overlapping windows that a sentence encoder reads whole.
 
-A window holds ``size`` units and the next one starts ``size - overlap`` units later. Units are either
+A window holds at most ``size`` units and the next one starts ``overlap`` units before the previous one ended;
+windows start and end on word boundaries (a word's word pieces are never split, unless the word alone is
+longer than a window). Units are either
 
 * ``"words"`` — runs of non-space characters (no model needed); or
 * ``"tokens"`` — the word pieces of a Hugging Face *fast* tokenizer (e.g. ``SentenceTransformerEmbedder(...)
@@ -58,13 +60,26 @@ def chunk_spans(
     units = _unit_spans(text, unit, tokenizer)
     if not units:
         return [(0, len(text))]
-    step = size - overlap
+    n = len(units)
+    # a window never starts or ends inside a word (a word split into word pieces stays whole), unless one
+    # word alone is longer than the window
+    starts_word = [i == 0 or units[i][0] != units[i - 1][1] for i in range(n)] + [True]
     spans = []
-    for start in range(0, len(units), step):
-        window = units[start : start + size]
-        spans.append((window[0][0], window[-1][1]))
-        if start + size >= len(units):
+    start = 0
+    while True:
+        end = min(start + size, n)
+        e = end
+        while e > start + 1 and not starts_word[e]:
+            e -= 1
+        if not starts_word[e]:
+            e = end
+        spans.append((units[start][0], units[e - 1][1]))
+        if e >= n:
             break
+        nxt = max(start + 1, e - overlap)
+        while nxt < e and not starts_word[nxt]:
+            nxt += 1
+        start = nxt
     return spans
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from medlens._provenance import config_hash
 from medlens._validation import InputError, check_option
 from medlens.retrieval._bm25 import BM25Index
 from medlens.retrieval._corpus import Corpus, Document
@@ -39,7 +40,7 @@ from medlens.retrieval._dense import dense_index, load_dense
 from medlens.retrieval._embed import Embedder, embed_corpus, load_embedder
 from medlens.retrieval._fusion import RRF_K, reciprocal_rank_fusion
 
-__all__ = ["FORMAT", "Hit", "RETRIEVERS", "RetrievalIndex", "build_index", "load_index"]
+__all__ = ["FORMAT", "Hit", "RETRIEVERS", "RetrievalIndex", "build_index", "build_request", "load_index"]
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ class RetrievalIndex:
         corpus: Corpus,
         *,
         embedder: Embedder | str = "minilm",
+        max_length: int | None = None,
         dense: str = "numpy",
         metric: str | None = None,
         search_params: dict[str, Any] | None = None,
@@ -164,6 +166,8 @@ class RetrievalIndex:
         corpus : Corpus
         embedder : Embedder or str
             An embedder, or a name for :func:`load_embedder` (``"minilm"``, a local folder, ``"hashing:256"``).
+        max_length : int, optional
+            Word pieces the embedder reads per text when ``embedder`` is a name (default: the model's limit).
         dense : str
             ``"numpy"`` (exact, default) or ``"faiss:FACTORY"``.
         metric : {"cosine", "ip"}, optional
@@ -179,8 +183,13 @@ class RetrievalIndex:
         t0 = time.perf_counter()
         if not isinstance(corpus, Corpus):
             raise TypeError(f"corpus must be a medlens.retrieval.Corpus; got {type(corpus).__name__}.")
+        request = build_request(
+            corpus, embedder=embedder, max_length=max_length, dense=dense, metric=metric,
+            search_params=search_params, chunking=chunking, rrf_k=rrf_k, depth=depth, bm25_params=bm25_params,
+        )
         if isinstance(embedder, str):
-            embedder = load_embedder(embedder)
+            kwargs = {} if embedder.startswith("hashing") or max_length is None else {"max_length": max_length}
+            embedder = load_embedder(embedder, **kwargs)
         if rrf_k <= 0 or depth < 1:
             raise InputError(f"rrf_k must be > 0 and depth >= 1; got rrf_k={rrf_k}, depth={depth}.")
         metric = metric or ("cosine" if embedder.normalized else "ip")
@@ -221,6 +230,8 @@ class RetrievalIndex:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "request": request,
+            "request_hash": config_hash(request),
             "corpus": {
                 "name": corpus.name,
                 "sha256": corpus.content_hash(),
@@ -250,18 +261,6 @@ class RetrievalIndex:
             "versions": _versions("numpy", "bm25s", "faiss-cpu", "sentence-transformers", "torch", "transformers"),
         }
         return cls(units, bm25, dense_idx, manifest=manifest, embedder=embedder, notices=corpus.notices)
-
-    def config(self) -> dict[str, Any]:
-        """What determines the index contents (compared to decide whether an existing folder can be reused)."""
-        m = self.manifest
-        return {
-            "corpus_sha256": m["corpus"]["sha256"],
-            "chunking": m["chunking"],
-            "embedder": {k: m["embedder"][k] for k in ("model_id", "max_length", "normalized")},
-            "dense": {k: v for k, v in m["dense"].items() if k not in ("ntotal",)},
-            "bm25": m["bm25"],
-            "fusion": m["fusion"],
-        }
 
     # -- saving and loading -----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -432,6 +431,41 @@ class RetrievalIndex:
                 ]
             )
         return out
+
+
+def build_request(
+    corpus: Corpus,
+    *,
+    embedder: Embedder | str = "minilm",
+    max_length: int | None = None,
+    dense: str = "numpy",
+    metric: str | None = None,
+    search_params: dict[str, Any] | None = None,
+    chunking: dict[str, Any] | None = None,
+    rrf_k: float = RRF_K,
+    depth: int = FUSION_DEPTH,
+    bm25_params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything that determines an index's contents, as requested (no model is loaded).
+
+    Its hash is stored in the manifest (``request_hash``); ``medlens rag index`` reuses an existing folder whose
+    hash matches instead of rebuilding it.
+    """
+    if not isinstance(embedder, str):
+        max_length = embedder.max_length
+        embedder = embedder.name
+    return {
+        "corpus_sha256": corpus.content_hash(),
+        "chunking": dict(chunking) if chunking else None,
+        "embedder": str(embedder),
+        "max_length": max_length,
+        "dense": str(dense),
+        "metric": metric,
+        "search_params": dict(search_params or {}),
+        "rrf_k": rrf_k,
+        "depth": depth,
+        "bm25": dict(bm25_params or {}),
+    }
 
 
 def build_index(corpus: Corpus, out: str | os.PathLike | None = None, *, overwrite: bool = False, **kwargs: Any):
