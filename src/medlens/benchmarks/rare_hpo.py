@@ -12,7 +12,8 @@ result). For a seed, the cases are fixed:
 3. **Omissions.** Each present phenotype is then left unreported with probability ``p_omit`` (minimums kept);
    at most ``max_terms`` are reported.
 4. **Imprecision.** Each reported phenotype is, with probability ``p_imprecise``, replaced by one of its
-   ancestors 1 to ``max_up`` steps up, never above depth ``min_depth`` of the ontology.
+   ancestors 1 to ``max_up`` steps up, never above depth ``min_depth`` of the ontology (an imaging finding
+   stays under ``restrict_to``).
 5. **Noise.** ``round(noise_ratio × reported)`` unrelated phenotypes (drawn in proportion to how many diseases
    they annotate, never one annotated to the disease or an ancestor of one) are added.
 6. **Narrative.** Phenotypes under ``restrict_to`` go into the ``caption`` ("Brain MRI shows …"), the others
@@ -199,7 +200,11 @@ class _Sampler:
             if rng.random() < cfg.p_imprecise:
                 cur = t
                 for _ in range(int(rng.integers(1, cfg.max_up + 1))):
-                    parents = [p for p in tax.parents(cur) if tax.depth(p) >= cfg.min_depth]
+                    parents = [
+                        p
+                        for p in tax.parents(cur)
+                        if tax.depth(p) >= cfg.min_depth and (not self.in_region(t) or self.in_region(p))
+                    ]
                     if not parents:
                         break
                     cur = parents[int(rng.integers(len(parents)))]
@@ -258,7 +263,7 @@ def generate_cases(config: GeneratorConfig | None = None, *, knowledge: Any = No
     if cfg.n > len(sampler.eligible):
         raise InputError(f"n={cfg.n} but only {len(sampler.eligible)} diseases are eligible; lower --n.")
     rng = np.random.default_rng(cfg.seed)
-    chosen = rng.choice(len(sampler.eligible), size=cfg.n, replace=False)
+    chosen = rng.permutation(len(sampler.eligible))[: cfg.n]  # a prefix of one permutation: n=5 ⊂ n=200
     return [sampler.case(i, sampler.eligible[int(j)]) for i, j in enumerate(chosen)]
 
 

@@ -204,8 +204,10 @@ def _load_cached(obo: str, hpoa: str) -> HpoKnowledge:
     from medlens.taxonomy import load_taxonomy
 
     tax = load_taxonomy("hpo") if Path(obo) == hpo_data_files()["hp.obo"] else _from_obo(obo)
+    if PHENOTYPE_ROOT not in tax:
+        raise InputError(f"{obo} lacks the Phenotypic abnormality term {PHENOTYPE_ROOT}; is it hp.obo?")
     phenotype_terms = set(tax.descendants(PHENOTYPE_ROOT, include_self=False))
-    onset_terms = set(tax.descendants(ONSET_ROOT, include_self=True))
+    onset_terms = set(tax.descendants(ONSET_ROOT, include_self=True)) if ONSET_ROOT in tax else set()
     header: dict[str, str] = {}
     diseases: dict[str, HpoDisease] = {}
     dropped: Counter = Counter()
