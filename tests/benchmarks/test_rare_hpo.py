@@ -34,8 +34,15 @@ def test_cases_follow_the_case_schema_and_the_generator_rules(kb):
     cases = generate_cases(n=30, seed=0, knowledge=kb)
     assert len({c["diagnosis_id"] for c in cases}) == 30
     for c in cases:
-        assert set(c) == {"id", "clinical_history", "caption", "final_diagnosis", "diagnosis_id", "generator",
-                          "phenotypes"}
+        assert set(c) == {
+            "id",
+            "clinical_history",
+            "caption",
+            "final_diagnosis",
+            "diagnosis_id",
+            "generator",
+            "phenotypes",
+        }
         assert c["generator"] == "rare-hpo-v1" and c["caption"].startswith("Brain MRI shows ")
         d = kb.diseases[c["diagnosis_id"]]
         assert c["final_diagnosis"] == d.name
@@ -75,9 +82,8 @@ def test_scoring_by_hand():
     rankings = [
         [Candidate("Alpha syndrome", 1.0, 1, ("OMIM:1",), ("OMIM:1",))],
         [Candidate("x", 1.0, 1, parents=("OMIM:9",)), Candidate("BETA  disease", 0.5, 2, parents=("ORPHA:7",))],
-        [Candidate(f"c{i}", 1.0, i, parents=(f"X:{i}",)) for i in range(1, 7)] + [
-            Candidate("g", 0.1, 7, parents=("OMIM:3",))
-        ],
+        [Candidate(f"c{i}", 1.0, i, parents=(f"X:{i}",)) for i in range(1, 7)]
+        + [Candidate("g", 0.1, 7, parents=("OMIM:3",))],
     ]
     m = evaluate_rankings(cases, rankings, n_bootstrap=200, seed=1)
     assert m["top1"] == pytest.approx(1 / 3) and m["top5"] == pytest.approx(2 / 3)
@@ -96,5 +102,8 @@ def test_candidates_group_by_normalised_name():
         Hit("a#1", 0.7, "joubert Syndrome", 3, "a"),
     ]
     top = rank_candidates(hits)
-    assert [(c.name, c.doc_ids) for c in top] == [("Joubert syndrome", ("a#0", "a#1")), ("Dandy–Walker malformation", ("b",))]
+    assert [(c.name, c.doc_ids) for c in top] == [
+        ("Joubert syndrome", ("a#0", "a#1")),
+        ("Dandy–Walker malformation", ("b",)),
+    ]
     assert rank_candidates(hits, aggregate="sum")[0].score == pytest.approx(1.6)

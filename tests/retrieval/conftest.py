@@ -8,18 +8,45 @@ from pathlib import Path
 import pytest
 
 DOCS = [
-    {"id": "joubert", "title": "Joubert syndrome", "text": "Molar tooth sign on MRI, cerebellar vermis hypoplasia, "
-     "hypotonia, ataxia, abnormal breathing pattern and oculomotor apraxia.", "diagnosis": "Joubert syndrome"},
-    {"id": "dandy", "title": "Dandy-Walker malformation", "text": "Cystic dilatation of the fourth ventricle, "
-     "enlarged posterior fossa and hypoplasia of the cerebellar vermis; hydrocephalus is common."},
-    {"id": "marfan", "title": "Marfan syndrome", "text": "Tall stature, arachnodactyly, ectopia lentis and aortic "
-     "root dilatation; dural ectasia on spine imaging.", "source": "toy", "url": "https://example.org/marfan"},
-    {"id": "nf1", "title": "Neurofibromatosis type 1", "text": "Cafe-au-lait spots, axillary freckling, "
-     "neurofibromas, optic pathway glioma and focal areas of signal intensity in the basal ganglia."},
-    {"id": "tsc", "title": "Tuberous sclerosis complex", "text": "Cortical tubers, subependymal nodules, "
-     "subependymal giant cell astrocytoma, seizures, facial angiofibromas and hypomelanotic macules."},
-    {"id": "rhombo", "title": "Rhombencephalosynapsis", "text": "Absent cerebellar vermis with fusion of the "
-     "cerebellar hemispheres, ataxia, developmental delay and aqueductal stenosis."},
+    {
+        "id": "joubert",
+        "title": "Joubert syndrome",
+        "text": "Molar tooth sign on MRI, cerebellar vermis hypoplasia, "
+        "hypotonia, ataxia, abnormal breathing pattern and oculomotor apraxia.",
+        "diagnosis": "Joubert syndrome",
+    },
+    {
+        "id": "dandy",
+        "title": "Dandy-Walker malformation",
+        "text": "Cystic dilatation of the fourth ventricle, "
+        "enlarged posterior fossa and hypoplasia of the cerebellar vermis; hydrocephalus is common.",
+    },
+    {
+        "id": "marfan",
+        "title": "Marfan syndrome",
+        "text": "Tall stature, arachnodactyly, ectopia lentis and aortic "
+        "root dilatation; dural ectasia on spine imaging.",
+        "source": "toy",
+        "url": "https://example.org/marfan",
+    },
+    {
+        "id": "nf1",
+        "title": "Neurofibromatosis type 1",
+        "text": "Cafe-au-lait spots, axillary freckling, "
+        "neurofibromas, optic pathway glioma and focal areas of signal intensity in the basal ganglia.",
+    },
+    {
+        "id": "tsc",
+        "title": "Tuberous sclerosis complex",
+        "text": "Cortical tubers, subependymal nodules, "
+        "subependymal giant cell astrocytoma, seizures, facial angiofibromas and hypomelanotic macules.",
+    },
+    {
+        "id": "rhombo",
+        "title": "Rhombencephalosynapsis",
+        "text": "Absent cerebellar vermis with fusion of the "
+        "cerebellar hemispheres, ataxia, developmental delay and aqueductal stenosis.",
+    },
 ]
 
 

@@ -16,11 +16,14 @@ def _file(tmp_path, lines):
 
 
 def test_read_valid_corpus_keeps_fields_and_extra_meta(tmp_path):
-    p = _file(tmp_path, [
-        {"id": 7, "title": " T ", "text": "body", "source": "s", "url": None, "diagnosis": "D", "tags": ["x"]},
-        "",
-        {"id": "b", "title": "B", "text": "more"},
-    ])
+    p = _file(
+        tmp_path,
+        [
+            {"id": 7, "title": " T ", "text": "body", "source": "s", "url": None, "diagnosis": "D", "tags": ["x"]},
+            "",
+            {"id": "b", "title": "B", "text": "more"},
+        ],
+    )
     c = read_corpus(p)
     assert c.name == "c" and c.ids == ["7", "b"] and len(c) == 2
     d = c["7"]
@@ -49,8 +52,14 @@ def test_bad_lines_are_named(tmp_path, line, fragments):
 
 
 def test_duplicate_ids_name_both_lines(tmp_path):
-    p = _file(tmp_path, [{"id": "a", "title": "A", "text": "x"}, {"id": "b", "title": "B", "text": "y"},
-                         {"id": "a", "title": "A2", "text": "z"}])
+    p = _file(
+        tmp_path,
+        [
+            {"id": "a", "title": "A", "text": "x"},
+            {"id": "b", "title": "B", "text": "y"},
+            {"id": "a", "title": "A2", "text": "z"},
+        ],
+    )
     with pytest.raises(CorpusError, match=r"line 3: duplicate id 'a' \(first used on line 1\)"):
         read_corpus(p)
 

@@ -71,7 +71,7 @@ def test_obsolete_annotations_are_dropped_and_counted(tmp_path):
         "format-version: 1.2\ndata-version: hp/releases/test\n\n"
         "[Term]\nid: HP:0000001\nname: All\n\n"
         "[Term]\nid: HP:0000118\nname: Phenotypic abnormality\nis_a: HP:0000001\n\n"
-        "[Term]\nid: HP:0000002\nname: Seizure\ndef: \"A seizure. More text.\" []\nis_a: HP:0000118\n\n"
+        '[Term]\nid: HP:0000002\nname: Seizure\ndef: "A seizure. More text." []\nis_a: HP:0000118\n\n'
         "[Term]\nid: HP:0000003\nname: Old term\nis_obsolete: true\n\n"
         "[Term]\nid: HP:0040281\nname: Very frequent\nis_a: HP:0000001\n"
     )
@@ -118,7 +118,12 @@ def test_frequencies():
     assert parse_frequency("HP:0040280") == 1.0 and parse_frequency("HP:0040285") == 0.0
     assert parse_frequency("0/0") is None and parse_frequency("7/5") == 1.0 and parse_frequency("often") is None
     assert [frequency_band(f) for f in (None, 1.0, 0.9, 0.5, 0.1, 0.01)] == [
-        "Frequency not given", "Obligate", "Very frequent", "Frequent", "Occasional", "Very rare"
+        "Frequency not given",
+        "Obligate",
+        "Very frequent",
+        "Frequent",
+        "Occasional",
+        "Very rare",
     ]
 
 

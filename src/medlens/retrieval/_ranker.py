@@ -66,9 +66,7 @@ def rank_candidates(hits: Sequence[Hit], *, aggregate: str = "max") -> list[Cand
         s = max(g["scores"]) if aggregate == "max" else sum(g["scores"])
         scored.append((s, g))
     scored.sort(key=lambda t: (-t[0], t[1]["first"]))
-    return [
-        Candidate(g["name"], s, i + 1, tuple(g["ids"]), tuple(g["parents"])) for i, (s, g) in enumerate(scored)
-    ]
+    return [Candidate(g["name"], s, i + 1, tuple(g["ids"]), tuple(g["parents"])) for i, (s, g) in enumerate(scored)]
 
 
 def case_query(case: dict[str, Any]) -> str:
