@@ -56,7 +56,8 @@ def test_token_windows_with_the_minilm_tokenizer():
     chunks = chunk_text(text, size=32, overlap=8, unit="tokens", tokenizer=tok)
     assert len(chunks) > 1
     assert all(len(tok(c, add_special_tokens=False)["input_ids"]) <= 32 for c in chunks)
-    assert chunks[0].startswith("Cerebellar") and text.rstrip().endswith(chunks[-1].rstrip()[-20:])
+    assert chunks[0].startswith("Cerebellar")
+    assert text.rstrip().endswith(chunks[-1].rstrip()[-20:])
 
 
 def test_chunk_corpus_keeps_parents_and_metadata(corpus):
@@ -65,7 +66,9 @@ def test_chunk_corpus_keeps_parents_and_metadata(corpus):
     for ch in chunks:
         parent = corpus[ch.parent]
         assert ch.id.startswith(f"{parent.id}#")
-        assert ch.title == parent.title and ch.diagnosis == parent.diagnosis and ch.url == parent.url
+        assert ch.title == parent.title
+        assert ch.diagnosis == parent.diagnosis
+        assert ch.url == parent.url
         assert parent.text[ch.meta["start"] : ch.meta["end"]] == ch.text
     assert {c.parent_id for c in chunks} == set(corpus.ids)
     assert chunks.provenance["chunking"] == {"size": 6, "overlap": 2, "unit": "words"}

@@ -25,11 +25,15 @@ def test_read_valid_corpus_keeps_fields_and_extra_meta(tmp_path):
         ],
     )
     c = read_corpus(p)
-    assert c.name == "c" and c.ids == ["7", "b"] and len(c) == 2
+    assert c.name == "c"
+    assert c.ids == ["7", "b"]
+    assert len(c) == 2
     d = c["7"]
     assert (d.title, d.source, d.url, d.diagnosis, d.meta) == ("T", "s", None, "D", {"tags": ["x"]})
-    assert d.candidate == "D" and c["b"].candidate == "B"
-    assert c.provenance["sha256"] and c.provenance["format"] == "jsonl"
+    assert d.candidate == "D"
+    assert c["b"].candidate == "B"
+    assert c.provenance["sha256"]
+    assert c.provenance["format"] == "jsonl"
 
 
 @pytest.mark.parametrize(

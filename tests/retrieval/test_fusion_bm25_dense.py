@@ -47,7 +47,8 @@ def test_bm25_ranks_matching_documents_only(tmp_path, corpus):
     scores, rows = bm.search("cerebellar vermis hypoplasia", k=10)
     hit_ids = [corpus[int(r)].id for r in rows]
     assert set(hit_ids) == {"joubert", "dandy", "rhombo"}
-    assert np.all(np.diff(scores) <= 0) and np.all(scores > 0)
+    assert np.all(np.diff(scores) <= 0)
+    assert np.all(scores > 0)
     assert bm.search("zzzz unknown", k=3)[1].size == 0
     bm.save(tmp_path / "bm")
     again = BM25Index.load(tmp_path / "bm")

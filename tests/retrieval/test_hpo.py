@@ -36,14 +36,16 @@ def corpus(tmp_path_factory):
             os.environ.pop("MEDLENS_CACHE")
         else:
             os.environ["MEDLENS_CACHE"] = old
-    assert again.content_hash() == first.content_hash() and again.provenance == first.provenance
+    assert again.content_hash() == first.content_hash()
+    assert again.provenance == first.provenance
     return first
 
 
 def test_counts_match_the_hpoa_header(kb, corpus):
     header = kb.header["description"]  # "HPO annotations for rare diseases [8359: OMIM; 47: DECIPHER; 4283 ORPHANET]"
     by_db = kb.provenance["by_database"]
-    assert f"{by_db['OMIM']}: OMIM" in header and f"{by_db['DECIPHER']}: DECIPHER" in header
+    assert f"{by_db['OMIM']}: OMIM" in header
+    assert f"{by_db['DECIPHER']}: DECIPHER" in header
     assert 12_000 < len(corpus) <= sum(by_db.values())
     n_with_phenotypes = sum(1 for d in kb.diseases.values() if d.phenotypes)
     assert len(corpus) == n_with_phenotypes
@@ -59,10 +61,12 @@ def test_no_obsolete_terms(kb):
     for stanza in obo.split("\n[Term]\n")[1:]:
         if "\nis_obsolete: true" in stanza:
             obsolete.add(stanza.split("\n", 1)[0].removeprefix("id: ").strip())
-    assert obsolete and not (obsolete & set(tax.nodes))
+    assert obsolete
+    assert not (obsolete & set(tax.nodes))
     for d in kb.diseases.values():
         for t in [*d.terms(), *d.excluded, *d.inheritance, *d.onset, *d.course]:
-            assert t in tax and t not in obsolete
+            assert t in tax
+            assert t not in obsolete
 
 
 def test_obsolete_annotations_are_dropped_and_counted(tmp_path):
@@ -85,18 +89,23 @@ def test_obsolete_annotations_are_dropped_and_counted(tmp_path):
     hpoa.write_text("".join(rows))
     kb = load_hpo_knowledge(obo, hpoa)
     d = kb.diseases["OMIM:1"]
-    assert [a.term for a in d.phenotypes] == ["HP:0000002"] and d.phenotypes[0].frequency == 0.895
+    assert [a.term for a in d.phenotypes] == ["HP:0000002"]
+    assert d.phenotypes[0].frequency == 0.895
     assert kb.provenance["dropped_rows"] == {"obsolete or unknown term": 1}
-    assert kb.provenance["hpoa_version"] == "2099-01-01" and kb.provenance["hpo_version"] == "hp/releases/test"
+    assert kb.provenance["hpoa_version"] == "2099-01-01"
+    assert kb.provenance["hpo_version"] == "hp/releases/test"
     text = render_disease(d, kb)
     assert text == "Toy disease (OMIM:1). Very frequent: Seizure. Definitions: Seizure: A seizure."
 
 
 def test_provenance_and_notices(corpus):
     p = corpus.provenance
-    assert p["hpoa_version"] and p["hpo_version"].startswith("hp/releases/")
-    assert set(p["files"]) == {"hp.obo", "phenotype.hpoa"} and len(p["files"]["hp.obo"]["sha256"]) == 64
-    assert p["rendering"]["rendering"] == "hpo-doc-v1" and p["n_documents"] == len(corpus)
+    assert p["hpoa_version"]
+    assert p["hpo_version"].startswith("hp/releases/")
+    assert set(p["files"]) == {"hp.obo", "phenotype.hpoa"}
+    assert len(p["files"]["hp.obo"]["sha256"]) == 64
+    assert p["rendering"]["rendering"] == "hpo-doc-v1"
+    assert p["n_documents"] == len(corpus)
     text = " ".join(corpus.notices)
     for word in ("OMIM", "Orphanet", "DECIPHER", "hpo.jax.org", "no licence line"):
         assert word in text
@@ -107,16 +116,21 @@ def test_documents(corpus, kb):
     assert doc.title == doc.diagnosis == "Marfan syndrome"
     assert doc.url == "https://www.orpha.net/en/disease/detail/558"
     assert doc.text.startswith("Marfan syndrome (ORPHA:558). ")
-    assert "Very frequent: " in doc.text and "Arachnodactyly" in doc.text
+    assert "Very frequent: " in doc.text
+    assert "Arachnodactyly" in doc.text
     omim = corpus["OMIM:154700"]
-    assert omim.url == "https://omim.org/entry/154700" and "Inheritance: Autosomal dominant inheritance." in omim.text
+    assert omim.url == "https://omim.org/entry/154700"
+    assert "Inheritance: Autosomal dominant inheritance." in omim.text
     words = sorted(len(d.text.split()) for d in corpus)
     assert words[len(words) // 2] < 200  # short documents: most fit what MiniLM reads
 
 
 def test_frequencies():
-    assert parse_frequency("HP:0040280") == 1.0 and parse_frequency("HP:0040285") == 0.0
-    assert parse_frequency("0/0") is None and parse_frequency("7/5") == 1.0 and parse_frequency("often") is None
+    assert parse_frequency("HP:0040280") == 1.0
+    assert parse_frequency("HP:0040285") == 0.0
+    assert parse_frequency("0/0") is None
+    assert parse_frequency("7/5") == 1.0
+    assert parse_frequency("often") is None
     assert [frequency_band(f) for f in (None, 1.0, 0.9, 0.5, 0.1, 0.01)] == [
         "Frequency not given",
         "Obligate",
@@ -130,5 +144,7 @@ def test_frequencies():
 def test_render_caps_the_phenotype_list(kb):
     d = kb.diseases["ORPHA:558"]
     short = render_disease(d, kb, max_phenotypes=5, definitions=0)
-    assert f"And {len(d.phenotypes) - 5} more phenotypes." in short and "Definitions" not in short
-    assert isinstance(d, HpoDisease) and d.database == "ORPHA"
+    assert f"And {len(d.phenotypes) - 5} more phenotypes." in short
+    assert "Definitions" not in short
+    assert isinstance(d, HpoDisease)
+    assert d.database == "ORPHA"

@@ -22,14 +22,16 @@ def test_three_retrievers(index):
     bm = index.search(q, k=6, retriever="bm25")
     dn = index.search(q, k=6, retriever="dense")
     fu = index.search(q, k=6)
-    assert bm[0].id == "joubert" and fu[0].id == "joubert"
+    assert bm[0].id == "joubert"
+    assert fu[0].id == "joubert"
     assert [h.rank for h in fu] == list(range(1, len(fu) + 1))
     # the fused list is RRF of the two lists, by hand
     expect = reciprocal_rank_fusion([[h.id for h in bm], [h.id for h in dn]], k=60)
     assert [(h.id, pytest.approx(h.score)) for h in fu] == [(d, pytest.approx(s)) for d, s in expect[:6]]
     assert fu[0].ranks == {"bm25": 1, "dense": dn[[h.id for h in dn].index("joubert")].rank}
     d = fu[0].to_dict()
-    assert {"id", "score", "title", "rank"} <= set(d) and d["diagnosis"] == "Joubert syndrome"
+    assert {"id", "score", "title", "rank"} <= set(d)
+    assert d["diagnosis"] == "Joubert syndrome"
 
 
 def test_search_arguments_are_checked(index):
@@ -53,8 +55,10 @@ def test_save_load_round_trip(tmp_path, index):
     names = sorted(p.name for p in out.iterdir())
     assert names == ["bm25", "dense.npy", "documents.jsonl", "manifest.json"]
     m = json.loads((out / "manifest.json").read_text())
-    assert m["format"] == "medlens-retrieval-index" and m["corpus"]["sha256"] == index.units.content_hash()
-    assert m["embedder"]["model_id"] == "medlens/hashing-64" and m["dense"]["kind"] == "numpy"
+    assert m["format"] == "medlens-retrieval-index"
+    assert m["corpus"]["sha256"] == index.units.content_hash()
+    assert m["embedder"]["model_id"] == "medlens/hashing-64"
+    assert m["dense"]["kind"] == "numpy"
     assert m["fusion"] == {"method": "rrf", "k": 60, "depth": 100}
     assert {"medlens", "numpy", "bm25s"} <= set(m["versions"])
     again = load_index(out)
@@ -127,9 +131,11 @@ def test_query_embedder_must_match(tmp_path, index):
 
 def test_embeddings_are_cached_by_corpus_and_model(corpus, counting_embedder):
     a = RetrievalIndex.build(corpus, embedder=counting_embedder)
-    assert counting_embedder.calls == len(corpus) and a.manifest["build"]["embedding_cache"]["cache"] == "miss"
+    assert counting_embedder.calls == len(corpus)
+    assert a.manifest["build"]["embedding_cache"]["cache"] == "miss"
     b = RetrievalIndex.build(corpus, embedder=counting_embedder)
-    assert counting_embedder.calls == len(corpus) and b.manifest["build"]["embedding_cache"]["cache"] == "hit"
+    assert counting_embedder.calls == len(corpus)
+    assert b.manifest["build"]["embedding_cache"]["cache"] == "hit"
     np.testing.assert_array_equal(a.dense.vectors, b.dense.vectors)
     RetrievalIndex.build(corpus, embedder=counting_embedder, use_cache=False)
     assert counting_embedder.calls == 2 * len(corpus)
@@ -139,7 +145,8 @@ def test_chunked_index_reports_parents(corpus):
     idx = RetrievalIndex.build(corpus, embedder=HashingEmbedder(64), chunking={"size": 6, "overlap": 2})
     assert len(idx) > len(corpus)
     hits = idx.search("hypomelanotic macules", k=3, retriever="bm25")
-    assert hits[0].parent == "tsc" and hits[0].id.startswith("tsc#")
+    assert hits[0].parent == "tsc"
+    assert hits[0].id.startswith("tsc#")
     assert hits[0].to_dict()["parent"] == "tsc"
     with pytest.raises(InputError, match="unknown chunking option"):
         RetrievalIndex.build(corpus, embedder=HashingEmbedder(8), chunking={"size": 5, "step": 2})
