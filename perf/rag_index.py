@@ -40,8 +40,9 @@ def _load_avg() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--max-length", type=int, default=128, help="word pieces MiniLM reads per document")
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--max-length", type=int, default=None, help="word pieces MiniLM reads per text (default 256)")
+    ap.add_argument("--dense-mode", default="clauses", choices=("clauses", "document"))
+    ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--keep", type=Path, default=None, help="keep the built index in this folder")
     ap.add_argument("--skip-build", type=Path, default=None, help="use an existing index folder instead of building")
     ap.add_argument("--n", type=int, default=200, help="rare-hpo cases (also the search queries)")
@@ -64,15 +65,17 @@ def main() -> None:
             t_corpus = time.perf_counter() - t0
             emb = SentenceTransformerEmbedder("minilm", max_length=args.max_length)
             t_model = time.perf_counter() - t0 - t_corpus
-            idx = RetrievalIndex.build(corpus, embedder=emb, batch_size=args.batch_size, progress=sys.stderr.isatty())
+            idx = RetrievalIndex.build(
+                corpus, embedder=emb, dense_mode=args.dense_mode, batch_size=args.batch_size, progress=sys.stderr.isatty()
+            )
             idx.save(out, overwrite=True)
             wall, cpu = time.perf_counter() - t0, _cpu() - c0
             b = idx.manifest["build"]
             print(
                 f"build hpo index from scratch: {wall:.1f} s wall, {cpu:.1f} s cpu (target <= 240 s) -> "
                 f"{len(corpus)} documents; corpus {t_corpus:.1f} s, model {t_model:.1f} s, embed {b['embed_seconds']:.1f} s, "
-                f"BM25 {b['bm25_seconds']:.1f} s; {idx.manifest['units']['truncated_for_embedding']} documents longer "
-                f"than {args.max_length} word pieces (BM25 reads them whole)",
+                f"BM25 {b['bm25_seconds']:.1f} s; {args.dense_mode} mode: {idx.manifest['embedding']['n_texts']} texts "
+                f"embedded, {idx.manifest['embedding']['truncated']} longer than {emb.max_length} word pieces",
                 flush=True,
             )
             print(f"  load average now {_load_avg()}", flush=True)
@@ -120,27 +123,47 @@ def main() -> None:
             f"(batched encoding alone: {1e3 * enc_batch:.1f} ms per query)"
         )
         # -- 4. HNSW recall --------------------------------------------------------------------------------------
-        vecs = idx.dense.vectors if hasattr(idx.dense, "vectors") else None
-        if vecs is not None:
-            exact = idx.dense.search(qv, 10)[1]
-            t0 = time.perf_counter()
-            hnsw = dense_index(vecs, "faiss:HNSW32,Flat")
-            t_hnsw = time.perf_counter() - t0
-            approx = hnsw.search(qv, 10)[1]
-            recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx, exact, strict=True)])
-            lat = []
+        vecs = idx.dense.vectors
+        t0 = time.perf_counter()
+        hnsw = dense_index(vecs, "faiss:HNSW32,Flat")
+        t_hnsw = time.perf_counter() - t0
+        if idx.dense_mode == "clauses":
+            from medlens.retrieval._clauses import ClauseIndex
+
+            flat_q = np.concatenate(qv)
+            exact_c = idx.dense.index.search(flat_q, 10)[1]
+            approx_c = hnsw.search(flat_q, 10)[1]
+            rc = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx_c, exact_c, strict=True)])
+            print(f"HNSW32,Flat over {len(vecs)} clause vectors: clause recall@10 vs exact {rc:.4f} ({len(flat_q)} query clauses)")
+            approx_idx = ClauseIndex(hnsw, vecs, idx.dense.indptr, idx.dense.indices)
+            exact = [idx.dense.search_clauses(v, 10)[1] for v in qv]
+            lat, approx = [], []
             for v in qv:
                 t0 = time.perf_counter()
-                hnsw.search(v[None], 10)
+                approx.append(approx_idx.search_clauses(v, 10)[1])
                 lat.append(time.perf_counter() - t0)
-            print(
-                f"HNSW32,Flat (efSearch {hnsw.search_params['efSearch']}): recall@10 vs exact {recall:.4f} (target >= 0.98); "
-                f"build {t_hnsw:.1f} s, dense search p50 {1e3 * np.median(lat):.3f} ms"
-            )
+        else:
+            exact = idx.dense.search(qv, 10)[1]
+            approx, lat = [], []
+            for v in qv:
+                t0 = time.perf_counter()
+                approx.append(hnsw.search(v[None], 10)[1][0])
+                lat.append(time.perf_counter() - t0)
+        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx, exact, strict=True)])
+        print(
+            f"HNSW32,Flat (efSearch {hnsw.search_params['efSearch']}): document recall@10 vs exact {recall:.4f} "
+            f"(target >= 0.98); build {t_hnsw:.1f} s, dense search p50 {1e3 * np.median(lat):.2f} ms"
+        )
         # -- 5. embedding throughput vs sentence-transformers ----------------------------------------------------
         emb = idx.embedder
         rng = np.random.default_rng(0)
-        texts = [idx.units[int(i)].text for i in rng.choice(len(idx.units), 256, replace=False)]
+        if idx.dense_mode == "clauses":  # what the encoder sees: unique clauses
+            from medlens.retrieval._clauses import clause_table
+
+            pool = clause_table(idx.units.texts)[0]
+        else:
+            pool = idx.units.texts
+        texts = [pool[int(i)] for i in rng.choice(len(pool), 2048 if idx.dense_mode == "clauses" else 256, replace=False)]
         ours, theirs = [], []
         emb.embed(texts[:32], batch_size=args.batch_size)  # warm-up
         for _ in range(args.repeat):
@@ -152,7 +175,7 @@ def main() -> None:
             theirs.append(time.perf_counter() - t0)
         ratio = statistics.median(theirs) / statistics.median(ours)
         print(
-            f"embedding throughput, 256 hpo documents: medlens {len(texts) / statistics.median(ours):.1f} texts/s, "
+            f"embedding throughput, {len(texts)} texts: medlens {len(texts) / statistics.median(ours):.1f} texts/s, "
             f"sentence-transformers encode {len(texts) / statistics.median(theirs):.1f} texts/s -> ratio {ratio:.3f} "
             f"(target >= 0.95; median of {args.repeat}); max |diff| {np.abs(a - b).max():.2e}"
         )

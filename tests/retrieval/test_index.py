@@ -158,3 +158,39 @@ def test_hashing_embedder():
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-6)
     with pytest.raises(InputError):
         HashingEmbedder(1)
+
+
+def test_clause_mode_scores_by_maxsim_by_hand(corpus, tmp_path):
+    from medlens.retrieval._clauses import split_clauses
+
+    emb = HashingEmbedder(128)
+    idx = RetrievalIndex.build(corpus, embedder=emb, dense_mode="clauses")
+    assert idx.dense_mode == "clauses" and idx.manifest["embedding"]["mode"] == "clauses"
+    q = "hypotonia, ataxia and a molar tooth sign"
+    hits = idx.search(q, k=6, retriever="dense")
+    qv = emb.embed(split_clauses(q))
+    expect = {}
+    for d in corpus:
+        dv = emb.embed(split_clauses(d.text))
+        expect[d.id] = float((qv @ dv.T).max(axis=1).mean())
+    assert hits[0].id == "joubert"
+    for h in hits:
+        assert h.score == pytest.approx(expect[h.id], abs=1e-5)
+    # unique clauses are embedded once
+    n_unique = len({c for d in corpus for c in split_clauses(d.text)})
+    assert idx.manifest["embedding"]["n_texts"] == n_unique
+    again = load_index(idx.save(tmp_path / "c"))
+    assert [(h.id, round(h.score, 5)) for h in again.search(q, k=6)] == [(h.id, round(h.score, 5)) for h in idx.search(q, k=6)]
+
+
+def test_clause_mode_numpy_and_faiss_flat_agree(corpus, tmp_path):
+    pytest.importorskip("faiss")
+    a = RetrievalIndex.build(corpus, embedder=HashingEmbedder(128), dense_mode="clauses")
+    b = RetrievalIndex.build(corpus, embedder=HashingEmbedder(128), dense_mode="clauses", dense="faiss:Flat")
+    for q in ("cerebellar vermis hypoplasia", "seizures and cortical tubers", "aortic root, tall stature"):
+        ha, hb = a.search(q, k=3, retriever="dense"), b.search(q, k=3, retriever="dense")
+        assert [h.id for h in ha] == [h.id for h in hb]
+        np.testing.assert_allclose([h.score for h in ha], [h.score for h in hb], atol=1e-5)
+    again = load_index(b.save(tmp_path / "f"))
+    assert (tmp_path / "f" / "clauses.npz").is_file() and (tmp_path / "f" / "dense.faiss").is_file()
+    assert [h.id for h in again.search("tubers", k=2)] == [h.id for h in b.search("tubers", k=2)]

@@ -53,6 +53,12 @@ def index_cmd(
     ),
     out: Path = typer.Option(..., "--out", help="Index folder to write (created atomically)."),
     dense: str = typer.Option("numpy", "--dense", help="numpy (exact) or faiss:FACTORY, e.g. faiss:HNSW32,Flat."),
+    dense_mode: str = typer.Option(
+        "auto",
+        "--dense-mode",
+        help="document (one vector per document), clauses (late interaction over unique clauses), or auto: "
+        "clauses for the hpo corpus, document otherwise.",
+    ),
     metric: str = typer.Option(None, "--metric", help="cosine (needs normalised vectors; default) or ip."),
     embedder: str = typer.Option(
         "minilm",
@@ -98,12 +104,18 @@ def index_cmd(
     if max_length is not None and max_length < 1:
         raise InputError(f"--max-length must be >= 1; got {max_length}.")
     params = _parse_params(faiss_param)
+    from medlens._validation import check_option
+
+    check_option(dense_mode, ("auto", "document", "clauses"), name="dense-mode")
     corp = load_corpus(corpus)
+    if dense_mode == "auto":
+        dense_mode = "clauses" if corpus == "hpo" else "document"
     chunking = {"size": chunk_size, "overlap": chunk_overlap, "unit": chunk_unit} if chunk_size else None
     kwargs: dict[str, Any] = {
         "embedder": embedder,
         "max_length": max_length,
         "dense": dense,
+        "dense_mode": dense_mode,
         "metric": metric,
         "search_params": params or None,
         "chunking": chunking,
@@ -135,7 +147,7 @@ def index_cmd(
         "corpus": _corpus_prov(corp),
         "n_documents": m["corpus"]["n_documents"],
         "n_units": m["units"]["n"],
-        "truncated_for_embedding": m["units"].get("truncated_for_embedding"),
+        "embedding": m["embedding"],
         "embedder": m["embedder"],
         "dense": m["dense"],
         "bm25": m["bm25"],
@@ -159,14 +171,15 @@ def index_cmd(
     state = "reused (cached)" if cached else f"built in {m['build']['seconds']:.1f} s"
     c.print(
         f"{out}: {payload['n_units']} units from {payload['n_documents']} documents of corpus '{corp.name}', "
-        f"{state}; dense {m['dense'].get('factory', m['dense']['kind'])} ({m['dense']['metric']}) with "
+        f"{state}; dense {m['dense'].get('factory', m['dense']['kind'])} ({m['dense']['metric']}, "
+        f"{m['embedding']['mode']} mode, {m['embedding']['n_texts']} texts embedded) with "
         f"{m['embedder']['model_id']}, BM25, fused by RRF k={m['fusion']['k']}.",
         markup=False,
     )
-    if payload["truncated_for_embedding"]:
+    if m["embedding"].get("truncated"):
         c.print(
-            f"note: {payload['truncated_for_embedding']} units exceed {m['embedder']['max_length']} word pieces; "
-            "their dense vectors read only the start (use --chunk-size to embed all of them).",
+            f"note: {m['embedding']['truncated']} embedded texts exceed {m['embedder']['max_length']} word pieces; "
+            "their dense vectors read only the start (use --chunk-size or --dense-mode clauses to embed all).",
             markup=False,
         )
 

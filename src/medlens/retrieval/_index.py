@@ -17,6 +17,7 @@ the hit score is then the RRF score.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -39,6 +40,8 @@ from medlens.retrieval._corpus import Corpus, Document
 from medlens.retrieval._dense import check_dense_spec, dense_index, load_dense
 from medlens.retrieval._embed import Embedder, embed_corpus, load_embedder
 from medlens.retrieval._fusion import RRF_K, reciprocal_rank_fusion
+
+DENSE_MODES = ("document", "clauses")
 
 __all__ = ["FORMAT", "Hit", "RETRIEVERS", "RetrievalIndex", "build_index", "build_request", "load_index"]
 
@@ -149,6 +152,7 @@ class RetrievalIndex:
         embedder: Embedder | str = "minilm",
         max_length: int | None = None,
         dense: str = "numpy",
+        dense_mode: str = "document",
         metric: str | None = None,
         search_params: dict[str, Any] | None = None,
         chunking: dict[str, Any] | None = None,
@@ -170,6 +174,10 @@ class RetrievalIndex:
             Word pieces the embedder reads per text when ``embedder`` is a name (default: the model's limit).
         dense : str
             ``"numpy"`` (exact, default) or ``"faiss:FACTORY"``.
+        dense_mode : {"document", "clauses"}
+            One vector per unit (its text, truncated at the embedder's max length), or clause-level late
+            interaction (:mod:`medlens.retrieval._clauses`): unique clauses are embedded once, a unit scores the
+            mean over query clauses of its best clause similarity.
         metric : {"cosine", "ip"}, optional
             Default ``"cosine"`` when the embedder normalises its vectors, else ``"ip"``.
         search_params : dict, optional
@@ -183,11 +191,13 @@ class RetrievalIndex:
         t0 = time.perf_counter()
         if not isinstance(corpus, Corpus):
             raise TypeError(f"corpus must be a medlens.retrieval.Corpus; got {type(corpus).__name__}.")
+        check_option(dense_mode, DENSE_MODES, name="dense_mode")
         request = build_request(
             corpus,
             embedder=embedder,
             max_length=max_length,
             dense=dense,
+            dense_mode=dense_mode,
             metric=metric,
             search_params=search_params,
             chunking=chunking,
@@ -220,10 +230,17 @@ class RetrievalIndex:
             )
         texts = units.texts
         t_embed = time.perf_counter()
+        if dense_mode == "clauses":
+            from medlens.retrieval._clauses import clause_table
+
+            to_embed, indptr, indices = clause_table(texts)
+            key = hashlib.sha256(f"clauses-v1|{units.content_hash()}".encode()).hexdigest()
+        else:
+            to_embed, key = texts, units.content_hash()
         vecs, cache_info = embed_corpus(
-            texts,
+            to_embed,
             embedder,
-            corpus_hash=units.content_hash(),
+            corpus_hash=key,
             batch_size=batch_size,
             progress=progress,
             use_cache=use_cache,
@@ -233,9 +250,13 @@ class RetrievalIndex:
         bm25 = BM25Index.build(texts, **(bm25_params or {}))
         t_bm25 = time.perf_counter() - t_bm25
         dense_idx = dense_index(vecs, dense, metric=metric, search_params=search_params)
+        if dense_mode == "clauses":
+            from medlens.retrieval._clauses import ClauseIndex
+
+            dense_idx = ClauseIndex(dense_idx, vecs, indptr, indices)
         truncated = None
         if hasattr(embedder, "count_tokens") and embedder.max_length:
-            truncated = int((embedder.count_tokens(texts) > embedder.max_length).sum())
+            truncated = int((embedder.count_tokens(to_embed) > embedder.max_length).sum())
             if truncated:
                 log.warning(
                     "%d of %d units are longer than the embedder's %d word pieces; their dense vectors read only the "
@@ -258,7 +279,8 @@ class RetrievalIndex:
                 "n_notices": len(corpus.notices),
             },
             "chunking": dict(chunking) if chunking else None,
-            "units": {"n": len(units), "sha256": units.content_hash(), "truncated_for_embedding": truncated},
+            "units": {"n": len(units), "sha256": units.content_hash()},
+            "embedding": {"mode": dense_mode, "n_texts": len(to_embed), "truncated": truncated},
             "embedder": {
                 "name": embedder.name,
                 "model_id": embedder.model_id,
@@ -360,7 +382,12 @@ class RetrievalIndex:
         docs = [Document.from_dict(o, where=f"{path}/documents.jsonl") for o in read_jsonl(path / "documents.jsonl")]
         units = Corpus(docs, name=manifest["corpus"]["name"], provenance=manifest["corpus"].get("provenance"))
         bm25 = BM25Index.load(path / "bm25")
-        dense = load_dense(path, manifest["dense"])
+        if manifest["dense"].get("mode") == "clauses":
+            from medlens.retrieval._clauses import ClauseIndex
+
+            dense = ClauseIndex.load(path, manifest["dense"])
+        else:
+            dense = load_dense(path, manifest["dense"])
         out = cls(
             units,
             bm25,
@@ -393,7 +420,20 @@ class RetrievalIndex:
                 f"{embedder.model_id} ({embedder.dim}-d); query with the same model."
             )
 
-    def encode_queries(self, queries: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+    @property
+    def dense_mode(self) -> str:
+        return "clauses" if getattr(self.dense, "kind", None) == "clauses" else "document"
+
+    def encode_queries(self, queries: Sequence[str], *, batch_size: int = 64) -> np.ndarray | list[np.ndarray]:
+        """Query vectors: an array (n, dim), or in clause mode a list of (n_clauses_i, dim) arrays."""
+        if self.dense_mode == "clauses":
+            from medlens.retrieval._clauses import split_clauses
+
+            parts = [split_clauses(q) for q in queries]
+            uniq = list(dict.fromkeys(c for p in parts for c in p))
+            vecs = np.asarray(self.embedder.embed(uniq, batch_size=batch_size), dtype=np.float32)
+            pos = {c: i for i, c in enumerate(uniq)}
+            return [vecs[[pos[c] for c in p]] for p in parts]
         return np.asarray(self.embedder.embed(list(queries), batch_size=batch_size), dtype=np.float32)
 
     def _hit(self, row: int, score: float, rank: int, ranks: dict[str, int | None] | None = None) -> Hit:
@@ -409,8 +449,11 @@ class RetrievalIndex:
         query_vector: np.ndarray | None = None,
         depth: int | None = None,
     ) -> list[Hit]:
-        """Top-``k`` hits for ``query``; pass ``query_vector`` to skip encoding (dense and fused)."""
-        vec = None if query_vector is None else np.asarray(query_vector, dtype=np.float32).reshape(1, -1)
+        """Top-``k`` hits for ``query``; pass ``query_vector`` (from :meth:`encode_queries`) to skip encoding."""
+        vec = None
+        if query_vector is not None:
+            vec = np.asarray(query_vector, dtype=np.float32)
+            vec = [vec.reshape(-1, vec.shape[-1])] if self.dense_mode == "clauses" else vec.reshape(1, -1)
         return self.search_many([query], k, retriever=retriever, query_vectors=vec, depth=depth)[0]
 
     def search_many(
@@ -419,7 +462,7 @@ class RetrievalIndex:
         k: int = 5,
         *,
         retriever: str = "fused",
-        query_vectors: np.ndarray | None = None,
+        query_vectors: np.ndarray | list[np.ndarray] | None = None,
         depth: int | None = None,
     ) -> list[list[Hit]]:
         """:meth:`search` for several queries, encoding them in one batch."""
@@ -437,7 +480,12 @@ class RetrievalIndex:
             qv = query_vectors if query_vectors is not None else self.encode_queries(queries)
             if len(qv) != len(queries):
                 raise InputError(f"got {len(qv)} query vectors for {len(queries)} queries.")
-            d_scores, d_rows = self.dense.search(qv, depth if retriever == "fused" else k)
+            kk = depth if retriever == "fused" else k
+            if self.dense_mode == "clauses":
+                found = [self.dense.search_clauses(v, kk) for v in qv]
+                d_scores, d_rows = [f[0] for f in found], [f[1] for f in found]
+            else:
+                d_scores, d_rows = self.dense.search(qv, kk)
         out: list[list[Hit]] = []
         for qi, q in enumerate(queries):
             if retriever == "bm25":
@@ -468,6 +516,7 @@ def build_request(
     embedder: Embedder | str = "minilm",
     max_length: int | None = None,
     dense: str = "numpy",
+    dense_mode: str = "document",
     metric: str | None = None,
     search_params: dict[str, Any] | None = None,
     chunking: dict[str, Any] | None = None,
@@ -489,6 +538,7 @@ def build_request(
         "embedder": str(embedder),
         "max_length": max_length,
         "dense": str(dense),
+        "dense_mode": dense_mode,
         "metric": metric,
         "search_params": dict(search_params or {}),
         "rrf_k": rrf_k,
