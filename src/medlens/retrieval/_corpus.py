@@ -55,6 +55,15 @@ class Document:
         return self.parent or self.id
 
     @property
+    def full_text(self) -> str:
+        """``"<title>. <text>"`` (just ``text`` when it already starts with the title): what BM25 and
+        document-mode embeddings read, so a title is searchable even when the text does not repeat it."""
+        if self.text.lstrip().lower().startswith(self.title.lower()):
+            return self.text
+        sep = " " if self.title.rstrip().endswith((".", "!", "?", ":")) else ". "
+        return f"{self.title.rstrip()}{sep}{self.text}"
+
+    @property
     def candidate(self) -> str:
         """The diagnosis this document is evidence for: ``diagnosis``, else ``title``."""
         return self.diagnosis or self.title

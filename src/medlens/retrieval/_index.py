@@ -228,12 +228,12 @@ class RetrievalIndex:
             units = chunk_corpus(
                 corpus, size=int(chunking["size"]), overlap=int(chunking.get("overlap", 0)), unit=unit, tokenizer=tok
             )
-        texts = units.texts
+        texts = [u.full_text for u in units]  # title + text: what BM25 and document embeddings read
         t_embed = time.perf_counter()
         if dense_mode == "clauses":
             from medlens.retrieval._clauses import clause_table
 
-            to_embed, indptr, indices = clause_table(texts)
+            to_embed, indptr, indices = clause_table(units.texts)  # clauses of the text; BM25 matches titles
             key = hashlib.sha256(f"clauses-v1|{units.content_hash()}".encode()).hexdigest()
         else:
             to_embed, key = texts, units.content_hash()
