@@ -251,9 +251,9 @@ class _Sampler:
 def generate_cases(config: GeneratorConfig | None = None, *, knowledge: Any = None, **overrides: Any) -> list[dict]:
     """Generate ``config.n`` simulated patients (deterministic for ``config.seed``).
 
-    >>> cases = generate_cases(n=2, seed=0)  # doctest: +SKIP
-    >>> sorted(cases[0])  # doctest: +SKIP
-    ['caption', 'clinical_history', 'diagnosis_id', 'final_diagnosis', 'generator', 'id', 'phenotypes']
+    Keyword arguments override fields of ``config`` (``generate_cases(n=20, seed=1, p_imprecise=0.3)``). The
+    ``n`` cases of a seed are the first ``n`` of one fixed order, so a smaller ``n`` gives a prefix of a larger
+    one. Each case: ``{id, clinical_history, caption, final_diagnosis, diagnosis_id, generator, phenotypes}``.
     """
     from medlens.retrieval._hpo import load_hpo_knowledge
 

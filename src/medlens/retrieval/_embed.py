@@ -79,7 +79,7 @@ class SentenceTransformerEmbedder:
         device: str = "cpu",
         max_length: int | None = None,
         normalize: bool = True,
-        block: int = 512,
+        block: int = 1024,
     ) -> None:
         from medlens.encoders import load_encoder
 
