@@ -66,7 +66,11 @@ def main() -> None:
             emb = SentenceTransformerEmbedder("minilm", max_length=args.max_length)
             t_model = time.perf_counter() - t0 - t_corpus
             idx = RetrievalIndex.build(
-                corpus, embedder=emb, dense_mode=args.dense_mode, batch_size=args.batch_size, progress=sys.stderr.isatty()
+                corpus,
+                embedder=emb,
+                dense_mode=args.dense_mode,
+                batch_size=args.batch_size,
+                progress=sys.stderr.isatty(),
             )
             idx.save(out, overwrite=True)
             wall, cpu = time.perf_counter() - t0, _cpu() - c0
@@ -91,7 +95,9 @@ def main() -> None:
         print(f"load index (cached): median {statistics.median(times):.2f} s of {args.repeat} (target <= 2 s)")
         t0 = time.perf_counter()
         load_corpus("hpo")
-        print(f"  rendered hpo corpus from $MEDLENS_CACHE: {time.perf_counter() - t0:.2f} s (what 'rag index' re-checks)")
+        print(
+            f"  rendered hpo corpus from $MEDLENS_CACHE: {time.perf_counter() - t0:.2f} s (what 'rag index' re-checks)"
+        )
         if emb is not None:
             idx._embedder = emb
         t0 = time.perf_counter()
@@ -134,7 +140,9 @@ def main() -> None:
             exact_c = idx.dense.index.search(flat_q, 10)[1]
             approx_c = hnsw.search(flat_q, 10)[1]
             rc = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx_c, exact_c, strict=True)])
-            print(f"HNSW32,Flat over {len(vecs)} clause vectors: clause recall@10 vs exact {rc:.4f} ({len(flat_q)} query clauses)")
+            print(
+                f"HNSW32,Flat over {len(vecs)} clause vectors: clause recall@10 vs exact {rc:.4f} ({len(flat_q)} query clauses)"
+            )
             approx_idx = ClauseIndex(hnsw, vecs, idx.dense.indptr, idx.dense.indices)
             exact = [idx.dense.search_clauses(v, 10)[1] for v in qv]
             lat, approx = [], []
@@ -163,7 +171,9 @@ def main() -> None:
             pool = clause_table(idx.units.texts)[0]
         else:
             pool = idx.units.texts
-        texts = [pool[int(i)] for i in rng.choice(len(pool), 2048 if idx.dense_mode == "clauses" else 256, replace=False)]
+        texts = [
+            pool[int(i)] for i in rng.choice(len(pool), 2048 if idx.dense_mode == "clauses" else 256, replace=False)
+        ]
         ours, theirs = [], []
         emb.embed(texts[:32], batch_size=args.batch_size)  # warm-up
         for _ in range(args.repeat):

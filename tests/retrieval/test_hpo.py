@@ -116,7 +116,8 @@ def test_documents(corpus, kb):
     doc = corpus["ORPHA:558"]
     assert doc.title == doc.diagnosis == "Marfan syndrome"
     assert doc.url == "https://www.orpha.net/en/disease/detail/558"
-    assert doc.text.startswith("Very frequent: ") and doc.full_text.startswith("Marfan syndrome. Very frequent: ")
+    assert doc.text.startswith("Very frequent: ")
+    assert doc.full_text.startswith("Marfan syndrome. Very frequent: ")
     assert "Very frequent: " in doc.text
     assert "Arachnodactyly" in doc.text
     omim = corpus["OMIM:154700"]

@@ -165,7 +165,8 @@ def test_clause_mode_scores_by_maxsim_by_hand(corpus, tmp_path):
 
     emb = HashingEmbedder(128)
     idx = RetrievalIndex.build(corpus, embedder=emb, dense_mode="clauses")
-    assert idx.dense_mode == "clauses" and idx.manifest["embedding"]["mode"] == "clauses"
+    assert idx.dense_mode == "clauses"
+    assert idx.manifest["embedding"]["mode"] == "clauses"
     q = "hypotonia, ataxia and a molar tooth sign"
     hits = idx.search(q, k=6, retriever="dense")
     qv = emb.embed(split_clauses(q))
@@ -180,7 +181,9 @@ def test_clause_mode_scores_by_maxsim_by_hand(corpus, tmp_path):
     n_unique = len({c for d in corpus for c in split_clauses(d.text)})
     assert idx.manifest["embedding"]["n_texts"] == n_unique
     again = load_index(idx.save(tmp_path / "c"))
-    assert [(h.id, round(h.score, 5)) for h in again.search(q, k=6)] == [(h.id, round(h.score, 5)) for h in idx.search(q, k=6)]
+    assert [(h.id, round(h.score, 5)) for h in again.search(q, k=6)] == [
+        (h.id, round(h.score, 5)) for h in idx.search(q, k=6)
+    ]
 
 
 def test_clause_mode_numpy_and_faiss_flat_agree(corpus, tmp_path):
@@ -192,5 +195,6 @@ def test_clause_mode_numpy_and_faiss_flat_agree(corpus, tmp_path):
         assert [h.id for h in ha] == [h.id for h in hb]
         np.testing.assert_allclose([h.score for h in ha], [h.score for h in hb], atol=1e-5)
     again = load_index(b.save(tmp_path / "f"))
-    assert (tmp_path / "f" / "clauses.npz").is_file() and (tmp_path / "f" / "dense.faiss").is_file()
+    assert (tmp_path / "f" / "clauses.npz").is_file()
+    assert (tmp_path / "f" / "dense.faiss").is_file()
     assert [h.id for h in again.search("tubers", k=2)] == [h.id for h in b.search("tubers", k=2)]

@@ -38,7 +38,9 @@ MAX_DF = 0.25
 MIN_UNITS_FOR_DF = 200
 
 
-def _drop_common(indptr: np.ndarray, indices: np.ndarray, n_clauses: int, max_df: float) -> tuple[np.ndarray, np.ndarray]:
+def _drop_common(
+    indptr: np.ndarray, indices: np.ndarray, n_clauses: int, max_df: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Drop clauses found in more than ``max_df`` of the units ("Very frequent", "Inheritance", …) from the
     incidence: like stop words they carry no evidence, and they cost time. A unit keeps at least its first clause."""
     n_units = len(indptr) - 1

@@ -22,7 +22,7 @@ from typing import Any
 
 from medlens._validation import InputError
 
-__all__ = ["Corpus", "CorpusError", "Document", "read_corpus", "write_corpus"]
+__all__ = ["Corpus", "CorpusError", "Document", "read_corpus", "read_trusted_documents", "write_corpus"]
 
 REQUIRED_FIELDS = ("id", "title", "text")
 OPTIONAL_FIELDS = ("source", "url", "diagnosis")
@@ -107,6 +107,30 @@ class Document:
             values[key] = value.strip() or None if isinstance(value, str) else None
         meta = {k: v for k, v in obj.items() if k not in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS, "parent")}
         return cls(**values, meta=meta)
+
+
+_KNOWN = frozenset((*REQUIRED_FIELDS, *OPTIONAL_FIELDS, "parent"))
+
+
+def _trusted_document(obj: dict[str, Any]) -> Document:
+    """A document from a file medlens wrote itself (an index or a corpus cache): no validation, fast."""
+    meta = {k: v for k, v in obj.items() if k not in _KNOWN} if len(obj) > 3 else {}
+    return Document(
+        obj["id"],
+        obj["title"],
+        obj["text"],
+        obj.get("source"),
+        obj.get("url"),
+        obj.get("diagnosis"),
+        obj.get("parent"),
+        meta,
+    )
+
+
+def read_trusted_documents(path: str | os.PathLike) -> list[Document]:
+    """Documents of a JSONL file written by :func:`write_corpus` (index folders, caches), without validation."""
+    with open(path, encoding="utf-8") as fh:
+        return [_trusted_document(json.loads(line)) for line in fh if line.strip()]
 
 
 class Corpus:

@@ -422,11 +422,13 @@ def hpo_corpus(
     cache = _cache_root() / "corpora" / f"hpo-{key}.jsonl"
     meta_path = cache.with_suffix(".meta.json")
     if use_cache and cache.is_file() and meta_path.is_file():
-        from medlens.retrieval._corpus import read_corpus
+        from medlens.retrieval._corpus import read_trusted_documents
 
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        corpus = read_corpus(cache, name="hpo")
-        corpus.provenance, corpus.notices = meta["provenance"], meta["notices"]
+        corpus = Corpus(
+            read_trusted_documents(cache), name="hpo", provenance=meta["provenance"], notices=meta["notices"]
+        )
+        corpus._hash = meta.get("sha256")
         return corpus
     kb = load_hpo_knowledge()
     docs = []
@@ -456,7 +458,7 @@ def hpo_corpus(
         from medlens.retrieval._corpus import write_corpus
 
         write_corpus(corpus, cache)
-        atomic_write_json(meta_path, {"provenance": prov, "notices": notes})
+        atomic_write_json(meta_path, {"provenance": prov, "notices": notes, "sha256": corpus.content_hash()})
     return corpus
 
 

@@ -36,7 +36,7 @@ import numpy as np
 from medlens._provenance import config_hash
 from medlens._validation import InputError, check_option
 from medlens.retrieval._bm25 import BM25Index
-from medlens.retrieval._corpus import Corpus, Document
+from medlens.retrieval._corpus import Corpus, read_trusted_documents
 from medlens.retrieval._dense import check_dense_spec, dense_index, load_dense
 from medlens.retrieval._embed import Embedder, embed_corpus, load_embedder
 from medlens.retrieval._fusion import RRF_K, reciprocal_rank_fusion
@@ -355,8 +355,6 @@ class RetrievalIndex:
     @classmethod
     def load(cls, path: str | os.PathLike, *, embedder: Embedder | None = None) -> RetrievalIndex:
         """Open an index folder written by :meth:`save`; the embedder is loaded on the first dense query."""
-        from medlens.io._jsonl import read_jsonl
-
         path = Path(path)
         mpath = path / "manifest.json"
         if not path.is_dir():
@@ -379,8 +377,14 @@ class RetrievalIndex:
         missing = [f for f in manifest.get("files", []) if not (path / f).is_file()]
         if missing:
             raise InputError(f"{path}: index files missing: {missing[:5]}; rebuild the index.")
-        docs = [Document.from_dict(o, where=f"{path}/documents.jsonl") for o in read_jsonl(path / "documents.jsonl")]
+        try:
+            docs = read_trusted_documents(path / "documents.jsonl")
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputError(
+                f"{path}/documents.jsonl is damaged ({type(exc).__name__}: {exc}); rebuild the index."
+            ) from None
         units = Corpus(docs, name=manifest["corpus"]["name"], provenance=manifest["corpus"].get("provenance"))
+        units._hash = (manifest.get("units") or {}).get("sha256")
         bm25 = BM25Index.load(path / "bm25")
         if manifest["dense"].get("mode") == "clauses":
             from medlens.retrieval._clauses import ClauseIndex
