@@ -92,3 +92,17 @@ class CountingEmbedder:
 @pytest.fixture
 def counting_embedder() -> CountingEmbedder:
     return CountingEmbedder()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _faiss_single_thread():
+    """One OpenMP thread for FAISS in tests (the design notes' advice; spinning threads stall on busy CI)."""
+    try:
+        import faiss
+    except ImportError:
+        yield
+        return
+    old = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(old)

@@ -111,7 +111,7 @@ def test_dense_input_errors():
 def test_faiss_factories_train_and_report_errors(tmp_path):
     pytest.importorskip("faiss")
     rng = np.random.default_rng(3)
-    x, q = _unit(rng, 2000, 16), _unit(rng, 50, 16)
+    x, q = _unit(rng, 1000, 16), _unit(rng, 50, 16)
     flat = dense_index(x, "numpy").search(q, 10)[1]
     hnsw = dense_index(x, "faiss:HNSW32,Flat")
     assert hnsw.search_params == {"efSearch": 128}
@@ -119,7 +119,7 @@ def test_faiss_factories_train_and_report_errors(tmp_path):
     assert recall >= 0.98
     ivf = dense_index(x, "faiss:IVF16,Flat", search_params={"nprobe": 16})  # all lists probed: exact
     np.testing.assert_array_equal(ivf.search(q, 10)[1], flat)
-    pq = dense_index(x, "faiss:IVF8,PQ4")
+    pq = dense_index(x, "faiss:IVF8,PQ4x4")  # 4-bit codes: 16 centroids per sub-quantizer train fast
     assert pq.search(q, 5)[1].shape == (50, 5)
     with pytest.raises(InputError, match="invalid FAISS factory string 'Bogus12'"):
         dense_index(x, "faiss:Bogus12")

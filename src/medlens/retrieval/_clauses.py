@@ -159,7 +159,8 @@ class ClauseIndex:
             # the clause ids of the selected units, concatenated without a Python loop
             offs = np.arange(int(lens.sum())) - np.repeat(starts, lens)
             flat = self.indices[np.repeat(self.indptr[rows], lens) + offs]
-            sims = np.ascontiguousarray((self.vectors @ q.T).T)
+            needed, flat = np.unique(flat, return_inverse=True)  # score only the clauses these units hold
+            sims = np.ascontiguousarray((self.vectors[needed] @ q.T).T)
         out = np.zeros(len(starts), dtype=np.float32)
         for s in sims:  # one 1-D gather + segment max per query clause: far cheaper than a 2-D gather
             out += np.maximum.reduceat(s[flat], starts)
