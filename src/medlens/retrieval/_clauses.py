@@ -28,6 +28,7 @@ import numpy as np
 
 from medlens._validation import InputError
 from medlens.retrieval._bm25 import top_k
+from medlens.retrieval._dense import one_blas_thread
 
 __all__ = ["ClauseIndex", "split_clauses"]
 
@@ -151,7 +152,8 @@ class ClauseIndex:
         """Mean over query clauses of the max similarity to each unit's clauses (all units, or ``rows``)."""
         if rows is None:
             flat, starts = self.indices, self.indptr[:-1]
-            sims = np.ascontiguousarray((self.vectors @ q.T).T)  # (m, n_clauses); V stays contiguous for BLAS
+            with one_blas_thread():
+                sims = np.ascontiguousarray((self.vectors @ q.T).T)  # (m, n_clauses); V stays contiguous
         else:
             rows = np.asarray(rows, dtype=np.int64)
             lens = self.indptr[rows + 1] - self.indptr[rows]
@@ -160,7 +162,8 @@ class ClauseIndex:
             offs = np.arange(int(lens.sum())) - np.repeat(starts, lens)
             flat = self.indices[np.repeat(self.indptr[rows], lens) + offs]
             needed, flat = np.unique(flat, return_inverse=True)  # score only the clauses these units hold
-            sims = np.ascontiguousarray((self.vectors[needed] @ q.T).T)
+            with one_blas_thread():
+                sims = np.ascontiguousarray((self.vectors[needed] @ q.T).T)
         out = np.zeros(len(starts), dtype=np.float32)
         for s in sims:  # one 1-D gather + segment max per query clause: far cheaper than a 2-D gather
             out += np.maximum.reduceat(s[flat], starts)
