@@ -198,3 +198,11 @@ def test_clause_mode_numpy_and_faiss_flat_agree(corpus, tmp_path):
     assert (tmp_path / "f" / "clauses.npz").is_file()
     assert (tmp_path / "f" / "dense.faiss").is_file()
     assert [h.id for h in again.search("tubers", k=2)] == [h.id for h in b.search("tubers", k=2)]
+
+
+def test_unwritable_cache_does_not_fail_the_build(corpus, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("MEDLENS_CACHE", str(blocker))
+    idx = RetrievalIndex.build(corpus, embedder=HashingEmbedder(16))
+    assert idx.manifest["build"]["embedding_cache"]["cache"] == "unwritable"

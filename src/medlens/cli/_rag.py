@@ -79,8 +79,7 @@ def index_cmd(
 ) -> None:
     """Build a BM25 + dense index over a corpus and save it as a folder.
 
-    Re-running with the same corpus and options reuses the folder (reported as cached); corpus embeddings are
-    cached under $MEDLENS_CACHE, so rebuilding elsewhere skips the encoder.
+    Re-running with the same corpus and options reuses the folder (reported as cached). Corpus embeddings are cached under $MEDLENS_CACHE, so a rebuild elsewhere skips the encoder.
 
     Examples:
 
@@ -252,8 +251,7 @@ def rare_hpo_cmd(
 ) -> None:
     """Score the retrieval-only diagnosis ranker on simulated rare-disease patients (generator rare-hpo-v1).
 
-    Cases are generated from HPO annotations (phenotypes sampled by frequency, omissions, imprecision through
-    ancestors, noise terms) for diseases with brain-morphology phenotypes, as clinical history + MRI caption.
+    Cases are generated from HPO annotations (phenotypes sampled by frequency, omissions, imprecision through ancestors, noise terms) for diseases with brain-morphology phenotypes, written as clinical history + MRI caption. A candidate is correct when one of its documents is the case's disease or its name equals the disease name.
 
     Examples:
 

@@ -220,7 +220,13 @@ def embed_corpus(
     if use_cache:
         from medlens.io._atomic import atomic_write
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, "wb") as fh:
-            np.save(fh, vecs)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(path, "wb") as fh:
+                np.save(fh, vecs)
+        except OSError as exc:  # a read-only or full cache never fails the build
+            log.warning(
+                "could not write the embedding cache %s (%s); set $MEDLENS_CACHE to a writable folder", path, exc
+            )
+            return vecs, {"cache": "unwritable", "path": None}
     return vecs, {"cache": "miss" if use_cache else "off", "path": str(path) if use_cache else None}

@@ -457,8 +457,11 @@ def hpo_corpus(
         from medlens.io._atomic import atomic_write_json
         from medlens.retrieval._corpus import write_corpus
 
-        write_corpus(corpus, cache)
-        atomic_write_json(meta_path, {"provenance": prov, "notices": notes, "sha256": corpus.content_hash()})
+        try:
+            write_corpus(corpus, cache)
+            atomic_write_json(meta_path, {"provenance": prov, "notices": notes, "sha256": corpus.content_hash()})
+        except OSError as exc:  # a read-only cache only costs the next run a re-render
+            log.warning("could not cache the hpo corpus under %s (%s)", cache.parent, exc)
     return corpus
 
 
