@@ -11,7 +11,7 @@ import sys
 import typer
 
 from medlens import __version__
-from medlens.cli import _demo, _doctor, _encoders, _finetune, _hier, _metrics, _nova, _report, _taxonomy
+from medlens.cli import _demo, _doctor, _encoders, _finetune, _hier, _metrics, _nova, _rag, _report, _taxonomy
 from medlens.cli._common import setup_logging
 from medlens.llm._errors import LLMError
 
@@ -24,7 +24,8 @@ app = typer.Typer(
     "  medlens hier evaluate --taxonomy cxr_anatomic_v1 --truth truth.csv --pred pred.csv --json\n\n"
     "  medlens metrics boxes --gt gt.json --pred dets.json --mode coco --json\n\n"
     "  medlens encode --encoder minilm --texts findings.txt --out findings.npy\n\n"
-    "  medlens nova evaluate --data ~/data/Nova --predictions pred.jsonl --json",
+    "  medlens nova evaluate --data ~/data/Nova --predictions pred.jsonl --json\n\n"
+    "  medlens rag index --corpus hpo --out runs/hpo-index",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -55,6 +56,7 @@ app.add_typer(_hier.app, name="hier")
 app.add_typer(_metrics.app, name="metrics")
 app.add_typer(_encoders.app, name="encoders")
 app.add_typer(_nova.app, name="nova")
+app.add_typer(_rag.app, name="rag")
 app.command("demo")(_demo.demo)
 app.command("doctor")(_doctor.doctor)
 app.command("report")(_report.report)

