@@ -185,9 +185,12 @@ def index_cmd(
 
 def _index_prov(idx: Any) -> dict[str, Any]:
     m = idx.manifest
+    cprov = m["corpus"].get("provenance") or {}
+    versions = {k: cprov[k] for k in ("hpo_version", "hpoa_version") if cprov.get(k)}
     return {
         "path": str(idx.path),
         "corpus": m["corpus"]["name"],
+        **versions,
         "corpus_sha256": m["corpus"]["sha256"],
         "request_hash": m.get("request_hash"),
         "dense": m["dense"].get("factory", m["dense"]["kind"]),

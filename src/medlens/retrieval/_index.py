@@ -259,10 +259,11 @@ class RetrievalIndex:
             truncated = int((embedder.count_tokens(to_embed) > embedder.max_length).sum())
             if truncated:
                 log.warning(
-                    "%d of %d units are longer than the embedder's %d word pieces; their dense vectors read only the "
-                    "start (BM25 reads all). Chunk them (chunking={'size': ..., 'unit': 'tokens'}) to embed all.",
+                    "%d of %d embedded texts are longer than the embedder's %d word pieces; their dense vectors read "
+                    "only the start (BM25 reads all). Chunk them (chunking={'size': ..., 'unit': 'tokens'}) or use "
+                    "dense_mode='clauses' to embed all.",
                     truncated,
-                    len(texts),
+                    len(to_embed),
                     embedder.max_length,
                 )
         manifest = {
