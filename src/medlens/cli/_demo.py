@@ -70,15 +70,15 @@ def demo(
         )
         summary["cxr-reports-finetune"] = {
             "metrics": str(out / "cxr-reports-finetune" / "metrics.json"),
+            "table": {
+                row: {
+                    col: {key: c[key] for key in ("lambda", "hF", "cae_rate", "coverage", "macro_auroc")}
+                    for col, c in cols.items()
+                }
+                for row, cols in doc["table"].items()
+            },
             "target": doc["target"],
             "timing_s": doc["timing_s"],
-        }
-        summary["cxr-reports-finetune"]["table"] = {
-            row: {
-                col: {key: c[key] for key in ("lambda", "hF", "cae_rate", "coverage", "macro_auroc")}
-                for col, c in cols.items()
-            }
-            for row, cols in doc["table"].items()
         }
     info = build_report(out, out / "report.html")
     summary["report"] = info["report"]

@@ -46,11 +46,11 @@ def finetune(
     """
     from medlens._provenance import provenance, stamp
     from medlens.encoders import load_encoder
-    from medlens.hierarchy.finetune import FinetuneConfig, LossConfig, finetune
+    from medlens.hierarchy.finetune import LOSSES, FinetuneConfig, LossConfig, finetune
     from medlens.hierarchy.finetune._data import read_training_table
     from medlens.taxonomy import load_taxonomy
 
-    if loss not in ("radial", "hxe", "soft", "bce"):
+    if loss not in LOSSES:
         from medlens._validation import InputError
 
         raise InputError(f"unknown --loss {loss!r}; expected radial, hxe, soft or bce.")

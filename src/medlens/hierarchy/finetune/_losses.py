@@ -173,7 +173,7 @@ class RadialTaxonomyLoss(_Buffers):
         return loss, parts
 
 
-def _leaf_log_probs(logits: Any, arrays: TaxonomyArrays, leaves: Any, leaf_to_node: Any) -> tuple[Any, Any]:
+def _leaf_log_probs(logits: Any, leaves: Any, leaf_to_node: Any) -> tuple[Any, Any]:
     """Leaf log-softmax and node log-probabilities (sum of their leaves) from node logits."""
     log_leaf = F.log_softmax(logits[:, leaves], dim=-1)
     # log p(v) = logsumexp over the leaves under v; masked log-sum-exp keeps it exact for tiny probabilities
@@ -204,7 +204,7 @@ class HXELoss(_Buffers):
         self._buf("path", arrays.ancestors)  # path[t, c] = 1 iff c lies on the root→t path
 
     def forward(self, out: ModelOutput, targets: Any) -> tuple[Any, dict[str, float]]:
-        _, log_node = _leaf_log_probs(out.logits, self.arrays, self.leaves, self.leaf_to_node)
+        _, log_node = _leaf_log_probs(out.logits, self.leaves, self.leaf_to_node)
         parent_log = torch.where(
             self.parent >= 0, log_node[:, self.parent.clamp_min(0)], torch.zeros_like(log_node)
         )  # log p(parent); the root has probability 1

@@ -229,30 +229,26 @@ class _PrefixCache:
             handle.remove()
             tower.module.train(was)
 
-    def replay(self, batch_id: int) -> Any:
-        import contextlib
+    @contextlib.contextmanager
+    def replay(self, batch_id: int) -> Iterator[None]:
+        """While active, the tower's forward skips the frozen blocks and resumes from the cached batch output."""
+        cached = self.states[batch_id]
+        wrap = (lambda h: (h,)) if self.tuple_out else (lambda h: h)
 
-        @contextlib.contextmanager
-        def patched():
-            cached = self.states[batch_id]
-            wrap = (lambda h: (h,)) if self.tuple_out else (lambda h: h)
+        def passthrough(hidden_states, *args, **kwargs):
+            return wrap(hidden_states)
 
-            def passthrough(hidden_states, *args, **kwargs):
-                return wrap(hidden_states)
+        def lookup(hidden_states, *args, **kwargs):
+            return wrap(cached)
 
-            def lookup(hidden_states, *args, **kwargs):
-                return wrap(cached)
-
-            for b in self.blocks[:-2]:
-                b.forward = passthrough
-            self.blocks[-2].forward = lookup
-            try:
-                yield
-            finally:
-                for b in self.blocks[:-1]:
-                    del b.forward  # back to the class method
-
-        return patched()
+        for b in self.blocks[:-2]:
+            b.forward = passthrough
+        self.blocks[-2].forward = lookup
+        try:
+            yield
+        finally:
+            for b in self.blocks[:-1]:
+                del b.forward  # back to the class method
 
 
 def _batches(inputs: list[Any], batch_size: int) -> list[np.ndarray]:
