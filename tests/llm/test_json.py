@@ -56,6 +56,9 @@ GOOD = {"primary": "glioblastoma", "differentials": ["metastasis", "abscess", "l
         ('{\n  "a": 1, // the answer\n  /* note */ "b": 2\n}', {"a": 1, "b": 2}, ["comments"]),
         ('<think>Maybe {"a": 0}? No.</think>\n{"a": 1}', {"a": 1}, ["think_block"]),
         ('reasoning without an opening tag</think>{"a": 2}', {"a": 2}, ["think_block"]),
+        ("Result: {'': '<THINK>'}", {"": "<THINK>"}, ["single_quotes"]),  # tags inside strings are data
+        ('{"note": "a </think> tag"}', {"note": "a </think> tag"}, []),
+        ('<think>hmm</think>{"note": "<think>x</think>"}', {"note": "<think>x</think>"}, ["think_block"]),
         (
             '{"text": "apostrophe\'s fine", "x": "{not a brace}"}',
             {"text": "apostrophe's fine", "x": "{not a brace}"},

@@ -29,7 +29,6 @@ __all__ = ["JSONAnswer", "chat_json", "extract_json", "iter_json_candidates", "p
 
 log = logging.getLogger("medlens.llm")
 
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"```[ \t]*(?:json5?|JSON|javascript|js)?[ \t]*\n?(.*?)```", re.DOTALL)
 _PY_LITERALS = {"True": "true", "False": "false", "None": "null"}
 _CLOSER_AHEAD = re.compile(r"\s*(?://[^\n]*\n\s*|/\*.*?\*/\s*)*[}\]]", re.DOTALL)
@@ -39,14 +38,31 @@ _MAX_CANDIDATES = 64
 _DEFAULT_SCHEMA = {"type": ["object", "array"]}
 
 
-def _strip_think(text: str) -> tuple[str, bool]:
-    out = _THINK.sub("", text)
-    low = out.lower()
-    if "</think>" in low:  # an answer whose opening <think> the server dropped
-        out = out[low.rfind("</think>") + len("</think>") :]
-    elif "<think>" in low:  # cut off while thinking: nothing after it is an answer
-        out = out[: low.find("<think>")]
-    return out, out != text
+def _think_bodies(text: str) -> list[tuple[str, bool]]:
+    """The parts of a reply to search for the answer, in order, each with whether thinking was removed.
+
+    Reasoning models open their reply with ``<think>...</think>``: only what follows the first closing
+    tag is the answer, and a reply cut off before it holds no answer. A closing tag elsewhere (the server
+    dropped the opening one, or thinking came after some prose) makes the text after it the first place
+    to look, and the whole reply the second; a tag inside a balanced ``{...}`` is data, not a boundary.
+    """
+    low = text.lower()
+    close = low.find("</think>")
+    if low.lstrip().startswith("<think>"):
+        return [(text[close + len("</think>") :], True)] if close >= 0 else [("", True)]
+    if close >= 0 and not _inside_object(text, close):
+        return [(text[close + len("</think>") :], True), (text, False)]
+    return [(text, False)]
+
+
+def _inside_object(text: str, pos: int) -> bool:
+    """Whether ``text[pos]`` lies within a balanced ``{...}`` that opens before it (a tag that is data)."""
+    for tried, m in enumerate(re.finditer(r"\{", text[:pos])):
+        if tried >= _MAX_CANDIDATES:
+            break
+        if _balanced_end(text, m.start()) > pos:
+            return True
+    return False
 
 
 def _string_end(s: str, i: int) -> int:
@@ -161,33 +177,33 @@ def iter_json_candidates(text: str) -> Iterator[tuple[Any, list[str]]]:
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str; got {type(text).__name__}.")
-    body, thought = _strip_think(text)
-    pre = ["think_block"] if thought else []
     seen: set[str] = set()
 
-    def attempt(chunk: str, extra: list[str]) -> Iterator[tuple[Any, list[str]]]:
+    def attempt(chunk: str, fixes: list[str]) -> Iterator[tuple[Any, list[str]]]:
         chunk = chunk.strip()
         if not chunk or chunk in seen:
             return
         seen.add(chunk)
         try:
-            value, fixes = _loads(chunk)
+            value, normalised = _loads(chunk)
         except ValueError:
             return
-        yield value, pre + extra + fixes
+        yield value, fixes + normalised
 
-    yield from attempt(body, [])
-    for m in _FENCE.finditer(body):
-        yield from attempt(m.group(1), ["code_fence"])
-    tried = 0
-    for start in (m.start() for m in re.finditer(r"\{", body)):
-        end = _balanced_end(body, start)
-        if end < 0:
-            continue
-        tried += 1
-        if tried > _MAX_CANDIDATES:
-            break
-        yield from attempt(body[start : end + 1], ["extracted"])
+    for body, thought in _think_bodies(text):
+        pre = ["think_block"] if thought else []
+        yield from attempt(body, pre)
+        for m in _FENCE.finditer(body):
+            yield from attempt(m.group(1), [*pre, "code_fence"])
+        tried = 0
+        for start in (m.start() for m in re.finditer(r"\{", body)):
+            end = _balanced_end(body, start)
+            if end < 0:
+                continue
+            tried += 1
+            if tried > _MAX_CANDIDATES:
+                break
+            yield from attempt(body[start : end + 1], [*pre, "extracted"])
 
 
 def extract_json(text: str) -> Any:
@@ -204,7 +220,7 @@ def extract_json(text: str) -> Any:
 
 
 def _no_json_message(text: str) -> str:
-    stripped, _ = _strip_think(text)
+    stripped = _think_bodies(text)[0][0]
     if not stripped.strip():
         return "the reply is empty (no JSON object)"
     if "{" in stripped and _balanced_end(stripped, stripped.index("{")) < 0:
