@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
+
+# CI runs the property tests on a fixed, reproducible set of examples (a red CI must be reproducible); a local
+# `make test` explores new examples on every run. HYPOTHESIS_PROFILE=ci selects the fixed set.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 from medlens.taxonomy import Taxonomy
 
