@@ -1,4 +1,4 @@
-"""``medlens nova``: validate a local copy of NOVA, and evaluate prediction rows on it."""
+"""``medlens nova``: validate a local copy of NOVA, run a model over it, and evaluate prediction rows on it."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Any
 
 import typer
 
-from medlens.cli._common import console, emit_json, human_float
+from medlens.cli._common import console, emit_json, human_float, progress_enabled
 
 app = typer.Typer(
-    help="NOVA (rare brain-MRI findings): validate your local copy, evaluate prediction rows. medlens never "
+    help="NOVA (rare brain-MRI findings): validate your local copy, run a VLM over it, evaluate prediction rows. "
+    "medlens never "
     "downloads NOVA (CC BY-NC-SA 4.0): point --data at your copy or at an id already in the Hugging Face cache.",
     no_args_is_help=True,
 )
@@ -87,6 +88,158 @@ def _print_validate(s: dict[str, Any]) -> None:
         con.print(f"  [{p['kind']}] {p['message']}", markup=False)
     if s["n_problems"] > 50:
         con.print(f"  ... and {s['n_problems'] - 50} more (use --json for all)")
+
+
+# ===================================================================================================== run
+def _chat_client(
+    *,
+    llm_url: str | None,
+    model: str | None,
+    allow_remote: bool,
+    model_path: Path | None,
+    vision: bool,
+    device: str = "cpu",
+    dtype: str = "float32",
+    cache: bool = True,
+    what: str = "--llm-url URL --model M, or --model-path DIR",
+):
+    """An OpenAI-compatible client (``--llm-url`` + ``--model``) or a local transformers model (``--model-path``)."""
+    from medlens._validation import InputError
+
+    if (llm_url is None) == (model_path is None):
+        raise InputError(f"give either {what} (exactly one of --llm-url and --model-path).")
+    if llm_url is not None:
+        if not model:
+            raise InputError("--llm-url needs --model (the model name the server expects).")
+        from medlens.llm import OpenAIClient
+
+        return OpenAIClient(llm_url, model, allow_remote=allow_remote, cache=cache)
+    if model:
+        raise InputError("--model names the model of an --llm-url endpoint; with --model-path the folder is the model.")
+    if not vision:  # a text-only run: a VLM folder (its config has a vision_config) still loads as a VLM
+        cfg = Path(model_path) / "config.json"  # type: ignore[arg-type]
+        try:
+            vision = "vision_config" in json.loads(cfg.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            vision = False
+    if vision:
+        from medlens.llm import TransformersVLMClient
+
+        return TransformersVLMClient(model_path, device=device, dtype=dtype, cache=cache)  # type: ignore[arg-type]
+    from medlens.llm import TransformersClient
+
+    return TransformersClient(model_path, device=device, dtype=dtype, cache=cache)  # type: ignore[arg-type]
+
+
+@app.command("run")
+def run_cmd(
+    data: str = typer.Option(..., "--data", help=DATA_HELP),
+    task: str = typer.Option(..., "--task", help="localization | caption | diagnosis."),
+    setting: str = typer.Option(
+        "image",
+        "--setting",
+        help="image (default) | image+history (add the clinical history) | text (diagnosis only: clinical "
+        "history + radiologist caption, no image).",
+    ),
+    out: Path = typer.Option(..., "--out", help="Run folder: predictions.jsonl + manifest.json (resumable)."),
+    llm_url: str | None = typer.Option(
+        None, "--llm-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp, Ollama)."
+    ),
+    model: str | None = typer.Option(None, "--model", help="Model name the --llm-url server expects."),
+    allow_remote: bool = typer.Option(
+        False, "--allow-remote", help="Allow an --llm-url that is not this machine (patient data leaves it)."
+    ),
+    model_path: Path | None = typer.Option(
+        None, "--model-path", help="Local transformers model folder (a VLM; a causal LM for --setting text)."
+    ),
+    device: str = typer.Option("cpu", "--device", help="--model-path: cpu | cuda | cuda:N | mps | auto."),
+    dtype: str = typer.Option("float32", "--dtype", help="--model-path: float32 | bfloat16 | float16."),
+    template: Path | None = typer.Option(
+        None, "--template", help="Your prompt template (JSON/YAML: user, system, name); default: the built-in one."
+    ),
+    box_format: str = typer.Option(
+        "xyxy_norm1000", "--box-format", help="Box frame asked for and recorded: xyxy_norm1000 (default) | xyxy_pixel."
+    ),
+    temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy (default)."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed passed to the model."),
+    max_tokens: int | None = typer.Option(
+        None, "--max-tokens", help="Reply length limit (default: the server's; 512 for --model-path)."
+    ),
+    no_repair: bool = typer.Option(False, "--no-repair", help="No repair request after an unusable JSON reply."),
+    limit: int | None = typer.Option(None, "--limit", help="Only the first N images (a later run continues)."),
+    images: Path | None = typer.Option(None, "--images", help="Folder to look for the image files in first."),
+    allow_problems: bool = typer.Option(
+        False, "--allow-problems", help="Run even when `nova validate` finds problems in the data."
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write $MEDLENS_CACHE/llm."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Discard a run folder made with another configuration (default: refuse)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Run a VLM (or, for --setting text, an LLM) over NOVA and write prediction rows for `nova evaluate`.
+
+    One row per image is appended to OUT/predictions.jsonl as each answer arrives: filename, task, setting, the
+    prediction (boxes + scores + box_format | caption | diagnoses), the raw reply and parse_error. A reply that
+    cannot be parsed is counted (manifest.json) and written as an empty prediction, never fatal. Rerunning the
+    same command resumes; a folder made with another configuration is refused unless --overwrite. Replies are
+    cached, so a rerun into a new folder is free. Prompts: medlens.benchmarks._nova_prompts (or --template).
+
+    Example: medlens nova run --data ~/data/Nova --task diagnosis --setting image+history --llm-url
+    http://127.0.0.1:8000/v1 --model qwen2.5-vl-7b --out runs/nova-dx
+    """
+    from medlens._provenance import stamp
+    from medlens._validation import check_option
+    from medlens.benchmarks._nova_prompts import REQUEST_BOX_FORMATS, RUN_SETTINGS, RUN_TASKS, load_template
+    from medlens.benchmarks._nova_run import nova_run
+
+    check_option(task, RUN_TASKS, name="task")
+    check_option(setting, RUN_SETTINGS[task], name=f"setting (for task {task})")
+    check_option(box_format, REQUEST_BOX_FORMATS, name="box-format")
+    tmpl = load_template(template, task, setting) if template is not None else None
+    client = _chat_client(
+        llm_url=llm_url,
+        model=model,
+        allow_remote=allow_remote,
+        model_path=model_path,
+        vision=setting != "text",
+        device=device,
+        dtype=dtype,
+        cache=not no_cache,
+    )
+    ds = _load(data, "auto", images, setting != "text", strict=not allow_problems)
+    summary = nova_run(
+        ds,
+        client,
+        out,
+        task=task,
+        setting=setting,
+        template=tmpl,
+        box_format=box_format,
+        temperature=temperature,
+        seed=seed,
+        max_tokens=max_tokens,
+        repair=not no_repair,
+        limit=limit,
+        overwrite=overwrite,
+        progress=progress_enabled(as_json),
+    )
+    manifest = json.loads(Path(summary["manifest"]).read_text(encoding="utf-8"))
+    c = summary["counts"]
+    if c["parse_failures"]:
+        sys.stderr.write(
+            f"medlens: warning: {c['parse_failures']} of {c['done']} repl(ies) could not be parsed (written as empty "
+            f"predictions with parse_error; see {summary['predictions']})\n"
+        )
+    if as_json:
+        emit_json(stamp(summary, manifest["provenance"]))
+        return
+    console().print(
+        f"{summary['status']}: {c['done']} of {c['n_items']} image(s) in {summary['predictions']} "
+        f"({c['parse_failures']} parse failure(s), {c['cached']} from cache). Next: medlens nova evaluate --data "
+        f"{data} --predictions {summary['predictions']}",
+        markup=False,
+    )
 
 
 # ================================================================================================ evaluate
