@@ -259,8 +259,8 @@ def _tasks_in(path: Path) -> set[str]:
     return tasks
 
 
-def _judge(name: str | None, synonyms: Path | None, threshold: float | None):
-    from medlens.metrics import JUDGES, EmbeddingJudge, ExactSynonymJudge
+def _judge(name: str | None, synonyms: Path | None, threshold: float | None, llm: dict[str, Any] | None = None):
+    from medlens.metrics import JUDGES, EmbeddingJudge, ExactSynonymJudge, LLMJudge
 
     if name is None:
         return None
@@ -269,6 +269,8 @@ def _judge(name: str | None, synonyms: Path | None, threshold: float | None):
         return ExactSynonymJudge(synonyms)
     if canonical == "embedding":
         return EmbeddingJudge(threshold=0.8 if threshold is None else threshold)
+    if canonical == "llm":
+        return LLMJudge(**(llm or {}))
     return JUDGES.get(canonical)()
 
 
@@ -282,7 +284,9 @@ def evaluate_cmd(
         "| caption | diagnoses, raw}.",
     ),
     judge: str = typer.Option(
-        "exact_synonym", "--judge", help="Diagnosis judge: exact_synonym (default) | embedding (analysis only)."
+        "exact_synonym",
+        "--judge",
+        help="Diagnosis judge: exact_synonym (default) | embedding (analysis only) | llm (--llm-url, --model).",
     ),
     compare_judge: str | None = typer.Option(
         None, "--compare-judge", help="Run a second judge on the same pairs and report Cohen's kappa between them."
@@ -292,6 +296,14 @@ def evaluate_cmd(
     ),
     embedding_threshold: float | None = typer.Option(
         None, "--embedding-threshold", help="embedding: cosine threshold (default 0.8)."
+    ),
+    llm_url: str | None = typer.Option(
+        None, "--llm-url", help="llm judge: OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1."
+    ),
+    model: str | None = typer.Option(None, "--model", help="llm judge: the model name the server expects."),
+    votes: int = typer.Option(3, "--votes", help="llm judge: votes per pair (temperature 0, seeds 0..votes-1)."),
+    allow_remote: bool = typer.Option(
+        False, "--allow-remote", help="llm judge: allow an endpoint that is not this machine."
     ),
     ap_mode: str = typer.Option(
         "voc11", "--ap-mode", help="voc11: per-image 11-point AP (nova-voc11, default) | coco: pooled 101-point AP."
@@ -324,22 +336,36 @@ def evaluate_cmd(
     localization: map30, map50, map50_95, acc50 (protocol nova-voc11 or coco101; box-frame conversions and clips
     listed as deviations; the two raters' agreement as human ceiling). caption: bleu, rouge_l, cider, meteor,
     bertscore_f1, keyword_f1_modality, keyword_f1_findings. diagnosis: top1, top5 (+ macro) under the judge, with
-    coverage and entropy of the predicted labels. Every task reports n_predicted and n_missing.
+    coverage and entropy of the predicted labels; --compare-judge adds Cohen's kappa between two judges. The llm
+    judge asks --model at --llm-url --votes times per pair and takes the majority (votes and decisions cached).
+    Every task reports n_predicted and n_missing.
 
     Example: medlens nova evaluate --data ~/data/Nova --predictions run/predictions.jsonl --judge exact_synonym --json
     """
     from medlens._provenance import provenance, stamp
-    from medlens._validation import check_option
+    from medlens._validation import InputError, check_option
     from medlens.benchmarks._nova_eval import AP_MODES, MISSING_RULES, PREDICTION_TASKS
     from medlens.benchmarks.nova import nova_evaluate, read_nova_predictions
     from medlens.io._atomic import atomic_write_json
-    from medlens.metrics import JudgeCache
+    from medlens.metrics import JUDGES, JudgeCache
 
     check_option(ap_mode, tuple(AP_MODES), name="ap-mode")
     check_option(missing, MISSING_RULES, name="missing")
     check_option(no_gold, ("skip", "score"), name="no-gold")
-    j = _judge(judge, synonyms, embedding_threshold)
-    cj = _judge(compare_judge, synonyms, embedding_threshold)
+    cache = None if no_cache else JudgeCache()
+    uses_llm = "llm" in {JUDGES.resolve_name(n) for n in (judge, compare_judge) if n is not None}
+    if not uses_llm and (llm_url is not None or model is not None):
+        raise InputError("--llm-url and --model configure the llm judge; add --judge llm or --compare-judge llm.")
+    llm = {
+        "llm_url": llm_url,
+        "model": model,
+        "allow_remote": allow_remote,
+        "votes": votes,
+        "vote_cache": cache,
+        "cache": not no_cache,
+    }
+    j = _judge(judge, synonyms, embedding_threshold, llm)
+    cj = _judge(compare_judge, synonyms, embedding_threshold, llm)
     need_images = "localization" in _tasks_in(predictions)
     ds = _load(data, "auto", images, need_images, strict=not allow_problems)
     preds = read_nova_predictions(predictions, ds)
@@ -350,7 +376,7 @@ def evaluate_cmd(
         preds,
         judge=j,
         compare_judge=cj,
-        judge_cache=None if no_cache else JudgeCache(),
+        judge_cache=cache,
         ap_mode=ap_mode,  # type: ignore[arg-type]
         no_gold=no_gold,  # type: ignore[arg-type]
         missing=missing,  # type: ignore[arg-type]
@@ -374,6 +400,7 @@ def evaluate_cmd(
     config = {
         "judge": j.judge_id,
         "compare_judge": cj.judge_id if cj is not None else None,
+        "llm_endpoint": llm_url if uses_llm else None,
         "ap_mode": ap_mode,
         "no_gold": no_gold,
         "missing": missing,
