@@ -404,3 +404,35 @@ def test_cli_local_vlm_model_path(nova_dir, tmp_path, capsys):
     assert all(r["boxes"] == [] and r["parse_error"] and r["repaired"] for r in rows)
     res = nova_evaluate(load_nova(nova_dir), out / "predictions.jsonl", human_ceiling=False)
     assert res["localization"]["map50"] == 0.0
+
+
+def test_cli_text_setting_with_a_local_causal_lm(nova_dir, tmp_path, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from tests.llm.test_transformers import _save_tiny_lm
+
+    model = _save_tiny_lm(tmp_path / "tiny-gpt2", chat_template=None)
+    out = tmp_path / "text"
+    rc, stdout, err = _cli(
+        capsys,
+        *("nova", "run", "--data", nova_dir, "--task", "diagnosis", "--setting", "text", "--model-path", model),
+        *("--max-tokens", "3", "--no-repair", "--limit", "1", "--out", out, "--json"),
+    )
+    assert rc == 0, err
+    doc = json.loads(stdout)
+    assert doc["model"]["kind"] == "transformers"  # a causal LM folder (no vision_config) runs text-only
+    assert doc["counts"] == {
+        "n_items": 1,
+        "done": 1,
+        "parse_failures": 1,
+        "repaired": 0,
+        "cached": 0,
+        "remaining": 0,
+    }
+    assert rows_of(out)[0]["diagnoses"] == []
+    rc, _, err = _cli(
+        capsys,
+        *("nova", "run", "--data", nova_dir, "--task", "diagnosis", "--model-path", model, "--out", tmp_path / "img"),
+    )
+    assert rc == 2  # an image setting needs a vision-language model
+    assert "could not load a vision-language model" in err
