@@ -37,3 +37,10 @@ BENCHMARKS.register(
     "(threshold 0.5, CRC) on the test split",
     extras=("torch", "hf", "data", "viz"),
 )
+BENCHMARKS.register(
+    "nova",
+    "medlens.benchmarks._nova_bench:SPEC",
+    description="NOVA rare brain-MRI findings (your local copy; never downloaded): score a predictions file for "
+    "localisation, captioning and diagnosis (not part of `medlens demo`)",
+    extras=("io", "vision"),
+)

@@ -35,6 +35,32 @@ loaders, [U] assumed):
   (``filename, x, y, width, height``), plus an optional ``bboxes_raters.csv`` (``filename, rater, x, y, width,
   height``) [U]; images are looked up by file name in ``images/`` and then in the folder itself.
 
+Schema check (done for ``medlens nova run``; no official file could be opened, so nothing here is [V] beyond
+what the list above marks so):
+
+- ``parquet_v1`` names confirmed by three independent third-party readers of ``data/nova-v1.parquet``, which all
+  use exactly ``filename``, ``case_id``, ``scan_id``, ``caption_text``, ``image_path`` (a path relative to the
+  dataset repo root), ``meta`` with keys ``clinical_history`` and ``final_diagnosis``, and ``bboxes`` as a list
+  of ``{"x", "y", "width", "height", "source"}`` with gold boxes marked ``source == "gold"`` and converted
+  ``xywh -> xyxy`` as here: liamchalcroft/gaze ``examples/nova/src/data/nova_dataset.py`` (commit 650fc6d), a
+  WALDO reference implementation's ``scripts/run_inference.py`` and a NOVA RL environment's ``prepare_data.py``
+  (the code index did not name the repositories of the last two). All three read
+  ``meta`` and ``bboxes`` as already-decoded Python objects (``isinstance(row["meta"], dict)`` after
+  ``pandas.read_parquet``), which suggests nested parquet values rather than JSON strings in the current file;
+  both are read here. The source name of rater boxes (anything other than ``"gold"``) was not found.
+- ``parquet_struct`` confirmed [V] by the card's notebook (``example.ipynb`` of ``c-i-ber/Nova`` at commit
+  e2d3c6c): ``load_dataset("Ano-2090/Nova", trust_remote_code=True)``, split ``"test"``, fields ``image``,
+  ``bbox_gold`` ``{x, y, width, height}`` and ``bbox_raters`` ``{rater, x, y, width, height}`` drawn as top-left
+  ``(x, y)`` plus ``(w, h)``. A third-party script over that loader also reads ``filename``, ``caption``,
+  ``clinical_history``, ``final_diagnosis`` and a ``differential_diagnosis`` field [3P; not read by medlens].
+- ``csv``: ``captions.csv`` (``filename, case_id, scan_id, caption``), ``case_metadata.csv`` (``case_id,
+  clinical_history, final_diagnosis``) and ``bboxes_gold.csv`` (``filename, x, y, width, height``) confirmed
+  [3P] by liamchalcroft/gaze ``examples/nova/src/data/nova_ground_truth.py`` and its tests, which download them
+  from the dataset repo with ``hf_hub_download``; ``bboxes_raters.csv`` remains [U].
+- Loading ``c-i-ber/Nova`` with ``load_dataset`` alone gives the image folder (images sorted by file name, not
+  in parquet row order: the WALDO reader maps rows to images by file name); medlens looks images up by
+  ``image_path`` / file name, never by position.
+
 Boxes are pixel ``[x, y, width, height]`` with a top-left origin in every layout (the notebook draws them so);
 the loader stores them as pixel ``xyxy`` (``[x1, y1, x2, y2]``), the frame of :mod:`medlens.metrics`.
 

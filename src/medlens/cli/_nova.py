@@ -1,4 +1,4 @@
-"""``medlens nova``: validate a local copy of NOVA, and evaluate prediction rows on it."""
+"""``medlens nova``: validate a local copy of NOVA, run a model over it, and evaluate prediction rows on it."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Any
 
 import typer
 
-from medlens.cli._common import console, emit_json, human_float
+from medlens.cli._common import console, emit_json, human_float, progress_enabled
 
 app = typer.Typer(
-    help="NOVA (rare brain-MRI findings): validate your local copy, evaluate prediction rows. medlens never "
+    help="NOVA (rare brain-MRI findings): validate your local copy, run a VLM over it, evaluate prediction rows. "
+    "medlens never "
     "downloads NOVA (CC BY-NC-SA 4.0): point --data at your copy or at an id already in the Hugging Face cache.",
     no_args_is_help=True,
 )
@@ -89,6 +90,158 @@ def _print_validate(s: dict[str, Any]) -> None:
         con.print(f"  ... and {s['n_problems'] - 50} more (use --json for all)")
 
 
+# ===================================================================================================== run
+def _chat_client(
+    *,
+    llm_url: str | None,
+    model: str | None,
+    allow_remote: bool,
+    model_path: Path | None,
+    vision: bool,
+    device: str = "cpu",
+    dtype: str = "float32",
+    cache: bool = True,
+    what: str = "--llm-url URL --model M, or --model-path DIR",
+):
+    """An OpenAI-compatible client (``--llm-url`` + ``--model``) or a local transformers model (``--model-path``)."""
+    from medlens._validation import InputError
+
+    if (llm_url is None) == (model_path is None):
+        raise InputError(f"give either {what} (exactly one of --llm-url and --model-path).")
+    if llm_url is not None:
+        if not model:
+            raise InputError("--llm-url needs --model (the model name the server expects).")
+        from medlens.llm import OpenAIClient
+
+        return OpenAIClient(llm_url, model, allow_remote=allow_remote, cache=cache)
+    if model:
+        raise InputError("--model names the model of an --llm-url endpoint; with --model-path the folder is the model.")
+    if not vision:  # a text-only run: a VLM folder (its config has a vision_config) still loads as a VLM
+        cfg = Path(model_path) / "config.json"  # type: ignore[arg-type]
+        try:
+            vision = "vision_config" in json.loads(cfg.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            vision = False
+    if vision:
+        from medlens.llm import TransformersVLMClient
+
+        return TransformersVLMClient(model_path, device=device, dtype=dtype, cache=cache)  # type: ignore[arg-type]
+    from medlens.llm import TransformersClient
+
+    return TransformersClient(model_path, device=device, dtype=dtype, cache=cache)  # type: ignore[arg-type]
+
+
+@app.command("run")
+def run_cmd(
+    data: str = typer.Option(..., "--data", help=DATA_HELP),
+    task: str = typer.Option(..., "--task", help="localization | caption | diagnosis."),
+    setting: str = typer.Option(
+        "image",
+        "--setting",
+        help="image (default) | image+history (add the clinical history) | text (diagnosis only: clinical "
+        "history + radiologist caption, no image).",
+    ),
+    out: Path = typer.Option(..., "--out", help="Run folder: predictions.jsonl + manifest.json (resumable)."),
+    llm_url: str | None = typer.Option(
+        None, "--llm-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp, Ollama)."
+    ),
+    model: str | None = typer.Option(None, "--model", help="Model name the --llm-url server expects."),
+    allow_remote: bool = typer.Option(
+        False, "--allow-remote", help="Allow an --llm-url that is not this machine (patient data leaves it)."
+    ),
+    model_path: Path | None = typer.Option(
+        None, "--model-path", help="Local transformers model folder (a VLM; a causal LM for --setting text)."
+    ),
+    device: str = typer.Option("cpu", "--device", help="--model-path: cpu | cuda | cuda:N | mps | auto."),
+    dtype: str = typer.Option("float32", "--dtype", help="--model-path: float32 | bfloat16 | float16."),
+    template: Path | None = typer.Option(
+        None, "--template", help="Your prompt template (JSON/YAML: user, system, name); default: the built-in one."
+    ),
+    box_format: str = typer.Option(
+        "xyxy_norm1000", "--box-format", help="Box frame asked for and recorded: xyxy_norm1000 (default) | xyxy_pixel."
+    ),
+    temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy (default)."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed passed to the model."),
+    max_tokens: int | None = typer.Option(
+        None, "--max-tokens", help="Reply length limit (default: the server's; 512 for --model-path)."
+    ),
+    no_repair: bool = typer.Option(False, "--no-repair", help="No repair request after an unusable JSON reply."),
+    limit: int | None = typer.Option(None, "--limit", help="Only the first N images (a later run continues)."),
+    images: Path | None = typer.Option(None, "--images", help="Folder to look for the image files in first."),
+    allow_problems: bool = typer.Option(
+        False, "--allow-problems", help="Run even when `nova validate` finds problems in the data."
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write $MEDLENS_CACHE/llm."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Discard a run folder made with another configuration (default: refuse)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Run a VLM (or, for --setting text, an LLM) over NOVA and write prediction rows for `nova evaluate`.
+
+    One row per image is appended to OUT/predictions.jsonl as each answer arrives: filename, task, setting, the
+    prediction (boxes + scores + box_format | caption | diagnoses), the raw reply and parse_error. A reply that
+    cannot be parsed is counted (manifest.json) and written as an empty prediction, never fatal. Rerunning the
+    same command resumes; a folder made with another configuration is refused unless --overwrite. Replies are
+    cached, so a rerun into a new folder is free. Prompts: medlens.benchmarks._nova_prompts (or --template).
+
+    Example: medlens nova run --data ~/data/Nova --task diagnosis --setting image+history --llm-url
+    http://127.0.0.1:8000/v1 --model qwen2.5-vl-7b --out runs/nova-dx
+    """
+    from medlens._provenance import stamp
+    from medlens._validation import check_option
+    from medlens.benchmarks._nova_prompts import REQUEST_BOX_FORMATS, RUN_SETTINGS, RUN_TASKS, load_template
+    from medlens.benchmarks._nova_run import nova_run
+
+    check_option(task, RUN_TASKS, name="task")
+    check_option(setting, RUN_SETTINGS[task], name=f"setting (for task {task})")
+    check_option(box_format, REQUEST_BOX_FORMATS, name="box-format")
+    tmpl = load_template(template, task, setting) if template is not None else None
+    client = _chat_client(
+        llm_url=llm_url,
+        model=model,
+        allow_remote=allow_remote,
+        model_path=model_path,
+        vision=setting != "text",
+        device=device,
+        dtype=dtype,
+        cache=not no_cache,
+    )
+    ds = _load(data, "auto", images, setting != "text", strict=not allow_problems)
+    summary = nova_run(
+        ds,
+        client,
+        out,
+        task=task,
+        setting=setting,
+        template=tmpl,
+        box_format=box_format,
+        temperature=temperature,
+        seed=seed,
+        max_tokens=max_tokens,
+        repair=not no_repair,
+        limit=limit,
+        overwrite=overwrite,
+        progress=progress_enabled(as_json),
+    )
+    manifest = json.loads(Path(summary["manifest"]).read_text(encoding="utf-8"))
+    c = summary["counts"]
+    if c["parse_failures"]:
+        sys.stderr.write(
+            f"medlens: warning: {c['parse_failures']} of {c['done']} repl(ies) could not be parsed (written as empty "
+            f"predictions with parse_error; see {summary['predictions']})\n"
+        )
+    if as_json:
+        emit_json(stamp(summary, manifest["provenance"]))
+        return
+    console().print(
+        f"{summary['status']}: {c['done']} of {c['n_items']} image(s) in {summary['predictions']} "
+        f"({c['parse_failures']} parse failure(s), {c['cached']} from cache). Next: medlens nova evaluate --data "
+        f"{data} --predictions {summary['predictions']}",
+        markup=False,
+    )
+
+
 # ================================================================================================ evaluate
 def _tasks_in(path: Path) -> set[str]:
     """Tasks named in a predictions file (a cheap first pass; the real reader reports malformed rows)."""
@@ -106,8 +259,8 @@ def _tasks_in(path: Path) -> set[str]:
     return tasks
 
 
-def _judge(name: str | None, synonyms: Path | None, threshold: float | None):
-    from medlens.metrics import JUDGES, EmbeddingJudge, ExactSynonymJudge
+def _judge(name: str | None, synonyms: Path | None, threshold: float | None, llm: dict[str, Any] | None = None):
+    from medlens.metrics import JUDGES, EmbeddingJudge, ExactSynonymJudge, LLMJudge
 
     if name is None:
         return None
@@ -116,6 +269,8 @@ def _judge(name: str | None, synonyms: Path | None, threshold: float | None):
         return ExactSynonymJudge(synonyms)
     if canonical == "embedding":
         return EmbeddingJudge(threshold=0.8 if threshold is None else threshold)
+    if canonical == "llm":
+        return LLMJudge(**(llm or {}))
     return JUDGES.get(canonical)()
 
 
@@ -129,7 +284,9 @@ def evaluate_cmd(
         "| caption | diagnoses, raw}.",
     ),
     judge: str = typer.Option(
-        "exact_synonym", "--judge", help="Diagnosis judge: exact_synonym (default) | embedding (analysis only)."
+        "exact_synonym",
+        "--judge",
+        help="Diagnosis judge: exact_synonym (default) | embedding (analysis only) | llm (--llm-url, --model).",
     ),
     compare_judge: str | None = typer.Option(
         None, "--compare-judge", help="Run a second judge on the same pairs and report Cohen's kappa between them."
@@ -139,6 +296,14 @@ def evaluate_cmd(
     ),
     embedding_threshold: float | None = typer.Option(
         None, "--embedding-threshold", help="embedding: cosine threshold (default 0.8)."
+    ),
+    llm_url: str | None = typer.Option(
+        None, "--llm-url", help="llm judge: OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1."
+    ),
+    model: str | None = typer.Option(None, "--model", help="llm judge: the model name the server expects."),
+    votes: int = typer.Option(3, "--votes", help="llm judge: votes per pair (temperature 0, seeds 0..votes-1)."),
+    allow_remote: bool = typer.Option(
+        False, "--allow-remote", help="llm judge: allow an endpoint that is not this machine."
     ),
     ap_mode: str = typer.Option(
         "voc11", "--ap-mode", help="voc11: per-image 11-point AP (nova-voc11, default) | coco: pooled 101-point AP."
@@ -171,22 +336,36 @@ def evaluate_cmd(
     localization: map30, map50, map50_95, acc50 (protocol nova-voc11 or coco101; box-frame conversions and clips
     listed as deviations; the two raters' agreement as human ceiling). caption: bleu, rouge_l, cider, meteor,
     bertscore_f1, keyword_f1_modality, keyword_f1_findings. diagnosis: top1, top5 (+ macro) under the judge, with
-    coverage and entropy of the predicted labels. Every task reports n_predicted and n_missing.
+    coverage and entropy of the predicted labels; --compare-judge adds Cohen's kappa between two judges. The llm
+    judge asks --model at --llm-url --votes times per pair and takes the majority (votes and decisions cached).
+    Every task reports n_predicted and n_missing.
 
     Example: medlens nova evaluate --data ~/data/Nova --predictions run/predictions.jsonl --judge exact_synonym --json
     """
     from medlens._provenance import provenance, stamp
-    from medlens._validation import check_option
+    from medlens._validation import InputError, check_option
     from medlens.benchmarks._nova_eval import AP_MODES, MISSING_RULES, PREDICTION_TASKS
     from medlens.benchmarks.nova import nova_evaluate, read_nova_predictions
     from medlens.io._atomic import atomic_write_json
-    from medlens.metrics import JudgeCache
+    from medlens.metrics import JUDGES, JudgeCache
 
     check_option(ap_mode, tuple(AP_MODES), name="ap-mode")
     check_option(missing, MISSING_RULES, name="missing")
     check_option(no_gold, ("skip", "score"), name="no-gold")
-    j = _judge(judge, synonyms, embedding_threshold)
-    cj = _judge(compare_judge, synonyms, embedding_threshold)
+    cache = None if no_cache else JudgeCache()
+    uses_llm = "llm" in {JUDGES.resolve_name(n) for n in (judge, compare_judge) if n is not None}
+    if not uses_llm and (llm_url is not None or model is not None):
+        raise InputError("--llm-url and --model configure the llm judge; add --judge llm or --compare-judge llm.")
+    llm = {
+        "llm_url": llm_url,
+        "model": model,
+        "allow_remote": allow_remote,
+        "votes": votes,
+        "vote_cache": cache,
+        "cache": not no_cache,
+    }
+    j = _judge(judge, synonyms, embedding_threshold, llm)
+    cj = _judge(compare_judge, synonyms, embedding_threshold, llm)
     need_images = "localization" in _tasks_in(predictions)
     ds = _load(data, "auto", images, need_images, strict=not allow_problems)
     preds = read_nova_predictions(predictions, ds)
@@ -197,7 +376,7 @@ def evaluate_cmd(
         preds,
         judge=j,
         compare_judge=cj,
-        judge_cache=None if no_cache else JudgeCache(),
+        judge_cache=cache,
         ap_mode=ap_mode,  # type: ignore[arg-type]
         no_gold=no_gold,  # type: ignore[arg-type]
         missing=missing,  # type: ignore[arg-type]
@@ -221,6 +400,7 @@ def evaluate_cmd(
     config = {
         "judge": j.judge_id,
         "compare_judge": cj.judge_id if cj is not None else None,
+        "llm_endpoint": llm_url if uses_llm else None,
         "ap_mode": ap_mode,
         "no_gold": no_gold,
         "missing": missing,

@@ -1,4 +1,4 @@
-"""The LLM layer: OpenAI-compatible and local transformers chat clients, response cache, replay, JSON answers.
+"""The LLM layer: OpenAI-compatible and local transformers chat clients (text and vision), response cache, replay, JSON answers.
 
 Every client answers OpenAI-format messages through one protocol, :class:`ChatClient`::
 
@@ -34,6 +34,7 @@ from medlens.llm._openai import OpenAIClient
 from medlens.llm._replay import RecordingClient, ReplayClient
 from medlens.llm._schema import check_schema, validate_json
 from medlens.llm._transformers import TransformersClient, plain_prompt
+from medlens.llm._vision import TransformersVLMClient
 
 __all__ = [
     "BaseChatClient",
@@ -54,6 +55,7 @@ __all__ = [
     "ReplayMissError",
     "ResponseCache",
     "TransformersClient",
+    "TransformersVLMClient",
     "attach_images",
     "canonical_messages",
     "chat_json",

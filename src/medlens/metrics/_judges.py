@@ -14,6 +14,9 @@ Built-in judges:
   default) at or above a threshold. **Analysis only**: MiniLM scores abbreviations low ("glioblastoma" vs "GBM"
   0.19) and related-but-different conditions high ("subdural" vs "epidural hematoma" 0.69), so its numbers are
   not comparable to NOVA's.
+- ``llm`` (:class:`~medlens.metrics._llm_judge.LLMJudge`): the majority of several votes of an
+  OpenAI-compatible LLM asked whether the two names denote the same disease (NOVA's kind of judge, with our own
+  documented prompt).
 
 Judgements are cached on disk by :class:`JudgeCache` (JSONL, keyed by judge id + both texts) and logged
 (``logging`` at DEBUG per pair, INFO per batch) by :func:`run_judge`.
@@ -472,6 +475,13 @@ JUDGES.register(
     "medlens.metrics._judges:EmbeddingJudge",
     description="cosine similarity of MiniLM embeddings >= threshold (analysis only)",
     extra="hf",
+)
+JUDGES.register(
+    "llm",
+    "medlens.metrics._llm_judge:LLMJudge",
+    description="majority of several votes of an OpenAI-compatible LLM on 'same disease?' (our prompt; needs "
+    "llm_url and model, or a client)",
+    extra="llm",
 )
 
 

@@ -40,6 +40,7 @@ from medlens.metrics._judges import (
     normalize_diagnosis,
     run_judge,
 )
+from medlens.metrics._llm_judge import LLMJudge
 
 __all__ = [
     "JUDGES",
@@ -51,6 +52,7 @@ __all__ = [
     "JudgeCache",
     "JudgeRun",
     "Judgement",
+    "LLMJudge",
     "SynonymTable",
     "cohen_kappa",
     "diagnosis_report",
