@@ -469,7 +469,7 @@ class RadarAgent:
                         seen.add(key)
                         hyps.append({"dx": n, "rationale": why.get(key, "")})
                 hyps = hyps[: cfg.n_hypotheses]
-        return passages, assessments, leakage, hyps
+        return passages, (assessments if assessments is not None else []), leakage, hyps
 
     def _final_answer(self, value: Any, allowed: set[str], trace: dict[str, Any]) -> dict[str, Any] | None:
         cfg = self.config
