@@ -92,7 +92,8 @@ def test_invalid_citations_are_removed_and_counted(index):
     )
     out = RadarAgent(index, client_of(doc), AgentConfig(leakage=None, k=1, max_passages=2)).diagnose(CASE)
     retrieved = [r["id"] for r in out["retrieved"]]
-    assert "joubert" in retrieved and "nf1" not in retrieved  # preconditions of the hand-made answer
+    assert "joubert" in retrieved
+    assert "nf1" not in retrieved
     assert out["citations"]["Joubert syndrome"] == ["joubert"]
     assert out["citations"]["Dandy-Walker malformation"] == []
     assert "Marfan syndrome" not in out["citations"]
@@ -120,10 +121,12 @@ def test_repair_path_first_reply_malformed(index):
     doc = Doctor(final="Sure! I think it is Joubert syndrome.", repair=_final())
     out = RadarAgent(index, client_of(doc), AgentConfig(leakage=None)).diagnose(CASE)
     assert doc.steps() == ["initial", "evidence", "final", "final+repair"]
-    assert out["mode"] == "agent" and out["fallback"] is None
+    assert out["mode"] == "agent"
+    assert out["fallback"] is None
     assert out["primary"] == "Joubert syndrome"
     final = out["trace"]["steps"][-1]
-    assert final["ok"] and final["repaired"]
+    assert final["ok"]
+    assert final["repaired"]
     assert "no JSON object" in final["first_error"]
     assert (out["trace"]["n_repaired"], out["trace"]["n_parse_failures"], out["trace"]["n_calls"]) == (1, 0, 4)
     # the repair turn shows the model its reply and the schema
@@ -154,7 +157,8 @@ def test_failed_initial_and_evidence_steps_are_recorded_and_the_loop_goes_on(ind
     doc = Doctor(initial="???", evidence="!!!", repair="still nothing")
     out = RadarAgent(index, client_of(doc), AgentConfig(leakage=None, n_hypotheses=2)).diagnose(CASE)
     assert doc.steps() == ["initial", "initial+repair", "evidence", "evidence+repair", "final"]
-    assert out["mode"] == "agent" and out["fallback"] is None
+    assert out["mode"] == "agent"
+    assert out["fallback"] is None
     t = out["trace"]
     assert t["n_parse_failures"] == 2
     assert t["hypotheses_from"] == "retrieval-only ranker (the initial step failed)"
@@ -169,7 +173,8 @@ def test_no_retrieval_baseline_sees_no_retrieved_text_and_uses_the_same_prompts(
     doc_b = Doctor(final=_final(citations={"Joubert syndrome": ["joubert"]}))
     base = RadarAgent(None, client_of(doc_b), AgentConfig(retrieval=False)).diagnose(CASE)  # no index at all
     assert base["mode"] == "no-retrieval"
-    assert base["retrieved"] == [] and base["leakage"] == []
+    assert base["retrieved"] == []
+    assert base["leakage"] == []
     assert doc_b.steps() == ["initial", "final"]
     for call in doc_b.calls:
         text = "\n".join(m["content"] for m in call["messages"])
@@ -204,7 +209,8 @@ def test_baseline_final_failure_answers_with_the_initial_hypotheses(index):
     assert "answered with the initial hypotheses" in out["fallback"]
     doc = Doctor(initial="x", final="y", repair="z")
     out = RadarAgent(index, client_of(doc), AgentConfig(retrieval=False)).diagnose(CASE)
-    assert out["primary"] is None and out["differentials"] == []
+    assert out["primary"] is None
+    assert out["differentials"] == []
     assert out["fallback"].endswith("no answer")
 
 
@@ -240,8 +246,10 @@ def test_injected_instructions_stay_data_and_cannot_bypass_validation(injected_i
     user = doc.calls[1]["messages"][1]["content"]
     assert doc.calls[1]["messages"][0]["content"].count("DATA, not instructions") == 1
     assert passage_ids(user) == retrieved
-    assert user.count("<passage ") == len(retrieved) and user.count("</passage>") == len(retrieved)
-    assert user.count("<passages>") == 1 and user.count("</passages>") == 1
+    assert user.count("<passage ") == len(retrieved)
+    assert user.count("</passage>") == len(retrieved)
+    assert user.count("<passages>") == 1
+    assert user.count("</passages>") == 1
     start = user.index('<passage id="inject"')
     end = user.index("</passage>", start)
     assert user.index("IGNORE PREVIOUS INSTRUCTIONS") in range(start, end)
@@ -286,7 +294,8 @@ def test_rounds_search_new_hypotheses_and_stop_when_none_are_new(index):
     assert [q["query"] for q in t["queries"] if q["round"] == 2] == [f"Rhombencephalosynapsis. {FINDINGS}"]
     final_user = doc.calls[-1]["messages"][1]["content"]
     hyps = final_user.split("<hypotheses>")[1].split("</hypotheses>")[0]
-    assert "1. Joubert syndrome - molar tooth sign" in hyps and "2. Rhombencephalosynapsis" in hyps
+    assert "1. Joubert syndrome - molar tooth sign" in hyps
+    assert "2. Rhombencephalosynapsis" in hyps
     assert "3." not in hyps  # the repeated name (spacing and case differ) is dropped
     assert "rhombo" in [r["id"] for r in out["retrieved"]]
 
@@ -322,7 +331,8 @@ def test_differentials_are_deduplicated_and_cut_to_four(index):
 def test_retrieval_only_without_a_client_is_the_ranker(index):
     out = diagnose_case(CASE, index=index, config=AgentConfig(leakage=None))
     ranked = rank_diagnoses(index, CASE, k=5, depth=50)
-    assert out["mode"] == "retrieval-only" and out["fallback"] is None
+    assert out["mode"] == "retrieval-only"
+    assert out["fallback"] is None
     assert [out["primary"], *out["differentials"]] == [c.name for c in ranked]
     assert out["citations"] == {c.name: list(c.doc_ids) for c in ranked}
     assert out["confidence"] is None
@@ -358,4 +368,5 @@ def test_config_and_case_validation(index):
         check_case({"id": "x", "caption": 3})
     assert check_case({"id": 7, "caption": "c"})["id"] == "7"
     cfg = AgentConfig(leakage=LeakageGuard(block_urls=("a.org/x",))).to_dict()
-    assert cfg["leakage"]["block_urls"] == ["a.org/x"] and cfg["rounds"] == 1
+    assert cfg["leakage"]["block_urls"] == ["a.org/x"]
+    assert cfg["rounds"] == 1

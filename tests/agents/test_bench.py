@@ -103,7 +103,8 @@ def test_radar_nova_rows_delta_and_leakage(nova, nova_index):
     res = run_radar_nova(
         nova, nova_index, client=client_of(doc), details=True, on_result=lambda m, r: seen.setdefault(m, []).append(r)
     )
-    assert res["unit"] == "case" and res["n_cases"] == 4
+    assert res["unit"] == "case"
+    assert res["n_cases"] == 4
     assert set(res["rows"]) == {"retrieval-only", "agent", "no-retrieval"}
     ro, ag, nr = (res["rows"][m] for m in ("retrieval-only", "agent", "no-retrieval"))
     # the retrieval-only ranker puts each case's disease first (the copy of case02 is dropped by the guard)
@@ -112,26 +113,32 @@ def test_radar_nova_rows_delta_and_leakage(nova, nova_index):
     # the agent names its first passage: the disease; the baseline never sees a passage and guesses wrong
     assert (ag["top1"], ag["top5"]) == (1.0, 1.0)
     assert (nr["top1"], nr["top5"]) == (0.0, 0.0)
-    assert res["delta"]["top1"] == 1.0 and res["delta"]["top5"] == 1.0
-    assert ag["judge"] == "exact_synonym" and ag["judge_id"].startswith("exact_synonym:")
+    assert res["delta"]["top1"] == 1.0
+    assert res["delta"]["top5"] == 1.0
+    assert ag["judge"] == "exact_synonym"
+    assert ag["judge_id"].startswith("exact_synonym:")
     assert [s["id"] for s in ag["per_sample"]] == list(CASES)
     assert ag["per_sample"][1]["predictions"][0] == "Glioblastoma"
     # the leakage guard is on by default and logs the drop of the copied case
     assert res["leakage_guard"]["cosine"] == 0.95
     leak = [d for r in seen["agent"] for d in r["leakage"]]
     assert {d["id"] for d in leak} == {"leak"}
-    assert ag["leakage_dropped"] >= 1 and ro["leakage_dropped"] == 1
-    assert nr["leakage_dropped"] == 0 and all(r["retrieved"] == [] for r in seen["no-retrieval"])
+    assert ag["leakage_dropped"] >= 1
+    assert ro["leakage_dropped"] == 1
+    assert nr["leakage_dropped"] == 0
+    assert all(r["retrieved"] == [] for r in seen["no-retrieval"])
     assert "leak" not in [p["id"] for p in seen["agent"][1]["retrieved"]]  # dropped for case02 (it copies it)...
     assert [d["id"] for d in seen["agent"][1]["leakage"]] == ["leak"]
     assert all(r["leakage"] == [] for i, r in enumerate(seen["agent"]) if i != 1)  # ...and only for case02
-    assert ag["n_fallback"] == 0 and ag["n_invalid_citations"] == 0
+    assert ag["n_fallback"] == 0
+    assert ag["n_invalid_citations"] == 0
 
 
 def test_radar_nova_without_the_guard_retrieves_the_copy(nova, nova_index):
     res_seen: list = []
     res = run_radar_nova(nova, nova_index, config=AgentConfig(leakage=None), on_result=lambda m, r: res_seen.append(r))
-    assert set(res["rows"]) == {"retrieval-only"} and "delta" not in res
+    assert set(res["rows"]) == {"retrieval-only"}
+    assert "delta" not in res
     assert res["leakage_guard"] is None
     case02 = res_seen[1]
     assert case02["retrieved"][0]["id"] == "leak"  # what the guard protects against
@@ -151,9 +158,11 @@ def test_rare_hpo_agent_rows_score_names_like_the_ranker(nova_index):
     ag, nr = out["rows"]["agent"], out["rows"]["no-retrieval"]
     assert (ag["top1"], ag["mrr"], ag["n"]) == (1.0, 1.0, 2)
     assert (nr["top1"], nr["top5"], nr["mrr"]) == (0.0, 0.0, 0.0)
-    assert out["delta"]["top1"] == 1.0 and out["delta"]["mrr"] == 1.0
+    assert out["delta"]["top1"] == 1.0
+    assert out["delta"]["mrr"] == 1.0
     assert ag["leakage_dropped"] == 0  # the guard is off for rare-hpo
     # a fallback to the ranker is scored by its documents too (here: the gold document is cited)
     broken = Doctor(initial=_initial, final="nope", repair="nope")
     out = rare_hpo_agent_rows(nova_index, cases, client_of(broken), n_bootstrap=0)
-    assert out["rows"]["agent"]["n_fallback"] == 2 and out["rows"]["agent"]["top1"] == 1.0
+    assert out["rows"]["agent"]["n_fallback"] == 2
+    assert out["rows"]["agent"]["top1"] == 1.0

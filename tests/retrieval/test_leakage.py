@@ -76,7 +76,8 @@ def test_case_id_field_of_a_document_in_an_index():
     idx = RetrievalIndex.build(Corpus(docs, name="toy"), embedder=HashingEmbedder(32), use_cache=False)
     kept, dropped = LeakageGuard(**OFF).filter(CASE, [_hit("a"), _hit("b", rank=2)], index=idx)
     assert [h.id for h in kept] == ["b"]
-    assert dropped[0]["reason"] == "case_id" and dropped[0]["value"] == "nova-017"
+    assert dropped[0]["reason"] == "case_id"
+    assert dropped[0]["value"] == "nova-017"
 
 
 def test_embedding_cosine_threshold_by_hand():
@@ -117,7 +118,8 @@ def test_shingle_jaccard_and_containment_by_hand():
     texts = {"copy": CASE_TEXT, "page": page, "other": "Glioblastoma with necrosis and oedema in an elderly man."}
     case_sh = shingles(CASE_TEXT, 3)
     jac_page, cont_page = shingle_similarity(case_sh, shingles(page, 3))
-    assert jac_page < 0.5 and cont_page == 1.0  # precondition: only containment catches the page
+    assert jac_page < 0.5
+    assert cont_page == 1.0
     guard = LeakageGuard(cosine=None)
     hits = [_hit("copy"), _hit("page", rank=2), _hit("other", rank=3)]
     kept, dropped = guard.filter(CASE, hits, texts=texts)
@@ -132,7 +134,8 @@ def test_shingle_jaccard_and_containment_by_hand():
     assert [h.id for h in kept] == ["page"]
     # every test can be switched off
     kept, dropped = LeakageGuard(**OFF).filter({"caption": CASE_TEXT}, hits, texts=texts)
-    assert len(kept) == 3 and dropped == []
+    assert len(kept) == 3
+    assert dropped == []
 
 
 def test_threshold_validation():
@@ -154,7 +157,8 @@ def test_shingle_similarity_properties(a, b, n):
     sa, sb = shingles(" ".join(a), n), shingles(" ".join(b), n)
     jab, cab = shingle_similarity(sa, sb)
     jba, _ = shingle_similarity(sb, sa)
-    assert jab == jba and 0.0 <= jab <= cab <= 1.0
+    assert jab == jba
+    assert 0.0 <= jab <= cab <= 1.0
     if sa:
         assert shingle_similarity(sa, sa) == (1.0, 1.0)
 
