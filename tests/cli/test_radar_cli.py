@@ -196,7 +196,11 @@ def test_benchmark_nova_retrieval_only(cli, env):
     from tests.benchmarks.conftest import write_v1
 
     data = write_v1(env["dir"] / "nova")
-    res = cli("rag", "benchmark", "nova", "--index", env["idx"], "--data", data, "--json", "--no-cache")
+    per_case = env["dir"] / "nova-cases.jsonl"
+    res = cli(
+        "rag", "benchmark", "nova", "--index", env["idx"], "--data", data, "--json", "--no-cache",
+        "--cases-out", per_case,
+    )  # fmt: skip
     assert res.rc == 0, res.err
     doc = json.loads(res.out)
     assert set(doc["provenance"]) >= PROVENANCE_KEYS
@@ -205,6 +209,9 @@ def test_benchmark_nova_retrieval_only(cli, env):
     row = doc["rows"]["retrieval-only"]
     assert set(doc["rows"]) == {"retrieval-only"}
     assert row["top1"] == 0.0  # the toy corpus holds none of NOVA's diagnoses
+    lines = _lines(per_case)
+    assert [r["id"] for r in lines] == ["case01", "case02", "case03", "case04"]
+    assert {r["mode"] for r in lines} == {"retrieval-only"}
     assert row["judge"] == "exact_synonym"
     assert doc["leakage_guard"]["cosine"] == 0.95
     assert doc["provenance"]["model_ids"]["diagnosis_judge"].startswith("exact_synonym")
@@ -281,3 +288,42 @@ def test_benchmark_rare_hpo_with_a_loopback_llm(cli, tmp_path, monkeypatch, serv
         cli("rag", "benchmark", "rare-hpo", "--index", idx, "--llm-url", "http://10.0.0.9/v1", "--model", "m"),
         "--allow-remote",
     )
+
+
+def _tiny_lm(folder):
+    """A randomly initialised word-level GPT-2 saved like a user's model (it answers nonsense, never JSON)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    words = ["<unk>", "<pad>", "</s>", "the", "mass", "cyst", "lesion", "brain", "Joubert", "syndrome", ":", ","]
+    vocab = {w: i for i, w in enumerate(words)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="</s>")
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=len(vocab), n_positions=4096, n_embd=16, n_layer=1, n_head=2, eos_token_id=2)
+    GPT2LMHeadModel(cfg).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+def test_diagnose_cases_with_a_local_model_that_never_answers_json(cli, env):
+    lm = _tiny_lm(env["dir"] / "tiny-lm")
+    out = env["dir"] / "dx.jsonl"
+    res = cli(
+        "rag", "diagnose", "--index", env["idx"], "--cases", env["cases"], "--out", out, "--llm-path", lm,
+        "--max-tokens", "8", "--json",
+    )  # fmt: skip
+    assert res.rc == 0, res.err
+    summary = json.loads(res.out)
+    assert summary["mode"] == "agent"
+    assert (summary["n_done"], summary["n_fallback"]) == (2, 2)  # the batch goes on; every case falls back
+    assert summary["provenance"]["model_ids"]["llm"].endswith("tiny-lm")
+    for rec in _lines(out):
+        assert rec["mode"] == "retrieval-only"
+        assert rec["fallback"].startswith("final step failed")
+        assert rec["trace"]["n_parse_failures"] == 3  # initial, evidence and final, each after its repair
+        assert rec["trace"]["hypotheses_from"].startswith("retrieval-only ranker")
+        assert rec["primary"]

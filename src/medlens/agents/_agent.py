@@ -292,7 +292,8 @@ class RadarAgent:
             rec["tokens"] = tokens
         if not ans.ok:
             rec["raw"] = [r.text[:_RAW_CHARS] for r in ans.responses]
-            log.warning("case step %s: no usable JSON answer after repair (%s)", step, ans.error)
+            log.warning("the %s step gave no usable JSON answer after the repair retry (recorded in the result)", step)
+            log.debug("%s step error: %s", step, ans.error)
         trace["steps"].append(rec)
         return ans.value if ans.ok else None
 

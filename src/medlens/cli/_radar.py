@@ -254,6 +254,9 @@ def nova_bench(
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write $MEDLENS_CACHE/judgements."),
     details: bool = typer.Option(False, "--details", help="Add per-case rows (predictions, judgements)."),
+    cases_out: Path = typer.Option(
+        None, "--cases-out", help="Also write every case's result (each mode; citations, leakage, trace) to this JSONL."
+    ),
     out: Path = typer.Option(None, "--out", help="Also write the JSON result to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
@@ -287,10 +290,23 @@ def nova_bench(
 
         cache = JudgeCache()
     n_modes = 3 if client is not None else 1
+    per_case: list[dict[str, Any]] = []
     with _Bar(progress_enabled(as_json), n_modes * len(ds.cases), "diagnosing NOVA cases") as bar:
+
+        def on_result(mode: str, result: dict[str, Any]) -> None:
+            bar.advance()
+            if cases_out is not None:
+                per_case.append(result)
+
         res = run_radar_nova(
-            ds, idx, client=client, config=cfg, judge=j, judge_cache=cache, details=details, on_result=bar.advance
+            ds, idx, client=client, config=cfg, judge=j, judge_cache=cache, details=details, on_result=on_result
         )
+    if cases_out is not None:
+        from medlens.io._atomic import atomic_write, to_json
+
+        with atomic_write(cases_out, "w") as fh:
+            for r in per_case:
+                fh.write(to_json(r, indent=None) + "\n")
     prov = provenance(
         command="rag benchmark nova",
         config={"agent": cfg.to_dict(), "judge": j.judge_id, "client": (client.kind, client.model) if client else None},

@@ -136,7 +136,7 @@ class LeakageGuard:
     min_shingles: int = 8
     block_urls: tuple[str, ...] = ()
     block_case_ids: tuple[str, ...] = ()
-    _vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False, hash=False)
+    _vectors: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         for name in ("cosine", "jaccard", "containment"):
@@ -242,8 +242,8 @@ class LeakageGuard:
         vecs = np.asarray(embedder.embed(texts), dtype=np.float64)
         vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         for (k, _), v in zip(todo, vecs[1:], strict=True):
-            self._vectors[f"{tag}|{k}"] = v
-        mat = np.stack([self._vectors[f"{tag}|{k}"] for k, _ in units])
+            self._vectors[f"{tag}|{k}"] = v.astype(np.float32)  # units recur across cases: embed each once
+        mat = np.stack([self._vectors[f"{tag}|{k}"] for k, _ in units]).astype(np.float64)
         return mat @ vecs[0]
 
 
