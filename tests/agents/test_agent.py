@@ -370,3 +370,18 @@ def test_config_and_case_validation(index):
     cfg = AgentConfig(leakage=LeakageGuard(block_urls=("a.org/x",))).to_dict()
     assert cfg["leakage"]["block_urls"] == ["a.org/x"]
     assert cfg["rounds"] == 1
+
+
+def test_a_recorded_run_replays_identically(index, tmp_path):
+    from medlens.llm import RecordingClient, ReplayClient
+
+    fixture = tmp_path / "doctor.jsonl"
+    recorder = RecordingClient(client_of(Doctor()), fixture)
+    cfg = AgentConfig(leakage=None, rounds=2)
+    live = RadarAgent(index, recorder, cfg).diagnose(CASE)
+    replayed = RadarAgent(index, ReplayClient(fixture), cfg).diagnose(CASE)  # no model: the prompts must be identical
+    for out in (live, replayed):
+        for step in out["trace"]["steps"]:
+            step.pop("cached")
+    assert replayed == live
+    assert len(fixture.read_text().splitlines()) == live["trace"]["n_calls"] == 3
