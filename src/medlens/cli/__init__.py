@@ -11,7 +11,7 @@ import sys
 import typer
 
 from medlens import __version__
-from medlens.cli import _demo, _doctor, _encoders, _finetune, _hier, _metrics, _nova, _rag, _report, _taxonomy
+from medlens.cli import _demo, _doctor, _encoders, _finetune, _hier, _metrics, _nova, _radar, _rag, _report, _taxonomy
 from medlens.cli._common import setup_logging
 from medlens.llm._errors import LLMError
 
@@ -56,6 +56,8 @@ app.add_typer(_hier.app, name="hier")
 app.add_typer(_metrics.app, name="metrics")
 app.add_typer(_encoders.app, name="encoders")
 app.add_typer(_nova.app, name="nova")
+_rag.app.command("diagnose")(_radar.diagnose)
+_rag.bench.command("nova")(_radar.nova_bench)
 app.add_typer(_rag.app, name="rag")
 app.command("demo")(_demo.demo)
 app.command("doctor")(_doctor.doctor)

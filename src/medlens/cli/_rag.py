@@ -250,6 +250,10 @@ def rare_hpo_cmd(
     seed: int = typer.Option(0, "--seed", help="Generator seed (the same seed gives the same cases)."),
     retriever: str = typer.Option("fused", "--retriever", help=RETRIEVER_HELP),
     cases_out: Path = typer.Option(None, "--cases-out", help="Also write each case and its top-5 to this JSONL."),
+    llm_url: str = typer.Option(None, "--llm-url", help="Also run the RADAR agent (and no-retrieval baseline) here."),
+    model: str = typer.Option(None, "--model", help="Model name the --llm-url server expects."),
+    llm_path: Path = typer.Option(None, "--llm-path", help="Also run the agent with this local transformers model."),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow an --llm-url that is not this machine."),
     as_json: bool = typer.Option(False, "--json", help="Print top1, top5, mrr, n, generator (+ CIs) as JSON."),
 ) -> None:
     """Score the retrieval-only diagnosis ranker on simulated rare-disease patients (generator rare-hpo-v1).
@@ -270,14 +274,25 @@ def rare_hpo_cmd(
     check_option(retriever, ("fused", "bm25", "dense"), name="retriever")
     if n < 1:
         raise InputError(f"--n must be >= 1; got {n}.")
+    from medlens.cli._radar import llm_client, llm_models
+
+    client = llm_client(llm_url, model, llm_path, allow_remote)
     idx = load_index(index)
     if idx.manifest["corpus"]["name"] != "hpo":
         raise InputError(
             f"{index} indexes corpus {idx.manifest['corpus']['name']!r}; rare-hpo cases are HPO diseases, build the "
             "index with --corpus hpo."
         )
-    res = run_rare_hpo(idx, n=n, seed=seed, retriever=retriever, return_cases=cases_out is not None)
-    if cases_out is not None:
+    res = run_rare_hpo(
+        idx, n=n, seed=seed, retriever=retriever, return_cases=cases_out is not None or client is not None
+    )
+    if client is not None:  # the agent and its no-retrieval baseline on the same cases
+        from medlens.agents import AgentConfig, rare_hpo_agent_rows
+
+        res["llm"] = rare_hpo_agent_rows(idx, res["cases"], client, config=AgentConfig(retriever=retriever), seed=seed)
+    if cases_out is None:
+        res.pop("cases", None)
+    else:
         from medlens.io._atomic import atomic_write, to_json
 
         with atomic_write(cases_out, "w") as fh:
@@ -287,7 +302,10 @@ def rare_hpo_cmd(
         command="rag benchmark rare-hpo",
         config={"n": n, "seed": seed, "retriever": retriever, "generator": res["generator"], "ranker": res["ranker"]},
         seed=seed,
-        models={"embedder": idx.manifest["embedder"]["model_id"]} if retriever != "bm25" else {},
+        models={
+            **({"embedder": idx.manifest["embedder"]["model_id"]} if retriever != "bm25" else {}),
+            **llm_models(client),
+        },
         extra={"index": _index_prov(idx)},
     )
     if as_json:
@@ -304,3 +322,9 @@ def rare_hpo_cmd(
         f"top-1 {fmt('top1')}, top-5 {fmt('top5')}, MRR {fmt('mrr')}",
         markup=False,
     )
+    for mode, row in res.get("llm", {}).get("rows", {}).items():
+        console().print(
+            f"  {mode} ({client.model}): top-1 {human_float(row['top1'], 3)}, top-5 {human_float(row['top5'], 3)}, "
+            f"MRR {human_float(row['mrr'], 3)}; {row['n_fallback']} fallback(s)",
+            markup=False,
+        )

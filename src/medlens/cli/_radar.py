@@ -1,0 +1,337 @@
+"""``medlens rag diagnose`` and ``medlens rag benchmark nova``: the RADAR agent on cases and on NOVA.
+
+Registered on the ``rag`` group by :mod:`medlens.cli`. Without an LLM option both run the retrieval-only
+ranker (offline); ``--llm-url URL --model NAME`` (an OpenAI-compatible server, loopback unless
+``--allow-remote``) or ``--llm-path DIR`` (a local transformers model) run the agent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from medlens.cli._common import console, emit_json, human_float, progress_enabled
+
+LLM_URL_HELP = "OpenAI-compatible server (llama.cpp, Ollama, vLLM), e.g. http://127.0.0.1:8080/v1; needs --model."
+MODEL_HELP = "Model name the --llm-url server expects."
+LLM_PATH_HELP = "A local transformers causal-LM folder (save_pretrained); nothing is downloaded."
+LLM_DEVICE_HELP = "Device of the --llm-path model: cpu (default), cuda, cuda:N, mps or auto."
+REMOTE_HELP = "Allow an --llm-url that is not this machine (case text is sent there)."
+LEAKAGE_HELP = "Leakage guard: auto (on unless the corpus is hpo), on or off."
+
+
+def llm_client(
+    llm_url: str | None, model: str | None, llm_path: Path | None, allow_remote: bool, device: str = "cpu"
+) -> Any:
+    """The chat client the LLM options name, or ``None`` (retrieval-only). Refuses a remote URL at once."""
+    from medlens._validation import InputError
+
+    if llm_url and llm_path:
+        raise InputError("give either --llm-url (with --model) or --llm-path, not both.")
+    if llm_url:
+        if not model:
+            raise InputError("--llm-url needs --model NAME (the model name the server expects).")
+        from medlens.llm import OpenAIClient
+
+        return OpenAIClient(llm_url, model, allow_remote=allow_remote)
+    if model:
+        raise InputError("--model goes with --llm-url URL; for a local model folder use --llm-path DIR.")
+    if llm_path is not None:
+        from medlens.llm import TransformersClient
+
+        return TransformersClient(llm_path, device=device)
+    return None
+
+
+def llm_models(client: Any) -> dict[str, str]:
+    return {"llm": client.model} if client is not None else {}
+
+
+def _guard(mode: str, corpus: str, cosine: float | None, urls: list[str] | None, case_ids: list[str] | None) -> Any:
+    from medlens._validation import check_option
+    from medlens.retrieval import LeakageGuard
+
+    check_option(mode, ("auto", "on", "off"), name="leakage")
+    if mode == "off":
+        if urls or case_ids:
+            from medlens._validation import InputError
+
+            raise InputError("--block-url and --block-case-id need the leakage guard; drop --leakage off.")
+        return None
+    if mode == "auto" and corpus == "hpo" and not (urls or case_ids):
+        return None
+    return LeakageGuard(cosine=cosine, block_urls=tuple(urls or ()), block_case_ids=tuple(case_ids or ()))
+
+
+def _config(**kw: Any) -> Any:
+    from medlens.agents import AgentConfig
+
+    return AgentConfig(**kw).check()
+
+
+class _Bar:
+    """A progress bar on a terminal (nothing with --json or when not a TTY)."""
+
+    def __init__(self, enabled: bool, total: int, label: str) -> None:
+        self.progress = None
+        if enabled:
+            from rich.progress import Progress
+
+            self.progress = Progress(transient=True)
+            self.task = self.progress.add_task(label, total=total)
+
+    def __enter__(self) -> _Bar:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def advance(self, *_: Any) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _print_result(res: dict[str, Any]) -> None:
+    c = console()
+    conf = res.get("confidence")
+    c.print(
+        f"{res['id']}: {res['mode']}; primary {res['primary']!r}"
+        + (f" (confidence {human_float(conf, 2)})" if conf is not None else ""),
+        markup=False,
+    )
+    for i, name in enumerate([res["primary"], *res["differentials"]], 1):
+        if name:
+            cites = ", ".join(res["citations"].get(name, [])) or "-"
+            c.print(f"  {i}. {name}  [{cites}]", markup=False)
+    if res.get("fallback"):
+        c.print(f"  fallback: {res['fallback']}", markup=False)
+    t = res.get("trace", {})
+    notes = []
+    if t.get("n_invalid_citations"):
+        notes.append(f"{t['n_invalid_citations']} invalid citation(s) removed")
+    if t.get("n_parse_failures"):
+        notes.append(f"{t['n_parse_failures']} unusable LLM answer(s)")
+    if res.get("leakage"):
+        notes.append(f"{len(res['leakage'])} retrieved document(s) dropped by the leakage guard")
+    if notes:
+        c.print("  note: " + "; ".join(notes), markup=False)
+
+
+def diagnose(
+    index: Path = typer.Option(..., "--index", help="Index folder written by 'medlens rag index'."),
+    case: Path = typer.Option(None, "--case", help="One case: a JSON object {id?, clinical_history, caption}."),
+    cases: Path = typer.Option(None, "--cases", help="Many cases: JSONL, one {id, clinical_history, caption} a line."),
+    out: Path = typer.Option(
+        None, "--out", help="--cases: JSONL results file (appended, resumed); --case: also write the JSON here."
+    ),
+    llm_url: str = typer.Option(None, "--llm-url", help=LLM_URL_HELP),
+    model: str = typer.Option(None, "--model", help=MODEL_HELP),
+    llm_path: Path = typer.Option(None, "--llm-path", help=LLM_PATH_HELP),
+    llm_device: str = typer.Option("cpu", "--llm-device", help=LLM_DEVICE_HELP),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help=REMOTE_HELP),
+    no_retrieval: bool = typer.Option(
+        False, "--no-retrieval", help="The no-retrieval baseline: the agent's prompts with retrieval off."
+    ),
+    rounds: int = typer.Option(1, "--rounds", help="Retrieval + evidence rounds (1 to 3)."),
+    k: int = typer.Option(5, "--k", help="Passages retrieved per query."),
+    max_passages: int = typer.Option(20, "--max-passages", help="Passages kept after fusing all queries."),
+    retriever: str = typer.Option("fused", "--retriever", help="fused (BM25 + dense), bm25 or dense."),
+    leakage: str = typer.Option("auto", "--leakage", help=LEAKAGE_HELP),
+    leakage_cosine: float = typer.Option(
+        0.95, "--leakage-cosine", help="Embedding cosine above which a hit is a copy."
+    ),
+    block_url: list[str] = typer.Option(None, "--block-url", help="A URL never to retrieve (repeatable)."),
+    block_case_id: list[str] = typer.Option(None, "--block-case-id", help="A case id never to retrieve (repeatable)."),
+    seed: int = typer.Option(0, "--seed", help="Seed passed to the LLM (temperature is 0)."),
+    max_tokens: int = typer.Option(1024, "--max-tokens", help="Reply length limit of each LLM step."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="--cases: start --out again instead of resuming."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document (the result, or the run summary)."),
+) -> None:
+    """Diagnose a case (clinical history + caption) with the RADAR agent, or the retrieval-only ranker without an LLM.
+
+    Output per case: primary, differentials (4), citations {name: [doc ids]}, retrieved [{id, title, score}], confidence, mode (agent | no-retrieval | retrieval-only), fallback, leakage, trace. --cases appends one line per case to --out and skips ids already there.
+
+    Examples:
+
+      medlens rag diagnose --index runs/notes-index --case case.json --json
+
+      medlens rag diagnose --index runs/notes-index --cases cases.jsonl --out runs/dx.jsonl --llm-url http://127.0.0.1:8080/v1 --model qwen2.5-7b-instruct
+
+      medlens rag diagnose --index runs/notes-index --cases cases.jsonl --out runs/dx-base.jsonl --llm-path ~/models/llm --no-retrieval
+    """
+    from medlens._provenance import provenance, stamp
+    from medlens._validation import InputError
+    from medlens.agents import RadarAgent, diagnose_cases, read_case, read_cases
+    from medlens.cli._rag import _index_prov
+    from medlens.retrieval import load_index
+
+    if (case is None) == (cases is None):
+        raise InputError("give exactly one of --case CASE.json or --cases CASES.jsonl.")
+    if cases is not None and out is None:
+        raise InputError("--cases needs --out OUT.jsonl (results are appended there, one line per case).")
+    client = llm_client(llm_url, model, llm_path, allow_remote, llm_device)
+    if no_retrieval and client is None:
+        raise InputError("--no-retrieval is the LLM baseline; give --llm-url URL --model NAME or --llm-path DIR.")
+    items = [read_case(case)] if case is not None else read_cases(cases)
+    idx = load_index(index)
+    guard = _guard(leakage, idx.manifest["corpus"]["name"], leakage_cosine, block_url, block_case_id)
+    cfg = _config(
+        rounds=rounds,
+        k=k,
+        max_passages=max_passages,
+        retriever=retriever,
+        seed=seed,
+        max_tokens=max_tokens,
+        retrieval=not no_retrieval,
+        leakage=guard,
+    )
+    agent = RadarAgent(idx, client, cfg)
+    desc = agent.describe()
+    inputs = {"case": case} if case is not None else {"cases": cases}
+    prov = provenance(
+        command="rag diagnose",
+        config=desc,
+        seed=seed,
+        inputs=inputs,
+        models={"embedder": idx.manifest["embedder"]["model_id"], **llm_models(client)},
+        extra={"index": _index_prov(idx)},
+    )
+    if case is not None:
+        res = agent.diagnose(items[0])
+        doc = stamp(res, prov)
+        if out is not None:
+            from medlens.io._atomic import atomic_write_json
+
+            atomic_write_json(out, doc)
+        if as_json:
+            emit_json(doc)
+        else:
+            _print_result(res)
+        return
+    with _Bar(progress_enabled(as_json), len(items), "diagnosing") as bar:
+        summary = diagnose_cases(agent, items, out, overwrite=overwrite, on_result=bar.advance)
+    if as_json:
+        emit_json(stamp({**summary, "mode": agent.mode}, prov))
+        return
+    console().print(
+        f"{summary['out']}: {summary['n_done']} case(s) diagnosed ({agent.mode}), {summary['n_skipped']} already "
+        f"there; {summary['n_fallback']} fallback(s), {summary['n_parse_failures']} unusable LLM answer(s), "
+        f"{summary['n_invalid_citations']} invalid citation(s) removed, {summary['leakage_dropped']} document(s) "
+        "dropped by the leakage guard.",
+        markup=False,
+    )
+
+
+def nova_bench(
+    index: Path = typer.Option(..., "--index", help="Index folder over your corpus (e.g. case reports, articles)."),
+    data: str = typer.Option(..., "--data", help="Your NOVA copy (a folder, a .parquet file or a cached HF id)."),
+    llm_url: str = typer.Option(None, "--llm-url", help=LLM_URL_HELP),
+    model: str = typer.Option(None, "--model", help=MODEL_HELP),
+    llm_path: Path = typer.Option(None, "--llm-path", help=LLM_PATH_HELP),
+    llm_device: str = typer.Option("cpu", "--llm-device", help=LLM_DEVICE_HELP),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help=REMOTE_HELP),
+    judge: str = typer.Option("exact_synonym", "--judge", help="Diagnosis judge: exact_synonym (default) | embedding."),
+    synonyms: Path = typer.Option(None, "--synonyms", help="exact_synonym: a synonym table (JSON)."),
+    embedding_threshold: float = typer.Option(None, "--embedding-threshold", help="embedding: threshold (0.8)."),
+    rounds: int = typer.Option(1, "--rounds", help="Retrieval + evidence rounds (1 to 3)."),
+    k: int = typer.Option(5, "--k", help="Passages retrieved per query."),
+    max_passages: int = typer.Option(20, "--max-passages", help="Passages kept after fusing all queries."),
+    retriever: str = typer.Option("fused", "--retriever", help="fused (BM25 + dense), bm25 or dense."),
+    leakage: str = typer.Option("on", "--leakage", help="Leakage guard: on (default) or off."),
+    leakage_cosine: float = typer.Option(
+        0.95, "--leakage-cosine", help="Embedding cosine above which a hit is a copy."
+    ),
+    block_url: list[str] = typer.Option(None, "--block-url", help="A URL never to retrieve (repeatable)."),
+    block_case_id: list[str] = typer.Option(None, "--block-case-id", help="A case id never to retrieve (repeatable)."),
+    seed: int = typer.Option(0, "--seed", help="Seed passed to the LLM (temperature is 0)."),
+    allow_problems: bool = typer.Option(
+        False, "--allow-problems", help="Run even when `nova validate` finds problems."
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write $MEDLENS_CACHE/judgements."),
+    details: bool = typer.Option(False, "--details", help="Add per-case rows (predictions, judgements)."),
+    cases_out: Path = typer.Option(
+        None, "--cases-out", help="Also write every case's result (each mode; citations, leakage, trace) to this JSONL."
+    ),
+    out: Path = typer.Option(None, "--out", help="Also write the JSON result to this file."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """RADAR on NOVA's text setting: one case per NOVA case (clinical history + its images' captions), top-1/top-5 under a NOVA diagnosis judge.
+
+    Rows: retrieval-only (always), and with an LLM the agent and the no-retrieval baseline (same prompts, retrieval off) with Δ = agent − baseline. The leakage guard is on by default.
+
+    Examples:
+
+      medlens rag benchmark nova --index runs/notes-index --data ~/data/Nova --json
+
+      medlens rag benchmark nova --index runs/notes-index --data ~/data/Nova --llm-url http://127.0.0.1:8080/v1 --model qwen2.5-7b-instruct
+    """
+    from medlens._provenance import provenance, stamp
+    from medlens._validation import check_option
+    from medlens.agents import run_radar_nova
+    from medlens.cli._nova import _data_inputs, _judge, _load
+    from medlens.cli._rag import _index_prov
+    from medlens.retrieval import load_index
+
+    check_option(leakage, ("on", "off"), name="leakage")
+    client = llm_client(llm_url, model, llm_path, allow_remote, llm_device)
+    j = _judge(judge, synonyms, embedding_threshold)
+    ds = _load(data, "auto", None, False, strict=not allow_problems)
+    idx = load_index(index)
+    guard = _guard(leakage, idx.manifest["corpus"]["name"], leakage_cosine, block_url, block_case_id)
+    cfg = _config(rounds=rounds, k=k, max_passages=max_passages, retriever=retriever, seed=seed, leakage=guard)
+    cache = None
+    if not no_cache:
+        from medlens.metrics import JudgeCache
+
+        cache = JudgeCache()
+    n_modes = 3 if client is not None else 1
+    per_case: list[dict[str, Any]] = []
+    with _Bar(progress_enabled(as_json), n_modes * len(ds.cases), "diagnosing NOVA cases") as bar:
+
+        def on_result(mode: str, result: dict[str, Any]) -> None:
+            bar.advance()
+            if cases_out is not None:
+                per_case.append(result)
+
+        res = run_radar_nova(
+            ds, idx, client=client, config=cfg, judge=j, judge_cache=cache, details=details, on_result=on_result
+        )
+    if cases_out is not None:
+        from medlens.io._atomic import atomic_write, to_json
+
+        with atomic_write(cases_out, "w") as fh:
+            for r in per_case:
+                fh.write(to_json(r, indent=None) + "\n")
+    prov = provenance(
+        command="rag benchmark nova",
+        config={"agent": cfg.to_dict(), "judge": j.judge_id, "client": (client.kind, client.model) if client else None},
+        seed=seed,
+        inputs=_data_inputs(ds),
+        models={"embedder": idx.manifest["embedder"]["model_id"], "diagnosis_judge": j.judge_id, **llm_models(client)},
+        extra={"index": _index_prov(idx)},
+    )
+    doc = stamp(res, prov)
+    if out is not None:
+        from medlens.io._atomic import atomic_write_json
+
+        atomic_write_json(out, doc)
+    if as_json:
+        emit_json(doc)
+        return
+    c = console()
+    c.print(f"NOVA text setting: {res['n_cases']} cases, judge {j.judge_id}", markup=False)
+    for mode, row in res["rows"].items():
+        extra = f", {row['n_fallback']} fallback(s)" if mode != "retrieval-only" else ""
+        c.print(
+            f"  {mode:<15} top-1 {human_float(row['top1'], 3)}  top-5 {human_float(row['top5'], 3)}"
+            f"  (leakage dropped {row['leakage_dropped']}{extra})",
+            markup=False,
+        )
+    if "delta" in res:
+        d = res["delta"]
+        c.print(f"  Δ agent − no-retrieval: top-1 {d['top1']:+.3f}, top-5 {d['top5']:+.3f}", markup=False)
