@@ -160,10 +160,14 @@ class TransformersClient(BaseChatClient):
         return plain_prompt(messages)
 
     def _complete(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> ChatResponse:
-        torch = require("torch", extra="torch")
         prompt = self.format_prompt(messages)
         enc = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=not self.has_chat_template)
         enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        return self._generate(enc, params)
+
+    def _generate(self, enc: dict[str, Any], params: dict[str, Any]) -> ChatResponse:
+        """Generate from encoded inputs (``input_ids`` first) and decode the new tokens into a reply."""
+        torch = require("torch", extra="torch")
         n_prompt = int(enc["input_ids"].shape[1])
         max_new = params["max_tokens"] or self.max_new_tokens
         gen = self._generation_config(params, max_new)

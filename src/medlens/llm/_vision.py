@@ -28,7 +28,7 @@ from medlens.encoders._base import resolve_device, resolve_dtype, set_offline
 from medlens.llm._base import ChatResponse
 from medlens.llm._cache import ResponseCache, resolve_cache
 from medlens.llm._messages import _decode_data_url
-from medlens.llm._transformers import _ROLE_NAMES, _STOP, TransformersClient, _fingerprint
+from medlens.llm._transformers import _ROLE_NAMES, TransformersClient, _fingerprint
 
 __all__ = ["TransformersVLMClient"]
 
@@ -192,24 +192,4 @@ class TransformersVLMClient(TransformersClient):
         enc = {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in dict(enc).items()}
         if "pixel_values" in enc and torch.is_floating_point(enc["pixel_values"]):
             enc["pixel_values"] = enc["pixel_values"].to(self.dtype)
-        n_prompt = int(enc["input_ids"].shape[1])
-        max_new = params["max_tokens"] or self.max_new_tokens
-        gen = self._generation_config(params, max_new)
-        with self._lock, torch.inference_mode():
-            if params["temperature"] > 0:
-                devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
-                with torch.random.fork_rng(devices=devices):
-                    torch.manual_seed(params["seed"] if params["seed"] is not None else 0)
-                    out = self.lm.generate(**enc, generation_config=gen)
-            else:
-                out = self.lm.generate(**enc, generation_config=gen)
-        new = out[0, n_prompt:]
-        n_new = int(new.shape[0])
-        text = self.tokenizer.decode(new, skip_special_tokens=True)
-        eos = gen.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
-        finish = "stop" if (n_new < max_new or (n_new and int(new[-1]) in eos_ids)) else "length"
-        if not self.has_chat_template and _STOP in text:
-            text, finish = text[: text.index(_STOP)], "stop"
-        usage = {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new}
-        return ChatResponse(text=text.strip(), model=self.model, usage=usage, raw=None, finish_reason=finish)
+        return self._generate(enc, params)
