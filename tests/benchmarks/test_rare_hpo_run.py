@@ -69,6 +69,7 @@ def test_run_writes_metrics_cases_and_reuses_the_cached_index(small_hpo, tmp_pat
     assert again["index"]["cached"] is True
     assert again["index"]["path"] == m["index"]["path"]
     assert again["retrievers"] == m["retrievers"]
+    assert len(list((tmp_path / "cache" / "retrieval" / "indexes" / "queries").glob("*.npy"))) == 1
     # another configuration in the same folder is refused unless overwrite
     from medlens._validation import InputError
 

@@ -104,16 +104,34 @@ def cached_hpo_index(
 
 
 def _query_vectors(idx: Any, queries: list[str], *, progress: bool) -> list[np.ndarray] | np.ndarray:
-    """:meth:`RetrievalIndex.encode_queries`, with the unique query clauses cached like corpus embeddings."""
+    """:meth:`RetrievalIndex.encode_queries`, with the unique query clauses cached next to the cached indexes
+    (keyed by the index's build request and the clauses), so a warm run does not even load the encoder."""
     if idx.dense_mode != "clauses":
         return idx.encode_queries(queries)
     from medlens.retrieval._clauses import split_clauses
-    from medlens.retrieval._embed import embed_corpus
 
     parts = [split_clauses(q) for q in queries]
     uniq = list(dict.fromkeys(c for p in parts for c in p))
-    key = hashlib.sha256(("rare-hpo-queries-v1|" + "\x1f".join(uniq)).encode()).hexdigest()
-    vecs, _ = embed_corpus(uniq, idx.embedder, corpus_hash=key, progress=progress)
+    key = hashlib.sha256(
+        ("rare-hpo-queries-v1|" + str(idx.manifest.get("request_hash")) + "|" + "\x1f".join(uniq)).encode()
+    ).hexdigest()
+    path = index_cache_dir() / "queries" / f"{key[:32]}.npy"
+    vecs = None
+    if path.is_file():
+        try:
+            vecs = np.load(path)
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable query-vector cache %s (%s)", path, exc)
+        if vecs is not None and vecs.shape != (len(uniq), int(idx.manifest["embedder"]["dim"])):
+            vecs = None
+    if vecs is None:
+        vecs = np.ascontiguousarray(idx.embedder.embed(uniq, progress=progress), dtype=np.float32)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(path, "wb") as fh:
+                np.save(fh, vecs)
+        except OSError as exc:  # a read-only cache only costs the next run the encoding
+            log.warning("could not cache query vectors under %s (%s)", path.parent, exc)
     pos = {c: i for i, c in enumerate(uniq)}
     return [vecs[[pos[c] for c in p]] for p in parts]
 
