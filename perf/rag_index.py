@@ -1,9 +1,12 @@
 """The built-in ``hpo`` retrieval index: build from scratch, cached reload, search latency, HNSW recall, throughput.
 
 Targets (issue #5 §8, 2 cores): full build <= 240 s with a progress bar; a cached reload <= 2 s; search p50 <= 10 ms
-per query at k=10 without query encoding (reported with it too); HNSW32 recall@10 >= 0.98 of exact search;
-embedding throughput of medlens' embedder / sentence-transformers' own ``encode`` on the same model and texts
->= 0.95 (median of 5). Also prints rare-hpo top-1/top-5/MRR of BM25, dense and fused on the same 200 cases.
+per query at k=10 without query encoding (reported with it too) for bm25, dense and fused; HNSW32 recall@10 >= 0.98
+of exact search; embedding throughput of medlens' embedder / sentence-transformers' own ``encode`` on the same model
+and texts >= 0.95 (median of 5). Also times the exact clause MaxSim against the simple reference formula (one
+``V @ qᵀ`` and one segmented ``reduceat`` per query clause, what medlens did before) and checks that both return
+the same top 10, and prints rare-hpo top-1/top-5/MRR of every retriever on the same 200 cases, with the ontology
+ranker also under generator variants (no noise, no imprecision, no omission, none) and with Resnik scoring.
 
 The machine is shared: wall times depend on its load, so process CPU time is printed next to them (``cpu``;
 with 2 busy threads an uncontended wall time is about cpu / 2). Usage:
@@ -36,6 +39,40 @@ def _load_avg() -> str:
         return " / ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:  # pragma: no cover
         return "?"
+
+
+def _reference_maxsim(idx, qv) -> None:
+    """Time the exact clause MaxSim of medlens against the simple formula it replaced, and compare top 10s."""
+    from medlens.retrieval._bm25 import top_k
+    from medlens.retrieval._dense import one_blas_thread
+
+    d = idx.dense
+    flat, starts = d.indices, d.indptr[:-1]
+
+    def reference(q):
+        with one_blas_thread():
+            sims = np.ascontiguousarray((d.vectors @ q.T).T)
+        out = np.zeros(len(starts), dtype=np.float32)
+        for s in sims:
+            out += np.maximum.reduceat(s[flat], starts)
+        return top_k(out / len(sims), 10)
+
+    ours, theirs, same = [], [], 0
+    for rep, v in enumerate(qv):
+        for who in ("ours", "ref") if rep % 2 == 0 else ("ref", "ours"):
+            c0 = time.process_time()
+            if who == "ours":
+                a = d.search_clauses(v, 10)[1]
+                ours.append(time.process_time() - c0)
+            else:
+                b = reference(v)
+                theirs.append(time.process_time() - c0)
+        same += int(np.array_equal(a, b))
+    print(
+        f"clause MaxSim, all {d.ntotal} units: medlens cpu p50 {1e3 * np.median(ours):.2f} ms, simple reference "
+        f"(V @ qT + reduceat per query clause) {1e3 * np.median(theirs):.2f} ms -> ratio reference/ours "
+        f"{np.median(theirs) / np.median(ours):.2f}; identical top 10 for {same} of {len(qv)} queries"
+    )
 
 
 def main() -> None:
@@ -109,7 +146,12 @@ def main() -> None:
         t0 = time.perf_counter()
         qv = idx.encode_queries(queries)
         enc_batch = (time.perf_counter() - t0) / len(queries)
-        for retriever in ("dense", "bm25", "fused"):
+        for retriever in ("dense", "bm25", "fused", "ontology", "hybrid"):
+            if retriever in ("ontology", "hybrid"):
+                t0 = time.perf_counter()
+                _ = idx.phenotypes
+                if retriever == "ontology":
+                    print(f"  ontology ranker built in {time.perf_counter() - t0:.1f} s (once per process)")
             lat, cpu = [], []
             for q, v in zip(queries, qv, strict=True):
                 t0, c0 = time.perf_counter(), time.process_time()
@@ -120,6 +162,8 @@ def main() -> None:
                 f"search {retriever:5s} k=10, excluding query encoding: p50 {1e3 * np.median(lat):.2f} ms, "
                 f"p95 {1e3 * np.percentile(lat, 95):.2f} ms (target p50 <= 10 ms); cpu p50 {1e3 * np.median(cpu):.2f} ms"
             )
+        if idx.dense_mode == "clauses" and idx.dense.index.kind == "numpy":
+            _reference_maxsim(idx, qv)
         lat = []
         for q in queries[:50]:
             t0 = time.perf_counter()
@@ -195,12 +239,32 @@ def main() -> None:
             f"(target >= 0.95; median of {args.repeat}); max |diff| {np.abs(a - b).max():.2e}"
         )
         # -- 6. quality on the same cases --------------------------------------------------------------------------
-        for retriever in ("bm25", "dense", "fused"):
+        for retriever in ("bm25", "dense", "fused", "ontology", "hybrid"):
             r = run_rare_hpo(idx, n=args.n, seed=0, retriever=retriever, n_bootstrap=0)
             print(
-                f"rare-hpo n={r['n']} seed 0, {retriever:5s}: top-1 {r['top1']:.3f}, top-5 {r['top5']:.3f}, "
+                f"rare-hpo n={r['n']} seed 0, {retriever:8s}: top-1 {r['top1']:.3f}, top-5 {r['top5']:.3f}, "
                 f"MRR {r['mrr']:.3f}"
             )
+        from medlens.benchmarks.rare_hpo import GeneratorConfig
+        from medlens.retrieval._phenotype import OntologyRanker
+
+        variants = {
+            "no noise": {"noise_ratio": 0.0},
+            "no imprecision": {"p_imprecise": 0.0},
+            "no omission": {"p_omit": 0.0},
+            "none of the three": {"noise_ratio": 0.0, "p_imprecise": 0.0, "p_omit": 0.0},
+        }
+        for label, over in variants.items():
+            for retriever in ("fused", "ontology"):
+                r = run_rare_hpo(
+                    idx, n=args.n, seed=0, retriever=retriever, n_bootstrap=0, config=GeneratorConfig(**over)
+                )
+                print(f"  generator with {label:17s} {retriever:8s}: top-1 {r['top1']:.3f}, top-5 {r['top5']:.3f}")
+        ic_ranker = idx.phenotypes
+        idx.phenotypes = OntologyRanker(ic_ranker.matcher, ic_ranker.model, ic_ranker.rows, method="resnik")
+        r = run_rare_hpo(idx, n=args.n, seed=0, retriever="ontology", n_bootstrap=0)
+        print(f"  ontology scored by Resnik best-match average instead: top-1 {r['top1']:.3f}, top-5 {r['top5']:.3f}")
+        idx.phenotypes = ic_ranker
         print(f"load average at the end {_load_avg()}")
     finally:
         if args.keep is None and args.skip_build is None:

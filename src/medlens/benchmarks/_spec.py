@@ -44,3 +44,10 @@ BENCHMARKS.register(
     "localisation, captioning and diagnosis (not part of `medlens demo`)",
     extras=("io", "vision"),
 )
+BENCHMARKS.register(
+    "rare-hpo",
+    "medlens.benchmarks._rare_hpo_run:SPEC",
+    description="200 simulated rare-disease patients (generator rare-hpo-v1, seed 0) from HPO annotations; BM25, "
+    "dense, fused and ontology-aware retrieval-only rankers with bootstrap CIs",
+    extras=("hf", "retrieval", "rare"),
+)

@@ -311,7 +311,19 @@ def evaluate_rankings(
             name: [float(np.percentile(v[idx].mean(axis=1), 2.5)), float(np.percentile(v[idx].mean(axis=1), 97.5))]
             for name, v in (("top1", top1), ("top5", top5), ("mrr", rr))
         }
-        out["ci95"]["method"] = f"percentile bootstrap over cases, {n_bootstrap} resamples, seed {seed}"
+        per_disease = list(by_disease.values())
+        d1 = np.array([top1[ix].mean() for ix in per_disease])
+        d5 = np.array([top5[ix].mean() for ix in per_disease])
+        jdx = rng.integers(0, len(per_disease), size=(n_bootstrap, len(per_disease)))
+        for name, v in (("macro_top1", d1), ("macro_top5", d5)):
+            out["ci95"][name] = [
+                float(np.percentile(v[jdx].mean(axis=1), 2.5)),
+                float(np.percentile(v[jdx].mean(axis=1), 97.5)),
+            ]
+        out["ci95"]["method"] = (
+            f"percentile bootstrap, {n_bootstrap} resamples, seed {seed}: over cases (top1, top5, mrr) and over "
+            "diseases (macro_top1, macro_top5)"
+        )
     return out
 
 
@@ -353,6 +365,8 @@ def run_rare_hpo(
             "seconds": {"generate": round(t_gen, 3), "total": round(time.perf_counter() - t0, 3)},
         }
     )
+    if retriever in ("ontology", "hybrid"):
+        out["ranker"]["ontology"] = index.phenotypes.spec()
     if return_cases:
         out["cases"] = [
             {

@@ -8,7 +8,7 @@ import typer
 
 from medlens.cli._common import console, emit_json, progress_enabled
 
-DEMO_BENCHMARKS = ("cxr-reports",)
+DEMO_BENCHMARKS = ("cxr-reports", "rare-hpo")
 
 
 def demo(
@@ -34,17 +34,35 @@ def demo(
     split, thresholds fitted on the calibration split, and the 2×2 table (zero-shot vs fine-tuned) × (threshold
     0.5 vs CRC) on the test split (OUT/cxr-reports-finetune/metrics.json).
 
+    Section rare-hpo: 200 simulated rare-disease patients (generator rare-hpo-v1, seed 0) ranked by BM25, dense
+    (MiniLM), fused and ontology-aware retrieval over the built-in HPO corpus, with bootstrap CIs
+    (OUT/rare-hpo/metrics.json). The HPO index is built once (a few minutes) and cached under $MEDLENS_CACHE.
+
     Example: medlens demo --out runs/demo [--full]
     """
     from medlens.benchmarks import BENCHMARKS
     from medlens.cli._report import build_report
 
     summary = {}
+    lines: dict[str, list[str]] = {}  # console lines of sections that render their own
     for name in DEMO_BENCHMARKS:
         spec = BENCHMARKS.get(name)
         doc = spec.run(
             out / name, alpha=alpha, k=branch_depth, seed=seed, progress=progress_enabled(as_json), overwrite=overwrite
         )
+        if name == "rare-hpo":
+            summary[name] = {
+                "metrics": str(out / name / "metrics.json"),
+                "retrievers": {
+                    r: {key: m[key] for key in ("top1", "top5", "mrr", "macro_top1", "macro_top5")}
+                    | {"ci95": m["ci95"]}
+                    for r, m in doc["retrievers"].items()
+                },
+                "acceptance": doc["acceptance"],
+                "timing_s": doc["timing_s"],
+            }
+            lines[name] = _rare_hpo_lines(doc)
+            continue
         b = doc["baseline_test"]
         summary[name] = {
             "metrics": str(out / name / "metrics.json"),
@@ -92,6 +110,10 @@ def demo(
     for name, s in summary.items():
         if name == "report":
             continue
+        if name in lines:
+            for line in lines[name]:
+                c.print(line, markup=False)
+            continue
         if name == "cxr-reports-finetune":
             c.print("[bold]cxr-reports-finetune[/bold]: test split, (model) × (thresholds)")
             for row, cols in s["table"].items():
@@ -118,3 +140,9 @@ def demo(
                 markup=False,
             )
     c.print(f"report: {summary['report']}", markup=False)
+
+
+def _rare_hpo_lines(doc: dict) -> list[str]:
+    from medlens.benchmarks._rare_hpo_run import summary_lines
+
+    return summary_lines(doc)

@@ -16,7 +16,10 @@ app = typer.Typer(
 bench = typer.Typer(help="Benchmarks of the retrieval-only diagnosis ranker.", no_args_is_help=True)
 app.add_typer(bench, name="benchmark")
 
-RETRIEVER_HELP = "fused (BM25 + dense by reciprocal rank fusion, k=60), bm25 or dense."
+RETRIEVER_HELP = (
+    "fused (BM25 + dense by reciprocal rank fusion, k=60), bm25, dense; for hpo indexes also ontology (HPO terms "
+    "recognised in the text, diseases by IC-weighted overlap) or hybrid (BM25 + dense + ontology)."
+)
 
 
 def _parse_params(items: list[str]) -> dict[str, Any]:
@@ -216,9 +219,9 @@ def search_cmd(
     """
     from medlens._provenance import provenance, stamp
     from medlens._validation import InputError, check_option
-    from medlens.retrieval import load_index
+    from medlens.retrieval import RETRIEVERS, load_index
 
-    check_option(retriever, ("fused", "bm25", "dense"), name="retriever")
+    check_option(retriever, RETRIEVERS, name="retriever")
     if k < 1:
         raise InputError(f"--k must be >= 1; got {k}.")
     idx = load_index(index)
@@ -227,7 +230,7 @@ def search_cmd(
         prov = provenance(
             command="rag search",
             config={"k": k, "retriever": retriever, "query": query},
-            models={"embedder": idx.manifest["embedder"]["model_id"]} if retriever != "bm25" else {},
+            models={"embedder": idx.manifest["embedder"]["model_id"]} if retriever not in ("bm25", "ontology") else {},
             extra={"index": _index_prov(idx)},
         )
         emit_json(stamp({"query": query, "retriever": retriever, "k": k, "hits": [h.to_dict() for h in hits]}, prov))
@@ -269,9 +272,9 @@ def rare_hpo_cmd(
     from medlens._provenance import provenance, stamp
     from medlens._validation import InputError, check_option
     from medlens.benchmarks.rare_hpo import run_rare_hpo
-    from medlens.retrieval import load_index
+    from medlens.retrieval import RETRIEVERS, load_index
 
-    check_option(retriever, ("fused", "bm25", "dense"), name="retriever")
+    check_option(retriever, RETRIEVERS, name="retriever")
     if n < 1:
         raise InputError(f"--n must be >= 1; got {n}.")
     from medlens.cli._radar import llm_client, llm_models
@@ -303,7 +306,7 @@ def rare_hpo_cmd(
         config={"n": n, "seed": seed, "retriever": retriever, "generator": res["generator"], "ranker": res["ranker"]},
         seed=seed,
         models={
-            **({"embedder": idx.manifest["embedder"]["model_id"]} if retriever != "bm25" else {}),
+            **({"embedder": idx.manifest["embedder"]["model_id"]} if retriever not in ("bm25", "ontology") else {}),
             **llm_models(client),
         },
         extra={"index": _index_prov(idx)},

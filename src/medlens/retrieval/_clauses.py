@@ -14,6 +14,15 @@ of short clauses that a sentence encoder embeds well. In this mode
 With the numpy index every unit is scored exactly. With a FAISS index each query clause retrieves its
 ``candidates`` nearest clauses; the units holding any of them are then scored exactly from the stored clause
 vectors (units outside that candidate set are not returned).
+
+Exact scoring of all units (the numpy index) is laid out for speed: the clause similarities of all query
+clauses come from one product with a transposed copy of the clause matrix (``q @ Vᵀ``, about twice as fast as
+``V @ qᵀ`` for a handful of query clauses), and units are grouped into a dozen *buckets* of similar clause
+counts, each stored as a padded ``(L, units)`` matrix of clause ids (padding points at a ``-inf`` column). A
+bucket's maxima are then one ``np.take`` and one ``max`` over its ``L`` rows for all query clauses at once,
+instead of a segmented ``reduceat`` per query clause (~2.5× less time on the hpo index, see
+``perf/rag_index.py``). The per-unit sum over query clauses keeps the query-clause order, so scores equal the
+simple formula up to float32 rounding of the dot products.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from medlens._validation import InputError
 from medlens.retrieval._bm25 import top_k
 from medlens.retrieval._dense import one_blas_thread
 
-__all__ = ["ClauseIndex", "split_clauses"]
+__all__ = ["ClauseIndex", "bucket_plan", "split_clauses"]
 
 _SPLIT = re.compile(r"(?:[.;:,]\s+|\s+and\s+)")
 _STRIP = " \t\n.;:,"
@@ -58,6 +67,32 @@ def _drop_common(
     new_indices = indices[keep]
     counts = np.bincount(unit_of[keep], minlength=n_units)
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), new_indices
+
+
+def bucket_plan(lens: np.ndarray, *, overhead: int = 3000) -> list[tuple[int, int]]:
+    """Group units by clause count into ranges ``(lo, hi)`` that minimise padded size + ``overhead`` per bucket.
+
+    A bucket is padded to its longest unit (``hi``); each bucket also costs a few numpy calls per query,
+    counted as ``overhead`` padded cells. Dynamic programming over the distinct counts (exact, O(d²)).
+
+    >>> bucket_plan(np.array([1, 1, 2, 9, 10]), overhead=3)
+    [(1, 2), (9, 10)]
+    """
+    vals, cnt = np.unique(np.asarray(lens, dtype=np.int64), return_counts=True)
+    cum = np.concatenate([[0], np.cumsum(cnt)])
+    best = np.full(len(vals) + 1, np.inf)
+    best[0] = 0.0
+    arg = np.zeros(len(vals) + 1, dtype=np.int64)
+    for j in range(1, len(vals) + 1):
+        costs = best[:j] + (cum[j] - cum[:j]) * vals[j - 1] + overhead
+        arg[j] = int(np.argmin(costs))
+        best[j] = costs[arg[j]]
+    out, j = [], len(vals)
+    while j > 0:
+        i = int(arg[j])
+        out.append((int(vals[i]), int(vals[j - 1])))
+        j = i
+    return out[::-1]
 
 
 def split_clauses(text: str) -> list[str]:
@@ -130,6 +165,7 @@ class ClauseIndex:
         if np.any(np.diff(self.indptr) < 1):
             raise InputError("every unit needs at least one clause; rebuild the index.")
         self._inverse: tuple[np.ndarray, np.ndarray] | None = None
+        self._fast: tuple[np.ndarray, list[np.ndarray], np.ndarray] | None = None
 
     @property
     def ntotal(self) -> int:
@@ -148,22 +184,50 @@ class ClauseIndex:
             self._inverse = (np.concatenate([[0], np.cumsum(counts)]), units[order])
         return self._inverse
 
+    def _buckets(self) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """(Vᵀ, padded clause-id matrices (L, b) per bucket, unit order of the concatenated buckets); built once."""
+        if self._fast is None:
+            lens = np.diff(self.indptr)
+            order, mats = [], []
+            for lo, hi in bucket_plan(lens):
+                units = np.nonzero((lens >= lo) & (lens <= hi))[0]
+                pos = self.indptr[units][None, :] + np.arange(hi)[:, None]  # (L, b)
+                valid = np.arange(hi)[:, None] < lens[units][None, :]
+                ids = self.indices[np.minimum(pos, len(self.indices) - 1)]
+                mats.append(np.where(valid, ids, self.n_clauses))  # padding -> the -inf column
+                order.append(units)
+            self._fast = (np.ascontiguousarray(self.vectors.T), mats, np.concatenate(order))
+        return self._fast
+
+    def _maxsim_all(self, q: np.ndarray) -> np.ndarray:
+        """:meth:`_maxsim` of every unit (the bucketed layout of the module docstring)."""
+        vt, mats, order = self._buckets()
+        m = len(q)
+        sims = np.empty((m, self.n_clauses + 1), dtype=np.float32)
+        with one_blas_thread():
+            np.matmul(q, vt, out=sims[:, : self.n_clauses])
+        sims[:, self.n_clauses] = -np.inf
+        best = np.concatenate([np.take(sims, mat, axis=1).max(axis=1) for mat in mats], axis=1)  # (m, units)
+        acc = np.zeros(best.shape[1], dtype=np.float32)
+        for row in best:  # query-clause order, as in the simple formula
+            acc += row
+        out = np.empty_like(acc)
+        out[order] = acc
+        return out / m
+
     def _maxsim(self, q: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
         """Mean over query clauses of the max similarity to each unit's clauses (all units, or ``rows``)."""
         if rows is None:
-            flat, starts = self.indices, self.indptr[:-1]
-            with one_blas_thread():
-                sims = np.ascontiguousarray((self.vectors @ q.T).T)  # (m, n_clauses); V stays contiguous
-        else:
-            rows = np.asarray(rows, dtype=np.int64)
-            lens = self.indptr[rows + 1] - self.indptr[rows]
-            starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-            # the clause ids of the selected units, concatenated without a Python loop
-            offs = np.arange(int(lens.sum())) - np.repeat(starts, lens)
-            flat = self.indices[np.repeat(self.indptr[rows], lens) + offs]
-            needed, flat = np.unique(flat, return_inverse=True)  # score only the clauses these units hold
-            with one_blas_thread():
-                sims = np.ascontiguousarray((self.vectors[needed] @ q.T).T)
+            return self._maxsim_all(q)
+        rows = np.asarray(rows, dtype=np.int64)
+        lens = self.indptr[rows + 1] - self.indptr[rows]
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        # the clause ids of the selected units, concatenated without a Python loop
+        offs = np.arange(int(lens.sum())) - np.repeat(starts, lens)
+        flat = self.indices[np.repeat(self.indptr[rows], lens) + offs]
+        needed, flat = np.unique(flat, return_inverse=True)  # score only the clauses these units hold
+        with one_blas_thread():
+            sims = np.ascontiguousarray((self.vectors[needed] @ q.T).T)
         out = np.zeros(len(starts), dtype=np.float32)
         for s in sims:  # one 1-D gather + segment max per query clause: far cheaper than a 2-D gather
             out += np.maximum.reduceat(s[flat], starts)
