@@ -7,13 +7,13 @@ import os
 import pytest
 from hypothesis import settings
 
+from medlens.taxonomy import Taxonomy
+
 # CI runs the property tests on a fixed, reproducible set of examples (a red CI must be reproducible); a local
 # `make test` explores new examples on every run. HYPOTHESIS_PROFILE=ci selects the fixed set.
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.register_profile("dev", print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
-
-from medlens.taxonomy import Taxonomy
 
 
 @pytest.fixture
