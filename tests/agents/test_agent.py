@@ -319,6 +319,20 @@ def test_http_400_is_a_failed_step_but_other_endpoint_errors_raise(index):
         RadarAgent(index, CallableClient(down), AgentConfig(leakage=None)).diagnose(CASE)
 
 
+def test_a_local_context_overflow_is_a_failed_step(index):
+    from medlens.llm import CallableClient, LLMContextLengthError
+
+    def fn(messages, **params):
+        if messages[1]["content"].startswith("Task: final"):
+            raise LLMContextLengthError("the prompt is 900 tokens but m reads at most 512", n_prompt=900, limit=512)
+        return Doctor()(messages, **params)
+
+    out = RadarAgent(index, CallableClient(fn), AgentConfig(leakage=None)).diagnose(CASE)
+    assert out["mode"] == "retrieval-only"
+    assert "reads at most 512" in out["fallback"]
+    assert [s["ok"] for s in out["trace"]["steps"]][-1] is False
+
+
 def test_differentials_are_deduplicated_and_cut_to_four(index):
     diffs = ["joubert syndrome", "A", "B", "a", "C", "D", "E", " "]
     doc = Doctor(final=_final(diffs=diffs))

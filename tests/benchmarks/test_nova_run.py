@@ -228,6 +228,34 @@ def test_resume_after_interruption_skips_done_items(nova, tmp_path):
     assert third.calls == []
 
 
+def test_a_refused_request_fails_one_item_and_the_run_goes_on(nova, tmp_path):
+    from medlens.llm import LLMHTTPError
+
+    replies = iter(DX_REPLIES[:3])
+
+    def fn(messages, **params):
+        if fn.calls == 1:  # the second image: the server says its prompt is too long
+            fn.calls += 1
+            raise LLMHTTPError("HTTP 400", status=400, server_message="maximum context length exceeded")
+        fn.calls += 1
+        return next(replies)
+
+    fn.calls = 0
+    out = tmp_path / "run"
+    summary = nova_run(nova, CallableClient(fn), out, task="diagnosis", limit=3)
+    assert summary["status"] == "complete"
+    assert summary["counts"]["request_failures"] == 1
+    assert summary["counts"]["parse_failures"] == 0
+    row = rows_of(out)[1]
+    assert row["request_failed"] is True
+    assert row["diagnoses"] == []
+    assert row["parse_error"] == "request failed: HTTP 400: maximum context length exceeded"
+    # resuming re-counts it from the file
+    again = nova_run(nova, CallableClient(Script()), out, task="diagnosis", limit=3)
+    assert again["counts"]["request_failures"] == 1
+    assert again["counts"]["parse_failures"] == 0
+
+
 def test_limit_then_continue(nova, tmp_path):
     out = tmp_path / "run"
     nova_run(nova, CallableClient(Script(*DX_REPLIES)), out, task="diagnosis", limit=2)

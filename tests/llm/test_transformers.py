@@ -201,3 +201,24 @@ def test_images_and_bad_paths_are_refused(tiny_lm, tmp_path):
     (empty / "config.json").write_text("{}")
     with pytest.raises(ValueError, match="could not load a causal LM"):
         TransformersClient(empty)
+
+
+def test_context_window_cuts_new_tokens_and_refuses_prompts_that_do_not_fit(tiny_lm):
+    """n_positions is 256: a reply is cut to what fits; a prompt of 256+ tokens is a clear LLMContextLengthError."""
+    from medlens.llm import LLMContextLengthError
+    from medlens.llm._transformers import context_length
+
+    client = TransformersClient(tiny_lm, max_new_tokens=8, cache=False)
+    assert context_length(client.lm.config) == 256
+    n_prompt = client.chat(MSGS).usage["prompt_tokens"]
+    words = "lesion " * (256 - n_prompt - 3)  # leaves exactly 3 positions for the reply
+    long_msgs = [MSGS[0], {"role": "user", "content": MSGS[1]["content"] + " " + words}]
+    r = client.chat(long_msgs)
+    assert r.usage["prompt_tokens"] + r.usage["completion_tokens"] == 256
+    assert r.usage["completion_tokens"] == 3
+    assert r.finish_reason == "length"
+    too_long = [MSGS[0], {"role": "user", "content": "lesion " * 300}]
+    with pytest.raises(LLMContextLengthError, match=r"reads at most 256") as info:
+        client.chat(too_long)
+    assert info.value.limit == 256
+    assert info.value.n_prompt > 256

@@ -51,7 +51,7 @@ from medlens.agents._prompts import (
     final_messages,
     initial_messages,
 )
-from medlens.llm import ChatClient, LLMHTTPError, chat_json
+from medlens.llm import ChatClient, LLMContextLengthError, LLMHTTPError, chat_json
 from medlens.retrieval._fusion import RRF_K, reciprocal_rank_fusion
 from medlens.retrieval._index import RETRIEVERS
 from medlens.retrieval._leakage import LeakageGuard, merge_leakage
@@ -282,6 +282,10 @@ class RadarAgent:
             if exc.status not in _CASE_STEP_HTTP:
                 raise
             rec.update(ok=False, repaired=False, error=f"HTTP {exc.status}: {exc.server_message or exc}", fixes=[])
+            trace["steps"].append(rec)
+            return None
+        except LLMContextLengthError as exc:  # a local model's context is too short for this case's prompt
+            rec.update(ok=False, repaired=False, error=str(exc), fixes=[])
             trace["steps"].append(rec)
             return None
         rec.update(ok=ans.ok, repaired=ans.repaired, error=ans.error, first_error=ans.first_error)

@@ -20,6 +20,11 @@ row with ``boxes: []`` has no boxes (AP 0 on an image with gold boxes), a diagno
 is a miss at top-1 and top-5, and a caption row with ``caption: null`` is counted as ``n_empty`` and left out
 of the caption metrics (they have no defined value for a missing text).
 
+A request the model refuses for this item alone (HTTP 400, 413 or 422 from an endpoint, e.g. a prompt longer
+than its context; :class:`~medlens.llm.LLMContextLengthError` from a local model) is a *request failure*:
+written like a parse failure with ``request_failed: true`` and ``parse_error: "request failed: ..."``, counted
+as ``request_failures``, and the run goes on. Other endpoint errors stop the run (see Resume).
+
 ``DIR/manifest.json`` (written atomically after every item) holds the configuration and its hash (task,
 setting, model and endpoint — never an API key —, prompt template and its SHA-256, box frame, generation
 parameters, the data files' SHA-256), provenance (medlens version), the counts (``n_items``, ``done``,
@@ -57,6 +62,7 @@ from medlens.benchmarks._nova_prompts import (
 )
 from medlens.io._atomic import atomic_write_json, file_sha256
 from medlens.io._jsonl import JsonlRun
+from medlens.llm._errors import LLMContextLengthError, LLMHTTPError
 
 if TYPE_CHECKING:  # pragma: no cover
     from medlens.benchmarks.nova import NovaDataset, NovaImage
@@ -67,6 +73,8 @@ __all__ = ["BOX_SCHEMA", "DIAGNOSIS_SCHEMA", "nova_run", "parse_caption", "parse
 log = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions.jsonl"
+ITEM_HTTP_FAILURES = (400, 413, 422)
+"""HTTP statuses that fail one item (the server refused this request, e.g. too long) rather than the run."""
 
 _BOX = {"type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number"}}
 BOX_SCHEMA: dict[str, Any] = {
@@ -248,6 +256,19 @@ def _answer(
     return row
 
 
+def _request_failure(task: str, box_format: str, exc: Exception) -> dict[str, Any]:
+    """The row of an item whose request the model refused (e.g. its prompt does not fit the context)."""
+    fields: dict[str, Any] = {"localization": {"boxes": [], "scores": None}, "diagnosis": {"diagnoses": []}}.get(
+        task, {"caption": None}
+    )
+    status = f"HTTP {exc.status}: " if isinstance(exc, LLMHTTPError) else ""
+    server = getattr(exc, "server_message", "") or str(exc)
+    row = {**fields, "raw": "", "repaired": False, "request_failed": True}
+    if task == "localization":
+        row["box_format"] = box_format
+    return {**row, "parse_error": f"request failed: {status}{server}", "finish_reason": None, "cached": False}
+
+
 def nova_run(
     dataset: NovaDataset,
     client: ChatClient,
@@ -344,6 +365,7 @@ def nova_run(
         "n_items": len(items),
         "done": 0,
         "parse_failures": 0,
+        "request_failures": 0,
         "repaired": 0,
         "cached": 0,
     }
@@ -351,9 +373,10 @@ def nova_run(
     for r in done_rows:
         done.add(r["filename"])
         counts["done"] += 1
-        counts["parse_failures"] += bool(r.get("parse_error"))
+        counts["parse_failures"] += bool(r.get("parse_error")) and not r.get("request_failed")
         counts["repaired"] += bool(r.get("repaired"))
         counts["cached"] += bool(r.get("cached"))
+        counts["request_failures"] += bool(r.get("request_failed"))
     unknown = done - set(dataset.filenames)
     if unknown:
         raise InputError(
@@ -394,16 +417,20 @@ def nova_run(
             task_id = bar.add_task(f"nova run {task} ({setting})", total=len(todo))
         for im in todo:
             history = dataset.case_of(im.filename).clinical_history
-            row = {
-                "filename": im.filename,
-                "task": task,
-                "setting": setting,
-                **_answer(client, template, im, history, box_format=box_format, generation=generation, repair=repair),
-            }
+            try:
+                answer = _answer(
+                    client, template, im, history, box_format=box_format, generation=generation, repair=repair
+                )
+            except (LLMHTTPError, LLMContextLengthError) as exc:
+                if isinstance(exc, LLMHTTPError) and exc.status not in ITEM_HTTP_FAILURES:
+                    raise
+                answer = _request_failure(task, box_format, exc)
+                counts["request_failures"] += 1
+            row = {"filename": im.filename, "task": task, "setting": setting, **answer}
             run.append(row)
             done.add(im.filename)
             counts["done"] += 1
-            counts["parse_failures"] += row["parse_error"] is not None
+            counts["parse_failures"] += row["parse_error"] is not None and not row.get("request_failed")
             counts["repaired"] += bool(row["repaired"])
             counts["cached"] += bool(row["cached"])
             if row["parse_error"] is not None:

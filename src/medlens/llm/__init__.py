@@ -21,6 +21,7 @@ from medlens.llm._endpoint import is_loopback_host, parse_endpoint
 from medlens.llm._errors import (
     JSONAnswerError,
     LLMConnectionError,
+    LLMContextLengthError,
     LLMError,
     LLMHTTPError,
     LLMResponseError,
@@ -44,6 +45,7 @@ __all__ = [
     "JSONAnswer",
     "JSONAnswerError",
     "LLMConnectionError",
+    "LLMContextLengthError",
     "LLMError",
     "LLMHTTPError",
     "LLMResponseError",

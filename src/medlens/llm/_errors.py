@@ -16,6 +16,7 @@ __all__ = [
     "LLMTimeoutError",
     "LLMConnectionError",
     "LLMResponseError",
+    "LLMContextLengthError",
     "ReplayMissError",
     "JSONAnswerError",
     "RemoteEndpointError",
@@ -60,6 +61,23 @@ class LLMConnectionError(LLMError):
 
 class LLMResponseError(LLMError):
     """The endpoint answered, but the body is not a usable chat completion."""
+
+
+class LLMContextLengthError(LLMError):
+    """A prompt does not fit the local model's context window (no token could be generated after it).
+
+    Attributes
+    ----------
+    n_prompt : int
+        Tokens in the prompt.
+    limit : int
+        The model's context length (``max_position_embeddings`` of its text config).
+    """
+
+    def __init__(self, message: str, *, n_prompt: int, limit: int) -> None:
+        super().__init__(message)
+        self.n_prompt = n_prompt
+        self.limit = limit
 
 
 class ReplayMissError(LLMError, LookupError):

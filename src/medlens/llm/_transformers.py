@@ -34,6 +34,7 @@ from medlens._validation import InputError
 from medlens.encoders._base import resolve_device, resolve_dtype, set_offline
 from medlens.llm._base import BaseChatClient, ChatResponse
 from medlens.llm._cache import ResponseCache, resolve_cache
+from medlens.llm._errors import LLMContextLengthError
 
 __all__ = ["TransformersClient", "plain_prompt"]
 
@@ -70,6 +71,14 @@ def _fingerprint(path: Path) -> str:
         elif p.suffix in (".safetensors", ".bin", ".pt", ".gguf"):
             h.update(f"{p.name}\0{p.stat().st_size}\0".encode())
     return h.hexdigest()[:16]
+
+
+def context_length(config: Any) -> int | None:
+    """The context window of a transformers model config (its text config's ``max_position_embeddings``)."""
+    get_text = getattr(config, "get_text_config", None)
+    text_cfg = get_text() if callable(get_text) else config
+    n = getattr(text_cfg, "max_position_embeddings", None)
+    return int(n) if isinstance(n, int) and n > 0 else None
 
 
 class TransformersClient(BaseChatClient):
@@ -170,6 +179,18 @@ class TransformersClient(BaseChatClient):
         torch = require("torch", extra="torch")
         n_prompt = int(enc["input_ids"].shape[1])
         max_new = params["max_tokens"] or self.max_new_tokens
+        limit = context_length(self.lm.config)
+        if limit is not None:
+            if n_prompt >= limit:
+                raise LLMContextLengthError(
+                    f"the prompt is {n_prompt} tokens but {self.model} reads at most {limit}; shorten it (fewer "
+                    "retrieved passages, a shorter template) or use a model with a longer context.",
+                    n_prompt=n_prompt,
+                    limit=limit,
+                )
+            if n_prompt + max_new > limit:
+                log.debug("max new tokens %d cut to %d to fit the %d-token context", max_new, limit - n_prompt, limit)
+                max_new = limit - n_prompt
         gen = self._generation_config(params, max_new)
         with self._lock, torch.inference_mode():
             if params["temperature"] > 0:
