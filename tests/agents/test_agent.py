@@ -371,7 +371,7 @@ def test_config_and_case_validation(index):
     with pytest.raises(InputError, match="rounds must be an integer in"):
         AgentConfig(rounds=4).check()
     with pytest.raises(InputError, match="retriever"):
-        AgentConfig(retriever="hybrid").check()
+        AgentConfig(retriever="tfidf").check()
     with pytest.raises(InputError, match="needs an index"):
         RadarAgent(None)
     with pytest.raises(TypeError, match="ChatClient"):

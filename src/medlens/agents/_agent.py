@@ -81,7 +81,8 @@ class AgentConfig:
         Passages kept after fusing all queries' rankings (reciprocal rank fusion, constant ``rrf_k``).
     n_hypotheses, n_differentials : int
         Hypotheses asked of the initial doctor; differentials kept from the final answer.
-    retriever : {"fused", "bm25", "dense"}
+    retriever : {"fused", "bm25", "dense", "ontology", "hybrid"}
+        As for :meth:`~medlens.retrieval.RetrievalIndex.search` (``ontology`` and ``hybrid`` need the hpo index).
     passage_chars : int
         A passage's text is cut to this many characters in prompts.
     ranker_depth : int
