@@ -188,6 +188,15 @@ def test_diagnose_http_400_falls_back_and_baseline_sends_no_passages(cli, env, s
         text = json.dumps(r["body"])
         assert "<passage " not in text
         assert "cerebellar vermis hypoplasia" not in text
+    # the baseline needs no index at all; everything else does
+    server.push(reply(json.dumps(INITIAL)), reply(json.dumps(FINAL)))
+    no_index = ["rag", "diagnose", "--case", env["case"], "--llm-url", server.url, "--model", "m", "--no-retrieval"]
+    res = cli(*no_index, "--json")
+    assert res.rc == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["mode"] == "no-retrieval"
+    assert "embedder" not in doc["provenance"]["model_ids"]
+    assert_user_error(cli("rag", "diagnose", "--case", str(env["case"])), "--index IDX is required")
 
 
 def test_benchmark_nova_retrieval_only(cli, env):

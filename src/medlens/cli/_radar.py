@@ -123,7 +123,9 @@ def _print_result(res: dict[str, Any]) -> None:
 
 
 def diagnose(
-    index: Path = typer.Option(..., "--index", help="Index folder written by 'medlens rag index'."),
+    index: Path = typer.Option(
+        None, "--index", help="Index folder written by 'medlens rag index' (not needed with --no-retrieval)."
+    ),
     case: Path = typer.Option(None, "--case", help="One case: a JSON object {id?, clinical_history, caption}."),
     cases: Path = typer.Option(None, "--cases", help="Many cases: JSONL, one {id, clinical_history, caption} a line."),
     out: Path = typer.Option(
@@ -162,7 +164,7 @@ def diagnose(
 
       medlens rag diagnose --index runs/notes-index --cases cases.jsonl --out runs/dx.jsonl --llm-url http://127.0.0.1:8080/v1 --model qwen2.5-7b-instruct
 
-      medlens rag diagnose --index runs/notes-index --cases cases.jsonl --out runs/dx-base.jsonl --llm-path ~/models/llm --no-retrieval
+      medlens rag diagnose --cases cases.jsonl --out runs/dx-base.jsonl --llm-path ~/models/llm --no-retrieval
     """
     from medlens._provenance import provenance, stamp
     from medlens._validation import InputError
@@ -178,8 +180,14 @@ def diagnose(
     if no_retrieval and client is None:
         raise InputError("--no-retrieval is the LLM baseline; give --llm-url URL --model NAME or --llm-path DIR.")
     items = [read_case(case)] if case is not None else read_cases(cases)
-    idx = load_index(index)
-    guard = _guard(leakage, idx.manifest["corpus"]["name"], leakage_cosine, block_url, block_case_id)
+    if index is None and not no_retrieval:
+        raise InputError("--index IDX is required (only the --no-retrieval baseline runs without an index).")
+    idx = load_index(index) if index is not None else None
+    guard = (
+        _guard(leakage, idx.manifest["corpus"]["name"], leakage_cosine, block_url, block_case_id)
+        if idx is not None
+        else None
+    )
     cfg = _config(
         rounds=rounds,
         k=k,
@@ -198,8 +206,11 @@ def diagnose(
         config=desc,
         seed=seed,
         inputs=inputs,
-        models={"embedder": idx.manifest["embedder"]["model_id"], **llm_models(client)},
-        extra={"index": _index_prov(idx)},
+        models={
+            **({"embedder": idx.manifest["embedder"]["model_id"]} if idx is not None else {}),
+            **llm_models(client),
+        },
+        extra={"index": _index_prov(idx) if idx is not None else None},
     )
     if case is not None:
         res = agent.diagnose(items[0])
