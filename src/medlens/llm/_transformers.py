@@ -97,6 +97,8 @@ class TransformersClient(BaseChatClient):
     """
 
     kind = "transformers"
+    _label = "LLM"  # in log lines and errors
+    _saved_with = "tokenizer"  # what, beside the model, save_pretrained must have written
 
     def __init__(
         self,
@@ -111,12 +113,13 @@ class TransformersClient(BaseChatClient):
         if not path.is_dir() or not (path / "config.json").is_file():
             raise InputError(
                 f"model_path {path} is not a folder holding a transformers model (config.json); medlens loads "
-                "local weights only: save them with model.save_pretrained(PATH) and tokenizer.save_pretrained(PATH)."
+                f"local weights only: save them with model.save_pretrained(PATH) and {self._saved_with}.save_pretrained"
+                "(PATH)."
             )
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise InputError(f"max_new_tokens must be a positive int; got {max_new_tokens!r}.")
         set_offline()
-        transformers = require("transformers", extra="hf", purpose="the local transformers LLM client")
+        transformers = require("transformers", extra="hf", purpose=f"the local transformers {self._label} client")
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.path = path.resolve()
@@ -124,22 +127,27 @@ class TransformersClient(BaseChatClient):
         self.max_new_tokens = max_new_tokens
         self.fingerprint = _fingerprint(self.path)
         self.cache = resolve_cache(cache)
-        try:
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
-            self.lm = transformers.AutoModelForCausalLM.from_pretrained(str(self.path), local_files_only=True)
-        except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"could not load a causal LM and its tokenizer from {self.path}: {exc}") from None
+        self._load(transformers)
         self.lm.to(device=self.device, dtype=self.dtype)
         self.lm.eval()
-        self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
         self._lock = threading.Lock()
         log.info(
-            "local LLM %s on %s (%s, %s prompt)",
+            "local %s %s on %s (%s, %s prompt)",
+            self._label,
             self.path.name,
             self.device,
             str(self.dtype).replace("torch.", ""),
             "chat-template" if self.has_chat_template else "plain",
         )
+
+    def _load(self, transformers: Any) -> None:
+        """Load ``self.lm`` and ``self.tokenizer`` from ``self.path`` and set ``self.has_chat_template``."""
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+            self.lm = transformers.AutoModelForCausalLM.from_pretrained(str(self.path), local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"could not load a causal LM and its tokenizer from {self.path}: {exc}") from None
+        self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
 
     def __repr__(self) -> str:
         return f"TransformersClient({self.model!r}, device={self.device!r})"

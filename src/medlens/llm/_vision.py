@@ -18,17 +18,14 @@ from __future__ import annotations
 import io
 import logging
 import os
-import threading
-from pathlib import Path
 from typing import Any
 
 from medlens._optional import require
 from medlens._validation import InputError
-from medlens.encoders._base import resolve_device, resolve_dtype, set_offline
 from medlens.llm._base import ChatResponse
-from medlens.llm._cache import ResponseCache, resolve_cache
+from medlens.llm._cache import ResponseCache
 from medlens.llm._messages import _decode_data_url
-from medlens.llm._transformers import _ROLE_NAMES, TransformersClient, _fingerprint
+from medlens.llm._transformers import _ROLE_NAMES, TransformersClient
 
 __all__ = ["TransformersVLMClient"]
 
@@ -59,6 +56,8 @@ class TransformersVLMClient(TransformersClient):
     """
 
     kind = "transformers-vlm"
+    _label = "VLM"
+    _saved_with = "processor"
 
     def __init__(
         self,
@@ -70,25 +69,11 @@ class TransformersVLMClient(TransformersClient):
         image_mode: str | None = "RGB",
         cache: ResponseCache | bool | str | None = True,
     ) -> None:
-        path = Path(model_path).expanduser()
-        if not path.is_dir() or not (path / "config.json").is_file():
-            raise InputError(
-                f"model_path {path} is not a folder holding a transformers model (config.json); medlens loads "
-                "local weights only: save them with model.save_pretrained(PATH) and processor.save_pretrained(PATH)."
-            )
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be a positive int; got {max_new_tokens!r}.")
-        set_offline()
-        transformers = require("transformers", extra="hf", purpose="the local transformers VLM client")
-        require("PIL.Image", extra="vision", purpose="the local transformers VLM client")
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.path = path.resolve()
-        self.model = str(self.path)
-        self.max_new_tokens = max_new_tokens
         self.image_mode = image_mode
-        self.fingerprint = _fingerprint(self.path)
-        self.cache = resolve_cache(cache)
+        super().__init__(model_path, device=device, dtype=dtype, max_new_tokens=max_new_tokens, cache=cache)
+
+    def _load(self, transformers: Any) -> None:
+        require("PIL.Image", extra="vision", purpose="the local transformers VLM client")
         auto_model = getattr(transformers, "AutoModelForImageTextToText", None)
         if auto_model is None:  # pragma: no cover - transformers < 4.46
             raise ImportError(
@@ -114,16 +99,6 @@ class TransformersVLMClient(TransformersClient):
                 f"the processor in {self.path} has neither a chat template nor an image token; medlens cannot tell "
                 "where the images go in the prompt. Save a processor with a chat_template."
             )
-        self.lm.to(device=self.device, dtype=self.dtype)
-        self.lm.eval()
-        self._lock = threading.Lock()
-        log.info(
-            "local VLM %s on %s (%s, %s prompt)",
-            self.path.name,
-            self.device,
-            str(self.dtype).replace("torch.", ""),
-            "chat-template" if self.has_chat_template else "plain",
-        )
 
     def __repr__(self) -> str:
         return f"TransformersVLMClient({self.model!r}, device={self.device!r})"
