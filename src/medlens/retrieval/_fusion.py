@@ -19,6 +19,19 @@ __all__ = ["RRF_K", "fuse_rows", "reciprocal_rank_fusion"]
 RRF_K = 60
 
 
+def _check_rrf(k: float, weights: Sequence[float] | None, n: int) -> Sequence[float]:
+    """The RRF weights (1 each by default) after checking ``k`` and the weights against ``n`` rankings."""
+    if k <= 0:
+        raise InputError(f"The RRF constant k must be > 0; got {k}.")
+    if weights is None:
+        return [1.0] * n
+    if len(weights) != n:
+        raise InputError(f"got {len(weights)} RRF weights for {n} rankings; give one per ranking.")
+    if any(w < 0 for w in weights):
+        raise InputError(f"RRF weights must be >= 0; got {list(weights)}.")
+    return weights
+
+
 def reciprocal_rank_fusion(
     rankings: Sequence[Sequence[Hashable]], *, k: float = RRF_K, weights: Sequence[float] | None = None
 ) -> list[tuple[Hashable, float]]:
@@ -40,14 +53,7 @@ def reciprocal_rank_fusion(
     >>> [(d, round(s, 4)) for d, s in reciprocal_rank_fusion([["a", "b", "c"], ["b", "c"]], k=1)]
     [('b', 0.8333), ('c', 0.5833), ('a', 0.5)]
     """
-    if k <= 0:
-        raise InputError(f"The RRF constant k must be > 0; got {k}.")
-    if weights is None:
-        weights = [1.0] * len(rankings)
-    if len(weights) != len(rankings):
-        raise InputError(f"got {len(weights)} RRF weights for {len(rankings)} rankings; give one per ranking.")
-    if any(w < 0 for w in weights):
-        raise InputError(f"RRF weights must be >= 0; got {list(weights)}.")
+    weights = _check_rrf(k, weights, len(rankings))
     score: dict[Hashable, float] = {}
     best: dict[Hashable, int] = {}
     first: dict[Hashable, tuple[int, int]] = {}
@@ -77,14 +83,7 @@ def fuse_rows(
     >>> rows.tolist(), [round(float(s), 4) for s in scores]
     ([7, 9, 5], [0.8333, 0.5833, 0.5])
     """
-    if k <= 0:
-        raise InputError(f"The RRF constant k must be > 0; got {k}.")
-    if weights is None:
-        weights = [1.0] * len(rankings)
-    if len(weights) != len(rankings):
-        raise InputError(f"got {len(weights)} RRF weights for {len(rankings)} rankings; give one per ranking.")
-    if any(w < 0 for w in weights):
-        raise InputError(f"RRF weights must be >= 0; got {list(weights)}.")
+    weights = _check_rrf(k, weights, len(rankings))
     rankings = [np.asarray(r, dtype=np.int64).ravel() for r in rankings]
     if not any(len(r) for r in rankings):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
