@@ -133,23 +133,11 @@ class CocoEvalResult:
 
     def per_category(self) -> list[dict[str, Any]]:
         """One row per category: id, name, ground-truth count, AP over .5:.95, at 0.5 and 0.75 (and 0.3 when evaluated)."""
-        rows = []
-        has30 = np.isclose(self.iou_thresholds, 0.3, atol=1e-9).any()
-        n_gt = self.counts.get("gt_per_category", [None] * len(self.category_ids))
-        for k, (cid, name) in enumerate(zip(self.category_ids, self.category_names, strict=True)):
-            row = {"id": cid, "name": name, "n_gt": n_gt[k], "map": self.ap(category=cid)}
-            row["map50"] = self.ap(0.5, category=cid)
-            row["map75"] = self.ap(0.75, category=cid)
-            if has30:
-                row["map30"] = self.ap(0.3, category=cid)
-            rows.append(row)
-        return rows
+        return category_rows(self)
 
     def to_dict(self, *, per_category: bool = False) -> dict[str, Any]:
         """Headline numbers with stable keys (``map``, ``map50``, ``map75``, ``mar100``, …); nan where undefined."""
-        d: dict[str, Any] = {"protocol": self.protocol, "map": self.ap(), "map50": self.ap(0.5), "map75": self.ap(0.75)}
-        if np.isclose(self.iou_thresholds, 0.3, atol=1e-9).any():
-            d["map30"] = self.ap(0.3)
+        d = headline_ap(self)
         for area in ("small", "medium", "large"):
             if area in self.area_ranges:
                 d[f"map_{area}"] = self.ap(area=area)
@@ -160,6 +148,33 @@ class CocoEvalResult:
         if per_category:
             d["per_category"] = self.per_category()
         return d
+
+
+def _evaluated_at(result: Any, iou: float) -> bool:
+    return bool(np.isclose(result.iou_thresholds, iou, atol=1e-9).any())
+
+
+def headline_ap(result: Any) -> dict[str, Any]:
+    """``protocol``, ``map`` (.5:.95), ``map50``, ``map75`` and ``map30`` when evaluated, of a result with ``ap``."""
+    d: dict[str, Any] = {"protocol": result.protocol, "map": result.ap(), "map50": result.ap(0.5)}
+    d["map75"] = result.ap(0.75)
+    if _evaluated_at(result, 0.3):
+        d["map30"] = result.ap(0.3)
+    return d
+
+
+def category_rows(result: Any) -> list[dict[str, Any]]:
+    """One row per category of a result with ``ap(iou, category=)``: id, name, n_gt, map, map50, map75 (map30)."""
+    n_gt = result.counts.get("gt_per_category", [None] * len(result.category_ids))
+    rows = []
+    for k, (cid, name) in enumerate(zip(result.category_ids, result.category_names, strict=True)):
+        row = {"id": cid, "name": name, "n_gt": n_gt[k], "map": result.ap(category=cid)}
+        row["map50"] = result.ap(0.5, category=cid)
+        row["map75"] = result.ap(0.75, category=cid)
+        if _evaluated_at(result, 0.3):
+            row["map30"] = result.ap(0.3, category=cid)
+        rows.append(row)
+    return rows
 
 
 def coco_accumulate(

@@ -21,9 +21,11 @@ from medlens.metrics._coco import (
     COCO_AREA_RANGES,
     COCO_IOU_THRESHOLDS,
     CocoEvalResult,
+    category_rows,
     coco_accumulate,
     coco_range_indices,
     find_threshold,
+    headline_ap,
     thresholds_with,
 )
 from medlens.metrics._coco_io import CocoGroundTruth, CocoPredictions, load_coco_ground_truth, load_coco_predictions
@@ -173,20 +175,10 @@ class PerImageEvalResult:
         return float(v.mean()) if v.size else float("nan")
 
     def per_category(self) -> list[dict[str, Any]]:
-        rows = []
-        has30 = np.isclose(self.iou_thresholds, 0.3, atol=1e-9).any()
-        for k, (cid, name) in enumerate(zip(self.category_ids, self.category_names, strict=True)):
-            row = {"id": cid, "name": name, "n_gt": self.counts["gt_per_category"][k]}
-            row.update(map=self.ap(category=cid), map50=self.ap(0.5, category=cid), map75=self.ap(0.75, category=cid))
-            if has30:
-                row["map30"] = self.ap(0.3, category=cid)
-            rows.append(row)
-        return rows
+        return category_rows(self)
 
     def to_dict(self, *, per_category: bool = False) -> dict[str, Any]:
-        d: dict[str, Any] = {"protocol": self.protocol, "map": self.ap(), "map50": self.ap(0.5), "map75": self.ap(0.75)}
-        if np.isclose(self.iou_thresholds, 0.3, atol=1e-9).any():
-            d["map30"] = self.ap(0.3)
+        d = headline_ap(self)
         d["iou_thresholds"] = [round(float(t), 10) for t in self.iou_thresholds]
         d["no_gold"] = self.no_gold
         d.update({k: v for k, v in self.counts.items() if k != "gt_per_category"})
