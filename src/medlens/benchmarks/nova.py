@@ -547,16 +547,20 @@ def _number(value: Any, where: str, key: str) -> float:
     return out
 
 
-def _json(value: Any, where: str, column: str) -> tuple[Any, bool]:
-    """(parsed value, was it a JSON string)."""
+def _json(value: Any, where: str, column: str, encodings: set[str]) -> Any:
+    """The value of a nested column, parsed when it is a JSON string; adds how it was stored (``json`` or
+    ``nested``) to ``encodings`` unless it is missing."""
     if isinstance(value, str):
+        encodings.add("json")
         if not value.strip():
-            return None, True
+            return None
         try:
-            return json.loads(value), True
+            return json.loads(value)
         except json.JSONDecodeError as exc:
             raise InputError(f"{where}: column {column!r} is not valid JSON ({exc.msg}); got {value[:80]!r}.") from None
-    return value, False
+    if value is not None:
+        encodings.add("nested")
+    return value
 
 
 def _box_dicts(value: Any, where: str, column: str) -> list[dict[str, Any]]:
@@ -666,9 +670,7 @@ def _rows_parquet_v1(path: Path, columns: list[str], records: list[dict], schema
     for i, rec in enumerate(records):
         fname = _text(rec.get(c["filename"]), f"{path.name} row {i}", c["filename"])
         where = f"{path.name} row {i} (filename {fname!r})"
-        meta, was_json = _json(rec.get(c["meta"]), where, c["meta"])
-        if rec.get(c["meta"]) is not None:
-            encodings.add("json" if was_json else "nested")
+        meta = _json(rec.get(c["meta"]), where, c["meta"], encodings)
         if meta is None:
             meta = {}
         if not isinstance(meta, Mapping):
@@ -676,9 +678,7 @@ def _rows_parquet_v1(path: Path, columns: list[str], records: list[dict], schema
                 f"{where}: column {c['meta']!r} must be an object with {sorted(schema.meta_keys.values())}; "
                 f"got {type(meta).__name__}."
             )
-        boxes_raw, was_json = _json(rec.get(c["boxes"]), where, c["boxes"])
-        if rec.get(c["boxes"]) is not None:
-            encodings.add("json" if was_json else "nested")
+        boxes_raw = _json(rec.get(c["boxes"]), where, c["boxes"], encodings)
         boxes = _boxes_from(_box_dicts(boxes_raw, where, c["boxes"]), where, c["boxes"], schema, kind=None)
         mk = schema.meta_keys
         rows.append(
@@ -728,9 +728,7 @@ def _rows_parquet_struct(path: Path, columns: list[str], records: list[dict], sc
         where = f"{path.name} row {i} (filename {fname!r})"
         boxes: list[_Box] = []
         for fld, kind in (("gold_boxes", "gold"), ("rater_boxes", "rater")):
-            raw, was_json = _json(rec.get(c[fld]), where, c[fld])
-            if rec.get(c[fld]) is not None:
-                encodings.add("json" if was_json else "nested")
+            raw = _json(rec.get(c[fld]), where, c[fld], encodings)
             boxes += _boxes_from(_box_dicts(raw, where, c[fld]), where, c[fld], schema, kind=kind)
         data, img_path = _image_field(rec.get(c["image"]), where, c["image"], schema)
         img_path = _text(rec.get(c["image_path"]), where, c["image_path"]) or img_path
