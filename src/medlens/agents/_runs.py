@@ -19,7 +19,7 @@ from typing import Any
 from medlens._validation import InputError
 from medlens.agents._agent import RadarAgent, check_case
 from medlens.io._atomic import to_json
-from medlens.io._jsonl import read_jsonl
+from medlens.io._jsonl import drop_partial_line, read_jsonl
 
 __all__ = ["diagnose_cases", "read_case", "read_cases", "summarize_results"]
 
@@ -66,13 +66,6 @@ def read_cases(path: str | os.PathLike) -> list[dict[str, Any]]:
     return cases
 
 
-def _drop_partial_tail(path: Path) -> None:
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with open(path, "r+b") as fh:
-            fh.truncate(data.rfind(b"\n") + 1)
-
-
 def diagnose_cases(
     agent: RadarAgent,
     cases: Iterable[Mapping[str, Any]],
@@ -93,7 +86,7 @@ def diagnose_cases(
     if path.exists() and overwrite:
         path.unlink()
     if path.exists():
-        _drop_partial_tail(path)
+        drop_partial_line(path)
         for i, rec in enumerate(read_jsonl(path), 1):
             if rec.get("config_hash") != chash:
                 raise InputError(

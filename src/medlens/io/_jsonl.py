@@ -18,7 +18,7 @@ from medlens._provenance import SCHEMA_VERSION, config_hash
 from medlens._validation import InputError
 from medlens.io._atomic import atomic_write_json, to_json
 
-__all__ = ["JsonlRun", "RunManifestMismatch", "prepare_run_dir", "read_jsonl"]
+__all__ = ["JsonlRun", "RunManifestMismatch", "drop_partial_line", "prepare_run_dir", "read_jsonl"]
 
 
 class RunManifestMismatch(InputError):
@@ -40,6 +40,17 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
             if not isinstance(obj, dict):
                 raise InputError(f"{path}: line {lineno} must be a JSON object; got {type(obj).__name__}.")
             yield obj
+
+
+def drop_partial_line(path: str | os.PathLike) -> None:
+    """Drop a partial last line (no newline) left in a JSONL file by a process killed mid-write; no-op if absent."""
+    path = Path(path)
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
 
 
 def prepare_run_dir(
@@ -132,14 +143,7 @@ class JsonlRun:
         self._repair_tail()
 
     def _repair_tail(self) -> None:
-        """Drop a partial last line left by a process killed mid-write."""
-        if not self.results_path.exists():
-            return
-        data = self.results_path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            cut = data.rfind(b"\n") + 1
-            with open(self.results_path, "r+b") as fh:
-                fh.truncate(cut)
+        drop_partial_line(self.results_path)
 
     def records(self) -> list[dict]:
         """All finished records, in file order."""
