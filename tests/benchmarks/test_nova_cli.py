@@ -3,50 +3,22 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.cli.conftest import cli_runner
+from tests.cli.test_cli import PROVENANCE_KEYS, assert_user_error
 
 from medlens.io import file_sha256
 
-PROVENANCE_KEYS = {"medlens_version", "command", "config_hash", "seed", "input_hashes", "model_ids", "taxonomy"}
 NO_MODELS = ["--bertscore-model", "none", "--meteor-wordnet", "none"]
-
-
-@dataclass
-class Result:
-    rc: int
-    out: str
-    err: str
 
 
 @pytest.fixture
 def cli(capsys, tmp_path, monkeypatch):
     """``cli(*args) -> Result``: ``medlens.cli.main`` in-process, with ``$MEDLENS_CACHE`` in a temp folder."""
-    from medlens.cli import main
-
     monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / "cache"))
-
-    def run(*args: str | Path) -> Result:
-        capsys.readouterr()
-        rc = main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return Result(rc, captured.out, captured.err)
-
-    return run
-
-
-def assert_user_error(res: Result, *fragments: str) -> str:
-    assert res.rc == 2, (res.rc, res.err)
-    lines = res.err.splitlines()
-    assert len(lines) == 1, res.err
-    assert lines[0].startswith("medlens: error: ")
-    assert "Traceback" not in res.err
-    assert res.out == ""
-    for f in fragments:
-        assert f in lines[0], (f, lines[0])
-    return lines[0]
+    return cli_runner(capsys)
 
 
 # ================================================================================================= validate

@@ -18,9 +18,8 @@ class Result:
     err: str
 
 
-@pytest.fixture
-def cli(capsys):
-    """``cli(*args) -> Result``: run ``medlens.cli.main`` in-process and capture stdout/stderr."""
+def cli_runner(capsys):
+    """``run(*args) -> Result``: ``medlens.cli.main`` in-process, stdout/stderr captured by ``capsys``."""
     from medlens.cli import main
 
     def run(*args: str | Path) -> Result:
@@ -30,6 +29,12 @@ def cli(capsys):
         return Result(rc, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(*args) -> Result``: run ``medlens.cli.main`` in-process and capture stdout/stderr."""
+    return cli_runner(capsys)
 
 
 @dataclass

@@ -6,19 +6,7 @@ import json
 
 import numpy as np
 import pytest
-
-PROVENANCE_KEYS = {"medlens_version", "command", "config_hash", "seed", "input_hashes", "model_ids", "taxonomy"}
-
-
-def assert_user_error(res, *fragments: str) -> None:
-    assert res.rc == 2, (res.rc, res.err)
-    assert res.out == ""
-    lines = res.err.splitlines()
-    assert len(lines) == 1, res.err
-    assert lines[0].startswith("medlens: error: "), lines[0]
-    assert "Traceback" not in res.err
-    for f in fragments:
-        assert f in lines[0], (f, lines[0])
+from tests.cli.test_cli import PROVENANCE_KEYS, assert_user_error
 
 
 @pytest.fixture(scope="module")

@@ -7,23 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.cli.test_cli import PROVENANCE_KEYS, assert_user_error
 
 from medlens.metrics import coco_evaluate, voc11_evaluate
-
-PROVENANCE_KEYS = {"medlens_version", "command", "config_hash", "seed", "input_hashes", "model_ids", "taxonomy"}
-
-
-def assert_user_error(res, *fragments: str) -> str:
-    """Exit code 2, nothing on stdout, exactly one stderr line starting with 'medlens: error:', no traceback."""
-    assert res.rc == 2, (res.rc, res.err)
-    lines = res.err.splitlines()
-    assert len(lines) == 1, res.err
-    assert lines[0].startswith("medlens: error: "), lines[0]
-    assert "Traceback" not in res.err
-    assert res.out == ""
-    for f in fragments:
-        assert f in lines[0], (f, lines[0])
-    return lines[0]
 
 
 @pytest.fixture

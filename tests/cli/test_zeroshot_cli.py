@@ -7,11 +7,10 @@ import math
 
 import numpy as np
 import pytest
+from tests.cli.test_cli import PROVENANCE_KEYS, assert_user_error
 
 from medlens.io import read_score_table
 from medlens.taxonomy import load_taxonomy
-
-PROVENANCE_KEYS = {"medlens_version", "command", "config_hash", "seed", "input_hashes", "model_ids", "taxonomy"}
 
 TOY = {
     "name": "toy",
@@ -33,18 +32,6 @@ VECTORS = {
     "edema": [0, 1, 0],
     "effusion": [0, 0, 1],
 }
-
-
-def assert_user_error(res, *fragments: str) -> str:
-    assert res.rc == 2, (res.rc, res.err)
-    lines = res.err.splitlines()
-    assert len(lines) == 1, res.err
-    assert lines[0].startswith("medlens: error: "), lines[0]
-    assert "Traceback" not in res.err
-    assert res.out == ""
-    for f in fragments:
-        assert f in lines[0], (f, lines[0])
-    return lines[0]
 
 
 @pytest.fixture
