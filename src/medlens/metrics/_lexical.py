@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from medlens._optional import require
+from medlens._optional import package_version, require
 from medlens._validation import InputError, check_option
 from medlens.metrics._text import TextScore, check_captions
 
@@ -154,12 +154,7 @@ def rouge_l(
     for i, (r, c) in enumerate(zip(refs, cands, strict=True)):
         s = scorer.score(r[0], c)["rougeL"] if len(r) == 1 else scorer.score_multi(r, c)["rougeL"]
         per[i], prec[i], rec[i] = s.fmeasure, s.precision, s.recall
-    try:
-        from importlib.metadata import version
-
-        ver = version("rouge-score")
-    except Exception:  # pragma: no cover - metadata missing in odd installs
-        ver = "unknown"
+    ver = package_version("rouge-score") or "unknown"
     return TextScore(
         metric="rouge_l",
         score=float(per.mean()),

