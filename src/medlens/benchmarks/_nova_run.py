@@ -104,6 +104,13 @@ DIAGNOSIS_SCHEMA: dict[str, Any] = {
 _THINK = re.compile(r"^\s*<think>.*?</think>\s*", re.DOTALL | re.IGNORECASE)
 
 
+def _no_prediction(task: str) -> dict[str, Any]:
+    """The prediction fields of a row whose reply could not be used (``nova evaluate`` scores them as a miss)."""
+    if task == "localization":
+        return {"boxes": [], "scores": None}
+    return {"diagnoses": []} if task == "diagnosis" else {"caption": None}
+
+
 # ================================================================================================ parsing
 def parse_localization(value: Any) -> tuple[dict[str, Any], list[str], str | None]:
     """(fields, warnings, error) from a reply that matched :data:`BOX_SCHEMA`.
@@ -123,9 +130,9 @@ def parse_localization(value: Any) -> tuple[dict[str, Any], list[str], str | Non
     for i, b in enumerate(boxes_in):
         f = [float(v) for v in b]
         if not all(v == v and abs(v) != float("inf") for v in f):
-            return {"boxes": [], "scores": None}, warnings, f"box {i} {b!r} has a non-finite coordinate"
+            return _no_prediction("localization"), warnings, f"box {i} {b!r} has a non-finite coordinate"
         if f[2] < f[0] or f[3] < f[1]:
-            return {"boxes": [], "scores": None}, warnings, f"box {i} {b!r} has x1 > x2 or y1 > y2"
+            return _no_prediction("localization"), warnings, f"box {i} {b!r} has x1 > x2 or y1 > y2"
         boxes.append(f)
     scores = None
     if scores_in is not None:
@@ -160,7 +167,7 @@ def parse_diagnosis(value: Mapping[str, Any], n: int = N_DIAGNOSES) -> tuple[dic
         warnings.append(f"kept the first {n} of {len(out)} names")
         out = out[:n]
     if not out:
-        return {"diagnoses": []}, warnings, "no diagnosis name in the reply"
+        return _no_prediction("diagnosis"), warnings, "no diagnosis name in the reply"
     return {"diagnoses": out}, warnings, None
 
 
@@ -173,10 +180,10 @@ def parse_caption(text: str) -> tuple[dict[str, Any], list[str], str | None]:
     """
     low = text.lower().lstrip()
     if low.startswith("<think>") and "</think>" not in low:
-        return {"caption": None}, [], "the reply stops inside its <think> block (no caption)"
+        return _no_prediction("caption"), [], "the reply stops inside its <think> block (no caption)"
     cap = _THINK.sub("", text).strip()
     if not cap:
-        return {"caption": None}, [], "empty caption"
+        return _no_prediction("caption"), [], "empty caption"
     return {"caption": cap}, [], None
 
 
@@ -236,7 +243,7 @@ def _answer(
             parse = parse_localization if task == "localization" else parse_diagnosis
             fields, warnings, error = parse(ans.value)
         else:
-            fields = {"boxes": [], "scores": None} if task == "localization" else {"diagnoses": []}
+            fields = _no_prediction(task)
             warnings, error = [], ans.error
         row = {**fields, "raw": ans.text, "repaired": ans.repaired}
         if ans.repaired:
@@ -258,9 +265,7 @@ def _answer(
 
 def _request_failure(task: str, box_format: str, exc: Exception) -> dict[str, Any]:
     """The row of an item whose request the model refused (e.g. its prompt does not fit the context)."""
-    fields: dict[str, Any] = {"localization": {"boxes": [], "scores": None}, "diagnosis": {"diagnoses": []}}.get(
-        task, {"caption": None}
-    )
+    fields = _no_prediction(task)
     status = f"HTTP {exc.status}: " if isinstance(exc, LLMHTTPError) else ""
     server = getattr(exc, "server_message", "") or str(exc)
     row = {**fields, "raw": "", "repaired": False, "request_failed": True}
