@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "config_hash", "provenance", "stamp"]
+__all__ = ["SCHEMA_VERSION", "config_hash", "file_sha256", "provenance", "stamp"]
 
 SCHEMA_VERSION = "1.0"
 
@@ -24,6 +24,15 @@ def _canonical(obj: Any) -> str:
         return repr(o)
 
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=default)
+
+
+def file_sha256(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def config_hash(config: Any) -> str:
@@ -51,7 +60,6 @@ def provenance(
     :class:`~medlens.taxonomy.Taxonomy` (its name, version and content hash are recorded) or ``None``.
     """
     from medlens import __version__
-    from medlens.io._atomic import file_sha256
 
     hashes = {}
     for role, p in (inputs or {}).items():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from medlens._validation import InputError
-from medlens.benchmarks import cxr_reports as cr
+from medlens.benchmarks.cxr_reports import _data as cr
 
 
 def _has_distribution() -> bool:
@@ -115,7 +115,7 @@ def test_taxonomy_synonyms_do_not_collide(taxonomy):
 
 # ------------------------------------------------------------------------------------------- mapping table
 def test_mesh_map_table_is_clean(taxonomy):
-    path = Path(str(resources.files("medlens.benchmarks").joinpath("data", "cxr_reports_mesh_map.tsv")))
+    path = Path(str(resources.files("medlens.benchmarks.cxr_reports").joinpath("data", "cxr_reports_mesh_map.tsv")))
     lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
     assert lines[0].split("\t") == ["mesh_head", "node", "note"]
     keys = [ln.split("\t")[0].strip().lower() for ln in lines[1:]]

@@ -9,7 +9,7 @@ import pytest
 from tests.benchmarks.test_nova_run import DX_REPLIES, LOC_REPLIES, Script
 
 from medlens.benchmarks import BENCHMARKS
-from medlens.benchmarks._nova_run import nova_run
+from medlens.benchmarks.nova._run import nova_run
 from medlens.llm import CallableClient
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from tests.benchmarks.conftest import CASES, FILENAMES, IMAGES
 
-from medlens.benchmarks._nova_prompts import PromptTemplate, builtin_template, load_template
-from medlens.benchmarks._nova_run import nova_run
 from medlens.benchmarks.nova import load_nova, nova_evaluate
+from medlens.benchmarks.nova._prompts import PromptTemplate, builtin_template, load_template
+from medlens.benchmarks.nova._run import nova_run
 from medlens.llm import CallableClient, LLMConnectionError
 
 NO_MODELS = {"bertscore_model": None, "meteor_wordnet": False}

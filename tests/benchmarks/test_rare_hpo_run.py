@@ -38,7 +38,7 @@ def small_hpo(kb, tmp_path, monkeypatch):
 
 
 def test_run_writes_metrics_cases_and_reuses_the_cached_index(small_hpo, tmp_path):
-    from medlens.benchmarks._rare_hpo_run import run, summary_lines
+    from medlens.benchmarks.rare_hpo._run import run, summary_lines
 
     out = tmp_path / "run"
     m = run(out, n=12, seed=0, embedder="hashing:64", n_bootstrap=50, corpus=small_hpo)
@@ -83,7 +83,7 @@ def test_run_writes_metrics_cases_and_reuses_the_cached_index(small_hpo, tmp_pat
 
 
 def test_demo_prints_the_rare_hpo_section_and_reports_it(small_hpo, tmp_path, monkeypatch, capsys):
-    import medlens.benchmarks._rare_hpo_run as runner
+    import medlens.benchmarks.rare_hpo._run as runner
 
     real = runner.cached_hpo_index
     monkeypatch.setattr(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tests.cli.test_cli import PROVENANCE_KEYS, assert_user_error
 
-from medlens.io import read_score_table
+from medlens.hierarchy import read_score_table
 from medlens.taxonomy import load_taxonomy
 
 TOY = {

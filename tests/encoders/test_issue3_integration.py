@@ -81,7 +81,7 @@ def test_finetune_image_towers(model_dirs, tax, image_dir, tmp_path, model, mode
 
 def test_cli_zeroshot_images_and_finetune_from_an_image_csv(model_dirs, tax, image_dir, tmp_path, capsys):
     from medlens.cli import main
-    from medlens.io import read_score_table
+    from medlens.hierarchy import read_score_table
 
     tfile = tmp_path / "tax.json"
     tfile.write_text(json.dumps(TREE))

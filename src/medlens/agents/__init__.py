@@ -17,11 +17,11 @@ ranker when no LLM is given::
 Every LLM step is a schema-validated :func:`medlens.llm.chat_json` call (one repair retry); cited ids are
 checked against what was retrieved; parse failures are recorded and fall back to the retrieval-only ranking;
 retrieved text is escaped and fenced as data; the leakage guard (:class:`medlens.retrieval.LeakageGuard`)
-drops copies of the case. :func:`run_radar_nova` and :func:`rare_hpo_agent_rows` are the benchmarks.
+drops copies of the case. Its benchmarks (:func:`medlens.benchmarks.radar.run_radar_nova`, :func:`~medlens.benchmarks.radar.rare_hpo_agent_rows`)
+live with the other benchmarks, above this package.
 """
 
 from medlens.agents._agent import MODES, AgentConfig, RadarAgent, check_case, diagnose_case
-from medlens.agents._bench import agent_rows, nova_text_cases, rare_hpo_agent_rows, run_radar_nova
 from medlens.agents._prompts import (
     EVIDENCE_SCHEMA,
     FINAL_SCHEMA,
@@ -43,7 +43,6 @@ __all__ = [
     "SYSTEM_PROMPT",
     "AgentConfig",
     "RadarAgent",
-    "agent_rows",
     "check_case",
     "diagnose_case",
     "diagnose_cases",
@@ -52,10 +51,7 @@ __all__ = [
     "format_case",
     "format_passages",
     "initial_messages",
-    "nova_text_cases",
-    "rare_hpo_agent_rows",
     "read_case",
     "read_cases",
-    "run_radar_nova",
     "summarize_results",
 ]

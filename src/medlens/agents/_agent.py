@@ -52,10 +52,16 @@ from medlens.agents._prompts import (
     initial_messages,
 )
 from medlens.llm import ChatClient, LLMContextLengthError, LLMHTTPError, chat_json
-from medlens.retrieval._fusion import RRF_K, reciprocal_rank_fusion
-from medlens.retrieval._index import RETRIEVERS
-from medlens.retrieval._leakage import LeakageGuard, merge_leakage
-from medlens.retrieval._ranker import case_query, normalize_name, rank_candidates
+from medlens.retrieval import (
+    RETRIEVERS,
+    RRF_K,
+    LeakageGuard,
+    case_query,
+    merge_leakage,
+    normalize_name,
+    rank_candidates,
+    reciprocal_rank_fusion,
+)
 
 __all__ = ["MODES", "AgentConfig", "RadarAgent", "check_case", "diagnose_case"]
 

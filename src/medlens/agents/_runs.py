@@ -18,8 +18,7 @@ from typing import Any
 
 from medlens._validation import InputError
 from medlens.agents._agent import RadarAgent, check_case
-from medlens.io._atomic import to_json
-from medlens.io._jsonl import drop_partial_line, read_jsonl
+from medlens.io import drop_partial_line, read_jsonl, to_json
 
 __all__ = ["diagnose_cases", "read_case", "read_cases", "summarize_results"]
 

@@ -25,28 +25,28 @@ class BenchmarkSpec:
 BENCHMARKS: Registry[BenchmarkSpec] = Registry("benchmark")
 BENCHMARKS.register(
     "cxr-reports",
-    "medlens.benchmarks._cxr_reports_run:SPEC",
+    "medlens.benchmarks.cxr_reports._run:SPEC",
     description="3,955 Indiana University chest X-ray reports (MeSH → cxr_anatomic_v1), zero-shot MiniLM, CAE "
     "and risk-constrained thresholds",
     extras=("hf", "data", "viz"),
 )
 BENCHMARKS.register(
     "cxr-reports-finetune",
-    "medlens.benchmarks._cxr_reports_finetune:SPEC",
+    "medlens.benchmarks.cxr_reports._finetune:SPEC",
     description="MiniLM fine-tuned with the radial taxonomy loss on cxr-reports; (zero-shot, fine-tuned) × "
     "(threshold 0.5, CRC) on the test split",
     extras=("torch", "hf", "data", "viz"),
 )
 BENCHMARKS.register(
     "nova",
-    "medlens.benchmarks._nova_bench:SPEC",
+    "medlens.benchmarks.nova._bench:SPEC",
     description="NOVA rare brain-MRI findings (your local copy; never downloaded): score a predictions file for "
     "localisation, captioning and diagnosis (not part of `medlens demo`)",
     extras=("io", "vision"),
 )
 BENCHMARKS.register(
     "rare-hpo",
-    "medlens.benchmarks._rare_hpo_run:SPEC",
+    "medlens.benchmarks.rare_hpo._run:SPEC",
     description="200 simulated rare-disease patients (generator rare-hpo-v1, seed 0) from HPO annotations; BM25, "
     "dense, fused and ontology-aware retrieval-only rankers with bootstrap CIs",
     extras=("hf", "retrieval", "rare"),

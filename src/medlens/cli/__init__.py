@@ -13,7 +13,7 @@ import typer
 from medlens import __version__
 from medlens.cli import _demo, _doctor, _encoders, _finetune, _hier, _metrics, _nova, _radar, _rag, _report, _taxonomy
 from medlens.cli._common import setup_logging
-from medlens.llm._errors import LLMError
+from medlens.llm import LLMError
 
 __all__ = ["app", "main"]
 

@@ -6,7 +6,7 @@ import logging
 import sys
 from typing import Any
 
-from medlens.io._atomic import to_json
+from medlens.io import to_json
 
 __all__ = ["emit_json", "console", "setup_logging", "human_float"]
 

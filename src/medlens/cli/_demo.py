@@ -143,6 +143,6 @@ def demo(
 
 
 def _rare_hpo_lines(doc: dict) -> list[str]:
-    from medlens.benchmarks._rare_hpo_run import summary_lines
+    from medlens.benchmarks.rare_hpo import summary_lines
 
     return summary_lines(doc)

@@ -8,6 +8,7 @@ import sys
 
 import typer
 
+from medlens._cache import cache_root
 from medlens.cli._common import console, emit_json
 
 _EXTRAS = {
@@ -50,7 +51,7 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON on std
         "medlens_version": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "cache": os.environ.get("MEDLENS_CACHE", os.path.expanduser("~/.cache/medlens")),
+        "cache": str(cache_root()),
         "llm_api_key_set": bool(os.environ.get("MEDLENS_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY")),
         "extras": extras,
         "data": data,

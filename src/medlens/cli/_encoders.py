@@ -22,8 +22,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdo
 
     Example: medlens encoders list --json
     """
-    from medlens.encoders import list_encoders
-    from medlens.encoders._hub import hf_cache_dir
+    from medlens.encoders import hf_cache_dir, list_encoders
 
     rows = list_encoders()
     if as_json:

@@ -46,8 +46,7 @@ def finetune(
     """
     from medlens._provenance import provenance, stamp
     from medlens.encoders import load_encoder
-    from medlens.hierarchy.finetune import LOSSES, FinetuneConfig, LossConfig, finetune
-    from medlens.hierarchy.finetune._data import read_training_table
+    from medlens.hierarchy.finetune import LOSSES, FinetuneConfig, LossConfig, finetune, read_training_table
     from medlens.taxonomy import load_taxonomy
 
     if loss not in LOSSES:
@@ -134,8 +133,9 @@ def score(
     """
     from medlens._provenance import provenance, stamp
     from medlens._validation import InputError
+    from medlens.hierarchy import write_score_table
     from medlens.hierarchy.finetune import load_finetuned
-    from medlens.io import list_images, read_texts, write_score_table
+    from medlens.io import list_images, read_texts
 
     if (texts is None) == (images is None):
         raise InputError("give exactly one of --texts FILE or --images DIR.")

@@ -36,8 +36,7 @@ def _evaluate_payload(
     seed: int,
 ) -> dict[str, Any]:
     from medlens._provenance import provenance, stamp
-    from medlens.hierarchy import evaluate
-    from medlens.io._tables import align_ids, read_label_table, read_score_table
+    from medlens.hierarchy import align_ids, evaluate, read_label_table, read_score_table
     from medlens.taxonomy import load_taxonomy
 
     tax = load_taxonomy(taxonomy)
@@ -95,7 +94,7 @@ def evaluate_cmd(
 
     Example: medlens hier evaluate --taxonomy cxr_anatomic_v1 --truth truth.csv --pred pred.csv --ci 0.95 --json
     """
-    from medlens.io._atomic import atomic_write_json
+    from medlens.io import atomic_write_json
 
     payload = _evaluate_payload(
         taxonomy, truth, pred, branch_depth, average, beta, scores, from_leaves, ci, bootstrap, seed
@@ -157,8 +156,8 @@ def calibrate_cmd(
     import sys
 
     from medlens._provenance import provenance, stamp
-    from medlens.io._atomic import atomic_write_json
-    from medlens.io._tables import align_ids, read_label_table, read_score_table
+    from medlens.hierarchy import align_ids, read_label_table, read_score_table
+    from medlens.io import atomic_write_json
     from medlens.risk import RiskConstrainedThresholder
     from medlens.taxonomy import load_taxonomy
 
@@ -213,7 +212,7 @@ def predict_cmd(
 
     from medlens._provenance import provenance, stamp
     from medlens._validation import InputError
-    from medlens.io._tables import read_score_table, write_label_table
+    from medlens.hierarchy import read_score_table, write_label_table
     from medlens.risk import RiskConstrainedThresholder
 
     th = RiskConstrainedThresholder.load(thresholds)
@@ -270,7 +269,7 @@ def _calibration_rows(truth: Path, ids: list[str], tax: Any) -> tuple[Any, Any]:
     import numpy as np
 
     from medlens._validation import InputError
-    from medlens.io._tables import read_label_table
+    from medlens.hierarchy import read_label_table
 
     t = read_label_table(truth, tax, what="calibration truth")
     pos = {v: i for i, v in enumerate(ids)}
@@ -332,10 +331,15 @@ def zeroshot_cmd(
     from medlens._validation import InputError, check_interval, check_option
     from medlens.cli._common import progress_enabled
     from medlens.encoders import load_encoder
-    from medlens.hierarchy import INTERNAL_RULES, SCORING_METHODS, ZeroShotScorer, read_prompt_file
-    from medlens.hierarchy._prompts import PROMPT_SOURCES
-    from medlens.io._atomic import atomic_write_json
-    from medlens.io._tables import write_score_table
+    from medlens.hierarchy import (
+        INTERNAL_RULES,
+        PROMPT_SOURCES,
+        SCORING_METHODS,
+        ZeroShotScorer,
+        read_prompt_file,
+        write_score_table,
+    )
+    from medlens.io import atomic_write_json
     from medlens.taxonomy import load_taxonomy
 
     check_option(method, SCORING_METHODS, name="--method")
@@ -460,10 +464,8 @@ def map_answers_cmd(
 
     from medlens._provenance import provenance, stamp
     from medlens._validation import InputError, check_option
-    from medlens.hierarchy import ANSWER_METHODS, map_answers
-    from medlens.io import read_texts
-    from medlens.io._atomic import atomic_write_text
-    from medlens.io._tables import write_label_table
+    from medlens.hierarchy import ANSWER_METHODS, map_answers, write_label_table
+    from medlens.io import atomic_write_text, read_texts
     from medlens.taxonomy import load_taxonomy
 
     check_option(method, ANSWER_METHODS, name="--method")

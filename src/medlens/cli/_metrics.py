@@ -28,8 +28,13 @@ def _boxes_payload(
 ) -> dict[str, Any]:
     from medlens._provenance import provenance, stamp
     from medlens._validation import InputError, check_option
-    from medlens.metrics import coco_evaluate, load_coco_ground_truth, load_coco_predictions, voc11_evaluate
-    from medlens.metrics._coco import thresholds_with
+    from medlens.metrics import (
+        coco_evaluate,
+        load_coco_ground_truth,
+        load_coco_predictions,
+        thresholds_with,
+        voc11_evaluate,
+    )
 
     check_option(mode, tuple(MODES), name="mode")
     if mode == "coco" and no_gold is not None:
@@ -100,7 +105,7 @@ def boxes_cmd(
 
     Example: medlens metrics boxes --gt instances_val.json --pred detections.json --mode coco --per-category --json
     """
-    from medlens.io._atomic import atomic_write_json
+    from medlens.io import atomic_write_json
 
     payload = _boxes_payload(gt, pred, mode, iou, no_gold, per_category, class_agnostic, areas, max_dets)
     if out is not None:

@@ -53,7 +53,7 @@ def validate_cmd(
     Example: medlens nova validate --data ~/data/Nova --json
     """
     from medlens._provenance import provenance, stamp
-    from medlens.io._atomic import atomic_write_json
+    from medlens.io import atomic_write_json
 
     ds = _load(data, layout, images, not no_images, strict=False)
     summary = ds.summary()
@@ -183,15 +183,14 @@ def run_cmd(
     prediction (boxes + scores + box_format | caption | diagnoses), the raw reply and parse_error. A reply that
     cannot be parsed is counted (manifest.json) and written as an empty prediction, never fatal. Rerunning the
     same command resumes; a folder made with another configuration is refused unless --overwrite. Replies are
-    cached, so a rerun into a new folder is free. Prompts: medlens.benchmarks._nova_prompts (or --template).
+    cached, so a rerun into a new folder is free. Prompts: medlens.benchmarks.nova._prompts (or --template).
 
     Example: medlens nova run --data ~/data/Nova --task diagnosis --setting image+history --llm-url
     http://127.0.0.1:8000/v1 --model qwen2.5-vl-7b --out runs/nova-dx
     """
     from medlens._provenance import stamp
     from medlens._validation import check_option
-    from medlens.benchmarks._nova_prompts import REQUEST_BOX_FORMATS, RUN_SETTINGS, RUN_TASKS, load_template
-    from medlens.benchmarks._nova_run import nova_run
+    from medlens.benchmarks.nova import REQUEST_BOX_FORMATS, RUN_SETTINGS, RUN_TASKS, load_template, nova_run
 
     check_option(task, RUN_TASKS, name="task")
     check_option(setting, RUN_SETTINGS[task], name=f"setting (for task {task})")
@@ -344,9 +343,8 @@ def evaluate_cmd(
     """
     from medlens._provenance import provenance, stamp
     from medlens._validation import InputError, check_option
-    from medlens.benchmarks._nova_eval import AP_MODES, MISSING_RULES, PREDICTION_TASKS
-    from medlens.benchmarks.nova import nova_evaluate, read_nova_predictions
-    from medlens.io._atomic import atomic_write_json
+    from medlens.benchmarks.nova import AP_MODES, MISSING_RULES, PREDICTION_TASKS, nova_evaluate, read_nova_predictions
+    from medlens.io import atomic_write_json
     from medlens.metrics import JUDGES, JudgeCache
 
     check_option(ap_mode, tuple(AP_MODES), name="ap-mode")

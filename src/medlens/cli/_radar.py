@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from medlens._progress import progress_bar
 from medlens.cli._common import console, emit_json, human_float, progress_enabled
 
 LLM_URL_HELP = "OpenAI-compatible server (llama.cpp, Ollama, vLLM), e.g. http://127.0.0.1:8080/v1; needs --model."
@@ -69,31 +70,6 @@ def _config(**kw: Any) -> Any:
     from medlens.agents import AgentConfig
 
     return AgentConfig(**kw).check()
-
-
-class _Bar:
-    """A progress bar on a terminal (nothing with --json or when not a TTY)."""
-
-    def __init__(self, enabled: bool, total: int, label: str) -> None:
-        self.progress = None
-        if enabled:
-            from rich.progress import Progress
-
-            self.progress = Progress(transient=True)
-            self.task = self.progress.add_task(label, total=total)
-
-    def __enter__(self) -> _Bar:
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def advance(self, *_: Any) -> None:
-        if self.progress is not None:
-            self.progress.advance(self.task)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 def _print_result(res: dict[str, Any]) -> None:
@@ -216,7 +192,7 @@ def diagnose(
         res = agent.diagnose(items[0])
         doc = stamp(res, prov)
         if out is not None:
-            from medlens.io._atomic import atomic_write_json
+            from medlens.io import atomic_write_json
 
             atomic_write_json(out, doc)
         if as_json:
@@ -224,8 +200,8 @@ def diagnose(
         else:
             _print_result(res)
         return
-    with _Bar(progress_enabled(as_json), len(items), "diagnosing") as bar:
-        summary = diagnose_cases(agent, items, out, overwrite=overwrite, on_result=bar.advance)
+    with progress_bar(len(items), progress_enabled(as_json), "diagnosing", transient=True) as advance:
+        summary = diagnose_cases(agent, items, out, overwrite=overwrite, on_result=lambda _res: advance(1))
     if as_json:
         emit_json(stamp({**summary, "mode": agent.mode}, prov))
         return
@@ -283,7 +259,7 @@ def nova_bench(
     """
     from medlens._provenance import provenance, stamp
     from medlens._validation import check_option
-    from medlens.agents import run_radar_nova
+    from medlens.benchmarks.radar import run_radar_nova
     from medlens.cli._nova import _data_inputs, _judge, _load
     from medlens.cli._rag import _index_prov
     from medlens.retrieval import load_index
@@ -302,10 +278,11 @@ def nova_bench(
         cache = JudgeCache()
     n_modes = 3 if client is not None else 1
     per_case: list[dict[str, Any]] = []
-    with _Bar(progress_enabled(as_json), n_modes * len(ds.cases), "diagnosing NOVA cases") as bar:
+    total = n_modes * len(ds.cases)
+    with progress_bar(total, progress_enabled(as_json), "diagnosing NOVA cases", transient=True) as advance:
 
         def on_result(mode: str, result: dict[str, Any]) -> None:
-            bar.advance()
+            advance(1)
             if cases_out is not None:
                 per_case.append(result)
 
@@ -313,7 +290,7 @@ def nova_bench(
             ds, idx, client=client, config=cfg, judge=j, judge_cache=cache, details=details, on_result=on_result
         )
     if cases_out is not None:
-        from medlens.io._atomic import atomic_write, to_json
+        from medlens.io import atomic_write, to_json
 
         with atomic_write(cases_out, "w") as fh:
             for r in per_case:
@@ -328,7 +305,7 @@ def nova_bench(
     )
     doc = stamp(res, prov)
     if out is not None:
-        from medlens.io._atomic import atomic_write_json
+        from medlens.io import atomic_write_json
 
         atomic_write_json(out, doc)
     if as_json:

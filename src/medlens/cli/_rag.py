@@ -95,8 +95,7 @@ def index_cmd(
 
     from medlens._provenance import config_hash, provenance, stamp
     from medlens._validation import InputError
-    from medlens.retrieval import load_corpus
-    from medlens.retrieval._index import RetrievalIndex, build_request
+    from medlens.retrieval import RetrievalIndex, build_request, load_corpus
 
     t0 = time.perf_counter()
     if chunk_size < 0 or chunk_overlap < 0:
@@ -290,13 +289,14 @@ def rare_hpo_cmd(
         idx, n=n, seed=seed, retriever=retriever, return_cases=cases_out is not None or client is not None
     )
     if client is not None:  # the agent and its no-retrieval baseline on the same cases
-        from medlens.agents import AgentConfig, rare_hpo_agent_rows
+        from medlens.agents import AgentConfig
+        from medlens.benchmarks.radar import rare_hpo_agent_rows
 
         res["llm"] = rare_hpo_agent_rows(idx, res["cases"], client, config=AgentConfig(retriever=retriever), seed=seed)
     if cases_out is None:
         res.pop("cases", None)
     else:
-        from medlens.io._atomic import atomic_write, to_json
+        from medlens.io import atomic_write, to_json
 
         with atomic_write(cases_out, "w") as fh:
             for c in res.pop("cases"):

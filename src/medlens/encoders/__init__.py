@@ -17,9 +17,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from medlens._device import set_offline
 from medlens._registry import Registry
 from medlens._validation import InputError, check_option, did_you_mean
-from medlens.encoders._base import BaseEncoder, Encoder, EncoderConfig, Tower, set_offline
+from medlens.encoders._base import BaseEncoder, Encoder, EncoderConfig, Tower
 from medlens.encoders._hub import (
     FAMILIES,
     detect_family,
@@ -29,8 +30,12 @@ from medlens.encoders._hub import (
     resolve_cached,
     resolve_hf_ref,
 )
+from medlens.encoders._sentence_transformers import MINILM_ID, minilm_path
 
 __all__ = [
+    "MINILM_ID",
+    "hf_cache_dir",
+    "minilm_path",
     "ENCODERS",
     "ENCODER_FAMILIES",
     "BaseEncoder",

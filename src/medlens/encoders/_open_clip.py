@@ -15,10 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medlens._device import resolve_device, resolve_dtype, set_offline
 from medlens._optional import require
 from medlens._validation import InputError
 from medlens.encoders import _towers as T
-from medlens.encoders._base import BaseEncoder, EncoderConfig, Tower, resolve_device, resolve_dtype, set_offline
+from medlens.encoders._base import BaseEncoder, EncoderConfig, Tower
 from medlens.encoders._hub import check_weights, resolve_hf_ref
 from medlens.encoders._transformers import TOKENIZER_FILES
 

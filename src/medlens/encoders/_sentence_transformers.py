@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from medlens._cache import cache_root
+from medlens._device import resolve_device, resolve_dtype, set_offline
 from medlens._optional import require
 from medlens._validation import InputError
-from medlens.encoders._base import BaseEncoder, EncoderConfig, Tower, resolve_device, resolve_dtype, set_offline
+from medlens.encoders._base import BaseEncoder, EncoderConfig, Tower
 
 __all__ = ["SentenceTransformerEncoder", "minilm_path"]
 
@@ -94,7 +96,7 @@ class SentenceTransformerEncoder(BaseEncoder):
             or ("Reimers & Gurevych 2019 (Sentence-BERT); Wang et al. 2020 (MiniLM)" if is_minilm else None),
             pooling=self._pooling_mode(),
         )
-        root = Path(cache_dir) if cache_dir else Path(os.environ.get("MEDLENS_CACHE", Path.home() / ".cache/medlens"))
+        root = Path(cache_dir) if cache_dir else cache_root()
         self.cache_dir = (
             root
             / "embeddings"
@@ -194,7 +196,7 @@ class SentenceTransformerEncoder(BaseEncoder):
         return np.asarray(out, dtype=np.float32)
 
     def _append_store(self, store: Path, keys: list[str], vecs: np.ndarray) -> None:
-        from medlens.io._atomic import atomic_write
+        from medlens.io import atomic_write
 
         store.parent.mkdir(parents=True, exist_ok=True)
         if store.is_file():

@@ -136,7 +136,7 @@ def interpolation_name(resample: Any) -> str | None:
 
 def image_batch(items: Sequence[Any], to_tensor: Callable[[list[Any]], Any], device: str, dtype: Any) -> Any:
     """Load raw images (paths, PIL images, arrays) as RGB and turn them into a pixel batch on ``device``."""
-    from medlens.io._inputs import load_image
+    from medlens.io import load_image
 
     pixels = to_tensor([load_image(x) for x in items])
     return pixels.to(device=device, dtype=dtype)

@@ -15,10 +15,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from medlens._device import resolve_device, resolve_dtype, set_offline
 from medlens._optional import require
 from medlens._validation import InputError, check_option
 from medlens.encoders import _towers as T
-from medlens.encoders._base import BaseEncoder, EncoderConfig, Tower, resolve_device, resolve_dtype, set_offline
+from medlens.encoders._base import BaseEncoder, EncoderConfig, Tower
 from medlens.encoders._hub import check_weights
 
 __all__ = ["TransformersEncoder"]

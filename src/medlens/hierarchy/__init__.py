@@ -8,6 +8,15 @@ probabilities; :func:`map_answers` maps generative models' free-text answers to 
 
 from medlens.hierarchy._aggregate import AGGREGATORS, complete_node_scores, node_scores_from_leaves
 from medlens.hierarchy._answers import ANSWER_METHODS, AnswerMatch, NodeMatch, map_answer, map_answers
+from medlens.hierarchy._core import bad_node_matrix, sample_cae
+from medlens.hierarchy._decide import (
+    DECISION_RULES,
+    climb_paths,
+    climb_predict,
+    labels_from_indices,
+    multilabel_predict,
+    predict_labels,
+)
 from medlens.hierarchy._encode import EncodedLabels, encode_labels
 from medlens.hierarchy._evaluate import HierarchicalReport, evaluate
 from medlens.hierarchy._flat import FlatMetrics, flat_metrics
@@ -25,12 +34,44 @@ from medlens.hierarchy._metrics import (
     mean_tree_distance,
     mistake_severity,
 )
-from medlens.hierarchy._prompts import DEFAULT_TEMPLATES, PromptTable, build_prompt_table, read_prompt_file
+from medlens.hierarchy._prompts import (
+    DEFAULT_TEMPLATES,
+    PROMPT_SOURCES,
+    PromptTable,
+    build_prompt_table,
+    read_prompt_file,
+)
 from medlens.hierarchy._stats import Ratio, bootstrap_ci
-from medlens.hierarchy._zeroshot import PlattScaler
+from medlens.hierarchy._tables import (
+    LabelTable,
+    ScoreTable,
+    align_ids,
+    read_label_table,
+    read_score_table,
+    write_label_table,
+    write_score_table,
+)
+from medlens.hierarchy._zeroshot import PlattScaler, prompt_node_similarity
 from medlens.hierarchy._zeroshot_scorer import INTERNAL_RULES, SCORING_METHODS, ZeroShotScorer
 
 __all__ = [
+    "PROMPT_SOURCES",
+    "prompt_node_similarity",
+    "DECISION_RULES",
+    "bad_node_matrix",
+    "climb_paths",
+    "climb_predict",
+    "labels_from_indices",
+    "multilabel_predict",
+    "predict_labels",
+    "sample_cae",
+    "LabelTable",
+    "ScoreTable",
+    "align_ids",
+    "read_label_table",
+    "read_score_table",
+    "write_label_table",
+    "write_score_table",
     "AGGREGATORS",
     "ANSWER_METHODS",
     "AnswerMatch",

@@ -1,18 +1,24 @@
-"""Input/output: atomic writes, JSONL runs, truth/prediction/score tables, texts, images and features."""
+"""Input/output, the leaf of the package graph: atomic writes, JSONL runs, texts, images and features.
 
-from medlens.io._atomic import atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_text, file_sha256
-from medlens.io._inputs import list_images, load_image, read_features, read_texts, write_features
-from medlens.io._jsonl import JsonlRun, RunManifestMismatch, read_jsonl
-from medlens.io._tables import (
-    LabelTable,
-    ScoreTable,
-    read_label_table,
-    read_score_table,
-    write_label_table,
-    write_score_table,
+It imports nothing from the other medlens packages; truth/prediction/score tables know a taxonomy and so live
+in :mod:`medlens.hierarchy` (``read_label_table``, ``read_score_table`` and their writers).
+"""
+
+from medlens.io._atomic import (
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    file_sha256,
+    to_json,
 )
+from medlens.io._inputs import list_images, load_image, read_features, read_texts, write_features
+from medlens.io._jsonl import JsonlRun, RunManifestMismatch, drop_partial_line, prepare_run_dir, read_jsonl
 
 __all__ = [
+    "drop_partial_line",
+    "prepare_run_dir",
+    "to_json",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -21,12 +27,6 @@ __all__ = [
     "JsonlRun",
     "RunManifestMismatch",
     "read_jsonl",
-    "LabelTable",
-    "ScoreTable",
-    "read_label_table",
-    "read_score_table",
-    "write_label_table",
-    "write_score_table",
     "list_images",
     "load_image",
     "read_texts",

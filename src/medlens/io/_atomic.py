@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from medlens._provenance import file_sha256  # noqa: F401  (re-exported: medlens.io.file_sha256)
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_bytes", "atomic_write_json", "file_sha256"]
 
@@ -100,12 +101,3 @@ def _sanitize(obj: Any) -> Any:
 def atomic_write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> Path:
     """Write ``obj`` as strict JSON (NaN → null) atomically."""
     return atomic_write_text(path, to_json(obj, indent=indent) + "\n")
-
-
-def file_sha256(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()

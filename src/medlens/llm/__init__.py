@@ -15,7 +15,7 @@ logged at DEBUG only. Responses are cached under ``$MEDLENS_CACHE/llm`` keyed by
 messages with image hashes, parameters). Importing this package imports neither httpx nor torch.
 """
 
-from medlens.llm._base import BaseChatClient, CallableClient, ChatClient, ChatResponse
+from medlens.llm._base import BaseChatClient, CallableClient, ChatClient, ChatResponse, normalize_params
 from medlens.llm._cache import ResponseCache, default_cache_root
 from medlens.llm._endpoint import is_loopback_host, parse_endpoint
 from medlens.llm._errors import (
@@ -38,6 +38,7 @@ from medlens.llm._transformers import TransformersClient, plain_prompt
 from medlens.llm._vision import TransformersVLMClient
 
 __all__ = [
+    "normalize_params",
     "BaseChatClient",
     "CallableClient",
     "ChatClient",

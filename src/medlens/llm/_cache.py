@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medlens._cache import cache_root
 from medlens._validation import InputError
-from medlens.io._atomic import atomic_write_json
+from medlens.io import atomic_write_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from medlens.llm._base import ChatResponse
@@ -31,8 +32,7 @@ CACHE_FORMAT = 1
 
 def default_cache_root() -> Path:
     """``$MEDLENS_CACHE/llm`` (``$MEDLENS_CACHE`` defaults to ``~/.cache/medlens``), read at call time."""
-    base = os.environ.get("MEDLENS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "medlens")
-    return Path(base) / "llm"
+    return cache_root("llm")
 
 
 class ResponseCache:

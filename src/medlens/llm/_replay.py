@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from medlens._validation import InputError
-from medlens.io._atomic import to_json
-from medlens.io._jsonl import read_jsonl
+from medlens.io import read_jsonl, to_json
 from medlens.llm._base import ChatClient, ChatResponse, normalize_params
 from medlens.llm._errors import ReplayMissError
 from medlens.llm._messages import ImageInput, attach_images, canonical_messages, message_text, request_key

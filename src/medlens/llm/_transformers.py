@@ -29,9 +29,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from medlens._device import resolve_device, resolve_dtype, set_offline
 from medlens._optional import require
 from medlens._validation import InputError
-from medlens.encoders._base import resolve_device, resolve_dtype, set_offline
 from medlens.llm._base import BaseChatClient, ChatResponse
 from medlens.llm._cache import ResponseCache, resolve_cache
 from medlens.llm._errors import LLMContextLengthError

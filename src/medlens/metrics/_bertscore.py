@@ -53,7 +53,7 @@ _NOTE = (
 
 def _model_path(model: str) -> tuple[Path, str]:
     if model == "minilm":
-        from medlens.encoders._sentence_transformers import minilm_path
+        from medlens.encoders import minilm_path
 
         return minilm_path(), MINILM_NAME
     path = Path(model).expanduser()
@@ -67,7 +67,7 @@ def _model_path(model: str) -> tuple[Path, str]:
 
 @lru_cache(maxsize=2)
 def _load(path: str, device: str):
-    from medlens.encoders._base import set_offline
+    from medlens._device import set_offline
 
     set_offline()
     tr = require("transformers", extra="hf", purpose="BERTScore")
@@ -150,7 +150,7 @@ def bertscore(
         if len(baseline) != 3 or not all(math.isfinite(b) and b < 1 for b in baseline):
             raise InputError(f"baseline must be three finite numbers (P, R, F1) below 1; got {baseline!r}.")
     torch = require("torch", extra="torch", purpose="BERTScore")
-    from medlens.encoders._base import resolve_device
+    from medlens._device import resolve_device
 
     device = resolve_device(device)
     path, name = _model_path(model)

@@ -40,6 +40,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from medlens._cache import cache_root
 from medlens._registry import Registry
 from medlens._validation import InputError, check_interval
 
@@ -425,7 +426,7 @@ class EmbeddingJudge(BaseJudge):
             getattr(encoder, "model_id", type(encoder).__name__) if self._encoder is not None else str(encoder)
         )
         if encoder == "minilm":
-            from medlens.encoders._sentence_transformers import MINILM_ID
+            from medlens.encoders import MINILM_ID
 
             self.model_id = MINILM_ID
 
@@ -500,10 +501,6 @@ def make_judge(judge: str | Judge, **kwargs: Any) -> Judge:
 
 
 # ================================================================================================= the cache
-def _cache_root() -> Path:
-    return Path(os.environ.get("MEDLENS_CACHE", Path.home() / ".cache" / "medlens"))
-
-
 class JudgeCache:
     """Judgements on disk: one JSONL file per judge under ``folder`` (default ``$MEDLENS_CACHE/judgements``).
 
@@ -519,7 +516,7 @@ class JudgeCache:
     """
 
     def __init__(self, folder: str | os.PathLike | None = None) -> None:
-        self.folder = Path(folder) if folder is not None else _cache_root() / "judgements"
+        self.folder = Path(folder) if folder is not None else cache_root("judgements")
         self._loaded: dict[str, dict[str, Judgement]] = {}
 
     @staticmethod

@@ -125,7 +125,7 @@ class LLMJudge(BaseJudge):
         seeds = list(range(votes)) if seeds is None else list(seeds)
         if len(seeds) != votes or len(set(seeds)) != votes or not all(isinstance(s, int) for s in seeds):
             raise InputError(f"seeds must be {votes} different ints (one per vote); got {seeds!r}.")
-        from medlens.llm._base import normalize_params
+        from medlens.llm import normalize_params
 
         normalize_params(temperature, 0, max_tokens, None)  # validates
         self.client = client

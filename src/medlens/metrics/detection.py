@@ -19,7 +19,13 @@ from medlens.metrics._boxes import (
     clip_boxes,
     convert_boxes,
 )
-from medlens.metrics._coco import COCO_AREA_RANGES, COCO_IOU_THRESHOLDS, COCO_RECALL_THRESHOLDS, CocoEvalResult
+from medlens.metrics._coco import (
+    COCO_AREA_RANGES,
+    COCO_IOU_THRESHOLDS,
+    COCO_RECALL_THRESHOLDS,
+    CocoEvalResult,
+    thresholds_with,
+)
 from medlens.metrics._coco_io import CocoGroundTruth, CocoPredictions, load_coco_ground_truth, load_coco_predictions
 from medlens.metrics._dataset import PerImageEvalResult, coco_evaluate, voc11_evaluate
 from medlens.metrics._images import (
@@ -34,6 +40,7 @@ from medlens.metrics._images import (
 from medlens.metrics._voc import NO_GOLD_RULES, VOC_RECALL_POINTS
 
 __all__ = [
+    "thresholds_with",
     "BOX_FORMATS",
     "COCO_AREA_RANGES",
     "COCO_IOU_THRESHOLDS",

@@ -1,5 +1,14 @@
 """HTML reports and plots (plots need the ``viz`` extra)."""
 
 from medlens.report._html import Section, figure_html, render_report, table_html, write_report
+from medlens.report._plots import branch_confusion_figure, risk_coverage_figure
 
-__all__ = ["Section", "figure_html", "render_report", "table_html", "write_report"]
+__all__ = [
+    "Section",
+    "branch_confusion_figure",
+    "figure_html",
+    "render_report",
+    "risk_coverage_figure",
+    "table_html",
+    "write_report",
+]

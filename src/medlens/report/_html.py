@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medlens.io._atomic import atomic_write_text
+from medlens.io import atomic_write_text
 
 __all__ = ["Section", "render_report", "table_html", "figure_html", "write_report"]
 

@@ -27,12 +27,32 @@ from medlens.retrieval._embed import (
     load_embedder,
 )
 from medlens.retrieval._fusion import RRF_K, reciprocal_rank_fusion
-from medlens.retrieval._index import RETRIEVERS, Hit, RetrievalIndex, build_index, load_index
-from medlens.retrieval._leakage import LEAKAGE_REASONS, LeakageGuard, normalize_url, shingle_similarity, shingles
+from medlens.retrieval._hpo import load_hpo_knowledge
+from medlens.retrieval._index import (
+    HYBRID_WEIGHTS,
+    RETRIEVERS,
+    Hit,
+    RetrievalIndex,
+    build_index,
+    build_request,
+    load_index,
+)
+from medlens.retrieval._leakage import (
+    LEAKAGE_REASONS,
+    LeakageGuard,
+    merge_leakage,
+    normalize_url,
+    shingle_similarity,
+    shingles,
+)
 from medlens.retrieval._load import CORPORA, load_corpus
 from medlens.retrieval._ranker import Candidate, case_query, normalize_name, rank_candidates, rank_diagnoses
 
 __all__ = [
+    "HYBRID_WEIGHTS",
+    "build_request",
+    "load_hpo_knowledge",
+    "merge_leakage",
     "BM25Index",
     "CORPORA",
     "Candidate",

@@ -269,7 +269,7 @@ def read_corpus(path: str | os.PathLike, *, name: str | None = None) -> Corpus:
             docs.append(doc)
     if not docs:
         raise CorpusError(f"corpus file {path} holds no documents; expected one JSON object per line.")
-    from medlens.io._atomic import file_sha256
+    from medlens.io import file_sha256
 
     prov = {"source": str(path), "sha256": file_sha256(path), "format": "jsonl"}
     return Corpus(docs, name=name or path.stem, provenance=prov)
@@ -277,7 +277,7 @@ def read_corpus(path: str | os.PathLike, *, name: str | None = None) -> Corpus:
 
 def write_corpus(corpus: Corpus | Iterable[Document], path: str | os.PathLike) -> Path:
     """Write documents as JSONL, atomically."""
-    from medlens.io._atomic import atomic_write
+    from medlens.io import atomic_write
 
     with atomic_write(path, "w") as fh:
         for doc in corpus:

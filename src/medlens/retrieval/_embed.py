@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from medlens._cache import cache_root
 from medlens._validation import InputError
 
 __all__ = [
@@ -107,7 +107,7 @@ class SentenceTransformerEmbedder:
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         """Embed ``texts`` → float32 (n, dim), in input order."""
-        from medlens.encoders._base import progress_bar
+        from medlens._progress import progress_bar
 
         texts = [str(t) for t in texts]
         if batch_size < 1:
@@ -183,8 +183,7 @@ def load_embedder(name: str = "minilm", **kwargs: Any) -> Embedder:
 
 
 def embedding_cache_dir() -> Path:
-    root = os.environ.get("MEDLENS_CACHE") or str(Path.home() / ".cache" / "medlens")
-    return Path(root) / "retrieval" / "embeddings"
+    return cache_root("retrieval", "embeddings")
 
 
 def embed_corpus(
@@ -218,7 +217,7 @@ def embed_corpus(
             f"embedder {embedder.model_id} returned shape {vecs.shape}; expected {(len(texts), embedder.dim)}."
         )
     if use_cache:
-        from medlens.io._atomic import atomic_write
+        from medlens.io import atomic_write
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medlens._cache import cache_root
 from medlens._optional import package_version
 from medlens._validation import InputError
 from medlens.retrieval._corpus import Corpus, Document
@@ -202,7 +203,7 @@ class HpoKnowledge:
 
 @functools.lru_cache(maxsize=2)
 def _load_cached(obo: str, hpoa: str) -> HpoKnowledge:
-    from medlens.io._atomic import file_sha256
+    from medlens.io import file_sha256
     from medlens.taxonomy import load_taxonomy
 
     tax = load_taxonomy("hpo") if Path(obo) == hpo_data_files()["hp.obo"] else _from_obo(obo)
@@ -400,7 +401,7 @@ def hpo_corpus(
     phenotype annotation are skipped. The rendered corpus is cached under ``$MEDLENS_CACHE/corpora``.
     """
     files = hpo_data_files()
-    from medlens.io._atomic import file_sha256
+    from medlens.io import file_sha256
 
     options = {"rendering": RENDERING, "databases": list(databases), "max_phenotypes": max_phenotypes}
     options["definitions"] = definitions
@@ -411,7 +412,7 @@ def hpo_corpus(
     import hashlib
 
     key = hashlib.sha256(key_src.encode()).hexdigest()[:20]
-    cache = _cache_root() / "corpora" / f"hpo-{key}.jsonl"
+    cache = cache_root("corpora") / f"hpo-{key}.jsonl"
     meta_path = cache.with_suffix(".meta.json")
     if use_cache and cache.is_file() and meta_path.is_file():
         from medlens.retrieval._corpus import read_trusted_documents
@@ -446,7 +447,7 @@ def hpo_corpus(
     ]
     corpus = Corpus(docs, name="hpo", provenance=prov, notices=notes)
     if use_cache:
-        from medlens.io._atomic import atomic_write_json
+        from medlens.io import atomic_write_json
         from medlens.retrieval._corpus import write_corpus
 
         try:
@@ -460,9 +461,3 @@ def hpo_corpus(
 def _disease_sort_key(did: str) -> tuple[str, int, str]:
     db, _, acc = did.partition(":")
     return (db, int(acc) if acc.isdigit() else 0, acc)
-
-
-def _cache_root() -> Path:
-    import os
-
-    return Path(os.environ.get("MEDLENS_CACHE") or Path.home() / ".cache" / "medlens")

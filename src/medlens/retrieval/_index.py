@@ -309,7 +309,7 @@ class RetrievalIndex:
         An existing index at ``path`` is replaced only with ``overwrite=True``; a folder that is not a medlens
         index is never replaced.
         """
-        from medlens.io._atomic import atomic_write_json, atomic_write_text
+        from medlens.io import atomic_write_json, atomic_write_text
         from medlens.retrieval._corpus import write_corpus
 
         path = Path(path)

@@ -23,7 +23,7 @@ import numpy as np
 
 from medlens._provenance import SCHEMA_VERSION
 from medlens._validation import InputError, check_interval, check_option, check_probabilities
-from medlens.hierarchy._encode import encode_labels
+from medlens.hierarchy import encode_labels
 from medlens.risk._bounds import binomial_pvalue, hoeffding_bentkus_pvalue
 from medlens.risk._rules import LossCurve, loss_curve, predict_labels
 from medlens.taxonomy import TAXONOMIES, Taxonomy, load_taxonomy
@@ -158,7 +158,7 @@ class RiskConstrainedThresholder:
     def _check_scores(self, scores: Any) -> np.ndarray:
         import pandas as pd
 
-        from medlens.hierarchy._aggregate import complete_node_scores
+        from medlens.hierarchy import complete_node_scores
 
         if isinstance(scores, pd.DataFrame):
             cols = [str(c) for c in scores.columns]

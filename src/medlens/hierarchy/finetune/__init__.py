@@ -3,6 +3,7 @@
 Importing this package imports torch; :mod:`medlens.hierarchy` itself never does.
 """
 
+from medlens.hierarchy.finetune._data import read_training_table
 from medlens.hierarchy.finetune._losses import (
     LOSSES,
     BCELoss,
@@ -27,6 +28,7 @@ from medlens.hierarchy.finetune._train import (
 )
 
 __all__ = [
+    "read_training_table",
     "LOSSES",
     "BCELoss",
     "FinetuneConfig",

@@ -26,7 +26,7 @@ class TrainingTable:
 def read_training_table(path: str | os.PathLike, taxonomy: Taxonomy, *, what: str = "training data") -> TrainingTable:
     """Read ``DATA.csv``: labels as in a truth CSV, plus ``text`` (the input text) or ``image`` (a path,
     relative to the CSV's folder unless absolute)."""
-    from medlens.io._tables import read_label_table
+    from medlens.hierarchy import read_label_table
 
     t = read_label_table(path, taxonomy, what=what, keep=("text", "image"))
     have = [c for c in ("text", "image") if c in t.extra]

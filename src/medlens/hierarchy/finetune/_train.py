@@ -36,7 +36,7 @@ from medlens.hierarchy._encode import EncodedLabels, encode_labels
 from medlens.hierarchy.finetune._losses import LossConfig, RadialConfig, make_loss
 from medlens.hierarchy.finetune._model import TaxonomyModel, node_probabilities
 from medlens.hierarchy.finetune._structure import TaxonomyArrays
-from medlens.io._atomic import atomic_write, atomic_write_json
+from medlens.io import atomic_write, atomic_write_json
 from medlens.taxonomy import Taxonomy
 
 torch = require("torch", extra="torch", purpose="taxonomy-aware fine-tuning")
@@ -204,7 +204,7 @@ class _PrefixCache:
     """
 
     def __init__(self, tower: Any, batches: list[list[Any]], progress: bool) -> None:
-        from medlens.encoders._base import progress_bar
+        from medlens._progress import progress_bar
 
         self.tower = tower
         self.blocks = list(tower.blocks)
@@ -290,7 +290,7 @@ class FinetunedModel:
         return np.clip(np.rint((norms - r.r0) / r.delta), 0, self.taxonomy.height).astype(int)
 
     def _run(self, inputs: Sequence[Any], batch_size: int, progress: bool) -> tuple[Any, Any]:
-        from medlens.encoders._base import progress_bar
+        from medlens._progress import progress_bar
 
         self.model.eval()
         outs, zs = [], []
@@ -383,8 +383,8 @@ def finetune(
         Which tower the inputs go through; by default the encoder's only one, or ``image`` for image-text
         encoders (whose text tower then embeds the node prompts).
     """
-    from medlens.encoders._base import progress_bar
-    from medlens.io._jsonl import prepare_run_dir
+    from medlens._progress import progress_bar
+    from medlens.io import prepare_run_dir
 
     config = config or FinetuneConfig()
     modality = _input_modality(encoder, modality)
@@ -558,7 +558,7 @@ def finetune(
 
 def _validate(fm: FinetunedModel, val: tuple, config: FinetuneConfig) -> dict[str, Any]:
     from medlens.hierarchy import evaluate
-    from medlens.risk import predict_labels
+    from medlens.hierarchy._decide import predict_labels
 
     v_inputs, v_labels = val
     tax = fm.taxonomy

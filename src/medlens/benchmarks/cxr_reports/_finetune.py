@@ -18,7 +18,7 @@ import numpy as np
 
 from medlens._provenance import config_hash, provenance, stamp
 from medlens.benchmarks._spec import BenchmarkSpec
-from medlens.io._atomic import atomic_write_json
+from medlens.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,12 @@ def run(
     **_: Any,
 ) -> dict[str, Any]:
     """Fine-tune, calibrate and evaluate into ``out_dir``; returns the ``metrics.json`` document."""
-    from medlens.benchmarks import _cxr_reports_run
-    from medlens.benchmarks.cxr_reports import load_cxr_reports
+    from medlens.benchmarks.cxr_reports import _run as _cxr_reports_run
+    from medlens.benchmarks.cxr_reports._data import load_cxr_reports
     from medlens.encoders import load_encoder
-    from medlens.hierarchy import encode_labels, evaluate
+    from medlens.hierarchy import align_ids, encode_labels, evaluate, read_score_table, write_score_table
     from medlens.hierarchy.finetune import FinetuneConfig, LossConfig, finetune
-    from medlens.io._jsonl import prepare_run_dir
-    from medlens.io._tables import align_ids, read_score_table, write_score_table
+    from medlens.io import prepare_run_dir
     from medlens.risk import RiskConstrainedThresholder, predict_labels
     from medlens.taxonomy import load_taxonomy
 

@@ -48,9 +48,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medlens._progress import progress_bar
 from medlens._provenance import SCHEMA_VERSION, config_hash, provenance
 from medlens._validation import InputError, check_option
-from medlens.benchmarks._nova_prompts import (
+from medlens.benchmarks.nova._prompts import (
     N_DIAGNOSES,
     PROMPTS_VERSION,
     REQUEST_BOX_FORMATS,
@@ -60,12 +61,11 @@ from medlens.benchmarks._nova_prompts import (
     builtin_template,
     prompt_values,
 )
-from medlens.io._atomic import atomic_write_json, file_sha256
-from medlens.io._jsonl import JsonlRun
-from medlens.llm._errors import LLMContextLengthError, LLMHTTPError
+from medlens.io import JsonlRun, atomic_write_json, file_sha256
+from medlens.llm import LLMContextLengthError, LLMHTTPError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from medlens.benchmarks.nova import NovaDataset, NovaImage
+    from medlens.benchmarks.nova._dataset import NovaDataset, NovaImage
     from medlens.llm import ChatClient, JSONAnswer
 
 __all__ = ["BOX_SCHEMA", "DIAGNOSIS_SCHEMA", "nova_run", "parse_caption", "parse_diagnosis", "parse_localization"]
@@ -307,7 +307,7 @@ def nova_run(
     setting : {"image", "image+history", "text"}
         ``text`` (clinical history + radiologist caption, no image) for diagnosis only.
     template : PromptTemplate, optional
-        Default: the built-in template of (task, setting) (:mod:`medlens.benchmarks._nova_prompts`).
+        Default: the built-in template of (task, setting) (:mod:`medlens.benchmarks.nova._prompts`).
     box_format : {"xyxy_norm1000", "xyxy_pixel"}
         The frame localisation boxes are requested (and recorded) in.
     temperature, seed, max_tokens
@@ -340,7 +340,7 @@ def nova_run(
     items = list(dataset.images[:limit] if limit else dataset.images)
     if setting != "text":
         _check_images(items)
-    from medlens.llm._base import normalize_params
+    from medlens.llm import normalize_params
 
     params = normalize_params(temperature, seed, max_tokens, None)
     generation = {k: params[k] for k in ("temperature", "seed", "max_tokens")}
@@ -412,41 +412,34 @@ def nova_run(
     write_manifest("running")
     status = "interrupted"
     t0 = time.perf_counter()
-    bar = None
     try:
-        if progress and todo:
-            from rich.progress import Progress
-
-            bar = Progress(transient=True)
-            bar.start()
-            task_id = bar.add_task(f"nova run {task} ({setting})", total=len(todo))
-        for im in todo:
-            history = dataset.case_of(im.filename).clinical_history
-            try:
-                answer = _answer(
-                    client, template, im, history, box_format=box_format, generation=generation, repair=repair
-                )
-            except (LLMHTTPError, LLMContextLengthError) as exc:
-                if isinstance(exc, LLMHTTPError) and exc.status not in ITEM_HTTP_FAILURES:
-                    raise
-                answer = _request_failure(task, box_format, exc)
-                counts["request_failures"] += 1
-            row = {"filename": im.filename, "task": task, "setting": setting, **answer}
-            run.append(row)
-            done.add(im.filename)
-            counts["done"] += 1
-            counts["parse_failures"] += row["parse_error"] is not None and not row.get("request_failed")
-            counts["repaired"] += bool(row["repaired"])
-            counts["cached"] += bool(row["cached"])
-            if row["parse_error"] is not None:
-                log.debug("NOVA run: parse failure on %s: %s", im.filename, row["parse_error"])
-            write_manifest("running")
-            if bar is not None:
-                bar.advance(task_id)
+        with progress_bar(
+            len(todo), progress and bool(todo), f"nova run {task} ({setting})", transient=True
+        ) as advance:
+            for im in todo:
+                history = dataset.case_of(im.filename).clinical_history
+                try:
+                    answer = _answer(
+                        client, template, im, history, box_format=box_format, generation=generation, repair=repair
+                    )
+                except (LLMHTTPError, LLMContextLengthError) as exc:
+                    if isinstance(exc, LLMHTTPError) and exc.status not in ITEM_HTTP_FAILURES:
+                        raise
+                    answer = _request_failure(task, box_format, exc)
+                    counts["request_failures"] += 1
+                row = {"filename": im.filename, "task": task, "setting": setting, **answer}
+                run.append(row)
+                done.add(im.filename)
+                counts["done"] += 1
+                counts["parse_failures"] += row["parse_error"] is not None and not row.get("request_failed")
+                counts["repaired"] += bool(row["repaired"])
+                counts["cached"] += bool(row["cached"])
+                if row["parse_error"] is not None:
+                    log.debug("NOVA run: parse failure on %s: %s", im.filename, row["parse_error"])
+                write_manifest("running")
+                advance(1)
         status = "complete"
     finally:
-        if bar is not None:
-            bar.stop()
         run.close()
         write_manifest(status)
         if status == "interrupted":

@@ -21,7 +21,7 @@ import numpy as np
 
 from medlens._validation import InputError, check_probabilities, did_you_mean
 from medlens.hierarchy._encode import EncodedLabels, encode_labels
-from medlens.io._atomic import atomic_write
+from medlens.io import atomic_write
 from medlens.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,7 @@ from typing import Any
 
 from medlens._provenance import config_hash, provenance, stamp
 from medlens.benchmarks._spec import BenchmarkSpec
-from medlens.io._atomic import atomic_write_json, file_sha256
-from medlens.io._jsonl import prepare_run_dir
+from medlens.io import atomic_write_json, file_sha256, prepare_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ def run(
     dict
         The ``metrics.json`` document.
     """
-    from medlens.benchmarks.nova import load_nova, nova_evaluate, read_nova_predictions
+    from medlens.benchmarks.nova._dataset import load_nova, nova_evaluate, read_nova_predictions
     from medlens.metrics import JudgeCache, make_judge
 
     t0 = time.perf_counter()

@@ -255,7 +255,7 @@ def generate_cases(config: GeneratorConfig | None = None, *, knowledge: Any = No
     ``n`` cases of a seed are the first ``n`` of one fixed order, so a smaller ``n`` gives a prefix of a larger
     one. Each case: ``{id, clinical_history, caption, final_diagnosis, diagnosis_id, generator, phenotypes}``.
     """
-    from medlens.retrieval._hpo import load_hpo_knowledge
+    from medlens.retrieval import load_hpo_knowledge
 
     cfg = GeneratorConfig(**{**(asdict(config) if config else {}), **overrides}).check()
     kb = knowledge or load_hpo_knowledge()
@@ -268,7 +268,7 @@ def generate_cases(config: GeneratorConfig | None = None, *, knowledge: Any = No
 
 
 def _correct(cand: Any, case: dict[str, Any]) -> bool:
-    from medlens.retrieval._ranker import normalize_name
+    from medlens.retrieval import normalize_name
 
     gold_id = case.get("diagnosis_id")
     if gold_id and gold_id in cand.parents:
@@ -345,8 +345,7 @@ def run_rare_hpo(
     seconds}`` (plus ``cases`` with each case's top-5 when ``return_cases``). The leakage guard is off: the
     documents describe diseases, not cases.
     """
-    from medlens.retrieval._index import RETRIEVERS
-    from medlens.retrieval._ranker import case_query, rank_candidates
+    from medlens.retrieval import RETRIEVERS, case_query, rank_candidates
 
     check_option(retriever, RETRIEVERS, name="retriever")
     cfg = GeneratorConfig(**{**(asdict(config) if config else {}), "n": n, "seed": seed}).check()

@@ -252,7 +252,7 @@ def _norm_key(key: str) -> str:
 
 
 def _default_mesh_map_path() -> Path:
-    return Path(str(resources.files("medlens.benchmarks").joinpath("data", _MESH_MAP_FILE)))
+    return Path(str(resources.files("medlens.benchmarks.cxr_reports").joinpath("data", _MESH_MAP_FILE)))
 
 
 def load_mesh_map(path: str | PathLike[str] | None = None) -> dict[str, str]:
@@ -262,7 +262,7 @@ def load_mesh_map(path: str | PathLike[str] | None = None) -> dict[str, str]:
     ----------
     path : str or path-like, optional
         A TSV with ``#`` comment lines, the header ``mesh_head<TAB>node<TAB>note`` and one row per key; default the
-        table shipped with medlens (``medlens/benchmarks/data/cxr_reports_mesh_map.tsv``).
+        table shipped with medlens (``medlens/benchmarks/cxr_reports/data/cxr_reports_mesh_map.tsv``).
 
     Returns
     -------

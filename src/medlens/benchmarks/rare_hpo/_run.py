@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from medlens._cache import cache_root
 from medlens._provenance import config_hash, provenance, stamp
 from medlens._validation import InputError, check_option
 from medlens.benchmarks._spec import BenchmarkSpec
-from medlens.io._atomic import atomic_write, atomic_write_json, to_json
-from medlens.io._jsonl import prepare_run_dir
+from medlens.io import atomic_write, atomic_write_json, prepare_run_dir, to_json
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,7 @@ def _say(msg: str, progress: bool) -> None:
 
 
 def index_cache_dir() -> Path:
-    import os
-
-    root = os.environ.get("MEDLENS_CACHE") or str(Path.home() / ".cache" / "medlens")
-    return Path(root) / "retrieval" / "indexes"
+    return cache_root("retrieval", "indexes")
 
 
 def cached_hpo_index(
@@ -73,8 +70,7 @@ def cached_hpo_index(
     Returns ``(index, {"path", "cached", "seconds", "request_hash"})``. ``corpus`` replaces the built-in
     corpus (tests); the cache key is the hash of the build request, which covers the corpus content.
     """
-    from medlens.retrieval import RetrievalIndex, load_corpus
-    from medlens.retrieval._index import build_request
+    from medlens.retrieval import RetrievalIndex, build_request, load_corpus
 
     t0 = time.perf_counter()
     corpus = corpus if corpus is not None else load_corpus("hpo")
@@ -108,7 +104,7 @@ def _query_vectors(idx: Any, queries: list[str], *, progress: bool) -> list[np.n
     (keyed by the index's build request and the clauses), so a warm run does not even load the encoder."""
     if idx.dense_mode != "clauses":
         return idx.encode_queries(queries)
-    from medlens.retrieval._clauses import split_clauses
+    from medlens.retrieval import split_clauses
 
     parts = [split_clauses(q) for q in queries]
     uniq = list(dict.fromkeys(c for p in parts for c in p))
@@ -155,9 +151,8 @@ def run(
     keyword arguments of other benchmarks (``alpha``, ``k``) are ignored, so ``medlens demo`` can pass its
     options to every benchmark.
     """
-    from medlens.benchmarks.rare_hpo import GeneratorConfig, evaluate_rankings, generate_cases
-    from medlens.retrieval._index import RETRIEVERS
-    from medlens.retrieval._ranker import case_query, rank_candidates
+    from medlens.benchmarks.rare_hpo._cases import GeneratorConfig, evaluate_rankings, generate_cases
+    from medlens.retrieval import RETRIEVERS, case_query, rank_candidates
 
     if n < 1:
         raise InputError(f"n must be >= 1; got {n}.")
@@ -238,7 +233,7 @@ def run(
     }
     ranker: dict[str, Any] = {"kind": "retrieval-only", "depth": DEPTH, "aggregate": "max"}
     if {"ontology", "hybrid"} & set(retrievers):
-        from medlens.retrieval._index import HYBRID_WEIGHTS
+        from medlens.retrieval import HYBRID_WEIGHTS
 
         ranker["ontology"] = idx.phenotypes.spec()
         ranker["hybrid_weights"] = dict(HYBRID_WEIGHTS)

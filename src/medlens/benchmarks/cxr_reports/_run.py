@@ -24,9 +24,8 @@ import numpy as np
 
 from medlens._provenance import config_hash, provenance, stamp
 from medlens.benchmarks._spec import BenchmarkSpec
-from medlens.io._atomic import atomic_write_json
-from medlens.io._jsonl import prepare_run_dir
-from medlens.io._tables import write_label_table, write_score_table
+from medlens.hierarchy import write_label_table, write_score_table
+from medlens.io import atomic_write_json, prepare_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +52,9 @@ def run(
     ``out_dir`` gets a ``manifest.json`` with the config hash; a folder made with another config is refused
     unless ``overwrite``.
     """
-    from medlens.benchmarks.cxr_reports import load_cxr_reports
+    from medlens.benchmarks.cxr_reports._data import load_cxr_reports
     from medlens.encoders import load_encoder
-    from medlens.hierarchy import encode_labels, evaluate
-    from medlens.hierarchy._zeroshot import PlattScaler, prompt_node_similarity
+    from medlens.hierarchy import PlattScaler, encode_labels, evaluate, prompt_node_similarity
     from medlens.risk import RiskConstrainedThresholder, loss_curve, predict_labels
     from medlens.taxonomy import load_taxonomy
 
@@ -248,7 +246,7 @@ def report_section(metrics: dict[str, Any]) -> Any:
         cls="note",
     )
     try:
-        from medlens.report._plots import branch_confusion_figure, risk_coverage_figure
+        from medlens.report import branch_confusion_figure, risk_coverage_figure
 
         crc = metrics["thresholds"]["crc"]["calibration"]
         curves = [

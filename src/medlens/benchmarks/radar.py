@@ -16,9 +16,8 @@ from dataclasses import replace
 from typing import Any
 
 from medlens._validation import InputError
-from medlens.agents._agent import AgentConfig, RadarAgent
-from medlens.agents._runs import summarize_results
-from medlens.retrieval._leakage import LeakageGuard
+from medlens.agents import AgentConfig, RadarAgent, summarize_results
+from medlens.retrieval import LeakageGuard
 
 __all__ = ["agent_rows", "nova_text_cases", "rare_hpo_agent_rows", "run_radar_nova"]
 
@@ -89,7 +88,7 @@ def rare_hpo_agent_rows(
     guard is off (rare-hpo documents describe diseases, not cases).
     """
     from medlens.benchmarks.rare_hpo import evaluate_rankings
-    from medlens.retrieval._ranker import Candidate
+    from medlens.retrieval import Candidate
 
     cfg = replace(config or AgentConfig(), leakage=None)
 

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 from medlens._validation import InputError
-from medlens.hierarchy import node_scores_from_leaves
-from medlens.io import read_label_table, read_score_table, write_label_table
-from medlens.io._tables import align_ids
+from medlens.hierarchy import align_ids, node_scores_from_leaves, read_label_table, read_score_table, write_label_table
 from medlens.taxonomy import Taxonomy, load_taxonomy
 
 

@@ -12,7 +12,8 @@ pytest.importorskip("PIL")
 
 from tests.benchmarks.conftest import CASES, IMAGES, write_v1  # noqa: E402
 
-from medlens.agents import AgentConfig, nova_text_cases, rare_hpo_agent_rows, run_radar_nova  # noqa: E402
+from medlens.agents import AgentConfig  # noqa: E402
+from medlens.benchmarks.radar import nova_text_cases, rare_hpo_agent_rows, run_radar_nova  # noqa: E402
 from medlens.retrieval import LeakageGuard  # noqa: E402
 
 NOVA_DOCS = [

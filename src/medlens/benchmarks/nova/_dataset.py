@@ -76,7 +76,7 @@ boxes of an unknown file. ``strict=True`` (the default) raises on the first load
 
 Evaluation
 ----------
-:func:`nova_evaluate` (see :mod:`medlens.benchmarks._nova_eval`) scores prediction rows (one JSON object per
+:func:`nova_evaluate` (see :mod:`medlens.benchmarks.nova._eval`) scores prediction rows (one JSON object per
 line) for the three tasks with :mod:`medlens.metrics`.
 """
 
@@ -97,7 +97,7 @@ from typing import Any, Literal
 import numpy as np
 
 from medlens._validation import InputError, check_option, did_you_mean
-from medlens.benchmarks._nova_eval import (
+from medlens.benchmarks.nova._eval import (
     PREDICTION_TASKS,
     NovaPredictions,
     nova_evaluate,

@@ -1,0 +1,77 @@
+"""The NOVA benchmark (rare brain-MRI findings): loader and schema of a local copy, evaluation of prediction
+rows, prompt templates and ``nova run`` for any VLM, and the registered benchmark.
+
+See :mod:`medlens.benchmarks.nova._dataset` for the data, the licence and the schema's sources.
+"""
+
+from medlens.benchmarks.nova._dataset import (
+    HF_DATASET_ID,
+    LAYOUTS,
+    NOVA_SCHEMA,
+    PREDICTION_TASKS,
+    NovaCase,
+    NovaDataset,
+    NovaImage,
+    NovaPredictions,
+    NovaProblem,
+    NovaSchema,
+    TableSchema,
+    load_nova,
+    nova_evaluate,
+    read_nova_predictions,
+)
+from medlens.benchmarks.nova._eval import (
+    AP_MODES,
+    MISSING_RULES,
+    PredictionRow,
+)
+from medlens.benchmarks.nova._prompts import (
+    PROMPTS_VERSION,
+    REQUEST_BOX_FORMATS,
+    RUN_SETTINGS,
+    RUN_TASKS,
+    PromptTemplate,
+    builtin_template,
+    load_template,
+)
+from medlens.benchmarks.nova._run import (
+    BOX_SCHEMA,
+    DIAGNOSIS_SCHEMA,
+    nova_run,
+    parse_caption,
+    parse_diagnosis,
+    parse_localization,
+)
+
+__all__ = [
+    "HF_DATASET_ID",
+    "LAYOUTS",
+    "NOVA_SCHEMA",
+    "NovaCase",
+    "NovaDataset",
+    "NovaImage",
+    "NovaPredictions",
+    "NovaProblem",
+    "PREDICTION_TASKS",
+    "NovaSchema",
+    "TableSchema",
+    "load_nova",
+    "nova_evaluate",
+    "read_nova_predictions",
+    "AP_MODES",
+    "MISSING_RULES",
+    "PredictionRow",
+    "PROMPTS_VERSION",
+    "REQUEST_BOX_FORMATS",
+    "RUN_SETTINGS",
+    "RUN_TASKS",
+    "PromptTemplate",
+    "builtin_template",
+    "load_template",
+    "BOX_SCHEMA",
+    "DIAGNOSIS_SCHEMA",
+    "nova_run",
+    "parse_caption",
+    "parse_diagnosis",
+    "parse_localization",
+]
