@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 
 from medlens.cli import main
@@ -11,22 +10,20 @@ pytest.importorskip("matplotlib")
 
 
 class HashEncoder:
-    """Deterministic word-hashing embeddings (no weights): enough signal to exercise every step."""
+    """The library's deterministic feature-hashing embedder (CRC32, stable across processes) as a text encoder:
+    no weights, enough signal to exercise every step."""
 
     model_id = "test/hash-encoder"
 
     def __init__(self, *args, **kwargs):
         from medlens.encoders import EncoderConfig
+        from medlens.retrieval import HashingEmbedder
 
         self.config = EncoderConfig(name="hash", source="test", modality="text", embedding_dim=256)
+        self._embedder = HashingEmbedder(dim=256)
 
     def encode_texts(self, texts, **kwargs):
-        out = np.zeros((len(texts), 256), dtype=np.float32)
-        for i, t in enumerate(texts):
-            for w in t.lower().replace(".", " ").split():
-                out[i, hash(w) % 256] += 1.0
-        out += 1e-3
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
+        return self._embedder.embed(list(texts))
 
 
 @pytest.fixture
@@ -34,7 +31,6 @@ def fake_encoder(monkeypatch):
     pytest.importorskip("torchxrayvision")  # the data files; the package itself is never imported
     import medlens.encoders
 
-    monkeypatch.setenv("PYTHONHASHSEED", "0")
     monkeypatch.setattr(medlens.encoders, "load_encoder", lambda name, **kw: HashEncoder())
     monkeypatch.setattr("medlens.cli._demo.DEMO_BENCHMARKS", ("cxr-reports",))  # rare-hpo: test_rare_hpo_run.py
 
