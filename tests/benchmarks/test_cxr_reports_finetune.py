@@ -19,7 +19,7 @@ def toy_encoder(monkeypatch):
     import medlens.encoders
 
     monkeypatch.setattr(medlens.encoders, "load_encoder", lambda name, **kw: ToyTextEncoder(d=32))
-    monkeypatch.setattr("medlens.cli._demo.DEMO_BENCHMARKS", ("cxr-reports",))  # rare-hpo: test_rare_hpo_run.py
+    monkeypatch.setattr("medlens.benchmarks._runner.DEMO", ("cxr-reports",))  # rare-hpo: test_rare_hpo_run.py
 
 
 def test_demo_full_writes_the_two_by_two_table(tmp_path, toy_encoder, capsys):

@@ -32,7 +32,7 @@ def fake_encoder(monkeypatch):
     import medlens.encoders
 
     monkeypatch.setattr(medlens.encoders, "load_encoder", lambda name, **kw: HashEncoder())
-    monkeypatch.setattr("medlens.cli._demo.DEMO_BENCHMARKS", ("cxr-reports",))  # rare-hpo: test_rare_hpo_run.py
+    monkeypatch.setattr("medlens.benchmarks._runner.DEMO", ("cxr-reports",))  # rare-hpo: test_rare_hpo_run.py
 
 
 def test_demo_writes_metrics_report_and_manifest(tmp_path, fake_encoder, capsys):

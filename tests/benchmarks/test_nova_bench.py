@@ -19,10 +19,10 @@ def _cache(tmp_path, monkeypatch):
 
 
 def test_registered_lazily_and_not_in_demo():
-    from medlens.cli._demo import DEMO_BENCHMARKS
+    from medlens.benchmarks import DEMO, DEMO_FULL
 
     assert "nova" in BENCHMARKS.names()
-    assert "nova" not in DEMO_BENCHMARKS
+    assert "nova" not in DEMO + DEMO_FULL
     spec = BENCHMARKS.get("nova")
     assert spec.name == "nova"
     assert callable(spec.run)
@@ -30,7 +30,7 @@ def test_registered_lazily_and_not_in_demo():
 
 
 def test_run_writes_metrics_and_the_report_renders_it(nova, nova_dir, tmp_path):
-    from medlens.cli._report import build_report
+    from medlens.benchmarks import build_report
 
     preds = tmp_path / "runs" / "vlm-dx"
     nova_run(nova, CallableClient(Script(*DX_REPLIES), model="scripted-vlm"), preds, task="diagnosis")

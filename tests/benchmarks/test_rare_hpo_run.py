@@ -89,7 +89,7 @@ def test_demo_prints_the_rare_hpo_section_and_reports_it(small_hpo, tmp_path, mo
     monkeypatch.setattr(
         runner, "cached_hpo_index", lambda **kw: real(**{**kw, "embedder": "hashing:64", "corpus": small_hpo})
     )
-    monkeypatch.setattr("medlens.cli._demo.DEMO_BENCHMARKS", ("rare-hpo",))
+    monkeypatch.setattr("medlens.benchmarks._runner.DEMO", ("rare-hpo",))
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
     text = capsys.readouterr().out

@@ -13,13 +13,21 @@ __all__ = ["BenchmarkSpec", "BENCHMARKS"]
 
 @dataclass(frozen=True)
 class BenchmarkSpec:
-    """A benchmark: how to run it into a folder and how to render its report section from ``metrics.json``."""
+    """A benchmark: how to run it into a folder, summarise it and render its report section.
+
+    ``run(out_dir, *, seed=..., progress=..., overwrite=..., **options)`` writes ``out_dir/metrics.json`` and
+    returns that document; its keyword arguments are the benchmark's options (``medlens bench run NAME --set
+    KEY=VALUE``). ``summarize(doc)`` picks the headline numbers for a JSON summary and ``summary_lines(doc)``
+    the console lines; ``report_section(doc)`` renders the HTML section of ``medlens report``.
+    """
 
     name: str
     description: str
     run: Callable[..., dict[str, Any]]
     report_section: Callable[[dict[str, Any]], Any]
     extras: tuple[str, ...] = ()
+    summarize: Callable[[dict[str, Any]], dict[str, Any]] = lambda doc: {}  # noqa: E731
+    summary_lines: Callable[[dict[str, Any]], list[str]] = lambda doc: []  # noqa: E731
 
 
 BENCHMARKS: Registry[BenchmarkSpec] = Registry("benchmark")

@@ -11,7 +11,20 @@ import sys
 import typer
 
 from medlens import __version__
-from medlens.cli import _demo, _doctor, _encoders, _finetune, _hier, _metrics, _nova, _radar, _rag, _report, _taxonomy
+from medlens.cli import (
+    _bench,
+    _demo,
+    _doctor,
+    _encoders,
+    _finetune,
+    _hier,
+    _metrics,
+    _nova,
+    _radar,
+    _rag,
+    _report,
+    _taxonomy,
+)
 from medlens.cli._common import setup_logging
 from medlens.llm import LLMError
 
@@ -25,7 +38,8 @@ app = typer.Typer(
     "  medlens metrics boxes --gt gt.json --pred dets.json --mode coco --json\n\n"
     "  medlens encode --encoder minilm --texts findings.txt --out findings.npy\n\n"
     "  medlens nova evaluate --data ~/data/Nova --predictions pred.jsonl --json\n\n"
-    "  medlens rag index --corpus hpo --out runs/hpo-index",
+    "  medlens rag index --corpus hpo --out runs/hpo-index\n\n"
+    "  medlens bench run rare-hpo --out runs/rare-hpo",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -59,6 +73,7 @@ app.add_typer(_nova.app, name="nova")
 _rag.app.command("diagnose")(_radar.diagnose)
 _rag.bench.command("nova")(_radar.nova_bench)
 app.add_typer(_rag.app, name="rag")
+app.add_typer(_bench.app, name="bench")
 app.command("demo")(_demo.demo)
 app.command("doctor")(_doctor.doctor)
 app.command("report")(_report.report)

@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from medlens._validation import InputError
 from medlens.cli._common import console, emit_json
-
-
-def build_report(run_dir: Path, out: Path) -> dict:
-    """Collect ``*/metrics.json`` under ``run_dir`` and write one HTML report with a section per benchmark."""
-    from medlens.benchmarks import BENCHMARKS
-    from medlens.report import write_report
-
-    run_dir = Path(run_dir)
-    files = sorted(run_dir.glob("*/metrics.json"))
-    if not files:
-        raise InputError(f"{run_dir} holds no */metrics.json; run `medlens demo --out {run_dir}` first.")
-    sections, names = [], []
-    for f in files:
-        metrics = json.loads(f.read_text(encoding="utf-8"))
-        name = metrics.get("benchmark")
-        if name not in BENCHMARKS:
-            continue
-        sections.append(BENCHMARKS.get(name).report_section(metrics))
-        names.append(name)
-    write_report(out, "medlens report", sections, subtitle=f"run folder {run_dir}")
-    return {"report": str(out), "sections": names}
 
 
 def report(
@@ -41,10 +18,11 @@ def report(
 
     Example: medlens report --run runs/demo --out runs/demo/report.html
     """
-    info = build_report(run, out or Path(run) / "report.html")
-    if as_json:
-        from medlens._provenance import provenance, stamp
+    from medlens._provenance import provenance, stamp
+    from medlens.benchmarks import build_report
 
+    info = build_report(run, out)
+    if as_json:
         emit_json(stamp(info, provenance(command="report", config={"run": str(run)})))
     else:
         console().print(f"wrote {info['report']} ({', '.join(info['sections'])})", markup=False)

@@ -39,7 +39,7 @@ def run(
     *,
     alpha: float = 0.02,
     delta: float = 0.1,
-    k: int = 1,
+    branch_depth: int = 1,
     seed: int = 0,
     encoder: str = "minilm",
     ci: float | None = 0.95,
@@ -64,7 +64,7 @@ def run(
         "benchmark": "cxr-reports",
         "alpha": alpha,
         "delta": delta,
-        "branch_depth": k,
+        "branch_depth": branch_depth,
         "seed": seed,
         "encoder": encoder,
         "ci": ci,
@@ -100,17 +100,17 @@ def run(
     # Baseline: a fixed 0.5 threshold on every node.
     base_pred = predict_labels(scores[te], tax, rule="multilabel", lam=BASELINE_THRESHOLD)
     baseline = evaluate(
-        y_te, base_pred, taxonomy=tax, k=k, node_scores=scores[te], ci=ci, n_bootstrap=n_bootstrap, seed=seed
+        y_te, base_pred, taxonomy=tax, k=branch_depth, node_scores=scores[te], ci=ci, n_bootstrap=n_bootstrap, seed=seed
     ).to_dict()
-    test_curve = loss_curve(scores[te], y_te, rule="multilabel", k=k)
+    test_curve = loss_curve(scores[te], y_te, rule="multilabel", k=branch_depth)
     grid_idx = np.unique(np.linspace(0, 1000, 101).round().astype(int))
     grid = np.linspace(0, 1, 1001)[grid_idx]
 
     def fit_and_test(rule: str, method: str) -> dict[str, Any]:
-        th = RiskConstrainedThresholder(tax, rule=rule, alpha=alpha, delta=delta, method=method, k=k)
+        th = RiskConstrainedThresholder(tax, rule=rule, alpha=alpha, delta=delta, method=method, k=branch_depth)
         th.fit(scores[cal], y_cal)
         pred = predict_labels(scores[te], tax, rule=rule, lam=th.lambda_)
-        test = evaluate(y_te, pred, taxonomy=tax, k=k, ci=ci, n_bootstrap=n_bootstrap, seed=seed).to_dict()
+        test = evaluate(y_te, pred, taxonomy=tax, k=branch_depth, ci=ci, n_bootstrap=n_bootstrap, seed=seed).to_dict()
         suffix = "" if rule == "multilabel" else f"_{rule}"
         doc = th.to_dict()
         doc["provenance"] = provenance(
@@ -162,7 +162,7 @@ def run(
             },
             "alpha": alpha,
             "delta": delta,
-            "branch_depth": k,
+            "branch_depth": branch_depth,
             "splits": {"train": len(tr), "calibration": len(cal), "test": len(te)},
             "baseline_test": baseline,
             "thresholds": methods,
@@ -178,6 +178,36 @@ def run(
     )
     atomic_write_json(out / "metrics.json", doc)
     return doc
+
+
+def summarize(doc: dict[str, Any]) -> dict[str, Any]:
+    """Headline numbers: the test split at threshold 0.5 and under each fitted threshold."""
+    b = doc["baseline_test"]
+    return {
+        "baseline_test": {key: b[key] for key in ("hF", "cae_rate", "coverage")}
+        | {"flat_accuracy": b["flat"]["accuracy"]},
+        "thresholds": {
+            m: {key: r[key] for key in ("test_cae_rate", "test_coverage", "test_hF", "test_cae_within_alpha")}
+            | {"lambda": r["calibration"]["lambda"], "feasible": r["calibration"]["feasible"]}
+            for m, r in doc["thresholds"].items()
+        },
+    }
+
+
+def summary_lines(doc: dict[str, Any]) -> list[str]:
+    """Console lines of the demo's cxr-reports section."""
+    s = summarize(doc)
+    b = s["baseline_test"]
+    lines = [
+        f"cxr-reports: test at threshold 0.5: flat accuracy {b['flat_accuracy']:.3f}, hF {b['hF']:.3f}, "
+        f"CAE {b['cae_rate']:.3f}"
+    ]
+    for m, r in s["thresholds"].items():
+        lines.append(
+            f"  {m:9s} λ̂={r['lambda']:.3f}: test CAE {r['test_cae_rate']:.4f} (≤ α: "
+            f"{r['test_cae_within_alpha']}), coverage {r['test_coverage']:.3f}, hF {r['test_hF']:.3f}"
+        )
+    return lines
 
 
 def report_section(metrics: dict[str, Any]) -> Any:
@@ -294,4 +324,6 @@ SPEC = BenchmarkSpec(
     run=run,
     report_section=report_section,
     extras=("hf", "data", "viz"),
+    summarize=summarize,
+    summary_lines=summary_lines,
 )

@@ -174,6 +174,23 @@ _ROWS = {
 }
 
 
+def summarize(doc: dict[str, Any]) -> dict[str, Any]:
+    """Headline numbers of each evaluated task (the rows of the report's tables)."""
+    return {task: {key: (doc.get(task) or {}).get(key) for key in _ROWS[task]} for task in doc.get("tasks", [])}
+
+
+def summary_lines(doc: dict[str, Any]) -> list[str]:
+    """Console lines: one per task with its headline numbers."""
+
+    def shown(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = [f"nova: {doc.get('n_prediction_rows')} prediction rows from {doc.get('predictions')}"]
+    for task, values in summarize(doc).items():
+        lines.append(f"  {task}: " + ", ".join(f"{k} {shown(v)}" for k, v in values.items()))
+    return lines
+
+
 def report_section(metrics: dict[str, Any]) -> Any:
     """The report section of a ``nova`` evaluation."""
     from medlens.report import Section, table_html
@@ -233,4 +250,6 @@ SPEC = BenchmarkSpec(
     run=run,
     report_section=report_section,
     extras=("io", "vision"),
+    summarize=summarize,
+    summary_lines=summary_lines,
 )

@@ -275,6 +275,18 @@ def _ci(r: dict[str, Any], key: str) -> str:
     return f"{r[key]:.3f}" + (f" [{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]" if lo_hi else "")
 
 
+def summarize(doc: dict[str, Any]) -> dict[str, Any]:
+    """Headline numbers per retriever (with CIs), the acceptance check and the timings."""
+    return {
+        "retrievers": {
+            r: {key: m[key] for key in ("top1", "top5", "mrr", "macro_top1", "macro_top5")} | {"ci95": m["ci95"]}
+            for r, m in doc["retrievers"].items()
+        },
+        "acceptance": doc["acceptance"],
+        "timing_s": doc["timing_s"],
+    }
+
+
 def summary_lines(metrics: dict[str, Any]) -> list[str]:
     """Plain-text lines for the demo's console summary."""
     lines = [
@@ -354,4 +366,6 @@ SPEC = BenchmarkSpec(
     run=run,
     report_section=report_section,
     extras=("hf", "retrieval", "rare"),
+    summarize=summarize,
+    summary_lines=summary_lines,
 )

