@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from medlens._validation import InputError
@@ -112,6 +114,27 @@ def resolve_api_key(env: str | Sequence[str] | None = DEFAULT_KEY_ENV) -> tuple[
         if value:
             return value, name
     return None, None
+
+
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
+
+
+def redact_reply(obj: Any, secret: str | None) -> Any:
+    """A server's reply with the configured key and every ``Bearer <token>`` removed from all of its strings.
+
+    Applied to every reply before it is parsed, cached or written: a server that echoes the request headers
+    must not get the key into predictions, results or the cache.
+
+    >>> redact_reply({"echo": ["Authorization: Bearer sk-abcdefghijklmnop", "ok"]}, "sk-abcdefghijklmnop")
+    {'echo': ['Authorization: Bearer ***', 'ok']}
+    """
+    if isinstance(obj, str):
+        return _BEARER.sub(r"\1 ***", redact(obj, secret))
+    if isinstance(obj, dict):
+        return {redact_reply(k, secret): redact_reply(v, secret) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact_reply(v, secret) for v in obj]
+    return obj
 
 
 def redact(text: str, secret: str | None) -> str:

@@ -26,7 +26,7 @@ from medlens._optional import require
 from medlens._validation import InputError
 from medlens.llm._base import BaseChatClient, ChatResponse
 from medlens.llm._cache import ResponseCache, resolve_cache
-from medlens.llm._endpoint import DEFAULT_KEY_ENV, parse_endpoint, redact, resolve_api_key
+from medlens.llm._endpoint import DEFAULT_KEY_ENV, parse_endpoint, redact, redact_reply, resolve_api_key
 from medlens.llm._errors import LLMConnectionError, LLMHTTPError, LLMResponseError, LLMTimeoutError
 
 __all__ = ["OpenAIClient"]
@@ -179,6 +179,11 @@ class OpenAIClient(BaseChatClient):
         """Provenance of this client (never the key)."""
         return {"kind": self.kind, "model": self.model, "base_url": self.base_url}
 
+    def _key_extra(self) -> dict[str, Any]:
+        # Two servers may serve different weights under one model name: a cached answer is only reused for the
+        # endpoint that gave it.
+        return {"endpoint": self.base_url}
+
     # -- HTTP ---------------------------------------------------------------------------------------------
     def _client(self) -> Any:
         with self._lock:
@@ -298,7 +303,8 @@ class OpenAIClient(BaseChatClient):
 
     def _parse(self, resp: Any, url: str) -> ChatResponse:
         try:
-            data = resp.json()
+            # the key never gets past here: not into the parsed answer, the cache, or any output file
+            data = redact_reply(resp.json(), self._key.reveal() if self._key is not None else None)
         except ValueError:
             ctype = resp.headers.get("content-type", "?")
             head = self._redact(resp.content[:80].decode("utf-8", "replace"))
