@@ -21,6 +21,8 @@ __all__ = [
     "check_finite",
     "check_probabilities",
     "did_you_mean",
+    "read_text_file",
+    "shorten",
 ]
 
 
@@ -28,8 +30,48 @@ class InputError(ValueError):
     """A user input is invalid. The message says what was expected, what came in and how to fix it."""
 
 
+def shorten(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters with the full length said: user values in messages stay short.
+
+    >>> shorten("x" * 10)
+    "'xxxxxxxxxx'"
+    >>> shorten("x" * 1000, limit=12)
+    "'xxxxxxxxxxx… (1,000 characters)"
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    n = len(value) if isinstance(value, str | bytes) else len(text)
+    return f"{text[: limit - 1]}… ({n:,} characters)"
+
+
+def read_text_file(path: Any, *, what: str = "file") -> str:
+    """The UTF-8 text of ``path``, or an :class:`InputError` that names the file and says what is wrong
+    (missing, a folder, unreadable, or not UTF-8 text)."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{what} {p} is a folder; give a file.")
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{what} {p} does not exist.") from None
+    except OSError as exc:
+        raise InputError(f"{what} {p} could not be read ({exc.strerror or exc}).") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{what} {p} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8 or give the right file."
+        ) from None
+
+
 def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
     """Return ``" Did you mean: a, b?"`` for close matches of ``name`` in ``choices`` (or ``""``)."""
+    if len(str(name)) > 200:  # nothing is close to a value that long, and difflib would take seconds
+        return ""
     matches = get_close_matches(str(name), [str(c) for c in choices], n=n, cutoff=0.6)
     return f" Did you mean: {', '.join(repr(m) for m in matches)}?" if matches else ""
 

@@ -71,11 +71,10 @@ def _spec(name: str) -> BenchmarkSpec:
     return BENCHMARKS.get(name)
 
 
-def _accepted(spec: BenchmarkSpec) -> tuple[dict[str, inspect.Parameter], bool]:
+def _accepted(spec: BenchmarkSpec) -> dict[str, inspect.Parameter]:
+    """The benchmark's options: the keyword-only parameters of its ``run`` (a ``**kwargs`` takes none)."""
     params = dict(inspect.signature(spec.run).parameters)
-    params.pop(next(iter(params)))  # the output folder
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    return {k: p for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}, takes_any
+    return {k: p for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 def run_benchmark(
@@ -94,13 +93,13 @@ def run_benchmark(
     ``seed``, ``alpha``, ``branch_depth``) are passed only to benchmarks that accept them.
     """
     spec = _spec(name)
-    accepted, takes_any = _accepted(spec)
+    accepted = _accepted(spec)
     kwargs: dict[str, Any] = {}
     for key, value in (shared or {}).items():
         if key in accepted:
             kwargs[key] = value
     for key, value in (options or {}).items():
-        if key not in accepted and not takes_any:
+        if key not in accepted:
             hint = ", ".join(sorted(k for k in accepted if k not in ("progress", "overwrite"))) or "none"
             raise InputError(
                 f"benchmark {name!r} has no option {key!r}.{did_you_mean(key, accepted)} It takes: {hint}."

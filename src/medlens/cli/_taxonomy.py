@@ -51,7 +51,7 @@ def _tree_lines(tax, max_lines: int) -> list[str]:
 def show(
     name: str = typer.Argument(..., help="Built-in name or path to a .json/.yaml/.obo file."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary and definition as JSON."),
-    max_lines: int = typer.Option(200, help="Truncate the printed tree after this many lines."),
+    max_lines: int = typer.Option(200, min=1, help="Truncate the printed tree after this many lines."),
 ) -> None:
     """Show a taxonomy's summary and tree.
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from medlens._validation import InputError, did_you_mean
+from medlens._validation import InputError, did_you_mean, shorten
 from medlens.taxonomy import Taxonomy
 
 __all__ = ["EncodedLabels", "encode_labels", "LabelsLike"]
@@ -192,7 +192,7 @@ def _from_sets(y: Sequence[Iterable[str]], tax: Taxonomy, name: str) -> EncodedL
     if unknown:
         bad = flat[unknown[0]]
         raise InputError(
-            f"unknown label {bad!r} in {name} row {rows[unknown[0]]} for taxonomy {tax.name!r}."
+            f"unknown label {shorten(bad)} in {name} row {rows[unknown[0]]} for taxonomy {tax.name!r}."
             f"{did_you_mean(bad, tax.nodes)} Map dataset labels with Taxonomy.map_label or add a 'labels' synonym."
         )
     cols = tax.node_indices(flat)

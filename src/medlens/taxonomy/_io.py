@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from medlens._registry import Registry
-from medlens._validation import InputError
+from medlens._validation import InputError, read_text_file, shorten
 from medlens.taxonomy._taxonomy import Taxonomy
 
 __all__ = ["load_taxonomy", "read_taxonomy_file", "from_obo", "list_taxonomies", "TAXONOMIES", "hpo_taxonomy"]
@@ -48,26 +48,52 @@ def list_taxonomies() -> list[dict[str, Any]]:
     return [{"name": n, **TAXONOMIES.meta(n)} for n in TAXONOMIES.names()]
 
 
+def _no_duplicates(pairs: list[tuple[Any, Any]], where: str) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InputError(f"{where}: key {shorten(key)} appears twice in one mapping; merge the two entries.")
+        out[key] = value
+    return out
+
+
+def _yaml_load(text: str, where: str) -> Any:
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: Any, node: Any, deep: bool = False) -> dict[Any, Any]:
+        loader.flatten_mapping(node)
+        pairs = [(loader.construct_object(k, deep=deep), loader.construct_object(v, deep=deep)) for k, v in node.value]
+        line = node.start_mark.line + 1
+        return _no_duplicates(pairs, f"{where}, line {line}")
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_taxonomy_file(path: str | os.PathLike) -> Taxonomy:
     """Read a user taxonomy from JSON, YAML or OBO (chosen by extension)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(
             f"taxonomy file {path} does not exist. Give a built-in name (medlens taxonomy list) or a path."
         )
     suffix = path.suffix.lower()
     if suffix == ".obo":
         return from_obo(path)
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path, what="taxonomy file")
     if not text.strip():
         raise InputError(f"taxonomy file {path} is empty; expected {{'name', 'root', 'children'}}.")
     try:
         if suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _yaml_load(text, f"taxonomy file {path}")
         else:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=lambda pairs: _no_duplicates(pairs, f"taxonomy file {path}"))
+    except InputError:
+        raise
     except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
         raise InputError(f"taxonomy file {path} could not be parsed ({type(exc).__name__}: {exc}).") from None
     try:
@@ -123,39 +149,49 @@ def from_obo(
     version = None
     cur: dict[str, Any] | None = None
     in_term = False
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.rstrip("\n")
-            if line.startswith("["):
-                in_term = line.strip() == "[Term]"
-                cur = {"is_a": [], "syn": [], "obsolete": False} if in_term else None
-                continue
-            m = _TAG.match(line)
-            if not m:
-                continue
-            tag, value = m.group(1), m.group(2)
-            if cur is None:
-                if tag == "data-version" and version is None:
-                    version = value.strip()
-                continue
-            value = value.split(" ! ")[0].strip()
-            if tag == "id":
-                cur["id"] = value
-                terms[value] = cur
-            elif tag == "name":
-                cur["name"] = value
-            elif tag == "is_a":
-                cur["is_a"].append(value.split()[0])
-            elif tag == "is_obsolete":
-                cur["obsolete"] = value.lower() == "true"
-            elif tag == "synonym":
-                sm = _SYN.match(value)
-                if sm and (sm.group(2) or "RELATED") in synonym_scopes:
-                    cur["syn"].append(sm.group(1).replace('\\"', '"'))
-            elif tag == "def":
-                sm = _SYN.match(value)
-                if sm:
-                    cur["def"] = sm.group(1).replace('\\"', '"')
+    text = read_text_file(path, what="OBO file")
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if line.startswith("["):
+            in_term = line.strip() == "[Term]"
+            cur = {"is_a": [], "is_a_line": [], "syn": [], "obsolete": False} if in_term else None
+            continue
+        m = _TAG.match(line)
+        if not m:
+            continue
+        tag, value = m.group(1), m.group(2)
+        if cur is None:
+            if tag == "data-version" and version is None:
+                version = value.strip()
+            continue
+        value = value.split(" ! ")[0].strip()
+        if tag == "id":
+            cur["id"] = value
+            terms[value] = cur
+        elif tag == "name":
+            cur["name"] = value
+        elif tag == "is_a":
+            if not value:
+                raise InputError(f"OBO file {path}, line {lineno}: 'is_a:' names no parent term; give its id.")
+            cur["is_a"].append(value.split()[0])
+            cur["is_a_line"].append(lineno)
+        elif tag == "is_obsolete":
+            cur["obsolete"] = value.lower() == "true"
+        elif tag == "synonym":
+            sm = _SYN.match(value)
+            if sm and (sm.group(2) or "RELATED") in synonym_scopes:
+                cur["syn"].append(sm.group(1).replace('\\"', '"'))
+        elif tag == "def":
+            sm = _SYN.match(value)
+            if sm:
+                cur["def"] = sm.group(1).replace('\\"', '"')
+    for t, d in terms.items():
+        missing = [p for p in d["is_a"] if p not in terms]
+        if missing:
+            line = d["is_a_line"][d["is_a"].index(missing[0])]
+            raise InputError(
+                f"OBO file {path}, line {line}: term {t} is_a {missing[0]}, which is not a [Term] of the file; "
+                "add that term or remove the edge."
+            )
     live = {t: d for t, d in terms.items() if not d["obsolete"]}
     if not live:
         raise InputError(f"OBO file {path} holds no non-obsolete [Term] stanzas.")
@@ -170,7 +206,8 @@ def from_obo(
     if root is None:
         if len(roots) != 1:
             raise InputError(
-                f"OBO file {path} has {len(roots)} terms without parents ({sorted(roots)[:5]}); pass root=."
+                f"OBO file {path} has {len(roots)} terms without parents ({sorted(roots)[:5]}); a taxonomy has one "
+                "root: keep one top term (or, in Python, pick one with from_obo(path, root=ID))."
             )
         root = roots[0]
     labels = {t: [d["name"], *d["syn"]] for t, d in live.items() if "name" in d}

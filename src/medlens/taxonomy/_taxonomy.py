@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from medlens._validation import InputError, did_you_mean
+from medlens._validation import InputError, did_you_mean, shorten
 
 __all__ = ["Taxonomy"]
 
@@ -98,10 +98,17 @@ class Taxonomy:
         self.version = None if version is None else str(version)
         self.provenance = provenance
         self.root = str(root)
+        if not isinstance(children, Mapping):
+            raise InputError(
+                f"taxonomy {name!r}: 'children' must be a mapping {{parent: [child, ...]}}; got a "
+                f"{type(children).__name__} ({shorten(children)}). Write each parent as a key with its children."
+            )
         edges: list[tuple[str, str]] = []
         for parent, kids in children.items():
             if isinstance(kids, str) or not isinstance(kids, Iterable):
-                raise InputError(f"taxonomy {name!r}: children of {parent!r} must be a list of node ids; got {kids!r}.")
+                raise InputError(
+                    f"taxonomy {name!r}: children of {shorten(parent)} must be a list of node ids; got {shorten(kids)}."
+                )
             edges.extend((str(parent), str(c)) for c in kids)
         self._build(edges, multi_parent)
         self.labels = _string_lists(labels, "labels", self.name)
@@ -222,6 +229,7 @@ class Taxonomy:
         extra = sorted(set(data) - allowed)
         if extra:
             raise InputError(f"unknown taxonomy field(s) {extra}; allowed fields are {sorted(allowed)}.")
+
         kw = {
             k: data[k]
             for k in ("root", "name", "version", "provenance", "labels", "prompts", "descriptions", "multi_parent")
@@ -254,7 +262,7 @@ class Taxonomy:
             return self.index[node]
         except (KeyError, TypeError):
             raise InputError(
-                f"unknown node {node!r} in taxonomy {self.name!r}.{did_you_mean(str(node), self.nodes)} "
+                f"unknown node {shorten(node)} in taxonomy {self.name!r}.{did_you_mean(str(node), self.nodes)} "
                 f"Use one of its {len(self)} node ids (medlens taxonomy show {self.name})."
             ) from None
 
@@ -450,7 +458,7 @@ class Taxonomy:
             r = int(np.flatnonzero(idx < 0)[0])
             bad = nodes[r]
             raise InputError(
-                f"unknown label {bad!r} at row {r} for taxonomy {self.name!r}.{did_you_mean(str(bad), self.nodes)} "
+                f"unknown label {shorten(bad)} at row {r} for taxonomy {self.name!r}.{did_you_mean(str(bad), self.nodes)} "
                 "Map dataset labels with Taxonomy.map_label or add a 'labels' synonym to the taxonomy file."
             )
         return idx.astype(np.int64)
@@ -479,11 +487,13 @@ class Taxonomy:
         if hit is None:
             from difflib import get_close_matches
 
-            close = get_close_matches(_norm(label), list(self._label_lookup), n=6, cutoff=0.6)
+            close = (
+                get_close_matches(_norm(label), list(self._label_lookup), n=6, cutoff=0.6) if len(label) <= 200 else []
+            )
             nodes = list(dict.fromkeys(self._label_lookup[c] for c in close))[:3]
             hint = f" Did you mean: {', '.join(repr(n) for n in nodes)}?" if nodes else ""
             raise InputError(
-                f"label {label!r} matches no node or synonym of taxonomy {self.name!r}.{hint} "
+                f"label {shorten(label)} matches no node or synonym of taxonomy {self.name!r}.{hint} "
                 "Add it to the taxonomy's 'labels' or map it explicitly."
             )
         return hit

@@ -40,7 +40,6 @@ def run(
     progress: bool = False,
     overwrite: bool = False,
     zero_shot_dir: str | Path | None = None,
-    **_: Any,
 ) -> dict[str, Any]:
     """Fine-tune, calibrate and evaluate into ``out_dir``; returns the ``metrics.json`` document."""
     from medlens.benchmarks.cxr_reports import _run as _cxr_reports_run

@@ -143,7 +143,6 @@ def run(
     progress: bool = False,
     overwrite: bool = False,
     corpus: Any = None,
-    **_: Any,
 ) -> dict[str, Any]:
     """Run the benchmark into ``out_dir`` and return the ``metrics.json`` document (see the module docstring).
 

@@ -1,0 +1,64 @@
+"""Runs every case of ``catalogue.txt``: a bad input exits with its code and one clear stderr line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from tests.cli.conftest import cli_runner
+from tests.cli.test_cli import assert_user_error
+
+CATALOGUE = Path(__file__).with_name("catalogue.txt")
+
+OBO_HEAD = "format-version: 1.2\ndata-version: test\n\n"
+FILES: dict[str, str | bytes] = {
+    "children_list.json": '{"name": "t", "root": "root", "children": ["root", "Lung"]}',
+    "children_str.yaml": "name: t\nroot: root\nchildren:\n  root: Lung\n",
+    "dup_key.yaml": "name: t\nchildren:\n  Lung: [Pneumonia]\n  Lung: [Edema]\n  root: [Lung]\n",
+    "dup_key.json": '{"name": "t", "children": {"root": ["A"], "root": ["B"]}}',
+    "latin1.json": b'{"name": "\xf5"}',
+    "broken.json": '{"name": ',
+    "empty.yaml": "\n\n",
+    "empty_is_a.obo": "[Term]\nid: T:1\nname: top\nis_a:\n",
+    "missing_is_a.obo": OBO_HEAD + "[Term]\nid: T:1\nname: top\n\n[Term]\nid: T:2\nis_a: T:9 ! gone\n",
+    "two_roots.obo": OBO_HEAD + "[Term]\nid: T:1\n\n[Term]\nid: T:2\n",
+    "latin1.obo": b"[Term]\nid: T:1\nname: caf\xe9\n",
+    "truth.csv": "id,label\na,Cardiomegaly\nb,Edema\n",
+    "huge_label.csv": "id,label\na,Cardiomegaly\nb," + "x" * 200_000 + "\n",
+    "latin1.csv": b"id,label\na,Cardiomegaly\nb,\xe9dema\n",
+}
+
+
+def _cases() -> list[tuple[int, list[str], str]]:
+    cases = []
+    for line in CATALOGUE.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        code, words, command = (part.strip() for part in line.split(" | ", 2))
+        cases.append((int(code), [w.strip() for w in words.split(";") if w.strip()], command))
+    return cases
+
+
+def test_the_catalogue_reads_and_names_only_known_files():
+    cases = _cases()
+    assert len(cases) >= 20
+    for _, _, command in cases:
+        for name in re.findall(r"\{([^}]+)\}", command):
+            assert name == "tmp" or name in FILES, name
+
+
+@pytest.mark.parametrize(("code", "words", "command"), _cases(), ids=lambda v: v if isinstance(v, str) else None)
+def test_bad_input(code, words, command, tmp_path, capsys):
+    for name, content in FILES.items():
+        if f"{{{name}}}" in command:
+            path = tmp_path / name
+            path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    args = [
+        re.sub(r"\{([^}]+)\}", lambda m: str(tmp_path if m.group(1) == "tmp" else tmp_path / m.group(1)), a)
+        for a in command.split()
+    ]
+    res = cli_runner(capsys)(*args)
+    assert res.rc == code, (res.rc, res.err)
+    line = assert_user_error(res, *words)
+    assert len(line) < 600, line  # short: no echo of a huge value
