@@ -253,7 +253,7 @@ class RunFolder:
     >>> import tempfile
     >>> d = tempfile.mkdtemp()
     >>> with RunFolder(d, {"model": "m"}, outputs=["results.jsonl"]) as run:
-    ...     run.write_manifest(status="running")
+    ...     _ = run.write_manifest(status="running")
     ...     run.log("results.jsonl").append({"id": "a", "score": 1})
     >>> with RunFolder(d, {"model": "m"}, outputs=["results.jsonl"]) as run:
     ...     sorted(run.log("results.jsonl").ids())
