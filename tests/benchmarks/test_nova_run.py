@@ -284,6 +284,23 @@ def test_another_configuration_is_refused_unless_overwrite(nova, tmp_path):
     assert s.user_text(0) == "Name the disease: 4 alternatives, JSON."
 
 
+def test_a_folder_another_run_holds_is_refused(nova, tmp_path):
+    import os
+
+    from medlens.io import RunFolder, RunFolderLocked
+
+    out = tmp_path / "run"
+    with RunFolder(out, {"running": True}), pytest.raises(RunFolderLocked, match=rf"PID {os.getpid()}"):
+        nova_run(nova, CallableClient(Script()), out, task="diagnosis")
+    assert not (out / "predictions.jsonl").exists()
+    summary = nova_run(nova, CallableClient(Script(*DX_REPLIES)), out, task="diagnosis")
+    assert summary["counts"]["done"] == 5
+    # --overwrite with the same configuration starts again (the run-folder rule everywhere)
+    again = nova_run(nova, CallableClient(Script(*DX_REPLIES)), out, task="diagnosis", overwrite=True)
+    assert again["counts"]["done"] == 5
+    assert len(rows_of(out)) == 5
+
+
 def test_templates_are_checked(tmp_path):
     with pytest.raises(ValueError, match=r"placeholder \{caption\}.*only for task diagnosis, setting text"):
         PromptTemplate("caption", "image", "Repeat this: {caption}")

@@ -46,7 +46,7 @@ def test_finetune_then_score(cli, data, tmp_path, monkeypatch):
     texts = tmp_path / "new.txt"
     texts.write_text("large right pleural effusion\nnormal chest radiograph\n")
     scores = tmp_path / "scores.csv"
-    r = cli("hier", "score", "--model", out, "--texts", texts, "--out", scores, "--json")
+    r = cli("hier", "score", "--model-path", out, "--texts", texts, "--out", scores, "--json")
     assert r.rc == 0, r.err
     header, *rows = scores.read_text().splitlines()
     assert header.startswith("id,Normal,Lung")
@@ -62,7 +62,7 @@ def test_finetune_bad_inputs(cli, data, tmp_path):
     )
     assert_user_error(cli("hier", "finetune", "--data", data, "--out", tmp_path / "z", "--mode", "all"), "mode")
     assert_user_error(
-        cli("hier", "score", "--model", tmp_path, "--texts", data, "--out", tmp_path / "s.csv"), "finetune.json"
+        cli("hier", "score", "--model-path", tmp_path, "--texts", data, "--out", tmp_path / "s.csv"), "finetune.json"
     )
 
 

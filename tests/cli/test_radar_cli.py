@@ -83,32 +83,94 @@ def test_diagnose_one_case_retrieval_only(cli, env):
 
 
 def test_diagnose_cases_appends_and_resumes(cli, env):
-    out = env["dir"] / "dx.jsonl"
+    out = env["dir"] / "dx"
+    results = out / "results.jsonl"
     args = ["rag", "diagnose", "--index", env["idx"], "--cases", env["cases"], "--out", out, "--json"]
     res = cli(*args)
     assert res.rc == 0, res.err
     summary = json.loads(res.out)
     assert (summary["n_done"], summary["n_skipped"], summary["mode"]) == (2, 0, "retrieval-only")
-    first = _lines(out)
+    assert summary["results"] == str(results)
+    first = _lines(results)
     assert [r["id"] for r in first] == ["a", "b"]
     assert len({r["config_hash"] for r in first}) == 1
+    # --out is a run folder like the others: its manifest holds the configuration and its hash
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config_hash"] == first[0]["config_hash"] == summary["config_hash"]
+    assert manifest["config"]["mode"] == "retrieval-only"
+    assert manifest["provenance"]["command"] == "rag diagnose"
     # a third case and a partial line left by a killed run: only the new case is diagnosed
     env["cases"].write_text("".join(json.dumps(c) + "\n" for c in CASES))
-    with out.open("a") as fh:
+    with results.open("a") as fh:
         fh.write('{"id": "c", "mode": "retr')
     summary = json.loads(cli(*args).out)
     assert (summary["n_done"], summary["n_skipped"]) == (1, 2)
-    lines = _lines(out)
+    lines = _lines(results)
     assert [r["id"] for r in lines] == ["a", "b", "c"]
     assert lines[:2] == first
     # other settings: refused (exit 2), unless --overwrite starts again
-    assert_user_error(cli(*args, "--k", "3"), "another configuration", "--overwrite")
+    assert_user_error(cli(*args, "--k", "3"), "different configuration", "--overwrite")
     summary = json.loads(cli(*args, "--k", "3", "--overwrite").out)
     assert (summary["n_done"], summary["n_skipped"]) == (3, 0)
-    assert len(_lines(out)) == 3
+    assert len(_lines(results)) == 3
     human = cli(*args[:-1], "--k", "3")
     assert human.rc == 0
     assert "0 case(s) diagnosed (retrieval-only), 3 already there" in human.out
+
+
+def test_diagnose_cases_run_folder_is_locked_and_not_a_file(cli, env):
+    import os
+
+    from medlens.io import RunFolder
+
+    out = env["dir"] / "dx"
+    args = ["rag", "diagnose", "--index", env["idx"], "--cases", env["cases"], "--out", out]
+    with RunFolder(out, {"held": True}):  # a run that is still writing into the folder
+        assert_user_error(cli(*args), f"{out} is in use by another run (PID {os.getpid()})")
+    assert not (out / "results.jsonl").exists()
+    assert cli(*args).rc == 0
+    old_style = env["dir"] / "dx.jsonl"
+    old_style.write_text("")
+    assert_user_error(cli(*args[:-1], old_style), "exists and is not a folder")
+
+
+KILL_AT_CASE_B = """
+import os, signal, sys
+from medlens.agents import RadarAgent
+from medlens.cli import main
+
+diagnose = RadarAgent.diagnose
+
+def dying(self, case):
+    if case["id"] == "b":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return diagnose(self, case)
+
+RadarAgent.diagnose = dying
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_diagnose_cases_killed_then_resumed_equals_an_uninterrupted_run(cli, env):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env["cases"].write_text("".join(json.dumps(c) + "\n" for c in CASES))
+    killed, whole = env["dir"] / "killed", env["dir"] / "whole"
+    args = ["rag", "diagnose", "--index", str(env["idx"]), "--cases", str(env["cases"]), "--out"]
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    penv = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-c", KILL_AT_CASE_B, *args, str(killed)], env=penv, timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    assert [r["id"] for r in _lines(killed / "results.jsonl")] == ["a"]
+    resumed = cli(*args, killed, "--json")
+    assert resumed.rc == 0, resumed.err
+    assert (json.loads(resumed.out)["n_done"], json.loads(resumed.out)["n_skipped"]) == (2, 1)
+    assert cli(*args, whole).rc == 0
+    assert (killed / "results.jsonl").read_bytes() == (whole / "results.jsonl").read_bytes()
 
 
 @pytest.mark.parametrize(
@@ -121,7 +183,10 @@ def test_diagnose_cases_appends_and_resumes(cli, env):
         (["--case", "{case}", "--llm-url", "http://10.1.2.3:8080/v1", "--model", "m"], ["refusing", "--allow-remote"]),
         (["--case", "{case}", "--llm-url", "http://127.0.0.1:9/v1"], ["--llm-url needs --model"]),
         (["--case", "{case}", "--model", "m"], ["--model goes with --llm-url"]),
-        (["--case", "{case}", "--llm-url", "http://127.0.0.1:9", "--model", "m", "--llm-path", "{dir}"], ["not both"]),
+        (
+            ["--case", "{case}", "--llm-url", "http://127.0.0.1:9", "--model", "m", "--model-path", "{dir}"],
+            ["not both"],
+        ),
         (["--case", "{dir}/missing.json"], ["no such case file"]),
         (["--case", "{bad}"], ["both empty"]),
         (["--case", "{case}", "--rounds", "4"], ["rounds must be an integer in [1, 3]"]),
@@ -320,9 +385,9 @@ def _tiny_lm(folder):
 
 def test_diagnose_cases_with_a_local_model_that_never_answers_json(cli, env):
     lm = _tiny_lm(env["dir"] / "tiny-lm")
-    out = env["dir"] / "dx.jsonl"
+    out = env["dir"] / "dx"
     res = cli(
-        "rag", "diagnose", "--index", env["idx"], "--cases", env["cases"], "--out", out, "--llm-path", lm,
+        "rag", "diagnose", "--index", env["idx"], "--cases", env["cases"], "--out", out, "--model-path", lm,
         "--max-tokens", "8", "--json",
     )  # fmt: skip
     assert res.rc == 0, res.err
@@ -330,7 +395,7 @@ def test_diagnose_cases_with_a_local_model_that_never_answers_json(cli, env):
     assert summary["mode"] == "agent"
     assert (summary["n_done"], summary["n_fallback"]) == (2, 2)  # the batch goes on; every case falls back
     assert summary["provenance"]["model_ids"]["llm"].endswith("tiny-lm")
-    for rec in _lines(out):
+    for rec in _lines(out / "results.jsonl"):
         assert rec["mode"] == "retrieval-only"
         assert rec["fallback"].startswith("final step failed")
         assert rec["trace"]["n_parse_failures"] == 3  # initial, evidence and final, each after its repair

@@ -54,11 +54,36 @@ def test_index_then_search(cli, corpus_file, tmp_path):
     assert "Dandy-Walker" in human.out
 
 
+def test_index_folder_rules(cli, corpus_file, tmp_path):
+    """rag index follows the run-folder rules: an empty folder is built into, a held one is refused (PID)."""
+    import os
+
+    from medlens.io import RunFolder
+
+    out = tmp_path / "idx"
+    out.mkdir()
+    with RunFolder(out, {"another": "build"}):
+        assert_user_error(_index(cli, corpus_file, out), f"{out} is in use by another run (PID {os.getpid()})")
+    res = _index(cli, corpus_file, out)  # an empty folder is no index: built into, no --overwrite needed
+    assert res.rc == 0, res.err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config_hash"] == manifest["request_hash"]
+    assert json.loads(_index(cli, corpus_file, out).out)["cached"] is True
+    assert json.loads(_index(cli, corpus_file, out, "--overwrite").out)["cached"] is False  # --overwrite rebuilds
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert_user_error(_index(cli, corpus_file, mine, "--overwrite"), "not a medlens index")
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
 def test_faiss_index_and_overwrite(cli, corpus_file, tmp_path):
     pytest.importorskip("faiss")
     out = tmp_path / "idx"
     assert _index(cli, corpus_file, out).rc == 0
-    assert_user_error(_index(cli, corpus_file, out, "--dense", "faiss:HNSW32,Flat"), "other options", "--overwrite")
+    assert_user_error(
+        _index(cli, corpus_file, out, "--dense", "faiss:HNSW32,Flat"), "different configuration", "--overwrite"
+    )
     res = _index(cli, corpus_file, out, "--dense", "faiss:HNSW32,Flat", "--faiss-param", "efSearch=64", "--overwrite")
     assert res.rc == 0, res.err
     doc = json.loads(res.out)

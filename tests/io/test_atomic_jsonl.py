@@ -1,4 +1,4 @@
-"""Atomic writes and append-and-resume JSONL runs."""
+"""Atomic writes, run folders (manifest, resume, overwrite, append-only JSONL logs) and read_jsonl."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ import pytest
 from medlens._provenance import config_hash
 from medlens._validation import InputError
 from medlens.io import (
-    JsonlRun,
+    RunFolder,
     RunManifestMismatch,
     atomic_write,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     file_sha256,
+    prepare_run_dir,
     read_jsonl,
 )
 
@@ -74,75 +75,164 @@ def test_atomic_helpers(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------- JSONL runs
+def _run(path, config, **kw):
+    return RunFolder(path, config, outputs=("results.jsonl",), **kw)
+
+
 def test_run_appends_and_resumes(tmp_path):
     cfg = {"model": "m", "k": 1}
-    with JsonlRun(tmp_path / "run", config=cfg, provenance={"command": "test"}) as run:
-        assert run.done_ids() == set()
-        run.append({"id": "a", "score": 1.0})
-        run.append({"id": "b", "score": np.float64(2.0)})
+    with _run(tmp_path / "run", cfg, provenance={"command": "test"}) as run:
+        run.write_manifest()
+        log = run.log()
+        assert log.ids() == set()
+        log.append({"id": "a", "score": 1.0})
+        log.append({"id": "b", "score": np.float64(2.0)})
         # flushed per item: another reader sees both lines before close
-        assert [r["id"] for r in read_jsonl(run.results_path)] == ["a", "b"]
+        assert [r["id"] for r in read_jsonl(log.path)] == ["a", "b"]
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["config_hash"] == config_hash(cfg)
     assert manifest["config"] == cfg
     assert manifest["provenance"] == {"command": "test"}
     assert "schema_version" in manifest
     # same config, keys in another order: resumes
-    with JsonlRun(tmp_path / "run", config={"k": 1, "model": "m"}) as run:
-        assert run.done_ids() == {"a", "b"}
-        run.append({"id": "c", "score": 3.0})
-        assert [r["id"] for r in run.records()] == ["a", "b", "c"]
+    with _run(tmp_path / "run", {"k": 1, "model": "m"}) as run:
+        log = run.log()
+        assert log.ids() == {"a", "b"}
+        assert "a" in log
+        assert len(log) == 2
+        log.append({"id": "c", "score": 3.0})
+        assert [r["id"] for r in log.records()] == ["a", "b", "c"]
     lines = (tmp_path / "run" / "results.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 3
     assert all(json.loads(line) for line in lines)
 
 
 def test_run_custom_key_and_missing_key(tmp_path):
-    with JsonlRun(tmp_path, config={}, key="case") as run:
-        run.append({"case": 7})
-        assert run.done_ids() == {7}
+    with RunFolder(tmp_path, {}) as run:
+        log = run.log("history.jsonl", key="case")
+        log.append({"case": 7})
+        assert log.ids() == {7}
         with pytest.raises(InputError, match=r"needs the key field 'case'; got fields \['id'\]"):
-            run.append({"id": "x"})
+            log.append({"id": "x"})
+
+
+def test_run_log_refuses_a_duplicate_id(tmp_path):
+    with _run(tmp_path, {"model": "m"}) as run:
+        run.write_manifest()
+        log = run.log()
+        log.append({"id": "a", "score": 1})
+        with pytest.raises(InputError, match=r"already holds id 'a' \(record 1\); a run writes each item once"):
+            log.append({"id": "a", "score": 2})
+        log.append({"id": "b"})
+        with pytest.raises(InputError, match="already holds id 'b'"):
+            log.append({"id": "b"})
+    assert [r["id"] for r in read_jsonl(tmp_path / "results.jsonl")] == ["a", "b"]
+    # after a reopen too; and a file that already repeats an id (two writers at once) is named, not resumed
+    with _run(tmp_path, {"model": "m"}) as run, pytest.raises(InputError, match="already holds id 'a'"):
+        run.log().append({"id": "a"})
+    with open(tmp_path / "results.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"id": "a", "score": 3}\n')
+    with _run(tmp_path, {"model": "m"}) as run, pytest.raises(InputError, match=r"record 3 repeats id 'a' of record 1"):
+        run.log()
+    with _run(tmp_path, {"model": "m"}, overwrite=True) as run:
+        assert run.log().ids() == set()
 
 
 def test_run_repairs_truncated_last_line(tmp_path):
     cfg = {"model": "m"}
-    with JsonlRun(tmp_path, config=cfg) as run:
-        run.append({"id": "a"})
-        run.append({"id": "b"})
+    with _run(tmp_path, cfg) as run:
+        run.write_manifest()
+        log = run.log()
+        log.append({"id": "a"})
+        log.append({"id": "b"})
     results = tmp_path / "results.jsonl"
     with open(results, "ab") as fh:
         fh.write(b'{"id": "c", "sco')  # killed mid-write
-    with JsonlRun(tmp_path, config=cfg) as run:
-        assert run.done_ids() == {"a", "b"}  # the partial record is dropped, not an error
-        run.append({"id": "c", "score": 1})
+    with _run(tmp_path, cfg) as run:
+        log = run.log()
+        assert log.ids() == {"a", "b"}  # the partial record is dropped, not an error
+        log.append({"id": "c", "score": 1})
     assert [r["id"] for r in read_jsonl(results)] == ["a", "b", "c"]
     assert results.read_bytes().endswith(b"\n")
 
 
 def test_run_refuses_a_different_config(tmp_path):
-    with JsonlRun(tmp_path, config={"model": "m"}) as run:
-        run.append({"id": "a"})
+    (tmp_path / "notes.txt").write_text("not the run's", encoding="utf-8")
+    with _run(tmp_path, {"model": "m"}) as run:
+        run.write_manifest()
+        run.log().append({"id": "a"})
     with pytest.raises(RunManifestMismatch, match=r"different configuration .*--overwrite"):
-        JsonlRun(tmp_path, config={"model": "other"})
+        _run(tmp_path, {"model": "other"}).open()
     assert issubclass(RunManifestMismatch, InputError)
     assert issubclass(RunManifestMismatch, ValueError)
-    # the refused attempt changed nothing
+    # the refused attempt changed nothing (and released the folder)
     assert json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))["config"] == {"model": "m"}
-    assert JsonlRun(tmp_path, config={"model": "m"}).done_ids() == {"a"}
-    # overwrite discards the old results and records the new config
-    with JsonlRun(tmp_path, config={"model": "other"}, overwrite=True) as run:
-        assert run.done_ids() == set()
-        run.append({"id": "z"})
+    with _run(tmp_path, {"model": "m"}) as run:
+        assert run.log().ids() == {"a"}
+    # overwrite discards the old results and records the new config; other files in the folder are kept
+    with _run(tmp_path, {"model": "other"}, overwrite=True) as run:
+        assert run.discarded
+        run.write_manifest()
+        log = run.log()
+        assert log.ids() == set()
+        log.append({"id": "z"})
     assert json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))["config"] == {"model": "other"}
-    assert JsonlRun(tmp_path, config={"model": "other"}).done_ids() == {"z"}
+    with _run(tmp_path, {"model": "other"}) as run:
+        assert run.log().ids() == {"z"}
+    # --overwrite starts again even with the same configuration
+    with _run(tmp_path, {"model": "other"}, overwrite=True) as run:
+        assert run.log().ids() == set()
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "not the run's"
+
+
+def test_run_results_without_a_manifest_or_with_a_broken_one_are_refused(tmp_path):
+    (tmp_path / "results.jsonl").write_text('{"id": "a"}\n', encoding="utf-8")
+    with pytest.raises(RunManifestMismatch, match=r"config hash none vs"):
+        _run(tmp_path, {"model": "m"}).open()
+    (tmp_path / "manifest.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(RunManifestMismatch, match=r"config hash \? vs"):
+        _run(tmp_path, {"model": "m"}).open()
+
+
+def test_run_without_auto_resume_needs_resume_or_overwrite(tmp_path):
+    cfg = {"epochs": 2}
+    outputs = ("history.jsonl", "checkpoints")
+    with RunFolder(tmp_path, cfg, outputs=outputs, resume=False) as run:  # nothing there yet: a fresh run
+        run.write_manifest(status="running")
+        (run.subdir("checkpoints") / "epoch-1.safetensors").write_bytes(b"w")
+        run.log("history.jsonl", key="epoch").append({"epoch": 1, "loss": 0.5})
+    with pytest.raises(InputError, match=r"already holds this run \(history.jsonl, checkpoints\); pass --resume"):
+        RunFolder(tmp_path, cfg, outputs=outputs, resume=False).open()
+    with RunFolder(tmp_path, cfg, outputs=outputs) as run:
+        assert len(run.log("history.jsonl", key="epoch")) == 1
+    with RunFolder(tmp_path, cfg, outputs=outputs, resume=False, overwrite=True) as run:
+        assert not (tmp_path / "checkpoints").exists()
+        assert len(run.log("history.jsonl", key="epoch")) == 0
 
 
 def test_run_out_is_a_file(tmp_path):
     f = tmp_path / "file.txt"
     f.write_text("x", encoding="utf-8")
     with pytest.raises(InputError, match="exists and is not a folder"):
-        JsonlRun(f, config={})
+        RunFolder(f, {}).open()
+
+
+def test_prepare_run_dir_reports_a_discarded_config(tmp_path):
+    assert prepare_run_dir(tmp_path, {"a": 1}) is False
+    assert prepare_run_dir(tmp_path, {"a": 1}) is False
+    with pytest.raises(RunManifestMismatch, match="different configuration"):
+        prepare_run_dir(tmp_path, {"a": 2})
+    assert prepare_run_dir(tmp_path, {"a": 1}, overwrite=True) is False
+    assert prepare_run_dir(tmp_path, {"a": 2}, overwrite=True) is True
+    assert json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))["config"] == {"a": 2}
+
+
+def test_log_and_manifest_need_an_open_folder(tmp_path):
+    run = RunFolder(tmp_path, {})
+    with pytest.raises(RuntimeError, match="open the RunFolder first"):
+        run.log()
+    with pytest.raises(RuntimeError, match="open the RunFolder first"):
+        run.write_manifest()
 
 
 # ------------------------------------------------------------------------------------------------- read_jsonl

@@ -1,10 +1,12 @@
-"""Reading case files and diagnosing many cases into an append-only, resumable JSONL file.
+"""Reading case files and diagnosing many cases into a resumable run folder.
 
 A cases file is JSONL, one case per line: ``{"id", "clinical_history", "caption", ...}`` (ids unique). The
-output gets one line per case as soon as it is diagnosed (flushed and synced), each carrying the run's
-``config_hash``; re-running with the same output skips the ids already there. An output written by another
-configuration (mode, model, agent settings, index) is refused unless ``overwrite`` is set, and a partial last
-line left by a killed run is dropped before appending.
+output is a :class:`~medlens.io.RunFolder`: ``results.jsonl`` gets one line per case as soon as it is diagnosed
+(flushed and synced; each line also carries the run's ``config_hash``) and ``manifest.json`` holds the agent's
+configuration and its hash. Re-running into the same folder skips the ids already there; a folder written by
+another configuration (mode, model, agent settings, index) is refused unless ``overwrite`` is set (which starts
+it again), a second run into a folder that a running one holds is refused, and a partial last line left by a
+killed run is dropped before appending.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from medlens._validation import InputError
 from medlens.agents._agent import RadarAgent, check_case
-from medlens.io import drop_partial_line, read_jsonl, to_json
+from medlens.io import RunFolder
 
 __all__ = ["diagnose_cases", "read_case", "read_cases", "summarize_results"]
 
@@ -65,52 +67,44 @@ def read_cases(path: str | os.PathLike) -> list[dict[str, Any]]:
     return cases
 
 
+RESULTS = "results.jsonl"
+
+
 def diagnose_cases(
     agent: RadarAgent,
     cases: Iterable[Mapping[str, Any]],
     out: str | os.PathLike,
     *,
     overwrite: bool = False,
+    provenance: Mapping[str, Any] | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Diagnose ``cases`` with ``agent``, appending one JSON line per case to ``out`` and skipping done ids.
+    """Diagnose ``cases`` with ``agent`` into the run folder ``out``, appending one line per case, skipping done ids.
 
-    Returns ``{"out", "n_cases", "n_done", "n_skipped", "config_hash", **summarize_results(new results)}``.
+    Returns ``{"out", "results", "manifest", "n_cases", "n_done", "n_skipped", "config_hash", **summarize_results(new
+    results)}``.
     """
-    path = Path(out)
-    if path.exists() and not path.is_file():
-        raise InputError(f"--out {path} is not a file; give a JSONL file path.")
-    chash = agent.config_hash()
-    done: set[str] = set()
-    if path.exists() and overwrite:
-        path.unlink()
-    if path.exists():
-        drop_partial_line(path)
-        for i, rec in enumerate(read_jsonl(path), 1):
-            if rec.get("config_hash") != chash:
-                raise InputError(
-                    f"{path} holds results of another configuration (line {i}: config hash "
-                    f"{str(rec.get('config_hash'))[:12]} vs {chash[:12]}: mode, model, agent settings or index "
-                    "differ); use another --out, or pass --overwrite to start it again."
-                )
-            done.add(str(rec.get("id")))
-    path.parent.mkdir(parents=True, exist_ok=True)
     cases = list(cases)
+    config = agent.describe()
+    folder = RunFolder(out, config, overwrite=overwrite, provenance=dict(provenance or {}), outputs=(RESULTS,))
+    chash = folder.config_hash
     results, skipped = [], 0
-    with open(path, "a", encoding="utf-8") as fh:
+    with folder:
+        log = folder.log(RESULTS, key="id")
+        folder.write_manifest(results=RESULTS, n_cases=len(cases))
         for case in cases:
-            if str(case.get("id")) in done:
+            if check_case(case)["id"] in log:
                 skipped += 1
                 continue
             res = agent.diagnose(case)
-            fh.write(to_json({**res, "config_hash": chash}, indent=None) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+            log.append({**res, "config_hash": chash})
             results.append(res)
             if on_result is not None:
                 on_result(res)
     return {
-        "out": str(path),
+        "out": str(folder.path),
+        "results": str(log.path),
+        "manifest": str(folder.manifest_path),
         "n_cases": len(cases),
         "n_done": len(results),
         "n_skipped": skipped,

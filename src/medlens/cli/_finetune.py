@@ -119,7 +119,7 @@ def finetune(
 
 
 def score(
-    model: Path = typer.Option(..., "--model", help="A folder written by `medlens hier finetune`."),
+    model_path: Path = typer.Option(..., "--model-path", help="A folder written by `medlens hier finetune`."),
     texts: Path | None = typer.Option(None, "--texts", help="A .txt (one per line) or .csv/.jsonl with id,text."),
     images: Path | None = typer.Option(None, "--images", help="A folder of images (ids = relative paths)."),
     out: Path = typer.Option(..., "--out", help="Scores CSV (id + one probability column per node)."),
@@ -129,7 +129,7 @@ def score(
 ) -> None:
     """Score texts or images with a fine-tuned model → node probabilities in the scores CSV format.
 
-    Example: medlens hier score --model runs/ft --texts reports.csv --out scores.csv
+    Example: medlens hier score --model-path runs/ft --texts reports.csv --out scores.csv
     """
     from medlens._provenance import provenance, stamp
     from medlens._validation import InputError
@@ -139,7 +139,7 @@ def score(
 
     if (texts is None) == (images is None):
         raise InputError("give exactly one of --texts FILE or --images DIR.")
-    fm = load_finetuned(model, device=device)
+    fm = load_finetuned(model_path, device=device)
     if texts is not None:
         ids, inputs = read_texts(texts)
     else:
@@ -153,10 +153,10 @@ def score(
                 summary,
                 provenance(
                     command="hier score",
-                    config={"model": str(model), "batch": batch},
+                    config={"model": str(model_path), "batch": batch},
                     inputs={"texts": texts} if texts is not None else {},
                     taxonomy=fm.taxonomy,
-                    models={"encoder": fm.encoder.model_id, "finetuned": str(model)},
+                    models={"encoder": fm.encoder.model_id, "finetuned": str(model_path)},
                 ),
             )
         )

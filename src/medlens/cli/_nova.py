@@ -91,46 +91,6 @@ def _print_validate(s: dict[str, Any]) -> None:
 
 
 # ===================================================================================================== run
-def _chat_client(
-    *,
-    llm_url: str | None,
-    model: str | None,
-    allow_remote: bool,
-    model_path: Path | None,
-    vision: bool,
-    device: str = "cpu",
-    dtype: str = "float32",
-    cache: bool = True,
-    what: str = "--llm-url URL --model M, or --model-path DIR",
-):
-    """An OpenAI-compatible client (``--llm-url`` + ``--model``) or a local transformers model (``--model-path``)."""
-    from medlens._validation import InputError
-
-    if (llm_url is None) == (model_path is None):
-        raise InputError(f"give either {what} (exactly one of --llm-url and --model-path).")
-    if llm_url is not None:
-        if not model:
-            raise InputError("--llm-url needs --model (the model name the server expects).")
-        from medlens.llm import OpenAIClient
-
-        return OpenAIClient(llm_url, model, allow_remote=allow_remote, cache=cache)
-    if model:
-        raise InputError("--model names the model of an --llm-url endpoint; with --model-path the folder is the model.")
-    if not vision:  # a text-only run: a VLM folder (its config has a vision_config) still loads as a VLM
-        cfg = Path(model_path) / "config.json"  # type: ignore[arg-type]
-        try:
-            vision = "vision_config" in json.loads(cfg.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            vision = False
-    if vision:
-        from medlens.llm import TransformersVLMClient
-
-        return TransformersVLMClient(model_path, device=device, dtype=dtype, cache=cache)  # type: ignore[arg-type]
-    from medlens.llm import TransformersClient
-
-    return TransformersClient(model_path, device=device, dtype=dtype, cache=cache)  # type: ignore[arg-type]
-
-
 @app.command("run")
 def run_cmd(
     data: str = typer.Option(..., "--data", help=DATA_HELP),
@@ -196,15 +156,18 @@ def run_cmd(
     check_option(setting, RUN_SETTINGS[task], name=f"setting (for task {task})")
     check_option(box_format, REQUEST_BOX_FORMATS, name="box-format")
     tmpl = load_template(template, task, setting) if template is not None else None
-    client = _chat_client(
+    from medlens.llm import client_from_options
+
+    client = client_from_options(  # image settings need a VLM; --setting text takes either kind of folder
         llm_url=llm_url,
         model=model,
-        allow_remote=allow_remote,
         model_path=model_path,
-        vision=setting != "text",
+        allow_remote=allow_remote,
+        vision=True if setting != "text" else "auto",
         device=device,
         dtype=dtype,
         cache=not no_cache,
+        required=True,
     )
     ds = _load(data, "auto", images, setting != "text", strict=not allow_problems)
     summary = nova_run(

@@ -2,7 +2,8 @@
 
 Registered on the ``rag`` group by :mod:`medlens.cli`. Without an LLM option both run the retrieval-only
 ranker (offline); ``--llm-url URL --model NAME`` (an OpenAI-compatible server, loopback unless
-``--allow-remote``) or ``--llm-path DIR`` (a local transformers model) run the agent.
+``--allow-remote``) or ``--model-path DIR`` (a local transformers model) run the agent, the client built by
+:func:`medlens.llm.client_from_options`.
 """
 
 from __future__ import annotations
@@ -17,33 +18,21 @@ from medlens.cli._common import console, emit_json, human_float, progress_enable
 
 LLM_URL_HELP = "OpenAI-compatible server (llama.cpp, Ollama, vLLM), e.g. http://127.0.0.1:8080/v1; needs --model."
 MODEL_HELP = "Model name the --llm-url server expects."
-LLM_PATH_HELP = "A local transformers causal-LM folder (save_pretrained); nothing is downloaded."
-LLM_DEVICE_HELP = "Device of the --llm-path model: cpu (default), cuda, cuda:N, mps or auto."
+MODEL_PATH_HELP = "A local transformers causal-LM folder (save_pretrained); nothing is downloaded."
+DEVICE_HELP = "Device of the --model-path model: cpu (default), cuda, cuda:N, mps or auto."
 REMOTE_HELP = "Allow an --llm-url that is not this machine (case text is sent there)."
 LEAKAGE_HELP = "Leakage guard: auto (on unless the corpus is hpo), on or off."
 
 
 def llm_client(
-    llm_url: str | None, model: str | None, llm_path: Path | None, allow_remote: bool, device: str = "cpu"
+    llm_url: str | None, model: str | None, model_path: Path | None, allow_remote: bool, device: str = "cpu"
 ) -> Any:
     """The chat client the LLM options name, or ``None`` (retrieval-only). Refuses a remote URL at once."""
-    from medlens._validation import InputError
+    from medlens.llm import client_from_options
 
-    if llm_url and llm_path:
-        raise InputError("give either --llm-url (with --model) or --llm-path, not both.")
-    if llm_url:
-        if not model:
-            raise InputError("--llm-url needs --model NAME (the model name the server expects).")
-        from medlens.llm import OpenAIClient
-
-        return OpenAIClient(llm_url, model, allow_remote=allow_remote)
-    if model:
-        raise InputError("--model goes with --llm-url URL; for a local model folder use --llm-path DIR.")
-    if llm_path is not None:
-        from medlens.llm import TransformersClient
-
-        return TransformersClient(llm_path, device=device)
-    return None
+    return client_from_options(
+        llm_url=llm_url, model=model, model_path=model_path, allow_remote=allow_remote, device=device
+    )
 
 
 def llm_models(client: Any) -> dict[str, str]:
@@ -105,12 +94,15 @@ def diagnose(
     case: Path = typer.Option(None, "--case", help="One case: a JSON object {id?, clinical_history, caption}."),
     cases: Path = typer.Option(None, "--cases", help="Many cases: JSONL, one {id, clinical_history, caption} a line."),
     out: Path = typer.Option(
-        None, "--out", help="--cases: JSONL results file (appended, resumed); --case: also write the JSON here."
+        None,
+        "--out",
+        help="--cases: run folder (results.jsonl appended and resumed, manifest.json); --case: also write the JSON "
+        "to this file.",
     ),
     llm_url: str = typer.Option(None, "--llm-url", help=LLM_URL_HELP),
     model: str = typer.Option(None, "--model", help=MODEL_HELP),
-    llm_path: Path = typer.Option(None, "--llm-path", help=LLM_PATH_HELP),
-    llm_device: str = typer.Option("cpu", "--llm-device", help=LLM_DEVICE_HELP),
+    model_path: Path = typer.Option(None, "--model-path", help=MODEL_PATH_HELP),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     allow_remote: bool = typer.Option(False, "--allow-remote", help=REMOTE_HELP),
     no_retrieval: bool = typer.Option(
         False, "--no-retrieval", help="The no-retrieval baseline: the agent's prompts with retrieval off."
@@ -127,20 +119,24 @@ def diagnose(
     block_case_id: list[str] = typer.Option(None, "--block-case-id", help="A case id never to retrieve (repeatable)."),
     seed: int = typer.Option(0, "--seed", help="Seed passed to the LLM (temperature is 0)."),
     max_tokens: int = typer.Option(1024, "--max-tokens", help="Reply length limit of each LLM step."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="--cases: start --out again instead of resuming."),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="--cases: discard the run in --out and start again (needed for another configuration).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document (the result, or the run summary)."),
 ) -> None:
     """Diagnose a case (clinical history + caption) with the RADAR agent, or the retrieval-only ranker without an LLM.
 
-    Output per case: primary, differentials (4), citations {name: [doc ids]}, retrieved [{id, title, score}], confidence, mode (agent | no-retrieval | retrieval-only), fallback, leakage, trace. --cases appends one line per case to --out and skips ids already there.
+    Output per case: primary, differentials (4), citations {name: [doc ids]}, retrieved [{id, title, score}], confidence, mode (agent | no-retrieval | retrieval-only), fallback, leakage, trace. --cases writes the run folder --out: one line per case appended to OUT/results.jsonl (ids already there are skipped) and OUT/manifest.json; a folder made with another configuration is refused unless --overwrite.
 
     Examples:
 
       medlens rag diagnose --index runs/notes-index --case case.json --json
 
-      medlens rag diagnose --index runs/notes-index --cases cases.jsonl --out runs/dx.jsonl --llm-url http://127.0.0.1:8080/v1 --model qwen2.5-7b-instruct
+      medlens rag diagnose --index runs/notes-index --cases cases.jsonl --out runs/dx --llm-url http://127.0.0.1:8080/v1 --model qwen2.5-7b-instruct
 
-      medlens rag diagnose --cases cases.jsonl --out runs/dx-base.jsonl --llm-path ~/models/llm --no-retrieval
+      medlens rag diagnose --cases cases.jsonl --out runs/dx-base --model-path ~/models/llm --no-retrieval
     """
     from medlens._provenance import provenance, stamp
     from medlens._validation import InputError
@@ -151,10 +147,10 @@ def diagnose(
     if (case is None) == (cases is None):
         raise InputError("give exactly one of --case CASE.json or --cases CASES.jsonl.")
     if cases is not None and out is None:
-        raise InputError("--cases needs --out OUT.jsonl (results are appended there, one line per case).")
-    client = llm_client(llm_url, model, llm_path, allow_remote, llm_device)
+        raise InputError("--cases needs --out DIR (a run folder: results.jsonl, one line per case, and manifest.json).")
+    client = llm_client(llm_url, model, model_path, allow_remote, device)
     if no_retrieval and client is None:
-        raise InputError("--no-retrieval is the LLM baseline; give --llm-url URL --model NAME or --llm-path DIR.")
+        raise InputError("--no-retrieval is the LLM baseline; give --llm-url URL --model NAME or --model-path DIR.")
     items = [read_case(case)] if case is not None else read_cases(cases)
     if index is None and not no_retrieval:
         raise InputError("--index IDX is required (only the --no-retrieval baseline runs without an index).")
@@ -201,12 +197,14 @@ def diagnose(
             _print_result(res)
         return
     with progress_bar(len(items), progress_enabled(as_json), "diagnosing", transient=True) as advance:
-        summary = diagnose_cases(agent, items, out, overwrite=overwrite, on_result=lambda _res: advance(1))
+        summary = diagnose_cases(
+            agent, items, out, overwrite=overwrite, provenance=prov, on_result=lambda _res: advance(1)
+        )
     if as_json:
         emit_json(stamp({**summary, "mode": agent.mode}, prov))
         return
     console().print(
-        f"{summary['out']}: {summary['n_done']} case(s) diagnosed ({agent.mode}), {summary['n_skipped']} already "
+        f"{summary['results']}: {summary['n_done']} case(s) diagnosed ({agent.mode}), {summary['n_skipped']} already "
         f"there; {summary['n_fallback']} fallback(s), {summary['n_parse_failures']} unusable LLM answer(s), "
         f"{summary['n_invalid_citations']} invalid citation(s) removed, {summary['leakage_dropped']} document(s) "
         "dropped by the leakage guard.",
@@ -219,8 +217,8 @@ def nova_bench(
     data: str = typer.Option(..., "--data", help="Your NOVA copy (a folder, a .parquet file or a cached HF id)."),
     llm_url: str = typer.Option(None, "--llm-url", help=LLM_URL_HELP),
     model: str = typer.Option(None, "--model", help=MODEL_HELP),
-    llm_path: Path = typer.Option(None, "--llm-path", help=LLM_PATH_HELP),
-    llm_device: str = typer.Option("cpu", "--llm-device", help=LLM_DEVICE_HELP),
+    model_path: Path = typer.Option(None, "--model-path", help=MODEL_PATH_HELP),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     allow_remote: bool = typer.Option(False, "--allow-remote", help=REMOTE_HELP),
     judge: str = typer.Option("exact_synonym", "--judge", help="Diagnosis judge: exact_synonym (default) | embedding."),
     synonyms: Path = typer.Option(None, "--synonyms", help="exact_synonym: a synonym table (JSON)."),
@@ -265,7 +263,7 @@ def nova_bench(
     from medlens.retrieval import load_index
 
     check_option(leakage, ("on", "off"), name="leakage")
-    client = llm_client(llm_url, model, llm_path, allow_remote, llm_device)
+    client = llm_client(llm_url, model, model_path, allow_remote, device)
     j = _judge(judge, synonyms, embedding_threshold)
     ds = _load(data, "auto", None, False, strict=not allow_problems)
     idx = load_index(index)

@@ -77,12 +77,14 @@ def index_cmd(
     faiss_param: list[str] = typer.Option(None, "--faiss-param", help="FAISS search parameter KEY=VALUE (repeatable)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Texts per embedding batch."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the embedding cache."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild and replace an existing index folder."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Rebuild and replace the index in --out (needed for another corpus or options)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Build a BM25 + dense index over a corpus and save it as a folder.
 
-    Re-running with the same corpus and options reuses the folder (reported as cached). Corpus embeddings are cached under $MEDLENS_CACHE, so a rebuild elsewhere skips the encoder.
+    Re-running with the same corpus and options reuses the folder (reported as cached); a folder holding an index of another corpus or options is refused unless --overwrite, which rebuilds it (the old index stays until the new one is complete). Corpus embeddings are cached under $MEDLENS_CACHE, so a rebuild elsewhere skips the encoder.
 
     Examples:
 
@@ -90,12 +92,11 @@ def index_cmd(
 
       medlens rag index --corpus notes.jsonl --out runs/notes --dense faiss:HNSW32,Flat --chunk-size 200 --chunk-overlap 40
     """
-    import json
     import time
 
-    from medlens._provenance import config_hash, provenance, stamp
+    from medlens._provenance import provenance, stamp
     from medlens._validation import InputError
-    from medlens.retrieval import RetrievalIndex, build_request, load_corpus
+    from medlens.retrieval import build_request, index_folder, load_corpus
 
     t0 = time.perf_counter()
     if chunk_size < 0 or chunk_overlap < 0:
@@ -122,25 +123,10 @@ def index_cmd(
         "chunking": chunking,
     }
     request = build_request(corp, **kwargs)
-    cached = False
-    manifest_path = out / "manifest.json"
-    if manifest_path.is_file() and not overwrite:
-        try:
-            old = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            old = {}
-        if old.get("request_hash") != config_hash(request):
-            raise InputError(
-                f"{out} holds an index built from another corpus or with other options; use another --out, or "
-                "pass --overwrite to rebuild it."
-            )
-        idx = RetrievalIndex.load(out)
-        cached = True
-    else:
-        idx = RetrievalIndex.build(
-            corp, batch_size=batch_size, progress=progress_enabled(as_json), use_cache=not no_cache, **kwargs
-        )
-        idx.save(out, overwrite=overwrite)
+    idx, cached = index_folder(
+        corp, out, overwrite=overwrite, batch_size=batch_size, progress=progress_enabled(as_json),
+        use_cache=not no_cache, **kwargs,
+    )  # fmt: skip
     m = idx.manifest
     payload = {
         "index": str(out),
@@ -254,7 +240,9 @@ def rare_hpo_cmd(
     cases_out: Path = typer.Option(None, "--cases-out", help="Also write each case and its top-5 to this JSONL."),
     llm_url: str = typer.Option(None, "--llm-url", help="Also run the RADAR agent (and no-retrieval baseline) here."),
     model: str = typer.Option(None, "--model", help="Model name the --llm-url server expects."),
-    llm_path: Path = typer.Option(None, "--llm-path", help="Also run the agent with this local transformers model."),
+    model_path: Path = typer.Option(
+        None, "--model-path", help="Also run the agent with this local transformers model (a folder)."
+    ),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow an --llm-url that is not this machine."),
     as_json: bool = typer.Option(False, "--json", help="Print top1, top5, mrr, n, generator (+ CIs) as JSON."),
 ) -> None:
@@ -278,7 +266,7 @@ def rare_hpo_cmd(
         raise InputError(f"--n must be >= 1; got {n}.")
     from medlens.cli._radar import llm_client, llm_models
 
-    client = llm_client(llm_url, model, llm_path, allow_remote)
+    client = llm_client(llm_url, model, model_path, allow_remote)
     idx = load_index(index)
     if idx.manifest["corpus"]["name"] != "hpo":
         raise InputError(

@@ -1,4 +1,4 @@
-"""Input/output, the leaf of the package graph: atomic writes, JSONL runs, texts, images and features.
+"""Input/output, the leaf of the package graph: atomic writes, run folders, texts, images and features.
 
 It imports nothing from the other medlens packages; truth/prediction/score tables know a taxonomy and so live
 in :mod:`medlens.hierarchy` (``read_label_table``, ``read_score_table`` and their writers).
@@ -13,7 +13,8 @@ from medlens.io._atomic import (
     to_json,
 )
 from medlens.io._inputs import list_images, load_image, read_features, read_texts, write_features
-from medlens.io._jsonl import JsonlRun, RunManifestMismatch, drop_partial_line, prepare_run_dir, read_jsonl
+from medlens.io._jsonl import drop_partial_line, read_jsonl
+from medlens.io._runs import RunFolder, RunFolderLocked, RunLog, RunManifestMismatch, prepare_run_dir
 
 __all__ = [
     "drop_partial_line",
@@ -24,7 +25,9 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "file_sha256",
-    "JsonlRun",
+    "RunFolder",
+    "RunFolderLocked",
+    "RunLog",
     "RunManifestMismatch",
     "read_jsonl",
     "list_images",

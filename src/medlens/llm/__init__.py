@@ -9,6 +9,9 @@ Every client answers OpenAI-format messages through one protocol, :class:`ChatCl
                        schema={"type": "object", "required": ["dx"], "properties": {"dx": {"type": "string"}}})
     answer.ok, answer.value, answer.repaired
 
+CLI options (``--llm-url URL --model NAME`` or ``--model-path PATH``) become one client through
+:func:`client_from_options`.
+
 Privacy: endpoints that are not this machine need ``allow_remote=True`` (``--allow-remote``); the API key is
 read from ``$MEDLENS_LLM_API_KEY`` (then ``$OPENAI_API_KEY``) and never logged; prompts and responses are
 logged at DEBUG only. Responses are cached under ``$MEDLENS_CACHE/llm`` keyed by (client kind, model,
@@ -32,6 +35,7 @@ from medlens.llm._errors import (
 from medlens.llm._json import JSONAnswer, chat_json, extract_json, iter_json_candidates, parse_json_answer
 from medlens.llm._messages import attach_images, canonical_messages, image_to_data_url, request_key
 from medlens.llm._openai import OpenAIClient
+from medlens.llm._options import client_from_options, is_vision_model
 from medlens.llm._replay import RecordingClient, ReplayClient
 from medlens.llm._schema import check_schema, validate_json
 from medlens.llm._transformers import TransformersClient, plain_prompt
@@ -63,10 +67,12 @@ __all__ = [
     "canonical_messages",
     "chat_json",
     "check_schema",
+    "client_from_options",
     "default_cache_root",
     "extract_json",
     "image_to_data_url",
     "is_loopback_host",
+    "is_vision_model",
     "iter_json_candidates",
     "parse_endpoint",
     "parse_json_answer",

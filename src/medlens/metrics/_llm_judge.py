@@ -115,9 +115,9 @@ class LLMJudge(BaseJudge):
                     "the llm judge needs an endpoint and a model: --llm-url URL --model M (LLMJudge(llm_url=..., "
                     "model=...)) or a client (LLMJudge(client))."
                 )
-            from medlens.llm import OpenAIClient
+            from medlens.llm import client_from_options
 
-            client = OpenAIClient(llm_url, model, allow_remote=allow_remote, cache=cache)
+            client = client_from_options(llm_url=llm_url, model=model, allow_remote=allow_remote, cache=cache)
         elif llm_url is not None or model is not None:
             raise InputError("give the llm judge either a client or llm_url and model, not both.")
         if isinstance(votes, bool) or not isinstance(votes, int) or votes < 1:

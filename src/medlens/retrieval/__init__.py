@@ -26,6 +26,7 @@ from medlens.retrieval._embed import (
     embed_corpus,
     load_embedder,
 )
+from medlens.retrieval._folder import index_folder
 from medlens.retrieval._fusion import RRF_K, reciprocal_rank_fusion
 from medlens.retrieval._hpo import load_hpo_knowledge
 from medlens.retrieval._index import (
@@ -51,6 +52,7 @@ from medlens.retrieval._ranker import Candidate, case_query, normalize_name, ran
 __all__ = [
     "HYBRID_WEIGHTS",
     "build_request",
+    "index_folder",
     "load_hpo_knowledge",
     "merge_leakage",
     "BM25Index",

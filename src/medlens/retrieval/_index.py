@@ -271,6 +271,7 @@ class RetrievalIndex:
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "request": request,
             "request_hash": config_hash(request),
+            "config_hash": config_hash(request),  # the run-folder key (medlens.io.RunFolder): reuse or refuse
             "corpus": {
                 "name": corpus.name,
                 "sha256": corpus.content_hash(),
@@ -307,9 +308,9 @@ class RetrievalIndex:
         """Write the index folder atomically: into a temporary sibling, then renamed to ``path``.
 
         An existing index at ``path`` is replaced only with ``overwrite=True``; a folder that is not a medlens
-        index is never replaced.
+        index is never replaced, unless it is empty or holds only a run folder's lock file.
         """
-        from medlens.io import atomic_write_json, atomic_write_text
+        from medlens.io import RunFolder, atomic_write_json, atomic_write_text
         from medlens.retrieval._corpus import write_corpus
 
         path = Path(path)
@@ -320,7 +321,7 @@ class RetrievalIndex:
                 raise InputError(
                     f"index folder {path} already exists; pass --overwrite (overwrite=True) to replace it."
                 )
-            if not (path / "manifest.json").is_file() and any(path.iterdir()):
+            if not (path / "manifest.json").is_file() and any(p.name != RunFolder.lock_name for p in path.iterdir()):
                 raise InputError(f"{path} is a non-empty folder that is not a medlens index; refusing to replace it.")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))

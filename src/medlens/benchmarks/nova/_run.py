@@ -32,9 +32,11 @@ parameters, the data files' SHA-256), provenance (medlens version), the counts (
 
 Resume
 ------
-Re-running into the same ``DIR`` skips the file names already in ``predictions.jsonl`` (a half-written last
-line from a killed process is dropped). A folder made with another configuration is refused (exit 2) unless
-``overwrite=True`` (``--overwrite``), which discards it. An endpoint failure (after the client's retries)
+``DIR`` is a :class:`~medlens.io.RunFolder`. Re-running into the same ``DIR`` skips the file names already in
+``predictions.jsonl`` (a half-written last line from a killed process is dropped). A folder made with another
+configuration is refused (exit 2) unless ``overwrite=True`` (``--overwrite``), which discards the predictions and
+starts again; a second run into a folder that a running one holds is refused (exit 2, naming its PID). An
+endpoint failure (after the client's retries)
 stops the run with what was done so far kept; rerun the same command to resume. With the response cache on
 (the default), answers already obtained cost nothing when asked again.
 """
@@ -49,7 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medlens._progress import progress_bar
-from medlens._provenance import SCHEMA_VERSION, config_hash, provenance
+from medlens._provenance import provenance
 from medlens._validation import InputError, check_option
 from medlens.benchmarks.nova._prompts import (
     N_DIAGNOSES,
@@ -61,7 +63,7 @@ from medlens.benchmarks.nova._prompts import (
     builtin_template,
     prompt_values,
 )
-from medlens.io import JsonlRun, atomic_write_json, file_sha256
+from medlens.io import RunFolder, RunLog, file_sha256
 from medlens.llm import LLMContextLengthError, LLMHTTPError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -188,10 +190,6 @@ def parse_caption(text: str) -> tuple[dict[str, Any], list[str], str | None]:
 
 
 # ================================================================================================= runner
-class _PredictionRun(JsonlRun):
-    results_name = PREDICTIONS
-
-
 def _image_of(im: NovaImage) -> Any:
     return im.image_bytes if im.image_bytes is not None else im.image_path
 
@@ -364,8 +362,40 @@ def nova_run(
         inputs={f"data:{Path(f).name}": Path(f) for f in dataset.files},
         models={"model": model.get("model", "")},
     )
-    run = _PredictionRun(out, config=config, key="filename", overwrite=overwrite, provenance=prov)
-    done_rows = run.records()
+    with RunFolder(out, config, overwrite=overwrite, provenance=prov, outputs=(PREDICTIONS,)) as folder:
+        log_ = folder.log(PREDICTIONS, key="filename")
+        status, counts, remaining = _predict(
+            folder, log_, dataset, items, client, template, box_format=box_format, generation=generation, repair=repair,
+            progress=progress,
+        )  # fmt: skip
+    return {
+        "out_dir": str(out),
+        "predictions": str(log_.path),
+        "manifest": str(folder.manifest_path),
+        "task": task,
+        "setting": setting,
+        "model": model,
+        "template": {"name": template.name, "sha256": template.sha256},
+        "status": status,
+        "counts": {**counts, "remaining": remaining},
+    }
+
+
+def _predict(
+    folder: RunFolder,
+    log_: RunLog,
+    dataset: NovaDataset,
+    items: list[NovaImage],
+    client: ChatClient,
+    template: PromptTemplate,
+    *,
+    box_format: str,
+    generation: Mapping[str, Any],
+    repair: bool,
+    progress: bool,
+) -> tuple[str, dict[str, int], int]:
+    """Answer the items not yet in ``log_``, keeping the manifest's counts current; (status, counts, remaining)."""
+    task, setting, out = template.task, template.setting, folder.path
     counts = {
         "n_items": len(items),
         "done": 0,
@@ -375,7 +405,7 @@ def nova_run(
         "cached": 0,
     }
     done: set[str] = set()
-    for r in done_rows:
+    for r in log_.records():
         done.add(r["filename"])
         counts["done"] += 1
         counts["parse_failures"] += bool(r.get("parse_error")) and not r.get("request_failed")
@@ -385,26 +415,20 @@ def nova_run(
     unknown = done - set(dataset.filenames)
     if unknown:
         raise InputError(
-            f"{run.results_path} holds rows of {len(unknown)} file name(s) that are not in this NOVA copy (e.g. "
+            f"{log_.path} holds rows of {len(unknown)} file name(s) that are not in this NOVA copy (e.g. "
             f"{sorted(unknown)[0]!r}); use another --out folder."
         )
     todo = [im for im in items if im.filename not in done]
-    manifest_base = {
-        "schema_version": SCHEMA_VERSION,
-        "config_hash": config_hash(config),
-        "config": config,
-        "predictions": PREDICTIONS,
-        "template": template.to_dict(),
-        "provenance": prov,
-    }
 
     def remaining() -> int:
         return sum(1 for im in items if im.filename not in done)
 
     def write_manifest(status: str) -> None:
-        atomic_write_json(
-            run.manifest_path,
-            {**manifest_base, "status": status, "counts": {**counts, "remaining": remaining()}},
+        folder.write_manifest(
+            predictions=PREDICTIONS,
+            template=template.to_dict(),
+            status=status,
+            counts={**counts, "remaining": remaining()},
         )
 
     if done:
@@ -428,7 +452,7 @@ def nova_run(
                     answer = _request_failure(task, box_format, exc)
                     counts["request_failures"] += 1
                 row = {"filename": im.filename, "task": task, "setting": setting, **answer}
-                run.append(row)
+                log_.append(row)
                 done.add(im.filename)
                 counts["done"] += 1
                 counts["parse_failures"] += row["parse_error"] is not None and not row.get("request_failed")
@@ -440,7 +464,7 @@ def nova_run(
                 advance(1)
         status = "complete"
     finally:
-        run.close()
+        log_.close()
         write_manifest(status)
         if status == "interrupted":
             log.warning(
@@ -456,14 +480,4 @@ def nova_run(
         time.perf_counter() - t0,
         counts["parse_failures"],
     )
-    return {
-        "out_dir": str(out),
-        "predictions": str(run.results_path),
-        "manifest": str(run.manifest_path),
-        "task": task,
-        "setting": setting,
-        "model": model,
-        "template": {"name": template.name, "sha256": template.sha256},
-        "status": status,
-        "counts": {**counts, "remaining": remaining()},
-    }
+    return status, counts, remaining()

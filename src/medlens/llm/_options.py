@@ -1,0 +1,100 @@
+"""One chat client from the CLI's LLM options: ``--llm-url URL --model NAME`` or ``--model-path PATH``.
+
+Every command that talks to a language model builds its client here, so the options mean the same thing
+everywhere (ARCHITECTURE.md's one-name table): ``--llm-url`` an OpenAI-compatible server (loopback unless
+``--allow-remote``) with ``--model`` the name that server expects, or ``--model-path`` local transformers weights
+(a ``save_pretrained`` folder). A folder whose ``config.json`` has a ``vision_config`` is a vision-language model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from medlens._validation import InputError
+
+__all__ = ["client_from_options", "is_vision_model"]
+
+
+def is_vision_model(model_path: str | os.PathLike) -> bool:
+    """Whether a local model folder holds a vision-language model (its ``config.json`` has a ``vision_config``)."""
+    cfg = Path(model_path).expanduser() / "config.json"
+    try:
+        return "vision_config" in json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def client_from_options(
+    *,
+    llm_url: str | None = None,
+    model: str | None = None,
+    model_path: str | os.PathLike | None = None,
+    allow_remote: bool = False,
+    vision: bool | Literal["auto"] = "auto",
+    device: str = "cpu",
+    dtype: str = "float32",
+    cache: Any = True,
+    required: bool = False,
+) -> Any:
+    """The chat client the LLM options name, or ``None`` when none is given and ``required`` is false.
+
+    Parameters
+    ----------
+    llm_url, model : str, optional
+        An OpenAI-compatible endpoint and the model name it expects (:class:`~medlens.llm.OpenAIClient`); a
+        non-loopback URL is refused here, before any connection, unless ``allow_remote``.
+    model_path : path, optional
+        Local transformers weights: a :class:`~medlens.llm.TransformersVLMClient` for a vision-language
+        folder, else a :class:`~medlens.llm.TransformersClient`.
+    vision : {"auto", True, False}
+        ``"auto"`` (default) reads the folder's ``config.json``; ``True`` always loads a VLM (image tasks);
+        ``False`` always loads a text-only causal LM.
+    device, dtype : str
+        Where and in which precision ``model_path`` loads.
+    cache : bool or path
+        The response cache (``$MEDLENS_CACHE/llm`` by default; ``False`` for none).
+    required : bool
+        Refuse when neither ``llm_url`` nor ``model_path`` is given (otherwise return ``None``).
+
+    Raises
+    ------
+    InputError
+        Both or (with ``required``) neither of ``llm_url`` and ``model_path``; ``llm_url`` without ``model``;
+        ``model`` without ``llm_url``; a remote URL without ``allow_remote``; a missing model folder.
+    """
+    if vision not in ("auto", True, False):
+        raise InputError(f"vision must be 'auto', True or False; got {vision!r}.")
+    if llm_url and model_path is not None:
+        raise InputError(
+            "give either --llm-url URL (with --model NAME) or --model-path PATH, not both (exactly one of --llm-url "
+            "and --model-path)."
+        )
+    if llm_url:
+        if not model:
+            raise InputError("--llm-url needs --model NAME (the model name the server expects).")
+        from medlens.llm._openai import OpenAIClient
+
+        return OpenAIClient(llm_url, model, allow_remote=allow_remote, cache=cache)
+    if model:
+        raise InputError(
+            "--model goes with --llm-url URL (it names the model the server expects); for local weights use "
+            "--model-path PATH."
+        )
+    if model_path is None:
+        if required:
+            raise InputError(
+                "give --llm-url URL --model NAME, or --model-path PATH (exactly one of --llm-url and --model-path)."
+            )
+        return None
+    if vision == "auto":
+        vision = is_vision_model(model_path)
+    if vision:
+        from medlens.llm._vision import TransformersVLMClient
+
+        return TransformersVLMClient(model_path, device=device, dtype=dtype, cache=cache)
+    from medlens.llm._transformers import TransformersClient
+
+    return TransformersClient(model_path, device=device, dtype=dtype, cache=cache)
