@@ -187,9 +187,39 @@ def test_validate_json_keywords():
     assert validate_json(3, either) != []
 
 
+def test_validate_json_equality_is_json_schema_equality():
+    """Booleans are not the numbers 0 and 1, and 1 equals 1.0 (the hand-written validator got these wrong)."""
+    assert validate_json(True, {"const": 1}) == ["$: expected 1; got true"]
+    assert validate_json(False, {"enum": [0, 1]}) == ["$: expected one of [0, 1]; got false"]
+    assert validate_json(1, {"enum": [True, False]}) == ["$: expected one of [true, false]; got 1"]
+    assert validate_json([1, 1.0], {"uniqueItems": True}) == ["$: expected unique items; got duplicates"]
+    assert validate_json([0, False], {"uniqueItems": True}) == []
+    assert validate_json(1.0, {"const": 1}) == []
+
+
+def test_validate_json_orders_messages_as_the_answer_reads():
+    schema = {
+        "type": "object",
+        "properties": {"b": {"type": "string"}, "a": {"type": "integer"}},
+        "required": ["c"],
+        "additionalProperties": False,
+    }
+    assert validate_json({"a": "x", "z": 1, "b": 2}, schema) == [
+        "$: missing required key(s) ['c']; got keys ['a', 'b', 'z']",
+        '$.a: expected integer; got string "x"',
+        "$.z: unexpected key (allowed: ['a', 'b'])",
+        "$.b: expected string; got integer 2",
+    ]
+    # a value of the wrong type gets one message, not one per keyword applied inside it
+    assert validate_json({"a": 1}, {"type": "array", "properties": {"a": {"type": "string"}}}) == [
+        '$: expected array; got object {"a": 1}'
+    ]
+
+
 @pytest.mark.parametrize(
     ("schema", "match"),
     [
+        ({"type": "object", "minItems": -1}, r"schema\['minItems'\] is not valid JSON Schema"),
         ({"type": "object", "oneOf": []}, r"unsupported JSON-Schema keyword\(s\) \['oneOf'\]"),
         ({"type": "dict"}, "must be one of"),
         ({"properties": {"a": {"format": "date"}}}, r"schema\['properties'\]\['a'\] uses unsupported"),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from medlens.io import to_json
 
-__all__ = ["emit_json", "console", "setup_logging", "human_float"]
+__all__ = ["emit_json", "emit_result", "console", "setup_logging", "human_float", "metric_table"]
 
 log = logging.getLogger("medlens")
 
@@ -17,6 +19,29 @@ def emit_json(obj: Any) -> None:
     """Print one strict JSON document on stdout."""
     sys.stdout.write(to_json(obj) + "\n")
     sys.stdout.flush()
+
+
+def emit_result(payload: dict[str, Any], *, out: Path | None, as_json: bool, show: Callable[[dict], None]) -> None:
+    """What a command does with its result document: also write it to ``out`` (``--out``), then print it as one
+    JSON document (``--json``) or as ``show`` draws it for a person."""
+    if out is not None:
+        from medlens.io import atomic_write_json
+
+        atomic_write_json(out, payload)
+    if as_json:
+        emit_json(payload)
+        return
+    show(payload)
+
+
+def metric_table(title: str):
+    """A rich table with a ``metric`` column and a right-aligned ``value`` column."""
+    from rich.table import Table
+
+    t = Table(title=title, show_header=True)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    return t
 
 
 def console():

@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from medlens.cli._common import console, emit_json, human_float
+from medlens.cli._common import console, emit_json, emit_result, human_float, metric_table
 
 app = typer.Typer(
     help="Hierarchical (taxonomy-aware) evaluation, risk-constrained thresholds, zero-shot node scores and "
@@ -94,29 +94,16 @@ def evaluate_cmd(
 
     Example: medlens hier evaluate --taxonomy cxr_anatomic_v1 --truth truth.csv --pred pred.csv --ci 0.95 --json
     """
-    from medlens.io import atomic_write_json
-
     payload = _evaluate_payload(
         taxonomy, truth, pred, branch_depth, average, beta, scores, from_leaves, ci, bootstrap, seed
     )
-    if out is not None:
-        atomic_write_json(out, payload)
-    if as_json:
-        emit_json(payload)
-        return
-    _print_eval(payload)
+    emit_result(payload, out=out, as_json=as_json, show=_print_eval)
 
 
 def _print_eval(d: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    t = Table(
-        title=f"taxonomy {d['taxonomy']['name']} (v{d['taxonomy']['version']}), branch depth "
-        f"{d['branch_depth']}, n={d['n']}",
-        show_header=True,
+    t = metric_table(
+        f"taxonomy {d['taxonomy']['name']} (v{d['taxonomy']['version']}), branch depth {d['branch_depth']}, n={d['n']}"
     )
-    t.add_column("metric")
-    t.add_column("value", justify="right")
     ci = d.get("ci") or {}
     for key in ("hP", "hR", "hF", "cae_rate", "cae_share", "coverage", "mistake_severity", "mean_tree_distance"):
         v = human_float(d[key])

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from medlens.cli._common import console, emit_json, human_float
+from medlens.cli._common import console, emit_result, human_float, metric_table
 
 app = typer.Typer(help="Metrics computed from files (detection boxes).", no_args_is_help=True)
 
@@ -105,27 +105,17 @@ def boxes_cmd(
 
     Example: medlens metrics boxes --gt instances_val.json --pred detections.json --mode coco --per-category --json
     """
-    from medlens.io import atomic_write_json
-
     payload = _boxes_payload(gt, pred, mode, iou, no_gold, per_category, class_agnostic, areas, max_dets)
-    if out is not None:
-        atomic_write_json(out, payload)
-    if as_json:
-        emit_json(payload)
-        return
-    _print_boxes(payload)
+    emit_result(payload, out=out, as_json=as_json, show=_print_boxes)
 
 
 def _print_boxes(d: dict[str, Any]) -> None:
     from rich.table import Table
 
-    t = Table(
-        title=f"{d['protocol']} ({d['mode']} mode): {d['n_images']} images, {d['n_gt']} gold boxes, "
-        f"{d['n_pred']} predictions, {d['n_categories']} categories",
-        show_header=True,
+    t = metric_table(
+        f"{d['protocol']} ({d['mode']} mode): {d['n_images']} images, {d['n_gt']} gold boxes, "
+        f"{d['n_pred']} predictions, {d['n_categories']} categories"
     )
-    t.add_column("metric")
-    t.add_column("value", justify="right")
     for key in ("map", "map50", "map75", "map30", "map_small", "map_medium", "map_large", "mar100"):
         if key in d:
             t.add_row(key, human_float(d[key]))

@@ -8,24 +8,30 @@ Every adapter (sentence-transformers, transformers, open_clip, timm) subclasses 
   raw inputs to a model batch, a ``forward`` that returns *unnormalised* features (fine-tuning needs the
   length), the ordered transformer blocks (last-block fine-tuning) and the Linear layers LoRA wraps.
 
-Weights load only from local folders or the local Hugging Face cache; :func:`set_offline` is called before
-any hub library is imported.
+Every adapter starts with ``BaseEncoder.__init__`` (the keyword options of :class:`EncoderOptions`: device and
+dtype checked, the model folder and its weight file found, the citation fields kept) and ends with
+:meth:`BaseEncoder._make_config`; in between it only loads its model. Weights load only from local folders or
+the local Hugging Face cache; :func:`set_offline` is called before any hub library is imported.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 import numpy as np
 
+from medlens._device import resolve_device, resolve_dtype
 from medlens._optional import require
 from medlens._progress import progress_bar
 from medlens._validation import InputError
+from medlens.encoders._hub import check_weights
 
-__all__ = ["BaseEncoder", "Encoder", "EncoderConfig", "Tower"]
+__all__ = ["BaseEncoder", "Encoder", "EncoderConfig", "EncoderOptions", "Tower", "check_batch_size"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +106,31 @@ class Tower:
     lora_targets: tuple[str, ...] = ()
 
 
+class EncoderOptions(TypedDict, total=False):
+    """The keyword options every adapter takes (what :func:`medlens.encoders.load_encoder` passes on).
+
+    ``device`` (``"cpu"``, ``"cuda"``, ``"auto"``; default cpu), ``dtype`` (``"float32"``, ``"bfloat16"``,
+    ``"float16"``; default float32), ``normalize`` (L2-normalise embeddings; default True), and the citation
+    fields ``name``, ``source``, ``license``, ``paper`` (default: from the folder) and ``revision`` (the commit of
+    the cached hub snapshot).
+    """
+
+    device: str
+    dtype: str
+    normalize: bool
+    name: str | None
+    source: str | None
+    license: str | None
+    paper: str | None
+    revision: str | None
+
+
+def check_batch_size(batch_size: int) -> None:
+    """Refuse a batch size below one (every ``encode_*`` call)."""
+    if batch_size < 1:
+        raise InputError(f"batch size must be >= 1, got {batch_size}.")
+
+
 @runtime_checkable
 class Encoder(Protocol):
     """Anything that turns a batch of texts and/or images into float32 embeddings of shape (n, dim)."""
@@ -115,19 +146,66 @@ class Encoder(Protocol):
 
 
 class BaseEncoder:
-    """Shared batching, progress, device/dtype handling and normalisation for every adapter.
+    """Shared construction, batching, progress, device/dtype handling and normalisation for every adapter.
 
-    Subclasses set ``self.config``, ``self.model_id``, ``self.device``, ``self.dtype`` and implement
-    :meth:`tower` for each modality they support.
+    An adapter sets ``family`` (its folder layout), calls ``super().__init__(path, **options)`` first, loads its
+    model onto ``self.device`` / ``self.dtype``, sets ``self.config = self._make_config(...)`` and implements
+    :meth:`tower` for each modality it supports. (An encoder built another way may skip ``__init__`` and set
+    ``config``, ``model_id``, ``device`` and ``dtype`` itself.)
     """
 
     config: EncoderConfig
     model_id: str
+    family: str = ""
     device: str = "cpu"
     dtype: Any = None
+    normalize: bool = True
+    folder: Path | None = None  # the model folder
+    weights: Path | None = None  # its weight file, where the layout names one
     revision: str | None = None  # commit of the cached hub snapshot the weights came from, when known
     logit_scale: float | None = None  # image-text models: exp(learned log temperature)
     logit_bias: float | None = None  # SigLIP-style models: learned logit bias
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        normalize: bool = True,
+        name: str | None = None,
+        source: str | None = None,
+        license: str | None = None,
+        paper: str | None = None,
+        revision: str | None = None,
+    ) -> None:
+        """Check the options, find the model folder and its weights (:meth:`_locate`), keep the citation."""
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.normalize = normalize
+        self.folder, defaults = self._locate(path)
+        self._cite = {
+            "name": name or defaults["name"],
+            "source": source or defaults["source"],
+            "license": license or defaults.get("license"),
+            "paper": paper or defaults.get("paper"),
+        }
+        self.model_id = self._cite["source"]
+        self.revision = revision
+
+    def _locate(self, path: str | os.PathLike) -> tuple[Path, dict[str, str]]:
+        """The model folder of ``path`` and the citation defaults (``name``, ``source``; optionally ``license``,
+        ``paper``) for what the caller leaves out. Default: ``path`` itself, with a weight file of ``family``'s
+        layout (kept as ``self.weights``)."""
+        folder = Path(path)
+        self.weights = check_weights(folder, self.family)
+        return folder, {"name": folder.name, "source": str(folder)}
+
+    def _make_config(self, **fields: Any) -> EncoderConfig:
+        """The :class:`EncoderConfig`: the citation, family and ``normalize`` of the options, plus the adapter's
+        ``fields`` (``modality``, ``embedding_dim``, preprocessing; a ``license`` here overrides the default)."""
+        base = {**self._cite, "family": self.family, "normalized": self.normalize}
+        return EncoderConfig(**{**base, **fields})
 
     # -- the trainable view -------------------------------------------------------------------------------
     def tower(self, modality: Modality) -> Tower:  # pragma: no cover - every adapter overrides
@@ -154,8 +232,7 @@ class BaseEncoder:
 
     def _encode(self, modality: Modality, items: list[Any], batch_size: int, progress: bool) -> np.ndarray:
         torch = require("torch", extra="torch")
-        if batch_size < 1:
-            raise InputError(f"batch size must be >= 1, got {batch_size}.")
+        check_batch_size(batch_size)
         if not items:
             return np.zeros((0, self.config.embedding_dim), dtype=np.float32)
         tw = self.tower(modality)

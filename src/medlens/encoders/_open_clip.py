@@ -13,14 +13,14 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from medlens._device import resolve_device, resolve_dtype, set_offline
+from medlens._device import set_offline
 from medlens._optional import require
 from medlens._validation import InputError
 from medlens.encoders import _towers as T
-from medlens.encoders._base import BaseEncoder, EncoderConfig, Tower
-from medlens.encoders._hub import check_weights, resolve_hf_ref
+from medlens.encoders._base import BaseEncoder, EncoderOptions, Tower
+from medlens.encoders._hub import resolve_hf_ref
 from medlens.encoders._transformers import TOKENIZER_FILES
 
 __all__ = ["OpenClipEncoder"]
@@ -58,21 +58,11 @@ class OpenClipEncoder(BaseEncoder):
         Learned bias of SigLIP-style models, ``None`` for CLIP-style ones.
     """
 
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        device: str = "cpu",
-        dtype: str = "float32",
-        normalize: bool = True,
-        max_length: int | None = None,
-        name: str | None = None,
-        source: str | None = None,
-        license: str | None = None,
-        paper: str | None = None,
-        revision: str | None = None,
-    ) -> None:
-        folder = Path(path)
+    family = "open_clip"
+
+    def __init__(self, path: str | Path, *, max_length: int | None = None, **options: Unpack[EncoderOptions]) -> None:
+        super().__init__(path, **options)
+        folder = self.folder
         cfg_file = folder / "open_clip_config.json"
         try:
             cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
@@ -84,9 +74,6 @@ class OpenClipEncoder(BaseEncoder):
             ) from None
         if "multimodal_cfg" in model_cfg:
             raise InputError(f"{cfg_file}: CoCa models (multimodal_cfg) are not supported; use a CLIP-style model.")
-        weights = check_weights(folder, "open_clip")
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
         hf_text = bool(text_cfg.get("hf_model_name"))
         if hf_text:
             ref = resolve_hf_ref(text_cfg["hf_model_name"], base=folder, what="text_cfg.hf_model_name")
@@ -97,10 +84,10 @@ class OpenClipEncoder(BaseEncoder):
         custom_text = bool(model_cfg.pop("custom_text", False)) or hf_text
         model = (open_clip.CustomTextCLIP if custom_text else open_clip.CLIP)(**model_cfg)
         try:
-            open_clip.load_checkpoint(model, str(weights))
+            open_clip.load_checkpoint(model, str(self.weights))
         except RuntimeError as e:
             msg = " ".join(str(e).split())[:300]
-            raise InputError(f"{weights}: the weights do not match {cfg_file.name} ({msg}).") from None
+            raise InputError(f"{self.weights}: the weights do not match {cfg_file.name} ({msg}).") from None
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.tokenizer = self._tokenizer(folder, text_cfg, self._context(folder, text_cfg, custom_text, max_length))
         pp = oc_transform.merge_preprocess_dict(oc_transform.PreprocessCfg(), cfg.get("preprocess_cfg", {}))
@@ -109,25 +96,17 @@ class OpenClipEncoder(BaseEncoder):
         self.logit_scale = float(self.model.logit_scale.detach().exp())
         bias = getattr(self.model, "logit_bias", None)
         self.logit_bias = float(bias.detach()) if bias is not None else None
-        self.model_id = source or str(folder)
-        self.revision = revision
         self._dim = int(model_cfg["embed_dim"])
         self._towers = {"text": self._text_tower(custom_text), "image": self._image_tower()}
         size = pp["size"]
-        self.config = EncoderConfig(
-            name=name or folder.name,
-            source=source or str(folder),
+        self.config = self._make_config(
             modality="image-text",
             embedding_dim=self._dim,
-            family="open_clip",
             max_length=int(self.tokenizer.context_length),
             input_size=tuple(int(s) for s in size) if isinstance(size, list | tuple) else (int(size), int(size)),
             mean=tuple(float(x) for x in pp["mean"]),
             std=tuple(float(x) for x in pp["std"]),
             interpolation=str(pp["interpolation"]),
-            normalized=normalize,
-            license=license,
-            paper=paper,
         )
 
     @staticmethod
@@ -180,7 +159,7 @@ class OpenClipEncoder(BaseEncoder):
         def prepare(texts: Any) -> Any:
             return self.tokenizer([str(t) for t in texts]).to(self.device)
 
-        return self._finish(module, prepare, head)
+        return T.block_tower(module, self._dim, prepare, head)
 
     def _image_tower(self) -> Tower:
         m = self.model
@@ -194,16 +173,4 @@ class OpenClipEncoder(BaseEncoder):
                 images, lambda pils: torch.stack([self.preprocess(p) for p in pils]), self.device, self.dtype
             )
 
-        return self._finish(module, prepare, head)
-
-    def _finish(self, module: Any, prepare: Any, head: list) -> Tower:
-        blocks = T.find_blocks(module)
-        return Tower(
-            module=module,
-            dim=self._dim,
-            prepare=prepare,
-            forward=module,
-            blocks=blocks,
-            head=T.with_params(head),
-            lora_targets=T.lora_targets(blocks[-1]) if blocks else (),
-        )
+        return T.block_tower(module, self._dim, prepare, head)

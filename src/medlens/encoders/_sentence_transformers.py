@@ -7,20 +7,22 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Unpack
 
 import numpy as np
 
 from medlens._cache import cache_root
-from medlens._device import resolve_device, resolve_dtype, set_offline
+from medlens._device import set_offline
 from medlens._optional import require
 from medlens._validation import InputError
-from medlens.encoders._base import BaseEncoder, EncoderConfig, Tower
+from medlens.encoders._base import BaseEncoder, EncoderOptions, Tower, check_batch_size
 
 __all__ = ["SentenceTransformerEncoder", "minilm_path"]
 
 log = logging.getLogger(__name__)
 
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_PAPER = "Reimers & Gurevych 2019 (Sentence-BERT); Wang et al. 2020 (MiniLM)"
 
 
 def minilm_path() -> Path:
@@ -46,63 +48,51 @@ class SentenceTransformerEncoder(BaseEncoder):
         Folder for an on-disk embedding cache keyed by (model, text); default ``$MEDLENS_CACHE/embeddings``.
     """
 
+    family = "sentence-transformers"
+
     def __init__(
         self,
         model: str = "minilm",
         *,
-        device: str = "cpu",
-        dtype: str = "float32",
-        normalize: bool = True,
         max_length: int | None = None,
         cache_dir: str | os.PathLike | None = None,
-        name: str | None = None,
-        source: str | None = None,
-        license: str | None = None,
-        paper: str | None = None,
-        revision: str | None = None,
+        **options: Unpack[EncoderOptions],
     ) -> None:
         set_offline()
         st = require("sentence_transformers", extra="hf", purpose="sentence-transformers encoders")
+        super().__init__(model, **options)
+        self.model = st.SentenceTransformer(str(self.folder), device=self.device)
+        self.model.to(self.dtype)
+        if max_length is not None:
+            self.model.max_seq_length = int(max_length)
+        # the embedding cache is keyed by the weights, not by a caller's source label
+        self.model_id = MINILM_ID if model == "minilm" else str(self.folder)
+        getter = getattr(self.model, "get_embedding_dimension", None) or getattr(
+            self.model, "get_sentence_embedding_dimension", None
+        )
+        dim = getter() if getter else None
+        self.config = self._make_config(
+            modality="text",
+            embedding_dim=int(dim or 0),
+            max_length=int(self.model.max_seq_length),
+            pooling=self._pooling_mode(),
+        )
+        root = Path(cache_dir) if cache_dir else cache_root()
+        key = f"{self.model_id}|{self.config.max_length}|{self.normalize}|{options.get('dtype', 'float32')}"
+        self.cache_dir = root / "embeddings" / hashlib.sha256(key.encode()).hexdigest()[:16]
+        self._tower: Tower | None = None
+
+    def _locate(self, model: str | os.PathLike) -> tuple[Path, dict[str, str]]:
+        """``"minilm"`` (the packaged all-MiniLM-L6-v2, with its citation) or a local sentence-transformers folder."""
         path = minilm_path() if model == "minilm" else Path(model)
         if not path.is_dir():
             raise InputError(
                 f"encoder {model!r}: {path} is not a folder. Give 'minilm' or a local sentence-transformers folder "
                 "(medlens never downloads weights; save the model with model.save(PATH) first)."
             )
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.model = st.SentenceTransformer(str(path), device=self.device)
-        self.model.to(self.dtype)
-        if max_length is not None:
-            self.model.max_seq_length = int(max_length)
-        self.normalize = normalize
-        is_minilm = model == "minilm"
-        self.model_id = MINILM_ID if is_minilm else str(path)
-        getter = getattr(self.model, "get_embedding_dimension", None) or getattr(
-            self.model, "get_sentence_embedding_dimension", None
-        )
-        dim = getter() if getter else None
-        self.revision = revision
-        self.config = EncoderConfig(
-            name=name or ("minilm" if is_minilm else path.name),
-            source=source or (MINILM_ID if is_minilm else str(path)),
-            modality="text",
-            family="sentence-transformers",
-            embedding_dim=int(dim or 0),
-            max_length=int(self.model.max_seq_length),
-            normalized=normalize,
-            license=license or ("Apache-2.0" if is_minilm else None),
-            paper=paper
-            or ("Reimers & Gurevych 2019 (Sentence-BERT); Wang et al. 2020 (MiniLM)" if is_minilm else None),
-            pooling=self._pooling_mode(),
-        )
-        root = Path(cache_dir) if cache_dir else cache_root()
-        self.cache_dir = (
-            root
-            / "embeddings"
-            / hashlib.sha256(f"{self.model_id}|{self.config.max_length}|{normalize}|{dtype}".encode()).hexdigest()[:16]
-        )
-        self._tower: Tower | None = None
+        if model == "minilm":
+            return path, {"name": "minilm", "source": MINILM_ID, "license": "Apache-2.0", "paper": MINILM_PAPER}
+        return path, {"name": path.name, "source": str(path)}
 
     def _pooling_mode(self) -> str | None:
         """The Pooling module's mode (``"mean"``, ``"cls"``, ...), across sentence-transformers versions."""
@@ -153,8 +143,7 @@ class SentenceTransformerEncoder(BaseEncoder):
     ) -> np.ndarray:
         """Embed ``texts`` → float32 array (n, dim). Cached on disk per unique text when ``use_cache``."""
         texts = [str(t) for t in texts]
-        if batch_size < 1:
-            raise InputError(f"batch size must be >= 1, got {batch_size}.")
+        check_batch_size(batch_size)
         if not texts:
             return np.zeros((0, self.config.embedding_dim), dtype=np.float32)
         if not use_cache:

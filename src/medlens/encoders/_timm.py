@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from medlens._device import resolve_device, resolve_dtype, set_offline
+from medlens._device import set_offline
 from medlens._optional import require
 from medlens._validation import InputError
 from medlens.encoders import _towers as T
-from medlens.encoders._base import BaseEncoder, EncoderConfig, Tower
-from medlens.encoders._hub import check_weights
+from medlens.encoders._base import BaseEncoder, EncoderOptions, Tower
 
 __all__ = ["TimmEncoder"]
 
@@ -36,22 +35,11 @@ class TimmEncoder(BaseEncoder):
     features is a modality error).
     """
 
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        device: str = "cpu",
-        dtype: str = "float32",
-        normalize: bool = True,
-        max_length: int | None = None,
-        name: str | None = None,
-        source: str | None = None,
-        license: str | None = None,
-        paper: str | None = None,
-        revision: str | None = None,
-    ) -> None:
-        folder = Path(path)
-        cfg_file = folder / "config.json"
+    family = "timm"
+
+    def __init__(self, path: str | Path, *, max_length: int | None = None, **options: Unpack[EncoderOptions]) -> None:
+        super().__init__(path, **options)
+        cfg_file = self.folder / "config.json"
         try:
             cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
             arch, pretrained_cfg = cfg["architecture"], dict(cfg["pretrained_cfg"])
@@ -61,12 +49,9 @@ class TimmEncoder(BaseEncoder):
             ) from None
         if not timm.is_model(arch):
             raise InputError(f"{cfg_file}: architecture {arch!r} is not a timm model (timm {timm.__version__}).")
-        weights = check_weights(folder, "timm")
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
         kwargs = {**cfg.get("model_args", {}), "num_classes": 0}
         model = timm.create_model(arch, pretrained=False, **kwargs)
-        state = T.load_weights(weights)
+        state = T.load_weights(self.weights)
         classifier = pretrained_cfg.get("classifier") or ()
         prefixes = tuple(f"{c}." for c in ([classifier] if isinstance(classifier, str) else classifier))
         state = {k: v for k, v in state.items() if not (prefixes and k.startswith(prefixes))}
@@ -75,30 +60,22 @@ class TimmEncoder(BaseEncoder):
         except RuntimeError as e:
             msg = " ".join(str(e).split())[:300]
             raise InputError(
-                f"{weights}: the weights do not match {arch} as configured in {cfg_file.name} ({msg})."
+                f"{self.weights}: the weights do not match {arch} as configured in {cfg_file.name} ({msg})."
             ) from None
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         data_cfg = timm_data.resolve_data_config({}, pretrained_cfg=pretrained_cfg, model=self.model)
         self.data_config = data_cfg
         self.transform = timm_data.create_transform(**data_cfg, is_training=False)
-        self.model_id = source or str(folder)
-        self.revision = revision
         dim = int(getattr(model, "head_hidden_size", None) or model.num_features)
         self._tower = self._build(dim)
-        lic = license or pretrained_cfg.get("license")
-        self.config = EncoderConfig(
-            name=name or folder.name,
-            source=source or str(folder),
+        self.config = self._make_config(
             modality="image",
             embedding_dim=dim,
-            family="timm",
             input_size=tuple(int(s) for s in data_cfg["input_size"][1:]),
             mean=tuple(float(x) for x in data_cfg["mean"]),
             std=tuple(float(x) for x in data_cfg["std"]),
             interpolation=str(data_cfg["interpolation"]),
-            normalized=normalize,
-            license=lic,
-            paper=paper,
+            license=self._cite["license"] or pretrained_cfg.get("license"),
         )
 
     def tower(self, modality: str = "image") -> Tower:
@@ -114,15 +91,6 @@ class TimmEncoder(BaseEncoder):
                 images, lambda pils: torch.stack([self.transform(p) for p in pils]), self.device, self.dtype
             )
 
-        blocks = T.find_blocks(m)
         head = [getattr(m, n, None) for n in ("norm", "fc_norm", "attn_pool", "head")]
         module = T.TowerModule(lambda x: m.forward_head(m.forward_features(x), pre_logits=True), model=m)
-        return Tower(
-            module=module,
-            dim=dim,
-            prepare=prepare,
-            forward=module,
-            blocks=blocks,
-            head=T.with_params(head),
-            lora_targets=T.lora_targets(blocks[-1]) if blocks else (),
-        )
+        return T.block_tower(module, dim, prepare, head, blocks=T.find_blocks(m))

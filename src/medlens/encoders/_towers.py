@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from medlens._optional import require
+from medlens.encoders._base import Tower
 
 torch = require("torch", extra="torch")
 nn = torch.nn
@@ -16,6 +17,7 @@ nn = torch.nn
 __all__ = [
     "ParamHolder",
     "TowerModule",
+    "block_tower",
     "find_blocks",
     "image_batch",
     "interpolation_name",
@@ -67,6 +69,23 @@ def with_params(modules: Iterable[Any]) -> list[Any]:
         elif isinstance(m, nn.Module) and any(True for _ in m.parameters()):
             out.append(m)
     return out
+
+
+def block_tower(
+    module: Any, dim: int, prepare: Callable[[Sequence[Any]], Any], head: Iterable[Any], blocks: list[Any] | None = None
+) -> Tower:
+    """The :class:`Tower` of a module that computes the features itself: its blocks (found in ``module`` unless
+    given), the ``head`` modules that own parameters, and the LoRA targets of the last block."""
+    blocks = find_blocks(module) if blocks is None else blocks
+    return Tower(
+        module=module,
+        dim=dim,
+        prepare=prepare,
+        forward=module,
+        blocks=blocks,
+        head=with_params(head),
+        lora_targets=lora_targets(blocks[-1]) if blocks else (),
+    )
 
 
 def find_blocks(module: Any) -> list[Any]:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from medlens._device import resolve_device, resolve_dtype, set_offline
+from medlens._device import set_offline
 from medlens._optional import require
 from medlens._validation import InputError, check_option
 from medlens.encoders import _towers as T
-from medlens.encoders._base import BaseEncoder, EncoderConfig, Tower
-from medlens.encoders._hub import check_weights
+from medlens.encoders._base import BaseEncoder, EncoderOptions, Tower
 
 __all__ = ["TransformersEncoder"]
 
@@ -103,26 +102,19 @@ class TransformersEncoder(BaseEncoder):
         SigLIP's learned bias; ``None`` otherwise.
     """
 
+    family = "transformers"
+
     def __init__(
         self,
         path: str | Path,
         *,
-        device: str = "cpu",
-        dtype: str = "float32",
-        normalize: bool = True,
         pooling: str | None = None,
         modality: str | None = None,
         max_length: int | None = None,
-        name: str | None = None,
-        source: str | None = None,
-        license: str | None = None,
-        paper: str | None = None,
-        revision: str | None = None,
+        **options: Unpack[EncoderOptions],
     ) -> None:
-        folder = Path(path)
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        check_weights(folder, "transformers")
+        super().__init__(path, **options)
+        folder = self.folder
         hf_cfg = transformers.AutoConfig.from_pretrained(str(folder))
         self.model_type = hf_cfg.model_type
         self.kind = kind = _kind(folder, hf_cfg, modality)
@@ -143,24 +135,16 @@ class TransformersEncoder(BaseEncoder):
         self.max_length = self._max_length(hf_cfg, max_length) if has_text else None
         self.logit_scale = float(self.model.logit_scale.detach().exp()) if has_text and has_image else None
         self.logit_bias = float(self.model.logit_bias.detach()) if kind == "siglip" else None
-        self.model_id = source or str(folder)
-        self.revision = revision
         self._towers: dict[str, Tower] = {}
         if has_text:
             self._towers["text"] = self._text_tower()
         if has_image:
             self._towers["image"] = self._image_tower()
         image_fields = _image_fields(self.processor) if has_image else {}
-        self.config = EncoderConfig(
-            name=name or folder.name,
-            source=source or str(folder),
+        self.config = self._make_config(
             modality="image-text" if has_text and has_image else kind,
             embedding_dim=self._towers["image" if has_image else "text"].dim,
-            family="transformers",
             max_length=self.max_length,
-            normalized=normalize,
-            license=license,
-            paper=paper,
             pooling=pooling,
             **image_fields,
         )
@@ -219,7 +203,7 @@ class TransformersEncoder(BaseEncoder):
             keep = enc.keys() if kind == "text" else ("input_ids", "attention_mask")
             return {k: v.to(self.device) for k, v in enc.items() if k in keep}
 
-        return self._finish(module, prepare, dim, head)
+        return T.block_tower(module, dim, prepare, head)
 
     def _image_tower(self) -> Tower:
         m, kind = self.model, self.kind
@@ -260,17 +244,4 @@ class TransformersEncoder(BaseEncoder):
             to_pixels = lambda pils: self.processor(images=pils, return_tensors="pt")["pixel_values"]  # noqa: E731
             return T.image_batch(images, to_pixels, self.device, self.dtype)
 
-        return self._finish(module, prepare, int(dim), head)
-
-    @staticmethod
-    def _finish(module: Any, prepare: Any, dim: int, head: list) -> Tower:
-        blocks = T.find_blocks(module)
-        return Tower(
-            module=module,
-            dim=dim,
-            prepare=prepare,
-            forward=module,
-            blocks=blocks,
-            head=T.with_params(head),
-            lora_targets=T.lora_targets(blocks[-1]) if blocks else (),
-        )
+        return T.block_tower(module, int(dim), prepare, head)

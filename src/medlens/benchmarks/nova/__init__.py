@@ -1,30 +1,20 @@
 """The NOVA benchmark (rare brain-MRI findings): loader and schema of a local copy, evaluation of prediction
 rows, prompt templates and ``nova run`` for any VLM, and the registered benchmark.
 
-See :mod:`medlens.benchmarks.nova._dataset` for the data, the licence and the schema's sources.
+See :mod:`medlens.benchmarks.nova._schema` for the data, the licence and the schema's sources; the loader is
+``_loader`` (records in ``_records``, the three on-disk layouts in ``_layouts``).
 """
 
-from medlens.benchmarks.nova._dataset import (
-    HF_DATASET_ID,
-    LAYOUTS,
-    NOVA_SCHEMA,
-    PREDICTION_TASKS,
-    NovaCase,
-    NovaDataset,
-    NovaImage,
-    NovaPredictions,
-    NovaProblem,
-    NovaSchema,
-    TableSchema,
-    load_nova,
-    nova_evaluate,
-    read_nova_predictions,
-)
 from medlens.benchmarks.nova._eval import (
     AP_MODES,
     MISSING_RULES,
+    PREDICTION_TASKS,
+    NovaPredictions,
     PredictionRow,
+    nova_evaluate,
+    read_nova_predictions,
 )
+from medlens.benchmarks.nova._loader import load_nova
 from medlens.benchmarks.nova._prompts import (
     PROMPTS_VERSION,
     REQUEST_BOX_FORMATS,
@@ -34,6 +24,7 @@ from medlens.benchmarks.nova._prompts import (
     builtin_template,
     load_template,
 )
+from medlens.benchmarks.nova._records import NovaCase, NovaDataset, NovaImage, NovaProblem
 from medlens.benchmarks.nova._run import (
     BOX_SCHEMA,
     DIAGNOSIS_SCHEMA,
@@ -42,6 +33,7 @@ from medlens.benchmarks.nova._run import (
     parse_diagnosis,
     parse_localization,
 )
+from medlens.benchmarks.nova._schema import HF_DATASET_ID, LAYOUTS, NOVA_SCHEMA, NovaSchema, TableSchema
 
 __all__ = [
     "HF_DATASET_ID",

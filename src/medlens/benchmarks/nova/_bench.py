@@ -96,7 +96,8 @@ def run(
     dict
         The ``metrics.json`` document.
     """
-    from medlens.benchmarks.nova._dataset import load_nova, nova_evaluate, read_nova_predictions
+    from medlens.benchmarks.nova._eval import nova_evaluate, read_nova_predictions
+    from medlens.benchmarks.nova._loader import load_nova
     from medlens.metrics import JudgeCache, make_judge
 
     t0 = time.perf_counter()

@@ -50,7 +50,7 @@ import numpy as np
 from medlens._validation import InputError, check_option, did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
-    from medlens.benchmarks.nova._dataset import NovaDataset
+    from medlens.benchmarks.nova._records import NovaDataset
     from medlens.metrics.diagnosis import Judge, JudgeCache
 
 __all__ = [

@@ -67,7 +67,7 @@ from medlens.io import RunFolder, RunLog, file_sha256
 from medlens.llm import LLMContextLengthError, LLMHTTPError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from medlens.benchmarks.nova._dataset import NovaDataset, NovaImage
+    from medlens.benchmarks.nova._records import NovaDataset, NovaImage
     from medlens.llm import ChatClient, JSONAnswer
 
 __all__ = ["BOX_SCHEMA", "DIAGNOSIS_SCHEMA", "nova_run", "parse_caption", "parse_diagnosis", "parse_localization"]
