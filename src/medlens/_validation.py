@@ -7,7 +7,7 @@ both into one line on stderr and exit code 2.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Sequence, Sized
+from collections.abc import Collection, Iterable, Iterator, Sequence, Sized
 from difflib import get_close_matches
 from typing import Any
 
@@ -21,6 +21,7 @@ __all__ = [
     "check_finite",
     "check_probabilities",
     "did_you_mean",
+    "iter_text_lines",
     "read_text_file",
     "shorten",
 ]
@@ -51,8 +52,7 @@ def read_text_file(path: Any, *, what: str = "file") -> str:
     from pathlib import Path
 
     p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{what} {p} is a folder; give a file.")
+    _check_readable(p, what)
     try:
         data = p.read_bytes()
     except FileNotFoundError:
@@ -66,6 +66,34 @@ def read_text_file(path: Any, *, what: str = "file") -> str:
             f"{what} {p} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
             "save it as UTF-8 or give the right file."
         ) from None
+
+
+def _check_readable(p: Any, what: str) -> None:
+    if p.is_dir():
+        raise InputError(f"{what} {p} is a folder; give a file.")
+    if not p.exists():
+        raise InputError(f"{what} {p} does not exist.")
+
+
+def iter_text_lines(path: Any, *, what: str = "file") -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 text file, streamed; a missing file, a folder or bytes that are not
+    UTF-8 raise an :class:`InputError` naming the file (and the line)."""
+    from pathlib import Path
+
+    p = Path(path)
+    _check_readable(p, what)
+    lineno = 0
+    try:
+        with open(p, encoding="utf-8-sig", newline=None) as fh:
+            for lineno, line in enumerate(fh, 1):  # noqa: B007 - lineno is read after the loop on a decode error
+                yield lineno, line
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{what} {p}, line {lineno + 1}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save it as UTF-8 "
+            "or give the right file."
+        ) from None
+    except OSError as exc:
+        raise InputError(f"{what} {p} could not be read ({exc.strerror or exc}).") from None
 
 
 def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:

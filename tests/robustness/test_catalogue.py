@@ -9,7 +9,19 @@ import pytest
 from tests.cli.conftest import cli_runner
 from tests.cli.test_cli import assert_user_error
 
+from medlens.taxonomy import load_taxonomy
+
 CATALOGUE = Path(__file__).with_name("catalogue.txt")
+
+LEAVES = [n for n in load_taxonomy("chexpert_pham").nodes if not load_taxonomy("chexpert_pham").children(n)]
+
+
+def _thresholds(lam: str = "0.5", kind: str = '"medlens.thresholds"', depth: str = "1") -> str:
+    return (
+        f'{{"kind": {kind}, "taxonomy": "chexpert_pham", "rule": "climb", "lambda": {lam}, "branch_depth": {depth}, '
+        '"aggregator": "max"}'
+    )
+
 
 OBO_HEAD = "format-version: 1.2\ndata-version: test\n\n"
 FILES: dict[str, str | bytes] = {
@@ -27,6 +39,19 @@ FILES: dict[str, str | bytes] = {
     "truth.csv": "id,label\na,Cardiomegaly\nb,Edema\n",
     "huge_label.csv": "id,label\na,Cardiomegaly\nb," + "x" * 200_000 + "\n",
     "latin1.csv": b"id,label\na,Cardiomegaly\nb,\xe9dema\n",
+    "scores.csv": "id,"
+    + ",".join(LEAVES)
+    + "\na,"
+    + ",".join(["0.5"] * len(LEAVES))
+    + "\nb,"
+    + ",".join(["0.1"] * len(LEAVES))
+    + "\n",
+    "lam_nan.json": _thresholds(lam="NaN"),
+    "lam_huge.json": _thresholds(lam="1e308"),
+    "lam_neg.json": _thresholds(lam="-1"),
+    "lam_abc.json": _thresholds(lam='"abc"'),
+    "kind_wrong.json": _thresholds(kind='"something.else"'),
+    "depth_zero.json": _thresholds(depth="0"),
 }
 
 

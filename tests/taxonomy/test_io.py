@@ -238,7 +238,9 @@ def test_obo_through_load_taxonomy(toy_obo):
 def test_obo_with_two_top_terms_needs_a_root(tmp_path, toy_obo):
     path = tmp_path / "two.obo"
     path.write_text(TOY_OBO + "\n[Term]\nid: U:1\nname: Unrelated\n\n[Term]\nid: U:2\nname: Child\nis_a: U:1\n")
-    with pytest.raises(InputError, match=re.escape("has 2 terms without parents (['T:0000001', 'U:1']); pass root=")):
+    with pytest.raises(
+        InputError, match=re.escape("has 2 terms without parents (['T:0000001', 'U:1']); a taxonomy has one root")
+    ):
         from_obo(path)
     tax = from_obo(path, root="T:0000001", name="toy")
     assert tax == from_obo(toy_obo)  # terms under the other top term are left out

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from medlens._validation import InputError
+from medlens._validation import InputError, iter_text_lines, read_text_file
 from medlens.agents._agent import RadarAgent, check_case
 from medlens.io import RunFolder
 
@@ -31,7 +31,7 @@ def read_case(path: str | os.PathLike) -> dict[str, Any]:
     if not p.is_file():
         raise InputError(f"{p}: no such case file; give a JSON object with clinical_history and caption.")
     try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
+        obj = json.loads(read_text_file(p, what="case file"))
     except json.JSONDecodeError as exc:
         raise InputError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno}).") from None
     if isinstance(obj, Mapping) and obj.get("id") in (None, ""):
@@ -46,22 +46,21 @@ def read_cases(path: str | os.PathLike) -> list[dict[str, Any]]:
         raise InputError(f"{p}: no such cases file; give a JSONL file with one case object per line.")
     cases: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{p} line {lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{where}: not valid JSON ({exc.msg}).") from None
-            case = check_case(obj, where=where)
-            if case["id"] is None:
-                raise InputError(f"{where}: field 'id' is missing; every case of a cases file needs a unique id.")
-            if case["id"] in seen:
-                raise InputError(f"{where}: id {case['id']!r} repeats line {seen[case['id']]}; ids must be unique.")
-            seen[case["id"]] = lineno
-            cases.append(case)
+    for lineno, line in iter_text_lines(p, what="cases file"):
+        if not line.strip():
+            continue
+        where = f"{p} line {lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: not valid JSON ({exc.msg}).") from None
+        case = check_case(obj, where=where)
+        if case["id"] is None:
+            raise InputError(f"{where}: field 'id' is missing; every case of a cases file needs a unique id.")
+        if case["id"] in seen:
+            raise InputError(f"{where}: id {case['id']!r} repeats line {seen[case['id']]}; ids must be unique.")
+        seen[case["id"]] = lineno
+        cases.append(case)
     if not cases:
         raise InputError(f"{p}: no cases (the file is empty).")
     return cases

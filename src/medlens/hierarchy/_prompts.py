@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from medlens._validation import InputError, check_option, did_you_mean
+from medlens._validation import InputError, check_option, did_you_mean, read_text_file
 from medlens.taxonomy import Taxonomy
 
 __all__ = [
@@ -235,7 +235,7 @@ def read_prompt_file(path: str | os.PathLike) -> tuple[tuple[str, ...] | None, d
     p = Path(path)
     if not p.is_file():
         raise InputError(f"templates file {p} does not exist; give a .txt (one template per line) or a .json file.")
-    text = p.read_text(encoding="utf-8")
+    text = read_text_file(p, what="templates file")
     if p.suffix.lower() == ".json":
         try:
             data: Any = json.loads(text)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from medlens._validation import InputError
+from medlens._validation import InputError, iter_text_lines, read_text_file, shorten
 from medlens.io._atomic import atomic_write, atomic_write_text
 
 __all__ = ["IMAGE_SUFFIXES", "list_images", "load_image", "read_features", "read_texts", "write_features"]
@@ -35,7 +35,7 @@ def read_texts(path: str | os.PathLike, *, allow_empty: bool = False) -> tuple[l
         raise InputError(f"{p}: no such file; give a .txt (one text per line), or a .csv/.jsonl with id,text.")
     suffix = p.suffix.lower()
     if suffix == ".txt":
-        lines = p.read_text(encoding="utf-8").splitlines()
+        lines = read_text_file(p, what="texts file").splitlines()
         while lines and not lines[-1].strip():
             lines.pop()
         blank = [i + 1 for i, t in enumerate(lines) if not t.strip()]
@@ -44,14 +44,13 @@ def read_texts(path: str | os.PathLike, *, allow_empty: bool = False) -> tuple[l
         return [str(i + 1) for i in range(len(lines))], lines
     if suffix in (".jsonl", ".ndjson"):
         rows = []
-        with p.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append((n, json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise InputError(f"{p}: line {n} is not valid JSON ({e.msg}).") from None
+        for n, line in iter_text_lines(p, what="texts file"):
+            if not line.strip():
+                continue
+            try:
+                rows.append((n, json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise InputError(f"{p}: line {n} is not valid JSON ({e.msg}).") from None
     elif suffix == ".csv":
         import pandas as pd
 
@@ -64,11 +63,13 @@ def read_texts(path: str | os.PathLike, *, allow_empty: bool = False) -> tuple[l
         raise InputError(f"{p}: unsupported text file type {suffix!r}; use .txt, .csv or .jsonl.")
     ids, texts = [], []
     for n, r in rows:
+        if not isinstance(r, dict):
+            raise InputError(f"{p}: row {n} must be an object with fields id,text; got {type(r).__name__}.")
         missing = [k for k in ("id", "text") if k not in r]
         if missing:
             raise InputError(f"{p}: row {n} lacks {missing}; expected fields id,text, found {sorted(r)}.")
         if not isinstance(r["text"], str) or (not allow_empty and not r["text"].strip()):
-            raise InputError(f"{p}: row {n} (id {r['id']!r}) has an empty or non-string text.")
+            raise InputError(f"{p}: row {n} (id {shorten(r['id'])}) has an empty or non-string text.")
         ids.append(str(r["id"]))
         texts.append(r["text"])
     dup = _first_duplicate(ids)

@@ -7,26 +7,23 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from medlens._validation import InputError
+from medlens._validation import InputError, iter_text_lines
 
 __all__ = ["drop_partial_line", "read_jsonl"]
 
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
     """Yield the objects of a JSONL file; a malformed line raises naming its line number."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(
-                    f"{path}: line {lineno} is not valid JSON ({exc.msg}). Fix or delete that line."
-                ) from None
-            if not isinstance(obj, dict):
-                raise InputError(f"{path}: line {lineno} must be a JSON object; got {type(obj).__name__}.")
-            yield obj
+    for lineno, line in iter_text_lines(path, what="JSONL file"):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: line {lineno} is not valid JSON ({exc.msg}). Fix or delete that line.") from None
+        if not isinstance(obj, dict):
+            raise InputError(f"{path}: line {lineno} must be a JSON object; got {type(obj).__name__}.")
+        yield obj
 
 
 def drop_partial_line(path: str | os.PathLike) -> None:

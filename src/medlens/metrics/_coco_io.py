@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from medlens._validation import InputError
+from medlens._validation import InputError, read_text_file
 
 __all__ = ["CocoGroundTruth", "CocoPredictions", "load_coco_ground_truth", "load_coco_predictions"]
 
@@ -61,8 +61,7 @@ def _read_json(obj: Any, what: str) -> tuple[Any, str]:
         if not path.is_file():
             raise FileNotFoundError(f"{what} file not found: {path}")
         try:
-            with path.open(encoding="utf-8") as fh:
-                return json.load(fh), str(path)
+            return json.loads(read_text_file(path, what=f"{what} file")), str(path)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).") from None
         except UnicodeDecodeError:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medlens._validation import InputError
+from medlens._validation import InputError, iter_text_lines
 
 __all__ = ["Corpus", "CorpusError", "Document", "read_corpus", "read_trusted_documents", "write_corpus"]
 
@@ -251,22 +251,21 @@ def read_corpus(path: str | os.PathLike, *, name: str | None = None) -> Corpus:
         )
     docs: list[Document] = []
     first_line: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path} line {lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}).") from None
-            doc = Document.from_dict(obj, where=where)
-            if doc.id in first_line:
-                raise CorpusError(
-                    f"{where}: duplicate id {doc.id!r} (first used on line {first_line[doc.id]}); ids must be unique."
-                )
-            first_line[doc.id] = lineno
-            docs.append(doc)
+    for lineno, line in iter_text_lines(path, what="corpus file"):
+        if not line.strip():
+            continue
+        where = f"{path} line {lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CorpusError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}).") from None
+        doc = Document.from_dict(obj, where=where)
+        if doc.id in first_line:
+            raise CorpusError(
+                f"{where}: duplicate id {doc.id!r} (first used on line {first_line[doc.id]}); ids must be unique."
+            )
+        first_line[doc.id] = lineno
+        docs.append(doc)
     if not docs:
         raise CorpusError(f"corpus file {path} holds no documents; expected one JSON object per line.")
     from medlens.io import file_sha256

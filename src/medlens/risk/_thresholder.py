@@ -16,17 +16,26 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from medlens._provenance import SCHEMA_VERSION
-from medlens._validation import InputError, check_interval, check_option, check_probabilities
+from medlens._validation import (
+    InputError,
+    check_interval,
+    check_option,
+    check_probabilities,
+    read_text_file,
+    shorten,
+)
 from medlens.hierarchy import encode_labels
 from medlens.risk._bounds import binomial_pvalue, hoeffding_bentkus_pvalue
 from medlens.risk._rules import LossCurve, loss_curve, predict_labels
 from medlens.taxonomy import TAXONOMIES, Taxonomy, load_taxonomy
+
+MAX_GRID = 1_000_000
+"""The most λ values a grid may hold (a loss curve is evaluated at each; 10⁶ is far finer than any calibration set)."""
 
 __all__ = ["RiskConstrainedThresholder", "ThresholdReport"]
 
@@ -144,13 +153,17 @@ class RiskConstrainedThresholder:
         self.k = int(k)
         self.taxonomy.branch_matrix(self.k)
         if isinstance(grid, int | np.integer):
-            if grid < 2:
-                raise InputError(f"grid must have at least 2 points; got {grid}.")
+            if not 2 <= grid <= MAX_GRID:
+                raise InputError(f"grid must have at least 2 points and at most {MAX_GRID:,}; got {grid:,}.")
             self.grid = np.linspace(0.0, 1.0, int(grid))
         else:
             self.grid = np.unique(np.asarray(grid, dtype=float))
-            if len(self.grid) < 2:
-                raise InputError("grid must hold at least 2 distinct λ values.")
+            if len(self.grid) < 2 or len(self.grid) > MAX_GRID:
+                raise InputError(
+                    f"grid must hold at least 2 distinct λ values and at most {MAX_GRID:,}; got {len(self.grid):,}."
+                )
+            if not (np.isfinite(self.grid).all() and self.grid[0] >= 0 and self.grid[-1] <= 1):
+                raise InputError("grid values must be finite thresholds in [0, 1].")
         self.lambda_: float | None = None
         self._report: ThresholdReport | None = None
 
@@ -321,20 +334,37 @@ class RiskConstrainedThresholder:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "thresholds") -> RiskConstrainedThresholder:
-        missing = [k for k in ("taxonomy", "rule", "lambda", "branch_depth") if k not in data]
-        if missing or data.get("kind", "medlens.thresholds") != "medlens.thresholds":
+        fix = "Create one with `medlens hier calibrate --out THRESHOLDS.json`."
+        if not isinstance(data, dict):
+            raise InputError(f"{source} is not a medlens thresholds file: expected a JSON object. {fix}")
+        if data.get("kind", "medlens.thresholds") != "medlens.thresholds":
             raise InputError(
-                f"{source} is not a medlens thresholds file: missing {missing}. Create one with "
-                "`medlens hier calibrate --out THRESHOLDS.json`."
+                f"{source}: field 'kind' is {shorten(data.get('kind'))}, not 'medlens.thresholds'; this is not a "
+                f"thresholds file. {fix}"
             )
-        th = cls(
-            data["taxonomy"],
-            rule=data["rule"],
-            alpha=data.get("alpha", 0.02),
-            delta=data.get("delta", 0.1),
-            method=data.get("method", "crc"),
-            k=int(data["branch_depth"]),
-        )
+        missing = [k for k in ("taxonomy", "rule", "lambda", "branch_depth") if k not in data]
+        if missing:
+            raise InputError(f"{source} is not a medlens thresholds file: missing {missing}. {fix}")
+        lam = data["lambda"]
+        if isinstance(lam, bool) or not isinstance(lam, int | float) or not (0.0 <= float(lam) <= 1.0):
+            raise InputError(
+                f"{source}: field 'lambda' must be a number in [0, 1] (a threshold on probabilities); got "
+                f"{shorten(lam)}. Refit the thresholds with `medlens hier calibrate`."
+            )
+        depth = data["branch_depth"]
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise InputError(f"{source}: field 'branch_depth' must be an integer >= 1; got {shorten(depth)}.")
+        try:
+            th = cls(
+                data["taxonomy"],
+                rule=data["rule"],
+                alpha=data.get("alpha", 0.02),
+                delta=data.get("delta", 0.1),
+                method=data.get("method", "crc"),
+                k=depth,
+            )
+        except (InputError, TypeError) as exc:
+            raise InputError(f"{source}: {exc}") from None
         expected = data.get("taxonomy_sha256")
         if expected and th.taxonomy.content_hash() != expected:
             raise InputError(
@@ -343,7 +373,7 @@ class RiskConstrainedThresholder:
                 "another structure. "
                 "Refit the thresholds with `medlens hier calibrate`."
             )
-        th.lambda_ = float(data["lambda"])
+        th.lambda_ = float(lam)
         if isinstance(data.get("report"), dict):
             th._report = ThresholdReport.from_dict(data["report"])
         return th
@@ -351,9 +381,7 @@ class RiskConstrainedThresholder:
     @classmethod
     def load(cls, path: str | os.PathLike) -> RiskConstrainedThresholder:
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"thresholds file {path} does not exist.") from None
+            data = json.loads(read_text_file(path, what="thresholds file"))
         except json.JSONDecodeError as exc:
             raise InputError(f"thresholds file {path} is not valid JSON ({exc.msg}, line {exc.lineno}).") from None
         return cls.from_dict(data, source=str(path))

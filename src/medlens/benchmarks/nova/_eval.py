@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from medlens._validation import InputError, check_option, did_you_mean
+from medlens._validation import InputError, check_option, did_you_mean, iter_text_lines
 
 if TYPE_CHECKING:  # pragma: no cover
     from medlens.benchmarks.nova._records import NovaDataset
@@ -112,16 +112,13 @@ def _lines(source: str | os.PathLike | Iterable[Mapping[str, Any]]) -> tuple[str
         if not path.is_file():
             raise InputError(f"{path}: no such predictions file; give a JSONL file (one JSON object per line).")
         out = []
-        with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    out.append((n, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise InputError(
-                        f"{path}: line {n} is not valid JSON ({exc.msg}). Fix or delete that line."
-                    ) from None
+        for n, line in iter_text_lines(path, what="predictions file"):
+            if not line.strip():
+                continue
+            try:
+                out.append((n, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}: line {n} is not valid JSON ({exc.msg}). Fix or delete that line.") from None
         return str(path), path, out
     return "predictions", None, [(i + 1, r) for i, r in enumerate(source)]
 

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medlens._validation import InputError, check_option
+from medlens._validation import InputError, check_option, read_text_file
 
 __all__ = [
     "PROMPTS_VERSION",
@@ -242,7 +242,7 @@ def load_template(path: str | os.PathLike, task: str, setting: str) -> PromptTem
     p = Path(path)
     if not p.is_file():
         raise InputError(f"prompt template {p}: no such file; give a JSON or YAML file with a 'user' text.")
-    text = p.read_text(encoding="utf-8")
+    text = read_text_file(p, what="prompt template")
     try:
         if p.suffix.lower() in (".yaml", ".yml"):
             import yaml
