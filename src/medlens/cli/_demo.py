@@ -48,7 +48,12 @@ def demo(
     for name in DEMO_BENCHMARKS:
         spec = BENCHMARKS.get(name)
         doc = spec.run(
-            out / name, alpha=alpha, k=branch_depth, seed=seed, progress=progress_enabled(as_json), overwrite=overwrite
+            out / name,
+            alpha=alpha,
+            branch_depth=branch_depth,
+            seed=seed,
+            progress=progress_enabled(as_json),
+            overwrite=overwrite,
         )
         if name == "rare-hpo":
             summary[name] = {
@@ -79,7 +84,7 @@ def demo(
         doc = spec.run(
             out / "cxr-reports-finetune",
             alpha=alpha,
-            k=branch_depth,
+            branch_depth=branch_depth,
             seed=seed,
             epochs=epochs,
             progress=progress_enabled(as_json),

@@ -61,7 +61,7 @@ def finetune(
         batch_size=batch,
         lr=lr,
         head_lr=head_lr,
-        k=branch_depth,
+        branch_depth=branch_depth,
         seed=seed,
     )
     table = read_training_table(data, tax)

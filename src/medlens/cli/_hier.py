@@ -53,7 +53,7 @@ def _evaluate_payload(
         t.labels,
         p.labels.subset(order),
         taxonomy=tax,
-        k=branch_depth,
+        branch_depth=branch_depth,
         average=average,
         beta=beta,
         node_scores=node_scores,
@@ -167,7 +167,7 @@ def calibrate_cmd(
     order = align_ids(t.ids, st.ids, ref_name=str(truth), other_name=str(scores))
     rule = rule or ("multilabel" if t.multilabel else "climb")
     th = RiskConstrainedThresholder(
-        tax, rule=rule, alpha=alpha, delta=delta, method=method, k=branch_depth, grid=grid, p_value=p_value
+        tax, rule=rule, alpha=alpha, delta=delta, method=method, branch_depth=branch_depth, grid=grid, p_value=p_value
     ).fit(st.scores[order], t.labels)
     config = {
         "taxonomy": tax.name,

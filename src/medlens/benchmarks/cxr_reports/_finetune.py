@@ -32,7 +32,7 @@ def run(
     *,
     alpha: float = 0.02,
     delta: float = 0.1,
-    k: int = 1,
+    branch_depth: int = 1,
     seed: int = 0,
     epochs: int = 5,
     mode: str = "last-block",
@@ -55,12 +55,14 @@ def run(
     t0 = time.perf_counter()
     out = Path(out_dir)
     zs_dir = Path(zero_shot_dir) if zero_shot_dir else out.parent / "cxr-reports"
-    ft_config = FinetuneConfig(loss=LossConfig("radial"), mode=mode, epochs=epochs, k=k, seed=seed)
+    ft_config = FinetuneConfig(
+        loss=LossConfig("radial"), mode=mode, epochs=epochs, branch_depth=branch_depth, seed=seed
+    )
     config = {
         "benchmark": "cxr-reports-finetune",
         "alpha": alpha,
         "delta": delta,
-        "branch_depth": k,
+        "branch_depth": branch_depth,
         "seed": seed,
         "encoder": "minilm",
         "max_length": max_length,
@@ -68,7 +70,7 @@ def run(
     }
     prepare_run_dir(out, config, overwrite=overwrite)
     if not (zs_dir / "scores_test.csv").is_file():
-        _cxr_reports_run.run(zs_dir, alpha=alpha, delta=delta, k=k, seed=seed, progress=progress)
+        _cxr_reports_run.run(zs_dir, alpha=alpha, delta=delta, branch_depth=branch_depth, seed=seed, progress=progress)
     data = load_cxr_reports(seed=seed)
     tax = load_taxonomy(data.taxonomy)
     frame = data.frame
@@ -109,7 +111,9 @@ def run(
 
     def cell(p: np.ndarray, lam: float) -> dict[str, Any]:
         pred = predict_labels(p[te], tax, rule="multilabel", lam=lam)
-        r = evaluate(y_te, pred, taxonomy=tax, k=k, node_scores=p[te], ci=0.95, n_bootstrap=1000, seed=seed)
+        r = evaluate(
+            y_te, pred, taxonomy=tax, branch_depth=branch_depth, node_scores=p[te], ci=0.95, n_bootstrap=1000, seed=seed
+        )
         d = r.to_dict()
         return {
             "lambda": float(lam),
@@ -125,7 +129,9 @@ def run(
     table: dict[str, dict[str, Any]] = {}
     thresholds: dict[str, Any] = {}
     for row, p in (("zero_shot", p_zs), ("finetuned", p_ft)):
-        th = RiskConstrainedThresholder(tax, rule="multilabel", alpha=alpha, delta=delta, method="crc", k=k)
+        th = RiskConstrainedThresholder(
+            tax, rule="multilabel", alpha=alpha, delta=delta, method="crc", branch_depth=branch_depth
+        )
         th.fit(p[cal], y_cal)
         doc = th.to_dict()
         doc["provenance"] = provenance(
@@ -155,7 +161,7 @@ def run(
             "splits": {"train": len(tr), "calibration": len(cal), "test": len(te)},
             "alpha": alpha,
             "delta": delta,
-            "branch_depth": k,
+            "branch_depth": branch_depth,
             "method": {
                 "zero_shot": "prompt similarity of report sentences (packaged MiniLM), Platt-scaled on train "
                 "(the cxr-reports benchmark)",

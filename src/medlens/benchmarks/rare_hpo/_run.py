@@ -148,7 +148,7 @@ def run(
     """Run the benchmark into ``out_dir`` and return the ``metrics.json`` document (see the module docstring).
 
     ``ontology`` and ``hybrid`` are skipped (and said so) when the index is not over the ``hpo`` corpus. Extra
-    keyword arguments of other benchmarks (``alpha``, ``k``) are ignored, so ``medlens demo`` can pass its
+    keyword arguments of other benchmarks (``alpha``, ``branch_depth``) are ignored, so ``medlens demo`` can pass its
     options to every benchmark.
     """
     from medlens.benchmarks.rare_hpo._cases import GeneratorConfig, evaluate_rankings, generate_cases
