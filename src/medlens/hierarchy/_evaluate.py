@@ -13,11 +13,11 @@ from medlens.hierarchy._core import row_counts, sample_cae
 from medlens.hierarchy._flat import FlatMetrics, flat_metrics
 from medlens.hierarchy._metrics import (
     _KINDS,
-    _breakdown_items,
     CAEResult,
     ConsistencyResult,
     ErrorBreakdown,
     _breakdown_from_encoded,
+    _breakdown_items,
     _cae_from_encoded,
     _closest_pairs,
     _prepare,
