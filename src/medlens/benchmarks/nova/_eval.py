@@ -448,10 +448,10 @@ def _diagnosis(
     if not ids:
         return {"top1": None, "top5": None, **counts, "note": "no diagnosis to score"}
     kw = {"ids": ids, "cache": cache}
-    rep = diagnosis_report(lists, golds, judge=judge, judge_options=judge_options, **kw)
+    rep = diagnosis_report(golds, lists, judge=judge, judge_options=judge_options, **kw)
     out = {**rep.to_dict(per_sample=details), **counts}
     if compare_judge is not None:
-        other = diagnosis_report(lists, golds, judge=compare_judge, judge_options=compare_judge_options, **kw)
+        other = diagnosis_report(golds, lists, judge=compare_judge, judge_options=compare_judge_options, **kw)
         flat_a = [j for js in rep.judgements for j in js]
         flat_b = [j for js in other.judgements for j in js]
         agree = judge_agreement(flat_a, flat_b)
@@ -459,7 +459,7 @@ def _diagnosis(
             "judge_a": rep.judge["judge_id"],
             "judge_b": other.judge["judge_id"],
             **agree,
-            "unit": "every judged (prediction, gold) pair: the first max(k) predictions of each image",
+            "unit": "every judged (prediction, gold) pair: the first max(top_k) predictions of each image",
             "judge_b_scores": {k: other.scores[k] for k in ("top1", "top5", "top1_macro", "top5_macro")},
             "judge_b_analysis_only": other.judge.get("analysis_only", False),
         }
