@@ -51,6 +51,7 @@ from medlens._validation import InputError, check_option, did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from medlens.benchmarks.nova._dataset import NovaDataset
+    from medlens.metrics import CaptionOptions
     from medlens.metrics.diagnosis import Judge, JudgeCache
 
 __all__ = [
@@ -370,7 +371,31 @@ def _localization(
 
 
 # ================================================================================================ captions
-def _caption(dataset: NovaDataset, preds: NovaPredictions, *, details: bool, caption_options: Mapping[str, Any]):
+_CAPTION_SWITCHES = ("bertscore_model", "meteor_wordnet")
+
+
+def _caption_options(options: Any) -> Any:
+    """A CaptionOptions as it is, or one built from the CLI's switches (see ``caption_options`` below)."""
+    from medlens.metrics import BertScoreOptions, CaptionOptions, MeteorOptions
+
+    if isinstance(options, CaptionOptions):
+        return options
+    opts = dict(options or {})
+    unknown = sorted(set(opts) - set(_CAPTION_SWITCHES))
+    if unknown:
+        raise InputError(
+            f"unknown caption options {unknown}; a mapping takes {list(_CAPTION_SWITCHES)}, "
+            "anything else goes in a medlens.metrics.CaptionOptions."
+        )
+    model = opts.get("bertscore_model", "minilm")
+    wordnet = opts.get("meteor_wordnet")
+    return CaptionOptions(
+        bertscore=None if model is None else BertScoreOptions(model=model),
+        meteor=None if wordnet is False else MeteorOptions(wordnet=None if wordnet is True else wordnet),
+    )
+
+
+def _caption(dataset: NovaDataset, preds: NovaPredictions, *, details: bool, caption_options: Any):
     from medlens.metrics import CAPTION_KEYS, caption_report
 
     rows = preds.rows["caption"]
@@ -400,7 +425,7 @@ def _caption(dataset: NovaDataset, preds: NovaPredictions, *, details: bool, cap
     }
     if not ids:
         return {**dict.fromkeys(CAPTION_KEYS), **counts, "note": "no caption to score"}
-    rep = caption_report(refs, cands, ids=ids, **dict(caption_options))
+    rep = caption_report(refs, cands, ids=ids, options=caption_options)
     out = {**rep.scores, **counts, "skipped": rep.skipped, "settings": rep.settings}
     if details:
         out["per_sample"] = rep.to_dict(per_sample=True)["per_sample"]
@@ -480,7 +505,7 @@ def nova_evaluate(
     no_gold: Literal["skip", "score"] = "skip",
     missing: Literal["skip", "empty"] = "skip",
     human_ceiling: bool = True,
-    caption_options: Mapping[str, Any] | None = None,
+    caption_options: CaptionOptions | Mapping[str, Any] | None = None,
     tasks: Sequence[str] | None = None,
     details: bool = False,
 ) -> dict[str, Any]:
@@ -508,8 +533,10 @@ def nova_evaluate(
         diagnosis).
     human_ceiling : bool
         Add the inter-rater report to ``localization``.
-    caption_options : mapping, optional
-        Options of :func:`medlens.metrics.caption_report` (``bertscore_model``, ``meteor_wordnet``, ...).
+    caption_options : CaptionOptions or mapping, optional
+        Options of :func:`medlens.metrics.caption_report`: a :class:`~medlens.metrics.CaptionOptions`, or a
+        mapping of the CLI's switches ``bertscore_model`` (default ``"minilm"``; ``None`` skips BERTScore) and
+        ``meteor_wordnet`` (``False`` skips METEOR).
     tasks : sequence of str, optional
         Only these tasks (default: every task with rows).
     details : bool
@@ -555,8 +582,7 @@ def nova_evaluate(
             dataset, preds, ap_mode=ap_mode, no_gold=no_gold, missing=missing, ceiling=human_ceiling, details=details
         )
     if "caption" in present:
-        opts = {"bertscore_model": "minilm", **dict(caption_options or {})}
-        out["caption"] = _caption(dataset, preds, details=details, caption_options=opts)
+        out["caption"] = _caption(dataset, preds, details=details, caption_options=_caption_options(caption_options))
     if "diagnosis" in present:
         out["diagnosis"] = _diagnosis(
             dataset,
