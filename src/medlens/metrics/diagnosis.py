@@ -71,8 +71,11 @@ __all__ = [
 
 
 # ========================================================================================== agreement
-def _is_missing(x: Any) -> bool:
-    return x is None or (isinstance(x, float | np.floating) and math.isnan(x))
+def _check_labels(labels: Sequence[Hashable], name: str) -> None:
+    """Refuse a missing label (``None`` or nan) with its position."""
+    for i, x in enumerate(labels):
+        if x is None or (isinstance(x, float | np.floating) and math.isnan(x)):
+            raise InputError(f"{name}[{i}] is missing ({x!r}); give every sample a label or drop the sample.")
 
 
 def cohen_kappa(
@@ -95,10 +98,8 @@ def cohen_kappa(
     if n == 0:
         raise InputError("cohen_kappa needs at least one pair of labels; got none.")
     w = check_sample_weight(sample_weight, n)
-    for name, labels in (("labels_a", labels_a), ("labels_b", labels_b)):
-        bad = next((i for i, x in enumerate(labels) if _is_missing(x)), None)
-        if bad is not None:
-            raise InputError(f"{name}[{bad}] is missing ({labels[bad]!r}); give every pair two labels or drop it.")
+    _check_labels(labels_a, "labels_a")
+    _check_labels(labels_b, "labels_b")
     # scikit-learn needs one comparable label type: code the labels as integers in order of appearance
     codes = {c: i for i, c in enumerate(dict.fromkeys([*labels_a, *labels_b]))}
     a = np.array([codes[x] for x in labels_a])
@@ -158,7 +159,7 @@ def label_entropy(
 def label_coverage(
     y_true: Sequence[Hashable], y_pred: Sequence[Hashable], *, sample_weight: Sequence[float] | None = None
 ) -> float:
-    """Distinct predicted labels / distinct gold labels (nan without gold labels).
+    """Distinct predicted labels / distinct gold labels (an empty ``y_true`` or a missing label is refused).
 
     ``y_true`` and ``y_pred`` are label lists that need not be paired (a sample without a prediction adds a gold
     label only). With ``sample_weight`` (paired lists only) a label counts when a sample of positive weight has it.
@@ -166,13 +167,16 @@ def label_coverage(
     >>> label_coverage(["a", "b", "c", "c"], ["a", "a", "a"])
     0.3333333333333333
     """
+    if len(y_true) == 0:
+        raise InputError("label_coverage needs gold labels; y_true is empty.")
+    _check_labels(y_true, "y_true")
+    _check_labels(y_pred, "y_pred")
     if sample_weight is not None:
         n = check_same_length(y_true, y_pred)
         w = check_sample_weight(sample_weight, n)
         y_true = [x for x, wi in zip(y_true, w, strict=True) if wi > 0]
         y_pred = [x for x, wi in zip(y_pred, w, strict=True) if wi > 0]
-    n_gold = len(set(y_true))
-    return len(set(y_pred)) / n_gold if n_gold else float("nan")
+    return len(set(y_pred)) / len(set(y_true))
 
 
 # =========================================================================================== the report
