@@ -196,7 +196,7 @@ def run(
     seconds: dict[str, float] = {}
     for r in retrievers:
         t1 = time.perf_counter()
-        hits = idx.search_many(queries, k=DEPTH, retriever=r, query_vectors=qv)
+        hits = idx.search_many(queries, top_k=DEPTH, retriever=r, query_vectors=qv)
         rankings = [rank_candidates(h) for h in hits]
         seconds[r] = round(time.perf_counter() - t1, 3)
         results[r] = evaluate_rankings(cases, rankings, n_bootstrap=n_bootstrap, seed=seed)
