@@ -39,13 +39,13 @@ def main() -> None:
     y_true, y_pred = t.tolist(), p.tolist()
     secs, _ = timed(lambda: hierarchical_precision_recall_fscore(y_true, y_pred, taxonomy=tax), args.repeat)
     print(f"  hP/hR/hF, n={args.n}: {secs:.3f} s")
-    secs, rep = timed(lambda: evaluate(y_true, y_pred, taxonomy=tax, k=2), args.repeat)
+    secs, rep = timed(lambda: evaluate(y_true, y_pred, taxonomy=tax, branch_depth=2), args.repeat)
     print(
         f"  evaluate (all metrics, k=2), n={args.n}: {secs:.3f} s (target < 2 s) -> hF {rep.hF:.4f}, "
         f"CAE {rep.cae_rate:.4f}, severity {rep.mistake_severity:.3f}, distance {rep.mean_tree_distance:.3f}"
     )
     sets_t = [[a, b] for a, b in zip(y_true, nodes[rng.integers(0, len(nodes), args.n)].tolist(), strict=True)]
-    secs, rep = timed(lambda: evaluate(sets_t, y_pred, taxonomy=tax, k=2), args.repeat)
+    secs, rep = timed(lambda: evaluate(sets_t, y_pred, taxonomy=tax, branch_depth=2), args.repeat)
     print(f"  evaluate multi-label (2 true terms per sample), n={args.n}: {secs:.3f} s")
 
 

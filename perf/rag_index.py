@@ -155,7 +155,7 @@ def main() -> None:
             lat, cpu = [], []
             for q, v in zip(queries, qv, strict=True):
                 t0, c0 = time.perf_counter(), time.process_time()
-                idx.search(q, k=10, retriever=retriever, query_vector=v)
+                idx.search(q, top_k=10, retriever=retriever, query_vector=v)
                 lat.append(time.perf_counter() - t0)
                 cpu.append(time.process_time() - c0)
             print(
@@ -167,7 +167,7 @@ def main() -> None:
         lat = []
         for q in queries[:50]:
             t0 = time.perf_counter()
-            idx.search(q, k=10, retriever="fused")
+            idx.search(q, top_k=10, retriever="fused")
             lat.append(time.perf_counter() - t0)
         print(
             f"search fused k=10, including query encoding: p50 {1e3 * np.median(lat):.1f} ms "

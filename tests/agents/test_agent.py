@@ -37,7 +37,7 @@ def _final(primary="Joubert syndrome", diffs=None, citations=None, confidence=0.
 
 
 def test_agent_queries_fusion_prompts_and_answer(index, doctor):
-    agent = RadarAgent(index, client_of(doctor), AgentConfig(leakage=None, k=2, max_passages=3))
+    agent = RadarAgent(index, client_of(doctor), AgentConfig(leakage=None, top_k=2, max_passages=3))
     out = agent.diagnose(CASE)
     assert set(out) == RESULT_KEYS
     assert doctor.steps() == ["initial", "evidence", "final"]
@@ -48,8 +48,8 @@ def test_agent_queries_fusion_prompts_and_answer(index, doctor):
         f"Joubert syndrome. {FINDINGS}",
         f"Dandy-Walker malformation. {FINDINGS}",
     ]
-    # k=2 per query, fused across queries by RRF (k=60), deduplicated, capped at 3
-    per_query = [[h.id for h in index.search(q, k=2)] for q in queries]
+    # top_k=2 per query, fused across queries by RRF (k=60), deduplicated, capped at 3
+    per_query = [[h.id for h in index.search(q, top_k=2)] for q in queries]
     fused = reciprocal_rank_fusion(per_query, k=60)[:3]
     assert [(r["id"], r["score"]) for r in out["retrieved"]] == [(d, pytest.approx(s)) for d, s in fused]
     assert len({r["id"] for r in out["retrieved"]}) == len(out["retrieved"]) == 3
@@ -90,7 +90,7 @@ def test_invalid_citations_are_removed_and_counted(index):
             }
         ),
     )
-    out = RadarAgent(index, client_of(doc), AgentConfig(leakage=None, k=1, max_passages=2)).diagnose(CASE)
+    out = RadarAgent(index, client_of(doc), AgentConfig(leakage=None, top_k=1, max_passages=2)).diagnose(CASE)
     retrieved = [r["id"] for r in out["retrieved"]]
     assert "joubert" in retrieved
     assert "nf1" not in retrieved
@@ -162,7 +162,7 @@ def test_failed_initial_and_evidence_steps_are_recorded_and_the_loop_goes_on(ind
     t = out["trace"]
     assert t["n_parse_failures"] == 2
     assert t["hypotheses_from"] == "retrieval-only ranker (the initial step failed)"
-    ranked = rank_diagnoses(index, CASE, k=2, depth=50)
+    ranked = rank_diagnoses(index, CASE, top_k=2, depth=50)
     assert t["initial_hypotheses"] == [c.name for c in ranked]
     assert [q["query"] for q in t["queries"]][1:] == [f"{c.name}. {CASE['caption']}" for c in ranked]
     final_user = doc.calls[-1]["messages"][1]["content"]
@@ -344,13 +344,13 @@ def test_differentials_are_deduplicated_and_cut_to_four(index):
 
 def test_retrieval_only_without_a_client_is_the_ranker(index):
     out = diagnose_case(CASE, index=index, config=AgentConfig(leakage=None))
-    ranked = rank_diagnoses(index, CASE, k=5, depth=50)
+    ranked = rank_diagnoses(index, CASE, top_k=5, depth=50)
     assert out["mode"] == "retrieval-only"
     assert out["fallback"] is None
     assert [out["primary"], *out["differentials"]] == [c.name for c in ranked]
     assert out["citations"] == {c.name: list(c.doc_ids) for c in ranked}
     assert out["confidence"] is None
-    assert [r["id"] for r in out["retrieved"]] == [h.id for h in index.search(SUMMARY, k=50)]
+    assert [r["id"] for r in out["retrieved"]] == [h.id for h in index.search(SUMMARY, top_k=50)]
 
 
 def test_leakage_guard_in_the_agent(doctor):

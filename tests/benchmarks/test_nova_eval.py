@@ -10,7 +10,7 @@ import pytest
 
 from medlens._validation import InputError
 from medlens.benchmarks.nova import load_nova, nova_evaluate, read_nova_predictions
-from medlens.metrics import Judgement, caption_report
+from medlens.metrics import CaptionOptions, Judgement, caption_report
 
 NO_MODELS = {"bertscore_model": None, "meteor_wordnet": False}
 
@@ -109,7 +109,9 @@ def test_captions_against_caption_report(nova, nf):
     ]
     r = nova_evaluate(nova, rows, caption_options=NO_MODELS, details=True)["caption"]
     ref = caption_report(
-        [nf.IMAGES[0]["caption"], nf.IMAGES[2]["caption"]], [rows[0]["caption"], rows[1]["caption"]], **NO_MODELS
+        [nf.IMAGES[0]["caption"], nf.IMAGES[2]["caption"]],
+        [rows[0]["caption"], rows[1]["caption"]],
+        options=CaptionOptions(meteor=None, bertscore=None),
     )
     for key in ("bleu", "rouge_l", "cider", "keyword_f1_modality", "keyword_f1_findings"):
         assert r[key] == ref.scores[key]

@@ -73,7 +73,7 @@ def test_encode_texts_with_minilm(cli, tmp_path):
     texts = tmp_path / "findings.txt"
     texts.write_text("small left pleural effusion\nenlarged cardiac silhouette\nno acute disease\n")
     out = tmp_path / "feats" / "findings.npy"
-    res = cli("encode", "--encoder", "minilm", "--texts", texts, "--out", out, "--batch", "2", "--json")
+    res = cli("encode", "--encoder", "minilm", "--texts", texts, "--out", out, "--batch-size", "2", "--json")
     assert res.rc == 0, res.err
     d = json.loads(res.out)
     x = np.load(out)
@@ -119,7 +119,10 @@ def test_encode_images_folder(cli, tmp_path, timm_dir, image_dir):
         (["--encoder", "minilm", "--out", "x.npy"], ["exactly one of --images DIR or --texts FILE"]),
         (["--encoder", "minilm", "--texts", "t.txt", "--images", ".", "--out", "x.npy"], ["exactly one of"]),
         (["--encoder", "minilm", "--texts", "t.txt", "--out", "x.csv"], ["use --out NAME.npy"]),
-        (["--encoder", "minilm", "--texts", "t.txt", "--out", "x.npy", "--batch", "0"], ["'batch'", "[1, inf)"]),
+        (
+            ["--encoder", "minilm", "--texts", "t.txt", "--out", "x.npy", "--batch-size", "0"],
+            ["'--batch-size'", "[1, inf)"],
+        ),
         (["--encoder", "minilm", "--texts", "missing.txt", "--out", "x.npy"], ["missing.txt: no such file"]),
         (["--encoder", "minilm", "--images", "IMAGES", "--out", "x.npy"], ["encodes text only, not images"]),
         (["--encoder", "clip-vit-b61", "--texts", "t.txt", "--out", "x.npy"], ["Did you mean: 'clip-vit-b16'"]),

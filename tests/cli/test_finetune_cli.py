@@ -30,7 +30,20 @@ def data(tmp_path):
 def test_finetune_then_score(cli, data, tmp_path, monkeypatch):
     monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "ft"
-    args = ["hier", "finetune", "--data", data, "--out", out, "--epochs", "2", "--batch", "3", "--mode", "last-block"]
+    args = [
+        "hier",
+        "finetune",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "3",
+        "--mode",
+        "last-block",
+    ]
     r = cli(*args, "--json")
     assert r.rc == 0, r.err
     doc = json.loads(r.out)
@@ -77,7 +90,19 @@ def test_sigkill_then_resume_gives_the_same_weights(data, tmp_path):
     import torch
 
     env = {**os.environ, "MEDLENS_CACHE": str(tmp_path / "cache")}
-    base = [sys.executable, "-m", "medlens", "hier", "finetune", "--data", str(data), "--epochs", "4", "--batch", "2"]
+    base = [
+        sys.executable,
+        "-m",
+        "medlens",
+        "hier",
+        "finetune",
+        "--data",
+        str(data),
+        "--epochs",
+        "4",
+        "--batch-size",
+        "2",
+    ]
 
     def run(out, *extra, wait=True):
         return (

@@ -109,11 +109,11 @@ def test_diagnose_cases_appends_and_resumes(cli, env):
     assert [r["id"] for r in lines] == ["a", "b", "c"]
     assert lines[:2] == first
     # other settings: refused (exit 2), unless --overwrite starts again
-    assert_user_error(cli(*args, "--k", "3"), "different configuration", "--overwrite")
-    summary = json.loads(cli(*args, "--k", "3", "--overwrite").out)
+    assert_user_error(cli(*args, "--top-k", "3"), "different configuration", "--overwrite")
+    summary = json.loads(cli(*args, "--top-k", "3", "--overwrite").out)
     assert (summary["n_done"], summary["n_skipped"]) == (3, 0)
     assert len(_lines(results)) == 3
-    human = cli(*args[:-1], "--k", "3")
+    human = cli(*args[:-1], "--top-k", "3")
     assert human.rc == 0
     assert "0 case(s) diagnosed (retrieval-only), 3 already there" in human.out
 

@@ -40,7 +40,7 @@ def test_index_then_search(cli, corpus_file, tmp_path):
     assert doc["provenance"]["model_ids"] == {"embedder": "medlens/hashing-64"}
     again = json.loads(_index(cli, corpus_file, out).out)
     assert again["cached"] is True
-    res = cli("rag", "search", "--index", out, "--query", "molar tooth sign", "--k", "2", "--json")
+    res = cli("rag", "search", "--index", out, "--query", "molar tooth sign", "--top-k", "2", "--json")
     assert res.rc == 0, res.err
     hits = json.loads(res.out)
     assert hits["hits"][0]["id"] == "joubert"
@@ -123,7 +123,7 @@ def test_search_bad_input(cli, corpus_file, tmp_path):
     _index(cli, corpus_file, out)
     assert_user_error(cli("rag", "search", "--index", tmp_path / "nope", "--query", "x"), "does not exist")
     assert_user_error(cli("rag", "search", "--index", out, "--query", "x", "--retriever", "hybrid"), "retriever")
-    assert_user_error(cli("rag", "search", "--index", out, "--query", "x", "--k", "0"), "--k must be >= 1")
+    assert_user_error(cli("rag", "search", "--index", out, "--query", "x", "--top-k", "0"), "--top-k must be >= 1")
     assert_user_error(cli("rag", "search", "--index", out, "--query", " "), "empty")
 
 

@@ -99,7 +99,7 @@ def test_cli_zeroshot_images_and_finetune_from_an_image_csv(model_dirs, tax, ima
     capsys.readouterr()
     rc = main(
         ["hier", "finetune", "--encoder", str(model_dirs["clip"]), "--data", str(data), "--taxonomy", str(tfile)]
-        + ["--epochs", "1", "--batch", "4", "--out", str(tmp_path / "ft"), "--json"]
+        + ["--epochs", "1", "--batch-size", "4", "--out", str(tmp_path / "ft"), "--json"]
     )
     assert rc == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["modality"] == "image"

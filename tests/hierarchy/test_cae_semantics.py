@@ -53,14 +53,14 @@ def test_cae_of_a_row_does_not_depend_on_other_rows(dag):
 def test_a_shallow_true_label_covers_only_what_lies_below_it():
     tax = load_taxonomy("cxr_anatomic_v1")
     # k=2: Pleural Effusion (depth 2) vs Cardiomegaly (branch Enlarged Cardiomediastinum): a CAE
-    assert cae_rate([["Pleural Effusion"]], [["Cardiomegaly"]], taxonomy=tax, k=2).n_cae == 1
+    assert cae_rate([["Pleural Effusion"]], [["Cardiomegaly"]], taxonomy=tax, branch_depth=2).n_cae == 1
     # adding the shallow truth "Lung" does not hide it: Cardiomegaly is not under Lung
-    assert cae_rate([["Pleural Effusion", "Lung"]], [["Cardiomegaly"]], taxonomy=tax, k=2).n_cae == 1
+    assert cae_rate([["Pleural Effusion", "Lung"]], [["Cardiomegaly"]], taxonomy=tax, branch_depth=2).n_cae == 1
     # ...but a prediction under "Lung" is covered by it
-    assert cae_rate([["Pleural Effusion", "Lung"]], [["Pneumonia"]], taxonomy=tax, k=2).n_cae == 0
+    assert cae_rate([["Pleural Effusion", "Lung"]], [["Pneumonia"]], taxonomy=tax, branch_depth=2).n_cae == 0
     # a truth with no node at depth >= k is never contradicted (nodes shallower than k are never a CAE)
-    assert cae_rate([["Lung"]], [["Cardiomegaly"]], taxonomy=tax, k=2).n_cae == 0
-    assert cae_rate(["Lung"], ["Cardiomegaly"], taxonomy=tax, k=2).n_cae == 0
+    assert cae_rate([["Lung"]], [["Cardiomegaly"]], taxonomy=tax, branch_depth=2).n_cae == 0
+    assert cae_rate(["Lung"], ["Cardiomegaly"], taxonomy=tax, branch_depth=2).n_cae == 0
 
 
 def test_error_breakdown_treats_an_abstained_truth_the_same_on_both_paths(toy_tree):
@@ -117,7 +117,10 @@ def test_evaluate_with_scores_reports_top_k_hierarchical_distance(toy_tree):
     r = evaluate(["Edema", "Effusion"], ["Pneumonia", "Effusion"], taxonomy=toy_tree, node_scores=s).to_dict()
     # top-1: Pneumonia vs Edema (LCA Lung, height 1) and Effusion exact (0) -> 0.5
     assert r["hierarchical_distance_at_k"] == {"1": 0.5}
-    assert hierarchical_distance_at_k(["Edema", "Effusion"], leaf_scores, taxonomy=toy_tree, classes=leaves, k=1) == 0.5
+    assert (
+        hierarchical_distance_at_k(["Edema", "Effusion"], leaf_scores, taxonomy=toy_tree, classes=leaves, top_k=1)
+        == 0.5
+    )
 
 
 def test_a_node_shallower_than_k_is_never_a_cae_even_with_a_deep_ancestor_in_a_dag():
@@ -126,8 +129,8 @@ def test_a_node_shallower_than_k_is_never_a_cae_even_with_a_deep_ancestor_in_a_d
     assert tax.depth("X") == 1
     assert tax.branch("X", 2) == frozenset({"A1"})
     for pred in (["X"], [["X", "A"]], [["X", "B"]]):
-        assert cae_rate(["B1"], pred, taxonomy=tax, k=2).n_cae == 0
-    assert error_breakdown(["B1"], ["X"], taxonomy=tax, k=2).cross_branch == 0.0
+        assert cae_rate(["B1"], pred, taxonomy=tax, branch_depth=2).n_cae == 0
+    assert error_breakdown(["B1"], ["X"], taxonomy=tax, branch_depth=2).cross_branch == 0.0
     # and a shallow truth with a deep ancestor contributes no branch: nothing to contradict
-    assert cae_rate(["X"], ["B1"], taxonomy=tax, k=2).n_cae == 0
-    assert cae_rate([["X", "X"]], [["B1", "B1"]], taxonomy=tax, k=2).n_cae == 0
+    assert cae_rate(["X"], ["B1"], taxonomy=tax, branch_depth=2).n_cae == 0
+    assert cae_rate([["X", "X"]], [["B1", "B1"]], taxonomy=tax, branch_depth=2).n_cae == 0

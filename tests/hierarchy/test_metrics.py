@@ -214,17 +214,17 @@ def test_cae_branch_depth_two_and_shallow_nodes(toy_tree):
     y_true = ["Pneumonia", "Effusion", "Lung"]
     y_pred = ["Edema", "Lung", "Effusion"]
     # k=1: Edema/Pneumonia both in Lung (no); Lung vs Pleura (CAE); Pleura vs Lung (CAE)
-    k1 = cae_rate(y_true, y_pred, taxonomy=toy_tree, k=1)
+    k1 = cae_rate(y_true, y_pred, taxonomy=toy_tree, branch_depth=1)
     assert k1.n_cae == 2
     assert k1.rate == pytest.approx(2 / 3)
     # k=2: branches are the leaves; Edema vs Pneumonia is cross-branch; Lung (depth 1 < 2) is never a CAE,
     # neither as a prediction (sample 1) nor as the truth (sample 2)
-    k2 = cae_rate(y_true, y_pred, taxonomy=toy_tree, k=2)
+    k2 = cae_rate(y_true, y_pred, taxonomy=toy_tree, branch_depth=2)
     assert k2.n_cae == 1
     assert k2.rate == pytest.approx(1 / 3)
     assert k2.branches == ["Pneumonia", "Edema", "Effusion"]
     with pytest.raises(InputError, match=r"branch depth k=3 is deeper than taxonomy 'toy_tree'"):
-        cae_rate(y_true, y_pred, taxonomy=toy_tree, k=3)
+        cae_rate(y_true, y_pred, taxonomy=toy_tree, branch_depth=3)
 
 
 def test_cae_in_a_dag_uses_disjoint_branch_sets(toy_dag):
@@ -253,8 +253,12 @@ def test_cae_multi_label_shallow_truth_at_k2(toy_tree):
     # k=2: a truth set with a node shallower than k (Lung) carries no branch to contradict
     y_true = [["Lung", "Effusion"], ["Pneumonia", "Effusion"]]
     y_pred = [["Edema"], ["Edema", "Effusion"]]
-    assert cae_rate(y_true, y_pred, taxonomy=toy_tree, k=2).n_cae == 1  # only sample 1: Edema ∉ {Pneumonia, Effusion}
-    assert cae_rate(y_true, y_pred, taxonomy=toy_tree, k=1).n_cae == 0  # every prediction is in a true branch
+    assert (
+        cae_rate(y_true, y_pred, taxonomy=toy_tree, branch_depth=2).n_cae == 1
+    )  # only sample 1: Edema ∉ {Pneumonia, Effusion}
+    assert (
+        cae_rate(y_true, y_pred, taxonomy=toy_tree, branch_depth=1).n_cae == 0
+    )  # every prediction is in a true branch
 
 
 # --------------------------------------------------------------------------- error breakdown
@@ -332,16 +336,18 @@ def test_hierarchical_distance_at_k(toy_tree):
     scores = np.array([[0.5, 0.3, 0.2], [0.6, 0.3, 0.1]])
     y_true = ["Pneumonia", "Effusion"]
     # k=1: Pneumonia exact (0); Pneumonia vs Effusion: lca root, 2 - 0 = 2 -> 1.0
-    assert hierarchical_distance_at_k(y_true, scores, taxonomy=toy_tree, classes=classes, k=1) == pytest.approx(1.0)
+    assert hierarchical_distance_at_k(y_true, scores, taxonomy=toy_tree, classes=classes, top_k=1) == pytest.approx(1.0)
     # k=2: sample 0 -> Pneumonia 0, Edema 1 (lca Lung); sample 1 -> Pneumonia 2, Edema 2 -> 5/4
-    assert hierarchical_distance_at_k(y_true, scores, taxonomy=toy_tree, classes=classes, k=2) == pytest.approx(1.25)
-    with pytest.raises(InputError, match=r"k must be in \[1, 3\]; got 4"):
-        hierarchical_distance_at_k(y_true, scores, taxonomy=toy_tree, classes=classes, k=4)
+    assert hierarchical_distance_at_k(y_true, scores, taxonomy=toy_tree, classes=classes, top_k=2) == pytest.approx(
+        1.25
+    )
+    with pytest.raises(InputError, match=r"top_k must be in \[1, 3\]; got 4"):
+        hierarchical_distance_at_k(y_true, scores, taxonomy=toy_tree, classes=classes, top_k=4)
     with pytest.raises(InputError, match=r"scores must have shape \(n_samples, 3\) to match classes; got \(2, 2\)"):
         hierarchical_distance_at_k(y_true, scores[:, :2], taxonomy=toy_tree, classes=classes)
     with pytest.raises(InputError, match=r"needs one true label per sample"):
         hierarchical_distance_at_k(
-            [["Pneumonia", "Effusion"], ["Edema"]], scores, taxonomy=toy_tree, classes=classes, k=2
+            [["Pneumonia", "Effusion"], ["Edema"]], scores, taxonomy=toy_tree, classes=classes, top_k=2
         )
 
 

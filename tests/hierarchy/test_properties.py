@@ -177,11 +177,14 @@ def test_metrics_are_invariant_to_sample_order(case, rnd):
         b = hierarchical_precision_recall_fscore(yt2, yp2, taxonomy=tax, average=average)
         assert all(approx(x, y) for x, y in zip((a.hP, a.hR, a.hF), (b.hP, b.hR, b.hF), strict=True))
     for k in depths_to_check(tax):
-        c1, c2 = cae_rate(y_true, y_pred, taxonomy=tax, k=k), cae_rate(yt2, yp2, taxonomy=tax, k=k)
+        c1, c2 = (
+            cae_rate(y_true, y_pred, taxonomy=tax, branch_depth=k),
+            cae_rate(yt2, yp2, taxonomy=tax, branch_depth=k),
+        )
         assert (c1.n_cae, c1.n_errors, c1.confusion) == (c2.n_cae, c2.n_errors, c2.confusion)
         assert (
-            error_breakdown(y_true, y_pred, taxonomy=tax, k=k).counts
-            == error_breakdown(yt2, yp2, taxonomy=tax, k=k).counts
+            error_breakdown(y_true, y_pred, taxonomy=tax, branch_depth=k).counts
+            == error_breakdown(yt2, yp2, taxonomy=tax, branch_depth=k).counts
         )
     assert approx(mean_tree_distance(y_true, y_pred, taxonomy=tax), mean_tree_distance(yt2, yp2, taxonomy=tax))
 
@@ -191,7 +194,7 @@ def test_metrics_are_invariant_to_sample_order(case, rnd):
 def test_cae_rate_is_at_most_the_error_rate(case):
     tax, _, y_true, y_pred = case
     for k in depths_to_check(tax):
-        r = cae_rate(y_true, y_pred, taxonomy=tax, k=k)
+        r = cae_rate(y_true, y_pred, taxonomy=tax, branch_depth=k)
         assert 0 <= r.n_cae <= r.n_errors <= r.n == len(y_true)
         assert r.rate <= r.n_errors / r.n + 1e-12
         assert 0.0 <= r.share <= 1.0
@@ -206,13 +209,13 @@ def test_cae_rate_is_at_most_the_error_rate(case):
 def test_error_breakdown_sums_to_one(case):
     tax, _, y_true, y_pred = case
     for k in depths_to_check(tax):
-        e = error_breakdown(y_true, y_pred, taxonomy=tax, k=k)
+        e = error_breakdown(y_true, y_pred, taxonomy=tax, branch_depth=k)
         assert sum(getattr(e, kind) for kind in KINDS) == pytest.approx(1.0, abs=1e-12)
         assert sum(e.counts.values()) == e.n_items
         assert all(0.0 <= getattr(e, kind) <= 1.0 for kind in KINDS)
         if e.unit == "sample":
             assert e.n_items == len(y_true)
-            assert e.counts["cross_branch"] == cae_rate(y_true, y_pred, taxonomy=tax, k=k).n_cae
+            assert e.counts["cross_branch"] == cae_rate(y_true, y_pred, taxonomy=tax, branch_depth=k).n_cae
 
 
 @SETTINGS
@@ -231,7 +234,7 @@ def test_single_label_cae_and_distance_match_the_oracle(case):
             depth[p] >= k and depth[t] >= k and not branches(p) & branches(t)
             for t, p in zip(y_true, y_pred, strict=True)
         )
-        assert cae_rate(y_true, y_pred, taxonomy=tax, k=k).n_cae == expected
+        assert cae_rate(y_true, y_pred, taxonomy=tax, branch_depth=k).n_cae == expected
     # abstentions (the root) are left out of the distance: they count against coverage
     dist = [oracle_distance(p, t, parents) for t, p in zip(y_true, y_pred, strict=True) if p != tax.root]
     got = mean_tree_distance(y_true, y_pred, taxonomy=tax)

@@ -18,6 +18,7 @@ from medlens._validation import InputError
 from medlens.metrics import (
     CAPTION_KEYS,
     TERM_SETS,
+    CaptionOptions,
     bertscore,
     bleu,
     caption_report,
@@ -34,6 +35,8 @@ from medlens.metrics import (
 )
 from medlens.metrics import _meteor as meteor_mod
 from medlens.metrics._cider import cider_d_scores
+
+NO_MODELS = CaptionOptions(meteor=None, bertscore=None)  # lexical metrics only: no WordNet, no model
 
 # --------------------------------------------------------------------------------------------------- inputs
 
@@ -78,12 +81,12 @@ def test_pandas_and_numpy_inputs_are_accepted():
 
 def test_caption_report_names_the_id_of_an_empty_caption():
     with pytest.raises(InputError, match=r"index 1 \(id 'nova-0042'\) is empty"):
-        caption_report(["a", "b"], ["a", " "], ids=["nova-0001", "nova-0042"], bertscore_model=None)
+        caption_report(["a", "b"], ["a", " "], ids=["nova-0001", "nova-0042"], options=CaptionOptions(bertscore=None))
 
 
 def test_caption_report_checks_groups_length():
     with pytest.raises(InputError, match="groups must have one label per sample"):
-        caption_report(["a"], ["a"], groups=["x", "y"], bertscore_model=None, meteor_wordnet=False)
+        caption_report(["a"], ["a"], groups=["x", "y"], options=NO_MODELS)
 
 
 # --------------------------------------------------------------------------------------------------- tokeniser
@@ -358,7 +361,7 @@ def test_meteor_skip_reason_names_a_bad_medlens_wordnet_folder(no_wordnet, monke
 
 
 def test_caption_report_records_the_meteor_skip(no_wordnet):
-    rep = caption_report(["a lesion"], ["a lesion"], bertscore_model=None)
+    rep = caption_report(["a lesion"], ["a lesion"], options=CaptionOptions(bertscore=None))
     assert rep.scores["meteor"] is None
     assert np.isnan(rep.per_sample["meteor"]).all()
     assert rep.skipped["meteor"].startswith("METEOR skipped: WordNet not found")
@@ -476,9 +479,7 @@ def test_caption_report_keys_groups_and_exports():
         "coronal T2 image: atrophy",
     ]
     groups = ["tumour", "other", "other", "tumour"]
-    rep = caption_report(
-        refs, cands, ids=["c1", "c2", "c3", "c4"], groups=groups, bertscore_model=None, meteor_wordnet=False
-    )
+    rep = caption_report(refs, cands, ids=["c1", "c2", "c3", "c4"], groups=groups, options=NO_MODELS)
     assert tuple(rep.scores) == CAPTION_KEYS
     assert tuple(rep.per_sample) == CAPTION_KEYS
     assert all(len(v) == 4 for v in rep.per_sample.values())
@@ -511,7 +512,7 @@ def test_caption_report_keys_groups_and_exports():
 def test_caption_report_with_bertscore(minilm):
     pytest.importorskip("sacrebleu")
     pytest.importorskip("rouge_score")
-    rep = caption_report(["a cyst", "a mass"], ["a cyst", "a tumour"], meteor_wordnet=False)
+    rep = caption_report(["a cyst", "a mass"], ["a cyst", "a tumour"], options=CaptionOptions(meteor=None))
     assert rep.scores["bertscore_f1"] == pytest.approx(rep.per_sample["bertscore_f1"].mean())
     assert rep.per_sample["bertscore_f1"][0] == pytest.approx(1.0, abs=1e-6)
     assert rep.settings["bertscore_f1"]["model"] == "sentence-transformers/all-MiniLM-L6-v2"

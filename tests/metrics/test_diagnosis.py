@@ -246,8 +246,8 @@ def test_entropy_and_coverage_by_hand():
     assert label_entropy(["a", "a", "b", "c"], base=math.e) == pytest.approx(1.5 * math.log(2))
     assert label_entropy(["x"] * 7) == 0.0
     assert math.isnan(label_entropy([]))
-    assert label_coverage(["a", "a"], ["a", "b", "c", "d"]) == 0.25
-    assert label_coverage(["a", "b", "e"], ["a", "b"]) == 1.5
+    assert label_coverage(["a", "b", "c", "d"], ["a", "a"]) == 0.25
+    assert label_coverage(["a", "b"], ["a", "b", "e"]) == 1.5
 
 
 # ============================================================================================= the report
@@ -260,7 +260,7 @@ def test_top_k_by_hand():
         [],  # no answer: a miss
     ]
     golds = ["Vestibular schwannoma"] * 3 + ["glioblastoma", "arachnoid cyst"]
-    rep = diagnosis_report(preds, golds, ids=list("vwxyz"))
+    rep = diagnosis_report(golds, preds, ids=list("vwxyz"))
     assert rep.scores["top1"] == 2 / 5
     assert rep.scores["top5"] == 3 / 5
     assert rep.first_hit == [1, 5, None, 1, None]
@@ -286,8 +286,8 @@ def test_top_k_by_hand():
     }
 
 
-def test_report_with_a_judge_object_and_other_k():
-    rep = diagnosis_report([["x", "y", "z"]], ["anything"], judge=YesJudge(), k=(1, 3))
+def test_report_with_a_judge_object_and_other_top_k():
+    rep = diagnosis_report(["anything"], [["x", "y", "z"]], judge=YesJudge(), top_k=(1, 3))
     assert rep.scores == {
         "top1": 1.0,
         "top1_macro": 1.0,
@@ -310,4 +310,4 @@ def test_report_with_a_judge_object_and_other_k():
 )
 def test_report_input_errors(preds, golds, message):
     with pytest.raises(InputError, match=message):
-        diagnosis_report(preds, golds)
+        diagnosis_report(golds, preds)

@@ -18,7 +18,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medlens.metrics import bertscore, bleu, bleu_from_stats, caption_report, cider_d, rouge_l, tokenize_caption
+from medlens.metrics import (
+    CaptionOptions,
+    bertscore,
+    bleu,
+    bleu_from_stats,
+    caption_report,
+    cider_d,
+    rouge_l,
+    tokenize_caption,
+)
 from medlens.metrics._cider import cider_d_scores
 
 pytestmark = pytest.mark.reference
@@ -86,7 +95,7 @@ def test_group_bleu_in_caption_report_equals_sacrebleu_on_the_group():
     refs, cands = random_captions(11, 20, max_refs=1)
     refs = [r if isinstance(r, str) else r[0] for r in refs]
     groups = ["g1" if i % 3 else "g2" for i in range(20)]
-    rep = caption_report(refs, cands, groups=groups, bertscore_model=None, meteor_wordnet=False)
+    rep = caption_report(refs, cands, groups=groups, options=CaptionOptions(meteor=None, bertscore=None))
     for g in ("g1", "g2"):
         idx = [i for i in range(20) if groups[i] == g]
         peer = sacrebleu.corpus_bleu([cands[i] for i in idx], [[refs[i] for i in idx]])

@@ -19,9 +19,9 @@ def index(corpus):
 
 def test_three_retrievers(index):
     q = "cerebellar vermis hypoplasia with a molar tooth sign"
-    bm = index.search(q, k=6, retriever="bm25")
-    dn = index.search(q, k=6, retriever="dense")
-    fu = index.search(q, k=6)
+    bm = index.search(q, top_k=6, retriever="bm25")
+    dn = index.search(q, top_k=6, retriever="dense")
+    fu = index.search(q, top_k=6)
     assert bm[0].id == "joubert"
     assert fu[0].id == "joubert"
     assert [h.rank for h in fu] == list(range(1, len(fu) + 1))
@@ -37,16 +37,16 @@ def test_three_retrievers(index):
 def test_search_arguments_are_checked(index):
     with pytest.raises(InputError, match="retriever"):
         index.search("x", retriever="hybrid")
-    with pytest.raises(InputError, match="k must be an integer >= 1"):
-        index.search("x", k=0)
+    with pytest.raises(InputError, match="top_k must be an integer >= 1"):
+        index.search("x", top_k=0)
     with pytest.raises(InputError, match="empty"):
         index.search("   ")
 
 
 def test_query_vector_skips_encoding(index):
     vec = index.embedder.embed(["ataxia"])[0]
-    assert [h.id for h in index.search("ataxia", k=3, retriever="dense", query_vector=vec)] == [
-        h.id for h in index.search("ataxia", k=3, retriever="dense")
+    assert [h.id for h in index.search("ataxia", top_k=3, retriever="dense", query_vector=vec)] == [
+        h.id for h in index.search("ataxia", top_k=3, retriever="dense")
     ]
 
 
@@ -63,8 +63,8 @@ def test_save_load_round_trip(tmp_path, index):
     assert {"medlens", "numpy", "bm25s"} <= set(m["versions"])
     again = load_index(out)
     for r in ("fused", "bm25", "dense"):
-        a = [(h.id, round(h.score, 6)) for h in index.search("seizures and cortical tubers", k=4, retriever=r)]
-        b = [(h.id, round(h.score, 6)) for h in again.search("seizures and cortical tubers", k=4, retriever=r)]
+        a = [(h.id, round(h.score, 6)) for h in index.search("seizures and cortical tubers", top_k=4, retriever=r)]
+        b = [(h.id, round(h.score, 6)) for h in again.search("seizures and cortical tubers", top_k=4, retriever=r)]
         assert a == b
 
 
@@ -74,10 +74,10 @@ def test_faiss_index_round_trip(tmp_path, corpus):
     idx.save(tmp_path / "f")
     assert (tmp_path / "f" / "dense.faiss").is_file()
     again = load_index(tmp_path / "f")
-    assert [h.id for h in again.search("aortic root", k=3)] == [h.id for h in idx.search("aortic root", k=3)]
+    assert [h.id for h in again.search("aortic root", top_k=3)] == [h.id for h in idx.search("aortic root", top_k=3)]
     num = RetrievalIndex.build(corpus, embedder=HashingEmbedder(64))
-    fa = again.search("aortic root", k=6, retriever="dense")
-    nu = num.search("aortic root", k=6, retriever="dense")
+    fa = again.search("aortic root", top_k=6, retriever="dense")
+    nu = num.search("aortic root", top_k=6, retriever="dense")
     assert fa[0].id == nu[0].id == "marfan"  # lower scores tie at 0 (no shared word), in either order
     np.testing.assert_allclose([h.score for h in fa], [h.score for h in nu], atol=1e-6)
 
@@ -144,7 +144,7 @@ def test_embeddings_are_cached_by_corpus_and_model(corpus, counting_embedder):
 def test_chunked_index_reports_parents(corpus):
     idx = RetrievalIndex.build(corpus, embedder=HashingEmbedder(64), chunking={"size": 6, "overlap": 2})
     assert len(idx) > len(corpus)
-    hits = idx.search("hypomelanotic macules", k=3, retriever="bm25")
+    hits = idx.search("hypomelanotic macules", top_k=3, retriever="bm25")
     assert hits[0].parent == "tsc"
     assert hits[0].id.startswith("tsc#")
     assert hits[0].to_dict()["parent"] == "tsc"
@@ -168,7 +168,7 @@ def test_clause_mode_scores_by_maxsim_by_hand(corpus, tmp_path):
     assert idx.dense_mode == "clauses"
     assert idx.manifest["embedding"]["mode"] == "clauses"
     q = "hypotonia, ataxia and a molar tooth sign"
-    hits = idx.search(q, k=6, retriever="dense")
+    hits = idx.search(q, top_k=6, retriever="dense")
     qv = emb.embed(split_clauses(q))
     expect = {}
     for d in corpus:
@@ -181,8 +181,8 @@ def test_clause_mode_scores_by_maxsim_by_hand(corpus, tmp_path):
     n_unique = len({c for d in corpus for c in split_clauses(d.text)})
     assert idx.manifest["embedding"]["n_texts"] == n_unique
     again = load_index(idx.save(tmp_path / "c"))
-    assert [(h.id, round(h.score, 5)) for h in again.search(q, k=6)] == [
-        (h.id, round(h.score, 5)) for h in idx.search(q, k=6)
+    assert [(h.id, round(h.score, 5)) for h in again.search(q, top_k=6)] == [
+        (h.id, round(h.score, 5)) for h in idx.search(q, top_k=6)
     ]
 
 
@@ -191,13 +191,13 @@ def test_clause_mode_numpy_and_faiss_flat_agree(corpus, tmp_path):
     a = RetrievalIndex.build(corpus, embedder=HashingEmbedder(128), dense_mode="clauses")
     b = RetrievalIndex.build(corpus, embedder=HashingEmbedder(128), dense_mode="clauses", dense="faiss:Flat")
     for q in ("cerebellar vermis hypoplasia", "seizures and cortical tubers", "aortic root, tall stature"):
-        ha, hb = a.search(q, k=3, retriever="dense"), b.search(q, k=3, retriever="dense")
+        ha, hb = a.search(q, top_k=3, retriever="dense"), b.search(q, top_k=3, retriever="dense")
         assert [h.id for h in ha] == [h.id for h in hb]
         np.testing.assert_allclose([h.score for h in ha], [h.score for h in hb], atol=1e-5)
     again = load_index(b.save(tmp_path / "f"))
     assert (tmp_path / "f" / "clauses.npz").is_file()
     assert (tmp_path / "f" / "dense.faiss").is_file()
-    assert [h.id for h in again.search("tubers", k=2)] == [h.id for h in b.search("tubers", k=2)]
+    assert [h.id for h in again.search("tubers", top_k=2)] == [h.id for h in b.search("tubers", top_k=2)]
 
 
 def test_unwritable_cache_does_not_fail_the_build(corpus, tmp_path, monkeypatch):

@@ -158,12 +158,12 @@ def test_ontology_and_hybrid_retrievers_on_a_toy_index(matcher, model):
     with pytest.raises(InputError, match="need an index of the built-in hpo corpus"):
         idx.search("focal seizures", retriever="ontology")
     idx.phenotypes = OntologyRanker(matcher, model, np.array([0, 1, 2]))
-    hits = idx.search("A boy with focal seizures and no short stature.", k=4, retriever="ontology")
+    hits = idx.search("A boy with focal seizures and no short stature.", top_k=4, retriever="ontology")
     # d2 has only the parent "Seizure" (no credit for a more specific query term) and the negated finding: < 0
     assert [h.id for h in hits] == ["d1"]
     assert hits[0].score == pytest.approx(model.scores(["FS"], ["B"])[0])
-    assert idx.search("nothing recognisable here", k=3, retriever="ontology") == []
-    hy = idx.search("focal seizures", k=3, retriever="hybrid")
+    assert idx.search("nothing recognisable here", top_k=3, retriever="ontology") == []
+    hy = idx.search("focal seizures", top_k=3, retriever="hybrid")
     assert hy[0].id == "d1"
     assert set(hy[0].ranks) == {"bm25", "dense", "ontology"}
     assert hy[0].ranks["ontology"] == 1

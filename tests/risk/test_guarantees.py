@@ -36,7 +36,7 @@ def pools(synthetic):
         s, y = synthetic(tax, POOL, np.random.default_rng(20240501), signal=2.0, noise=1.0)
         enc = encode_labels(y, tax)
         for rule in ("climb", "multilabel"):
-            out[name, rule] = (s, y, loss_curve(s, enc, rule=rule, k=1).cae_critical)
+            out[name, rule] = (s, y, loss_curve(s, enc, rule=rule, branch_depth=1).cae_critical)
     return out
 
 
@@ -100,4 +100,4 @@ def test_fast_test_risk_equals_evaluated_predictions(pools):
     th = RiskConstrainedThresholder(tax, alpha=0.05).fit(s[:N_CAL], y[:N_CAL])
     test = slice(N_CAL, N_CAL + N_TEST)
     fast = LossCurve(crit[test], crit[test]).risk(np.array([th.lambda_]))[0]
-    assert fast == pytest.approx(cae_rate(y[test], th.predict(s[test]), taxonomy=tax, k=1).rate)
+    assert fast == pytest.approx(cae_rate(y[test], th.predict(s[test]), taxonomy=tax, branch_depth=1).rate)

@@ -233,7 +233,7 @@ def test_loss_curve_equals_brute_force(tax_name, rule, k, truth, kind):
     rng = np.random.default_rng([k, len(tax_name), len(rule), len(truth), len(kind)])
     tax = _random_tree(rng) if tax_name == "random_tree" else load_taxonomy(tax_name)
     s, labels, y = _problem(tax, kind, truth, rng, k=k)
-    curve = loss_curve(s, y, rule=rule, k=k)
+    curve = loss_curve(s, y, rule=rule, branch_depth=k)
     cae, cov = _brute_matrix(tax, rule, k, s, labels, y)
     np.testing.assert_array_equal(LAMBDAS[None, :] <= curve.cae_critical[:, None], cae)
     np.testing.assert_array_equal(LAMBDAS[None, :] <= curve.cover_critical[:, None], cov)
@@ -264,11 +264,11 @@ def test_loss_curve_in_dag_with_cross_branch_parents(seed):
         for truth in ("single", "multi"):
             s, labels, y = _problem(tax, "uniform", truth, rng, k=k)
             cae, _ = _brute_matrix(tax, "multilabel", k, s, labels, y)
-            curve = loss_curve(s, y, rule="multilabel", k=k)
+            curve = loss_curve(s, y, rule="multilabel", branch_depth=k)
             envelope = np.maximum.accumulate(cae[:, ::-1], axis=1)[:, ::-1]  # 1 if CAE at any λ' >= λ
             np.testing.assert_array_equal(LAMBDAS[None, :] <= curve.cae_critical[:, None], envelope)
             cae, cov = _brute_matrix(tax, "climb", k, s, labels, y)
-            curve = loss_curve(s, y, rule="climb", k=k)
+            curve = loss_curve(s, y, rule="climb", branch_depth=k)
             envelope = np.maximum.accumulate(cae[:, ::-1], axis=1)[:, ::-1]  # 1 if CAE at any λ' >= λ
             np.testing.assert_array_equal(LAMBDAS[None, :] <= curve.cae_critical[:, None], envelope)
             np.testing.assert_array_equal(LAMBDAS[None, :] <= curve.cover_critical[:, None], cov)
@@ -280,12 +280,12 @@ def test_loss_curve_with_crossing_parents_by_hand():
     y = encode_labels(["b1"], tax)
     # path x (0.5, shares branch B: not a CAE) -> A (0.6, CAE) -> root
     s = _scores(tax, [{"A": 0.6, "B": 0.3, "x": 0.5, "a1": 0.2, "b1": 0.1}])
-    assert loss_curve(s, y, rule="climb", k=1).cae_critical.tolist() == [0.6]  # CAE for λ in (0.5, 0.6]
+    assert loss_curve(s, y, rule="climb", branch_depth=1).cae_critical.tolist() == [0.6]  # CAE for λ in (0.5, 0.6]
     # same, but A scores below x: A is never the accepted node, so no λ gives a CAE
     s = _scores(tax, [{"A": 0.45, "B": 0.3, "x": 0.5, "a1": 0.2, "b1": 0.1}])
     assert [tax.nodes[i] for i in climb_predict(s, tax, 0.45)] == ["x"]
     assert [tax.nodes[i] for i in climb_predict(s, tax, 0.51)] == ["root"]
-    assert loss_curve(s, y, rule="climb", k=1).risk(np.linspace(0, 1, 101)).max() == 0.0
+    assert loss_curve(s, y, rule="climb", branch_depth=1).risk(np.linspace(0, 1, 101)).max() == 0.0
 
 
 def test_loss_curve_risk_is_nonincreasing(synthetic):
@@ -293,7 +293,7 @@ def test_loss_curve_risk_is_nonincreasing(synthetic):
     s, y = synthetic(tax, 500, np.random.default_rng(0))
     grid = np.linspace(0, 1, 201)
     for rule in ("climb", "multilabel"):
-        c = loss_curve(s, encode_labels(y, tax), rule=rule, k=1)
+        c = loss_curve(s, encode_labels(y, tax), rule=rule, branch_depth=1)
         assert np.all(np.diff(c.risk(grid)) <= 0)
         assert np.all(np.diff(c.coverage(grid)) <= 0)
 
@@ -316,7 +316,7 @@ def _hand_case(toy_tree):
 
 def test_hand_case_critical_values(toy_tree):
     s, truth = _hand_case(toy_tree)
-    c = loss_curve(s, encode_labels(truth, toy_tree), rule="climb", k=1)
+    c = loss_curve(s, encode_labels(truth, toy_tree), rule="climb", branch_depth=1)
     assert sorted(c.cae_critical[np.isfinite(c.cae_critical)].tolist()) == list(CRITICAL)
     assert np.isneginf(c.cae_critical).sum() == 15
 
@@ -348,7 +348,7 @@ def test_methods_choose_the_formula_lambda(toy_tree, method, alpha, expected):
     s, truth = _hand_case(toy_tree)
     th = RiskConstrainedThresholder(toy_tree, alpha=alpha, delta=0.1, method=method, grid=101).fit(s, truth)
     grid = np.linspace(0, 1, 101)
-    risk = loss_curve(s, encode_labels(truth, toy_tree), rule="climb", k=1).risk(grid)
+    risk = loss_curve(s, encode_labels(truth, toy_tree), rule="climb", branch_depth=1).risk(grid)
     assert th.lambda_ == pytest.approx(expected)
     assert th.lambda_ == pytest.approx(_reference_choice(method, risk, grid, 19, alpha, 0.1))
     rep = th.report()
@@ -461,7 +461,7 @@ def test_to_dict_from_dict_load_round_trip(tmp_path, synthetic, toy_tree, rule, 
     back = RiskConstrainedThresholder.from_dict(json.loads(text))
     assert back.taxonomy == tax
     assert back.rule == rule
-    assert back.k == 1
+    assert back.branch_depth == 1
     assert back.method == "ltt"
     assert back.predict(test) == th.predict(test)
     path = tmp_path / "THRESHOLDS.json"
@@ -539,8 +539,8 @@ def test_unfitted_predict(toy_tree):
         ({"alpha": 1.5}, r"'alpha'"),
         ({"delta": 1.0}, r"'delta'"),
         ({"p_value": "bonferroni"}, r"'p_value'"),
-        ({"k": 3}, r"branch depth k=3 is deeper than taxonomy 'toy_tree' \(height 2\)"),
-        ({"k": 0}, r"integer >= 1"),
+        ({"branch_depth": 3}, r"branch depth k=3 is deeper than taxonomy 'toy_tree' \(height 2\)"),
+        ({"branch_depth": 0}, r"integer >= 1"),
         ({"grid": 1}, r"at least 2 points"),
         ({"grid": [0.5, 0.5]}, r"at least 2 distinct"),
     ],
@@ -577,7 +577,7 @@ def test_report_agrees_with_hierarchy_metrics(synthetic, tax_name, rule):
     s, y = synthetic(tax, 400, np.random.default_rng(5))
     th = RiskConstrainedThresholder(tax, rule=rule, alpha=0.08).fit(s, y)
     rep = th.report()
-    ev = evaluate(list(y), th.predict(s), taxonomy=tax, k=1)
+    ev = evaluate(list(y), th.predict(s), taxonomy=tax, branch_depth=1)
     assert rep.calibration_risk == pytest.approx(ev.cae_rate)
     assert rep.coverage == pytest.approx(ev.coverage)
     assert rep.hF == pytest.approx(ev.hF)

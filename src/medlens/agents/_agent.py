@@ -4,7 +4,7 @@ One case (``{id, clinical_history, caption}``, NOVA's text setting) goes through
 
 - ``"agent"``: (1) the *initial doctor* lists key findings and up to ``n_hypotheses`` hypotheses; (2) the
   queries are the case summary (history + caption) plus one per hypothesis (its name and the first key
-  findings); (3) each query retrieves ``k`` units (the leakage guard drops copies of the case first), the
+  findings); (3) each query retrieves ``top_k`` units (the leakage guard drops copies of the case first), the
   rankings are fused by reciprocal rank fusion across queries (deduplicated by unit id) and the best
   ``max_passages`` kept; (4) the *evidence reasoner* cites, per hypothesis, supporting and refuting passages
   and may revise the hypotheses, whose new names are searched in the next round (``rounds``, 1 to 3); (5) the
@@ -81,7 +81,7 @@ class AgentConfig:
     ----------
     rounds : int
         Retrieval + evidence rounds, 1 (default) to 3; a round without new hypotheses ends the loop early.
-    k : int
+    top_k : int
         Units retrieved per query (after the leakage guard).
     max_passages : int
         Passages kept after fusing all queries' rankings (reciprocal rank fusion, constant ``rrf_k``).
@@ -103,7 +103,7 @@ class AgentConfig:
     """
 
     rounds: int = 1
-    k: int = 5
+    top_k: int = 5
     max_passages: int = 20
     n_hypotheses: int = 5
     n_differentials: int = 4
@@ -119,7 +119,7 @@ class AgentConfig:
 
     def check(self) -> AgentConfig:
         """Validate the settings; returns ``self``."""
-        ints = {"rounds": (1, 3), "k": (1, 100), "max_passages": (1, 200), "n_hypotheses": (1, 20)}
+        ints = {"rounds": (1, 3), "top_k": (1, 100), "max_passages": (1, 200), "n_hypotheses": (1, 20)}
         ints |= {"n_differentials": (0, 20), "passage_chars": (50, 100_000), "ranker_depth": (1, 10_000)}
         for name, (lo, hi) in ints.items():
             v = getattr(self, name)
@@ -257,7 +257,7 @@ class RadarAgent:
         if self.index is None:
             raise InputError("the retrieval-only ranker needs an index.")
         cfg = self.config
-        hits = self.index.search(case_query(case), k=cfg.ranker_depth, retriever=cfg.retriever)
+        hits = self.index.search(case_query(case), top_k=cfg.ranker_depth, retriever=cfg.retriever)
         drops: list[dict[str, Any]] = []
         if self.guard is not None:
             hits, drops = self.guard.filter(case, hits, index=self.index)
@@ -335,14 +335,14 @@ class RadarAgent:
 
     def _retrieve(self, case: dict[str, Any], queries: list[str]) -> tuple[list[list[Any]], list[dict[str, Any]]]:
         cfg = self.config
-        depth = cfg.k * 3 if self.guard is not None else cfg.k
-        found = self.index.search_many(queries, k=depth, retriever=cfg.retriever)
+        depth = cfg.top_k * 3 if self.guard is not None else cfg.top_k
+        found = self.index.search_many(queries, top_k=depth, retriever=cfg.retriever)
         per_query, drops = [], []
         for hits in found:
             if self.guard is not None:
                 hits, dropped = self.guard.filter(case, hits, index=self.index)
                 drops += dropped
-            per_query.append(hits[: cfg.k])
+            per_query.append(hits[: cfg.top_k])
         return per_query, merge_leakage(drops)
 
     def _llm(self, case: dict[str, Any], *, retrieval: bool) -> dict[str, Any]:

@@ -184,7 +184,7 @@ def run_radar_nova(
 
     def score(results: list[dict[str, Any]]) -> dict[str, Any]:
         rep = diagnosis_report(
-            [_names(r) for r in results], golds, judge=judge, judge_options=judge_options, ids=ids, cache=judge_cache
+            golds, [_names(r) for r in results], judge=judge, judge_options=judge_options, ids=ids, cache=judge_cache
         )
         return rep.to_dict(per_sample=details)
 

@@ -55,7 +55,7 @@ def encode(
     images: Path | None = typer.Option(None, "--images", help="Folder of images (ids = paths relative to it)."),
     texts: Path | None = typer.Option(None, "--texts", help=".txt (one text per line) or .csv/.jsonl with id,text."),
     out: Path = typer.Option(..., "--out", help="FEATS.npy to write (float32, n x dim) with FEATS.ids.txt beside it."),
-    batch: int = typer.Option(32, "--batch", help="Batch size."),
+    batch_size: int = typer.Option(32, "--batch-size", max=65536, help="Batch size."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 | float16 (float16 needs CUDA)."),
     no_normalize: bool = typer.Option(False, "--no-normalize", help="Keep the raw feature lengths (no L2 norm)."),
@@ -74,7 +74,7 @@ def encode(
 
     if (images is None) == (texts is None):
         raise InputError("give exactly one of --images DIR or --texts FILE.")
-    check_interval(batch, name="batch", low=1, closed="left")
+    check_interval(batch_size, name="--batch-size", low=1, closed="left")
     if out.suffix != ".npy":
         raise InputError(f"{out}: features are written as .npy (with a .ids.txt beside it); use --out NAME.npy.")
     if texts is not None:
@@ -89,9 +89,9 @@ def encode(
     t1 = time.perf_counter()
     progress = progress_enabled(as_json)
     if modality == "text":
-        feats = enc.encode_texts(items, batch_size=batch, progress=progress)
+        feats = enc.encode_texts(items, batch_size=batch_size, progress=progress)
     else:
-        feats = enc.encode_images(items, batch_size=batch, progress=progress)
+        feats = enc.encode_images(items, batch_size=batch_size, progress=progress)
     t2 = time.perf_counter()
     npy, ids_path = write_features(out, ids, feats)
     cfg = enc.config
@@ -106,7 +106,7 @@ def encode(
         "revision": getattr(enc, "revision", None),
         "device": getattr(enc, "device", device),
         "dtype": dtype,
-        "batch": batch,
+        "batch_size": batch_size,
         "normalized": cfg.normalized,
         "timing": {
             "load_s": round(t1 - t0, 4),
@@ -118,7 +118,7 @@ def encode(
         config = {
             "encoder": encoder,
             "modality": modality,
-            "batch": batch,
+            "batch_size": batch_size,
             "device": device,
             "dtype": dtype,
             "normalize": not no_normalize,

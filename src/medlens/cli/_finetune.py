@@ -22,7 +22,7 @@ def finetune(
     epochs: int = typer.Option(5, "--epochs", help="Training epochs."),
     out: Path = typer.Option(..., "--out", help="Run folder: checkpoint.pt, history.json, model.pt, finetune.json."),
     mode: str = typer.Option("last-block", "--mode", help="head | last-block | lora | full."),
-    batch: int = typer.Option(32, "--batch", help="Batch size."),
+    batch_size: int = typer.Option(32, "--batch-size", max=65536, help="Batch size."),
     lr: float = typer.Option(5e-5, "--lr", help="Learning rate of the encoder parameters."),
     head_lr: float = typer.Option(1e-3, "--head-lr", help="Learning rate of the projection heads."),
     max_length: int = typer.Option(128, "--max-length", help="Truncate texts to this many tokens."),
@@ -58,10 +58,10 @@ def finetune(
         loss=LossConfig(name=loss, hxe_alpha=hxe_alpha, soft_beta=soft_beta),
         mode=mode,
         epochs=epochs,
-        batch_size=batch,
+        batch_size=batch_size,
         lr=lr,
         head_lr=head_lr,
-        k=branch_depth,
+        branch_depth=branch_depth,
         seed=seed,
     )
     table = read_training_table(data, tax)
@@ -123,7 +123,7 @@ def score(
     texts: Path | None = typer.Option(None, "--texts", help="A .txt (one per line) or .csv/.jsonl with id,text."),
     images: Path | None = typer.Option(None, "--images", help="A folder of images (ids = relative paths)."),
     out: Path = typer.Option(..., "--out", help="Scores CSV (id + one probability column per node)."),
-    batch: int = typer.Option(64, "--batch", help="Batch size."),
+    batch_size: int = typer.Option(64, "--batch-size", max=65536, help="Batch size."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
@@ -144,7 +144,7 @@ def score(
         ids, inputs = read_texts(texts)
     else:
         ids, inputs = list_images(images)
-    probs = fm.predict_proba(inputs, batch_size=batch, progress=progress_enabled(as_json))
+    probs = fm.predict_proba(inputs, batch_size=batch_size, progress=progress_enabled(as_json))
     write_score_table(out, ids, list(fm.taxonomy.nodes[1:]), probs[:, 1:])
     summary = {"out": str(out), "n": len(ids), "nodes": len(fm.taxonomy) - 1, "probability": fm.probability}
     if as_json:
@@ -153,7 +153,7 @@ def score(
                 summary,
                 provenance(
                     command="hier score",
-                    config={"model": str(model_path), "batch": batch},
+                    config={"model": str(model_path), "batch_size": batch_size},
                     inputs={"texts": texts} if texts is not None else {},
                     taxonomy=fm.taxonomy,
                     models={"encoder": fm.encoder.model_id, "finetuned": str(model_path)},

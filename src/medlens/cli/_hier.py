@@ -53,7 +53,7 @@ def _evaluate_payload(
         t.labels,
         p.labels.subset(order),
         taxonomy=tax,
-        k=branch_depth,
+        branch_depth=branch_depth,
         average=average,
         beta=beta,
         node_scores=node_scores,
@@ -154,7 +154,7 @@ def calibrate_cmd(
     order = align_ids(t.ids, st.ids, ref_name=str(truth), other_name=str(scores))
     rule = rule or ("multilabel" if t.multilabel else "climb")
     th = RiskConstrainedThresholder(
-        tax, rule=rule, alpha=alpha, delta=delta, method=method, k=branch_depth, grid=grid, p_value=p_value
+        tax, rule=rule, alpha=alpha, delta=delta, method=method, branch_depth=branch_depth, grid=grid, p_value=p_value
     ).fit(st.scores[order], t.labels)
     config = {
         "taxonomy": tax.name,
@@ -305,7 +305,7 @@ def zeroshot_cmd(
     calibration_truth: Path | None = typer.Option(
         None, "--calibration-truth", help="platt: truth CSV of some inputs (ids must be among the inputs)."
     ),
-    batch: int = typer.Option(32, "--batch", help="Inputs per encoder batch."),
+    batch_size: int = typer.Option(32, "--batch-size", max=65536, help="Inputs per encoder batch."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary (also written to SCORES.meta.json)."),
 ) -> None:
@@ -334,7 +334,7 @@ def zeroshot_cmd(
         check_option(internal, INTERNAL_RULES, name="--internal")
     if prompt_source is not None:
         check_option(prompt_source, PROMPT_SOURCES, name="--prompt-source")
-    check_interval(batch, name="--batch", low=1)
+    check_interval(batch_size, name="--batch-size", low=1)
     tax = load_taxonomy(taxonomy)
     kind, in_path, ids, items = _zeroshot_inputs(images, texts)
     if method == "platt" and calibration_truth is None:
@@ -357,7 +357,7 @@ def zeroshot_cmd(
         method=method,
         temperature=temperature,
         bias=bias,
-        batch_size=batch,
+        batch_size=batch_size,
         progress=progress_enabled(as_json),
     )
     sim = scorer.similarity_texts(items) if kind == "texts" else scorer.similarity_images(items)

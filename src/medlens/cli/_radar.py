@@ -108,7 +108,7 @@ def diagnose(
         False, "--no-retrieval", help="The no-retrieval baseline: the agent's prompts with retrieval off."
     ),
     rounds: int = typer.Option(1, "--rounds", help="Retrieval + evidence rounds (1 to 3)."),
-    k: int = typer.Option(5, "--k", help="Passages retrieved per query."),
+    top_k: int = typer.Option(5, "--top-k", help="Passages retrieved per query."),
     max_passages: int = typer.Option(20, "--max-passages", help="Passages kept after fusing all queries."),
     retriever: str = typer.Option("fused", "--retriever", help="fused (BM25 + dense), bm25 or dense."),
     leakage: str = typer.Option("auto", "--leakage", help=LEAKAGE_HELP),
@@ -162,7 +162,7 @@ def diagnose(
     )
     cfg = _config(
         rounds=rounds,
-        k=k,
+        top_k=top_k,
         max_passages=max_passages,
         retriever=retriever,
         seed=seed,
@@ -224,7 +224,7 @@ def nova_bench(
     synonyms: Path = typer.Option(None, "--synonyms", help="exact_synonym: a synonym table (JSON)."),
     embedding_threshold: float = typer.Option(None, "--embedding-threshold", help="embedding: threshold (0.8)."),
     rounds: int = typer.Option(1, "--rounds", help="Retrieval + evidence rounds (1 to 3)."),
-    k: int = typer.Option(5, "--k", help="Passages retrieved per query."),
+    top_k: int = typer.Option(5, "--top-k", help="Passages retrieved per query."),
     max_passages: int = typer.Option(20, "--max-passages", help="Passages kept after fusing all queries."),
     retriever: str = typer.Option("fused", "--retriever", help="fused (BM25 + dense), bm25 or dense."),
     leakage: str = typer.Option("on", "--leakage", help="Leakage guard: on (default) or off."),
@@ -268,7 +268,7 @@ def nova_bench(
     ds = _load(data, "auto", None, False, strict=not allow_problems)
     idx = load_index(index)
     guard = _guard(leakage, idx.manifest["corpus"]["name"], leakage_cosine, block_url, block_case_id)
-    cfg = _config(rounds=rounds, k=k, max_passages=max_passages, retriever=retriever, seed=seed, leakage=guard)
+    cfg = _config(rounds=rounds, top_k=top_k, max_passages=max_passages, retriever=retriever, seed=seed, leakage=guard)
     cache = None
     if not no_cache:
         from medlens.metrics import JudgeCache

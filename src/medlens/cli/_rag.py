@@ -190,15 +190,15 @@ def _index_prov(idx: Any) -> dict[str, Any]:
 def search_cmd(
     index: Path = typer.Option(..., "--index", help="Index folder written by 'medlens rag index'."),
     query: str = typer.Option(..., "--query", help="Text to search for."),
-    k: int = typer.Option(5, "--k", help="Number of hits."),
+    top_k: int = typer.Option(5, "--top-k", help="Number of hits."),
     retriever: str = typer.Option("fused", "--retriever", help=RETRIEVER_HELP),
     as_json: bool = typer.Option(False, "--json", help='Print {"hits": [{"id", "score", "title", ...}]} as JSON.'),
 ) -> None:
-    """Search an index and print the top-k hits.
+    """Search an index and print the best --top-k hits.
 
     Examples:
 
-      medlens rag search --index runs/hpo-index --query "cerebellar vermis hypoplasia, molar tooth sign" --k 5
+      medlens rag search --index runs/hpo-index --query "cerebellar vermis hypoplasia, molar tooth sign" --top-k 5
 
       medlens rag search --index runs/hpo-index --query "hypotonia and seizures" --retriever bm25 --json
     """
@@ -207,18 +207,20 @@ def search_cmd(
     from medlens.retrieval import RETRIEVERS, load_index
 
     check_option(retriever, RETRIEVERS, name="retriever")
-    if k < 1:
-        raise InputError(f"--k must be >= 1; got {k}.")
+    if top_k < 1:
+        raise InputError(f"--top-k must be >= 1; got {top_k}.")
     idx = load_index(index)
-    hits = idx.search(query, k=k, retriever=retriever)
+    hits = idx.search(query, top_k=top_k, retriever=retriever)
     if as_json:
         prov = provenance(
             command="rag search",
-            config={"k": k, "retriever": retriever, "query": query},
+            config={"top_k": top_k, "retriever": retriever, "query": query},
             models={"embedder": idx.manifest["embedder"]["model_id"]} if retriever not in ("bm25", "ontology") else {},
             extra={"index": _index_prov(idx)},
         )
-        emit_json(stamp({"query": query, "retriever": retriever, "k": k, "hits": [h.to_dict() for h in hits]}, prov))
+        emit_json(
+            stamp({"query": query, "retriever": retriever, "top_k": top_k, "hits": [h.to_dict() for h in hits]}, prov)
+        )
         return
     from rich.table import Table
 

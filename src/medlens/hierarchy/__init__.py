@@ -6,8 +6,10 @@ Zero-shot scoring (:class:`ZeroShotScorer`) turns an encoder and a taxonomy's pr
 probabilities; :func:`map_answers` maps generative models' free-text answers to nodes.
 """
 
+from medlens._results import MetricResult
 from medlens.hierarchy._aggregate import AGGREGATORS, complete_node_scores, node_scores_from_leaves
 from medlens.hierarchy._answers import ANSWER_METHODS, AnswerMatch, NodeMatch, map_answer, map_answers
+from medlens.hierarchy._catalog import METRICS
 from medlens.hierarchy._core import bad_node_matrix, sample_cae
 from medlens.hierarchy._decide import (
     DECISION_RULES,
@@ -55,6 +57,8 @@ from medlens.hierarchy._zeroshot import PlattScaler, prompt_node_similarity
 from medlens.hierarchy._zeroshot_scorer import INTERNAL_RULES, SCORING_METHODS, ZeroShotScorer
 
 __all__ = [
+    "METRICS",
+    "MetricResult",
     "PROMPT_SOURCES",
     "prompt_node_similarity",
     "DECISION_RULES",

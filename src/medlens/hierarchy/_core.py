@@ -276,24 +276,25 @@ def predicted_items(enc: EncodedLabels) -> tuple[np.ndarray, np.ndarray]:
     return rows[order], nodes[order]
 
 
-def sample_cae(y_true: EncodedLabels, y_pred: EncodedLabels, k: int) -> np.ndarray:
+def sample_cae(y_true: EncodedLabels, y_pred: EncodedLabels, branch_depth: int) -> np.ndarray:
     """Per-sample Catastrophic Abstraction Error indicator (bool array of shape (n_samples,)).
 
-    A sample is a CAE when one of its most-specific predicted nodes is (see :func:`item_cae`).
+    A sample is a CAE when one of its most-specific predicted nodes is (see :func:`item_cae`; its ``k`` is
+    ``branch_depth``).
     """
     tax = y_true.taxonomy
     if y_true.single is not None and y_pred.single is not None:
-        return cross_branch_pairs(tax, y_pred.single, y_true.single, k)
+        return cross_branch_pairs(tax, y_pred.single, y_true.single, branch_depth)
     rows, nodes = predicted_items(y_pred)
-    bad = item_cae(y_true, rows, nodes, k)
+    bad = item_cae(y_true, rows, nodes, branch_depth)
     out = np.zeros(y_true.n, dtype=bool)
     out[rows[bad]] = True
     return out
 
 
-def bad_node_matrix(y_true: EncodedLabels, k: int) -> np.ndarray:
+def bad_node_matrix(y_true: EncodedLabels, branch_depth: int) -> np.ndarray:
     """Dense (n_samples, n_nodes) bool: ``bad[i, p]`` iff predicting ``p`` alone would be a CAE for sample i."""
     n, v = y_true.n, len(y_true.taxonomy)
     rows = np.repeat(np.arange(n, dtype=np.int64), v)
     nodes = np.tile(np.arange(v, dtype=np.int64), n)
-    return item_cae(y_true, rows, nodes, k).reshape(n, v)
+    return item_cae(y_true, rows, nodes, branch_depth).reshape(n, v)

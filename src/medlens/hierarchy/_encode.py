@@ -167,6 +167,12 @@ def encode_labels(y: LabelsLike, taxonomy: Taxonomy, *, name: str = "y") -> Enco
         y = list(y)
     if len(y) == 0:
         raise InputError(f"{name} is empty; at least one sample is needed.")
+    if not (isinstance(y, np.ndarray) and y.dtype.kind in "US"):
+        bad = next((i for i, v in enumerate(y) if v is None or (isinstance(v, float) and v != v)), None)
+        if bad is not None:
+            raise InputError(
+                f"{name}[{bad}] is missing ({y[bad]!r}); every sample needs a label (the root id means abstained)."
+            )
     first = y[0]
     if isinstance(first, str | np.str_):
         return _from_single(taxonomy.node_indices(y), taxonomy)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from medlens._results import MetricResult, weighted_mean
 from medlens._validation import check_interval, check_option
 from medlens.hierarchy._core import row_counts, sample_cae
 from medlens.hierarchy._flat import FlatMetrics, flat_metrics
@@ -16,12 +17,14 @@ from medlens.hierarchy._metrics import (
     ConsistencyResult,
     ErrorBreakdown,
     _breakdown_from_encoded,
+    _breakdown_items,
     _cae_from_encoded,
     _closest_pairs,
     _prepare,
     _prf_parts,
     _sample_errors,
     _severity_per_item,
+    _weights,
     consistency_violations,
     hierarchical_distance_at_k,
 )
@@ -32,7 +35,7 @@ __all__ = ["HierarchicalReport", "evaluate"]
 
 
 @dataclass(frozen=True)
-class HierarchicalReport:
+class HierarchicalReport(MetricResult):
     """Everything :func:`evaluate` measures. ``to_dict()`` gives the stable JSON of ``medlens hier evaluate``."""
 
     hP: float
@@ -98,8 +101,10 @@ class HierarchicalReport:
         return out
 
 
-def _per_sample(rows: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.bincount(rows, weights=values, minlength=n), np.bincount(rows, minlength=n).astype(float)
+def _per_sample(rows: np.ndarray, values: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample (weighted sum of the items' values, weighted item count), for ratio statistics."""
+    n = len(w)
+    return np.bincount(rows, weights=values * w[rows], minlength=n), np.bincount(rows, weights=w[rows], minlength=n)
 
 
 def evaluate(
@@ -107,7 +112,8 @@ def evaluate(
     y_pred: Any,
     *,
     taxonomy: Taxonomy,
-    k: int = 1,
+    sample_weight: Any = None,
+    branch_depth: int = 1,
     average: str = "micro",
     beta: float = 1.0,
     node_scores: np.ndarray | None = None,
@@ -121,7 +127,10 @@ def evaluate(
     ----------
     y_true, y_pred : labels (node ids, label sets or indicator arrays)
     taxonomy : Taxonomy
-    k : int
+    sample_weight : array of shape (n_samples,), optional
+        Per-sample weights: every rate becomes a weighted one (a weight of 2 = the sample listed twice), and
+        the bootstrap resamples the weighted samples. Counts (``n``, ``n_errors``, ...) stay sample counts.
+    branch_depth : int
         Branch depth for CAE (1 = children of the root).
     average : {"micro", "macro"}
         Averaging of hP/hR/hF.
@@ -143,14 +152,15 @@ def evaluate(
     check_option(average, ("micro", "macro"), name="average")
     check_interval(beta, name="beta", low=0, closed="neither")
     t, p = _prepare(y_true, y_pred, taxonomy)
-    taxonomy.branch_matrix(k)  # validates k
-    parts = _prf_parts(t, p, beta)
+    taxonomy.branch_matrix(branch_depth)  # validates the depth
+    w = _weights(sample_weight, t.n)
+    parts = _prf_parts(t, p, beta, w)
     if average == "micro":
         hp, hr, hf = parts["micro_p"].value, parts["micro_r"].value, parts["micro_f"].value
     else:
         hp, hr, hf = parts["macro_p"].value, parts["macro_r"].value, parts["macro_f"].value
-    cae = _cae_from_encoded(t, p, k)
-    eb = _breakdown_from_encoded(t, p, k)
+    cae = _cae_from_encoded(t, p, branch_depth, w)
+    eb = _breakdown_from_encoded(t, p, branch_depth, w)
     pairs = _closest_pairs(t, p)
     sev_rows, sev = _severity_per_item(t, p, "height", pairs=pairs)
     committed = pairs[1] != 0  # abstentions are not mistakes: they count against coverage
@@ -165,36 +175,41 @@ def evaluate(
             leaf_cols = np.flatnonzero(taxonomy.leaf_mask)
             leaves = [taxonomy.nodes[j] for j in leaf_cols]
             extra["hierarchical_distance_at_k"] = {
-                str(kk): hierarchical_distance_at_k(
-                    t, node_scores[:, leaf_cols], taxonomy=taxonomy, classes=leaves, k=kk
+                str(top_k): hierarchical_distance_at_k(
+                    t,
+                    node_scores[:, leaf_cols],
+                    taxonomy=taxonomy,
+                    classes=leaves,
+                    sample_weight=sample_weight,
+                    top_k=top_k,
                 )
-                for kk in (1, 5)
-                if kk <= len(leaves)
+                for top_k in (1, 5)
+                if top_k <= len(leaves)
             }
-    flat = flat_metrics(t, p, node_scores)
+    flat = flat_metrics(t, p, node_scores, sample_weight=sample_weight)
     multilabel = not (t.single is not None and p.single is not None)
     ci_out = None
     if ci is not None:
         check_interval(ci, name="ci", low=0, high=1, closed="neither")
         n = t.n
-        cae_i = sample_cae(t, p, k).astype(float)
+        cae_i = sample_cae(t, p, branch_depth).astype(float)
         err_i = _sample_errors(t, p).astype(float)
-        from medlens.hierarchy._metrics import _breakdown_items
-
-        b_rows, kinds = _breakdown_items(t, p, k)
-        b_den = np.bincount(b_rows, minlength=n).astype(float)
+        b_rows, kinds = _breakdown_items(t, p, branch_depth)
+        b_den = np.bincount(b_rows, weights=w[b_rows], minlength=n)
         stats = {
             "hP": parts[f"{average}_p"],
             "hR": parts[f"{average}_r"],
-            "cae_rate": Ratio(cae_i, np.ones(n)),
-            "cae_share": Ratio(cae_i, err_i),
-            "coverage": Ratio((row_counts(p.closure) > 0).astype(float), np.ones(n)),
-            "mistake_severity": Ratio(*_per_sample(sev_rows, sev, n)),
-            "mean_tree_distance": Ratio(*_per_sample(dist_rows, dist.astype(float), n)),
+            "cae_rate": Ratio(cae_i * w, w),
+            "cae_share": Ratio(cae_i * w, err_i * w),
+            "coverage": Ratio((row_counts(p.closure) > 0) * w, w),
+            "mistake_severity": Ratio(*_per_sample(sev_rows, sev, w)),
+            "mean_tree_distance": Ratio(*_per_sample(dist_rows, dist.astype(float), w)),
         }
         stats["hF"] = parts[f"{average}_f"]
         for j, name in enumerate(_KINDS):
-            stats[f"error_breakdown.{name}"] = Ratio(np.bincount(b_rows, weights=(kinds == j), minlength=n), b_den)
+            stats[f"error_breakdown.{name}"] = Ratio(
+                np.bincount(b_rows, weights=(kinds == j) * w[b_rows], minlength=n), b_den
+            )
         intervals = bootstrap_ci(stats, confidence=ci, n_bootstrap=n_bootstrap, seed=seed)
         ci_out = {name: [lo, hi] for name, (lo, hi) in intervals.items()}
     return HierarchicalReport(
@@ -205,10 +220,10 @@ def evaluate(
         beta=float(beta),
         cae_rate=cae.rate,
         cae_share=cae.share,
-        coverage=float((row_counts(p.closure) > 0).mean()),
+        coverage=weighted_mean(row_counts(p.closure) > 0, w),
         error_breakdown=eb,
-        mistake_severity=float(sev.mean()) if len(sev) else float("nan"),
-        mean_tree_distance=float(dist.mean()) if len(dist) else float("nan"),
+        mistake_severity=weighted_mean(sev, w[sev_rows]),
+        mean_tree_distance=weighted_mean(dist, w[dist_rows]),
         cae=cae,
         flat=flat,
         consistency=consistency,
@@ -216,7 +231,7 @@ def evaluate(
         n_errors=cae.n_errors,
         multilabel=multilabel,
         taxonomy={"name": taxonomy.name, "version": taxonomy.version},
-        branch_depth=int(k),
+        branch_depth=int(branch_depth),
         ci=ci_out,
         ci_level=ci,
         n_bootstrap=n_bootstrap if ci is not None else None,

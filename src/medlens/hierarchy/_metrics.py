@@ -13,13 +13,14 @@ Schaper et al. (2026), "Measuring and Aligning Abstraction in Vision-Language Mo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
-from medlens._validation import InputError, check_interval, check_option, check_same_length
+from medlens._results import MetricResult, check_sample_weight, weighted_mean
+from medlens._validation import InputError, check_finite, check_interval, check_option, check_same_length
 from medlens.hierarchy._core import (
     branch_columns,
     cross_branch_pairs,
@@ -59,12 +60,20 @@ def _prepare(y_true: LabelsLike, y_pred: LabelsLike, taxonomy: Taxonomy) -> tupl
     t = encode_labels(y_true, taxonomy, name="y_true")
     p = encode_labels(y_pred, taxonomy, name="y_pred")
     check_same_length(range(t.n), range(p.n))
+    if t.n == 0:
+        raise InputError("y_true and y_pred are empty; give at least one sample.")
     return t, p
+
+
+def _weights(sample_weight: Any, n: int) -> np.ndarray:
+    """Checked per-sample weights, ones when ``sample_weight`` is None (x * 1.0 == x: unweighted values stay)."""
+    w = check_sample_weight(sample_weight, n)
+    return np.ones(n) if w is None else w
 
 
 # --------------------------------------------------------------------------- hP / hR / hF
 @dataclass(frozen=True)
-class HierarchicalPRF:
+class HierarchicalPRF(MetricResult):
     """Hierarchical precision, recall and F-beta (Kiritchenko et al., 2006)."""
 
     hP: float
@@ -74,11 +83,9 @@ class HierarchicalPRF:
     beta: float
     taxonomy: dict[str, str | None] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
-
-def _prf_parts(t: EncodedLabels, p: EncodedLabels, beta: float) -> dict[str, Ratio]:
+def _prf_parts(t: EncodedLabels, p: EncodedLabels, beta: float, w: np.ndarray) -> dict[str, Ratio]:
+    """Per-sample numerators and denominators of hP/hR/hF, each multiplied by the sample's weight ``w``."""
     inter = rowwise_overlap(t.closure, p.closure).astype(float)
     a = p.closure_size.astype(float)
     b = t.closure_size.astype(float)
@@ -89,13 +96,13 @@ def _prf_parts(t: EncodedLabels, p: EncodedLabels, beta: float) -> dict[str, Rat
         den_f = b2 * b + a
         f_i = np.where(den_f > 0, (1 + b2) * inter / np.where(den_f > 0, den_f, 1), 0.0)
     return {
-        "micro_p": Ratio(inter, a),
-        "micro_r": Ratio(inter, b),
+        "micro_p": Ratio(inter * w, a * w),
+        "micro_r": Ratio(inter * w, b * w),
         # F_beta of the micro P and R, written as one ratio: defined whenever either sum is positive
-        "micro_f": Ratio((1 + b2) * inter, b2 * b + a),
-        "macro_p": Ratio(p_i * (a > 0), (a > 0).astype(float)),
-        "macro_r": Ratio(r_i * (b > 0), (b > 0).astype(float)),
-        "macro_f": Ratio(f_i * (b > 0), (b > 0).astype(float)),
+        "micro_f": Ratio((1 + b2) * inter * w, (b2 * b + a) * w),
+        "macro_p": Ratio(p_i * (a > 0) * w, (a > 0) * w),
+        "macro_r": Ratio(r_i * (b > 0) * w, (b > 0) * w),
+        "macro_f": Ratio(f_i * (b > 0) * w, (b > 0) * w),
     }
 
 
@@ -104,6 +111,7 @@ def hierarchical_precision_recall_fscore(
     y_pred: LabelsLike,
     *,
     taxonomy: Taxonomy,
+    sample_weight: Any = None,
     average: Average = "micro",
     beta: float = 1.0,
 ) -> HierarchicalPRF:
@@ -112,13 +120,15 @@ def hierarchical_precision_recall_fscore(
     With α_i the predicted labels plus ancestors and β_i the true labels plus ancestors:
     micro hP = Σ|α∩β| / Σ|α|, hR = Σ|α∩β| / Σ|β|, hF = F_β(hP, hR); macro averages per-sample
     hP_i (samples that abstained are excluded: their precision is undefined), hR_i and hF_i
-    (an abstention scores hF_i = 0). Equals ``hiclass.metrics`` on the same paths.
+    (an abstention scores hF_i = 0). Equals ``hiclass.metrics`` on the same paths. With ``sample_weight``
+    every per-sample term is multiplied by the sample's weight (micro: weighted sums; macro: weighted means).
 
     Parameters
     ----------
     y_true, y_pred : labels
         Node ids (single-label), label sets (multi-label) or indicator arrays.
     taxonomy : Taxonomy
+    sample_weight : array of shape (n_samples,), optional
     average : {"micro", "macro"}
     beta : float > 0
 
@@ -137,7 +147,7 @@ def hierarchical_precision_recall_fscore(
     check_option(average, ("micro", "macro"), name="average")
     check_interval(beta, name="beta", low=0, closed="neither")
     t, p = _prepare(y_true, y_pred, taxonomy)
-    parts = _prf_parts(t, p, beta)
+    parts = _prf_parts(t, p, beta, _weights(sample_weight, t.n))
     tax = {"name": taxonomy.name, "version": taxonomy.version}
     return HierarchicalPRF(
         parts[f"{average}_p"].value, parts[f"{average}_r"].value, parts[f"{average}_f"].value, average, float(beta), tax
@@ -146,8 +156,11 @@ def hierarchical_precision_recall_fscore(
 
 # --------------------------------------------------------------------------- CAE
 @dataclass(frozen=True)
-class CAEResult:
-    """Catastrophic Abstraction Errors at branch depth ``k``."""
+class CAEResult(MetricResult):
+    """Catastrophic Abstraction Errors at branch depth ``branch_depth``.
+
+    ``rate`` and ``share`` are (weighted) fractions; ``n_cae``, ``n_errors``, ``n`` and ``confusion`` count samples.
+    """
 
     rate: float
     share: float
@@ -159,9 +172,6 @@ class CAEResult:
     confusion: list[list[int]] = field(default_factory=list)
     taxonomy: dict[str, str | None] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def _sample_errors(t: EncodedLabels, p: EncodedLabels) -> np.ndarray:
     """A sample is an error unless its predicted and true most-specific sets are equal."""
@@ -172,14 +182,14 @@ def _sample_errors(t: EncodedLabels, p: EncodedLabels) -> np.ndarray:
     return row_counts(diff) > 0
 
 
-def branch_confusion(t: EncodedLabels, p: EncodedLabels, k: int) -> tuple[list[str], np.ndarray]:
-    """True-branch × predicted-branch counts at depth ``k``; the last column counts predictions with no branch.
+def branch_confusion(t: EncodedLabels, p: EncodedLabels, branch_depth: int) -> tuple[list[str], np.ndarray]:
+    """True-branch × predicted-branch counts at ``branch_depth``; the last column counts predictions with no branch.
 
     For single-label trees this is the usual confusion matrix between branches (off-diagonal cells are
     CAEs); for DAGs and label sets every (true branch, predicted branch) pair of a sample is counted.
     """
     tax = t.taxonomy
-    cols = branch_columns(tax, k)
+    cols = branch_columns(tax, branch_depth)
     tb = t.closure[:, cols].astype(np.int64)
     pb = p.closure[:, cols].astype(np.int64)
     conf = (tb.T @ pb).toarray()
@@ -192,15 +202,17 @@ def cae_rate(
     y_pred: LabelsLike,
     *,
     taxonomy: Taxonomy,
-    k: int = 1,
+    sample_weight: Any = None,
+    branch_depth: int = 1,
 ) -> CAEResult:
-    """Catastrophic Abstraction Error rate: mistakes that cross depth-``k`` branches of the taxonomy.
+    """Catastrophic Abstraction Error rate: mistakes that cross the branches at ``branch_depth`` (k below).
 
     Single-label: ``CAE_i = 1[ŷ_i, y_i both at depth >= k and branch_k(ŷ_i) ∩ branch_k(y_i) = ∅]``.
     Multi-label: ``CAE_i = 1`` when a most-specific predicted node at depth >= k has a branch set disjoint from
     the union of the branch sets of the true nodes at depth >= k, and lies under no true node shallower than
     k; a truth with no node at depth >= k is never contradicted. ``rate`` is the mean over samples, ``share``
-    the fraction of erroneous samples that are CAEs. Abstentions (the root) are never CAEs.
+    the fraction of erroneous samples that are CAEs (both weighted by ``sample_weight`` when given).
+    Abstentions (the root) are never CAEs.
 
     Examples
     --------
@@ -211,21 +223,22 @@ def cae_rate(
     (0.3333333333333333, 0.3333333333333333, 3)
     """
     t, p = _prepare(y_true, y_pred, taxonomy)
-    return _cae_from_encoded(t, p, k)
+    return _cae_from_encoded(t, p, branch_depth, _weights(sample_weight, t.n))
 
 
-def _cae_from_encoded(t: EncodedLabels, p: EncodedLabels, k: int) -> CAEResult:
-    cae = sample_cae(t, p, k)
+def _cae_from_encoded(t: EncodedLabels, p: EncodedLabels, branch_depth: int, w: np.ndarray) -> CAEResult:
+    cae = sample_cae(t, p, branch_depth)
     err = _sample_errors(t, p)
-    names, conf = branch_confusion(t, p, k)
+    names, conf = branch_confusion(t, p, branch_depth)
     n_err = int(err.sum())
+    w_err = float((w * err).sum())
     return CAEResult(
-        rate=float(cae.mean()),
-        share=float(cae.sum() / n_err) if n_err else 0.0,
+        rate=weighted_mean(cae, w),
+        share=float((w * cae).sum() / w_err) if w_err > 0 else 0.0,
         n_cae=int(cae.sum()),
         n_errors=n_err,
         n=t.n,
-        branch_depth=int(k),
+        branch_depth=int(branch_depth),
         branches=names,
         confusion=conf.tolist(),
         taxonomy={"name": t.taxonomy.name, "version": t.taxonomy.version},
@@ -237,12 +250,13 @@ _KINDS = ("exact", "too_coarse", "too_specific", "within_branch", "cross_branch"
 
 
 @dataclass(frozen=True)
-class ErrorBreakdown:
+class ErrorBreakdown(MetricResult):
     """Fractions of predictions that are exact, too coarse (an ancestor of the truth, abstentions included),
     too specific (a descendant), a different node within the same branch, or cross-branch (a CAE).
 
     Multi-label: one item per most-specific predicted node; it is cross-branch when it is a CAE against the
-    sample's true set (see :func:`cae_rate`), so a sample is a CAE exactly when one of its items is."""
+    sample's true set (see :func:`cae_rate`), so a sample is a CAE exactly when one of its items is.
+    With sample weights each item weighs as its sample; ``counts`` and ``n_items`` count items."""
 
     exact: float
     too_coarse: float
@@ -255,11 +269,8 @@ class ErrorBreakdown:
     branch_depth: int = 1
     taxonomy: dict[str, str | None] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
-
-def _breakdown_items(t: EncodedLabels, p: EncodedLabels, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _breakdown_items(t: EncodedLabels, p: EncodedLabels, branch_depth: int) -> tuple[np.ndarray, np.ndarray]:
     """Classify each predicted item; returns (sample index, kind code 0..4) per item.
 
     Single-label: one item per sample. Multi-label: one item per most-specific predicted node (an
@@ -275,7 +286,7 @@ def _breakdown_items(t: EncodedLabels, p: EncodedLabels, k: int) -> tuple[np.nda
         exact = ti == pi
         coarse = np.asarray(anc[ti, pi]).ravel().astype(bool) & ~exact
         specific = np.asarray(anc[pi, ti]).ravel().astype(bool) & ~exact
-        cross = cross_branch_pairs(tax, pi, ti, k)
+        cross = cross_branch_pairs(tax, pi, ti, branch_depth)
     else:
         rows, pi = predicted_items(p)
         trow, tnode = predicted_items(t)
@@ -283,7 +294,7 @@ def _breakdown_items(t: EncodedLabels, p: EncodedLabels, k: int) -> tuple[np.nda
         exact = np.asarray(truth_items[rows, pi]).ravel().astype(bool)
         coarse = (np.asarray(t.closure[rows, pi]).ravel().astype(bool) | ((pi == 0) & ~t.abstained[rows])) & ~exact
         specific = (rowwise_overlap(anc[pi], truth_items[rows]) > 0) & ~exact & ~coarse
-        cross = item_cae(t, rows, pi, k)
+        cross = item_cae(t, rows, pi, branch_depth)
     kind = np.full(len(rows), 3, dtype=np.int64)  # within_branch by default
     kind[specific] = 2
     kind[coarse] = 1
@@ -294,7 +305,9 @@ def _breakdown_items(t: EncodedLabels, p: EncodedLabels, k: int) -> tuple[np.nda
     return rows, kind
 
 
-def error_breakdown(y_true: LabelsLike, y_pred: LabelsLike, *, taxonomy: Taxonomy, k: int = 1) -> ErrorBreakdown:
+def error_breakdown(
+    y_true: LabelsLike, y_pred: LabelsLike, *, taxonomy: Taxonomy, sample_weight: Any = None, branch_depth: int = 1
+) -> ErrorBreakdown:
     """Break predictions down into exact, too coarse, too specific, within-branch and cross-branch.
 
     Fractions sum to 1 over items: samples (single-label) or most-specific predicted nodes (multi-label).
@@ -308,21 +321,23 @@ def error_breakdown(y_true: LabelsLike, y_pred: LabelsLike, *, taxonomy: Taxonom
     (0.25, 0.25, 0.25, 0.25)
     """
     t, p = _prepare(y_true, y_pred, taxonomy)
-    return _breakdown_from_encoded(t, p, k)
+    return _breakdown_from_encoded(t, p, branch_depth, _weights(sample_weight, t.n))
 
 
-def _breakdown_from_encoded(t: EncodedLabels, p: EncodedLabels, k: int) -> ErrorBreakdown:
-    rows, kind = _breakdown_items(t, p, k)
+def _breakdown_from_encoded(t: EncodedLabels, p: EncodedLabels, branch_depth: int, w: np.ndarray) -> ErrorBreakdown:
+    rows, kind = _breakdown_items(t, p, branch_depth)
     counts = np.bincount(kind, minlength=5)
     n = int(counts.sum())
-    fr = counts / n if n else np.zeros(5)
+    mass = np.bincount(kind, weights=w[rows], minlength=5)
+    total = float(mass.sum())
+    fr = mass / total if total > 0 else np.zeros(5)
     single = t.single is not None and p.single is not None
     return ErrorBreakdown(
         *(float(x) for x in fr),
         counts={name: int(c) for name, c in zip(_KINDS, counts, strict=True)},
         n_items=n,
         unit="sample" if single else "predicted node",
-        branch_depth=int(k),
+        branch_depth=int(branch_depth),
         taxonomy={"name": t.taxonomy.name, "version": t.taxonomy.version},
     )
 
@@ -358,6 +373,7 @@ def mistake_severity(
     y_pred: LabelsLike,
     *,
     taxonomy: Taxonomy,
+    sample_weight: Any = None,
     convention: Literal["height", "true_edges"] = "height",
 ) -> float:
     """Mean LCA height over mistakes (Bertinetto et al., 2020).
@@ -365,8 +381,8 @@ def mistake_severity(
     ``convention="height"``: ``height(taxonomy) - depth(lca(ŷ, y))``; ``"true_edges"``: edges on the shortest
     upward path from the true node to the LCA. Abstentions (the root) are not mistakes here; they lower
     coverage instead. Multi-label: over most-specific predicted nodes that are not exact (too coarse ones
-    included, as in the single-label case), each against its closest true node. Returns NaN when there is no
-    mistake.
+    included, as in the single-label case), each against its closest true node. With ``sample_weight`` each
+    mistake weighs as its sample. Returns NaN when there is no mistake.
 
     Examples
     --------
@@ -377,7 +393,9 @@ def mistake_severity(
     """
     check_option(convention, ("height", "true_edges"), name="convention")
     t, p = _prepare(y_true, y_pred, taxonomy)
-    return _severity_from_encoded(t, p, convention)
+    rows, h = _severity_per_item(t, p, convention)
+    w = check_sample_weight(sample_weight, t.n)
+    return weighted_mean(h, None if w is None else w[rows])
 
 
 def _severity_per_item(
@@ -392,16 +410,14 @@ def _severity_per_item(
     return rows, h.astype(float)
 
 
-def _severity_from_encoded(t: EncodedLabels, p: EncodedLabels, convention: str = "height") -> float:
-    _, h = _severity_per_item(t, p, convention)
-    return float(h.mean()) if len(h) else float("nan")
-
-
-def mean_tree_distance(y_true: LabelsLike, y_pred: LabelsLike, *, taxonomy: Taxonomy) -> float:
+def mean_tree_distance(
+    y_true: LabelsLike, y_pred: LabelsLike, *, taxonomy: Taxonomy, sample_weight: Any = None
+) -> float:
     """Mean shortest undirected path length between prediction and truth (0 for exact predictions).
 
     Multi-label: mean over most-specific predicted nodes of the distance to the closest true node.
-    Abstentions (the root) are left out; they lower coverage instead.
+    Abstentions (the root) are left out; they lower coverage instead. With ``sample_weight`` each
+    prediction weighs as its sample.
 
     Examples
     --------
@@ -411,13 +427,10 @@ def mean_tree_distance(y_true: LabelsLike, y_pred: LabelsLike, *, taxonomy: Taxo
     2.0
     """
     t, p = _prepare(y_true, y_pred, taxonomy)
-    return _distance_from_encoded(t, p)
-
-
-def _distance_from_encoded(t: EncodedLabels, p: EncodedLabels) -> float:
-    _, pi, _, d = _closest_pairs(t, p)
-    d = d[pi != 0]  # abstentions are not mistakes: they count against coverage
-    return float(d.mean()) if len(d) else float("nan")
+    w = check_sample_weight(sample_weight, t.n)
+    rows, pi, _, d = _closest_pairs(t, p)
+    committed = pi != 0  # abstentions are not mistakes: they count against coverage
+    return weighted_mean(d[committed], None if w is None else w[rows[committed]])
 
 
 def hierarchical_distance_at_k(
@@ -426,9 +439,10 @@ def hierarchical_distance_at_k(
     *,
     taxonomy: Taxonomy,
     classes: list[str],
-    k: int = 5,
+    sample_weight: Any = None,
+    top_k: int = 5,
 ) -> float:
-    """Average LCA height between the true node and each of the top-``k`` scored classes.
+    """Average LCA height between the true node and each of the ``top_k`` best-scored classes.
 
     Bertinetto et al.'s "average hierarchical distance@k" (mistake severity of top-k lists); exact
     predictions contribute 0. Single-label truth only.
@@ -438,38 +452,42 @@ def hierarchical_distance_at_k(
     y_true : sequence of node ids, shape (n_samples,)
     scores : array of shape (n_samples, n_classes)
     classes : list of node ids naming the score columns
-    k : int
+    sample_weight : array of shape (n_samples,), optional
+        Weighted mean over samples.
+    top_k : int
+        How many of the best-scored classes of each sample count.
     """
     scores = np.asarray(scores, dtype=float)
     if scores.ndim != 2 or scores.shape[1] != len(classes):
         raise InputError(f"scores must have shape (n_samples, {len(classes)}) to match classes; got {scores.shape}.")
-    if not 1 <= k <= len(classes):
-        raise InputError(f"k must be in [1, {len(classes)}]; got {k}.")
+    if not 1 <= top_k <= len(classes):
+        raise InputError(f"top_k must be in [1, {len(classes)}]; got {top_k}.")
     t = encode_labels(y_true, taxonomy, name="y_true")
     if t.single is None:
         raise InputError("hierarchical_distance_at_k needs one true label per sample (single-label).")
     check_same_length(range(t.n), scores, names=("y_true", "scores"))
+    if t.n == 0:
+        raise InputError("y_true and scores are empty; give at least one sample.")
+    check_finite(scores, name="scores", columns=classes)
+    w = check_sample_weight(sample_weight, t.n)
     cls = taxonomy.node_indices(classes)
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
     pred = cls[top].ravel()
-    truth = np.repeat(t.single, k)
+    truth = np.repeat(t.single, top_k)
     lca = lca_index(taxonomy, pred, truth)
     h = np.where(pred == truth, 0, taxonomy.height - taxonomy.depths[lca])
-    return float(h.mean())
+    return weighted_mean(h, None if w is None else np.repeat(w, top_k))
 
 
 # --------------------------------------------------------------------------- consistency of scores
 @dataclass(frozen=True)
-class ConsistencyResult:
+class ConsistencyResult(MetricResult):
     """Share of (sample, parent, child) triples whose child score exceeds the parent score."""
 
     rate: float
     n_violations: int
     n_checks: int
     worst_edges: list[dict]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def consistency_violations(

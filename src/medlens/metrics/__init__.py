@@ -3,9 +3,12 @@ metrics (BLEU, ROUGE-L, CIDEr-D, METEOR, BERTScore, keyword F1) for NOVA caption
 diagnosis metrics (top-k accuracy under a judge, judge agreement, label coverage and entropy).
 
 Each family lives in its own module (``medlens.metrics.detection``, ``medlens.metrics.captions``,
-``medlens.metrics.diagnosis``) and is re-exported here.
+``medlens.metrics.diagnosis``) and is re-exported here. ``METRICS`` registers every metric function with the
+inputs it takes and how it treats ``sample_weight``; results derive from :class:`MetricResult`.
 """
 
+from medlens._results import MetricResult
+from medlens.metrics._catalog import METRICS
 from medlens.metrics.captions import *  # noqa: F403 - the captions module defines __all__
 from medlens.metrics.captions import __all__ as _captions_all
 from medlens.metrics.detection import *  # noqa: F403 - the detection module defines __all__
@@ -13,4 +16,4 @@ from medlens.metrics.detection import __all__ as _detection_all
 from medlens.metrics.diagnosis import *  # noqa: F403 - the diagnosis module defines __all__
 from medlens.metrics.diagnosis import __all__ as _diagnosis_all
 
-__all__ = [*_detection_all, *_captions_all, *_diagnosis_all]
+__all__ = ["METRICS", "MetricResult", *_detection_all, *_captions_all, *_diagnosis_all]

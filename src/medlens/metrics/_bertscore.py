@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from medlens._optional import require
+from medlens._results import check_sample_weight, weighted_mean
 from medlens._validation import InputError
 from medlens.metrics._text import TextScore, check_captions
 
@@ -117,8 +118,11 @@ def bertscore(
     batch_size: int = 64,
     device: str = "cpu",
     ids: Sequence[Any] | None = None,
+    sample_weight: Sequence[float] | None = None,
 ) -> TextScore:
-    """Per-sample BERTScore precision/recall/F1 on a local model; ``score`` is the mean F1.
+    """Per-sample BERTScore precision/recall/F1 on a local model; ``score`` is the (weighted) mean F1.
+
+    With ``idf=True`` the IDF weights come from the references of every sample, whatever ``sample_weight``.
 
     Parameters
     ----------
@@ -141,6 +145,7 @@ def bertscore(
         ``per_sample`` = F1, ``components`` = ``precision``, ``recall``; ``settings`` name the model and layer.
     """
     refs, cands = check_captions(references, candidates, ids)
+    w = check_sample_weight(sample_weight, len(cands))
     if not isinstance(idf, bool):
         raise InputError(f"The 'idf' parameter must be True or False; got {idf!r}.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -203,7 +208,7 @@ def bertscore(
     idf_text = ", idf over references" if idf else ""
     return TextScore(
         metric="bertscore_f1",
-        score=float(f1.mean()),
+        score=weighted_mean(f1, w),
         per_sample=f1,
         settings={
             "model": name,

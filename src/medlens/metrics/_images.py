@@ -12,6 +12,10 @@ Images without gold boxes follow an explicit rule, ``no_gold``:
   prediction is correct; for box precision their predictions are false positives.
 
 Images with gold boxes and no prediction have AP 0 and count as misses.
+
+``sample_weight`` is one weight per image: ``nova-voc11`` mAP and ACC become weighted means over the scored
+images, box precision/recall weigh each box by its image. COCO's pooled curve (``coco101``) has no standard
+per-image weighting: it refuses weights. Box and image counts stay unweighted.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from medlens._results import check_sample_weight, refuse_sample_weight, weighted_mean
 from medlens._validation import InputError, check_interval, check_option, check_same_length
 from medlens.metrics._boxes import as_boxes, check_boxes
 from medlens.metrics._coco import COCO_IOU_THRESHOLDS, coco_accumulate, find_threshold, thresholds_with
@@ -73,6 +78,8 @@ def _flatten_boxes(per_image: BoxesLike, name: str, image_ids: Sequence[Any] | N
 
 def _flatten(gold: BoxesLike, pred: BoxesLike, scores: Sequence[Any] | None, image_ids: Sequence[Any] | None) -> _Flat:
     n = check_same_length(gold, pred, names=("gold", "pred"))
+    if n == 0:
+        raise InputError("no image to score: gold and pred are empty.")
     if image_ids is not None:
         check_same_length(gold, image_ids, names=("gold", "image_ids"))
     g, g_img, _ = _flatten_boxes(gold, "gold boxes", image_ids, gold=True)
@@ -142,6 +149,11 @@ def _coco_map(f: _Flat, thr: np.ndarray, scored: np.ndarray) -> np.ndarray:
     return np.array([np.mean(row) if (row > -1).all() else np.nan for row in s])
 
 
+def _weighted_pool(flags: np.ndarray, image: np.ndarray, w: np.ndarray | None) -> float:
+    """Sum of per-box flags, each box weighted by its image's weight."""
+    return float(flags.sum()) if w is None else float((flags * w[image]).sum())
+
+
 def _evaluate(
     gold: BoxesLike,
     pred: BoxesLike,
@@ -150,15 +162,22 @@ def _evaluate(
     no_gold: str,
     iou: float | Sequence[float] | None,
     image_ids: Sequence[Any] | None,
+    sample_weight: Any = None,
 ) -> dict[str, Any]:
     check_option(protocol, PROTOCOLS, name="protocol")
     check_option(no_gold, NO_GOLD_RULES, name="no_gold")
+    if protocol == PROTOCOL_COCO:
+        refuse_sample_weight(sample_weight, metric="COCO AP", reason="it pools every image into one curve")
     f = _flatten(gold, pred, scores, image_ids)
+    w = check_sample_weight(sample_weight, f.n_images)
     thr, _ = _thresholds(iou)
     ap, scored, m = _per_image_ap(f, thr, no_gold)
     n_scored = int(scored.sum())
     if protocol == PROTOCOL_VOC:
-        map_t = ap[:, scored].mean(axis=1) if n_scored else np.full(len(thr), np.nan)
+        if w is None:
+            map_t = ap[:, scored].mean(axis=1) if n_scored else np.full(len(thr), np.nan)
+        else:
+            map_t = np.array([weighted_mean(row[scored], w[scored]) for row in ap])
     else:
         map_t = _coco_map(f, thr, scored)
     has_gold = m.n_gold > 0
@@ -167,7 +186,13 @@ def _evaluate(
     tp_scored = m.tp[:, scored[f.pred_image]].sum(axis=1)
     n_pred = int(m.n_pred[scored].sum())
     n_gold = int(m.n_gold.sum())
+    keep = scored[f.pred_image]
     return {
+        "w": w,
+        "acc": weighted_mean(hit[scored], None if w is None else w[scored]) if n_scored else float("nan"),
+        "tp_w": np.array([_weighted_pool(row[keep], f.pred_image[keep], w) for row in m.tp]),
+        "n_pred_w": float(n_pred) if w is None else float((m.n_pred * w)[scored].sum()),
+        "n_gold_w": float(n_gold) if w is None else float((m.n_gold * w).sum()),
         "f": f,
         "thr": thr,
         "ap": ap,
@@ -222,6 +247,7 @@ def mean_average_precision(
     protocol: Protocol = "nova-voc11",
     no_gold: NoGold = "skip",
     image_ids: Sequence[Any] | None = None,
+    sample_weight: Sequence[float] | None = None,
 ) -> float:
     """mAP at IoU ``iou`` (``None``: the mean over .5:.05:.95) under ``protocol``; nan when no image is scored.
 
@@ -233,7 +259,7 @@ def mean_average_precision(
     >>> mean_average_precision(gold, pred, iou=0.5), mean_average_precision(gold, pred, iou=0.3)
     (0.5, 1.0)
     """
-    r = _evaluate(gold, pred, scores, protocol, no_gold, iou, image_ids)
+    r = _evaluate(gold, pred, scores, protocol, no_gold, iou, image_ids, sample_weight)
     if iou is None:
         return float(np.mean(r["map_t"][[find_threshold(r["thr"], t) for t in COCO_IOU_THRESHOLDS]]))
     return float(r["map_t"][find_threshold(r["thr"], float(iou))])
@@ -247,8 +273,9 @@ def accuracy_at_iou(
     iou: float = 0.5,
     no_gold: NoGold = "skip",
     image_ids: Sequence[Any] | None = None,
+    sample_weight: Sequence[float] | None = None,
 ) -> float:
-    """Fraction of scored images whose top-ranked prediction overlaps some gold box with IoU >= ``iou``.
+    """(Weighted) fraction of scored images whose top-ranked prediction overlaps a gold box with IoU >= ``iou``.
 
     The top-ranked prediction is the highest-scoring one (the first one when scores tie or are absent). An
     image with gold and no prediction is a miss; under ``no_gold="score"`` an image without gold is correct
@@ -262,11 +289,12 @@ def accuracy_at_iou(
     check_option(no_gold, NO_GOLD_RULES, name="no_gold")
     check_interval(float(iou), name="iou", low=0, high=1, closed="right")
     f = _flatten(gold, pred, scores, image_ids)
+    w = check_sample_weight(sample_weight, f.n_images)
     m = voc11_units(f.gold, f.gold_image, f.pred, f.pred_image, f.score, f.n_images, np.array([float(iou)]))
     has_gold = m.n_gold > 0
     hit = np.where(has_gold, (m.n_pred > 0) & (m.top_iou >= iou), m.n_pred == 0)
     scored = has_gold if no_gold == "skip" else np.ones(f.n_images, dtype=bool)
-    return float(hit[scored].mean()) if scored.any() else float("nan")
+    return weighted_mean(hit[scored], None if w is None else w[scored]) if scored.any() else float("nan")
 
 
 def box_precision_recall(
@@ -277,8 +305,9 @@ def box_precision_recall(
     iou: float = 0.5,
     no_gold: NoGold = "skip",
     image_ids: Sequence[Any] | None = None,
+    sample_weight: Sequence[float] | None = None,
 ) -> tuple[float, float]:
-    """Box-level (precision, recall) at IoU ``iou``, pooled over the scored images.
+    """Box-level (precision, recall) at IoU ``iou``, pooled over the scored images (boxes weigh as their image).
 
     Predictions are matched greedily per image (highest score first, each to the unmatched gold box of highest
     IoU, ties to the first gold box), a match being a true positive when its IoU is >= ``iou``. Precision =
@@ -290,10 +319,15 @@ def box_precision_recall(
     check_option(no_gold, NO_GOLD_RULES, name="no_gold")
     check_interval(float(iou), name="iou", low=0, high=1, closed="right")
     f = _flatten(gold, pred, scores, image_ids)
+    w = check_sample_weight(sample_weight, f.n_images)
     m = voc11_units(f.gold, f.gold_image, f.pred, f.pred_image, f.score, f.n_images, np.array([float(iou)]))
     scored = (m.n_gold > 0) if no_gold == "skip" else np.ones(f.n_images, dtype=bool)
-    tp = int(m.tp[0, scored[f.pred_image]].sum())
-    return _nan_div(tp, int(m.n_pred[scored].sum())), _nan_div(tp, int(m.n_gold.sum()))
+    if w is None:
+        tp = int(m.tp[0, scored[f.pred_image]].sum())
+        return _nan_div(tp, int(m.n_pred[scored].sum())), _nan_div(tp, int(m.n_gold.sum()))
+    keep = scored[f.pred_image]
+    tp_w = _weighted_pool(m.tp[0, keep], f.pred_image[keep], w)
+    return _nan_div(tp_w, float((m.n_pred * w)[scored].sum())), _nan_div(tp_w, float((m.n_gold * w).sum()))
 
 
 def detection_report(
@@ -304,6 +338,7 @@ def detection_report(
     protocol: Protocol = "nova-voc11",
     no_gold: NoGold = "skip",
     image_ids: Sequence[Any] | None = None,
+    sample_weight: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """All localisation metrics of a single-class detector over a list of images, with stable keys.
 
@@ -322,8 +357,8 @@ def detection_report(
     >>> r["map50"], r["acc50"], r["precision50"], r["recall50"], r["n_images_without_gold"]
     (0.7727272727272727, 1.0, 0.6666666666666666, 0.6666666666666666, 1)
     """
-    r = _evaluate(gold, pred, scores, protocol, no_gold, None, image_ids)
-    thr, map_t, scored = r["thr"], r["map_t"], r["scored"]
+    r = _evaluate(gold, pred, scores, protocol, no_gold, None, image_ids, sample_weight)
+    thr, map_t = r["thr"], r["map_t"]
     i50 = find_threshold(thr, 0.5)
     coco = [find_threshold(thr, t) for t in COCO_IOU_THRESHOLDS]
     return {
@@ -331,9 +366,9 @@ def detection_report(
         "map30": float(map_t[find_threshold(thr, 0.3)]),
         "map50": float(map_t[i50]),
         "map50_95": float(np.mean(map_t[coco])),
-        "acc50": float(r["acc_hits"][scored].mean()) if r["n_scored"] else float("nan"),
-        "precision50": _nan_div(r["tp"][i50], r["n_pred"]),
-        "recall50": _nan_div(r["tp"][i50], r["n_gold"]),
+        "acc50": r["acc"],
+        "precision50": _nan_div(r["tp_w"][i50], r["n_pred_w"]),
+        "recall50": _nan_div(r["tp_w"][i50], r["n_gold_w"]),
         "tp50": int(r["tp"][i50]),
         "n_gold_boxes": r["n_gold"],
         "n_pred_boxes": r["n_pred"],

@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from medlens._results import check_sample_weight
 from medlens._validation import InputError, check_option, did_you_mean
 from medlens.metrics._text import TextScore, check_captions, mean_or_none
 
@@ -314,8 +315,9 @@ def keyword_f1(
     spelling: bool = True,
     both_empty: Literal["skip", "one", "zero"] = "skip",
     ids: Sequence[Any] | None = None,
+    sample_weight: Sequence[float] | None = None,
 ) -> TextScore:
-    """Per-sample keyword precision/recall/F1 over a term set and the mean F1 (0–1 scale).
+    """Per-sample keyword precision/recall/F1 over a term set and the (weighted) mean F1 of the scored samples.
 
     Parameters
     ----------
@@ -339,6 +341,7 @@ def keyword_f1(
     """
     check_option(both_empty, BOTH_EMPTY, name="both_empty")
     refs, cands = check_captions(references, candidates, ids)
+    w = check_sample_weight(sample_weight, len(cands))
     ts = load_term_set(terms)
     index = ts.patterns(spelling=spelling)
     rules = _rules(ts, negation)
@@ -360,7 +363,7 @@ def keyword_f1(
         ref_neg.append(tuple(sorted(best_ref.negated)))
     return TextScore(
         metric="keyword_f1",
-        score=mean_or_none(f1),
+        score=mean_or_none(f1, w),
         per_sample=f1,
         settings={
             "terms": ts.name,

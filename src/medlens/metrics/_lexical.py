@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from medlens._optional import package_version, require
+from medlens._results import check_sample_weight, refuse_sample_weight, weighted_mean
 from medlens._validation import InputError, check_option
 from medlens.metrics._text import TextScore, check_captions
 
@@ -78,8 +79,12 @@ def bleu(
     smooth_value: float | None = None,
     lowercase: bool = False,
     ids: Sequence[Any] | None = None,
+    sample_weight: None = None,
 ) -> TextScore:
     """Corpus BLEU and per-sample sentence BLEU with sacrebleu (0–100 scale).
+
+    Corpus BLEU pools n-gram statistics over all samples; it is not a mean of per-sample values, so it takes
+    no ``sample_weight`` (passing one raises :class:`~medlens._validation.InputError`).
 
     Parameters
     ----------
@@ -105,6 +110,7 @@ def bleu(
     (59.46, '13a')
     """
     refs, cands = check_captions(references, candidates, ids)
+    refuse_sample_weight(sample_weight, metric="BLEU", reason="corpus BLEU pools n-gram counts over all samples")
     corpus, single = _bleu_objects(tokenize, smooth_method, smooth_value, lowercase)
     stats = np.asarray(corpus._extract_corpus_statistics(cands, _ref_streams(refs)), dtype=np.int64)
     score = float(corpus._compute_score_from_stats([int(v) for v in stats.sum(axis=0)]).score)
@@ -134,8 +140,9 @@ def rouge_l(
     *,
     use_stemmer: bool = False,
     ids: Sequence[Any] | None = None,
+    sample_weight: Sequence[float] | None = None,
 ) -> TextScore:
-    """ROUGE-L F-measure per sample (rouge-score) and its mean (0–1 scale).
+    """ROUGE-L F-measure per sample (rouge-score) and its (weighted) mean (0–1 scale).
 
     Examples
     --------
@@ -146,6 +153,7 @@ def rouge_l(
     if not isinstance(use_stemmer, bool):
         raise InputError(f"The 'use_stemmer' parameter must be True or False; got {use_stemmer!r}.")
     refs, cands = check_captions(references, candidates, ids)
+    w = check_sample_weight(sample_weight, len(cands))
     rs = require("rouge_score.rouge_scorer", extra="text", purpose="ROUGE-L")
     scorer = rs.RougeScorer(["rougeL"], use_stemmer=use_stemmer)
     per = np.empty(len(cands))
@@ -157,7 +165,7 @@ def rouge_l(
     ver = package_version("rouge-score") or "unknown"
     return TextScore(
         metric="rouge_l",
-        score=float(per.mean()),
+        score=weighted_mean(per, w),
         per_sample=per,
         settings={
             "library": f"rouge-score {ver}",

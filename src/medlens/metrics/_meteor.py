@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from medlens._optional import require
+from medlens._results import check_sample_weight, weighted_mean
 from medlens._validation import InputError, check_interval
 from medlens.metrics._text import TextScore, check_captions, tokenize_caption
 
@@ -179,8 +180,9 @@ def meteor(
     beta: float = 3.0,
     gamma: float = 0.5,
     ids: Sequence[Any] | None = None,
+    sample_weight: Sequence[float] | None = None,
 ) -> TextScore | None:
-    """Per-sample METEOR (NLTK) and its mean (0–1 scale), or ``None`` when WordNet is not available.
+    """Per-sample METEOR (NLTK) and its (weighted) mean (0–1 scale), or ``None`` when WordNet is not available.
 
     Parameters
     ----------
@@ -192,6 +194,7 @@ def meteor(
         NLTK's METEOR parameters (precision/recall weight, fragmentation exponent and weight).
     """
     refs, cands = check_captions(references, candidates, ids)
+    w = check_sample_weight(sample_weight, len(cands))
     check_interval(alpha, name="alpha", low=0, high=1)
     check_interval(beta, name="beta", low=0)
     check_interval(gamma, name="gamma", low=0, high=1)
@@ -222,7 +225,7 @@ def meteor(
     )
     return TextScore(
         metric="meteor",
-        score=float(per.mean()),
+        score=weighted_mean(per, w),
         per_sample=per,
         settings={
             "library": f"nltk {nltk.__version__} meteor_score (exact, Porter stem, WordNet synonyms)",

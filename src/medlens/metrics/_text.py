@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from medlens._results import MetricResult
 from medlens._validation import InputError
 
 __all__ = ["TextScore", "check_captions", "tokenize_caption"]
@@ -102,7 +103,7 @@ def check_captions(
 
 
 @dataclass(frozen=True)
-class TextScore:
+class TextScore(MetricResult):
     """One caption metric over a set of samples.
 
     Attributes
@@ -138,8 +139,12 @@ def nan_to_none(values: np.ndarray) -> list[float | None]:
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, dtype=np.float64)]
 
 
-def mean_or_none(values: np.ndarray) -> float | None:
-    """Mean over the finite entries, or ``None`` when there are none."""
+def mean_or_none(values: np.ndarray, weights: np.ndarray | None = None) -> float | None:
+    """(Weighted) mean over the finite entries, or ``None`` when there are none (or they all weigh 0)."""
     v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    return float(v.mean()) if v.size else None
+    keep = np.isfinite(v)
+    if weights is None:
+        v = v[keep]
+        return float(v.mean()) if v.size else None
+    w = np.asarray(weights, dtype=np.float64)[keep]
+    return float((w * v[keep]).sum() / w.sum()) if w.sum() > 0 else None

@@ -1,7 +1,8 @@
 """Caption metrics for NOVA and report generation: BLEU, ROUGE-L, CIDEr-D, METEOR, BERTScore, keyword F1.
 
-Each metric takes ``(references, candidates)`` — ``references[i]`` one caption or a list of captions,
-``candidates[i]`` one caption — and returns a :class:`TextScore` (corpus value, per-sample values, settings):
+Each metric takes ``(references, candidates, *, sample_weight=None)`` — the ``(y_true, y_pred)`` of captioning:
+``references[i]`` one caption or a list of captions, ``candidates[i]`` one caption — and returns a
+:class:`TextScore` (corpus value, per-sample values, settings):
 
 =====================  ===================================================  =====  =====================
 key                    implementation                                       scale  corpus value
@@ -14,7 +15,10 @@ key                    implementation                                       scal
 ``keyword_f1_*``       keyword F1 over NOVA's modality / finding terms      0–1    mean over scored samples
 =====================  ===================================================  =====  =====================
 
-Each metric stays on its reference library's scale so numbers match what those libraries print.
+Each metric stays on its reference library's scale so numbers match what those libraries print. With
+``sample_weight`` the mean-type metrics (ROUGE-L, METEOR, BERTScore, keyword F1) are weighted means; corpus BLEU
+(pooled n-gram counts) and CIDEr-D (dataset-level IDF) have no standard per-sample weighting and raise when
+weights are passed, and so does :func:`caption_report`, which always computes them.
 :func:`caption_report` computes all of them once on the whole set (CIDEr-D's IDF is dataset-level, so
 scores of a subset must come from the per-sample values of the full run, never from a re-run on the
 subset) and gives group values from the same per-sample values (corpus BLEU of a group from its summed
@@ -30,12 +34,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
+from medlens._results import MetricResult, refuse_sample_weight
 from medlens._validation import InputError
 from medlens.metrics._bertscore import MINILM_NAME, bertscore
 from medlens.metrics._cider import cider_d_scores
@@ -58,6 +63,13 @@ __all__ = [
     "BLEU_TOKENIZERS",
     "CAPTION_KEYS",
     "MINILM_NAME",
+    "BertScoreOptions",
+    "BleuOptions",
+    "CaptionOptions",
+    "CiderOptions",
+    "KeywordOptions",
+    "MeteorOptions",
+    "RougeOptions",
     "TERM_SETS",
     "WORDNET_ENV",
     "WORDNET_FILES",
@@ -96,11 +108,13 @@ def cider_d(
     n: int = 4,
     sigma: float = 6.0,
     ids: Sequence[Any] | None = None,
+    sample_weight: None = None,
 ) -> TextScore:
     """CIDEr-D per sample and its mean, with document frequencies from this set's references (×10 scale).
 
     Equal to pycocoevalcap's ``Cider().compute_score`` on the same tokens (to ~1e-15). The IDF depends on
-    every sample scored together: average a subset from ``per_sample``, do not re-run on it.
+    every sample scored together: average a subset from ``per_sample``, do not re-run on it. For the same
+    reason it takes no ``sample_weight`` (passing one raises :class:`~medlens._validation.InputError`).
 
     Examples
     --------
@@ -110,6 +124,7 @@ def cider_d(
     [10.0, 0.0]
     """
     refs, cands = check_captions(references, candidates, ids)
+    refuse_sample_weight(sample_weight, metric="CIDEr-D", reason="its IDF is computed over the whole set's references")
     per = cider_d_scores(
         [[tokenize_caption(r) for r in rs] for rs in refs], [tokenize_caption(c) for c in cands], n=n, sigma=sigma
     )
@@ -128,8 +143,100 @@ def cider_d(
     )
 
 
+# ============================================================================================== options
 @dataclass(frozen=True)
-class CaptionReport:
+class BleuOptions:
+    """sacrebleu's ``BLEU`` tokeniser and smoothing (see :func:`bleu`)."""
+
+    tokenize: str = "13a"
+    smooth_method: str = "exp"
+
+
+@dataclass(frozen=True)
+class RougeOptions:
+    """rouge-score's Porter stemming (see :func:`rouge_l`)."""
+
+    use_stemmer: bool = False
+
+
+@dataclass(frozen=True)
+class CiderOptions:
+    """CIDEr-D's n-gram order and length-penalty width (see :func:`cider_d`)."""
+
+    n: int = 4
+    sigma: float = 6.0
+
+
+@dataclass(frozen=True)
+class MeteorOptions:
+    """Where METEOR's WordNet is: ``None`` searches NLTK's data paths, then ``$MEDLENS_WORDNET``, and skips
+    METEOR when there is none; a path uses that folder (see :func:`meteor`)."""
+
+    wordnet: str | os.PathLike | None = None
+
+
+@dataclass(frozen=True)
+class BertScoreOptions:
+    """BERTScore's model (``"minilm"`` or a local transformers folder), layer, IDF, baseline and device."""
+
+    model: str = "minilm"
+    layer: int | None = None
+    idf: bool = False
+    baseline: tuple[float, float, float] | None = None
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class KeywordOptions:
+    """Term sets of ``keyword_f1_modality`` / ``keyword_f1_findings`` and the keyword F1 rules (:func:`keyword_f1`)."""
+
+    modality_terms: str | os.PathLike | TermSet = "nova-modality"
+    finding_terms: str | os.PathLike | TermSet = "nova-findings"
+    negation: bool | NegationRules | None = True
+    both_empty: Literal["skip", "one", "zero"] = "skip"
+
+
+@dataclass(frozen=True)
+class CaptionOptions:
+    """Settings of every metric of :func:`caption_report`, one group per metric; ``None`` skips a metric.
+
+    >>> CaptionOptions()  # the defaults: every metric, BERTScore on MiniLM, METEOR when WordNet is found
+    ... # doctest: +ELLIPSIS
+    CaptionOptions(bleu=BleuOptions(tokenize='13a', smooth_method='exp'), ...)
+    >>> lexical = CaptionOptions(meteor=None, bertscore=None)  # no WordNet, no model
+    """
+
+    bleu: BleuOptions = BleuOptions()
+    rouge_l: RougeOptions = RougeOptions()
+    cider: CiderOptions = CiderOptions()
+    meteor: MeteorOptions | None = MeteorOptions()
+    bertscore: BertScoreOptions | None = BertScoreOptions()
+    keywords: KeywordOptions = KeywordOptions()
+
+    def __post_init__(self) -> None:
+        groups = {
+            "bleu": BleuOptions,
+            "rouge_l": RougeOptions,
+            "cider": CiderOptions,
+            "meteor": MeteorOptions,
+            "bertscore": BertScoreOptions,
+            "keywords": KeywordOptions,
+        }
+        for name, cls in groups.items():
+            value = getattr(self, name)
+            if value is None and name in ("meteor", "bertscore"):
+                continue
+            if not isinstance(value, cls):
+                raise InputError(
+                    f"CaptionOptions.{name} must be a {cls.__name__}"
+                    + (" or None (skip the metric)" if name in ("meteor", "bertscore") else "")
+                    + f"; got {type(value).__name__} {value!r}."
+                )
+
+
+# =============================================================================================== report
+@dataclass(frozen=True)
+class CaptionReport(MetricResult):
     """Caption metrics of one set: corpus values, per-sample values, group values and settings.
 
     Attributes
@@ -194,23 +301,10 @@ def caption_report(
     references: Sequence[Any],
     candidates: Sequence[str],
     *,
+    sample_weight: None = None,
     ids: Sequence[Any] | None = None,
     groups: Sequence[Any] | None = None,
-    bleu_tokenize: str = "13a",
-    bleu_smooth: str = "exp",
-    rouge_stemmer: bool = False,
-    cider_n: int = 4,
-    cider_sigma: float = 6.0,
-    meteor_wordnet: str | os.PathLike | bool | None = None,
-    bertscore_model: str | None = "minilm",
-    bertscore_layer: int | None = None,
-    bertscore_idf: bool = False,
-    bertscore_baseline: Sequence[float] | None = None,
-    device: str = "cpu",
-    modality_terms: str | os.PathLike | Mapping[str, Any] | TermSet = "nova-modality",
-    finding_terms: str | os.PathLike | Mapping[str, Any] | TermSet = "nova-findings",
-    negation: bool | NegationRules | Mapping[str, Any] | None = True,
-    both_empty: Literal["skip", "one", "zero"] = "skip",
+    options: CaptionOptions | None = None,
 ) -> CaptionReport:
     """Every caption metric on the whole set at once, with per-sample values and group values.
 
@@ -220,28 +314,17 @@ def caption_report(
         Reference caption(s) per sample.
     candidates : sequence of str
         Generated captions.
+    sample_weight : None
+        Not supported: the report includes corpus BLEU and CIDEr-D (see the module notes). Weight the
+        per-sample values (``per_sample``) instead, or call the mean-type metrics with ``sample_weight``.
     ids : sequence, optional
         Sample ids (error messages, per-sample rows).
     groups : sequence, optional
         A group label per sample (e.g. a diagnosis family or a site); group values are computed from the
         per-sample values of the full run.
-    bleu_tokenize, bleu_smooth : str
-        sacrebleu options.
-    rouge_stemmer : bool
-        rouge-score's Porter stemming.
-    cider_n, cider_sigma
-        CIDEr-D options.
-    meteor_wordnet : path, False or None
-        ``None`` looks for WordNet (NLTK data paths, then ``$MEDLENS_WORDNET``) and skips METEOR when
-        there is none; a path uses that folder; ``False`` skips METEOR.
-    bertscore_model : str or None
-        ``"minilm"`` (default), a local transformers folder, or ``None`` to skip BERTScore.
-    bertscore_layer, bertscore_idf, bertscore_baseline, device
-        BERTScore options (see :func:`bertscore`).
-    modality_terms, finding_terms
-        Term sets for ``keyword_f1_modality`` and ``keyword_f1_findings``.
-    negation, both_empty
-        Keyword F1 options (see :func:`keyword_f1`).
+    options : CaptionOptions, optional
+        Per-metric settings (default ``CaptionOptions()``); ``CaptionOptions(meteor=None, bertscore=None)``
+        skips the metrics that need WordNet or a model.
 
     Returns
     -------
@@ -251,12 +334,20 @@ def caption_report(
     --------
     >>> rep = caption_report(["axial FLAIR: large tumour with oedema", "sagittal T1: cyst"],
     ...                      ["axial flair image shows a tumor and edema", "coronal T2: no cyst"],
-    ...                      bertscore_model=None, meteor_wordnet=False)
+    ...                      options=CaptionOptions(meteor=None, bertscore=None))
     >>> rep.scores["keyword_f1_findings"], rep.per_sample["keyword_f1_findings"].tolist()
     (0.5, [1.0, 0.0])
     >>> sorted(rep.skipped)
     ['bertscore_f1', 'meteor']
     """
+    refuse_sample_weight(
+        sample_weight,
+        metric="caption_report",
+        reason="it computes corpus BLEU (pooled n-gram counts) and CIDEr-D (dataset-level IDF)",
+    )
+    opts = CaptionOptions() if options is None else options
+    if not isinstance(opts, CaptionOptions):
+        raise InputError(f"options must be a CaptionOptions; got {type(opts).__name__}.")
     refs, cands = check_captions(references, candidates, ids)
     n = len(cands)
     id_list = list(ids) if ids is not None else list(range(n))
@@ -265,33 +356,28 @@ def caption_report(
 
     results: dict[str, TextScore | None] = {}
     skipped: dict[str, str] = {}
-    results["bleu"] = bleu(refs, cands, tokenize=bleu_tokenize, smooth_method=bleu_smooth)
-    results["rouge_l"] = rouge_l(refs, cands, use_stemmer=rouge_stemmer)
-    results["cider"] = cider_d(refs, cands, n=cider_n, sigma=cider_sigma)
-    if meteor_wordnet is False:
+    results["bleu"] = bleu(refs, cands, tokenize=opts.bleu.tokenize, smooth_method=opts.bleu.smooth_method)
+    results["rouge_l"] = rouge_l(refs, cands, use_stemmer=opts.rouge_l.use_stemmer)
+    results["cider"] = cider_d(refs, cands, n=opts.cider.n, sigma=opts.cider.sigma)
+    if opts.meteor is None:
         results["meteor"] = None
-        skipped["meteor"] = "METEOR disabled (meteor_wordnet=False)."
+        skipped["meteor"] = "METEOR disabled (CaptionOptions.meteor=None)."
     else:
-        wn = None if meteor_wordnet in (None, True) else meteor_wordnet
-        results["meteor"] = meteor(refs, cands, wordnet=wn)  # type: ignore[arg-type]
+        results["meteor"] = meteor(refs, cands, wordnet=opts.meteor.wordnet)
         if results["meteor"] is None:
             skipped["meteor"] = str(find_wordnet().skip_reason)
-    if bertscore_model is None:
+    if opts.bertscore is None:
         results["bertscore_f1"] = None
-        skipped["bertscore_f1"] = "BERTScore disabled (bertscore_model=None)."
+        skipped["bertscore_f1"] = "BERTScore disabled (CaptionOptions.bertscore=None)."
     else:
+        bs = opts.bertscore
         results["bertscore_f1"] = bertscore(
-            refs,
-            cands,
-            model=bertscore_model,
-            layer=bertscore_layer,
-            idf=bertscore_idf,
-            baseline=bertscore_baseline,
-            device=device,
+            refs, cands, model=bs.model, layer=bs.layer, idf=bs.idf, baseline=bs.baseline, device=bs.device
         )
-    kw = {"negation": negation, "both_empty": both_empty}
-    results["keyword_f1_modality"] = keyword_f1(refs, cands, terms=modality_terms, **kw)
-    results["keyword_f1_findings"] = keyword_f1(refs, cands, terms=finding_terms, **kw)
+    kwo = opts.keywords
+    kw = {"negation": kwo.negation, "both_empty": kwo.both_empty}
+    results["keyword_f1_modality"] = keyword_f1(refs, cands, terms=kwo.modality_terms, **kw)
+    results["keyword_f1_findings"] = keyword_f1(refs, cands, terms=kwo.finding_terms, **kw)
 
     scores = {k: (results[k].score if results[k] is not None else None) for k in CAPTION_KEYS}
     per = {k: (results[k].per_sample if results[k] is not None else np.full(n, np.nan)) for k in CAPTION_KEYS}
@@ -303,7 +389,7 @@ def caption_report(
     group_list = list(groups) if groups is not None else None
     if group_list is not None:
         stats = components["bleu"]["stats"]
-        bleu_kw = {"smooth_method": bleu_smooth}
+        bleu_kw = {"smooth_method": opts.bleu.smooth_method}
         for g in dict.fromkeys(group_list):
             mask = np.fromiter((x == g for x in group_list), dtype=bool, count=n)
             vals: dict[str, Any] = {"n": int(mask.sum())}

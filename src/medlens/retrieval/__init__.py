@@ -6,7 +6,7 @@ Build an index over a corpus (a JSONL file of ``{id, title, text, source?, url?,
     from medlens.retrieval import build_index, load_corpus, load_index
     build_index(load_corpus("hpo"), "runs/hpo-index", dense_mode="clauses")
     index = load_index("runs/hpo-index")
-    hits = index.search("cerebellar hypoplasia and seizures", k=5)            # fused BM25 + dense
+    hits = index.search("cerebellar hypoplasia and seizures", top_k=5)            # fused BM25 + dense
     top5 = rank_diagnoses(index, {"clinical_history": "...", "caption": "..."})  # retrieval-only ranker
 
 Heavy dependencies are optional: bm25s and faiss-cpu (extra ``retrieval``), sentence-transformers (``hf``),

@@ -101,9 +101,9 @@ class RetrievalIndex:
     ...         Document("d2", "Dandy-Walker malformation", "cystic dilatation of the fourth ventricle"),
     ...         Document("d3", "Marfan syndrome", "tall stature, aortic root dilatation")]
     >>> idx = RetrievalIndex.build(Corpus(docs, name="toy"), embedder=HashingEmbedder(64), use_cache=False)
-    >>> [h.id for h in idx.search("ataxia and a molar tooth sign", k=2, retriever="bm25")]
+    >>> [h.id for h in idx.search("ataxia and a molar tooth sign", top_k=2, retriever="bm25")]
     ['d1']
-    >>> idx.search("fourth ventricle cyst", k=1)[0].title
+    >>> idx.search("fourth ventricle cyst", top_k=1)[0].title
     'Dandy-Walker malformation'
     """
 
@@ -463,23 +463,23 @@ class RetrievalIndex:
     def search(
         self,
         query: str,
-        k: int = 5,
+        top_k: int = 5,
         *,
         retriever: str = "fused",
         query_vector: np.ndarray | None = None,
         depth: int | None = None,
     ) -> list[Hit]:
-        """Top-``k`` hits for ``query``; pass ``query_vector`` (from :meth:`encode_queries`) to skip encoding."""
+        """The ``top_k`` best hits for ``query``; pass ``query_vector`` (from :meth:`encode_queries`) to skip encoding."""
         vec = None
         if query_vector is not None:
             vec = np.asarray(query_vector, dtype=np.float32)
             vec = [vec.reshape(-1, vec.shape[-1])] if self.dense_mode == "clauses" else vec.reshape(1, -1)
-        return self.search_many([query], k, retriever=retriever, query_vectors=vec, depth=depth)[0]
+        return self.search_many([query], top_k, retriever=retriever, query_vectors=vec, depth=depth)[0]
 
     def search_many(
         self,
         queries: Sequence[str],
-        k: int = 5,
+        top_k: int = 5,
         *,
         retriever: str = "fused",
         query_vectors: np.ndarray | list[np.ndarray] | None = None,
@@ -487,8 +487,9 @@ class RetrievalIndex:
     ) -> list[list[Hit]]:
         """:meth:`search` for several queries, encoding them in one batch."""
         check_option(retriever, RETRIEVERS, name="retriever")
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise InputError(f"k must be an integer >= 1; got {k!r}.")
+        if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
+            raise InputError(f"top_k must be an integer >= 1; got {top_k!r}.")
+        k = int(top_k)
         queries = [str(q) for q in queries]
         if any(not q.strip() for q in queries):
             raise InputError("a query is empty; give some text to search for.")

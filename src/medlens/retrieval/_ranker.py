@@ -87,15 +87,15 @@ def rank_diagnoses(
     index: RetrievalIndex,
     query: str | dict[str, Any],
     *,
-    k: int = 5,
+    top_k: int = 5,
     retriever: str = "fused",
     depth: int = 50,
     aggregate: str = "max",
 ) -> list[Candidate]:
-    """Top-``k`` candidate diagnoses for a query text or a case (``clinical_history`` + ``caption``).
+    """The ``top_k`` best candidate diagnoses for a query text or a case (``clinical_history`` + ``caption``).
 
     The ``depth`` best units are retrieved and grouped into candidates (so at most ``depth`` candidates).
     """
     text = case_query(query) if isinstance(query, dict) else query
-    hits = index.search(text, k=max(depth, k), retriever=retriever)
-    return rank_candidates(hits, aggregate=aggregate)[:k]
+    hits = index.search(text, top_k=max(depth, top_k), retriever=retriever)
+    return rank_candidates(hits, aggregate=aggregate)[:top_k]

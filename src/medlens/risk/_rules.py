@@ -61,7 +61,7 @@ def _strict_descendant_max(scores: np.ndarray, tax: Taxonomy) -> np.ndarray:
     return tau
 
 
-def loss_curve(scores: np.ndarray, y_true: EncodedLabels, *, rule: str, k: int) -> LossCurve:
+def loss_curve(scores: np.ndarray, y_true: EncodedLabels, *, rule: str, branch_depth: int) -> LossCurve:
     """Exact per-sample critical values of the CAE loss under ``rule`` (``climb`` or ``multilabel``).
 
     In a tree both are exact. In a DAG whose nodes have parents in different branches the CAE indicator need
@@ -73,7 +73,10 @@ def loss_curve(scores: np.ndarray, y_true: EncodedLabels, *, rule: str, k: int) 
     if rule == "climb":
         paths = climb_paths(scores, tax)
         ps = np.take_along_axis(scores, paths, axis=1)
-        cae = np.stack([sample_cae(y_true, labels_from_indices(paths[:, j], tax), k) for j in range(paths.shape[1])], 1)
+        cae = np.stack(
+            [sample_cae(y_true, labels_from_indices(paths[:, j], tax), branch_depth) for j in range(paths.shape[1])],
+            1,
+        )
         # Node j is the accepted one for λ in (max(ps[:j]), ps[j]]; a node scoring no more than an earlier one
         # is never accepted. CAE at some λ' >= λ iff an acceptable CAE node scores >= λ. In a tree (CAE on a
         # prefix of the path) this is exactly the loss at λ.
@@ -88,7 +91,7 @@ def loss_curve(scores: np.ndarray, y_true: EncodedLabels, *, rule: str, k: int) 
     # most-specific there, so 1[λ <= max{s_p : p a CAE node, s_p > τ_p}] is its tightest monotone upper
     # envelope: exact in a tree (a CAE node's descendants are CAE nodes too), conservative in a DAG.
     tau = _strict_descendant_max(scores, tax)
-    bad = bad_node_matrix(y_true, k)
+    bad = bad_node_matrix(y_true, branch_depth)
     m = np.where(bad & (scores > tau), scores, -np.inf).max(axis=1)
     c = scores[:, 1:].max(axis=1) if scores.shape[1] > 1 else np.full(n, -np.inf)
     return LossCurve(m, c)

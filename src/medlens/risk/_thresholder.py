@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from medlens._provenance import SCHEMA_VERSION
+from medlens._results import MetricResult
 from medlens._validation import (
     InputError,
     check_interval,
@@ -44,7 +45,7 @@ Method = Literal["crc", "ltt", "empirical"]
 
 
 @dataclass(frozen=True)
-class ThresholdReport:
+class ThresholdReport(MetricResult):
     """What :meth:`RiskConstrainedThresholder.fit` found (stable keys of ``medlens hier calibrate --json``)."""
 
     method: str
@@ -110,7 +111,7 @@ class RiskConstrainedThresholder:
     delta : float in (0, 1)
         LTT's allowed probability that the true risk exceeds α.
     method : {"crc", "ltt", "empirical"}
-    k : int
+    branch_depth : int
         Branch depth defining a CAE.
     grid : int or array-like
         Candidate λ values (default 1001 points in [0, 1]).
@@ -140,7 +141,7 @@ class RiskConstrainedThresholder:
         alpha: float = 0.02,
         delta: float = 0.1,
         method: Method = "crc",
-        k: int = 1,
+        branch_depth: int = 1,
         grid: int | np.ndarray = 1001,
         p_value: Literal["binomial", "hb"] = "binomial",
     ) -> None:
@@ -150,8 +151,8 @@ class RiskConstrainedThresholder:
         self.alpha = float(check_interval(alpha, name="alpha", low=0, high=1, closed="neither"))
         self.delta = float(check_interval(delta, name="delta", low=0, high=1, closed="neither"))
         self.p_value = check_option(p_value, ("binomial", "hb"), name="p_value")
-        self.k = int(k)
-        self.taxonomy.branch_matrix(self.k)
+        self.branch_depth = int(branch_depth)
+        self.taxonomy.branch_matrix(self.branch_depth)
         if isinstance(grid, int | np.integer):
             if not 2 <= grid <= MAX_GRID:
                 raise InputError(f"grid must have at least 2 points and at most {MAX_GRID:,}; got {grid:,}.")
@@ -198,7 +199,7 @@ class RiskConstrainedThresholder:
             raise InputError(
                 f"node scores and y_true must have the same number of samples; got {s.shape[0]} and {y.n}."
             )
-        curve = loss_curve(s, y, rule=self.rule, k=self.k)
+        curve = loss_curve(s, y, rule=self.rule, branch_depth=self.branch_depth)
         lam, info = self._choose(curve, y.n)
         self.lambda_ = lam
         pred = predict_labels(s, self.taxonomy, rule=self.rule, lam=lam)
@@ -212,7 +213,7 @@ class RiskConstrainedThresholder:
             rule=self.rule,
             alpha=self.alpha,
             delta=self.delta if self.method == "ltt" else None,
-            branch_depth=self.k,
+            branch_depth=self.branch_depth,
             taxonomy={"name": self.taxonomy.name, "version": self.taxonomy.version},
             n_calibration=y.n,
             feasible=info["feasible"],
@@ -324,7 +325,7 @@ class RiskConstrainedThresholder:
             "taxonomy_sha256": self.taxonomy.content_hash(),
             "rule": self.rule,
             "lambda": lam,
-            "branch_depth": self.k,
+            "branch_depth": self.branch_depth,
             "aggregator": aggregator,
             "method": self.method,
             "alpha": self.alpha,
@@ -361,7 +362,7 @@ class RiskConstrainedThresholder:
                 alpha=data.get("alpha", 0.02),
                 delta=data.get("delta", 0.1),
                 method=data.get("method", "crc"),
-                k=depth,
+                branch_depth=depth,
             )
         except (InputError, TypeError) as exc:
             raise InputError(f"{source}: {exc}") from None

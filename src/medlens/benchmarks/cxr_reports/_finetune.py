@@ -54,7 +54,9 @@ def run(
     t0 = time.perf_counter()
     out = Path(out_dir)
     zs_dir = Path(zero_shot_dir) if zero_shot_dir else out.parent / "cxr-reports"
-    ft_config = FinetuneConfig(loss=LossConfig("radial"), mode=mode, epochs=epochs, k=branch_depth, seed=seed)
+    ft_config = FinetuneConfig(
+        loss=LossConfig("radial"), mode=mode, epochs=epochs, branch_depth=branch_depth, seed=seed
+    )
     config = {
         "benchmark": "cxr-reports-finetune",
         "alpha": alpha,
@@ -108,7 +110,9 @@ def run(
 
     def cell(p: np.ndarray, lam: float) -> dict[str, Any]:
         pred = predict_labels(p[te], tax, rule="multilabel", lam=lam)
-        r = evaluate(y_te, pred, taxonomy=tax, k=branch_depth, node_scores=p[te], ci=0.95, n_bootstrap=1000, seed=seed)
+        r = evaluate(
+            y_te, pred, taxonomy=tax, branch_depth=branch_depth, node_scores=p[te], ci=0.95, n_bootstrap=1000, seed=seed
+        )
         d = r.to_dict()
         return {
             "lambda": float(lam),
@@ -124,7 +128,9 @@ def run(
     table: dict[str, dict[str, Any]] = {}
     thresholds: dict[str, Any] = {}
     for row, p in (("zero_shot", p_zs), ("finetuned", p_ft)):
-        th = RiskConstrainedThresholder(tax, rule="multilabel", alpha=alpha, delta=delta, method="crc", k=branch_depth)
+        th = RiskConstrainedThresholder(
+            tax, rule="multilabel", alpha=alpha, delta=delta, method="crc", branch_depth=branch_depth
+        )
         th.fit(p[cal], y_cal)
         doc = th.to_dict()
         doc["provenance"] = provenance(

@@ -10,7 +10,7 @@ Steps (each recorded in ``metrics.json``):
 3. Probabilities: per-node Platt scaling fitted on the train split (the only use of train labels).
 4. Baseline: every node with probability >= 0.5 is predicted (multi-label); evaluated on the test split.
 5. Risk control: thresholds fitted on the calibration split with CRC, LTT and the empirical rule
-   (rule ``multilabel``, CAE at branch depth k), then checked on the untouched test split.
+   (rule ``multilabel``, CAE at branch depth ``branch_depth``), then checked on the untouched test split.
 """
 
 from __future__ import annotations
@@ -100,17 +100,28 @@ def run(
     # Baseline: a fixed 0.5 threshold on every node.
     base_pred = predict_labels(scores[te], tax, rule="multilabel", lam=BASELINE_THRESHOLD)
     baseline = evaluate(
-        y_te, base_pred, taxonomy=tax, k=branch_depth, node_scores=scores[te], ci=ci, n_bootstrap=n_bootstrap, seed=seed
+        y_te,
+        base_pred,
+        taxonomy=tax,
+        branch_depth=branch_depth,
+        node_scores=scores[te],
+        ci=ci,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
     ).to_dict()
-    test_curve = loss_curve(scores[te], y_te, rule="multilabel", k=branch_depth)
+    test_curve = loss_curve(scores[te], y_te, rule="multilabel", branch_depth=branch_depth)
     grid_idx = np.unique(np.linspace(0, 1000, 101).round().astype(int))
     grid = np.linspace(0, 1, 1001)[grid_idx]
 
     def fit_and_test(rule: str, method: str) -> dict[str, Any]:
-        th = RiskConstrainedThresholder(tax, rule=rule, alpha=alpha, delta=delta, method=method, k=branch_depth)
+        th = RiskConstrainedThresholder(
+            tax, rule=rule, alpha=alpha, delta=delta, method=method, branch_depth=branch_depth
+        )
         th.fit(scores[cal], y_cal)
         pred = predict_labels(scores[te], tax, rule=rule, lam=th.lambda_)
-        test = evaluate(y_te, pred, taxonomy=tax, k=branch_depth, ci=ci, n_bootstrap=n_bootstrap, seed=seed).to_dict()
+        test = evaluate(
+            y_te, pred, taxonomy=tax, branch_depth=branch_depth, ci=ci, n_bootstrap=n_bootstrap, seed=seed
+        ).to_dict()
         suffix = "" if rule == "multilabel" else f"_{rule}"
         doc = th.to_dict()
         doc["provenance"] = provenance(
@@ -221,7 +232,7 @@ def report_section(metrics: dict[str, Any]) -> Any:
         f"labels ({100 * ds.get('share_multilabel', 0):.1f} % multi-label); split "
         f"{metrics['splits']['train']}/{metrics['splits']['calibration']}/{metrics['splits']['test']} "
         f"(train/calibration/test, seed {ds.get('seed')}). Taxonomy {metrics['provenance']['taxonomy']['name']} "
-        f"v{metrics['provenance']['taxonomy']['version']}, branch depth k={metrics['branch_depth']}."
+        f"v{metrics['provenance']['taxonomy']['version']}, branch depth {metrics['branch_depth']}."
     )
     s.paragraph(
         f"Scoring: {metrics['method']['scoring']}. Probabilities: {metrics['method']['probabilities']}.", cls="note"

@@ -51,6 +51,7 @@ from medlens._validation import InputError, check_option, did_you_mean, iter_tex
 
 if TYPE_CHECKING:  # pragma: no cover
     from medlens.benchmarks.nova._records import NovaDataset
+    from medlens.metrics import CaptionOptions
     from medlens.metrics.diagnosis import Judge, JudgeCache
 
 __all__ = [
@@ -367,7 +368,31 @@ def _localization(
 
 
 # ================================================================================================ captions
-def _caption(dataset: NovaDataset, preds: NovaPredictions, *, details: bool, caption_options: Mapping[str, Any]):
+_CAPTION_SWITCHES = ("bertscore_model", "meteor_wordnet")
+
+
+def _caption_options(options: Any) -> Any:
+    """A CaptionOptions as it is, or one built from the CLI's switches (see ``caption_options`` below)."""
+    from medlens.metrics import BertScoreOptions, CaptionOptions, MeteorOptions
+
+    if isinstance(options, CaptionOptions):
+        return options
+    opts = dict(options or {})
+    unknown = sorted(set(opts) - set(_CAPTION_SWITCHES))
+    if unknown:
+        raise InputError(
+            f"unknown caption options {unknown}; a mapping takes {list(_CAPTION_SWITCHES)}, "
+            "anything else goes in a medlens.metrics.CaptionOptions."
+        )
+    model = opts.get("bertscore_model", "minilm")
+    wordnet = opts.get("meteor_wordnet")
+    return CaptionOptions(
+        bertscore=None if model is None else BertScoreOptions(model=model),
+        meteor=None if wordnet is False else MeteorOptions(wordnet=None if wordnet is True else wordnet),
+    )
+
+
+def _caption(dataset: NovaDataset, preds: NovaPredictions, *, details: bool, caption_options: Any):
     from medlens.metrics import CAPTION_KEYS, caption_report
 
     rows = preds.rows["caption"]
@@ -397,7 +422,7 @@ def _caption(dataset: NovaDataset, preds: NovaPredictions, *, details: bool, cap
     }
     if not ids:
         return {**dict.fromkeys(CAPTION_KEYS), **counts, "note": "no caption to score"}
-    rep = caption_report(refs, cands, ids=ids, **dict(caption_options))
+    rep = caption_report(refs, cands, ids=ids, options=caption_options)
     out = {**rep.scores, **counts, "skipped": rep.skipped, "settings": rep.settings}
     if details:
         out["per_sample"] = rep.to_dict(per_sample=True)["per_sample"]
@@ -445,10 +470,10 @@ def _diagnosis(
     if not ids:
         return {"top1": None, "top5": None, **counts, "note": "no diagnosis to score"}
     kw = {"ids": ids, "cache": cache}
-    rep = diagnosis_report(lists, golds, judge=judge, judge_options=judge_options, **kw)
+    rep = diagnosis_report(golds, lists, judge=judge, judge_options=judge_options, **kw)
     out = {**rep.to_dict(per_sample=details), **counts}
     if compare_judge is not None:
-        other = diagnosis_report(lists, golds, judge=compare_judge, judge_options=compare_judge_options, **kw)
+        other = diagnosis_report(golds, lists, judge=compare_judge, judge_options=compare_judge_options, **kw)
         flat_a = [j for js in rep.judgements for j in js]
         flat_b = [j for js in other.judgements for j in js]
         agree = judge_agreement(flat_a, flat_b)
@@ -456,7 +481,7 @@ def _diagnosis(
             "judge_a": rep.judge["judge_id"],
             "judge_b": other.judge["judge_id"],
             **agree,
-            "unit": "every judged (prediction, gold) pair: the first max(k) predictions of each image",
+            "unit": "every judged (prediction, gold) pair: the first max(top_k) predictions of each image",
             "judge_b_scores": {k: other.scores[k] for k in ("top1", "top5", "top1_macro", "top5_macro")},
             "judge_b_analysis_only": other.judge.get("analysis_only", False),
         }
@@ -477,7 +502,7 @@ def nova_evaluate(
     no_gold: Literal["skip", "score"] = "skip",
     missing: Literal["skip", "empty"] = "skip",
     human_ceiling: bool = True,
-    caption_options: Mapping[str, Any] | None = None,
+    caption_options: CaptionOptions | Mapping[str, Any] | None = None,
     tasks: Sequence[str] | None = None,
     details: bool = False,
 ) -> dict[str, Any]:
@@ -505,8 +530,10 @@ def nova_evaluate(
         diagnosis).
     human_ceiling : bool
         Add the inter-rater report to ``localization``.
-    caption_options : mapping, optional
-        Options of :func:`medlens.metrics.caption_report` (``bertscore_model``, ``meteor_wordnet``, ...).
+    caption_options : CaptionOptions or mapping, optional
+        Options of :func:`medlens.metrics.caption_report`: a :class:`~medlens.metrics.CaptionOptions`, or a
+        mapping of the CLI's switches ``bertscore_model`` (default ``"minilm"``; ``None`` skips BERTScore) and
+        ``meteor_wordnet`` (``False`` skips METEOR).
     tasks : sequence of str, optional
         Only these tasks (default: every task with rows).
     details : bool
@@ -552,8 +579,7 @@ def nova_evaluate(
             dataset, preds, ap_mode=ap_mode, no_gold=no_gold, missing=missing, ceiling=human_ceiling, details=details
         )
     if "caption" in present:
-        opts = {"bertscore_model": "minilm", **dict(caption_options or {})}
-        out["caption"] = _caption(dataset, preds, details=details, caption_options=opts)
+        out["caption"] = _caption(dataset, preds, details=details, caption_options=_caption_options(caption_options))
     if "diagnosis" in present:
         out["diagnosis"] = _diagnosis(
             dataset,

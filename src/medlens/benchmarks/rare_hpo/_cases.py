@@ -353,7 +353,7 @@ def run_rare_hpo(
     cases = generate_cases(cfg)
     t_gen = time.perf_counter() - t0
     queries = [case_query(c) for c in cases]
-    hits = index.search_many(queries, k=depth, retriever=retriever)
+    hits = index.search_many(queries, top_k=depth, retriever=retriever)
     rankings = [rank_candidates(h, aggregate=aggregate) for h in hits]
     out = evaluate_rankings(cases, rankings, n_bootstrap=n_bootstrap, seed=seed)
     out.update(

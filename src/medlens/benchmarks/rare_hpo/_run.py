@@ -147,7 +147,7 @@ def run(
     """Run the benchmark into ``out_dir`` and return the ``metrics.json`` document (see the module docstring).
 
     ``ontology`` and ``hybrid`` are skipped (and said so) when the index is not over the ``hpo`` corpus. Extra
-    keyword arguments of other benchmarks (``alpha``, ``k``) are ignored, so ``medlens demo`` can pass its
+    keyword arguments of other benchmarks (``alpha``, ``branch_depth``) are ignored, so ``medlens demo`` can pass its
     options to every benchmark.
     """
     from medlens.benchmarks.rare_hpo._cases import GeneratorConfig, evaluate_rankings, generate_cases
@@ -195,7 +195,7 @@ def run(
     seconds: dict[str, float] = {}
     for r in retrievers:
         t1 = time.perf_counter()
-        hits = idx.search_many(queries, k=DEPTH, retriever=r, query_vectors=qv)
+        hits = idx.search_many(queries, top_k=DEPTH, retriever=r, query_vectors=qv)
         rankings = [rank_candidates(h) for h in hits]
         seconds[r] = round(time.perf_counter() - t1, 3)
         results[r] = evaluate_rankings(cases, rankings, n_bootstrap=n_bootstrap, seed=seed)

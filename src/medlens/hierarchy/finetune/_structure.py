@@ -22,7 +22,7 @@ class TaxonomyArrays:
     """Dense views of a taxonomy over its non-root nodes (column ``j`` is ``taxonomy.nodes[j + 1]``)."""
 
     taxonomy: Taxonomy
-    k: int = 1
+    branch_depth: int = 1
 
     @property
     def n(self) -> int:
@@ -48,9 +48,9 @@ class TaxonomyArrays:
     @cached_property
     def cross_branch(self) -> np.ndarray:
         """``X[u, v] = True`` iff both columns are at depth >= k and their depth-k branch sets are disjoint."""
-        b = self.taxonomy.branch_matrix(self.k)[1:].astype(np.int32)
+        b = self.taxonomy.branch_matrix(self.branch_depth)[1:].astype(np.int32)
         share = (b @ b.T).toarray() > 0
-        deep = self.depth >= self.k
+        deep = self.depth >= self.branch_depth
         return ~share & deep[:, None] & deep[None, :]
 
     @cached_property

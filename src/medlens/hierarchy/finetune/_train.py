@@ -69,7 +69,7 @@ class FinetuneConfig:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.1
-    k: int = 1
+    branch_depth: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -90,6 +90,8 @@ class FinetuneConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FinetuneConfig:
         d = dict(d)
+        if "k" in d:  # checkpoints written before the one-name rule called the branch depth "k"
+            d["branch_depth"] = d.pop("k")
         loss = dict(d.pop("loss", {}))
         loss["radial"] = RadialConfig(**loss.get("radial", {}))
         return cls(loss=LossConfig(**loss), **d)
@@ -394,7 +396,7 @@ def finetune(
         raise InputError(f"{len(inputs)} inputs but {y.n} labels; give one label (set) per input.")
     if not inputs:
         raise InputError("no training inputs.")
-    arrays = TaxonomyArrays(taxonomy, config.k)
+    arrays = TaxonomyArrays(taxonomy, config.branch_depth)
     loss_fn = make_loss(config.loss.name, arrays, config.loss)
     targets_all = torch.as_tensor(y.closure[:, 1:].toarray(), dtype=torch.float32)
     node_feats, node_init = _node_features(encoder, taxonomy)
@@ -565,7 +567,7 @@ def _validate(fm: FinetunedModel, val: tuple, config: FinetuneConfig) -> dict[st
     yv = v_labels if isinstance(v_labels, EncodedLabels) else encode_labels(list(v_labels), tax, name="val labels")
     p = fm.predict_proba(list(v_inputs))
     pred = predict_labels(p, tax, rule="multilabel", lam=0.5)
-    r = evaluate(yv, pred, taxonomy=tax, k=config.k, node_scores=p, ci=None).to_dict()
+    r = evaluate(yv, pred, taxonomy=tax, branch_depth=config.branch_depth, node_scores=p, ci=None).to_dict()
     return {
         "val_hF": r["hF"],
         "val_cae_rate": r["cae_rate"],
@@ -605,5 +607,5 @@ def load_finetuned(out_dir: str | os.PathLike, *, encoder: Any = None, device: s
         raise InputError(f"{out / MODEL} does not fit the encoder {encoder.model_id!r} (keys {sorted(unknown)[:3]}).")
     model.load_state_dict(state["model"], strict=False)
     model.eval()
-    arrays = TaxonomyArrays(tax, config.k)
+    arrays = TaxonomyArrays(tax, config.branch_depth)
     return FinetunedModel(model, tax, arrays, meta["probability"], config, encoder)
