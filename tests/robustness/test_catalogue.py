@@ -46,6 +46,9 @@ FILES: dict[str, str | bytes] = {
     + "\nb,"
     + ",".join(["0.1"] * len(LEAVES))
     + "\n",
+    "texts.txt": "no acute findings\nsmall left effusion\n",
+    "empty.txt": "",
+    "corpus.jsonl": '{"id": "d1", "title": "a", "text": "seizures and ataxia"}\n',
     "lam_nan.json": _thresholds(lam="NaN"),
     "lam_huge.json": _thresholds(lam="1e308"),
     "lam_neg.json": _thresholds(lam="-1"),

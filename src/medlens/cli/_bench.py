@@ -60,7 +60,11 @@ def run_cmd(
     name: str = typer.Argument(..., help="Benchmark name (see `medlens bench list`)."),
     out: Path = typer.Option(..., "--out", help="Run folder (metrics.json, manifest.json and the benchmark's files)."),
     seed: int | None = typer.Option(
-        None, "--seed", help="Seed (default: the benchmark's own; refused by one that takes none)."
+        None,
+        "--seed",
+        min=0,
+        max=2**32 - 1,
+        help="Seed (default: the benchmark's own; refused by one that takes none).",
     ),
     branch_depth: int | None = typer.Option(
         None,

@@ -14,7 +14,7 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Run folder (one sub-folder per benchmark)."),
     alpha: float = typer.Option(0.02, "--alpha", help="Target CAE rate of the risk-constrained thresholds."),
     branch_depth: int = typer.Option(1, "--branch-depth", "-k", help="Depth of the branches a CAE crosses."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the split and the bootstrap."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the split and the bootstrap."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run made with another configuration."),
     full: bool = typer.Option(
         False, "--full", help="Also fine-tune MiniLM (radial loss) and report the 2×2 table (a few minutes on CPU)."

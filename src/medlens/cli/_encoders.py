@@ -67,6 +67,7 @@ def encode(
 
     Example: medlens encode --encoder minilm --texts findings.txt --out findings.npy --json
     """
+    from medlens._device import resolve_device, resolve_dtype
     from medlens._provenance import provenance, stamp
     from medlens._validation import InputError, check_interval
     from medlens.encoders import load_encoder
@@ -77,8 +78,11 @@ def encode(
     check_interval(batch_size, name="--batch-size", low=1, closed="left")
     if out.suffix != ".npy":
         raise InputError(f"{out}: features are written as .npy (with a .ids.txt beside it); use --out NAME.npy.")
+    resolve_dtype(dtype, resolve_device(device))  # cheap checks first: loading a model takes seconds
     if texts is not None:
         ids, items = read_texts(texts)
+        if not ids:
+            raise InputError(f"{texts}: no texts found; give one text per line (.txt) or rows with id,text.")
         modality, inputs, input_hashes = "text", {"texts": texts}, None
     else:
         ids, items = list_images(images)

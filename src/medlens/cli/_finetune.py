@@ -30,7 +30,9 @@ def finetune(
     soft_beta: float = typer.Option(10.0, "--soft-beta", help="Soft-label hardness β."),
     branch_depth: int = typer.Option(1, "--branch-depth", "-k", help="Depth of the branches (cross-branch margin)."),
     val: Path | None = typer.Option(None, "--val", help="Validation CSV in the same format, evaluated every epoch."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the initialisation, batch order and dropout."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1, help="Seed of the initialisation, batch order and dropout."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the folder's last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard a run of another configuration in --out."),

@@ -85,8 +85,8 @@ def evaluate_cmd(
     scores: Path | None = typer.Option(None, "--scores", help="Optional scores CSV for AUROC and consistency."),
     from_leaves: str | None = typer.Option(None, "--from-leaves", help="sum | max | noisy_or for leaf scores."),
     ci: float | None = typer.Option(None, "--ci", help="Bootstrap confidence level, e.g. 0.95."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for --ci."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=1, max=100_000, help="Bootstrap resamples for --ci."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the bootstrap."),
     out: Path | None = typer.Option(None, "--out", help="Also write the JSON to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
@@ -236,39 +236,6 @@ def predict_cmd(
 
 
 # ------------------------------------------------------------------------------------------------ hier zeroshot
-def _zeroshot_inputs(images: Path | None, texts: Path | None) -> tuple[str, Path, list[str], list[Any]]:
-    from medlens._validation import InputError
-    from medlens.io import list_images, read_texts
-
-    if (images is None) == (texts is None):
-        raise InputError("give exactly one of --images DIR or --texts FILE.")
-    if texts is not None:
-        ids, items = read_texts(texts)
-        if not ids:
-            raise InputError(f"{texts}: no texts found.")
-        return "texts", texts, ids, items
-    ids, paths = list_images(images)
-    return "images", images, ids, paths
-
-
-def _calibration_rows(truth: Path, ids: list[str], tax: Any) -> tuple[Any, Any]:
-    """Rows of the inputs that the calibration truth labels (ids must be among the inputs), and the labels."""
-    import numpy as np
-
-    from medlens._validation import InputError
-    from medlens.hierarchy import read_label_table
-
-    t = read_label_table(truth, tax, what="calibration truth")
-    pos = {v: i for i, v in enumerate(ids)}
-    missing = [v for v in t.ids if v not in pos]
-    if missing:
-        raise InputError(
-            f"calibration truth {truth}: {len(missing)} id(s) are not among the inputs (e.g. {missing[:3]}); "
-            f"its ids must name inputs (e.g. {ids[:3]})."
-        )
-    return np.array([pos[v] for v in t.ids], dtype=np.int64), t.labels
-
-
 @app.command("zeroshot")
 def zeroshot_cmd(
     encoder: str = typer.Option(
@@ -314,113 +281,35 @@ def zeroshot_cmd(
     Example: medlens hier zeroshot --encoder minilm --texts reports.csv --taxonomy cxr_anatomic_v1
     --out scores.csv --json
     """
-    from medlens._provenance import provenance, stamp
-    from medlens._validation import InputError, check_interval, check_option
     from medlens.cli._common import progress_enabled
-    from medlens.encoders import load_encoder
-    from medlens.hierarchy import (
-        INTERNAL_RULES,
-        PROMPT_SOURCES,
-        SCORING_METHODS,
-        ZeroShotScorer,
-        read_prompt_file,
-        write_score_table,
-    )
-    from medlens.io import atomic_write_json
-    from medlens.taxonomy import load_taxonomy
+    from medlens.hierarchy import run_zeroshot
 
-    check_option(method, SCORING_METHODS, name="--method")
-    if internal is not None:
-        check_option(internal, INTERNAL_RULES, name="--internal")
-    if prompt_source is not None:
-        check_option(prompt_source, PROMPT_SOURCES, name="--prompt-source")
-    check_interval(batch_size, name="--batch-size", low=1)
-    tax = load_taxonomy(taxonomy)
-    kind, in_path, ids, items = _zeroshot_inputs(images, texts)
-    if method == "platt" and calibration_truth is None:
-        raise InputError("--method platt fits a calibration on labelled inputs: pass --calibration-truth TRUTH.csv.")
-    if method != "platt" and calibration_truth is not None:
-        raise InputError(f"--calibration-truth applies to --method platt only; got --method {method}.")
-    tmpl, overrides = read_prompt_file(templates) if templates is not None else (None, None)
-    source = prompt_source or ("templates" if tmpl is not None else "auto")
-    rows = labels = None
-    if calibration_truth is not None:
-        rows, labels = _calibration_rows(calibration_truth, ids, tax)
-    enc = load_encoder(encoder, device=device)
-    scorer = ZeroShotScorer(
-        enc,
-        tax,
-        templates=tmpl,
-        prompts=overrides,
-        prompt_source=source,
-        internal=internal,
+    doc = run_zeroshot(
+        encoder,
+        taxonomy,
+        out,
+        images=images,
+        texts=texts,
+        templates=templates,
+        prompt_source=prompt_source,
         method=method,
+        internal=internal,
         temperature=temperature,
         bias=bias,
+        calibration_truth=calibration_truth,
         batch_size=batch_size,
+        device=device,
         progress=progress_enabled(as_json),
     )
-    sim = scorer.similarity_texts(items) if kind == "texts" else scorer.similarity_images(items)
-    calibration = None
-    if rows is not None:
-        scorer.fit(sim[rows], labels, kind="similarity")
-        calibration = {"truth": str(calibration_truth), "n": len(rows), "scored_in_sample": len(rows)}
-    probs = scorer.probabilities(sim)
-    write_score_table(out, ids, tax.nodes, probs)
-    meta_path = out.with_suffix(".meta.json")
-    model_id = getattr(enc, "model_id", enc.config.name)
-    info = scorer.method_info()
-    summary = {
-        "n": len(ids),
-        "n_nodes": len(tax),
-        "out": str(out),
-        "meta": str(meta_path),
-        "input": {"kind": kind, "path": str(in_path)},
-        "method": info,
-        "encoder": {"model_id": model_id, **enc.config.to_dict()},
-        "taxonomy": {"name": tax.name, "version": tax.version, "sha256": tax.content_hash()},
-        "calibration": calibration,
-    }
-    config = {
-        "encoder": model_id,
-        "taxonomy": tax.name,
-        "input_kind": kind,
-        "method": method,
-        "internal": scorer.internal,
-        "scale": scorer.scale,
-        "bias": scorer.bias,
-        "prompt_source": source,
-        "prompts_sha256": info["prompts_sha256"],
-    }
-    inputs = {kind: in_path}
-    if templates is not None:
-        inputs["templates"] = templates
-    if calibration_truth is not None:
-        inputs["calibration_truth"] = calibration_truth
-    prov = provenance(
-        command="hier zeroshot",
-        config=config,
-        inputs=inputs,
-        models={"encoder": model_id},
-        taxonomy=tax,
-        extra={"input_ids_sha256": _ids_hash(ids)},
-    )
-    doc = stamp(summary, prov)
-    atomic_write_json(meta_path, doc)
     if as_json:
         emit_json(doc)
         return
+    m = doc["method"]
     console().print(
-        f"wrote {len(ids)} x {len(tax)} node probabilities to {out} ({method}, internal {scorer.internal}, "
-        f"{info['n_prompts']} prompts; metadata in {meta_path})",
+        f"wrote {doc['n']} x {doc['n_nodes']} node probabilities to {out} ({method}, internal {m['internal']}, "
+        f"{m['n_prompts']} prompts; metadata in {doc['meta']})",
         markup=False,
     )
-
-
-def _ids_hash(ids: list[str]) -> str:
-    import hashlib
-
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------- hier map-answers

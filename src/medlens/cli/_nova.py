@@ -121,7 +121,7 @@ def run_cmd(
         "xyxy_norm1000", "--box-format", help="Box frame asked for and recorded: xyxy_norm1000 (default) | xyxy_pixel."
     ),
     temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy (default)."),
-    seed: int = typer.Option(0, "--seed", help="Sampling seed passed to the model."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Sampling seed passed to the model."),
     max_tokens: int | None = typer.Option(
         None, "--max-tokens", help="Reply length limit (default: the server's; 512 for --model-path)."
     ),

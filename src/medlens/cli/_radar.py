@@ -117,7 +117,7 @@ def diagnose(
     ),
     block_url: list[str] = typer.Option(None, "--block-url", help="A URL never to retrieve (repeatable)."),
     block_case_id: list[str] = typer.Option(None, "--block-case-id", help="A case id never to retrieve (repeatable)."),
-    seed: int = typer.Option(0, "--seed", help="Seed passed to the LLM (temperature is 0)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed passed to the LLM (temperature is 0)."),
     max_tokens: int = typer.Option(1024, "--max-tokens", help="Reply length limit of each LLM step."),
     overwrite: bool = typer.Option(
         False,
@@ -233,7 +233,7 @@ def nova_bench(
     ),
     block_url: list[str] = typer.Option(None, "--block-url", help="A URL never to retrieve (repeatable)."),
     block_case_id: list[str] = typer.Option(None, "--block-case-id", help="A case id never to retrieve (repeatable)."),
-    seed: int = typer.Option(0, "--seed", help="Seed passed to the LLM (temperature is 0)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed passed to the LLM (temperature is 0)."),
     allow_problems: bool = typer.Option(
         False, "--allow-problems", help="Run even when `nova validate` finds problems."
     ),

@@ -75,7 +75,7 @@ def index_cmd(
     chunk_overlap: int = typer.Option(0, "--chunk-overlap", help="Units shared by consecutive windows."),
     chunk_unit: str = typer.Option("words", "--chunk-unit", help="words, or tokens (the embedder's word pieces)."),
     faiss_param: list[str] = typer.Option(None, "--faiss-param", help="FAISS search parameter KEY=VALUE (repeatable)."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Texts per embedding batch."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, max=65536, help="Texts per embedding batch."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the embedding cache."),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Rebuild and replace the index in --out (needed for another corpus or options)."
@@ -237,7 +237,9 @@ def search_cmd(
 def rare_hpo_cmd(
     index: Path = typer.Option(..., "--index", help="Index folder (built with --corpus hpo)."),
     n: int = typer.Option(200, "--n", help="Number of simulated patients."),
-    seed: int = typer.Option(0, "--seed", help="Generator seed (the same seed gives the same cases)."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1, help="Generator seed (the same seed gives the same cases)."
+    ),
     retriever: str = typer.Option("fused", "--retriever", help=RETRIEVER_HELP),
     cases_out: Path = typer.Option(None, "--cases-out", help="Also write each case and its top-5 to this JSONL."),
     llm_url: str = typer.Option(None, "--llm-url", help="Also run the RADAR agent (and no-retrieval baseline) here."),

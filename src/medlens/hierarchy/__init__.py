@@ -54,9 +54,11 @@ from medlens.hierarchy._tables import (
     write_score_table,
 )
 from medlens.hierarchy._zeroshot import PlattScaler, prompt_node_similarity
+from medlens.hierarchy._zeroshot_run import run_zeroshot
 from medlens.hierarchy._zeroshot_scorer import INTERNAL_RULES, SCORING_METHODS, ZeroShotScorer
 
 __all__ = [
+    "run_zeroshot",
     "METRICS",
     "MetricResult",
     "PROMPT_SOURCES",
