@@ -37,7 +37,7 @@ def shorten(value: Any, limit: int = 60) -> str:
     >>> shorten("x" * 10)
     "'xxxxxxxxxx'"
     >>> shorten("x" * 1000, limit=12)
-    "'xxxxxxxxxxx… (1,000 characters)"
+    "'xxxxxxxxxx… (1,000 characters)"
     """
     text = repr(value)
     if len(text) <= limit:

@@ -81,7 +81,7 @@ def test_encode_texts_with_minilm(cli, tmp_path):
     assert x.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
     assert (tmp_path / "feats" / "findings.ids.txt").read_text().splitlines() == ["1", "2", "3"]
-    assert (d["n"], d["dim"], d["modality"], d["batch"]) == (3, 384, "text", 2)
+    assert (d["n"], d["dim"], d["modality"], d["batch_size"]) == (3, 384, "text", 2)
     assert d["encoder"]["name"] == "minilm"
     assert d["encoder"]["source"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert set(d["timing"]) == {"load_s", "encode_s", "items_per_s"}

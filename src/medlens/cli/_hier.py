@@ -131,7 +131,7 @@ def calibrate_cmd(
     branch_depth: int = typer.Option(1, "--branch-depth", "-k", help="Depth of the branches a CAE crosses."),
     from_leaves: str | None = typer.Option(None, "--from-leaves", help="sum | max | noisy_or for leaf scores."),
     p_value: str = typer.Option("binomial", "--p-value", help="LTT p-value: binomial | hb (Hoeffding-Bentkus)."),
-    grid: int = typer.Option(1001, "--grid", min=2, max=1_000_000, help="Number of candidate thresholds in [0, 1]."),
+    grid: int = typer.Option(1001, "--grid", max=1_000_000, help="Number of candidate thresholds in [0, 1]."),
     out: Path = typer.Option(..., "--out", help="THRESHOLDS.json to write (everything predict needs)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
