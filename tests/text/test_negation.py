@@ -70,6 +70,8 @@ def _negated(text: str, rules: str = "clinical") -> dict[str, bool]:
         ("Pneumothorax cannot be excluded.", {"pneumothorax": 0}),
         ("No change in the left pleural effusion.", {"effusion": 0}),
         ("No significant interval change of the oedema.", {"edema": 0}),
+        ("Superimposed pneumothorax cannot be entirely excluded.", {"pneumothorax": 0}),  # hedged variants
+        ("Effusion is not entirely excluded.", {"effusion": 0}),
         # post cues negate back to a comma
         ("The effusion has resolved.", {"effusion": 1}),
         ("Tumour, not enhancing.", {"tumor": 0}),
@@ -111,6 +113,10 @@ def test_triggers_scopes_mask_and_has_negation():
     assert neg.has_negation(negation_tokens("Lungs are clear."))
     assert not neg.has_negation(negation_tokens("No change in the effusion."))
     assert not neg.has_negation(negation_tokens("Right lower lobe pneumonia."))
+    # sentences of the cxr-reports archive that the zero-shot scorer's v1 cue list negated wrongly
+    assert not neg.has_negation(negation_tokens("No change in the large hiatus hernia."))
+    assert not neg.has_negation(negation_tokens("However, adenopathy, or mass is not excluded."))
+    assert neg.has_negation(negation_tokens("Previously present left base airspace disease has cleared."))
 
 
 def test_cue_phrases_use_the_consumers_tokenizer():
