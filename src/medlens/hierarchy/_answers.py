@@ -11,16 +11,17 @@ Three methods (as in "Taxonomy-Aware Evaluation of Vision-Language Models", arXi
   encoder) of the answer or of each part; a part below ``min_similarity`` abstains.
 
 Normalisation is case-insensitive, reads hyphens, slashes and underscores as spaces, singularises plurals
-and maps British to US spelling (``oedema`` → ``edema``). When a node and one of its ancestors are both
-found, only the more specific node is kept. An answer that matches nothing maps to the root (abstained).
+and maps British to US spelling (:func:`medlens.text.us_spelling`: ``oedema`` → ``edema``). When a node and one
+of its ancestors are both found, only the more specific node is kept. An answer that matches nothing maps to the
+root (abstained).
 
-Negation scope is NegEx-like: sentences come from :func:`~medlens.hierarchy._zeroshot.split_sentences` and are
-cut into clauses at ``but``, ``however``, ``although``, ``though``, ``whereas``, ``except`` and ``:``; a
-mention is negated by a preceding trigger in its clause (``no``, ``not``, ``without``, ``negative for``,
-``free of``, ``clear of``, ``absence of``, ``resolution of``) or a following one (``resolved``, ``removed``,
-``clear``, ``unremarkable``, ``normal``, ``within normal limits``, ``not``, ``absent``, ``excluded``,
-``ruled out``). Pseudo-negations (``cannot be excluded``, ``no change``, ``not only``) negate nothing, and a
-trigger inside a matched term (``no finding``) belongs to the term.
+Negation uses the engine of :mod:`medlens.text` with its ``clinical`` rules: answers are cut into clauses
+(:func:`medlens.text.split_clauses`); a mention is negated by a preceding cue in its clause (``no``, ``not``,
+``without``, ``negative for``, ``free of``, ``absence of``, ...) up to a scope stop (``with``, ``which``, ...),
+or by a following one (``resolved``, ``removed``, ``clear``, ``unremarkable``, ``normal``, ``within normal
+limits``, ``absent``, ``excluded``, ``ruled out``, ...) back to a comma. Pseudo-negations (``cannot be
+excluded``, ``no change``, ``not only``) negate nothing, and a cue inside a matched term (``no finding``)
+belongs to the term.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from typing import Any, Literal
 import numpy as np
 
 from medlens._validation import InputError, check_interval, check_option, did_you_mean
-from medlens.hierarchy._zeroshot import split_sentences
 from medlens.taxonomy import Taxonomy
+from medlens.text import NegationDetector, longest_matches, split_clauses, us_spelling
 
 __all__ = ["ANSWER_METHODS", "AnswerMatch", "NodeMatch", "map_answer", "map_answers", "normalize_phrase"]
 
@@ -44,27 +45,7 @@ AnswerMethod = Literal["exact", "synonym", "embedding"]
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _TOKEN = re.compile(r"[A-Za-z0-9]+|,")  # commas are tokens: no phrase spans one
-_BRITISH_PREFIX = (
-    ("oedem", "edem"),
-    ("haem", "hem"),
-    ("anaem", "anem"),
-    ("oesophag", "esophag"),
-    ("leukaem", "leukem"),
-    ("ischaem", "ischem"),
-    ("paediatr", "pediatr"),
-    ("orthopaed", "orthoped"),
-    ("aetiolog", "etiolog"),
-    ("diarrhoe", "diarrhe"),
-)
-_WORD_MAP = {
-    "tumour": "tumor",
-    "tumours": "tumors",
-    "centre": "center",
-    "centres": "centers",
-    "fibre": "fiber",
-    "fibres": "fibers",
-    "calibre": "caliber",
-    "grey": "gray",
+_WORD_MAP = {  # plurals the singulariser below gets wrong
     "apices": "apex",
     "metastases": "metastasis",
     "stenoses": "stenosis",
@@ -93,11 +74,7 @@ def _norm_word(word: str) -> tuple[str, ...]:
     w = word.lower()
     if w in _SPLIT_WORDS:
         return _SPLIT_WORDS[w]
-    w = _WORD_MAP.get(w, w)
-    for old, new in _BRITISH_PREFIX:
-        if w.startswith(old):
-            w = new + w[len(old) :]
-            break
+    w = _WORD_MAP.get(w) or us_spelling(w)
     return (_singular(w),)
 
 
@@ -120,53 +97,7 @@ def normalize_phrase(text: str) -> str:
     return " ".join(t for t in _tokens(str(text))[0] if t != ",")
 
 
-def _phrases(words: Sequence[str]) -> tuple[tuple[str, ...], ...]:
-    return tuple(tuple(_tokens(w)[0]) for w in words)
-
-
-_PRE = _phrases(["no", "not", "without", "negative for", "free of", "clear of", "absence of", "resolution of"])
-_POST = _phrases(
-    [
-        "resolved",
-        "removed",
-        "clear",
-        "cleared",
-        "unremarkable",
-        "normal",
-        "within normal limits",
-        "not",
-        "absent",
-        "excluded",
-        "ruled out",
-    ]
-)
-_PSEUDO = _phrases(
-    [
-        "not excluded",
-        "cannot be excluded",
-        "can not be excluded",
-        "not ruled out",
-        "cannot be ruled out",
-        "can not be ruled out",
-        "no change",
-        "no interval change",
-        "no significant change",
-        "no significant interval change",
-        "not only",
-        "no increase",
-        "without change",
-        "without interval change",
-    ]
-)
-_TRIGGERS: dict[tuple[str, ...], str] = {}
-for _p in _POST:
-    _TRIGGERS[_p] = "post"
-for _p in _PRE:
-    _TRIGGERS[_p] = "pre" if _p not in _TRIGGERS else "both"  # "not" negates before and after
-for _p in _PSEUDO:
-    _TRIGGERS[_p] = "pseudo"
-_TRIGGER_MAXLEN = max(len(p) for p in _TRIGGERS)
-_CLAUSE_BREAK = re.compile(r"\b(?:but|however|although|though|whereas|except)\b|:", re.IGNORECASE)
+_NEGATION = NegationDetector("clinical", tokenize=lambda text: _tokens(text)[0])
 _PART_SPLIT = re.compile(r"[,;\n]+|(?<=[.!?])\s+")
 _AND = re.compile(r"\band\b", re.IGNORECASE)
 _ARTICLES = {"a", "an", "the"}
@@ -255,24 +186,6 @@ def _check_synonyms(synonyms: Mapping[str, Sequence[str]] | None, taxonomy: Taxo
     return out
 
 
-def _greedy(tokens: Sequence[str], table: Mapping[tuple[str, ...], Any], maxlen: int) -> list[tuple[int, int]]:
-    """Non-overlapping spans of ``table`` phrases, longest first (then leftmost)."""
-    cands = [
-        (i, i + n)
-        for i in range(len(tokens))
-        for n in range(min(maxlen, len(tokens) - i), 0, -1)
-        if tuple(tokens[i : i + n]) in table
-    ]
-    cands.sort(key=lambda s: (s[0] - s[1], s[0]))
-    taken = np.zeros(len(tokens), dtype=bool)
-    out = []
-    for a, b in cands:
-        if not taken[a:b].any():
-            taken[a:b] = True
-            out.append((a, b))
-    return sorted(out)
-
-
 @dataclass
 class _Clause:
     source: str  # the clause text
@@ -280,73 +193,30 @@ class _Clause:
     tokens: list[str]  # normalised tokens
     src: list[int]  # normalised token -> raw token
     mentions: list[tuple[int, int, str, str, bool]]  # (start, end, node, term, negated), token spans
-    triggers: list[tuple[int, int, str]]  # active negation triggers (start, end, "pre" | "post")
+    negated_mask: np.ndarray  # tokens inside an active negation cue or its scope
 
     def text(self, a: int, b: int) -> str:
         return self.source[self.raw[self.src[a]][0] : self.raw[self.src[b - 1]][1]].strip(", ")
-
-    def negated_mask(self) -> np.ndarray:
-        """Tokens inside a trigger or inside its scope (pre: to the clause end; post: back to a comma)."""
-        m = np.zeros(len(self.tokens), dtype=bool)
-        for ta, tb, role in self.triggers:
-            m[ta:tb] = True
-            if role == "pre":
-                m[tb:] = True
-            else:
-                start = max((i + 1 for i in range(ta) if self.tokens[i] == ","), default=0)
-                m[start:ta] = True
-        return m
-
-
-def _inside(inner: tuple[int, int], spans: Sequence[tuple[int, int]]) -> bool:
-    """Whether ``inner`` lies within a strictly longer span of ``spans``."""
-    return any(a <= inner[0] and inner[1] <= b and (b - a) > (inner[1] - inner[0]) for a, b in spans)
 
 
 def _analyse_clause(text: str, terms: _Terms, negation: bool) -> _Clause:
     raw = [m.span() for m in _TOKEN.finditer(text)]
     tokens, src = _tokens(text)
-    term_spans = _greedy(tokens, terms.table, terms.maxlen)
-    trig_spans = _greedy(tokens, _TRIGGERS, _TRIGGER_MAXLEN) if negation else []
-    kind = {t: _TRIGGERS[tuple(tokens[t[0] : t[1]])] for t in trig_spans}
-    # A trigger inside a longer term belongs to the term ("no finding"); a term inside a longer trigger belongs
-    # to the trigger ("normal" in "within normal limits"). A word that is both ("normal") negates an earlier
-    # mention of its clause (no comma between) and is a mention itself otherwise.
-    trig_spans = [t for t in trig_spans if not _inside(t, term_spans)]
-    term_spans = [s for s in term_spans if not _inside(s, trig_spans)]
-
-    def before(pos: int, spans: Sequence[tuple[int, int]]) -> bool:
-        return any(b <= pos and "," not in tokens[b:pos] for _, b in spans)
-
-    for t in sorted(set(term_spans) & set(trig_spans)):
-        others = [s for s in term_spans if s != t]
-        if kind[t] in ("post", "both") and before(t[0], others):
-            term_spans.remove(t)
-        else:
-            trig_spans.remove(t)
-    triggers = []
-    for ta, tb in trig_spans:
-        k = kind[(ta, tb)]
-        if k == "pseudo":
-            continue
-        if k == "both":  # "not": after a mention it negates backwards ("effusion is not seen"), else forwards
-            k = "post" if before(ta, term_spans) else "pre"
-        triggers.append((ta, tb, k))
-    mentions = []
-    for a, b in term_spans:
-        node, term = terms.table[tuple(tokens[a:b])]
-        neg = any(
-            (k == "pre" and tb <= a) or (k == "post" and ta >= b and "," not in tokens[b:ta]) for ta, tb, k in triggers
-        )
-        mentions.append((a, b, node, term, neg))
-    return _Clause(text, raw, tokens, src, mentions, triggers)
-
-
-def _clauses(text: str) -> list[str]:
-    out = []
-    for sentence in split_sentences(text):
-        out.extend(c for c in _CLAUSE_BREAK.split(sentence) if _WORD.search(c))
-    return out
+    spans = longest_matches(tokens, terms.table, terms.maxlen)
+    mask = np.zeros(len(tokens), dtype=bool)
+    if negation:
+        triggers, status = _NEGATION.analyse(tokens, spans)
+        for t in triggers:
+            mask[t.start : t.end] = True
+            mask[t.scope_start : t.scope_end] = True
+    else:
+        status = ["affirmed"] * len(spans)
+    mentions = [
+        (a, b, *terms.table[tuple(tokens[a:b])], st == "negated")
+        for (a, b), st in zip(spans, status, strict=True)
+        if st != "cue"
+    ]
+    return _Clause(text, raw, tokens, src, mentions, mask)
 
 
 def _most_specific(nodes: Sequence[str], taxonomy: Taxonomy) -> tuple[list[str], set[str]]:
@@ -408,7 +278,7 @@ def _map_exact(answer: str, taxonomy: Taxonomy, terms: _Terms) -> list[NodeMatch
 
 def _map_synonym(answer: str, terms: _Terms, negation: bool) -> list[NodeMatch]:
     found = []
-    for clause in _clauses(answer):
+    for clause in split_clauses(answer):
         c = _analyse_clause(clause, terms, negation)
         for a, b, node, term, neg in c.mentions:
             found.append(NodeMatch(node, "synonym", c.text(a, b), term, "negated" if neg else "kept"))
@@ -423,9 +293,9 @@ def _embedding_parts(answer: str, terms: _Terms, negation: bool) -> tuple[list[s
     """
     keep: list[str] = []
     negated: list[NodeMatch] = []
-    for clause in _clauses(answer):
+    for clause in split_clauses(answer):
         c = _analyse_clause(clause, terms, negation)
-        mask = c.negated_mask()
+        mask = c.negated_mask
         cuts = [i for i, t in enumerate(c.tokens) if t in (",", "and")]
         bounds = zip([-1, *cuts], [*cuts, len(c.tokens)], strict=True)
         for lo, hi in ((lo + 1, hi) for lo, hi in bounds if hi > lo + 1):

@@ -2,14 +2,14 @@
 
 A report is split into sentences; each sentence is embedded once; a node's raw score is the highest
 cosine similarity between a sentence and the node's prompts (prompt embeddings averaged per node).
-Sentences with a negation trigger ("no", "without", "negative for", ...) assert the absence of a
-finding, so they are ignored for finding nodes and kept for nodes of the normal branch. Raw similarities
-become probabilities with per-node Platt scaling (a 1-D logistic regression fitted on labelled data).
+Sentences (:func:`medlens.text.split_sentences`) with a negation cue of the ``clinical`` rules of
+:mod:`medlens.text` ("no", "without", "negative for", "normal", ...; pseudo-negations such as "no change" are
+none) assert the absence of a finding, so they are ignored for finding nodes and kept for nodes of the normal
+branch. Raw similarities become probabilities with per-node Platt scaling (a 1-D logistic regression fitted on labelled data).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -17,51 +17,22 @@ import numpy as np
 
 from medlens._validation import InputError
 from medlens.taxonomy import Taxonomy
+from medlens.text import NegationDetector, load_negation_rules, negation_tokens, split_sentences
 
-__all__ = [
-    "split_sentences",
-    "is_negated",
-    "prompt_node_similarity",
-    "PlattScaler",
-    "NEGATION_TRIGGERS",
-]
+__all__ = ["is_negated", "prompt_node_similarity", "PlattScaler"]
 
-NEGATION_TRIGGERS = (
-    r"\bno\b",
-    r"\bnot\b",
-    r"\bwithout\b",
-    r"\bnegative for\b",
-    r"\bfree of\b",
-    r"\bresolved\b",
-    r"\bresolution of\b",
-    r"\bclear\b",
-    r"\bunremarkable\b",
-    r"\bnormal\b",
-    r"\bwithin normal limits\b",
-    r"\bremoved\b",
-)
-_NEG = re.compile("|".join(NEGATION_TRIGGERS), re.IGNORECASE)
-_SPLIT = re.compile(r"(?<=[.!?;])\s+|\n+")
-_REDACT = re.compile(r"\bX{2,}\b")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split report text into sentences (on ``. ! ? ;`` and newlines); de-identification marks dropped.
-
-    >>> split_sentences("Heart size normal. No effusion; mild atelectasis at XXXX base.")
-    ['Heart size normal.', 'No effusion;', 'mild atelectasis at base.']
-    """
-    parts = (_REDACT.sub("", p) for p in _SPLIT.split(str(text)))
-    return [" ".join(p.split()) for p in parts if re.search(r"[A-Za-z]{3,}", p)]
+_NEGATION = NegationDetector(load_negation_rules("clinical"))
 
 
 def is_negated(sentence: str) -> bool:
-    """Whether a sentence contains a negation/normality trigger (a NegEx-style word list).
+    """Whether a sentence holds a negation/normality cue of the ``clinical`` rules (pseudo-negations aside).
 
     >>> is_negated("No pleural effusion."), is_negated("Small left pleural effusion.")
     (True, False)
+    >>> is_negated("No change in the left effusion.")  # a pseudo-negation asserts the effusion
+    False
     """
-    return bool(_NEG.search(sentence))
+    return _NEGATION.has_negation(negation_tokens(sentence))
 
 
 def prompt_node_similarity(

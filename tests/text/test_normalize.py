@@ -1,0 +1,27 @@
+"""Shared normalisation: folding, British to US spelling, sentences and clauses."""
+
+from __future__ import annotations
+
+from medlens.text import fold, spelling_table, split_clauses, split_sentences, us_spelling
+
+
+def test_fold_and_us_spelling():
+    assert fold("Sjögren SYNDROME") == "sjogren syndrome"
+    assert us_spelling("oedema") == "edema"  # word table
+    assert us_spelling("haemodialysis") == "hemodialysis"  # prefix rule (not in the table)
+    assert us_spelling("generalised") == "generalized"
+    assert us_spelling("edema") == "edema"
+    assert spelling_table()["tumour"] == "tumor"
+
+
+def test_sentences_and_clauses():
+    assert split_sentences("No effusion. Right pneumonia!\nHeart XXXX normal; ok") == [
+        "No effusion.",
+        "Right pneumonia!",
+        "Heart normal;",
+    ]
+    assert [c.strip() for c in split_clauses("Effusion, however no edema: stable")] == [
+        "Effusion,",
+        "no edema",
+        "stable",
+    ]
