@@ -23,6 +23,13 @@ def _thresholds(lam: str = "0.5", kind: str = '"medlens.thresholds"', depth: str
     )
 
 
+def _coco_gt(bbox: str) -> str:
+    return (
+        '{"images": [{"id": 1, "width": 100, "height": 100}], "categories": [{"id": 1, "name": "lesion"}], '
+        f'"annotations": [{{"id": 1, "image_id": 1, "category_id": 1, "bbox": {bbox}, "area": 400, "iscrowd": 0}}]}}'
+    )
+
+
 OBO_HEAD = "format-version: 1.2\ndata-version: test\n\n"
 FILES: dict[str, str | bytes] = {
     "children_list.json": '{"name": "t", "root": "root", "children": ["root", "Lung"]}',
@@ -49,6 +56,10 @@ FILES: dict[str, str | bytes] = {
     "texts.txt": "no acute findings\nsmall left effusion\n",
     "empty.txt": "",
     "corpus.jsonl": '{"id": "d1", "title": "a", "text": "seizures and ataxia"}\n',
+    "gt.json": _coco_gt("[10, 10, 20, 20]"),
+    "gt_huge.json": _coco_gt("[1e308, 10, 1e308, 20]"),
+    "dets.json": '[{"image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "score": 0.9}]',
+    "dets_huge.json": '[{"image_id": 1, "category_id": 1, "bbox": [10, 10, 1e308, 1e308], "score": 0.9}]',
     "lam_nan.json": _thresholds(lam="NaN"),
     "lam_huge.json": _thresholds(lam="1e308"),
     "lam_neg.json": _thresholds(lam="-1"),

@@ -147,6 +147,10 @@ def check_boxes(
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputError(f"{where}: box {i} {_fmt_box(arr[i])} has a non-finite coordinate.")
+    huge = (np.abs(arr) > MAX_COORD).any(axis=1)
+    if huge.any():
+        i = int(np.flatnonzero(huge)[0])
+        raise InputError(f"{where}: box {i} {_fmt_box(arr[i])} has a coordinate beyond {MAX_COORD:g}; check its units.")
     if box_format == "xywh_pixel":
         w, h = arr[:, 2], arr[:, 3]
         rule = "xywh_pixel boxes need width > 0 and height > 0"
@@ -202,6 +206,10 @@ def _from_xyxy_pixel(arr: np.ndarray, dst: str, size: tuple[float, float] | None
     s = _NORM_SCALE[dst]
     w, h = size  # type: ignore[misc]
     return arr / np.array([w, h, w, h]) * s
+
+
+MAX_COORD = 1e7
+"""No image is ten million pixels wide: a larger coordinate is an error (areas would overflow)."""
 
 
 def convert_boxes(

@@ -118,21 +118,31 @@ def _numbers(values: list[Any], src: str, where: str, fld: str, what: str = "a f
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+MAX_COORD = 1e7
+"""No image is ten million pixels wide: a larger coordinate is an error (and its area would overflow)."""
+
+
 def _bboxes(values: list[Any], src: str, where: str) -> np.ndarray:
     """``(n, 4)`` float boxes ``[x, y, w, h]`` with finite numbers and ``w, h >= 0``."""
     try:
         if {type(v) for b in values for v in b} <= {int, float}:
             arr = np.array(values, dtype=np.float64) if values else np.zeros((0, 4))
-            if arr.ndim == 2 and arr.shape[1] == 4 and np.isfinite(arr).all() and (arr[:, 2:] >= 0).all():
+            if (
+                arr.ndim == 2
+                and arr.shape[1] == 4
+                and np.isfinite(arr).all()
+                and (np.abs(arr) <= MAX_COORD).all()
+                and (arr[:, 2:] >= 0).all()
+            ):
                 return arr
     except (TypeError, ValueError):
         pass
     for i, bb in enumerate(values):
         ok = isinstance(bb, list | tuple) and len(bb) == 4 and all(_is_number(v) for v in bb)
-        if not ok or bb[2] < 0 or bb[3] < 0:
+        if not ok or bb[2] < 0 or bb[3] < 0 or max(abs(v) for v in bb) > MAX_COORD:
             raise InputError(
                 f"{src}: {where.format(i)}: field 'bbox' must be 4 finite numbers [x, y, width, height] with "
-                f"width, height >= 0; got {bb!r}."
+                f"width, height >= 0 and no coordinate beyond {MAX_COORD:g} pixels; got {bb!r}."
             )
     raise AssertionError("unreachable")  # pragma: no cover
 
