@@ -43,7 +43,7 @@ def _load_avg() -> str:
 
 def _reference_maxsim(idx, qv) -> None:
     """Time the exact clause MaxSim of medlens against the simple formula it replaced, and compare top 10s."""
-    from medlens.retrieval._bm25 import top_k
+    from medlens.retrieval._bm25 import top_rows
     from medlens.retrieval._dense import one_blas_thread
 
     d = idx.dense
@@ -55,7 +55,7 @@ def _reference_maxsim(idx, qv) -> None:
         out = np.zeros(len(starts), dtype=np.float32)
         for s in sims:
             out += np.maximum.reduceat(s[flat], starts)
-        return top_k(out / len(sims), 10)
+        return top_rows(out / len(sims), 10)
 
     ours, theirs, same = [], [], 0
     for rep, v in enumerate(qv):

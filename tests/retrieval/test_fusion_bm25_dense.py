@@ -44,12 +44,12 @@ def test_tokenizer_stems_plurals_and_drops_stop_words():
 
 def test_bm25_ranks_matching_documents_only(tmp_path, corpus):
     bm = BM25Index.build(corpus.texts)
-    scores, rows = bm.search("cerebellar vermis hypoplasia", k=10)
+    scores, rows = bm.search("cerebellar vermis hypoplasia", top_k=10)
     hit_ids = [corpus[int(r)].id for r in rows]
     assert set(hit_ids) == {"joubert", "dandy", "rhombo"}
     assert np.all(np.diff(scores) <= 0)
     assert np.all(scores > 0)
-    assert bm.search("zzzz unknown", k=3)[1].size == 0
+    assert bm.search("zzzz unknown", top_k=3)[1].size == 0
     bm.save(tmp_path / "bm")
     again = BM25Index.load(tmp_path / "bm")
     np.testing.assert_allclose(again.scores("ataxia"), bm.scores("ataxia"))

@@ -78,7 +78,7 @@ class BM25Index:
     Examples
     --------
     >>> bm = BM25Index.build(["ataxia and seizures", "cardiac defects", "seizures"])
-    >>> [int(i) for i in bm.search("seizure", k=5)[1]]
+    >>> [int(i) for i in bm.search("seizure", top_k=5)[1]]
     [2, 0]
     """
 
@@ -111,10 +111,10 @@ class BM25Index:
             return np.zeros(self.n_documents, dtype=np.float32)
         return np.asarray(self.model.get_scores_from_ids(ids), dtype=np.float32)
 
-    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` (scores, rows) by descending score; documents sharing no term with the query are left out."""
+    def search(self, query: str, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``top_k`` (scores, rows) by descending score; documents sharing no term with the query are left out."""
         s = self.scores(query)
-        rows = top_k(s, k)
+        rows = top_rows(s, top_k)
         rows = rows[s[rows] > 0]
         return s[rows], rows
 
@@ -142,18 +142,18 @@ class BM25Index:
         return cls(model, params=params)
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Rows of the ``k`` highest scores, highest first; ties go to the lower row (a stable, total order)."""
+def top_rows(scores: np.ndarray, count: int) -> np.ndarray:
+    """Rows of the ``count`` highest scores, highest first; ties go to the lower row (a stable, total order)."""
     n = scores.shape[0]
-    k = min(int(k), n)
-    if k <= 0:
+    count = min(int(count), n)
+    if count <= 0:
         return np.zeros(0, dtype=np.int64)
-    if k < n:
-        part = np.argpartition(-scores, k - 1)[:k]
+    if count < n:
+        part = np.argpartition(-scores, count - 1)[:count]
         # keep every row tied with the k-th score so that the tie-break below sees them all
         kth = scores[part].min()
         part = np.nonzero(scores >= kth)[0]
     else:
         part = np.arange(n)
     order = np.lexsort((part, -scores[part]))
-    return part[order][:k].astype(np.int64)
+    return part[order][:count].astype(np.int64)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from medlens._validation import InputError
-from medlens.retrieval._bm25 import top_k
+from medlens.retrieval._bm25 import top_rows
 from medlens.retrieval._dense import one_blas_thread
 
 __all__ = ["ClauseIndex", "bucket_plan", "split_clauses"]
@@ -233,8 +233,8 @@ class ClauseIndex:
             out += np.maximum.reduceat(s[flat], starts)
         return out / len(sims)
 
-    def search_clauses(self, query_clauses: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` units for one query given as clause vectors (m, dim): (scores, rows), best first."""
+    def search_clauses(self, query_clauses: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``top_k`` units for one query given as clause vectors (m, dim): (scores, rows), best first."""
         q = np.asarray(query_clauses, dtype=np.float32)
         if q.ndim != 2 or q.shape[1] != self.dim or len(q) == 0:
             raise InputError(f"query clauses must be an array (m >= 1, {self.dim}); got shape {q.shape}.")
@@ -244,7 +244,7 @@ class ClauseIndex:
             check_normalized(q, name="query vectors")
         if self.index.kind == "numpy":
             scores = self._maxsim(q, None)
-            rows = top_k(scores, k)
+            rows = top_rows(scores, top_k)
             return scores[rows], rows
         _, near = self.index.search(q, min(self.candidates, self.n_clauses))
         near = np.unique(near[near >= 0])
@@ -255,7 +255,7 @@ class ClauseIndex:
         if len(cand) == 0:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
         s = self._maxsim(q, cand)
-        order = top_k(s, k)
+        order = top_rows(s, top_k)
         return s[order], cand[order]
 
     def save(self, folder: str | os.PathLike) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from medlens._optional import require
 from medlens._validation import InputError, check_option
-from medlens.retrieval._bm25 import top_k
+from medlens.retrieval._bm25 import top_rows
 
 __all__ = ["DenseIndex", "FaissIndex", "NumpyIndex", "check_normalized", "dense_index", "load_dense"]
 
@@ -96,7 +96,7 @@ class DenseIndex(Protocol):
     @property
     def ntotal(self) -> int: ...
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def search(self, queries: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]: ...
 
     def save(self, folder: str | os.PathLike) -> None: ...
 
@@ -109,7 +109,7 @@ class NumpyIndex:
     Examples
     --------
     >>> v = np.eye(3, dtype=np.float32)
-    >>> scores, rows = NumpyIndex(v).search(np.array([[0.0, 0.6, 0.8]]), k=2)
+    >>> scores, rows = NumpyIndex(v).search(np.array([[0.0, 0.6, 0.8]]), top_k=2)
     >>> rows.tolist(), [[round(float(s), 2) for s in r] for r in scores]
     ([[2, 1]], [[0.8, 0.6]])
     """
@@ -127,14 +127,14 @@ class NumpyIndex:
     def ntotal(self) -> int:
         return int(self.vectors.shape[0])
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, rows), each (n_queries, min(k, ntotal)), best first."""
+    def search(self, queries: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows), each (n_queries, min(top_k, ntotal)), best first."""
         q = _as_matrix(queries, name="query vectors", dim=self.dim)
         if self.metric == "cosine":
             check_normalized(q, name="query vectors")
         with one_blas_thread():
             sims = q @ self.vectors.T
-        rows = np.stack([top_k(s, k) for s in sims]) if len(q) else np.zeros((0, 0), dtype=np.int64)
+        rows = np.stack([top_rows(s, top_k) for s in sims]) if len(q) else np.zeros((0, 0), dtype=np.int64)
         return np.take_along_axis(sims, rows, axis=1), rows
 
     def save(self, folder: str | os.PathLike) -> None:
@@ -200,12 +200,12 @@ class FaissIndex:
     def ntotal(self) -> int:
         return int(self.index.ntotal)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
         q = _as_matrix(queries, name="query vectors", dim=self.dim)
         if self.metric == "cosine":
             check_normalized(q, name="query vectors")
-        k = min(int(k), self.ntotal)
-        scores, rows = self.index.search(q, k)
+        top_k = min(int(top_k), self.ntotal)
+        scores, rows = self.index.search(q, top_k)
         # an approximate index may find fewer than k neighbours: those slots hold row -1 (callers skip them)
         return scores, rows.astype(np.int64)
 

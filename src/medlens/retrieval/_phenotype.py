@@ -69,7 +69,7 @@ from typing import Any
 import numpy as np
 
 from medlens._validation import InputError
-from medlens.retrieval._bm25 import _stem, top_k
+from medlens.retrieval._bm25 import _stem, top_rows
 from medlens.text import NegationDetector, NegationRules, fold, load_negation_rules
 
 __all__ = ["Mention", "OntologyRanker", "PhenotypeMatcher", "PhenotypeModel", "phrase_tokens"]
@@ -399,13 +399,13 @@ class OntologyRanker:
         neg = list(dict.fromkeys(m.term for m in ms if m.negated))
         return pos, neg
 
-    def search(self, text: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` (scores, index rows), best first; diseases scoring 0 or less are left out (like BM25)."""
+    def search(self, text: str, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``top_k`` (scores, index rows), best first; diseases scoring 0 or less are left out (like BM25)."""
         pos, neg = self.query_terms(text)
         if not pos:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
         s = self.model.scores(pos, neg, method=self.method)
-        best = top_k(s, k)
+        best = top_rows(s, top_k)
         best = best[s[best] > 0]
         return s[best].astype(np.float32), self.rows[best]
 

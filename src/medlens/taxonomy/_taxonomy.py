@@ -346,14 +346,14 @@ class Taxonomy:
         cols = col.indices[col.indptr[i] : col.indptr[i + 1]]
         return [self.nodes[int(c)] for c in sorted(cols) if include_self or c != i]
 
-    def branch(self, node: str, k: int = 1) -> frozenset[str]:
-        """The set of ``node``'s ancestors (or itself) at depth ``k``.
+    def branch(self, node: str, branch_depth: int = 1) -> frozenset[str]:
+        """The set of ``node``'s ancestors (or itself) at depth ``branch_depth``.
 
         Empty when ``depth(node) < k`` in a tree. In a DAG a node can have an ancestor at depth k through a
         longer path even when its own (shortest-path) depth is below k; CAE rules check the depth itself.
         """
         i = self._idx(node)
-        m = self.branch_matrix(k)
+        m = self.branch_matrix(branch_depth)
         return frozenset(self.nodes[int(c)] for c in m.indices[m.indptr[i] : m.indptr[i + 1]])
 
     def path(self, node: str) -> list[str]:
@@ -423,20 +423,22 @@ class Taxonomy:
         n = len(self.nodes)
         return sp.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
 
-    def branch_matrix(self, k: int = 1) -> sp.csr_matrix:
-        """CSR bool ``B[v, b] = 1`` iff ``b`` is at depth ``k`` and an ancestor-or-self of ``v``."""
-        if not isinstance(k, int | np.integer) or k < 1:
-            raise InputError(f"branch depth k must be an integer >= 1; got {k!r}.")
-        if k > self.height:
+    def branch_matrix(self, branch_depth: int = 1) -> sp.csr_matrix:
+        """CSR bool ``B[v, b] = 1`` iff ``b`` is at depth ``branch_depth`` and an ancestor-or-self of ``v``."""
+        if not isinstance(branch_depth, int | np.integer) or branch_depth < 1:
+            raise InputError(f"branch depth k must be an integer >= 1; got {branch_depth!r}.")
+        if branch_depth > self.height:
             raise InputError(
-                f"branch depth k={k} is deeper than taxonomy {self.name!r} (height {self.height}); use 1..{self.height}."
+                f"branch depth k={branch_depth} is deeper than taxonomy {self.name!r} (height {self.height}); use 1..{self.height}."
             )
         cache = self.__dict__.setdefault("_branch_cache", {})
-        if k not in cache:
+        if branch_depth not in cache:
             a = self.ancestor_matrix.tocoo()
-            keep = self._depth[a.col] == k
-            cache[k] = sp.csr_matrix((np.ones(int(keep.sum()), dtype=bool), (a.row[keep], a.col[keep])), shape=a.shape)
-        return cache[k]
+            keep = self._depth[a.col] == branch_depth
+            cache[branch_depth] = sp.csr_matrix(
+                (np.ones(int(keep.sum()), dtype=bool), (a.row[keep], a.col[keep])), shape=a.shape
+            )
+        return cache[branch_depth]
 
     @cached_property
     def parent_table(self) -> np.ndarray:
