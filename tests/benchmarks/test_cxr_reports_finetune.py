@@ -45,7 +45,12 @@ def test_demo_full_writes_the_two_by_two_table(tmp_path, toy_encoder, capsys):
     assert m["table"]["zero_shot"]["crc"]["lambda"] == pytest.approx(zs["thresholds"]["crc"]["calibration"]["lambda"])
     assert [h["epoch"] for h in m["training"]["history"]] == [1]
     assert m["provenance"]["command"] == "demo cxr-reports-finetune"
-    for name in ("scores_calibration.csv", "scores_test.csv", "thresholds_crc_finetuned.json", "model/model.pt"):
+    for name in (
+        "scores_calibration.csv",
+        "scores_test.csv",
+        "thresholds_crc_finetuned.json",
+        "model/model.safetensors",
+    ):
         assert (out / "cxr-reports-finetune" / name).is_file(), name
     html = (out / "report.html").read_text()
     assert "fine-tuning × risk-constrained thresholds" in html
