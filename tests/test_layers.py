@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "medlens"
 # sit below every package and import no package.
 LAYERS: list[set[str]] = [
     {"io", "taxonomy", "text"},
-    {"encoders", "llm", "report"},
+    {"encoders", "llm", "report", "training"},
     {"hierarchy", "retrieval", "metrics"},
     {"risk", "agents"},
     {"benchmarks"},
@@ -157,6 +157,7 @@ def test_each_package_says_what_it_offers(package):
         ("io", {"hierarchy", "taxonomy", "encoders", "risk", "llm"}),
         ("taxonomy", {"hierarchy", "io", "risk"}),
         ("metrics", {"hierarchy", "risk", "benchmarks"}),
+        ("training", {"hierarchy", "taxonomy", "encoders", "risk", "llm", "retrieval", "metrics", "benchmarks"}),
     ],
 )
 def test_importing_a_package_loads_only_what_is_below(package, forbidden):

@@ -45,7 +45,12 @@ def test_demo_full_writes_the_two_by_two_table(tmp_path, toy_encoder, capsys):
     assert m["table"]["zero_shot"]["crc"]["lambda"] == pytest.approx(zs["thresholds"]["crc"]["calibration"]["lambda"])
     assert [h["epoch"] for h in m["training"]["history"]] == [1]
     assert m["provenance"]["command"] == "demo cxr-reports-finetune"
-    for name in ("scores_calibration.csv", "scores_test.csv", "thresholds_crc_finetuned.json", "model/model.pt"):
+    for name in (
+        "scores_calibration.csv",
+        "scores_test.csv",
+        "thresholds_crc_finetuned.json",
+        "model/model.safetensors",
+    ):
         assert (out / "cxr-reports-finetune" / name).is_file(), name
     html = (out / "report.html").read_text()
     assert "fine-tuning × risk-constrained thresholds" in html
@@ -54,3 +59,23 @@ def test_demo_full_writes_the_two_by_two_table(tmp_path, toy_encoder, capsys):
     again = json.loads((out / "cxr-reports-finetune" / "metrics.json").read_text())
     assert again["training"]["resumed_from"] == 1
     assert again["table"] == m["table"]
+    # a model folder of an older version (pickles) is refused, and --overwrite trains it again, identically
+    from tests.training.test_checkpoint import plant_pickle
+
+    model_dir = out / "cxr-reports-finetune" / "model"
+    marker = tmp_path / "pwned"
+    for name in ("checkpoint", "model"):  # the folder as an older version left it
+        (model_dir / f"{name}.safetensors").unlink()
+        plant_pickle(model_dir / f"{name}.pt", marker)
+    capsys.readouterr()
+    assert main(["demo", "--out", str(out), "--full", "--epochs", "1", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "model.pt was written by an older medlens as a pickle" in err
+    assert "pass --overwrite" in err
+    assert main(["demo", "--out", str(out), "--full", "--epochs", "1", "--overwrite", "--json"]) == 0
+    retrained = json.loads((out / "cxr-reports-finetune" / "metrics.json").read_text())
+    assert retrained["training"]["resumed_from"] == 0
+    assert retrained["table"] == m["table"]
+    assert not marker.exists()
+    assert not (model_dir / "checkpoint.pt").exists()
+    assert not (model_dir / "model.pt").exists()

@@ -50,7 +50,7 @@ def test_finetune_then_score(cli, data, tmp_path, monkeypatch):
     assert doc["n"] == 6
     assert [h["epoch"] for h in doc["history"]] == [1, 2]
     assert doc["provenance"]["command"] == "hier finetune"
-    for name in ("model.pt", "finetune.json", "checkpoint.pt", "history.json", "manifest.json"):
+    for name in ("model.safetensors", "finetune.json", "checkpoint.safetensors", "history.jsonl", "manifest.json"):
         assert (out / name).is_file(), name
     assert_user_error(cli(*args), "--resume")
     r = cli(*args, "--resume", "--json")
@@ -89,6 +89,8 @@ def test_sigkill_then_resume_gives_the_same_weights(data, tmp_path):
 
     import torch
 
+    from medlens.training import read_safetensors
+
     env = {**os.environ, "MEDLENS_CACHE": str(tmp_path / "cache")}
     base = [
         sys.executable,
@@ -115,21 +117,62 @@ def test_sigkill_then_resume_gives_the_same_weights(data, tmp_path):
 
     run(tmp_path / "whole")
     proc = run(tmp_path / "killed", wait=False)
-    history = tmp_path / "killed" / "history.json"
+    history = tmp_path / "killed" / "history.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if history.exists() and json.loads(history.read_text() or "[]") and len(json.loads(history.read_text())) >= 1:
+        if history.exists() and len(history.read_text().splitlines()) >= 1:
             break
         time.sleep(0.05)
     killed = proc.poll() is None
     if killed:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        assert not (tmp_path / "killed" / "model.pt").exists()
+        assert not (tmp_path / "killed" / "model.safetensors").exists()
     run(tmp_path / "killed", "--resume")
-    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "killed" / "model.pt", weights_only=False)["model"]
+    a = read_safetensors(tmp_path / "whole" / "model.safetensors")[0]
+    b = read_safetensors(tmp_path / "killed" / "model.safetensors")[0]
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert killed, "the run finished before it could be killed; the comparison above still held"
+
+
+def test_model_files_are_never_unpickled_and_bad_ones_exit_2(cli, data, tmp_path, monkeypatch):
+    """A crafted pickle as model.pt / checkpoint.pt (or under the new names) exits 2 and never runs."""
+    from tests.hierarchy.test_finetune import ToyTextEncoder
+    from tests.training.test_checkpoint import plant_pickle
+
+    import medlens.encoders
+
+    monkeypatch.setattr(medlens.encoders, "load_encoder", lambda name, **kw: ToyTextEncoder())
+    marker = tmp_path / "pwned"
+    texts = tmp_path / "new.txt"
+    texts.write_text("a small effusion\n")
+    scores = tmp_path / "scores.csv"
+    # an old model folder: model.pt is refused, with the way to re-create it
+    old = tmp_path / "old"
+    old.mkdir()
+    plant_pickle(old / "model.pt", marker)
+    score = ["hier", "score", "--texts", texts, "--out", scores]
+    assert_user_error(cli(*score, "--model", old), f"{old / 'model.pt'}", "pickle", "--overwrite")
+    # a finished run whose files are then replaced
+    out = tmp_path / "ft"
+    args = ["hier", "finetune", "--data", data, "--out", out, "--epochs", "1", "--batch", "3", "--mode", "head"]
+    assert cli(*args).rc == 0
+    good_checkpoint = (out / "checkpoint.safetensors").read_bytes()
+    plant_pickle(out / "model.safetensors", marker)
+    assert_user_error(cli(*score, "--model", out), f"{out / 'model.safetensors'} is not a readable fine-tuned model")
+    plant_pickle(out / "checkpoint.safetensors", marker)
+    assert_user_error(cli(*args, "--resume"), f"{out / 'checkpoint.safetensors'} is not a readable checkpoint")
+    (out / "checkpoint.safetensors").write_bytes(good_checkpoint[: len(good_checkpoint) // 2])  # a torn file
+    assert_user_error(cli(*args, "--resume"), f"{out / 'checkpoint.safetensors'} is not a readable checkpoint")
+    plant_pickle(out / "checkpoint.pt", marker)
+    for extra in ((), ("--resume",)):
+        assert_user_error(cli(*args, *extra), f"{out / 'checkpoint.pt'}", "pickle", "--overwrite")
+    assert not marker.exists()
+    # --overwrite re-creates the run, and the model scores again
+    assert cli(*args, "--overwrite").rc == 0
+    assert not (out / "checkpoint.pt").exists()
+    r = cli(*score, "--model", out)
+    assert r.rc == 0, r.err
+    assert not marker.exists()

@@ -25,6 +25,7 @@ from medlens.hierarchy.finetune import (  # noqa: E402
     soft_labels,
 )
 from medlens.taxonomy import Taxonomy  # noqa: E402
+from medlens.training import read_safetensors  # noqa: E402
 
 # ----------------------------------------------------------------------------------------- a toy text encoder
 
@@ -255,7 +256,7 @@ def test_kill_and_resume_gives_identical_weights(toy_tree, tmp_path):
 
     with pytest.raises(Killed):
         finetune(ToyTextEncoder(), toy_tree, texts, labels, config=cfg, out_dir=tmp_path / "b", callback=kill)
-    assert not (tmp_path / "b" / "model.pt").exists()
+    assert not (tmp_path / "b" / "model.safetensors").exists()
     with pytest.raises(InputError, match="--resume"):
         finetune(ToyTextEncoder(), toy_tree, texts, labels, config=cfg, out_dir=tmp_path / "b")
     resumed = finetune(ToyTextEncoder(), toy_tree, texts, labels, config=cfg, out_dir=tmp_path / "b", resume=True)
@@ -277,13 +278,13 @@ def test_saved_model_reloads_with_the_same_predictions(toy_tree, tmp_path):
     r = finetune(ToyTextEncoder(), toy_tree, texts, labels, config=cfg, out_dir=tmp_path)
     again = load_finetuned(tmp_path, encoder=ToyTextEncoder())
     np.testing.assert_allclose(again.predict_proba(texts), r.model.predict_proba(texts), atol=1e-6)
-    saved = torch.load(tmp_path / "model.pt", weights_only=False)["model"]
+    saved = read_safetensors(tmp_path / "model.safetensors")[0]
     assert "encoder.blocks.0.lin.weight" not in saved  # frozen blocks are not stored
     assert "encoder.blocks.2.lin.weight" in saved
 
 
 def test_last_block_mode_trains_only_the_last_block_and_replays_the_prefix(toy_tree):
-    from medlens.hierarchy.finetune._train import _batches, _PrefixCache
+    from medlens.hierarchy.finetune._prefix import PrefixCache, fixed_batches
 
     texts, labels = toy_data(24)
     enc = ToyTextEncoder()
@@ -297,8 +298,8 @@ def test_last_block_mode_trains_only_the_last_block_and_replays_the_prefix(toy_t
     # replaying the cached frozen output gives the same features as running every block
     tower = enc.tower()
     tower.module.eval()
-    batches = _batches(texts, 8)
-    cache = _PrefixCache(tower, [[texts[i] for i in b] for b in batches], progress=False)
+    batches = fixed_batches(texts, 8)
+    cache = PrefixCache(tower, [[texts[i] for i in b] for b in batches], progress=False)
     with torch.no_grad():
         for j, b in enumerate(batches):
             raw = [texts[i] for i in b]
@@ -324,3 +325,117 @@ def test_lora_mode_trains_adapters_only(toy_tree):
 def test_inputs_and_labels_must_match(toy_tree):
     with pytest.raises(InputError, match="2 inputs but 1 labels"):
         finetune(ToyTextEncoder(), toy_tree, ["a", "b"], ["Lung"])
+
+
+# ------------------------------------------------------------------------------ resume exactness and model files
+
+
+def _assert_same_weights(a, b):
+    sa, sb = a.model.model.state_dict(), b.model.model.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+
+
+RESUME_CFG = dict(loss=LossConfig("radial"), mode="full", epochs=2, batch_size=8, lr=1e-3)
+
+
+def test_resume_into_an_empty_folder_equals_a_fresh_run(toy_tree, tmp_path):
+    texts, labels = toy_data(40)
+    cfg = FinetuneConfig(**RESUME_CFG)
+    fresh = finetune(ToyTextEncoder(), toy_tree, texts, labels, config=cfg, out_dir=tmp_path / "fresh")
+    resumed = finetune(ToyTextEncoder(), toy_tree, texts, labels, config=cfg, out_dir=tmp_path / "r", resume=True)
+    assert resumed.resumed_from == 0
+    _assert_same_weights(fresh, resumed)
+    assert [h["train_loss"] for h in fresh.history] == [h["train_loss"] for h in resumed.history]
+
+
+KILL_SCRIPT = """
+import importlib.util, json, os, signal, sys
+import torch
+from medlens.hierarchy.finetune import FinetuneConfig, finetune
+from medlens.taxonomy import Taxonomy
+
+spec = importlib.util.spec_from_file_location("toy_finetune", sys.argv[3])  # this test file
+toy = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(toy)
+ToyTextEncoder, toy_data, RESUME_CFG = toy.ToyTextEncoder, toy.toy_data, toy.RESUME_CFG
+
+enc = ToyTextEncoder()
+forward, calls = enc.net.forward, [0]
+
+def killing_forward(ids, mask):  # SIGKILL in the 3rd training batch of epoch 1 (before any checkpoint)
+    if enc.net.training and torch.is_grad_enabled():
+        calls[0] += 1
+        if calls[0] == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return forward(ids, mask)
+
+enc.net.forward = killing_forward
+tax = Taxonomy.from_dict(json.loads(open(sys.argv[1]).read()))
+texts, labels = toy_data(40)
+finetune(enc, tax, texts, labels, config=FinetuneConfig(**RESUME_CFG), out_dir=sys.argv[2])
+"""
+
+
+def test_sigkill_before_the_first_checkpoint_then_resume_equals_an_uninterrupted_run(toy_tree, tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    tax_file = tmp_path / "tax.json"
+    tax_file.write_text(json.dumps(toy_tree.to_dict()))
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")])}
+    args = [sys.executable, "-c", KILL_SCRIPT, str(tax_file), str(out), __file__]
+    proc = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert (out / "manifest.json").is_file()
+    assert not (out / "checkpoint.safetensors").exists()  # killed during epoch 1
+    texts, labels = toy_data(40)
+    cfg = FinetuneConfig(**RESUME_CFG)
+    whole = finetune(ToyTextEncoder(), toy_tree, texts, labels, config=cfg, out_dir=tmp_path / "whole")
+    resumed = finetune(ToyTextEncoder(), toy_tree, texts, labels, config=cfg, out_dir=out, resume=True)
+    assert resumed.resumed_from == 0
+    _assert_same_weights(whole, resumed)
+    assert [h["train_loss"] for h in whole.history] == [h["train_loss"] for h in resumed.history]
+
+
+def test_pickles_in_a_run_folder_are_refused_and_never_unpickled(toy_tree, tmp_path):
+    from tests.training.test_checkpoint import plant_pickle
+
+    texts, labels = toy_data(16)
+    cfg = FinetuneConfig(loss=LossConfig("bce"), mode="head", epochs=1, batch_size=8)
+    marker = tmp_path / "pwned"
+    # a model folder with an old-style model.pt
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    plant_pickle(model_dir / "model.pt", marker)
+    with pytest.raises(InputError, match=r"model.pt was written by an older medlens as a pickle.*--overwrite"):
+        load_finetuned(model_dir, encoder=ToyTextEncoder())
+    # the same payload under the new name is just an unreadable file
+    r = finetune(ToyTextEncoder(), toy_tree, texts, labels, config=cfg, out_dir=tmp_path / "run")
+    plant_pickle(r.out_dir / "model.safetensors", marker)
+    with pytest.raises(InputError, match=r"model.safetensors is not a readable fine-tuned model"):
+        load_finetuned(r.out_dir, encoder=ToyTextEncoder())
+    # an old checkpoint.pt in a run folder, with and without --resume
+    run_dir = tmp_path / "old-run"
+    run_dir.mkdir()
+    plant_pickle(run_dir / "checkpoint.pt", marker)
+    for resume in (False, True):
+        with pytest.raises(InputError, match=r"checkpoint.pt was written by an older medlens as a pickle"):
+            finetune(ToyTextEncoder(), toy_tree, texts, labels, config=cfg, out_dir=run_dir, resume=resume)
+    # a pickle as the new checkpoint: unreadable, named, never run
+    plant_pickle(r.out_dir / "checkpoint.safetensors", marker)
+    with pytest.raises(InputError, match=r"checkpoint.safetensors is not a readable checkpoint"):
+        finetune(ToyTextEncoder(), toy_tree, texts, labels, config=cfg, out_dir=r.out_dir, resume=True)
+    assert not marker.exists()
+    # --overwrite re-creates the run from scratch
+    again = finetune(ToyTextEncoder(), toy_tree, texts, labels, config=cfg, out_dir=run_dir, overwrite=True)
+    assert not (run_dir / "checkpoint.pt").exists()
+    assert load_finetuned(run_dir, encoder=ToyTextEncoder()).predict_proba(texts).shape == (16, len(toy_tree))
+    assert again.resumed_from == 0

@@ -20,7 +20,9 @@ def finetune(
     taxonomy: str = TAXONOMY_OPT,
     loss: str = typer.Option("radial", "--loss", help="radial | hxe | soft | bce."),
     epochs: int = typer.Option(5, "--epochs", help="Training epochs."),
-    out: Path = typer.Option(..., "--out", help="Run folder: checkpoint.pt, history.json, model.pt, finetune.json."),
+    out: Path = typer.Option(
+        ..., "--out", help="Run folder: checkpoint.safetensors, history.jsonl, model.safetensors, finetune.json."
+    ),
     mode: str = typer.Option("last-block", "--mode", help="head | last-block | lora | full."),
     batch_size: int = typer.Option(32, "--batch-size", max=65536, help="Batch size."),
     lr: float = typer.Option(5e-5, "--lr", help="Learning rate of the encoder parameters."),
@@ -117,7 +119,7 @@ def finetune(
     for h in r.history:
         extra = "".join(f", {k[4:]} {h[k]:.4f}" for k in ("val_hF", "val_cae_rate") if h.get(k) is not None)
         c.print(f"epoch {h['epoch']}: loss {h['train_loss']:.4f}{extra} ({h['seconds']:.1f} s)", markup=False)
-    c.print(f"model: {out / 'model.pt'}", markup=False)
+    c.print(f"model: {out / 'model.safetensors'}", markup=False)
 
 
 def score(

@@ -89,6 +89,7 @@ def run(
         config=ft_config,
         out_dir=out / "model",
         resume=True,
+        overwrite=overwrite,  # a model folder of another config, or old pickle files, is trained again
         progress=progress,
     )
     t_ft = time.perf_counter() - t_ft

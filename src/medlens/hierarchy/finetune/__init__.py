@@ -1,5 +1,8 @@
 """Taxonomy-aware fine-tuning: radial embeddings, HXE, soft labels, BCE (needs the ``torch`` extra).
 
+Training runs on the shared loop of :mod:`medlens.training`; a run folder holds ``model.safetensors`` and
+``finetune.json`` (nothing is ever unpickled).
+
 Importing this package imports torch; :mod:`medlens.hierarchy` itself never does.
 """
 
@@ -17,15 +20,10 @@ from medlens.hierarchy.finetune._losses import (
     soft_labels,
 )
 from medlens.hierarchy.finetune._model import TaxonomyModel, node_probabilities
+from medlens.hierarchy.finetune._saved import FinetunedModel, load_finetuned
+from medlens.hierarchy.finetune._setup import FinetuneConfig, node_texts
 from medlens.hierarchy.finetune._structure import TaxonomyArrays
-from medlens.hierarchy.finetune._train import (
-    FinetuneConfig,
-    FinetunedModel,
-    FinetuneResult,
-    finetune,
-    load_finetuned,
-    node_texts,
-)
+from medlens.hierarchy.finetune._train import FinetuneResult, finetune
 
 __all__ = [
     "read_training_table",
