@@ -175,7 +175,7 @@ def test_zeroshot_sigmoid_prompt_internal_needs_internal_prompts(cli, tmp_path, 
         (["--texts", "TXT", "--templates", "BAD_TMPL"], "exactly one '{}'"),
         (["--texts", "MISSING"], "no such file"),
         (["--images", "TXT"], "not a folder"),
-        (["--texts", "TXT", "--temperature", "-1"], "'temperature' parameter must be in the range"),
+        (["--texts", "TXT", "--temperature", "-1"], "'--temperature' parameter must be in the range"),
     ],
 )
 def test_zeroshot_bad_input(cli, tmp_path, toy, fake, extra, fragment):

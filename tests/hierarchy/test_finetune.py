@@ -439,3 +439,13 @@ def test_pickles_in_a_run_folder_are_refused_and_never_unpickled(toy_tree, tmp_p
     assert not (run_dir / "checkpoint.pt").exists()
     assert load_finetuned(run_dir, encoder=ToyTextEncoder()).predict_proba(texts).shape == (16, len(toy_tree))
     assert again.resumed_from == 0
+
+
+def test_config_from_dict_reads_the_old_k_key():
+    from medlens.hierarchy.finetune import FinetuneConfig
+
+    new = FinetuneConfig(branch_depth=2, epochs=3)
+    old = new.to_dict()
+    old["k"] = old.pop("branch_depth")  # a finetune.json written before the one-name rule
+    assert FinetuneConfig.from_dict(old) == new
+    assert FinetuneConfig.from_dict(new.to_dict()) == new

@@ -60,6 +60,8 @@ class FinetuneConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FinetuneConfig:
         d = dict(d)
+        if "k" in d:  # finetune.json files written before the one-name rule called the branch depth "k"
+            d["branch_depth"] = d.pop("k")
         loss = dict(d.pop("loss", {}))
         loss["radial"] = RadialConfig(**loss.get("radial", {}))
         return cls(loss=LossConfig(**loss), **d)
