@@ -154,14 +154,14 @@ def test_model_files_are_never_unpickled_and_bad_ones_exit_2(cli, data, tmp_path
     old.mkdir()
     plant_pickle(old / "model.pt", marker)
     score = ["hier", "score", "--texts", texts, "--out", scores]
-    assert_user_error(cli(*score, "--model", old), f"{old / 'model.pt'}", "pickle", "--overwrite")
+    assert_user_error(cli(*score, "--model-path", old), f"{old / 'model.pt'}", "pickle", "--overwrite")
     # a finished run whose files are then replaced
     out = tmp_path / "ft"
     args = ["hier", "finetune", "--data", data, "--out", out, "--epochs", "1", "--batch", "3", "--mode", "head"]
     assert cli(*args).rc == 0
     good_checkpoint = (out / "checkpoint.safetensors").read_bytes()
     plant_pickle(out / "model.safetensors", marker)
-    assert_user_error(cli(*score, "--model", out), f"{out / 'model.safetensors'} is not a readable fine-tuned model")
+    assert_user_error(cli(*score, "--model-path", out), f"{out / 'model.safetensors'} is not a readable fine-tuned model")
     plant_pickle(out / "checkpoint.safetensors", marker)
     assert_user_error(cli(*args, "--resume"), f"{out / 'checkpoint.safetensors'} is not a readable checkpoint")
     (out / "checkpoint.safetensors").write_bytes(good_checkpoint[: len(good_checkpoint) // 2])  # a torn file
@@ -173,6 +173,6 @@ def test_model_files_are_never_unpickled_and_bad_ones_exit_2(cli, data, tmp_path
     # --overwrite re-creates the run, and the model scores again
     assert cli(*args, "--overwrite").rc == 0
     assert not (out / "checkpoint.pt").exists()
-    r = cli(*score, "--model", out)
+    r = cli(*score, "--model-path", out)
     assert r.rc == 0, r.err
     assert not marker.exists()
