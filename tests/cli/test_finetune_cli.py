@@ -157,7 +157,7 @@ def test_model_files_are_never_unpickled_and_bad_ones_exit_2(cli, data, tmp_path
     assert_user_error(cli(*score, "--model-path", old), f"{old / 'model.pt'}", "pickle", "--overwrite")
     # a finished run whose files are then replaced
     out = tmp_path / "ft"
-    args = ["hier", "finetune", "--data", data, "--out", out, "--epochs", "1", "--batch", "3", "--mode", "head"]
+    args = ["hier", "finetune", "--data", data, "--out", out, "--epochs", "1", "--batch-size", "3", "--mode", "head"]
     assert cli(*args).rc == 0
     good_checkpoint = (out / "checkpoint.safetensors").read_bytes()
     plant_pickle(out / "model.safetensors", marker)
