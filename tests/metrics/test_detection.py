@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from medlens._validation import InputError
 from medlens.metrics import (
     BOX_FORMATS,
+    DetectionReport,
+    MetricResult,
     accuracy_at_iou,
     average_precision_per_image,
     box_iou,
@@ -242,9 +244,9 @@ def test_no_gold_skip_is_the_default_and_counts_the_images():
     r = detection_report(NG_GOLD, NG_PRED)
     assert average_precision_per_image(NG_GOLD, NG_PRED).tolist()[::4] == [1.0, 0.0]
     assert np.isnan(average_precision_per_image(NG_GOLD, NG_PRED)[1:4]).all()
-    assert (r["map50"], r["acc50"], r["precision50"], r["recall50"]) == (0.5, 0.5, 1.0, 0.5)
-    assert (r["n_images"], r["n_images_scored"], r["n_images_without_gold"], r["no_gold"]) == (5, 2, 3, "skip")
-    assert r["protocol"] == "nova-voc11"
+    assert (r.map50, r.acc50, r.precision50, r.recall50) == (0.5, 0.5, 1.0, 0.5)
+    assert (r.n_images, r.n_images_scored, r.n_images_without_gold, r.no_gold) == (5, 2, 3, "skip")
+    assert r.protocol == "nova-voc11"
 
 
 def test_no_gold_score_rewards_empty_predictions():
@@ -252,21 +254,23 @@ def test_no_gold_score_rewards_empty_predictions():
     # Precision: predictions of all images: 2, 1 TP -> 1/2. Recall 1/2.
     r = detection_report(NG_GOLD, NG_PRED, no_gold="score")
     assert average_precision_per_image(NG_GOLD, NG_PRED, no_gold="score").tolist() == [1, 1, 1, 0, 0]
-    assert (r["map50"], r["acc50"], r["precision50"], r["recall50"]) == (0.6, 0.6, 0.5, 0.5)
-    assert r["n_images_scored"] == 5
+    assert (r.map50, r.acc50, r.precision50, r.recall50) == (0.6, 0.6, 0.5, 0.5)
+    assert r.n_images_scored == 5
 
 
 def test_nothing_scored_gives_nan_not_an_error():
     r = detection_report([[], []], [[], [[0, 0, 1, 1]]])
-    assert np.isnan(r["map50"])
-    assert np.isnan(r["acc50"])
-    assert np.isnan(r["precision50"])
-    assert r["n_images_without_gold"] == 2
+    assert np.isnan(r.map50)
+    assert np.isnan(r.acc50)
+    assert np.isnan(r.precision50)
+    assert r.n_images_without_gold == 2
 
 
 def test_report_keys_are_stable():
     r = detection_report([[[0, 0, 10, 10]]], [[[0, 0, 10, 10]]])
-    assert list(r) == [
+    assert isinstance(r, DetectionReport)
+    assert isinstance(r, MetricResult)
+    assert list(r.to_dict()) == [
         "protocol",
         "map30",
         "map50",
@@ -282,7 +286,7 @@ def test_report_keys_are_stable():
         "n_images_without_gold",
         "no_gold",
     ]
-    assert r["map50_95"] == 1.0
+    assert r.map50_95 == 1.0
 
 
 def test_acc50_uses_the_top_scoring_box_only():
@@ -297,15 +301,15 @@ def test_acc50_uses_the_top_scoring_box_only():
 def test_map50_95_is_the_mean_over_ten_thresholds():
     # One gold [0,0,10,10], one box [0,0,10,8]: IoU 0.8 -> AP 1 at .5,.55,...,.8 (7 thresholds), 0 at .85,.9,.95.
     r = detection_report([[[0, 0, 10, 10]]], [[[0, 0, 10, 8]]])
-    assert r["map50_95"] == pytest.approx(0.7, abs=1e-15)
-    assert r["map30"] == 1.0
+    assert r.map50_95 == pytest.approx(0.7, abs=1e-15)
+    assert r.map30 == 1.0
 
 
 def test_inter_rater_report_is_rater_b_against_rater_a():
     a = [[[0, 0, 10, 10]], [[0, 0, 10, 10], [20, 20, 30, 30]]]
     b = [[[0, 0, 10, 10]], [[0, 0, 10, 10]]]
     ab = inter_rater_report(a, b)
-    assert ab == {**detection_report(a, b), "reference": "rater_a"}
+    assert ab == {**detection_report(a, b).to_dict(), "reference": "rater_a"}
     # A as gold: image 1 recall 1/2 -> AP 6/11; B as gold: perfect (the extra box of A is a FP after the TP).
     assert ab["map50"] == pytest.approx((1 + 6 / 11) / 2)
     sym = inter_rater_report(a, b, symmetric=True)

@@ -226,7 +226,7 @@ def test_detection_report_coco_protocol_matches_pycocotools(seed):
     ev30 = pycocotools_eval(gt, dets, iou_thrs=[0.3])
     r = detection_report(gold, pred, scores=scores, protocol="coco101", no_gold="score")
     np.testing.assert_allclose(
-        [r["map50_95"], r["map50"], r["map30"]],
+        [r.map50_95, r.map50, r.map30],
         [ev.stats[0], ev.stats[1], np.mean(ev30.eval["precision"][0, :, 0, 0, -1])],
         rtol=0,
         atol=ATOL,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import time
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -38,16 +35,6 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdo
     console().print(t)
 
 
-def _images_sha256(root: Path, ids: list[str], paths: list[Path]) -> str:
-    """One hash for an image folder: SHA-256 over (relative path, file SHA-256) in id order."""
-    from medlens.io import file_sha256
-
-    h = hashlib.sha256()
-    for i, p in zip(ids, paths, strict=True):
-        h.update(f"{i}\t{file_sha256(p)}\n".encode())
-    return h.hexdigest()
-
-
 def encode(
     encoder: str = typer.Option(
         ..., "--encoder", "-e", help="Registered name (medlens encoders list) or model folder."
@@ -67,76 +54,24 @@ def encode(
 
     Example: medlens encode --encoder minilm --texts findings.txt --out findings.npy --json
     """
-    from medlens._device import resolve_device, resolve_dtype
-    from medlens._provenance import provenance, stamp
-    from medlens._validation import InputError, check_interval
-    from medlens.encoders import load_encoder
-    from medlens.io import list_images, read_texts, write_features
+    from medlens.encoders import run_encode
 
-    if (images is None) == (texts is None):
-        raise InputError("give exactly one of --images DIR or --texts FILE.")
-    check_interval(batch_size, name="--batch-size", low=1, closed="left")
-    if out.suffix != ".npy":
-        raise InputError(f"{out}: features are written as .npy (with a .ids.txt beside it); use --out NAME.npy.")
-    resolve_dtype(dtype, resolve_device(device))  # cheap checks first: loading a model takes seconds
-    if texts is not None:
-        ids, items = read_texts(texts)
-        if not ids:
-            raise InputError(f"{texts}: no texts found; give one text per line (.txt) or rows with id,text.")
-        modality, inputs, input_hashes = "text", {"texts": texts}, None
-    else:
-        ids, items = list_images(images)
-        modality, inputs = "image", {}
-        input_hashes = {"images": {"path": str(images), "sha256": _images_sha256(images, ids, items), "n": len(ids)}}
-    t0 = time.perf_counter()
-    enc = load_encoder(encoder, device=device, dtype=dtype, normalize=not no_normalize)
-    t1 = time.perf_counter()
-    progress = progress_enabled(as_json)
-    if modality == "text":
-        feats = enc.encode_texts(items, batch_size=batch_size, progress=progress)
-    else:
-        feats = enc.encode_images(items, batch_size=batch_size, progress=progress)
-    t2 = time.perf_counter()
-    npy, ids_path = write_features(out, ids, feats)
-    cfg = enc.config
-    summary: dict[str, Any] = {
-        "n": len(ids),
-        "dim": int(feats.shape[1]),
-        "modality": modality,
-        "features": str(npy),
-        "ids": str(ids_path),
-        "encoder": cfg.to_dict(),
-        "model_id": enc.model_id,
-        "revision": getattr(enc, "revision", None),
-        "device": getattr(enc, "device", device),
-        "dtype": dtype,
-        "batch_size": batch_size,
-        "normalized": cfg.normalized,
-        "timing": {
-            "load_s": round(t1 - t0, 4),
-            "encode_s": round(t2 - t1, 4),
-            "items_per_s": round(len(ids) / (t2 - t1), 2) if t2 > t1 else None,
-        },
-    }
+    doc = run_encode(
+        encoder,
+        out,
+        images=images,
+        texts=texts,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        normalize=not no_normalize,
+        progress=progress_enabled(as_json),
+    )
     if as_json:
-        config = {
-            "encoder": encoder,
-            "modality": modality,
-            "batch_size": batch_size,
-            "device": device,
-            "dtype": dtype,
-            "normalize": not no_normalize,
-        }
-        models = {"encoder": enc.model_id}
-        if summary["revision"]:
-            models["encoder_revision"] = summary["revision"]
-        prov = provenance(command="encode", config=config, inputs=inputs, models=models)
-        if input_hashes is not None:
-            prov["input_hashes"] = input_hashes
-        emit_json(stamp(summary, prov))
+        emit_json(doc)
         return
     console().print(
-        f"wrote {npy} ({len(ids)} x {summary['dim']}, {cfg.name}) and {ids_path.name} "
-        f"in {t2 - t1:.1f} s ({summary['timing']['items_per_s']} {modality}s/s)",
+        f"wrote {doc['features']} ({doc['n']} x {doc['dim']}, {doc['encoder']['name']}) and {Path(doc['ids']).name} "
+        f"in {doc['timing']['encode_s']:.1f} s ({doc['timing']['items_per_s']} {doc['modality']}s/s)",
         markup=False,
     )

@@ -22,58 +22,6 @@ app = typer.Typer(
 TAXONOMY_OPT = typer.Option("cxr_anatomic_v1", "--taxonomy", "-t", help="Built-in name or taxonomy file.")
 
 
-def _evaluate_payload(
-    taxonomy: str,
-    truth: Path,
-    pred: Path,
-    branch_depth: int,
-    average: str,
-    beta: float,
-    scores: Path | None,
-    from_leaves: str | None,
-    ci: float | None,
-    bootstrap: int,
-    seed: int,
-) -> dict[str, Any]:
-    from medlens._provenance import provenance, stamp
-    from medlens.hierarchy import align_ids, evaluate, read_label_table, read_score_table
-    from medlens.taxonomy import load_taxonomy
-
-    tax = load_taxonomy(taxonomy)
-    t = read_label_table(truth, tax, what="truth")
-    p = read_label_table(pred, tax, what="prediction")
-    order = align_ids(t.ids, p.ids, ref_name=str(truth), other_name=str(pred))
-    node_scores = None
-    inputs = {"truth": truth, "pred": pred}
-    if scores is not None:
-        st = read_score_table(scores, tax, from_leaves=from_leaves)
-        node_scores = st.scores[align_ids(t.ids, st.ids, ref_name=str(truth), other_name=str(scores))]
-        inputs["scores"] = scores
-    rep = evaluate(
-        t.labels,
-        p.labels.subset(order),
-        taxonomy=tax,
-        branch_depth=branch_depth,
-        average=average,
-        beta=beta,
-        node_scores=node_scores,
-        ci=ci,
-        n_bootstrap=bootstrap,
-        seed=seed,
-    )
-    config = {
-        "taxonomy": tax.name,
-        "branch_depth": branch_depth,
-        "average": average,
-        "beta": beta,
-        "ci": ci,
-        "bootstrap": bootstrap,
-        "from_leaves": from_leaves,
-    }
-    prov = provenance(command="hier evaluate", config=config, seed=seed, inputs=inputs, taxonomy=tax)
-    return stamp(rep.to_dict(), prov)
-
-
 @app.command("evaluate")
 def evaluate_cmd(
     taxonomy: str = TAXONOMY_OPT,
@@ -94,10 +42,23 @@ def evaluate_cmd(
 
     Example: medlens hier evaluate --taxonomy cxr_anatomic_v1 --truth truth.csv --pred pred.csv --ci 0.95 --json
     """
-    payload = _evaluate_payload(
-        taxonomy, truth, pred, branch_depth, average, beta, scores, from_leaves, ci, bootstrap, seed
+    from medlens.hierarchy import run_evaluate
+
+    payload = run_evaluate(
+        taxonomy,
+        truth,
+        pred,
+        branch_depth=branch_depth,
+        average=average,
+        beta=beta,
+        scores=scores,
+        from_leaves=from_leaves,
+        ci=ci,
+        bootstrap=bootstrap,
+        seed=seed,
+        out=out,
     )
-    emit_result(payload, out=out, as_json=as_json, show=_print_eval)
+    emit_result(payload, out=None, as_json=as_json, show=_print_eval)
 
 
 def _print_eval(d: dict[str, Any]) -> None:
@@ -142,44 +103,31 @@ def calibrate_cmd(
     """
     import sys
 
-    from medlens._provenance import provenance, stamp
-    from medlens.hierarchy import align_ids, read_label_table, read_score_table
-    from medlens.io import atomic_write_json
-    from medlens.risk import RiskConstrainedThresholder
-    from medlens.taxonomy import load_taxonomy
+    from medlens.risk import run_calibrate
 
-    tax = load_taxonomy(taxonomy)
-    st = read_score_table(scores, tax, from_leaves=from_leaves)
-    t = read_label_table(truth, tax, what="truth")
-    order = align_ids(t.ids, st.ids, ref_name=str(truth), other_name=str(scores))
-    rule = rule or ("multilabel" if t.multilabel else "climb")
-    th = RiskConstrainedThresholder(
-        tax, rule=rule, alpha=alpha, delta=delta, method=method, branch_depth=branch_depth, grid=grid, p_value=p_value
-    ).fit(st.scores[order], t.labels)
-    config = {
-        "taxonomy": tax.name,
-        "alpha": alpha,
-        "delta": delta,
-        "method": method,
-        "rule": rule,
-        "branch_depth": branch_depth,
-        "from_leaves": from_leaves,
-        "p_value": p_value,
-        "grid": grid,
-    }
-    prov = provenance(command="hier calibrate", config=config, inputs={"scores": scores, "truth": truth}, taxonomy=tax)
-    doc = th.to_dict(aggregator=st.aggregator)
-    doc["provenance"] = prov
-    atomic_write_json(out, doc)
-    rep = stamp(th.report().to_dict(), prov)
+    rep = run_calibrate(
+        taxonomy,
+        scores,
+        truth,
+        out,
+        alpha=alpha,
+        method=method,
+        rule=rule,
+        delta=delta,
+        branch_depth=branch_depth,
+        from_leaves=from_leaves,
+        p_value=p_value,
+        grid=grid,
+    )
     if not rep["feasible"]:
         sys.stderr.write(f"medlens: warning: infeasible: {rep['message']}\n")
     if as_json:
         emit_json(rep)
         return
     console().print(
-        f"λ̂ = {rep['lambda']:.4f} ({method}, rule {rule}, α={alpha}): calibration CAE {rep['calibration_risk']:.4f}, "
-        f"coverage {rep['coverage']:.3f}, hF {rep['hF']:.4f}, feasible={rep['feasible']} → {out}",
+        f"λ̂ = {rep['lambda']:.4f} ({rep['method']}, rule {rep['rule']}, α={rep['alpha']}): calibration CAE "
+        f"{rep['calibration_risk']:.4f}, coverage {rep['coverage']:.3f}, hF {rep['hF']:.4f}, "
+        f"feasible={rep['feasible']} → {out}",
         markup=False,
     )
 
@@ -195,44 +143,13 @@ def predict_cmd(
 
     Example: medlens hier predict --thresholds thresholds.json --scores test_scores.csv --out pred.csv
     """
-    import json
+    from medlens.risk import run_predict
 
-    from medlens._provenance import provenance, stamp
-    from medlens._validation import InputError
-    from medlens.hierarchy import read_score_table, write_label_table
-    from medlens.risk import RiskConstrainedThresholder
-
-    th = RiskConstrainedThresholder.load(thresholds)
-    aggregator = json.loads(Path(thresholds).read_text(encoding="utf-8")).get("aggregator")
-    try:
-        st = read_score_table(scores, th.taxonomy, from_leaves=aggregator)
-    except InputError as exc:
-        layout = f"one column per leaf, aggregated with {aggregator!r}" if aggregator else "one column per node"
-        raise InputError(
-            f"{exc} The thresholds in {thresholds} were fitted on scores with {layout}; give --scores in that layout."
-        ) from None
-    labels = th.predict(st.scores)
-    write_label_table(out, st.ids, labels)
-    root = th.taxonomy.root
-    abstained = sum(1 for lab in labels if (lab == root or lab == [root]))
-    summary = {
-        "n": len(labels),
-        "abstained": abstained,
-        "coverage": 1 - abstained / max(1, len(labels)),
-        "lambda": th.lambda_,
-        "rule": th.rule,
-        "out": str(out),
-    }
-    prov = provenance(
-        command="hier predict",
-        config={"thresholds": str(thresholds)},
-        inputs={"thresholds": thresholds, "scores": scores},
-        taxonomy=th.taxonomy,
-    )
+    doc = run_predict(thresholds, scores, out)
     if as_json:
-        emit_json(stamp(summary, prov))
+        emit_json(doc)
     else:
-        console().print(f"wrote {len(labels)} predictions to {out} (coverage {summary['coverage']:.3f})", markup=False)
+        console().print(f"wrote {doc['n']} predictions to {out} (coverage {doc['coverage']:.3f})", markup=False)
 
 
 # ------------------------------------------------------------------------------------------------ hier zeroshot

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,69 +10,6 @@ import typer
 from medlens.cli._common import console, emit_result, human_float, metric_table
 
 app = typer.Typer(help="Metrics computed from files (detection boxes).", no_args_is_help=True)
-
-MODES = {"coco": "coco101", "voc11": "nova-voc11"}
-
-
-def _boxes_payload(
-    gt: Path,
-    pred: Path,
-    mode: str,
-    iou: list[float],
-    no_gold: str | None,
-    per_category: bool,
-    class_agnostic: bool,
-    areas: bool,
-    max_dets: int | None,
-) -> dict[str, Any]:
-    from medlens._provenance import provenance, stamp
-    from medlens._validation import InputError, check_option
-    from medlens.metrics import (
-        coco_evaluate,
-        load_coco_ground_truth,
-        load_coco_predictions,
-        thresholds_with,
-        voc11_evaluate,
-    )
-
-    check_option(mode, tuple(MODES), name="mode")
-    if mode == "coco" and no_gold is not None:
-        raise InputError("--no-gold applies to --mode voc11 only (COCO pooling scores every image).")
-    if mode == "voc11" and (areas or max_dets is not None):
-        raise InputError("--areas and --max-dets apply to --mode coco only.")
-    thr = thresholds_with(0.3, *iou)
-    g = load_coco_ground_truth(gt)
-    p = load_coco_predictions(pred, g)
-    if mode == "coco":
-        res = coco_evaluate(
-            g,
-            p,
-            iou_thresholds=thr,
-            area_ranges=("all", "small", "medium", "large") if areas else ("all",),
-            max_detections=100 if max_dets is None else max_dets,
-            class_agnostic=class_agnostic,
-        )
-    else:
-        res = voc11_evaluate(g, p, iou_thresholds=thr, no_gold=no_gold or "skip", class_agnostic=class_agnostic)
-    out = {"mode": mode, **res.to_dict(per_category=per_category)}
-    if iou:
-        out["ap_at_iou"] = {f"{t:g}": res.ap(t) for t in iou}
-    if p.n_unknown_category:
-        sys.stderr.write(
-            f"medlens: warning: {p.n_unknown_category} prediction(s) with a category_id absent from the ground-truth "
-            "categories were dropped (as pycocotools does)\n"
-        )
-    config = {
-        "mode": mode,
-        "iou": sorted(iou),
-        "no_gold": no_gold,
-        "class_agnostic": class_agnostic,
-        "areas": areas,
-        "max_dets": max_dets,
-        "per_category": per_category,
-    }
-    prov = provenance(command="metrics boxes", config=config, inputs={"gt": gt, "pred": pred})
-    return stamp(out, prov)
 
 
 @app.command("boxes")
@@ -105,8 +41,21 @@ def boxes_cmd(
 
     Example: medlens metrics boxes --gt instances_val.json --pred detections.json --mode coco --per-category --json
     """
-    payload = _boxes_payload(gt, pred, mode, iou, no_gold, per_category, class_agnostic, areas, max_dets)
-    emit_result(payload, out=out, as_json=as_json, show=_print_boxes)
+    from medlens.metrics import run_boxes
+
+    payload = run_boxes(
+        gt,
+        pred,
+        mode=mode,
+        iou=iou,
+        no_gold=no_gold,
+        per_category=per_category,
+        class_agnostic=class_agnostic,
+        areas=areas,
+        max_dets=max_dets,
+        out=out,
+    )
+    emit_result(payload, out=None, as_json=as_json, show=_print_boxes)
 
 
 def _print_boxes(d: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from medlens._device import set_offline
 from medlens._registry import Registry
 from medlens._validation import InputError, check_option, did_you_mean
 from medlens.encoders._base import BaseEncoder, Encoder, EncoderConfig, Tower
+from medlens.encoders._encode_run import run_encode
 from medlens.encoders._hub import (
     FAMILIES,
     detect_family,
@@ -45,6 +46,7 @@ __all__ = [
     "list_encoders",
     "load_encoder",
     "minilm_folder",
+    "run_encode",
     "set_offline",
 ]
 

@@ -21,6 +21,7 @@ from medlens.hierarchy._decide import (
 )
 from medlens.hierarchy._encode import EncodedLabels, encode_labels
 from medlens.hierarchy._evaluate import HierarchicalReport, evaluate
+from medlens.hierarchy._evaluate_run import run_evaluate
 from medlens.hierarchy._flat import FlatMetrics, flat_metrics
 from medlens.hierarchy._metrics import (
     CAEResult,
@@ -58,6 +59,7 @@ from medlens.hierarchy._zeroshot_run import run_zeroshot
 from medlens.hierarchy._zeroshot_scorer import INTERNAL_RULES, SCORING_METHODS, ZeroShotScorer
 
 __all__ = [
+    "run_evaluate",
     "run_zeroshot",
     "METRICS",
     "MetricResult",

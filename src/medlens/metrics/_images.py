@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from medlens._results import check_sample_weight, refuse_sample_weight, weighted_mean
+from medlens._results import MetricResult, check_sample_weight, refuse_sample_weight, weighted_mean
 from medlens._validation import InputError, check_interval, check_option, check_same_length
 from medlens.metrics._boxes import as_boxes, check_boxes
 from medlens.metrics._coco import COCO_IOU_THRESHOLDS, coco_accumulate, find_threshold, thresholds_with
@@ -34,6 +34,7 @@ from medlens.metrics._voc import NO_GOLD_RULES, PROTOCOL_VOC, voc11_units
 
 __all__ = [
     "PROTOCOLS",
+    "DetectionReport",
     "accuracy_at_iou",
     "average_precision_per_image",
     "box_precision_recall",
@@ -330,6 +331,31 @@ def box_precision_recall(
     return _nan_div(tp_w, float((m.n_pred * w)[scored].sum())), _nan_div(tp_w, float((m.n_gold * w).sum()))
 
 
+@dataclass(frozen=True)
+class DetectionReport(MetricResult):
+    """What :func:`detection_report` measures; ``to_dict()`` gives its stable keys in this order.
+
+    ``map30``, ``map50``, ``map50_95``: mAP at IoU 0.3, 0.5 and the mean over .5:.05:.95 under ``protocol``;
+    ``acc50``: :func:`accuracy_at_iou` at 0.5; ``precision50``, ``recall50``, ``tp50``: :func:`box_precision_recall`
+    at 0.5 and its true positives; box counts are over the scored images; ``no_gold`` is the rule applied.
+    """
+
+    protocol: str
+    map30: float
+    map50: float
+    map50_95: float
+    acc50: float
+    precision50: float
+    recall50: float
+    tp50: int
+    n_gold_boxes: int
+    n_pred_boxes: int
+    n_images: int
+    n_images_scored: int
+    n_images_without_gold: int
+    no_gold: str
+
+
 def detection_report(
     gold: BoxesLike,
     pred: BoxesLike,
@@ -339,10 +365,10 @@ def detection_report(
     no_gold: NoGold = "skip",
     image_ids: Sequence[Any] | None = None,
     sample_weight: Sequence[float] | None = None,
-) -> dict[str, Any]:
-    """All localisation metrics of a single-class detector over a list of images, with stable keys.
+) -> DetectionReport:
+    """All localisation metrics of a single-class detector over a list of images, as a :class:`DetectionReport`.
 
-    Keys: ``map30``, ``map50``, ``map50_95`` (mAP at IoU 0.3, 0.5 and the mean over .5:.05:.95 under
+    Fields: ``map30``, ``map50``, ``map50_95`` (mAP at IoU 0.3, 0.5 and the mean over .5:.05:.95 under
     ``protocol``), ``acc50`` (:func:`accuracy_at_iou` at 0.5), ``precision50``, ``recall50``
     (:func:`box_precision_recall` at 0.5), ``tp50``, ``n_gold_boxes``, ``n_pred_boxes`` (over scored images),
     ``n_images``, ``n_images_scored``, ``n_images_without_gold``, ``no_gold`` (the rule) and ``protocol``
@@ -354,29 +380,29 @@ def detection_report(
     >>> gold = [[[10, 10, 50, 50]], [[0, 0, 20, 20], [30, 30, 60, 60]], []]
     >>> pred = [[[12, 10, 50, 50]], [[30, 30, 60, 58], [100, 100, 120, 120]], [[0, 0, 5, 5]]]
     >>> r = detection_report(gold, pred, scores=[[0.9], [0.8, 0.7], [0.5]])
-    >>> r["map50"], r["acc50"], r["precision50"], r["recall50"], r["n_images_without_gold"]
+    >>> r.map50, r.acc50, r.precision50, r.recall50, r.n_images_without_gold
     (0.7727272727272727, 1.0, 0.6666666666666666, 0.6666666666666666, 1)
     """
     r = _evaluate(gold, pred, scores, protocol, no_gold, None, image_ids, sample_weight)
     thr, map_t = r["thr"], r["map_t"]
     i50 = find_threshold(thr, 0.5)
     coco = [find_threshold(thr, t) for t in COCO_IOU_THRESHOLDS]
-    return {
-        "protocol": protocol,
-        "map30": float(map_t[find_threshold(thr, 0.3)]),
-        "map50": float(map_t[i50]),
-        "map50_95": float(np.mean(map_t[coco])),
-        "acc50": r["acc"],
-        "precision50": _nan_div(r["tp_w"][i50], r["n_pred_w"]),
-        "recall50": _nan_div(r["tp_w"][i50], r["n_gold_w"]),
-        "tp50": int(r["tp"][i50]),
-        "n_gold_boxes": r["n_gold"],
-        "n_pred_boxes": r["n_pred"],
-        "n_images": r["f"].n_images,
-        "n_images_scored": r["n_scored"],
-        "n_images_without_gold": r["n_without_gold"],
-        "no_gold": no_gold,
-    }
+    return DetectionReport(
+        protocol=protocol,
+        map30=float(map_t[find_threshold(thr, 0.3)]),
+        map50=float(map_t[i50]),
+        map50_95=float(np.mean(map_t[coco])),
+        acc50=r["acc"],
+        precision50=_nan_div(r["tp_w"][i50], r["n_pred_w"]),
+        recall50=_nan_div(r["tp_w"][i50], r["n_gold_w"]),
+        tp50=int(r["tp"][i50]),
+        n_gold_boxes=r["n_gold"],
+        n_pred_boxes=r["n_pred"],
+        n_images=r["f"].n_images,
+        n_images_scored=r["n_scored"],
+        n_images_without_gold=r["n_without_gold"],
+        no_gold=no_gold,
+    )
 
 
 REPORT_METRICS = ("map30", "map50", "map50_95", "acc50", "precision50", "recall50")
@@ -391,7 +417,8 @@ def inter_rater_report(
     symmetric: bool = False,
     image_ids: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
-    """Human ceiling: :func:`detection_report` of rater B's boxes (unscored, in the given order) against rater A's.
+    """Human ceiling: :func:`detection_report` of rater B's boxes (unscored, in the given order) against rater A's,
+    as its ``to_dict()`` with a ``reference`` key.
 
     With ``symmetric=True`` the metrics are the mean of both directions (A as gold, then B as gold) and the two
     one-way reports are kept under ``"directions"``. The ``reference`` key names the rater used as gold.
@@ -402,11 +429,11 @@ def inter_rater_report(
     >>> r["reference"], r["map50"], r["map30"]
     ('rater_a', 0.5, 1.0)
     """
-    ab = detection_report(rater_a, rater_b, protocol=protocol, no_gold=no_gold, image_ids=image_ids)
+    ab = detection_report(rater_a, rater_b, protocol=protocol, no_gold=no_gold, image_ids=image_ids).to_dict()
     ab["reference"] = "rater_a"
     if not symmetric:
         return ab
-    ba = detection_report(rater_b, rater_a, protocol=protocol, no_gold=no_gold, image_ids=image_ids)
+    ba = detection_report(rater_b, rater_a, protocol=protocol, no_gold=no_gold, image_ids=image_ids).to_dict()
     ba["reference"] = "rater_b"
     out = {k: float(np.mean([ab[k], ba[k]])) for k in REPORT_METRICS}
     out.update(protocol=protocol, no_gold=no_gold, reference="both", n_images=ab["n_images"], directions=[ab, ba])

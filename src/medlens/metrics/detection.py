@@ -8,7 +8,8 @@ Two protocols, named in every output:
 
 Single-class lists of per-image boxes go to :func:`detection_report` (and :func:`mean_average_precision`,
 :func:`accuracy_at_iou`, :func:`box_precision_recall`, :func:`inter_rater_report` for the human ceiling);
-COCO-format files go to :func:`coco_evaluate` / :func:`voc11_evaluate`.
+COCO-format files go to :func:`coco_evaluate` / :func:`voc11_evaluate`, or, file to stamped document, to
+:func:`run_boxes` (``medlens metrics boxes``).
 """
 
 from medlens.metrics._boxes import (
@@ -19,6 +20,7 @@ from medlens.metrics._boxes import (
     clip_boxes,
     convert_boxes,
 )
+from medlens.metrics._boxes_run import BOX_MODES, run_boxes
 from medlens.metrics._coco import (
     COCO_AREA_RANGES,
     COCO_IOU_THRESHOLDS,
@@ -30,6 +32,7 @@ from medlens.metrics._coco_io import CocoGroundTruth, CocoPredictions, load_coco
 from medlens.metrics._dataset import PerImageEvalResult, coco_evaluate, voc11_evaluate
 from medlens.metrics._images import (
     PROTOCOLS,
+    DetectionReport,
     accuracy_at_iou,
     average_precision_per_image,
     box_precision_recall,
@@ -41,6 +44,8 @@ from medlens.metrics._voc import NO_GOLD_RULES, VOC_RECALL_POINTS
 
 __all__ = [
     "thresholds_with",
+    "BOX_MODES",
+    "run_boxes",
     "BOX_FORMATS",
     "COCO_AREA_RANGES",
     "COCO_IOU_THRESHOLDS",
@@ -52,6 +57,7 @@ __all__ = [
     "CocoEvalResult",
     "CocoGroundTruth",
     "CocoPredictions",
+    "DetectionReport",
     "PerImageEvalResult",
     "accuracy_at_iou",
     "average_precision_per_image",

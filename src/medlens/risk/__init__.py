@@ -2,6 +2,7 @@
 
 from medlens.risk._bounds import binomial_pvalue, hoeffding_bentkus_pvalue
 from medlens.risk._rules import LossCurve, climb_paths, climb_predict, loss_curve, multilabel_predict, predict_labels
+from medlens.risk._run import run_calibrate, run_predict
 from medlens.risk._thresholder import RiskConstrainedThresholder, ThresholdReport
 
 __all__ = [
@@ -15,4 +16,6 @@ __all__ = [
     "loss_curve",
     "multilabel_predict",
     "predict_labels",
+    "run_calibrate",
+    "run_predict",
 ]

@@ -348,7 +348,7 @@ def _localization(
         pred.append(_pixel_boxes(row, im.image_size, deviations))
         scores.append(row.scores)
     rep = detection_report(gold, pred, scores=scores, protocol=protocol, no_gold=no_gold, image_ids=filenames)  # type: ignore[arg-type]
-    out: dict[str, Any] = {"ap_mode": ap_mode, **rep}
+    out: dict[str, Any] = {"ap_mode": ap_mode, **rep.to_dict()}
     out.update(
         n_predicted=len(rows),
         n_missing=len(dataset) - len(rows),
