@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from medlens._validation import InputError, iter_text_lines, read_text_file
+from medlens._validation import InputError, read_text_file
 from medlens.agents._agent import RadarAgent, check_case
-from medlens.io import RunFolder
+from medlens.io import RunFolder, iter_jsonl
 
 __all__ = ["diagnose_cases", "read_case", "read_cases", "summarize_results"]
 
@@ -46,14 +46,8 @@ def read_cases(path: str | os.PathLike) -> list[dict[str, Any]]:
         raise InputError(f"{p}: no such cases file; give a JSONL file with one case object per line.")
     cases: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    for lineno, line in iter_text_lines(p, what="cases file"):
-        if not line.strip():
-            continue
+    for lineno, obj in iter_jsonl(p, what="cases file"):
         where = f"{p} line {lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: not valid JSON ({exc.msg}).") from None
         case = check_case(obj, where=where)
         if case["id"] is None:
             raise InputError(f"{where}: field 'id' is missing; every case of a cases file needs a unique id.")

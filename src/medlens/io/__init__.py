@@ -13,7 +13,7 @@ from medlens.io._atomic import (
     to_json,
 )
 from medlens.io._inputs import list_images, load_image, read_features, read_texts, write_features
-from medlens.io._jsonl import drop_partial_line, read_jsonl
+from medlens.io._jsonl import drop_partial_line, iter_jsonl, read_jsonl
 from medlens.io._runs import RunFolder, RunFolderLocked, RunLog, RunManifestMismatch, prepare_run_dir
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "RunFolderLocked",
     "RunLog",
     "RunManifestMismatch",
+    "iter_jsonl",
     "read_jsonl",
     "list_images",
     "load_image",

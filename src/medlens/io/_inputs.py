@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from medlens._validation import InputError, iter_text_lines, read_text_file, shorten
+from medlens._validation import InputError, read_text_file, shorten
 from medlens.io._atomic import atomic_write, atomic_write_text
+from medlens.io._jsonl import iter_jsonl
 
 __all__ = ["IMAGE_SUFFIXES", "list_images", "load_image", "read_features", "read_texts", "write_features"]
 
@@ -43,14 +43,7 @@ def read_texts(path: str | os.PathLike, *, allow_empty: bool = False) -> tuple[l
             raise InputError(f"{p}: line {blank[0]} is blank; every line is one text (ids are line numbers).")
         return [str(i + 1) for i in range(len(lines))], lines
     if suffix in (".jsonl", ".ndjson"):
-        rows = []
-        for n, line in iter_text_lines(p, what="texts file"):
-            if not line.strip():
-                continue
-            try:
-                rows.append((n, json.loads(line)))
-            except json.JSONDecodeError as e:
-                raise InputError(f"{p}: line {n} is not valid JSON ({e.msg}).") from None
+        rows = list(iter_jsonl(p, what="texts file"))
     elif suffix == ".csv":
         import pandas as pd
 

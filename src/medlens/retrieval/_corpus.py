@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medlens._validation import InputError, iter_text_lines
+from medlens._validation import InputError
+from medlens.io import iter_jsonl
 
 __all__ = ["Corpus", "CorpusError", "Document", "read_corpus", "read_trusted_documents", "write_corpus"]
 
@@ -251,14 +252,8 @@ def read_corpus(path: str | os.PathLike, *, name: str | None = None) -> Corpus:
         )
     docs: list[Document] = []
     first_line: dict[str, int] = {}
-    for lineno, line in iter_text_lines(path, what="corpus file"):
-        if not line.strip():
-            continue
+    for lineno, obj in _corpus_lines(path):
         where = f"{path} line {lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CorpusError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}).") from None
         doc = Document.from_dict(obj, where=where)
         if doc.id in first_line:
             raise CorpusError(
@@ -272,6 +267,14 @@ def read_corpus(path: str | os.PathLike, *, name: str | None = None) -> Corpus:
 
     prov = {"source": str(path), "sha256": file_sha256(path), "format": "jsonl"}
     return Corpus(docs, name=name or path.stem, provenance=prov)
+
+
+def _corpus_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """The JSONL lines of a corpus file; a file or line that cannot be read is a :class:`CorpusError`."""
+    try:
+        yield from iter_jsonl(path, what="corpus file")
+    except InputError as exc:
+        raise CorpusError(str(exc)) from None
 
 
 def write_corpus(corpus: Corpus | Iterable[Document], path: str | os.PathLike) -> Path:

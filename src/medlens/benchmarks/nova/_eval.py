@@ -35,7 +35,6 @@ generation is counted, not scored: see :mod:`medlens.metrics._text`).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -47,7 +46,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from medlens._validation import InputError, check_option, did_you_mean, iter_text_lines
+from medlens._validation import InputError, check_option, did_you_mean
+from medlens.io import iter_jsonl
 
 if TYPE_CHECKING:  # pragma: no cover
     from medlens.benchmarks.nova._records import NovaDataset
@@ -112,15 +112,7 @@ def _lines(source: str | os.PathLike | Iterable[Mapping[str, Any]]) -> tuple[str
         path = Path(source)
         if not path.is_file():
             raise InputError(f"{path}: no such predictions file; give a JSONL file (one JSON object per line).")
-        out = []
-        for n, line in iter_text_lines(path, what="predictions file"):
-            if not line.strip():
-                continue
-            try:
-                out.append((n, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: line {n} is not valid JSON ({exc.msg}). Fix or delete that line.") from None
-        return str(path), path, out
+        return str(path), path, list(iter_jsonl(path, what="predictions file"))
     return "predictions", None, [(i + 1, r) for i, r in enumerate(source)]
 
 
