@@ -161,7 +161,9 @@ def test_model_files_are_never_unpickled_and_bad_ones_exit_2(cli, data, tmp_path
     assert cli(*args).rc == 0
     good_checkpoint = (out / "checkpoint.safetensors").read_bytes()
     plant_pickle(out / "model.safetensors", marker)
-    assert_user_error(cli(*score, "--model-path", out), f"{out / 'model.safetensors'} is not a readable fine-tuned model")
+    assert_user_error(
+        cli(*score, "--model-path", out), f"{out / 'model.safetensors'} is not a readable fine-tuned model"
+    )
     plant_pickle(out / "checkpoint.safetensors", marker)
     assert_user_error(cli(*args, "--resume"), f"{out / 'checkpoint.safetensors'} is not a readable checkpoint")
     (out / "checkpoint.safetensors").write_bytes(good_checkpoint[: len(good_checkpoint) // 2])  # a torn file
@@ -176,3 +178,46 @@ def test_model_files_are_never_unpickled_and_bad_ones_exit_2(cli, data, tmp_path
     r = cli(*score, "--model-path", out)
     assert r.rc == 0, r.err
     assert not marker.exists()
+
+
+def test_a_second_finetune_into_a_folder_in_use_exits_2_naming_the_pid(cli, data, tmp_path, monkeypatch):
+    """The run folder stays locked for the whole training run: a second `hier finetune` into it is refused."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.hierarchy.test_finetune import ToyTextEncoder
+
+    import medlens.encoders
+
+    monkeypatch.setattr(medlens.encoders, "load_encoder", lambda name, **kw: ToyTextEncoder())
+    out = tmp_path / "ft"
+    holder = (
+        "import sys, time\nfrom medlens.io import RunFolder\n"
+        "run = RunFolder(sys.argv[1], {'a running': 'fine-tuning'}).open()\nprint('held', flush=True)\ntime.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(out)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        args = [
+            "hier",
+            "finetune",
+            "--data",
+            data,
+            "--out",
+            out,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "3",
+            "--mode",
+            "head",
+        ]
+        for extra in ((), ("--resume",), ("--overwrite",)):
+            assert_user_error(cli(*args, *extra), f"{out} is in use by another run (PID {proc.pid})")
+        assert not (out / "manifest.json").exists()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert cli(*args).rc == 0  # the lock died with its holder

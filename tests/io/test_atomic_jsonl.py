@@ -210,6 +210,51 @@ def test_run_without_auto_resume_needs_resume_or_overwrite(tmp_path):
         assert len(run.log("history.jsonl", key="epoch")) == 0
 
 
+def test_resume_from_names_the_file_a_run_continues_from(tmp_path):
+    """A training-style run: only its checkpoint needs --resume, and --overwrite --resume keeps this config's run."""
+    cfg = {"epochs": 2}
+    outputs = ("checkpoint.bin", "history.jsonl", "model.bin")
+
+    def folder(config=cfg, **kw):
+        return RunFolder(tmp_path, config, outputs=outputs, resume_from="checkpoint.bin", **kw)
+
+    with folder(resume=False) as run:
+        run.write_manifest()
+        (tmp_path / "history.jsonl").write_text("{}\n")
+    with folder(resume=False) as run:  # a history alone is not a run to continue
+        pass
+    (tmp_path / "checkpoint.bin").write_bytes(b"w")
+    (tmp_path / "model.bin").write_bytes(b"m")
+    with pytest.raises(InputError, match=r"already holds a checkpoint of this run; pass --resume"):
+        folder(resume=False).open()
+    with folder(resume=True, overwrite=True) as run:  # --overwrite --resume, same config: continued
+        assert not run.discarded
+    assert (tmp_path / "checkpoint.bin").exists()
+    assert (tmp_path / "model.bin").exists()
+    with folder(resume=False, overwrite=True) as run:  # --overwrite alone: restarted
+        assert run.discarded
+    assert not any((tmp_path / name).exists() for name in outputs)
+    (tmp_path / "checkpoint.bin").write_bytes(b"w")
+    with folder({"epochs": 3}, resume=True, overwrite=True) as run:  # another config: discarded even with resume
+        run.write_manifest()
+        assert run.discarded
+    assert not (tmp_path / "checkpoint.bin").exists()
+
+
+def test_legacy_files_are_refused_until_overwrite_deletes_them(tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"pickle")
+    for resume in (True, False):
+        with pytest.raises(
+            InputError, match=r"model.pt was written by an older version and is never read; pass --over"
+        ):
+            RunFolder(tmp_path, {"a": 1}, legacy=["model.pt"], resume=resume).open()
+    with pytest.raises(InputError, match=r"model.pt is old \(see\)"):
+        RunFolder(tmp_path, {"a": 1}, legacy=["model.pt"], legacy_message="{path} is old (see)").open()
+    with RunFolder(tmp_path, {"a": 1}, legacy=["model.pt"], overwrite=True):
+        pass
+    assert not (tmp_path / "model.pt").exists()
+
+
 def test_run_out_is_a_file(tmp_path):
     f = tmp_path / "file.txt"
     f.write_text("x", encoding="utf-8")

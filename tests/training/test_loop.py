@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -156,6 +157,22 @@ def test_a_checkpoint_of_another_run_or_model_is_refused(tmp_path):
     save_checkpoint(out / CHECKPOINT, state)
     with pytest.raises(InputError, match=r"does not fit this run \(RuntimeError"):
         _train(out, resume=True)
+
+
+def test_the_run_folder_is_locked_until_training_ends(tmp_path):
+    from medlens.io import RunFolderLocked
+
+    out = tmp_path / "r"
+    run = open_training_run(out, CONFIG)
+    with pytest.raises(RunFolderLocked, match=rf"in use by another run \(PID {os.getpid()}\)"):
+        open_training_run(out, CONFIG, resume=True)
+    run.close()
+    with pytest.raises(Stop):
+        _train(out, stop_after=1)
+    _, history, start = _train(out, resume=True)  # the stopped run released the folder
+    assert start == 1
+    assert len(history) == 4
+    open_training_run(out, CONFIG, resume=True).close()  # and so did the finished one
 
 
 def test_nothing_to_train_is_a_clear_error():

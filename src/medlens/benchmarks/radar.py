@@ -6,20 +6,29 @@
   clinical history and the captions of its images, in data order), ranked names (primary + differentials)
   scored with a NOVA diagnosis judge by :func:`medlens.metrics.diagnosis_report` (the scorer of
   ``medlens nova evaluate``'s diagnosis task) as top-1/top-5. The leakage guard is on by default.
+- :func:`run_radar_nova_benchmark` is ``rag benchmark nova``: the same from the command's options, stamped.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from medlens._validation import InputError
 from medlens.agents import AgentConfig, RadarAgent, summarize_results
+from medlens.io import atomic_write, atomic_write_json, to_json
 from medlens.retrieval import LeakageGuard
 
-__all__ = ["agent_rows", "nova_text_cases", "rare_hpo_agent_rows", "run_radar_nova"]
+__all__ = [
+    "agent_rows",
+    "nova_text_cases",
+    "rare_hpo_agent_rows",
+    "run_radar_nova",
+    "run_radar_nova_benchmark",
+]
 
 log = logging.getLogger(__name__)
 
@@ -209,3 +218,95 @@ def run_radar_nova(
         out["delta"] = llm["delta"]
     out["rows"] = rows
     return out
+
+
+def run_radar_nova_benchmark(
+    index: str | os.PathLike,
+    data: str,
+    *,
+    llm_url: str | None = None,
+    model: str | None = None,
+    model_path: str | os.PathLike | None = None,
+    device: str = "cpu",
+    allow_remote: bool = False,
+    judge: str = "exact_synonym",
+    synonyms: str | os.PathLike | None = None,
+    embedding_threshold: float | None = None,
+    rounds: int = 1,
+    top_k: int = 5,
+    max_passages: int = 20,
+    retriever: str = "fused",
+    leakage: str = "on",
+    leakage_cosine: float | None = 0.95,
+    block_urls: Sequence[str] | None = None,
+    block_case_ids: Sequence[str] | None = None,
+    seed: int = 0,
+    allow_problems: bool = False,
+    no_cache: bool = False,
+    details: bool = False,
+    cases_out: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The pipeline behind ``rag benchmark nova``: load the index and the NOVA copy, build the LLM client (none:
+    retrieval-only), the judge and the leakage guard from the command's options, run :func:`run_radar_nova`,
+    and return its result stamped with provenance, also written to ``out``; ``cases_out`` receives every
+    case's result (each mode) as JSONL."""
+    from medlens._progress import progress_bar
+    from medlens._provenance import provenance, stamp
+    from medlens._validation import check_option
+    from medlens.benchmarks.nova import load_nova, nova_data_inputs, nova_judge
+    from medlens.llm import client_from_options
+    from medlens.retrieval import index_provenance, leakage_guard, load_index
+
+    check_option(leakage, ("on", "off"), name="leakage")
+    client = client_from_options(
+        llm_url=llm_url, model=model, model_path=model_path, allow_remote=allow_remote, device=device
+    )
+    j = nova_judge(judge, synonyms, embedding_threshold)
+    ds = load_nova(data, layout="auto", image_root=None, require_images=False, strict=not allow_problems)
+    idx = load_index(index)
+    guard = leakage_guard(
+        leakage,
+        idx.manifest["corpus"]["name"],
+        cosine=leakage_cosine,
+        block_urls=block_urls,
+        block_case_ids=block_case_ids,
+    )
+    cfg = AgentConfig(
+        rounds=rounds, top_k=top_k, max_passages=max_passages, retriever=retriever, seed=seed, leakage=guard
+    ).check()
+    cache = None
+    if not no_cache:
+        from medlens.metrics import JudgeCache
+
+        cache = JudgeCache()
+    n_modes = 3 if client is not None else 1
+    per_case: list[dict[str, Any]] = []
+    with progress_bar(n_modes * len(ds.cases), progress, "diagnosing NOVA cases", transient=True) as advance:
+
+        def on_result(mode: str, result: dict[str, Any]) -> None:
+            advance(1)
+            if cases_out is not None:
+                per_case.append(result)
+
+        res = run_radar_nova(
+            ds, idx, client=client, config=cfg, judge=j, judge_cache=cache, details=details, on_result=on_result
+        )
+    if cases_out is not None:
+        with atomic_write(cases_out, "w") as fh:
+            for r in per_case:
+                fh.write(to_json(r, indent=None) + "\n")
+    llm_models = {"llm": client.model} if client is not None else {}
+    prov = provenance(
+        command="rag benchmark nova",
+        config={"agent": cfg.to_dict(), "judge": j.judge_id, "client": (client.kind, client.model) if client else None},
+        seed=seed,
+        inputs=nova_data_inputs(ds),
+        models={"embedder": idx.manifest["embedder"]["model_id"], "diagnosis_judge": j.judge_id, **llm_models},
+        extra={"index": index_provenance(idx)},
+    )
+    doc = stamp(res, prov)
+    if out is not None:
+        atomic_write_json(out, doc)
+    return doc

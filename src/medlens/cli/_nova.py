@@ -30,10 +30,6 @@ def _load(data: str, layout: str, images: Path | None, require_images: bool, str
     return load_nova(data, layout=layout, image_root=images, require_images=require_images, strict=strict)  # type: ignore[arg-type]
 
 
-def _data_inputs(ds) -> dict[str, Path]:
-    return {f"data:{Path(f).name}": Path(f) for f in ds.files}
-
-
 # ================================================================================================ validate
 @app.command("validate")
 def validate_cmd(
@@ -52,21 +48,15 @@ def validate_cmd(
 
     Example: medlens nova validate --data ~/data/Nova --json
     """
-    from medlens._provenance import provenance, stamp
-    from medlens.io import atomic_write_json
+    from medlens.benchmarks.nova import run_nova_validate
 
-    ds = _load(data, layout, images, not no_images, strict=False)
-    summary = ds.summary()
-    config = {"layout": layout, "images": str(images) if images else None, "require_images": not no_images}
-    payload = stamp(summary, provenance(command="nova validate", config=config, inputs=_data_inputs(ds)))
-    if out is not None:
-        atomic_write_json(out, payload)
+    payload = run_nova_validate(data, layout=layout, images=images, require_images=not no_images, out=out)
     if as_json:
         emit_json(payload)
     else:
-        _print_validate(summary)
-    if ds.problems:
-        sys.stderr.write(f"medlens: {len(ds.problems)} problem(s) in the NOVA data at {data}\n")
+        _print_validate(payload)
+    if payload["n_problems"]:
+        sys.stderr.write(f"medlens: {payload['n_problems']} problem(s) in the NOVA data at {data}\n")
         raise typer.Exit(code=2)
 
 
@@ -205,37 +195,6 @@ def run_cmd(
 
 
 # ================================================================================================ evaluate
-def _tasks_in(path: Path) -> set[str]:
-    """Tasks named in a predictions file (a cheap first pass; the real reader reports malformed rows)."""
-    tasks = set()
-    if not path.is_file():
-        return tasks
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(obj, dict) and isinstance(obj.get("task"), str):
-                tasks.add(obj["task"])
-    return tasks
-
-
-def _judge(name: str | None, synonyms: Path | None, threshold: float | None, llm: dict[str, Any] | None = None):
-    from medlens.metrics import JUDGES, EmbeddingJudge, ExactSynonymJudge, LLMJudge
-
-    if name is None:
-        return None
-    canonical = JUDGES.resolve_name(name)  # did-you-mean KeyError
-    if canonical == "exact_synonym":
-        return ExactSynonymJudge(synonyms)
-    if canonical == "embedding":
-        return EmbeddingJudge(threshold=0.8 if threshold is None else threshold)
-    if canonical == "llm":
-        return LLMJudge(**(llm or {}))
-    return JUDGES.get(canonical)()
-
-
 @app.command("evaluate")
 def evaluate_cmd(
     data: str = typer.Option(..., "--data", help=DATA_HELP),
@@ -304,81 +263,42 @@ def evaluate_cmd(
 
     Example: medlens nova evaluate --data ~/data/Nova --predictions run/predictions.jsonl --judge exact_synonym --json
     """
-    from medlens._provenance import provenance, stamp
-    from medlens._validation import InputError, check_option
-    from medlens.benchmarks.nova import AP_MODES, MISSING_RULES, PREDICTION_TASKS, nova_evaluate, read_nova_predictions
-    from medlens.io import atomic_write_json
-    from medlens.metrics import JUDGES, JudgeCache
+    from medlens.benchmarks.nova import PREDICTION_TASKS, run_nova_evaluate
 
-    check_option(ap_mode, tuple(AP_MODES), name="ap-mode")
-    check_option(missing, MISSING_RULES, name="missing")
-    check_option(no_gold, ("skip", "score"), name="no-gold")
-    cache = None if no_cache else JudgeCache()
-    uses_llm = "llm" in {JUDGES.resolve_name(n) for n in (judge, compare_judge) if n is not None}
-    if not uses_llm and (llm_url is not None or model is not None):
-        raise InputError("--llm-url and --model configure the llm judge; add --judge llm or --compare-judge llm.")
-    llm = {
-        "llm_url": llm_url,
-        "model": model,
-        "allow_remote": allow_remote,
-        "votes": votes,
-        "vote_cache": cache,
-        "cache": not no_cache,
-    }
-    j = _judge(judge, synonyms, embedding_threshold, llm)
-    cj = _judge(compare_judge, synonyms, embedding_threshold, llm)
-    need_images = "localization" in _tasks_in(predictions)
-    ds = _load(data, "auto", images, need_images, strict=not allow_problems)
-    preds = read_nova_predictions(predictions, ds)
-    bs = None if bertscore_model.lower() == "none" else bertscore_model
-    wn: Any = None if meteor_wordnet is None else (False if meteor_wordnet.lower() == "none" else meteor_wordnet)
-    result = nova_evaluate(
-        ds,
-        preds,
-        judge=j,
-        compare_judge=cj,
-        judge_cache=cache,
-        ap_mode=ap_mode,  # type: ignore[arg-type]
-        no_gold=no_gold,  # type: ignore[arg-type]
-        missing=missing,  # type: ignore[arg-type]
-        caption_options={"bertscore_model": bs, "meteor_wordnet": wn},
+    payload = run_nova_evaluate(
+        data,
+        predictions,
+        judge=judge,
+        compare_judge=compare_judge,
+        synonyms=synonyms,
+        embedding_threshold=embedding_threshold,
+        llm_url=llm_url,
+        model=model,
+        votes=votes,
+        allow_remote=allow_remote,
+        ap_mode=ap_mode,
+        no_gold=no_gold,
+        missing=missing,
+        bertscore_model=bertscore_model,
+        meteor_wordnet=meteor_wordnet,
+        images=images,
+        allow_problems=allow_problems,
+        no_cache=no_cache,
         details=details,
+        out=out,
     )
-    if ds.problems:
-        result["data"]["problems"] = [p.to_dict() for p in ds.problems]
     for task in PREDICTION_TASKS:
-        r = result.get(task)
+        r = payload.get(task)
         if r and r.get("n_missing"):
             rule = "skipped" if task == "caption" or missing == "skip" else "scored as empty answers"
             sys.stderr.write(
-                f"medlens: warning: {r['n_missing']} of {len(ds)} image(s) have no {task} row ({rule}; see --missing)\n"
+                f"medlens: warning: {r['n_missing']} of {payload['data']['n_images']} image(s) have no {task} row "
+                f"({rule}; see --missing)\n"
             )
-    models = {"diagnosis_judge": result.get("diagnosis", {}).get("judge_id", j.judge_id)}
-    if "caption" in result and bs is not None:
-        models["bertscore"] = bs
-    if cj is not None:
-        models["compare_judge"] = cj.judge_id
-    config = {
-        "judge": j.judge_id,
-        "compare_judge": cj.judge_id if cj is not None else None,
-        "llm_endpoint": llm_url if uses_llm else None,
-        "ap_mode": ap_mode,
-        "no_gold": no_gold,
-        "missing": missing,
-        "bertscore_model": bs,
-        "meteor_wordnet": meteor_wordnet,
-        "images": str(images) if images else None,
-        "allow_problems": allow_problems,
-        "details": details,
-    }
-    inputs = {"predictions": predictions, **_data_inputs(ds)}
-    payload = stamp(result, provenance(command="nova evaluate", config=config, inputs=inputs, models=models))
-    if out is not None:
-        atomic_write_json(out, payload)
     if as_json:
         emit_json(payload)
         return
-    _print_evaluate(result)
+    _print_evaluate(payload)
 
 
 def _print_evaluate(r: dict[str, Any]) -> None:

@@ -40,19 +40,9 @@ def llm_models(client: Any) -> dict[str, str]:
 
 
 def _guard(mode: str, corpus: str, cosine: float | None, urls: list[str] | None, case_ids: list[str] | None) -> Any:
-    from medlens._validation import check_option
-    from medlens.retrieval import LeakageGuard
+    from medlens.retrieval import leakage_guard
 
-    check_option(mode, ("auto", "on", "off"), name="leakage")
-    if mode == "off":
-        if urls or case_ids:
-            from medlens._validation import InputError
-
-            raise InputError("--block-url and --block-case-id need the leakage guard; drop --leakage off.")
-        return None
-    if mode == "auto" and corpus == "hpo" and not (urls or case_ids):
-        return None
-    return LeakageGuard(cosine=cosine, block_urls=tuple(urls or ()), block_case_ids=tuple(case_ids or ()))
+    return leakage_guard(mode, corpus, cosine=cosine, block_urls=urls, block_case_ids=case_ids)
 
 
 def _config(**kw: Any) -> Any:
@@ -141,8 +131,7 @@ def diagnose(
     from medlens._provenance import provenance, stamp
     from medlens._validation import InputError
     from medlens.agents import RadarAgent, diagnose_cases, read_case, read_cases
-    from medlens.cli._rag import _index_prov
-    from medlens.retrieval import load_index
+    from medlens.retrieval import index_provenance, load_index
 
     if (case is None) == (cases is None):
         raise InputError("give exactly one of --case CASE.json or --cases CASES.jsonl.")
@@ -182,7 +171,7 @@ def diagnose(
             **({"embedder": idx.manifest["embedder"]["model_id"]} if idx is not None else {}),
             **llm_models(client),
         },
-        extra={"index": _index_prov(idx) if idx is not None else None},
+        extra={"index": index_provenance(idx) if idx is not None else None},
     )
     if case is not None:
         res = agent.diagnose(items[0])
@@ -255,62 +244,41 @@ def nova_bench(
 
       medlens rag benchmark nova --index runs/notes-index --data ~/data/Nova --llm-url http://127.0.0.1:8080/v1 --model qwen2.5-7b-instruct
     """
-    from medlens._provenance import provenance, stamp
-    from medlens._validation import check_option
-    from medlens.benchmarks.radar import run_radar_nova
-    from medlens.cli._nova import _data_inputs, _judge, _load
-    from medlens.cli._rag import _index_prov
-    from medlens.retrieval import load_index
+    from medlens.benchmarks.radar import run_radar_nova_benchmark
 
-    check_option(leakage, ("on", "off"), name="leakage")
-    client = llm_client(llm_url, model, model_path, allow_remote, device)
-    j = _judge(judge, synonyms, embedding_threshold)
-    ds = _load(data, "auto", None, False, strict=not allow_problems)
-    idx = load_index(index)
-    guard = _guard(leakage, idx.manifest["corpus"]["name"], leakage_cosine, block_url, block_case_id)
-    cfg = _config(rounds=rounds, top_k=top_k, max_passages=max_passages, retriever=retriever, seed=seed, leakage=guard)
-    cache = None
-    if not no_cache:
-        from medlens.metrics import JudgeCache
-
-        cache = JudgeCache()
-    n_modes = 3 if client is not None else 1
-    per_case: list[dict[str, Any]] = []
-    total = n_modes * len(ds.cases)
-    with progress_bar(total, progress_enabled(as_json), "diagnosing NOVA cases", transient=True) as advance:
-
-        def on_result(mode: str, result: dict[str, Any]) -> None:
-            advance(1)
-            if cases_out is not None:
-                per_case.append(result)
-
-        res = run_radar_nova(
-            ds, idx, client=client, config=cfg, judge=j, judge_cache=cache, details=details, on_result=on_result
-        )
-    if cases_out is not None:
-        from medlens.io import atomic_write, to_json
-
-        with atomic_write(cases_out, "w") as fh:
-            for r in per_case:
-                fh.write(to_json(r, indent=None) + "\n")
-    prov = provenance(
-        command="rag benchmark nova",
-        config={"agent": cfg.to_dict(), "judge": j.judge_id, "client": (client.kind, client.model) if client else None},
+    res = run_radar_nova_benchmark(
+        index,
+        data,
+        llm_url=llm_url,
+        model=model,
+        model_path=model_path,
+        device=device,
+        allow_remote=allow_remote,
+        judge=judge,
+        synonyms=synonyms,
+        embedding_threshold=embedding_threshold,
+        rounds=rounds,
+        top_k=top_k,
+        max_passages=max_passages,
+        retriever=retriever,
+        leakage=leakage,
+        leakage_cosine=leakage_cosine,
+        block_urls=block_url,
+        block_case_ids=block_case_id,
         seed=seed,
-        inputs=_data_inputs(ds),
-        models={"embedder": idx.manifest["embedder"]["model_id"], "diagnosis_judge": j.judge_id, **llm_models(client)},
-        extra={"index": _index_prov(idx)},
+        allow_problems=allow_problems,
+        no_cache=no_cache,
+        details=details,
+        cases_out=cases_out,
+        out=out,
+        progress=progress_enabled(as_json),
     )
-    doc = stamp(res, prov)
-    if out is not None:
-        from medlens.io import atomic_write_json
-
-        atomic_write_json(out, doc)
     if as_json:
-        emit_json(doc)
+        emit_json(res)
         return
     c = console()
-    c.print(f"NOVA text setting: {res['n_cases']} cases, judge {j.judge_id}", markup=False)
+    judge_id = res["provenance"]["model_ids"]["diagnosis_judge"]
+    c.print(f"NOVA text setting: {res['n_cases']} cases, judge {judge_id}", markup=False)
     for mode, row in res["rows"].items():
         extra = f", {row['n_fallback']} fallback(s)" if mode != "retrieval-only" else ""
         c.print(

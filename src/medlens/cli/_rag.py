@@ -171,21 +171,6 @@ def index_cmd(
         )
 
 
-def _index_prov(idx: Any) -> dict[str, Any]:
-    m = idx.manifest
-    cprov = m["corpus"].get("provenance") or {}
-    versions = {k: cprov[k] for k in ("hpo_version", "hpoa_version") if cprov.get(k)}
-    return {
-        "path": str(idx.path),
-        "corpus": m["corpus"]["name"],
-        **versions,
-        "corpus_sha256": m["corpus"]["sha256"],
-        "request_hash": m.get("request_hash"),
-        "dense": m["dense"].get("factory", m["dense"]["kind"]),
-        "created": m.get("created"),
-    }
-
-
 @app.command("search")
 def search_cmd(
     index: Path = typer.Option(..., "--index", help="Index folder written by 'medlens rag index'."),
@@ -204,7 +189,7 @@ def search_cmd(
     """
     from medlens._provenance import provenance, stamp
     from medlens._validation import InputError, check_option
-    from medlens.retrieval import RETRIEVERS, load_index
+    from medlens.retrieval import RETRIEVERS, index_provenance, load_index
 
     check_option(retriever, RETRIEVERS, name="retriever")
     if top_k < 1:
@@ -216,7 +201,7 @@ def search_cmd(
             command="rag search",
             config={"top_k": top_k, "retriever": retriever, "query": query},
             models={"embedder": idx.manifest["embedder"]["model_id"]} if retriever not in ("bm25", "ontology") else {},
-            extra={"index": _index_prov(idx)},
+            extra={"index": index_provenance(idx)},
         )
         emit_json(
             stamp({"query": query, "retriever": retriever, "top_k": top_k, "hits": [h.to_dict() for h in hits]}, prov)
@@ -263,7 +248,7 @@ def rare_hpo_cmd(
     from medlens._provenance import provenance, stamp
     from medlens._validation import InputError, check_option
     from medlens.benchmarks.rare_hpo import run_rare_hpo
-    from medlens.retrieval import RETRIEVERS, load_index
+    from medlens.retrieval import RETRIEVERS, index_provenance, load_index
 
     check_option(retriever, RETRIEVERS, name="retriever")
     if n < 1:
@@ -301,7 +286,7 @@ def rare_hpo_cmd(
             **({"embedder": idx.manifest["embedder"]["model_id"]} if retriever not in ("bm25", "ontology") else {}),
             **llm_models(client),
         },
-        extra={"index": _index_prov(idx)},
+        extra={"index": index_provenance(idx)},
     )
     if as_json:
         emit_json(stamp(res, prov))

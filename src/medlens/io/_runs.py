@@ -11,6 +11,11 @@ diagnose --cases``, ``rag index`` and training loops:
 - with the same configuration the run resumes: the items already in its logs are skipped. A run that must
   be resumed on purpose (training with ``--resume``) passes ``resume=False`` and is refused while the folder
   already holds its outputs;
+- a run that continues from one file (a training checkpoint) names it ``resume_from``: then only that file
+  makes ``resume=False`` refuse the folder, and ``overwrite`` with ``resume=True`` discards only a run of
+  another configuration (``--overwrite --resume`` continues this configuration's run);
+- ``legacy`` names files an older version wrote that are never read (pickles): their presence is refused
+  unless ``overwrite``, which deletes them;
 - a second process opening the same folder while a run holds it is refused (:class:`RunFolderLocked`, exit
   2, naming the holder's PID). The lock dies with its process, so a killed run never blocks its resume;
 - a JSONL log drops the half-written last line a killed process left, and refuses to append an id it
@@ -48,6 +53,7 @@ __all__ = ["RunFolder", "RunFolderLocked", "RunLog", "RunManifestMismatch", "pre
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
+LEGACY_MESSAGE = "{path} was written by an older version and is never read; pass --overwrite to start this run again."
 
 
 class RunManifestMismatch(InputError):
@@ -240,6 +246,15 @@ class RunFolder:
     outputs : names
         The files and folders the run writes (JSONL logs, checkpoints): what ``overwrite`` deletes. Nothing
         else in the folder is ever deleted.
+    resume_from : str, optional
+        The output a stopped run continues from (a checkpoint, also listed in ``outputs``). With it,
+        ``resume=False`` refuses only a folder that holds this file, and ``overwrite`` with ``resume=True``
+        discards only a run of another configuration: a run of this configuration is continued.
+    legacy : names
+        Files of older versions that are never read: refused while present (``legacy_message``, formatted
+        with ``path``) unless ``overwrite``, which deletes them.
+    legacy_message : str
+        The refusal for a ``legacy`` file; ``{path}`` is the file.
 
     Attributes
     ----------
@@ -272,6 +287,9 @@ class RunFolder:
         resume: bool = True,
         provenance: dict[str, Any] | None = None,
         outputs: Iterable[str] = (),
+        resume_from: str | None = None,
+        legacy: Iterable[str] = (),
+        legacy_message: str = LEGACY_MESSAGE,
     ) -> None:
         self.path = Path(path)
         self.config = config
@@ -280,6 +298,9 @@ class RunFolder:
         self.resume = resume
         self.provenance = provenance or {}
         self.outputs = tuple(outputs)
+        self.resume_from = resume_from
+        self.legacy = tuple(legacy)
+        self.legacy_message = legacy_message
         self.previous_hash: str | None = None
         self.discarded = False
         self._lock: IO[str] | None = None
@@ -317,18 +338,28 @@ class RunFolder:
     def _check(self) -> None:
         old = self.previous_hash = _previous_hash(self.path)
         existing = self._existing_outputs()
-        if old is None and not existing:
+        stale = [name for name in self.legacy if (self.path / name).exists()]
+        if old is None and not existing and not stale:
             return  # a new run (or a folder holding only other files)
-        if old != self.config_hash and not self.overwrite:
+        if (old is not None or existing) and old != self.config_hash and not self.overwrite:
             raise _mismatch(self.path, old or "none", self.config_hash)
+        if stale and not self.overwrite:
+            raise InputError(self.legacy_message.format(path=self.path / stale[0]))
         if self.overwrite:
-            for name in existing:
+            keep = self.resume_from is not None and self.resume and old == self.config_hash
+            for name in stale if keep else [*stale, *existing]:
                 target = self.path / name
                 if target.is_dir() and not target.is_symlink():
                     shutil.rmtree(target)
                 else:
                     target.unlink()
-            self.discarded = True
+            self.discarded = not keep and (old is not None or bool(existing))
+        elif not self.resume and self.resume_from is not None:
+            if (self.path / self.resume_from).exists():
+                raise InputError(
+                    f"{self.path} already holds a checkpoint of this run; pass --resume to continue it or "
+                    "--overwrite to restart."
+                )
         elif not self.resume and existing:
             raise InputError(
                 f"{self.path} already holds this run ({', '.join(existing)}); pass --resume to continue it, or "

@@ -38,9 +38,11 @@ from medlens.retrieval._index import (
     build_request,
     load_index,
 )
+from medlens.retrieval._index_info import index_provenance
 from medlens.retrieval._leakage import (
     LEAKAGE_REASONS,
     LeakageGuard,
+    leakage_guard,
     merge_leakage,
     normalize_url,
     shingle_similarity,
@@ -68,6 +70,8 @@ __all__ = [
     "Hit",
     "LEAKAGE_REASONS",
     "LeakageGuard",
+    "index_provenance",
+    "leakage_guard",
     "NumpyIndex",
     "RETRIEVERS",
     "RRF_K",

@@ -32,9 +32,17 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from medlens._validation import InputError
+from medlens._validation import InputError, check_option
 
-__all__ = ["LEAKAGE_REASONS", "LeakageGuard", "merge_leakage", "normalize_url", "shingle_similarity", "shingles"]
+__all__ = [
+    "LEAKAGE_REASONS",
+    "LeakageGuard",
+    "leakage_guard",
+    "merge_leakage",
+    "normalize_url",
+    "shingle_similarity",
+    "shingles",
+]
 
 LEAKAGE_REASONS = ("case_id", "url", "embedding_cosine", "shingle_jaccard", "shingle_containment")
 
@@ -256,3 +264,26 @@ def merge_leakage(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             seen.add(r["id"])
             out.append(r)
     return out
+
+
+def leakage_guard(
+    mode: str,
+    corpus: str,
+    *,
+    cosine: float | None = None,
+    block_urls: Sequence[str] | None = None,
+    block_case_ids: Sequence[str] | None = None,
+) -> LeakageGuard | None:
+    """The leakage guard that the ``--leakage`` options name, or ``None`` (off).
+
+    ``mode``: ``on``, ``off`` or ``auto`` (on unless ``corpus`` is ``hpo`` and nothing is blocked). Blocking
+    URLs or case ids with the guard off is refused.
+    """
+    check_option(mode, ("auto", "on", "off"), name="leakage")
+    if mode == "off":
+        if block_urls or block_case_ids:
+            raise InputError("--block-url and --block-case-id need the leakage guard; drop --leakage off.")
+        return None
+    if mode == "auto" and corpus == "hpo" and not (block_urls or block_case_ids):
+        return None
+    return LeakageGuard(cosine=cosine, block_urls=tuple(block_urls or ()), block_case_ids=tuple(block_case_ids or ()))

@@ -88,7 +88,11 @@ class Trainer:
     max_grad_norm : float, optional
         Clip the gradient norm of all optimised parameters (``None`` or 0: no clipping).
     run : TrainingRun, optional
-        Where the checkpoint and history go (``None`` trains in memory).
+        Where the checkpoint and history go (``None`` trains in memory): an open run folder, locked while
+        training. :meth:`fit` closes it when it ends (also on an error, as does a failed :meth:`resume`).
+    close_run : bool
+        ``False`` leaves the run open after :meth:`fit` for a caller that writes more into the folder (its
+        final model) and closes it itself, in a ``finally``.
     model_state : callable, optional
         The tensors to checkpoint (default: the whole ``state_dict``); restoring loads them with
         ``strict=False``, so a trainer may store only what it trains.
@@ -108,10 +112,11 @@ class Trainer:
         run: TrainingRun | None = None,
         model_state: Callable[[], dict[str, Any]] | None = None,
         progress: bool = False,
+        close_run: bool = True,
     ) -> None:
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.epochs, self.seed, self.max_grad_norm = int(epochs), int(seed), max_grad_norm
-        self.run, self.progress = run, progress
+        self.run, self.progress, self.close_run = run, progress, close_run
         self.model_state = model_state or (lambda: {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
         self.start = 0
         self.history: list[dict[str, Any]] = []
@@ -123,11 +128,22 @@ class Trainer:
         """Restore the run's checkpoint if it has one; returns the number of epochs already done (0 without)."""
         if self.run is None or not self.run.has_checkpoint():
             return 0
-        path = self.run.checkpoint
+        try:
+            return self._restore(self.run)
+        except BaseException:
+            self._close()
+            raise
+
+    def _close(self) -> None:
+        if self.run is not None and self.close_run:
+            self.run.close()
+
+    def _restore(self, run: TrainingRun) -> int:
+        path = run.checkpoint
         fix = "pass --overwrite to restart the run"
         state = load_checkpoint(path, fix=fix)
         try:
-            if state["config_hash"] != config_hash(self.run.config):
+            if state["config_hash"] != config_hash(run.config):
                 raise InputError(f"{path} belongs to another configuration than its run folder; {fix}.")
             tensors = state["model"]
             unknown = set(tensors) - set(self.model.state_dict())
@@ -144,7 +160,7 @@ class Trainer:
                 raise
             msg = " ".join(str(e).split())[:200]
             raise InputError(f"{path} does not fit this run ({type(e).__name__}: {msg}); {fix}.") from None
-        log.info("resuming %s from epoch %d", self.run.dir, self.start)
+        log.info("resuming %s from epoch %d", run.dir, self.start)
         return self.start
 
     def save(self, epoch: int) -> None:
@@ -180,6 +196,20 @@ class Trainer:
         ``train_mode()`` sets train/eval modes before each epoch (default ``model.train()``);
         ``validate(epoch)`` adds columns to the row; ``callback(epoch, row)`` runs after the checkpoint.
         """
+        try:
+            return self._fit(plan, step, n_items, train_mode, validate, callback)
+        finally:
+            self._close()
+
+    def _fit(
+        self,
+        plan: Callable[[np.random.Generator], Sequence[tuple[Any, int]]],
+        step: Callable[[Any], tuple[Any, dict[str, float]]],
+        n_items: int,
+        train_mode: Callable[[], None] | None,
+        validate: Callable[[int], dict[str, Any]] | None,
+        callback: Callable[[int, dict[str, Any]], None] | None,
+    ) -> list[dict[str, Any]]:
         params = self._params()
         with deterministic_algorithms():
             for epoch in range(self.start, self.epochs):

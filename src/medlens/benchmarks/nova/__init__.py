@@ -5,6 +5,7 @@ See :mod:`medlens.benchmarks.nova._schema` for the data, the licence and the sch
 ``_loader`` (records in ``_records``, the three on-disk layouts in ``_layouts``).
 """
 
+from medlens.benchmarks.nova._commands import nova_data_inputs, nova_judge, run_nova_evaluate, run_nova_validate
 from medlens.benchmarks.nova._eval import (
     AP_MODES,
     MISSING_RULES,
@@ -48,6 +49,10 @@ __all__ = [
     "NovaSchema",
     "TableSchema",
     "load_nova",
+    "nova_data_inputs",
+    "nova_judge",
+    "run_nova_evaluate",
+    "run_nova_validate",
     "nova_evaluate",
     "read_nova_predictions",
     "AP_MODES",

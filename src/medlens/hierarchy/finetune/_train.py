@@ -169,113 +169,117 @@ def finetune(
     )
     out = Path(out_dir) if out_dir is not None else None
     run = open_finetune_run(out, run_config, resume=resume, overwrite=overwrite, prov=prov) if out is not None else None
+    try:  # the folder stays open and locked until the model files are written
+        groups = [{"params": model.head_parameters(), "lr": config.head_lr, "weight_decay": 0.0}]
+        groups.append(
+            {
+                "params": [p for p in model.encoder.parameters() if p.requires_grad],
+                "lr": config.lr,
+                "weight_decay": config.weight_decay,
+            }
+        )
+        opt = adamw(groups)
+        total = math.ceil(len(inputs) / config.batch_size) * config.epochs
+        # the first update already at lr / warmup (the schedule of this fine-tuning since its first release)
+        sched = cosine_with_warmup(
+            opt, warmup_steps=warmup_steps(total, config.warmup), total_steps=total, warmup_from_zero=False
+        )
+        trainer = Trainer(
+            model,
+            opt,
+            sched,
+            epochs=config.epochs,
+            seed=config.seed,
+            max_grad_norm=config.max_grad_norm,
+            run=run,
+            model_state=lambda: trainable_state(model),
+            progress=progress,
+            close_run=False,
+        )
+        start = trainer.resume() if resume else 0
+        if config.loss.name == "radial" and start == 0:  # a fresh start (also --resume with nothing to resume)
+            _scale_input_head(model, inputs[:64], arrays, config.loss.radial)
 
-    groups = [{"params": model.head_parameters(), "lr": config.head_lr, "weight_decay": 0.0}]
-    groups.append(
-        {
-            "params": [p for p in model.encoder.parameters() if p.requires_grad],
-            "lr": config.lr,
-            "weight_decay": config.weight_decay,
-        }
-    )
-    opt = adamw(groups)
-    total = math.ceil(len(inputs) / config.batch_size) * config.epochs
-    # the first update already at lr / warmup (the schedule of this fine-tuning since its first release)
-    sched = cosine_with_warmup(
-        opt, warmup_steps=warmup_steps(total, config.warmup), total_steps=total, warmup_from_zero=False
-    )
-    trainer = Trainer(
-        model,
-        opt,
-        sched,
-        epochs=config.epochs,
-        seed=config.seed,
-        max_grad_norm=config.max_grad_norm,
-        run=run,
-        model_state=lambda: trainable_state(model),
-        progress=progress,
-    )
-    start = trainer.resume() if resume else 0
-    if config.loss.name == "radial" and start == 0:  # a fresh start (also --resume with nothing to resume)
-        _scale_input_head(model, inputs[:64], arrays, config.loss.radial)
-
-    frozen = config.mode == "head"
-    batches = fixed_batches(inputs, config.batch_size)
-    prefix = None
-    if config.mode == "last-block" and len(model.tower.blocks) >= 2 and start < config.epochs:
-        prefix = PrefixCache(model.tower, [[inputs[i] for i in b] for b in batches], progress)
-    cached_feats = None
-    if frozen and start < config.epochs:
-        model.encoder.eval()
-        feats = []
-        with torch.no_grad():
-            for s in range(0, len(inputs), 64):
-                feats.append(model.tower.forward(model.tower.prepare(inputs[s : s + 64])).float())
-        cached_feats = torch.cat(feats).clone()
-
-    def plan(rng: np.random.Generator) -> list[tuple[tuple[int, np.ndarray], int]]:
-        if frozen:  # cached features: a fresh random batch split every epoch
-            perm = rng.permutation(len(inputs))
-            return [
-                ((-1, perm[s : s + config.batch_size]), len(perm[s : s + config.batch_size]))
-                for s in range(0, len(perm), config.batch_size)
-            ]
-        # fixed (length-grouped) batches in a fresh random order every epoch
-        return [((int(b), batches[b]), len(batches[b])) for b in rng.permutation(len(batches))]
-
-    def step(batch: tuple[int, np.ndarray]) -> tuple[Any, dict[str, float]]:
-        batch_id, idx = batch
-        if cached_feats is not None:
-            out_b = model.head(cached_feats[idx].to(device))
-        elif prefix is not None:
-            with prefix.replay(batch_id):
-                out_b = model(model.tower.prepare([inputs[i] for i in idx]))
-        else:
-            out_b = model(model.tower.prepare([inputs[i] for i in idx]))
-        return loss_fn(out_b, targets_all[idx].to(device))
-
-    def train_mode() -> None:
-        model.train()
-        if frozen:
+        frozen = config.mode == "head"
+        batches = fixed_batches(inputs, config.batch_size)
+        prefix = None
+        if config.mode == "last-block" and len(model.tower.blocks) >= 2 and start < config.epochs:
+            prefix = PrefixCache(model.tower, [[inputs[i] for i in b] for b in batches], progress)
+        cached_feats = None
+        if frozen and start < config.epochs:
             model.encoder.eval()
+            feats = []
+            with torch.no_grad():
+                for s in range(0, len(inputs), 64):
+                    feats.append(model.tower.forward(model.tower.prepare(inputs[s : s + 64])).float())
+            cached_feats = torch.cat(feats).clone()
 
-    def validate(_epoch: int) -> dict[str, Any]:
-        return _validate(FinetunedModel(model, taxonomy, arrays, loss_fn.probability, config, encoder), val, config)
+        def plan(rng: np.random.Generator) -> list[tuple[tuple[int, np.ndarray], int]]:
+            if frozen:  # cached features: a fresh random batch split every epoch
+                perm = rng.permutation(len(inputs))
+                return [
+                    ((-1, perm[s : s + config.batch_size]), len(perm[s : s + config.batch_size]))
+                    for s in range(0, len(perm), config.batch_size)
+                ]
+            # fixed (length-grouped) batches in a fresh random order every epoch
+            return [((int(b), batches[b]), len(batches[b])) for b in rng.permutation(len(batches))]
 
-    t_train = time.perf_counter()
-    history = trainer.fit(
-        plan,
-        step,
-        n_items=len(inputs),
-        train_mode=train_mode,
-        validate=validate if val is not None else None,
-        callback=callback,
-    )
-    train_seconds = time.perf_counter() - t_train
-    fitted = FinetunedModel(model, taxonomy, arrays, loss_fn.probability, config, encoder)
-    if out is not None:
-        write_safetensors(out / MODEL, trainable_state(model), {"config": config.to_dict()})
-        meta = {
-            "config": config.to_dict(),
-            "encoder": {
-                "source": encoder.config.source,
-                "name": encoder.config.name,
-                "model_id": encoder.model_id,
-                "family": getattr(encoder.config, "family", None),
-                "max_length": encoder.config.max_length,
-                "modality": modality,
-            },
-            "taxonomy": taxonomy.to_dict(),
-            "taxonomy_sha256": taxonomy.content_hash(),
-            "nodes": list(taxonomy.nodes[1:]),
-            "node_init": node_init,
-            "probability": loss_fn.probability,
-            "history": history,
-            "train_seconds": round(train_seconds, 2),
-            "trainable_parameters": int(sum(p.numel() for g in opt.param_groups for p in g["params"])),
-        }
-        atomic_write_json(out / META, stamp(meta, prov))
-    return FinetuneResult(fitted, history, out, start)
+        def step(batch: tuple[int, np.ndarray]) -> tuple[Any, dict[str, float]]:
+            batch_id, idx = batch
+            if cached_feats is not None:
+                out_b = model.head(cached_feats[idx].to(device))
+            elif prefix is not None:
+                with prefix.replay(batch_id):
+                    out_b = model(model.tower.prepare([inputs[i] for i in idx]))
+            else:
+                out_b = model(model.tower.prepare([inputs[i] for i in idx]))
+            return loss_fn(out_b, targets_all[idx].to(device))
+
+        def train_mode() -> None:
+            model.train()
+            if frozen:
+                model.encoder.eval()
+
+        def validate(_epoch: int) -> dict[str, Any]:
+            return _validate(FinetunedModel(model, taxonomy, arrays, loss_fn.probability, config, encoder), val, config)
+
+        t_train = time.perf_counter()
+        history = trainer.fit(
+            plan,
+            step,
+            n_items=len(inputs),
+            train_mode=train_mode,
+            validate=validate if val is not None else None,
+            callback=callback,
+        )
+        train_seconds = time.perf_counter() - t_train
+        fitted = FinetunedModel(model, taxonomy, arrays, loss_fn.probability, config, encoder)
+        if out is not None:
+            write_safetensors(out / MODEL, trainable_state(model), {"config": config.to_dict()})
+            meta = {
+                "config": config.to_dict(),
+                "encoder": {
+                    "source": encoder.config.source,
+                    "name": encoder.config.name,
+                    "model_id": encoder.model_id,
+                    "family": getattr(encoder.config, "family", None),
+                    "max_length": encoder.config.max_length,
+                    "modality": modality,
+                },
+                "taxonomy": taxonomy.to_dict(),
+                "taxonomy_sha256": taxonomy.content_hash(),
+                "nodes": list(taxonomy.nodes[1:]),
+                "node_init": node_init,
+                "probability": loss_fn.probability,
+                "history": history,
+                "train_seconds": round(train_seconds, 2),
+                "trainable_parameters": int(sum(p.numel() for g in opt.param_groups for p in g["params"])),
+            }
+            atomic_write_json(out / META, stamp(meta, prov))
+        return FinetuneResult(fitted, history, out, start)
+    finally:
+        if run is not None:
+            run.close()
 
 
 def _validate(fm: FinetunedModel, val: tuple, config: FinetuneConfig) -> dict[str, Any]:
