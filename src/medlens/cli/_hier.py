@@ -256,7 +256,7 @@ def map_answers_cmd(
     from collections import Counter
 
     from medlens._provenance import provenance, stamp
-    from medlens._validation import InputError, check_option
+    from medlens._validation import InputError, check_option, read_text_file
     from medlens.hierarchy import ANSWER_METHODS, map_answers, write_label_table
     from medlens.io import atomic_write_text, read_texts
     from medlens.taxonomy import load_taxonomy
@@ -270,7 +270,7 @@ def map_answers_cmd(
         if not synonyms.is_file():
             raise InputError(f"synonyms file {synonyms} does not exist; give a JSON {{node: [phrases]}} file.")
         try:
-            syn = json.loads(synonyms.read_text(encoding="utf-8"))
+            syn = json.loads(read_text_file(synonyms, what="synonyms file"))
         except json.JSONDecodeError as e:
             raise InputError(f"synonyms file {synonyms} is not valid JSON ({e.msg}, line {e.lineno}).") from None
         if not isinstance(syn, dict):

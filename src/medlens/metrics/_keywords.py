@@ -44,7 +44,7 @@ from typing import Any, Literal
 import numpy as np
 
 from medlens._results import check_sample_weight
-from medlens._validation import InputError, check_option, did_you_mean
+from medlens._validation import InputError, check_option, did_you_mean, read_text_file
 from medlens.metrics._text import TextScore, check_captions, mean_or_none
 from medlens.text import NegationDetector, NegationRules, load_negation_rules, us_spelling
 
@@ -170,7 +170,7 @@ def load_term_set(spec: str | os.PathLike | Mapping[str, Any] | TermSet) -> Term
             + did_you_mean(str(spec), TERM_SETS)
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text_file(path, what="term set file"))
     except json.JSONDecodeError as exc:
         raise InputError(f"term set file {path}: invalid JSON ({exc}).") from exc
     return TermSet.from_dict(data, source=str(path))

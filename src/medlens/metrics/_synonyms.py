@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from medlens._validation import InputError
+from medlens._validation import InputError, read_text_file
 from medlens.text import fold, us_spelling
 
 __all__ = [
@@ -235,7 +235,7 @@ def load_synonym_table(
     if not path.is_file():
         raise InputError(f"synonym table {path}: no such file; give a JSON file like medlens' {SYNONYMS_FILE}.")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text_file(path, what="synonym table"))
     except json.JSONDecodeError as exc:
         raise InputError(f"synonym table {path}: not valid JSON ({exc.msg}, line {exc.lineno}).") from None
     return _table_from(data, str(path), extra)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from medlens._provenance import config_hash
-from medlens._validation import InputError, check_option
+from medlens._validation import InputError, check_option, read_text_file
 from medlens.retrieval._bm25 import BM25Index
 from medlens.retrieval._corpus import Corpus, read_trusted_documents
 from medlens.retrieval._dense import check_dense_spec, dense_index, load_dense
@@ -365,7 +365,7 @@ class RetrievalIndex:
                 f"{path} is not a medlens retrieval index (no manifest.json); build one with 'medlens rag index'."
             )
         try:
-            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+            manifest = json.loads(read_text_file(mpath, what="index manifest"))
         except json.JSONDecodeError as exc:
             raise InputError(f"{mpath} is not valid JSON ({exc.msg}); rebuild the index.") from None
         if manifest.get("format") != FORMAT:

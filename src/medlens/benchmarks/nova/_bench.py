@@ -21,7 +21,7 @@ from typing import Any
 
 from medlens._provenance import config_hash, provenance, stamp
 from medlens.benchmarks._spec import BenchmarkSpec
-from medlens.io import atomic_write_json, file_sha256, prepare_run_dir
+from medlens.io import atomic_write_json, file_sha256, iter_jsonl, prepare_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,7 @@ def run(
         raise InputError(f"{pred_path}: no such predictions file; give a JSONL file of NOVA prediction rows.")
     j = make_judge(judge, **dict(judge_options or {}))
     cj = make_judge(compare_judge) if compare_judge is not None else None
-    tasks = {
-        json.loads(line).get("task") for line in pred_path.read_text(encoding="utf-8").splitlines() if line.strip()
-    }
+    tasks = {obj.get("task") for _, obj in iter_jsonl(pred_path, what="predictions file") if isinstance(obj, dict)}
     ds = load_nova(data, image_root=images, require_images="localization" in tasks, strict=not allow_problems)
     config = {
         "benchmark": "nova",
