@@ -187,34 +187,20 @@ def search_cmd(
 
       medlens rag search --index runs/hpo-index --query "hypotonia and seizures" --retriever bm25 --json
     """
-    from medlens._provenance import provenance, stamp
-    from medlens._validation import InputError, check_option
-    from medlens.retrieval import RETRIEVERS, index_provenance, load_index
+    from medlens.retrieval import run_search
 
-    check_option(retriever, RETRIEVERS, name="retriever")
-    if top_k < 1:
-        raise InputError(f"--top-k must be >= 1; got {top_k}.")
-    idx = load_index(index)
-    hits = idx.search(query, top_k=top_k, retriever=retriever)
+    doc = run_search(index, query, top_k=top_k, retriever=retriever)
     if as_json:
-        prov = provenance(
-            command="rag search",
-            config={"top_k": top_k, "retriever": retriever, "query": query},
-            models={"embedder": idx.manifest["embedder"]["model_id"]} if retriever not in ("bm25", "ontology") else {},
-            extra={"index": index_provenance(idx)},
-        )
-        emit_json(
-            stamp({"query": query, "retriever": retriever, "top_k": top_k, "hits": [h.to_dict() for h in hits]}, prov)
-        )
+        emit_json(doc)
         return
     from rich.table import Table
 
     t = Table("rank", "id", "score", "title")
-    for h in hits:
-        t.add_row(str(h.rank), h.id, human_float(h.score), h.title)
+    for h in doc["hits"]:
+        t.add_row(str(h["rank"]), h["id"], human_float(h["score"]), h["title"])
     c = console()
     c.print(t)
-    if not hits:
+    if not doc["hits"]:
         c.print("no hits (BM25 finds no document sharing a term with the query)", markup=False)
 
 
@@ -245,51 +231,21 @@ def rare_hpo_cmd(
 
       medlens rag benchmark rare-hpo --index runs/hpo-index --retriever bm25 --n 500 --seed 1
     """
-    from medlens._provenance import provenance, stamp
-    from medlens._validation import InputError, check_option
-    from medlens.benchmarks.rare_hpo import run_rare_hpo
-    from medlens.retrieval import RETRIEVERS, index_provenance, load_index
+    from medlens.benchmarks.rare_hpo import run_rare_hpo_benchmark
 
-    check_option(retriever, RETRIEVERS, name="retriever")
-    if n < 1:
-        raise InputError(f"--n must be >= 1; got {n}.")
-    from medlens.cli._radar import llm_client, llm_models
-
-    client = llm_client(llm_url, model, model_path, allow_remote)
-    idx = load_index(index)
-    if idx.manifest["corpus"]["name"] != "hpo":
-        raise InputError(
-            f"{index} indexes corpus {idx.manifest['corpus']['name']!r}; rare-hpo cases are HPO diseases, build the "
-            "index with --corpus hpo."
-        )
-    res = run_rare_hpo(
-        idx, n=n, seed=seed, retriever=retriever, return_cases=cases_out is not None or client is not None
-    )
-    if client is not None:  # the agent and its no-retrieval baseline on the same cases
-        from medlens.agents import AgentConfig
-        from medlens.benchmarks.radar import rare_hpo_agent_rows
-
-        res["llm"] = rare_hpo_agent_rows(idx, res["cases"], client, config=AgentConfig(retriever=retriever), seed=seed)
-    if cases_out is None:
-        res.pop("cases", None)
-    else:
-        from medlens.io import atomic_write, to_json
-
-        with atomic_write(cases_out, "w") as fh:
-            for c in res.pop("cases"):
-                fh.write(to_json(c, indent=None) + "\n")
-    prov = provenance(
-        command="rag benchmark rare-hpo",
-        config={"n": n, "seed": seed, "retriever": retriever, "generator": res["generator"], "ranker": res["ranker"]},
+    res = run_rare_hpo_benchmark(
+        index,
+        n=n,
         seed=seed,
-        models={
-            **({"embedder": idx.manifest["embedder"]["model_id"]} if retriever not in ("bm25", "ontology") else {}),
-            **llm_models(client),
-        },
-        extra={"index": index_provenance(idx)},
+        retriever=retriever,
+        cases_out=cases_out,
+        llm_url=llm_url,
+        model=model,
+        model_path=model_path,
+        allow_remote=allow_remote,
     )
     if as_json:
-        emit_json(stamp(res, prov))
+        emit_json(res)
         return
     ci = res.get("ci95", {})
 
@@ -304,7 +260,7 @@ def rare_hpo_cmd(
     )
     for mode, row in res.get("llm", {}).get("rows", {}).items():
         console().print(
-            f"  {mode} ({client.model}): top-1 {human_float(row['top1'], 3)}, top-5 {human_float(row['top5'], 3)}, "
+            f"  {mode} ({res['provenance']['model_ids']['llm']}): top-1 {human_float(row['top1'], 3)}, top-5 {human_float(row['top5'], 3)}, "
             f"MRR {human_float(row['mrr'], 3)}; {row['n_fallback']} fallback(s)",
             markup=False,
         )

@@ -50,6 +50,7 @@ from medlens.retrieval._leakage import (
 )
 from medlens.retrieval._load import CORPORA, load_corpus
 from medlens.retrieval._ranker import Candidate, case_query, normalize_name, rank_candidates, rank_diagnoses
+from medlens.retrieval._search_run import run_search
 
 __all__ = [
     "HYBRID_WEIGHTS",
@@ -92,6 +93,7 @@ __all__ = [
     "normalize_url",
     "rank_candidates",
     "rank_diagnoses",
+    "run_search",
     "read_corpus",
     "reciprocal_rank_fusion",
     "shingle_similarity",

@@ -9,6 +9,7 @@ from medlens.benchmarks.rare_hpo._cases import (
     generate_cases,
     run_rare_hpo,
 )
+from medlens.benchmarks.rare_hpo._command import run_rare_hpo_benchmark
 from medlens.benchmarks.rare_hpo._run import (
     DEFAULT_RETRIEVERS,
     cached_hpo_index,
@@ -22,6 +23,7 @@ __all__ = [
     "evaluate_rankings",
     "generate_cases",
     "run_rare_hpo",
+    "run_rare_hpo_benchmark",
     "DEFAULT_RETRIEVERS",
     "cached_hpo_index",
 ]
