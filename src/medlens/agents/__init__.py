@@ -22,6 +22,7 @@ live with the other benchmarks, above this package.
 """
 
 from medlens.agents._agent import MODES, AgentConfig, RadarAgent, check_case, diagnose_case
+from medlens.agents._diagnose_run import run_diagnose
 from medlens.agents._prompts import (
     EVIDENCE_SCHEMA,
     FINAL_SCHEMA,
@@ -53,5 +54,6 @@ __all__ = [
     "initial_messages",
     "read_case",
     "read_cases",
+    "run_diagnose",
     "summarize_results",
 ]

@@ -2,8 +2,9 @@
 
 Registered on the ``rag`` group by :mod:`medlens.cli`. Without an LLM option both run the retrieval-only
 ranker (offline); ``--llm-url URL --model NAME`` (an OpenAI-compatible server, loopback unless
-``--allow-remote``) or ``--model-path DIR`` (a local transformers model) run the agent, the client built by
-:func:`medlens.llm.client_from_options`.
+``--allow-remote``) or ``--model-path DIR`` (a local transformers model) run the agent. The commands call
+:func:`medlens.agents.run_diagnose` and :func:`medlens.benchmarks.radar.run_radar_nova_benchmark`, which build
+the client (:func:`medlens.llm.client_from_options`), the leakage guard and the agent configuration.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 
 import typer
 
-from medlens._progress import progress_bar
 from medlens.cli._common import console, emit_json, human_float, progress_enabled
 
 LLM_URL_HELP = "OpenAI-compatible server (llama.cpp, Ollama, vLLM), e.g. http://127.0.0.1:8080/v1; needs --model."
@@ -22,33 +22,6 @@ MODEL_PATH_HELP = "A local transformers causal-LM folder (save_pretrained); noth
 DEVICE_HELP = "Device of the --model-path model: cpu (default), cuda, cuda:N, mps or auto."
 REMOTE_HELP = "Allow an --llm-url that is not this machine (case text is sent there)."
 LEAKAGE_HELP = "Leakage guard: auto (on unless the corpus is hpo), on or off."
-
-
-def llm_client(
-    llm_url: str | None, model: str | None, model_path: Path | None, allow_remote: bool, device: str = "cpu"
-) -> Any:
-    """The chat client the LLM options name, or ``None`` (retrieval-only). Refuses a remote URL at once."""
-    from medlens.llm import client_from_options
-
-    return client_from_options(
-        llm_url=llm_url, model=model, model_path=model_path, allow_remote=allow_remote, device=device
-    )
-
-
-def llm_models(client: Any) -> dict[str, str]:
-    return {"llm": client.model} if client is not None else {}
-
-
-def _guard(mode: str, corpus: str, cosine: float | None, urls: list[str] | None, case_ids: list[str] | None) -> Any:
-    from medlens.retrieval import leakage_guard
-
-    return leakage_guard(mode, corpus, cosine=cosine, block_urls=urls, block_case_ids=case_ids)
-
-
-def _config(**kw: Any) -> Any:
-    from medlens.agents import AgentConfig
-
-    return AgentConfig(**kw).check()
 
 
 def _print_result(res: dict[str, Any]) -> None:
@@ -128,77 +101,44 @@ def diagnose(
 
       medlens rag diagnose --cases cases.jsonl --out runs/dx-base --model-path ~/models/llm --no-retrieval
     """
-    from medlens._provenance import provenance, stamp
-    from medlens._validation import InputError
-    from medlens.agents import RadarAgent, diagnose_cases, read_case, read_cases
-    from medlens.retrieval import index_provenance, load_index
+    from medlens.agents import run_diagnose
 
-    if (case is None) == (cases is None):
-        raise InputError("give exactly one of --case CASE.json or --cases CASES.jsonl.")
-    if cases is not None and out is None:
-        raise InputError("--cases needs --out DIR (a run folder: results.jsonl, one line per case, and manifest.json).")
-    client = llm_client(llm_url, model, model_path, allow_remote, device)
-    if no_retrieval and client is None:
-        raise InputError("--no-retrieval is the LLM baseline; give --llm-url URL --model NAME or --model-path DIR.")
-    items = [read_case(case)] if case is not None else read_cases(cases)
-    if index is None and not no_retrieval:
-        raise InputError("--index IDX is required (only the --no-retrieval baseline runs without an index).")
-    idx = load_index(index) if index is not None else None
-    guard = (
-        _guard(leakage, idx.manifest["corpus"]["name"], leakage_cosine, block_url, block_case_id)
-        if idx is not None
-        else None
-    )
-    cfg = _config(
+    doc = run_diagnose(
+        index=index,
+        case=case,
+        cases=cases,
+        out=out,
+        llm_url=llm_url,
+        model=model,
+        model_path=model_path,
+        device=device,
+        allow_remote=allow_remote,
+        no_retrieval=no_retrieval,
         rounds=rounds,
         top_k=top_k,
         max_passages=max_passages,
         retriever=retriever,
+        leakage=leakage,
+        leakage_cosine=leakage_cosine,
+        block_urls=block_url,
+        block_case_ids=block_case_id,
         seed=seed,
         max_tokens=max_tokens,
-        retrieval=not no_retrieval,
-        leakage=guard,
+        overwrite=overwrite,
+        progress=progress_enabled(as_json),
     )
-    agent = RadarAgent(idx, client, cfg)
-    desc = agent.describe()
-    inputs = {"case": case} if case is not None else {"cases": cases}
-    prov = provenance(
-        command="rag diagnose",
-        config=desc,
-        seed=seed,
-        inputs=inputs,
-        models={
-            **({"embedder": idx.manifest["embedder"]["model_id"]} if idx is not None else {}),
-            **llm_models(client),
-        },
-        extra={"index": index_provenance(idx) if idx is not None else None},
-    )
-    if case is not None:
-        res = agent.diagnose(items[0])
-        doc = stamp(res, prov)
-        if out is not None:
-            from medlens.io import atomic_write_json
-
-            atomic_write_json(out, doc)
-        if as_json:
-            emit_json(doc)
-        else:
-            _print_result(res)
-        return
-    with progress_bar(len(items), progress_enabled(as_json), "diagnosing", transient=True) as advance:
-        summary = diagnose_cases(
-            agent, items, out, overwrite=overwrite, provenance=prov, on_result=lambda _res: advance(1)
-        )
     if as_json:
-        emit_json(stamp({**summary, "mode": agent.mode}, prov))
-        return
-    console().print(
-        f"{summary['results']}: {summary['n_done']} case(s) diagnosed ({agent.mode}), {summary['n_skipped']} already "
-        f"there; {summary['n_fallback']} fallback(s), {summary['n_parse_failures']} unusable LLM answer(s), "
-        f"{summary['n_invalid_citations']} invalid citation(s) removed, {summary['leakage_dropped']} document(s) "
-        "dropped by the leakage guard.",
-        markup=False,
-    )
+        emit_json(doc)
+    elif case is not None:
+        _print_result(doc)
+    else:
+        console().print(
+            f"{doc['results']}: {doc['n_done']} case(s) diagnosed ({doc['mode']}), {doc['n_skipped']} already "
+            f"there; {doc['n_fallback']} fallback(s), {doc['n_parse_failures']} unusable LLM answer(s), "
+            f"{doc['n_invalid_citations']} invalid citation(s) removed, {doc['leakage_dropped']} document(s) "
+            "dropped by the leakage guard.",
+            markup=False,
+        )
 
 
 def nova_bench(
