@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,12 +21,6 @@ DATA_HELP = (
     "Your NOVA copy: a folder (data/nova-v1.parquet, one .parquet, or captions.csv + case_metadata.csv + "
     "bboxes_gold.csv), a .parquet file, or a Hugging Face id already in the local cache (c-i-ber/Nova)."
 )
-
-
-def _load(data: str, layout: str, images: Path | None, require_images: bool, strict: bool):
-    from medlens.benchmarks.nova import load_nova
-
-    return load_nova(data, layout=layout, image_root=images, require_images=require_images, strict=strict)  # type: ignore[arg-type]
 
 
 # ================================================================================================ validate
@@ -138,45 +131,32 @@ def run_cmd(
     Example: medlens nova run --data ~/data/Nova --task diagnosis --setting image+history --llm-url
     http://127.0.0.1:8000/v1 --model qwen2.5-vl-7b --out runs/nova-dx
     """
-    from medlens._provenance import stamp
-    from medlens._validation import check_option
-    from medlens.benchmarks.nova import REQUEST_BOX_FORMATS, RUN_SETTINGS, RUN_TASKS, load_template, nova_run
+    from medlens.benchmarks.nova import run_nova_run
 
-    check_option(task, RUN_TASKS, name="task")
-    check_option(setting, RUN_SETTINGS[task], name=f"setting (for task {task})")
-    check_option(box_format, REQUEST_BOX_FORMATS, name="box-format")
-    tmpl = load_template(template, task, setting) if template is not None else None
-    from medlens.llm import client_from_options
-
-    client = client_from_options(  # image settings need a VLM; --setting text takes either kind of folder
-        llm_url=llm_url,
-        model=model,
-        model_path=model_path,
-        allow_remote=allow_remote,
-        vision=True if setting != "text" else "auto",
-        device=device,
-        dtype=dtype,
-        cache=not no_cache,
-        required=True,
-    )
-    ds = _load(data, "auto", images, setting != "text", strict=not allow_problems)
-    summary = nova_run(
-        ds,
-        client,
+    summary = run_nova_run(
+        data,
         out,
         task=task,
         setting=setting,
-        template=tmpl,
+        llm_url=llm_url,
+        model=model,
+        allow_remote=allow_remote,
+        model_path=model_path,
+        device=device,
+        dtype=dtype,
+        template=template,
         box_format=box_format,
         temperature=temperature,
         seed=seed,
         max_tokens=max_tokens,
         repair=not no_repair,
         limit=limit,
+        images=images,
+        allow_problems=allow_problems,
+        no_cache=no_cache,
         overwrite=overwrite,
         progress=progress_enabled(as_json),
     )
-    manifest = json.loads(Path(summary["manifest"]).read_text(encoding="utf-8"))
     c = summary["counts"]
     if c["parse_failures"]:
         sys.stderr.write(
@@ -184,7 +164,7 @@ def run_cmd(
             f"predictions with parse_error; see {summary['predictions']})\n"
         )
     if as_json:
-        emit_json(stamp(summary, manifest["provenance"]))
+        emit_json(summary)
         return
     console().print(
         f"{summary['status']}: {c['done']} of {c['n_items']} image(s) in {summary['predictions']} "

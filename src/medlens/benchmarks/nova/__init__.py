@@ -1,11 +1,17 @@
 """The NOVA benchmark (rare brain-MRI findings): loader and schema of a local copy, evaluation of prediction
-rows, prompt templates and ``nova run`` for any VLM, and the registered benchmark.
+rows, prompt templates and ``nova run`` for any VLM, and the pipelines behind the ``nova`` commands, and the registered benchmark.
 
 See :mod:`medlens.benchmarks.nova._schema` for the data, the licence and the schema's sources; the loader is
 ``_loader`` (records in ``_records``, the three on-disk layouts in ``_layouts``).
 """
 
-from medlens.benchmarks.nova._commands import nova_data_inputs, nova_judge, run_nova_evaluate, run_nova_validate
+from medlens.benchmarks.nova._commands import (
+    nova_data_inputs,
+    nova_judge,
+    run_nova_evaluate,
+    run_nova_run,
+    run_nova_validate,
+)
 from medlens.benchmarks.nova._eval import (
     AP_MODES,
     MISSING_RULES,
@@ -52,6 +58,7 @@ __all__ = [
     "nova_data_inputs",
     "nova_judge",
     "run_nova_evaluate",
+    "run_nova_run",
     "run_nova_validate",
     "nova_evaluate",
     "read_nova_predictions",

@@ -1,6 +1,7 @@
-"""The pipelines behind ``nova validate`` and ``nova evaluate``: load a NOVA copy, check or score it, and return
-the document stamped with its provenance (the command's configuration, the data files, the judges), written to
-``out`` when given. The commands only parse options, call one of these and print.
+"""The pipelines behind ``nova validate``, ``nova run`` and ``nova evaluate``: load a NOVA copy, check it, run a
+model over it or score it, and return the document stamped with its provenance (the command's configuration,
+the data files, the models and judges), written to ``out`` when given. The commands only parse options, call
+one of these and print.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from medlens._provenance import provenance, stamp
 from medlens._validation import InputError, check_option
 from medlens.benchmarks.nova._eval import AP_MODES, MISSING_RULES, nova_evaluate, read_nova_predictions
 from medlens.benchmarks.nova._loader import load_nova
+from medlens.benchmarks.nova._prompts import REQUEST_BOX_FORMATS, RUN_SETTINGS, RUN_TASKS, load_template
 from medlens.benchmarks.nova._records import NovaDataset
+from medlens.benchmarks.nova._run import nova_run
 from medlens.io import atomic_write_json
 
-__all__ = ["nova_data_inputs", "nova_judge", "run_nova_evaluate", "run_nova_validate"]
+__all__ = ["nova_data_inputs", "nova_judge", "run_nova_evaluate", "run_nova_run", "run_nova_validate"]
 
 
 def nova_data_inputs(dataset: NovaDataset) -> dict[str, Path]:
@@ -62,6 +65,73 @@ def run_nova_validate(
     if out is not None:
         atomic_write_json(out, payload)
     return payload
+
+
+def run_nova_run(
+    data: str,
+    out: str | os.PathLike,
+    *,
+    task: str,
+    setting: str = "image",
+    llm_url: str | None = None,
+    model: str | None = None,
+    allow_remote: bool = False,
+    model_path: str | os.PathLike | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    template: str | os.PathLike | None = None,
+    box_format: str = "xyxy_norm1000",
+    temperature: float = 0.0,
+    seed: int = 0,
+    max_tokens: int | None = None,
+    repair: bool = True,
+    limit: int | None = None,
+    images: str | os.PathLike | None = None,
+    allow_problems: bool = False,
+    no_cache: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run the model the options name (``llm_url`` + ``model``, or ``model_path``: a VLM, or for the text
+    setting either kind) over a NOVA copy for one task (``nova run``); prediction rows go to the run folder
+    ``out`` (:func:`nova_run`). Returns the run summary stamped with the provenance of the run's manifest;
+    ``counts["parse_failures"]`` counts replies written as empty predictions."""
+    from medlens.llm import client_from_options
+
+    check_option(task, RUN_TASKS, name="task")
+    check_option(setting, RUN_SETTINGS[task], name=f"setting (for task {task})")
+    check_option(box_format, REQUEST_BOX_FORMATS, name="box-format")
+    tmpl = load_template(template, task, setting) if template is not None else None
+    client = client_from_options(  # image settings need a VLM; --setting text takes either kind of folder
+        llm_url=llm_url,
+        model=model,
+        model_path=model_path,
+        allow_remote=allow_remote,
+        vision=True if setting != "text" else "auto",
+        device=device,
+        dtype=dtype,
+        cache=not no_cache,
+        required=True,
+    )
+    ds = load_nova(data, layout="auto", image_root=images, require_images=setting != "text", strict=not allow_problems)
+    summary = nova_run(
+        ds,
+        client,
+        out,
+        task=task,
+        setting=setting,
+        template=tmpl,
+        box_format=box_format,
+        temperature=temperature,
+        seed=seed,
+        max_tokens=max_tokens,
+        repair=repair,
+        limit=limit,
+        overwrite=overwrite,
+        progress=progress,
+    )
+    manifest = json.loads(Path(summary["manifest"]).read_text(encoding="utf-8"))
+    return stamp(summary, manifest["provenance"])
 
 
 def _tasks_in(path: Path) -> set[str]:
