@@ -19,18 +19,18 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdo
 
     Example: medlens encoders list --json
     """
-    from medlens.encoders import hf_cache_dir, list_encoders
+    from medlens.encoders import encoders_list_document
 
-    rows = list_encoders()
+    doc = encoders_list_document()
     if as_json:
-        from medlens._provenance import provenance, stamp
-
-        emit_json(stamp({"hf_cache": str(hf_cache_dir()), "encoders": rows}, provenance(command="encoders list")))
+        emit_json(doc)
         return
     from rich.table import Table
 
-    t = Table("name", "family", "modality", "source", "local", "licence", title=f"Hugging Face cache: {hf_cache_dir()}")
-    for r in rows:
+    t = Table(
+        "name", "family", "modality", "source", "local", "licence", title=f"Hugging Face cache: {doc['hf_cache']}"
+    )
+    for r in doc["encoders"]:
         t.add_row(r["name"], r["family"], r["modality"], r["source"], "yes" if r["available"] else "no", r["license"])
     console().print(t)
 

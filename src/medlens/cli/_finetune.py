@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
@@ -48,75 +47,35 @@ def finetune(
     Example: medlens hier finetune --encoder minilm --data train.csv --taxonomy cxr_anatomic_v1 --loss radial
     --epochs 5 --out runs/ft
     """
-    from medlens._provenance import provenance, stamp
-    from medlens.encoders import load_encoder
-    from medlens.hierarchy.finetune import LOSSES, FinetuneConfig, LossConfig, finetune, read_training_table
-    from medlens.taxonomy import load_taxonomy
+    from medlens.hierarchy.finetune import run_finetune
 
-    if loss not in LOSSES:
-        from medlens._validation import InputError
-
-        raise InputError(f"unknown --loss {loss!r}; expected radial, hxe, soft or bce.")
-    tax = load_taxonomy(taxonomy)
-    config = FinetuneConfig(
-        loss=LossConfig(name=loss, hxe_alpha=hxe_alpha, soft_beta=soft_beta),
-        mode=mode,
+    doc = run_finetune(
+        encoder,
+        data,
+        taxonomy,
+        out,
+        loss=loss,
         epochs=epochs,
+        mode=mode,
         batch_size=batch_size,
         lr=lr,
         head_lr=head_lr,
+        max_length=max_length,
+        hxe_alpha=hxe_alpha,
+        soft_beta=soft_beta,
         branch_depth=branch_depth,
+        val=val,
         seed=seed,
-    )
-    table = read_training_table(data, tax)
-    val_pair = None
-    if val is not None:
-        v = read_training_table(val, tax, what="validation data")
-        val_pair = (v.inputs, v.labels)
-    kw = {"device": device}
-    if table.modality == "text":
-        kw["max_length"] = max_length
-    enc = load_encoder(encoder, **kw)
-    t0 = time.perf_counter()
-    r = finetune(
-        enc,
-        tax,
-        table.inputs,
-        table.labels,
-        config=config,
-        out_dir=out,
+        device=device,
         resume=resume,
         overwrite=overwrite,
         progress=progress_enabled(as_json),
-        val=val_pair,
-        modality=table.modality,
     )
-    summary = {
-        "out": str(out),
-        "n": len(table.ids),
-        "modality": table.modality,
-        "epochs": config.epochs,
-        "resumed_from_epoch": r.resumed_from,
-        "history": r.history,
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
     if as_json:
-        emit_json(
-            stamp(
-                summary,
-                provenance(
-                    command="hier finetune",
-                    config=config.to_dict(),
-                    seed=seed,
-                    inputs={"data": data},
-                    taxonomy=tax,
-                    models={"encoder": enc.model_id},
-                ),
-            )
-        )
+        emit_json(doc)
         return
     c = console()
-    for h in r.history:
+    for h in doc["history"]:
         extra = "".join(f", {k[4:]} {h[k]:.4f}" for k in ("val_hF", "val_cae_rate") if h.get(k) is not None)
         c.print(f"epoch {h['epoch']}: loss {h['train_loss']:.4f}{extra} ({h['seconds']:.1f} s)", markup=False)
     c.print(f"model: {out / 'model.safetensors'}", markup=False)
@@ -135,34 +94,18 @@ def score(
 
     Example: medlens hier score --model-path runs/ft --texts reports.csv --out scores.csv
     """
-    from medlens._provenance import provenance, stamp
-    from medlens._validation import InputError
-    from medlens.hierarchy import write_score_table
-    from medlens.hierarchy.finetune import load_finetuned
-    from medlens.io import list_images, read_texts
+    from medlens.hierarchy.finetune import run_score
 
-    if (texts is None) == (images is None):
-        raise InputError("give exactly one of --texts FILE or --images DIR.")
-    fm = load_finetuned(model_path, device=device)
-    if texts is not None:
-        ids, inputs = read_texts(texts)
-    else:
-        ids, inputs = list_images(images)
-    probs = fm.predict_proba(inputs, batch_size=batch_size, progress=progress_enabled(as_json))
-    write_score_table(out, ids, list(fm.taxonomy.nodes[1:]), probs[:, 1:])
-    summary = {"out": str(out), "n": len(ids), "nodes": len(fm.taxonomy) - 1, "probability": fm.probability}
+    doc = run_score(
+        model_path,
+        out,
+        texts=texts,
+        images=images,
+        batch_size=batch_size,
+        device=device,
+        progress=progress_enabled(as_json),
+    )
     if as_json:
-        emit_json(
-            stamp(
-                summary,
-                provenance(
-                    command="hier score",
-                    config={"model": str(model_path), "batch_size": batch_size},
-                    inputs={"texts": texts} if texts is not None else {},
-                    taxonomy=fm.taxonomy,
-                    models={"encoder": fm.encoder.model_id, "finetuned": str(model_path)},
-                ),
-            )
-        )
+        emit_json(doc)
         return
-    console().print(f"wrote {len(ids)} rows to {out}", markup=False)
+    console().print(f"wrote {doc['n']} rows to {out}", markup=False)

@@ -252,97 +252,26 @@ def map_answers_cmd(
     Example: medlens hier map-answers --answers answers.jsonl --taxonomy cxr_anatomic_v1 --method synonym
     --out pred.csv --json
     """
-    import json
-    from collections import Counter
+    from medlens.hierarchy import run_map_answers
 
-    from medlens._provenance import provenance, stamp
-    from medlens._validation import InputError, check_option, read_text_file
-    from medlens.hierarchy import ANSWER_METHODS, map_answers, write_label_table
-    from medlens.io import atomic_write_text, read_texts
-    from medlens.taxonomy import load_taxonomy
-
-    check_option(method, ANSWER_METHODS, name="--method")
-    if method != "embedding" and (encoder is not None or min_similarity is not None):
-        raise InputError(f"--encoder and --min-similarity apply to --method embedding only; got --method {method}.")
-    tax = load_taxonomy(taxonomy)
-    syn = None
-    if synonyms is not None:
-        if not synonyms.is_file():
-            raise InputError(f"synonyms file {synonyms} does not exist; give a JSON {{node: [phrases]}} file.")
-        try:
-            syn = json.loads(read_text_file(synonyms, what="synonyms file"))
-        except json.JSONDecodeError as e:
-            raise InputError(f"synonyms file {synonyms} is not valid JSON ({e.msg}, line {e.lineno}).") from None
-        if not isinstance(syn, dict):
-            raise InputError(
-                f"synonyms file {synonyms} must hold a {{node: [phrases]}} mapping; got {type(syn).__name__}."
-            )
-    ids, texts = read_texts(answers, allow_empty=True)
-    if not ids:
-        raise InputError(f"{answers}: no answers found.")
-    embed = None
-    model_id = None
-    if method == "embedding":
-        from medlens.encoders import load_encoder
-
-        enc = load_encoder(encoder or "minilm", device=device)
-        model_id = getattr(enc, "model_id", enc.config.name)
-        embed = enc
-    res = map_answers(
-        texts,
-        tax,
+    doc = run_map_answers(
+        answers,
+        taxonomy,
+        out,
         method=method,
-        synonyms=syn,
-        embed=embed,
-        min_similarity=0.5 if min_similarity is None else min_similarity,
+        synonyms=synonyms,
+        min_similarity=min_similarity,
         negation=negation,
-    )
-    labels = [r.nodes[0] if len(r.nodes) == 1 else list(r.nodes) for r in res]
-    write_label_table(out, ids, labels)
-    details = out.with_suffix(".matches.jsonl")
-    atomic_write_text(
-        details,
-        "".join(json.dumps({"id": i, **r.to_dict()}, ensure_ascii=False) + "\n" for i, r in zip(ids, res, strict=True)),
-    )
-    counts = Counter(r.status for r in res)
-    status_counts = {s: counts.get(s, 0) for s in ("matched", "unmatched", "negated", "abstained", "empty")}
-    summary = {
-        "n": len(ids),
-        "method": method,
-        "negation": negation,
-        "min_similarity": (0.5 if min_similarity is None else min_similarity) if method == "embedding" else None,
-        "status_counts": status_counts,
-        "unmatched": status_counts["unmatched"],
-        "abstained": status_counts["abstained"],
-        "root_predictions": sum(1 for r in res if r.status != "matched"),
-        "multi_node": sum(1 for r in res if len(r.nodes) > 1),
-        "node_counts": dict(Counter(n for r in res if r.status == "matched" for n in r.nodes).most_common()),
-        "out": str(out),
-        "matches": str(details),
-    }
-    config = {
-        "taxonomy": tax.name,
-        "method": method,
-        "negation": negation,
-        "min_similarity": summary["min_similarity"],
-        "encoder": model_id,
-    }
-    inputs = {"answers": answers}
-    if synonyms is not None:
-        inputs["synonyms"] = synonyms
-    prov = provenance(
-        command="hier map-answers",
-        config=config,
-        inputs=inputs,
-        models={"encoder": model_id} if model_id else None,
-        taxonomy=tax,
+        encoder=encoder,
+        device=device,
     )
     if as_json:
-        emit_json(stamp(summary, prov))
+        emit_json(doc)
         return
+    status_counts = doc["status_counts"]
     console().print(
-        f"mapped {len(ids)} answers to {out}: {status_counts['matched']} matched, {status_counts['unmatched']} "
+        f"mapped {doc['n']} answers to {out}: {status_counts['matched']} matched, {status_counts['unmatched']} "
         f"unmatched, {status_counts['negated']} negated only, {status_counts['abstained']} abstained, "
-        f"{status_counts['empty']} empty (details in {details})",
+        f"{status_counts['empty']} empty (details in {doc['matches']})",
         markup=False,
     )

@@ -15,18 +15,16 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdo
 
     Example: medlens taxonomy list --json
     """
-    from medlens.taxonomy import list_taxonomies
+    from medlens.taxonomy import taxonomy_list_document
 
-    items = list_taxonomies()
+    doc = taxonomy_list_document()
     if as_json:
-        from medlens._provenance import provenance, stamp
-
-        emit_json(stamp({"taxonomies": items}, provenance(command="taxonomy list")))
+        emit_json(doc)
         return
     from rich.table import Table
 
     t = Table("name", "extra", "description")
-    for it in items:
+    for it in doc["taxonomies"]:
         t.add_row(it["name"], it.get("extra") or "-", it["description"])
     console().print(t)
 
@@ -57,16 +55,14 @@ def show(
 
     Example: medlens taxonomy show cxr_anatomic_v1
     """
+    if as_json:
+        from medlens.taxonomy import taxonomy_show_document
+
+        emit_json(taxonomy_show_document(name))
+        return
     from medlens.taxonomy import load_taxonomy
 
     tax = load_taxonomy(name)
-    if as_json:
-        from medlens._provenance import provenance, stamp
-
-        out = tax.summary()
-        out["definition"] = tax.to_dict() if len(tax) <= 5000 else None
-        emit_json(stamp(out, provenance(command="taxonomy show", config={"name": name}, taxonomy=tax)))
-        return
     c = console()
     s = tax.summary()
     c.print(
@@ -88,15 +84,11 @@ def validate(
 
     Example: medlens taxonomy validate my_tree.yaml
     """
-    from medlens.taxonomy import read_taxonomy_file
+    from medlens.taxonomy import taxonomy_validate_document
 
-    tax = read_taxonomy_file(file)
-    s = tax.summary()
+    s = taxonomy_validate_document(file)
     if as_json:
-        from medlens._provenance import provenance, stamp
-
-        prov = provenance(command="taxonomy validate", inputs={"taxonomy": file}, taxonomy=tax)
-        emit_json(stamp({"valid": True, **s}, prov))
+        emit_json(s)
     else:
         console().print(
             f"{file}: valid ({s['n_nodes']} nodes, height {s['height']}, {'tree' if s['is_tree'] else 'DAG'})",

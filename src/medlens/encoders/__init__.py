@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from medlens._device import set_offline
+from medlens._provenance import provenance, stamp
 from medlens._registry import Registry
 from medlens._validation import InputError, check_option, did_you_mean
 from medlens.encoders._base import BaseEncoder, Encoder, EncoderConfig, Tower
@@ -39,6 +40,7 @@ __all__ = [
     "minilm_path",
     "ENCODERS",
     "ENCODER_FAMILIES",
+    "encoders_list_document",
     "BaseEncoder",
     "Encoder",
     "EncoderConfig",
@@ -219,6 +221,11 @@ def list_encoders() -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def encoders_list_document() -> dict[str, Any]:
+    """The Hugging Face cache folder and :func:`list_encoders`, stamped: what ``encoders list --json`` prints."""
+    return stamp({"hf_cache": str(hf_cache_dir()), "encoders": list_encoders()}, provenance(command="encoders list"))
 
 
 def load_encoder(

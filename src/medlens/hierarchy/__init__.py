@@ -9,6 +9,7 @@ probabilities; :func:`map_answers` maps generative models' free-text answers to 
 from medlens._results import MetricResult
 from medlens.hierarchy._aggregate import AGGREGATORS, complete_node_scores, node_scores_from_leaves
 from medlens.hierarchy._answers import ANSWER_METHODS, AnswerMatch, NodeMatch, map_answer, map_answers
+from medlens.hierarchy._answers_run import run_map_answers
 from medlens.hierarchy._catalog import METRICS
 from medlens.hierarchy._core import bad_node_matrix, sample_cae
 from medlens.hierarchy._decide import (
@@ -60,6 +61,7 @@ from medlens.hierarchy._zeroshot_scorer import INTERNAL_RULES, SCORING_METHODS, 
 
 __all__ = [
     "run_evaluate",
+    "run_map_answers",
     "run_zeroshot",
     "METRICS",
     "MetricResult",

@@ -20,6 +20,7 @@ from medlens.hierarchy.finetune._losses import (
     soft_labels,
 )
 from medlens.hierarchy.finetune._model import TaxonomyModel, node_probabilities
+from medlens.hierarchy.finetune._run import run_finetune, run_score
 from medlens.hierarchy.finetune._saved import FinetunedModel, load_finetuned
 from medlens.hierarchy.finetune._setup import FinetuneConfig, node_texts
 from medlens.hierarchy.finetune._structure import TaxonomyArrays
@@ -45,5 +46,7 @@ __all__ = [
     "make_loss",
     "node_probabilities",
     "node_texts",
+    "run_finetune",
+    "run_score",
     "soft_labels",
 ]
