@@ -18,7 +18,17 @@ from medlens._provenance import provenance, stamp
 from medlens._validation import InputError, did_you_mean
 from medlens.benchmarks._spec import BENCHMARKS, BenchmarkSpec
 
-__all__ = ["DEMO", "DEMO_FULL", "build_report", "list_benchmarks", "run_benchmark", "run_demo"]
+__all__ = [
+    "DEMO",
+    "DEMO_FULL",
+    "bench_list_document",
+    "bench_run_document",
+    "build_report",
+    "list_benchmarks",
+    "report_document",
+    "run_benchmark",
+    "run_demo",
+]
 
 DEMO: tuple[str, ...] = ("cxr-reports", "rare-hpo")
 """The sections of ``medlens demo`` (``make demo``), in order."""
@@ -189,3 +199,30 @@ def run_demo(
     return stamp(
         {**sections, "report": info["report"]}, provenance(command="demo", config=config, seed=shared.get("seed"))
     )
+
+
+def bench_list_document() -> dict[str, Any]:
+    """``medlens bench list --json``: :func:`list_benchmarks`, stamped."""
+    return stamp({"benchmarks": list_benchmarks()}, provenance(command="bench list"))
+
+
+def bench_run_document(
+    name: str,
+    out_dir: str | Path,
+    *,
+    options: Mapping[str, Any] | None = None,
+    progress: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """``medlens bench run NAME``: run one benchmark; return ``{NAME: {metrics, headline numbers, lines}}`` stamped
+    with the run's options (``seed`` recorded as the seed)."""
+    options = dict(options or {})
+    res = run_benchmark(name, out_dir, options=options, progress=progress, overwrite=overwrite)
+    config = {"name": name, "out": str(out_dir), **options}
+    doc = {name: {"metrics": res["metrics"], **res["summary"], "lines": res["lines"]}}
+    return stamp(doc, provenance(command="bench run", config=config, seed=options.get("seed")))
+
+
+def report_document(run_dir: str | Path, out: str | Path | None = None) -> dict[str, Any]:
+    """``medlens report``: :func:`build_report`, stamped."""
+    return stamp(build_report(run_dir, out), provenance(command="report", config={"run": str(run_dir)}))

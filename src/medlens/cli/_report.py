@@ -18,11 +18,10 @@ def report(
 
     Example: medlens report --run runs/demo --out runs/demo/report.html
     """
-    from medlens._provenance import provenance, stamp
-    from medlens.benchmarks import build_report
+    from medlens.benchmarks import report_document
 
-    info = build_report(run, out)
+    info = report_document(run, out)
     if as_json:
-        emit_json(stamp(info, provenance(command="report", config={"run": str(run)})))
+        emit_json(info)
     else:
         console().print(f"wrote {info['report']} ({', '.join(info['sections'])})", markup=False)

@@ -26,7 +26,7 @@ from medlens.retrieval._embed import (
     embed_corpus,
     load_embedder,
 )
-from medlens.retrieval._folder import index_folder
+from medlens.retrieval._folder import corpus_provenance, index_folder, run_index
 from medlens.retrieval._fusion import RRF_K, reciprocal_rank_fusion
 from medlens.retrieval._hpo import load_hpo_knowledge
 from medlens.retrieval._index import (
@@ -55,7 +55,9 @@ from medlens.retrieval._search_run import run_search
 __all__ = [
     "HYBRID_WEIGHTS",
     "build_request",
+    "corpus_provenance",
     "index_folder",
+    "run_index",
     "load_hpo_knowledge",
     "merge_leakage",
     "BM25Index",

