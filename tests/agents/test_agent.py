@@ -50,7 +50,7 @@ def test_agent_queries_fusion_prompts_and_answer(index, doctor):
     ]
     # top_k=2 per query, fused across queries by RRF (k=60), deduplicated, capped at 3
     per_query = [[h.id for h in index.search(q, top_k=2)] for q in queries]
-    fused = reciprocal_rank_fusion(per_query, k=60)[:3]
+    fused = reciprocal_rank_fusion(per_query, rrf_k=60)[:3]
     assert [(r["id"], r["score"]) for r in out["retrieved"]] == [(d, pytest.approx(s)) for d, s in fused]
     assert len({r["id"] for r in out["retrieved"]}) == len(out["retrieved"]) == 3
     assert all(r["title"] == index.units[r["id"]].title for r in out["retrieved"])

@@ -79,11 +79,11 @@ rankings_strategy = st.lists(st.lists(st.integers(0, 30), unique=True, max_size=
 @given(rankings_strategy, st.sampled_from([1, 2.5, 60]), st.data())
 def test_fuse_rows_equals_reciprocal_rank_fusion(rankings, k, data):
     weights = data.draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]), min_size=len(rankings), max_size=len(rankings)))
-    ref = reciprocal_rank_fusion(rankings, k=k, weights=weights)
-    rows, scores = fuse_rows([np.array(r, dtype=np.int64) for r in rankings], k=k, weights=weights)
+    ref = reciprocal_rank_fusion(rankings, rrf_k=k, weights=weights)
+    rows, scores = fuse_rows([np.array(r, dtype=np.int64) for r in rankings], rrf_k=k, weights=weights)
     assert rows.tolist() == [d for d, _ in ref]
     assert scores.tolist() == [s for _, s in ref]  # the same float additions, so exactly equal
-    top_rows, _ = fuse_rows([np.array(r, dtype=np.int64) for r in rankings], k=k, weights=weights, top=3)
+    top_rows, _ = fuse_rows([np.array(r, dtype=np.int64) for r in rankings], rrf_k=k, weights=weights, top=3)
     assert top_rows.tolist() == [d for d, _ in ref][:3]
 
 
@@ -91,5 +91,5 @@ def test_fuse_rows_errors():
     with pytest.raises(InputError, match="twice"):
         fuse_rows([np.array([1, 1])])
     with pytest.raises(InputError, match="k must be > 0"):
-        fuse_rows([np.array([1])], k=0)
+        fuse_rows([np.array([1])], rrf_k=0)
     assert fuse_rows([np.array([], dtype=np.int64)])[0].tolist() == []

@@ -13,7 +13,7 @@ from medlens.retrieval._dense import load_dense
 
 
 def test_rrf_order_and_scores_by_hand():
-    fused = reciprocal_rank_fusion([["a", "b", "c"], ["c", "a"]], k=60)
+    fused = reciprocal_rank_fusion([["a", "b", "c"], ["c", "a"]], rrf_k=60)
     expect = {"a": 1 / 61 + 1 / 62, "b": 1 / 62, "c": 1 / 63 + 1 / 61}
     assert [d for d, _ in fused] == ["a", "c", "b"]
     for d, s in fused:
@@ -25,10 +25,10 @@ def test_rrf_weights_ties_and_errors():
     assert [d for d, _ in reciprocal_rank_fusion([["a"], ["b"]])] == ["a", "b"]
     assert [d for d, _ in reciprocal_rank_fusion([["a"], ["b"]], weights=[1, 2])] == ["b", "a"]
     # equal scores, different best rank: the one with a first place wins
-    tie = reciprocal_rank_fusion([["x", "y"], ["z", "x"], ["y"]], k=1)
+    tie = reciprocal_rank_fusion([["x", "y"], ["z", "x"], ["y"]], rrf_k=1)
     assert tie[0][0] == "x"
     with pytest.raises(InputError, match="must be > 0"):
-        reciprocal_rank_fusion([["a"]], k=0)
+        reciprocal_rank_fusion([["a"]], rrf_k=0)
     with pytest.raises(InputError, match="twice"):
         reciprocal_rank_fusion([["a", "a"]])
     with pytest.raises(InputError, match="one per ranking"):

@@ -26,7 +26,7 @@ def test_three_retrievers(index):
     assert fu[0].id == "joubert"
     assert [h.rank for h in fu] == list(range(1, len(fu) + 1))
     # the fused list is RRF of the two lists, by hand
-    expect = reciprocal_rank_fusion([[h.id for h in bm], [h.id for h in dn]], k=60)
+    expect = reciprocal_rank_fusion([[h.id for h in bm], [h.id for h in dn]], rrf_k=60)
     assert [(h.id, pytest.approx(h.score)) for h in fu] == [(d, pytest.approx(s)) for d, s in expect[:6]]
     assert fu[0].ranks == {"bm25": 1, "dense": dn[[h.id for h in dn].index("joubert")].rank}
     d = fu[0].to_dict()

@@ -438,7 +438,7 @@ class RadarAgent:
                 rankings.append([h.id for h in hits])
                 for h in hits:
                     pool.setdefault(h.id, h)
-            fused = reciprocal_rank_fusion([r for r in rankings if r], k=cfg.rrf_k)[: cfg.max_passages]
+            fused = reciprocal_rank_fusion([r for r in rankings if r], rrf_k=cfg.rrf_k)[: cfg.max_passages]
             passages = []
             for doc_id, score in fused:
                 unit = self.index.units[doc_id]

@@ -19,10 +19,10 @@ __all__ = ["RRF_K", "fuse_rows", "reciprocal_rank_fusion"]
 RRF_K = 60
 
 
-def _check_rrf(k: float, weights: Sequence[float] | None, n: int) -> Sequence[float]:
-    """The RRF weights (1 each by default) after checking ``k`` and the weights against ``n`` rankings."""
-    if k <= 0:
-        raise InputError(f"The RRF constant k must be > 0; got {k}.")
+def _check_rrf(rrf_k: float, weights: Sequence[float] | None, n: int) -> Sequence[float]:
+    """The RRF weights (1 each by default) after checking ``rrf_k`` and the weights against ``n`` rankings."""
+    if rrf_k <= 0:
+        raise InputError(f"The RRF constant k must be > 0; got {rrf_k}.")
     if weights is None:
         return [1.0] * n
     if len(weights) != n:
@@ -33,7 +33,7 @@ def _check_rrf(k: float, weights: Sequence[float] | None, n: int) -> Sequence[fl
 
 
 def reciprocal_rank_fusion(
-    rankings: Sequence[Sequence[Hashable]], *, k: float = RRF_K, weights: Sequence[float] | None = None
+    rankings: Sequence[Sequence[Hashable]], *, rrf_k: float = RRF_K, weights: Sequence[float] | None = None
 ) -> list[tuple[Hashable, float]]:
     """Fuse ranked lists of ids (best first) into one list of ``(id, score)``, best first.
 
@@ -41,7 +41,7 @@ def reciprocal_rank_fusion(
     ----------
     rankings : sequence of sequences
         Each a ranking without repeats, best first.
-    k : float
+    rrf_k : float
         The RRF constant (> 0); larger values flatten the contribution of top ranks.
     weights : sequence of float, optional
         One non-negative weight per ranking (default all 1).
@@ -50,10 +50,10 @@ def reciprocal_rank_fusion(
     --------
     ``b`` gets 1/(1+2) + 1/(1+1), ``c`` gets 1/(1+3) + 1/(1+2), ``a`` only 1/(1+1):
 
-    >>> [(d, round(s, 4)) for d, s in reciprocal_rank_fusion([["a", "b", "c"], ["b", "c"]], k=1)]
+    >>> [(d, round(s, 4)) for d, s in reciprocal_rank_fusion([["a", "b", "c"], ["b", "c"]], rrf_k=1)]
     [('b', 0.8333), ('c', 0.5833), ('a', 0.5)]
     """
-    weights = _check_rrf(k, weights, len(rankings))
+    weights = _check_rrf(rrf_k, weights, len(rankings))
     score: dict[Hashable, float] = {}
     best: dict[Hashable, int] = {}
     first: dict[Hashable, tuple[int, int]] = {}
@@ -64,7 +64,7 @@ def reciprocal_rank_fusion(
                 raise InputError(f"ranking {r} lists {doc!r} twice; each ranking must list an id once.")
             seen.add(doc)
             rank = pos + 1
-            score[doc] = score.get(doc, 0.0) + w / (k + rank)
+            score[doc] = score.get(doc, 0.0) + w / (rrf_k + rank)
             best[doc] = min(best.get(doc, rank), rank)
             first.setdefault(doc, (r, pos))
     order = sorted(score, key=lambda d: (-score[d], best[d], first[d]))
@@ -72,18 +72,22 @@ def reciprocal_rank_fusion(
 
 
 def fuse_rows(
-    rankings: Sequence[np.ndarray], *, k: float = RRF_K, weights: Sequence[float] | None = None, top: int | None = None
+    rankings: Sequence[np.ndarray],
+    *,
+    rrf_k: float = RRF_K,
+    weights: Sequence[float] | None = None,
+    top: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`reciprocal_rank_fusion` of rankings of integer rows, vectorised: ``(rows, scores)``, best first.
 
     Same scores (the same float additions in the same order) and the same tie-breaks as
     :func:`reciprocal_rank_fusion`; ``top`` keeps only the best ``top``. Rankings must not repeat a row.
 
-    >>> rows, scores = fuse_rows([np.array([5, 7, 9]), np.array([7, 9])], k=1)
+    >>> rows, scores = fuse_rows([np.array([5, 7, 9]), np.array([7, 9])], rrf_k=1)
     >>> rows.tolist(), [round(float(s), 4) for s in scores]
     ([7, 9, 5], [0.8333, 0.5833, 0.5])
     """
-    weights = _check_rrf(k, weights, len(rankings))
+    weights = _check_rrf(rrf_k, weights, len(rankings))
     rankings = [np.asarray(r, dtype=np.int64).ravel() for r in rankings]
     if not any(len(r) for r in rankings):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
@@ -97,7 +101,7 @@ def fuse_rows(
     for r, w in zip(rankings, weights, strict=True):  # ranking order: the float additions of the dict version
         at = np.searchsorted(uniq, r)
         ranks = np.arange(1, len(r) + 1, dtype=np.int64)
-        score[at] += w / (k + ranks.astype(np.float64))
+        score[at] += w / (rrf_k + ranks.astype(np.float64))
         best[at] = np.minimum(best[at], ranks)
     order = np.lexsort((first_pos, best, -score))
     if top is not None:

@@ -527,7 +527,7 @@ class RetrievalIndex:
             if retriever == "hybrid":
                 lists["ontology"] = onto.search(q, depth)[1]
             weights = [HYBRID_WEIGHTS[name] for name in lists] if retriever == "hybrid" else None
-            rows, scores = fuse_rows(list(lists.values()), k=fusion["k"], weights=weights, top=k)
+            rows, scores = fuse_rows(list(lists.values()), rrf_k=fusion["k"], weights=weights, top=k)
             pos = {name: {int(r): i + 1 for i, r in enumerate(lst)} for name, lst in lists.items()}
             out.append(
                 [
