@@ -14,6 +14,7 @@ from medlens._validation import InputError
 from medlens.metrics import (
     BOX_FORMATS,
     DetectionReport,
+    InterRaterReport,
     MetricResult,
     accuracy_at_iou,
     average_precision_per_image,
@@ -308,11 +309,13 @@ def test_map50_95_is_the_mean_over_ten_thresholds():
 def test_inter_rater_report_is_rater_b_against_rater_a():
     a = [[[0, 0, 10, 10]], [[0, 0, 10, 10], [20, 20, 30, 30]]]
     b = [[[0, 0, 10, 10]], [[0, 0, 10, 10]]]
-    ab = inter_rater_report(a, b)
+    rep = inter_rater_report(a, b)
+    assert isinstance(rep, InterRaterReport)
+    ab = rep.to_dict()
     assert ab == {**detection_report(a, b).to_dict(), "reference": "rater_a"}
     # A as gold: image 1 recall 1/2 -> AP 6/11; B as gold: perfect (the extra box of A is a FP after the TP).
     assert ab["map50"] == pytest.approx((1 + 6 / 11) / 2)
-    sym = inter_rater_report(a, b, symmetric=True)
+    sym = inter_rater_report(a, b, symmetric=True).to_dict()
     assert sym["map50"] == pytest.approx(((1 + 6 / 11) / 2 + 1.0) / 2)
     assert [d["reference"] for d in sym["directions"]] == ["rater_a", "rater_b"]
 

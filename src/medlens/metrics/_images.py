@@ -39,6 +39,7 @@ __all__ = [
     "average_precision_per_image",
     "box_precision_recall",
     "detection_report",
+    "InterRaterReport",
     "inter_rater_report",
     "mean_average_precision",
 ]
@@ -408,6 +409,39 @@ def detection_report(
 REPORT_METRICS = ("map30", "map50", "map50_95", "acc50", "precision50", "recall50")
 
 
+@dataclass(frozen=True)
+class InterRaterReport(MetricResult):
+    """What :func:`inter_rater_report` measures: the human ceiling of a detection task.
+
+    ``reference`` is the rater used as gold (``"rater_a"``), or ``"both"`` when ``metrics`` average the two
+    directions; ``directions`` holds the one-way :class:`DetectionReport` (A as gold first, then B as gold).
+    ``to_dict()`` keeps the stable layout: one direction's report plus ``reference``, or the averaged
+    ``REPORT_METRICS`` with ``protocol``, ``no_gold``, ``reference``, ``n_images`` and the ``directions``.
+    """
+
+    reference: str
+    metrics: dict[str, float]
+    protocol: str
+    no_gold: str
+    n_images: int
+    directions: tuple[DetectionReport, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        one_way = [
+            {**d.to_dict(), "reference": ref} for d, ref in zip(self.directions, ("rater_a", "rater_b"), strict=False)
+        ]
+        if self.reference != "both":
+            return one_way[0]
+        return {
+            **self.metrics,
+            "protocol": self.protocol,
+            "no_gold": self.no_gold,
+            "reference": "both",
+            "n_images": self.n_images,
+            "directions": one_way,
+        }
+
+
 def inter_rater_report(
     rater_a: BoxesLike,
     rater_b: BoxesLike,
@@ -416,25 +450,22 @@ def inter_rater_report(
     no_gold: NoGold = "skip",
     symmetric: bool = False,
     image_ids: Sequence[Any] | None = None,
-) -> dict[str, Any]:
-    """Human ceiling: :func:`detection_report` of rater B's boxes (unscored, in the given order) against rater A's,
-    as its ``to_dict()`` with a ``reference`` key.
+) -> InterRaterReport:
+    """Human ceiling: :func:`detection_report` of rater B's boxes (unscored, in the given order) against rater A's.
 
-    With ``symmetric=True`` the metrics are the mean of both directions (A as gold, then B as gold) and the two
-    one-way reports are kept under ``"directions"``. The ``reference`` key names the rater used as gold.
+    With ``symmetric=True`` the metrics are the mean of both directions (A as gold, then B as gold), and both
+    one-way reports are kept in ``directions``.
 
     >>> a = [[[0, 0, 10, 10]], [[0, 0, 10, 10]]]
     >>> b = [[[0, 0, 10, 10]], [[0, 0, 10, 4]]]
     >>> r = inter_rater_report(a, b)
-    >>> r["reference"], r["map50"], r["map30"]
+    >>> r.reference, r.metrics["map50"], r.metrics["map30"]
     ('rater_a', 0.5, 1.0)
     """
-    ab = detection_report(rater_a, rater_b, protocol=protocol, no_gold=no_gold, image_ids=image_ids).to_dict()
-    ab["reference"] = "rater_a"
+    ab = detection_report(rater_a, rater_b, protocol=protocol, no_gold=no_gold, image_ids=image_ids)
     if not symmetric:
-        return ab
-    ba = detection_report(rater_b, rater_a, protocol=protocol, no_gold=no_gold, image_ids=image_ids).to_dict()
-    ba["reference"] = "rater_b"
-    out = {k: float(np.mean([ab[k], ba[k]])) for k in REPORT_METRICS}
-    out.update(protocol=protocol, no_gold=no_gold, reference="both", n_images=ab["n_images"], directions=[ab, ba])
-    return out
+        metrics = {k: getattr(ab, k) for k in REPORT_METRICS}
+        return InterRaterReport("rater_a", metrics, ab.protocol, ab.no_gold, ab.n_images, (ab,))
+    ba = detection_report(rater_b, rater_a, protocol=protocol, no_gold=no_gold, image_ids=image_ids)
+    metrics = {k: float(np.mean([getattr(ab, k), getattr(ba, k)])) for k in REPORT_METRICS}
+    return InterRaterReport("both", metrics, protocol, no_gold, ab.n_images, (ab, ba))

@@ -33,6 +33,7 @@ from medlens.metrics._dataset import PerImageEvalResult, coco_evaluate, voc11_ev
 from medlens.metrics._images import (
     PROTOCOLS,
     DetectionReport,
+    InterRaterReport,
     accuracy_at_iou,
     average_precision_per_image,
     box_precision_recall,
@@ -68,6 +69,7 @@ __all__ = [
     "coco_evaluate",
     "convert_boxes",
     "detection_report",
+    "InterRaterReport",
     "inter_rater_report",
     "load_coco_ground_truth",
     "load_coco_predictions",

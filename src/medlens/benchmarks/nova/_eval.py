@@ -302,7 +302,9 @@ def _human_ceiling(dataset: NovaDataset, filenames: list[str], protocol: str, no
     ims = [dataset.image(f) for f in filenames]
     ra = [im.rater_boxes.get(a, np.zeros((0, 4))) for im in ims]
     rb = [im.rater_boxes.get(b, np.zeros((0, 4))) for im in ims]
-    rep = inter_rater_report(ra, rb, protocol=protocol, no_gold=no_gold, symmetric=True, image_ids=filenames)  # type: ignore[arg-type]
+    rep = inter_rater_report(  # type: ignore[arg-type]
+        ra, rb, protocol=protocol, no_gold=no_gold, symmetric=True, image_ids=filenames
+    ).to_dict()
     out = {"available": True, "raters": [a, b], **{k: rep[k] for k in _CEILING_KEYS}}
     out["n_images_scored"] = [d["n_images_scored"] for d in rep["directions"]]
     out["note"] = (
