@@ -46,8 +46,7 @@ def demo(
     doc = run_demo(
         out,
         full=full,
-        shared={"alpha": alpha, "branch_depth": branch_depth, "seed": seed},
-        options={"cxr-reports-finetune": {"epochs": epochs}},
+        shared={"alpha": alpha, "branch_depth": branch_depth, "seed": seed, "epochs": epochs},
         progress=progress_enabled(as_json),
         overwrite=overwrite,
     )
