@@ -283,3 +283,24 @@ def test_provenance_block(tmp_path):
     doc = stamp({"hF": 0.5}, prov)
     assert list(doc) == ["schema_version", "hF", "provenance"]
     assert doc["schema_version"] == SCHEMA_VERSION
+
+
+def test_text_readers_name_the_line_and_byte_of_undecodable_text(tmp_path):
+    from medlens._validation import iter_text_lines, read_text_file
+
+    f = tmp_path / "big.txt"
+    f.write_bytes(b"\xef\xbb\xbf" + b"ok line\n" * 3000 + b"caf\xe9\n" + b"more\n")  # the bad byte is far past 8 KiB
+    with pytest.raises(InputError, match=r"big.txt, line 3001: not UTF-8 text \(byte 0xe9\)"):
+        list(iter_text_lines(f, what="texts file"))
+    ok = tmp_path / "ok.txt"
+    ok.write_bytes(b"\xef\xbb\xbfa\r\nb\n")
+    assert list(iter_text_lines(ok)) == [(1, "a\n"), (2, "b\n")]  # BOM dropped, CRLF read as a newline
+    bad = tmp_path / "bom.json"
+    bad.write_bytes(b"\xef\xbb\xbf{}\xff")
+    with pytest.raises(InputError, match=r"byte 0xff at offset 5"):
+        read_text_file(bad)
+    assert read_text_file(ok) == "a\nb\n"
+    with pytest.raises(InputError, match="is a folder; give a file"):
+        read_text_file(tmp_path)
+    with pytest.raises(InputError, match="does not exist"):
+        list(iter_text_lines(tmp_path / "missing.txt"))

@@ -59,13 +59,16 @@ def read_text_file(path: Any, *, what: str = "file") -> str:
         raise InputError(f"{what} {p} does not exist.") from None
     except OSError as exc:
         raise InputError(f"{what} {p} could not be read ({exc.strerror or exc}).") from None
+    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     try:
-        return data.decode("utf-8-sig")
+        text = data[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
+        at = bom + exc.start
         raise InputError(
-            f"{what} {p} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            f"{what} {p} is not UTF-8 text (byte 0x{data[at]:02x} at offset {at}); "
             "save it as UTF-8 or give the right file."
         ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as text-mode reading gives
 
 
 def _check_readable(p: Any, what: str) -> None:
@@ -77,21 +80,24 @@ def _check_readable(p: Any, what: str) -> None:
 
 def iter_text_lines(path: Any, *, what: str = "file") -> Iterator[tuple[int, str]]:
     """``(line number, line)`` of a UTF-8 text file, streamed; a missing file, a folder or bytes that are not
-    UTF-8 raise an :class:`InputError` naming the file (and the line)."""
+    UTF-8 raise an :class:`InputError` naming the file and the line of the bad byte."""
     from pathlib import Path
 
     p = Path(path)
     _check_readable(p, what)
-    lineno = 0
     try:
-        with open(p, encoding="utf-8-sig", newline=None) as fh:
-            for lineno, line in enumerate(fh, 1):  # noqa: B007 - lineno is read after the loop on a decode error
-                yield lineno, line
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{what} {p}, line {lineno + 1}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save it as UTF-8 "
-            "or give the right file."
-        ) from None
+        with open(p, "rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(
+                        f"{what} {p}, line {lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save it as UTF-8 "
+                        "or give the right file."
+                    ) from None
+                yield lineno, line.replace("\r\n", "\n").replace("\r", "\n")
     except OSError as exc:
         raise InputError(f"{what} {p} could not be read ({exc.strerror or exc}).") from None
 

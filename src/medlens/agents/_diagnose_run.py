@@ -50,63 +50,65 @@ def run_diagnose(
     is the run folder (results.jsonl appended and resumed, manifest.json; :func:`diagnose_cases`); returns the
     run summary with the agent's ``mode``, stamped. ``no_retrieval`` is the LLM baseline (no index needed).
     """
-    from medlens.llm import client_from_options
+    from medlens.llm import client_from_options, closing_client
     from medlens.retrieval import index_provenance, leakage_guard, load_index
 
     if (case is None) == (cases is None):
         raise InputError("give exactly one of --case CASE.json or --cases CASES.jsonl.")
     if cases is not None and out is None:
         raise InputError("--cases needs --out DIR (a run folder: results.jsonl, one line per case, and manifest.json).")
+    if no_retrieval and llm_url is None and model_path is None:
+        raise InputError("--no-retrieval is the LLM baseline; give --llm-url URL --model NAME or --model-path DIR.")
+    if index is None and not no_retrieval:
+        raise InputError("--index IDX is required (only the --no-retrieval baseline runs without an index).")
+    items = [read_case(case)] if case is not None else read_cases(cases)  # type: ignore[arg-type]
+    idx = load_index(index) if index is not None else None
+    # the model last: a local one takes seconds to load, and every cheap check has passed by now
     client = client_from_options(
         llm_url=llm_url, model=model, model_path=model_path, allow_remote=allow_remote, device=device
     )
-    if no_retrieval and client is None:
-        raise InputError("--no-retrieval is the LLM baseline; give --llm-url URL --model NAME or --model-path DIR.")
-    items = [read_case(case)] if case is not None else read_cases(cases)  # type: ignore[arg-type]
-    if index is None and not no_retrieval:
-        raise InputError("--index IDX is required (only the --no-retrieval baseline runs without an index).")
-    idx = load_index(index) if index is not None else None
-    guard = (
-        leakage_guard(
-            leakage,
-            idx.manifest["corpus"]["name"],
-            cosine=leakage_cosine,
-            block_urls=block_urls,
-            block_case_ids=block_case_ids,
+    with closing_client(client):
+        guard = (
+            leakage_guard(
+                leakage,
+                idx.manifest["corpus"]["name"],
+                cosine=leakage_cosine,
+                block_urls=block_urls,
+                block_case_ids=block_case_ids,
+            )
+            if idx is not None
+            else None
         )
-        if idx is not None
-        else None
-    )
-    cfg = AgentConfig(
-        rounds=rounds,
-        top_k=top_k,
-        max_passages=max_passages,
-        retriever=retriever,
-        seed=seed,
-        max_tokens=max_tokens,
-        retrieval=not no_retrieval,
-        leakage=guard,
-    ).check()
-    agent = RadarAgent(idx, client, cfg)
-    inputs = {"case": case} if case is not None else {"cases": cases}
-    prov = provenance(
-        command="rag diagnose",
-        config=agent.describe(),
-        seed=seed,
-        inputs=inputs,  # type: ignore[arg-type]
-        models={
-            **({"embedder": idx.manifest["embedder"]["model_id"]} if idx is not None else {}),
-            **({"llm": client.model} if client is not None else {}),
-        },
-        extra={"index": index_provenance(idx) if idx is not None else None},
-    )
-    if case is not None:
-        doc = stamp(agent.diagnose(items[0]), prov)
-        if out is not None:
-            atomic_write_json(out, doc)
-        return doc
-    with progress_bar(len(items), progress, "diagnosing", transient=True) as advance:
-        summary = diagnose_cases(
-            agent, items, out, overwrite=overwrite, provenance=prov, on_result=lambda _res: advance(1)
+        cfg = AgentConfig(
+            rounds=rounds,
+            top_k=top_k,
+            max_passages=max_passages,
+            retriever=retriever,
+            seed=seed,
+            max_tokens=max_tokens,
+            retrieval=not no_retrieval,
+            leakage=guard,
+        ).check()
+        agent = RadarAgent(idx, client, cfg)
+        inputs = {"case": case} if case is not None else {"cases": cases}
+        prov = provenance(
+            command="rag diagnose",
+            config=agent.describe(),
+            seed=seed,
+            inputs=inputs,  # type: ignore[arg-type]
+            models={
+                **({"embedder": idx.manifest["embedder"]["model_id"]} if idx is not None else {}),
+                **({"llm": client.model} if client is not None else {}),
+            },
+            extra={"index": index_provenance(idx) if idx is not None else None},
         )
-    return stamp({**summary, "mode": agent.mode}, prov)
+        if case is not None:
+            doc = stamp(agent.diagnose(items[0]), prov)
+            if out is not None:
+                atomic_write_json(out, doc)
+            return doc
+        with progress_bar(len(items), progress, "diagnosing", transient=True) as advance:
+            summary = diagnose_cases(
+                agent, items, out, overwrite=overwrite, provenance=prov, on_result=lambda _res: advance(1)
+            )
+        return stamp({**summary, "mode": agent.mode}, prov)

@@ -35,7 +35,7 @@ from medlens.llm._errors import (
 from medlens.llm._json import JSONAnswer, chat_json, extract_json, iter_json_candidates, parse_json_answer
 from medlens.llm._messages import attach_images, canonical_messages, image_to_data_url, request_key
 from medlens.llm._openai import OpenAIClient
-from medlens.llm._options import client_from_options, is_vision_model
+from medlens.llm._options import client_from_options, closing_client, is_vision_model
 from medlens.llm._replay import RecordingClient, ReplayClient
 from medlens.llm._schema import check_schema, validate_json
 from medlens.llm._transformers import TransformersClient, plain_prompt
@@ -68,6 +68,7 @@ __all__ = [
     "chat_json",
     "check_schema",
     "client_from_options",
+    "closing_client",
     "default_cache_root",
     "extract_json",
     "image_to_data_url",

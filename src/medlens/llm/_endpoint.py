@@ -142,7 +142,7 @@ def redact(text: str, secret: str | None) -> str:
     if not secret or not text:
         return text
     out = text.replace(secret, "***")
-    if len(secret) >= 16:  # servers often echo a masked key such as 'sk-abc…wxyz'; drop any 12+ char tail too
+    if len(secret) >= 16:  # a server may echo the key cut short: its last 12 characters are removed as well
         tail = secret[-12:]
         out = out.replace(tail, "***")
     return out

@@ -8,14 +8,16 @@ everywhere (ARCHITECTURE.md's one-name table): ``--llm-url`` an OpenAI-compatibl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from medlens._validation import InputError
 
-__all__ = ["client_from_options", "is_vision_model"]
+__all__ = ["client_from_options", "closing_client", "is_vision_model"]
 
 
 def is_vision_model(model_path: str | os.PathLike) -> bool:
@@ -98,3 +100,15 @@ def client_from_options(
     from medlens.llm._transformers import TransformersClient
 
     return TransformersClient(model_path, device=device, dtype=dtype, cache=cache)
+
+
+@contextlib.contextmanager
+def closing_client(client: Any) -> Iterator[Any]:
+    """``with closing_client(client):`` closes a client that holds connections (``OpenAIClient``) when the block
+    ends; ``None`` and local clients pass through."""
+    try:
+        yield client
+    finally:
+        close = getattr(client, "close", None)
+        if callable(close):
+            close()

@@ -222,7 +222,7 @@ class Trainer:
                     for batch, size in batches:
                         loss, parts = step(batch)
                         if not torch.isfinite(loss):
-                            raise FloatingPointError(
+                            raise InputError(
                                 f"loss became {float(loss)} at epoch {epoch + 1}; lower the learning rate."
                             )
                         self.optimizer.zero_grad(set_to_none=True)
@@ -241,7 +241,8 @@ class Trainer:
                 if validate is not None:
                     row |= validate(epoch + 1)
                 self.history.append(row)
-                log.info("epoch %d/%d: %s", epoch + 1, self.epochs, {k: round(v, 4) for k, v in row.items()})
+                shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}  # val AUROC may be None
+                log.info("epoch %d/%d: %s", epoch + 1, self.epochs, shown)
                 self.save(epoch + 1)
                 if callback is not None:
                     callback(epoch + 1, row)

@@ -96,12 +96,13 @@ def run_nova_run(
     setting either kind) over a NOVA copy for one task (``nova run``); prediction rows go to the run folder
     ``out`` (:func:`nova_run`). Returns the run summary stamped with the provenance of the run's manifest;
     ``counts["parse_failures"]`` counts replies written as empty predictions."""
-    from medlens.llm import client_from_options
+    from medlens.llm import client_from_options, closing_client
 
     check_option(task, RUN_TASKS, name="task")
     check_option(setting, RUN_SETTINGS[task], name=f"setting (for task {task})")
     check_option(box_format, REQUEST_BOX_FORMATS, name="box-format")
     tmpl = load_template(template, task, setting) if template is not None else None
+    ds = load_nova(data, layout="auto", image_root=images, require_images=setting != "text", strict=not allow_problems)
     client = client_from_options(  # image settings need a VLM; --setting text takes either kind of folder
         llm_url=llm_url,
         model=model,
@@ -113,23 +114,23 @@ def run_nova_run(
         cache=not no_cache,
         required=True,
     )
-    ds = load_nova(data, layout="auto", image_root=images, require_images=setting != "text", strict=not allow_problems)
-    summary = nova_run(
-        ds,
-        client,
-        out,
-        task=task,
-        setting=setting,
-        template=tmpl,
-        box_format=box_format,
-        temperature=temperature,
-        seed=seed,
-        max_tokens=max_tokens,
-        repair=repair,
-        limit=limit,
-        overwrite=overwrite,
-        progress=progress,
-    )
+    with closing_client(client):
+        summary = nova_run(
+            ds,
+            client,
+            out,
+            task=task,
+            setting=setting,
+            template=tmpl,
+            box_format=box_format,
+            temperature=temperature,
+            seed=seed,
+            max_tokens=max_tokens,
+            repair=repair,
+            limit=limit,
+            overwrite=overwrite,
+            progress=progress,
+        )
     manifest = json.loads(Path(summary["manifest"]).read_text(encoding="utf-8"))
     return stamp(summary, manifest["provenance"])
 
@@ -139,7 +140,7 @@ def _tasks_in(path: Path) -> set[str]:
     tasks = set()
     if not path.is_file():
         return tasks
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8", errors="replace") as fh:  # the real reader names undecodable bytes
         for line in fh:
             try:
                 obj = json.loads(line)
