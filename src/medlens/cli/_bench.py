@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from medlens._validation import InputError
-from medlens.cli._common import console, emit_json, progress_enabled
+from medlens.cli._common import console, emit_json, print_sections, progress_enabled
 
 app = typer.Typer(
     help="Registered benchmarks: list them, run one by name.\n\nExample: medlens bench run rare-hpo --out runs/rare-hpo",
@@ -92,11 +92,4 @@ def run_cmd(
     doc = bench_run_document(
         name, out, options={**options, **shared}, progress=progress_enabled(as_json), overwrite=overwrite
     )
-    section = doc[name]
-    if as_json:
-        emit_json({**doc, name: {k: v for k, v in section.items() if k != "lines"}})
-        return
-    c = console()
-    for i, line in enumerate(section["lines"]):
-        c.print(line, markup=False, style="bold" if i == 0 else None)
-    c.print(f"metrics: {section['metrics']}", markup=False)
+    print_sections(doc, as_json, footer=f"metrics: {doc[name]['metrics']}")

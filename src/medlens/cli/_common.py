@@ -68,3 +68,18 @@ def human_float(x: Any, digits: int = 4) -> str:
 def progress_enabled(json_mode: bool) -> bool:
     """Progress bars only on a terminal and never with --json."""
     return (not json_mode) and sys.stderr.isatty()
+
+
+def print_sections(doc: dict[str, Any], as_json: bool, *, footer: str) -> None:
+    """Print a run summary: the JSON document without its console lines, or each section's lines then ``footer``."""
+    sections = {k: v for k, v in doc.items() if isinstance(v, dict) and "lines" in v}
+    if as_json:
+        emit_json(
+            {k: ({kk: vv for kk, vv in v.items() if kk != "lines"} if k in sections else v) for k, v in doc.items()}
+        )
+        return
+    c = console()
+    for s in sections.values():
+        for i, line in enumerate(s["lines"]):
+            c.print(line, markup=False, style="bold" if i == 0 else None)
+    c.print(footer, markup=False)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from medlens.cli._common import console, emit_json, progress_enabled
+from medlens.cli._common import print_sections, progress_enabled
 
 
 def demo(
@@ -50,19 +49,4 @@ def demo(
         progress=progress_enabled(as_json),
         overwrite=overwrite,
     )
-    print_sections(doc, as_json)
-
-
-def print_sections(doc: dict[str, Any], as_json: bool) -> None:
-    """Print a run summary: the JSON document without console lines, or each section's lines and the report."""
-    sections = {k: v for k, v in doc.items() if isinstance(v, dict) and "lines" in v}
-    if as_json:
-        emit_json(
-            {k: ({kk: vv for kk, vv in v.items() if kk != "lines"} if k in sections else v) for k, v in doc.items()}
-        )
-        return
-    c = console()
-    for s in sections.values():
-        for i, line in enumerate(s["lines"]):
-            c.print(line, markup=False, style="bold" if i == 0 else None)
-    c.print(f"report: {doc['report']}", markup=False)
+    print_sections(doc, as_json, footer=f"report: {doc['report']}")
