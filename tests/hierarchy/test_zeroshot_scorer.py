@@ -337,3 +337,44 @@ def test_empty_input_and_repr(enc, toy_tree):
     s = ZeroShotScorer(enc, toy_tree, prompts=PROMPTS)
     assert s.score_texts([]).shape == (0, 6)
     assert "3 scored nodes" in repr(s)
+
+
+# --------------------------------------------------------------------------------------------------- contrast
+def test_contrast_is_a_two_way_softmax_of_positive_and_negative_prompts(fake_encoder_cls, toy_tree):
+    """CheXzero's rule: P(node) = softmax(scale·[cos+, cos-])[0] with "no {node}" prompts as the negatives."""
+    vectors = dict(VECTORS)
+    # each node's negative prompt ("no <id>") points along the opposite axis mix, set by hand
+    for node in PROMPTS:
+        vectors[f"no {node.lower()}"] = [0.0, 0.0, -1.0] if node in ("Effusion", "Pleura") else [-1.0, 0.0, 0.0]
+    s = ZeroShotScorer(
+        fake_encoder_cls(vectors),
+        toy_tree,
+        prompts=PROMPTS,
+        method="contrast",
+        temperature=0.5,
+        negative_templates=["no {}"],
+        synonyms=False,
+    )
+    assert s.internal == "prompt" and s.bias is None
+    sim = s.similarity_texts(["x"])[0]  # x = (0.6, 0.8, 0): cos+ - cos-
+    cols = {n: i for i, n in enumerate(s.scored_nodes)}
+    assert sim[cols["Pneumonia"]] == pytest.approx(0.6 - (-0.6))
+    assert sim[cols["Effusion"]] == pytest.approx(0.0 - 0.0)
+    p = s.score_texts(["x"])[0]
+    assert p[col(toy_tree, "Pneumonia")] == pytest.approx(sig(2 * 1.2))
+    two_way = math.exp(2 * 0.6) / (math.exp(2 * 0.6) + math.exp(2 * -0.6))
+    assert p[col(toy_tree, "Pneumonia")] == pytest.approx(two_way)
+    assert p[col(toy_tree, "Effusion")] == pytest.approx(0.5)
+    info = s.method_info()
+    assert info["method"] == "contrast" and info["n_negative_prompts"] == 5 and "negative" in info["similarity"]
+    # precomputed embeddings (e.g. translated features) give the same similarities as the texts
+    assert np.allclose(s.similarity_embeddings(np.array([[0.6, 0.8, 0.0]])), s.similarity_texts(["x"]))
+
+
+def test_contrast_options_are_checked(enc, toy_tree):
+    with pytest.raises(InputError, match="negative templates apply to method 'contrast' only"):
+        ZeroShotScorer(enc, toy_tree, prompts=PROMPTS, negative_templates=["no {}"])
+    with pytest.raises(InputError, match="a bias has no effect on method 'contrast'"):
+        ZeroShotScorer(enc, toy_tree, prompts=PROMPTS, method="contrast", bias=1.0)
+    with pytest.raises(InputError, match="has no negative prompts"):
+        ZeroShotScorer(enc, toy_tree, prompts=PROMPTS).negative_embeddings()

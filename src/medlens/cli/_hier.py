@@ -176,7 +176,9 @@ def zeroshot_cmd(
         help="auto (taxonomy prompts where present, else templates x names) | taxonomy | templates | both. "
         "Default: templates when --templates gives templates, else auto.",
     ),
-    method: str = typer.Option("softmax", "--method", help="softmax | sigmoid | platt."),
+    method: str = typer.Option(
+        "softmax", "--method", help="softmax | sigmoid | platt | contrast (positive vs negative prompts)."
+    ),
     internal: str | None = typer.Option(
         None, "--internal", help="prompt | sum | max | noisy_or (default: sum for softmax, prompt otherwise)."
     ),

@@ -43,6 +43,7 @@ def prompt_node_similarity(
     normal_branch: str | None = "Normal",
     negation: bool = True,
     normal_from_findings: bool = True,
+    embed_prompts: Callable[[list[str]], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Raw zero-shot similarity of every text to every non-root node's prompts.
 
@@ -61,6 +62,9 @@ def prompt_node_similarity(
     normal_from_findings : bool
         Score the normal branch as ``-max`` of the finding similarities ("nothing abnormal is asserted")
         instead of by its own prompts, which match the negated sentences of abnormal reports as well.
+    embed_prompts : callable, optional
+        Embeds the prompts when they come from another encoder than the sentences (default ``embed``), e.g.
+        sentences of one encoder translated into the space of another (:mod:`medlens.stitching`).
 
     Returns
     -------
@@ -77,7 +81,7 @@ def prompt_node_similarity(
         )
     prompt_texts = [p for n in nodes for p in taxonomy.prompts[n]]
     owner = np.repeat(np.arange(len(nodes)), [len(taxonomy.prompts[n]) for n in nodes])
-    pe = np.asarray(embed(prompt_texts), dtype=np.float64)
+    pe = np.asarray((embed_prompts or embed)(prompt_texts), dtype=np.float64)
     centroids = np.zeros((len(nodes), pe.shape[1]))
     np.add.at(centroids, owner, pe)
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)

@@ -8,7 +8,11 @@ to every ensemble becomes a probability by one of three rules, recorded by :meth
 * ``sigmoid`` (SigLIP convention): ``P(v) = σ(scale · cos + bias)`` per node; internal nodes by their own
   prompts (``internal="prompt"``) or by aggregating their leaves;
 * ``platt``: ``P(v) = σ(a_v · cos + b_v)`` with ``a_v, b_v`` fitted per node on labelled data
-  (:class:`~medlens.hierarchy._zeroshot.PlattScaler`), internal nodes as for ``sigmoid``.
+  (:class:`~medlens.hierarchy._zeroshot.PlattScaler`), internal nodes as for ``sigmoid``;
+* ``contrast`` (CheXzero convention): every node also has a negative prompt ensemble ("There is no {}.") and
+  ``P(v) = softmax(scale · [cos⁺, cos⁻])₀ = σ(scale · (cos⁺ − cos⁻))``; internal nodes as for ``sigmoid``.
+  Its "similarity" (what :meth:`ZeroShotScorer.similarity_texts` returns and ``platt`` would calibrate) is the
+  contrast ``cos⁺ − cos⁻``.
 
 ``scale`` is, in order: ``1 / temperature`` when given, the encoder's ``logit_scale`` attribute (the
 multiplier, i.e. already exponentiated: about 100 for CLIP) when it is not ``None``, else 100. ``bias`` is
@@ -42,9 +46,10 @@ __all__ = ["DEFAULT_LOGIT_SCALE", "INTERNAL_RULES", "SCORING_METHODS", "ZeroShot
 log = logging.getLogger(__name__)
 
 DEFAULT_LOGIT_SCALE = 100.0
-SCORING_METHODS = ("softmax", "sigmoid", "platt")
+SCORING_METHODS = ("softmax", "sigmoid", "platt", "contrast")
+DEFAULT_NEGATIVE_TEMPLATES = ("There is no {}.", "No {}.")
 INTERNAL_RULES = ("prompt", "sum", "max", "noisy_or")
-Method = Literal["softmax", "sigmoid", "platt"]
+Method = Literal["softmax", "sigmoid", "platt", "contrast"]
 Internal = Literal["prompt", "sum", "max", "noisy_or"]
 InputKind = Literal["similarity", "texts", "images"]
 
@@ -52,6 +57,7 @@ _FORMULAS = {
     "softmax": "P(leaf) = softmax over leaves of (scale * cos); internal nodes aggregate their leaves ({internal})",
     "sigmoid": "P(node) = sigmoid(scale * cos + bias); internal nodes {internal_how}",
     "platt": "P(node) = sigmoid(a_node * cos + b_node), a and b fitted per node; internal nodes {internal_how}",
+    "contrast": "P(node) = sigmoid(scale * (cos_positive - cos_negative)) (CheXzero); internal nodes {internal_how}",
 }
 
 
@@ -88,7 +94,10 @@ class ZeroShotScorer:
     internal : {"prompt", "sum", "max", "noisy_or"}, optional
         How internal nodes are scored; default ``"sum"`` for ``softmax`` and ``"prompt"`` otherwise. With
         ``sigmoid``/``platt`` the leaves are not exclusive, so a ``sum`` is clipped at 1 (prefer ``noisy_or``).
-    method : {"softmax", "sigmoid", "platt"}
+    method : {"softmax", "sigmoid", "platt", "contrast"}
+    negative_templates : sequence of str, optional
+        Templates with one ``{}`` for the negative prompts of ``contrast`` (filled with the node id and, with
+        ``synonyms``, its labels); default :data:`DEFAULT_NEGATIVE_TEMPLATES`.
     temperature : float, optional
         ``scale = 1 / temperature`` (overrides the encoder's ``logit_scale``); not used by ``platt``.
     bias : float, optional
@@ -130,6 +139,7 @@ class ZeroShotScorer:
         batch_size: int = 32,
         progress: bool = False,
         platt_C: float = 100.0,
+        negative_templates: Sequence[str] | None = None,
     ) -> None:
         if not isinstance(taxonomy, Taxonomy):
             raise TypeError(f"taxonomy must be a Taxonomy (medlens.taxonomy.load_taxonomy); got {type(taxonomy)}.")
@@ -146,8 +156,10 @@ class ZeroShotScorer:
             raise InputError(
                 "temperature and bias do not apply to method 'platt': the Platt fit learns a scale and a bias per node."
             )
-        if method == "softmax" and bias is not None:
-            raise InputError("a bias has no effect on method 'softmax' (softmax is shift-invariant); drop it.")
+        if method in ("softmax", "contrast") and bias is not None:
+            raise InputError(f"a bias has no effect on method {method!r} (softmax is shift-invariant); drop it.")
+        if negative_templates is not None and method != "contrast":
+            raise InputError(f"negative templates apply to method 'contrast' only; got method {method!r}.")
         if temperature is not None:
             check_interval(temperature, name="temperature", low=0, closed="right")
         if bias is not None:
@@ -192,6 +204,16 @@ class ZeroShotScorer:
                 "the leaves" if scored == list(taxonomy.leaves) else "the non-root nodes",
             )
         self.scored_nodes: tuple[str, ...] = self.prompt_table.nodes
+        self.negative_table: PromptTable | None = None
+        if method == "contrast":
+            self.negative_table = build_prompt_table(
+                taxonomy,
+                nodes=self.scored_nodes,
+                templates=tuple(DEFAULT_NEGATIVE_TEMPLATES if negative_templates is None else negative_templates),
+                source="templates",
+                synonyms=synonyms,
+            )
+        self._negative_embeddings: np.ndarray | None = None
         self._resolve_scale(temperature, bias)
         self.platt_C = float(platt_C)
         self.scaler: PlattScaler | None = None
@@ -228,7 +250,7 @@ class ZeroShotScorer:
             self.scale, self.scale_source = enc_scale, "encoder"
         else:
             self.scale, self.scale_source = DEFAULT_LOGIT_SCALE, "default"
-        if self.method == "softmax":
+        if self.method in ("softmax", "contrast"):
             self.bias, self.bias_source = None, None
         elif bias is not None:
             self.bias, self.bias_source = float(bias), "user"
@@ -244,29 +266,54 @@ class ZeroShotScorer:
             )
 
     # ------------------------------------------------------------------ embeddings and similarities
+    def _ensembles(self, table: PromptTable) -> np.ndarray:
+        texts, owner = table.flat()
+        e = self.encoder.encode_texts(texts, batch_size=self.batch_size, progress=self.progress)
+        e = np.asarray(e, dtype=np.float64)
+        if e.ndim != 2 or len(e) != len(texts):
+            raise InputError(f"the encoder returned shape {e.shape} for {len(texts)} prompts; expected (n, dim).")
+        return ensemble_embeddings(e, owner, len(self.scored_nodes), names=self.scored_nodes)
+
     def prompt_embeddings(self) -> np.ndarray:
         """Unit prompt-ensemble embedding of every scored node, shape (n_scored_nodes, dim), computed once."""
         if self._prompt_embeddings is None:
-            texts, owner = self.prompt_table.flat()
-            e = self.encoder.encode_texts(texts, batch_size=self.batch_size, progress=self.progress)
-            e = np.asarray(e, dtype=np.float64)
-            if e.ndim != 2 or len(e) != len(texts):
-                raise InputError(f"the encoder returned shape {e.shape} for {len(texts)} prompts; expected (n, dim).")
-            self._prompt_embeddings = ensemble_embeddings(e, owner, len(self.scored_nodes), names=self.scored_nodes)
+            self._prompt_embeddings = self._ensembles(self.prompt_table)
         return self._prompt_embeddings
+
+    def negative_embeddings(self) -> np.ndarray:
+        """Unit negative-prompt ensembles of method ``contrast``, shape (n_scored_nodes, dim), computed once."""
+        if self.negative_table is None:
+            raise InputError(f"method {self.method!r} has no negative prompts; use method 'contrast'.")
+        if self._negative_embeddings is None:
+            self._negative_embeddings = self._ensembles(self.negative_table)
+        return self._negative_embeddings
 
     def _cosine(self, emb: Any, what: str) -> np.ndarray:
         x = np.asarray(emb, dtype=np.float64)
         c = self.prompt_embeddings()
         if x.ndim != 2 or x.shape[1] != c.shape[1]:
             raise InputError(
-                f"the encoder's {what} embeddings have shape {x.shape} but its prompt embeddings have {c.shape[1]} "
-                "dimensions; zero-shot scoring needs a joint image-text embedding space (a CLIP-like encoder)."
+                f"the {what} embeddings have shape {x.shape} but the prompt embeddings have {c.shape[1]} "
+                "dimensions; zero-shot scoring needs a joint image-text embedding space (a CLIP-like encoder), or "
+                "features translated into the text encoder's space with `medlens stitch`."
             )
+        if not np.isfinite(x).all():
+            raise InputError(f"the {what} embeddings hold NaN or infinite values.")
         norms = np.linalg.norm(x, axis=1, keepdims=True)
         if (norms == 0).any():
-            raise InputError(f"the encoder returned a zero embedding for {what} {int(np.flatnonzero(norms == 0)[0])}.")
-        return (x / norms) @ c.T
+            raise InputError(f"the {what} embedding of row {int(np.flatnonzero(norms == 0)[0])} is the zero vector.")
+        x = x / norms
+        if self.method == "contrast":
+            return x @ c.T - x @ self.negative_embeddings().T
+        return x @ c.T
+
+    def similarity_embeddings(self, embeddings: Any) -> np.ndarray:
+        """Similarity of precomputed embeddings (in the encoder's text space) to each scored node's prompts.
+
+        For features that live in the text space without coming from the encoder, e.g. image features
+        translated with :class:`medlens.stitching.Translator`. Shape (n, len(scored_nodes)).
+        """
+        return self._cosine(embeddings, "input")
 
     def similarity_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Cosine similarity of each text to each scored node's prompt ensemble, shape (n, len(scored_nodes))."""
@@ -304,6 +351,8 @@ class ZeroShotScorer:
             p = softmax(self.scale * s, axis=1)
         elif self.method == "sigmoid":
             p = expit(self.scale * s + self.bias)
+        elif self.method == "contrast":
+            p = expit(self.scale * s)
         else:
             if self.scaler is None:
                 raise InputError(
@@ -421,6 +470,10 @@ class ZeroShotScorer:
             "n_prompts": len(self.prompt_table),
             "prompts_sha256": self.prompt_table.sha256(),
         }
+        if self.negative_table is not None:
+            info["similarity"] = "cos(input, positive prompt ensemble) - cos(input, negative prompt ensemble)"
+            info["negative_prompts_sha256"] = self.negative_table.sha256()
+            info["n_negative_prompts"] = len(self.negative_table)
         if self.method == "platt":
             fitted = self.scaler is not None
             info["platt"] = {"C": self.platt_C, "fitted": fitted}
