@@ -355,7 +355,8 @@ def test_contrast_is_a_two_way_softmax_of_positive_and_negative_prompts(fake_enc
         negative_templates=["no {}"],
         synonyms=False,
     )
-    assert s.internal == "prompt" and s.bias is None
+    assert s.internal == "prompt"
+    assert s.bias is None
     sim = s.similarity_texts(["x"])[0]  # x = (0.6, 0.8, 0): cos+ - cos-
     cols = {n: i for i, n in enumerate(s.scored_nodes)}
     assert sim[cols["Pneumonia"]] == pytest.approx(0.6 - (-0.6))
@@ -366,7 +367,9 @@ def test_contrast_is_a_two_way_softmax_of_positive_and_negative_prompts(fake_enc
     assert p[col(toy_tree, "Pneumonia")] == pytest.approx(two_way)
     assert p[col(toy_tree, "Effusion")] == pytest.approx(0.5)
     info = s.method_info()
-    assert info["method"] == "contrast" and info["n_negative_prompts"] == 5 and "negative" in info["similarity"]
+    assert info["method"] == "contrast"
+    assert info["n_negative_prompts"] == 5
+    assert "negative" in info["similarity"]
     # precomputed embeddings (e.g. translated features) give the same similarities as the texts
     assert np.allclose(s.similarity_embeddings(np.array([[0.6, 0.8, 0.0]])), s.similarity_texts(["x"]))
 

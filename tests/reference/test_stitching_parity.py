@@ -42,7 +42,8 @@ def _latentis_translator(kind: str):
     del latentis, torch
     from latentis.transform.base import Centering, StandardScaling
     from latentis.transform.dim_matcher import ZeroPadding
-    from latentis.transform.translate.aligner import MatrixAligner, Translator as LTranslator
+    from latentis.transform.translate.aligner import MatrixAligner
+    from latentis.transform.translate.aligner import Translator as LTranslator
     from latentis.transform.translate.functional import lstsq_align_state, lstsq_ortho_align_state, svd_align_state
 
     state = {"ortho": svd_align_state, "linear": lstsq_align_state, "lortho": lstsq_ortho_align_state}[kind[0]]

@@ -120,10 +120,12 @@ def test_sample_anchors_is_stratified_deterministic_and_disjoint():
 
 def test_summarize_values_and_zero_shot_metrics():
     s = summarize_values([0.5])
-    assert s["mean"] == 0.5 and s["ci"] is None
+    assert s["mean"] == 0.5
+    assert s["ci"] is None
     scores = np.array([[0.9, 0.2], [0.1, 0.8], [0.7, 0.6], [0.3, 0.1]])
     truth = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
     m = zero_shot_metrics(scores, truth, classes=["x", "y"])
-    assert m["auroc"] == {"x": 1.0, "y": 1.0} and m["macro_auroc"] == 1.0
+    assert m["auroc"] == {"x": 1.0, "y": 1.0}
+    assert m["macro_auroc"] == 1.0
     m = zero_shot_metrics(scores, np.array([[1, 0], [0, 0], [1, 0], [0, 0]]))
     assert m["skipped"] == ["1"]

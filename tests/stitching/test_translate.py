@@ -41,7 +41,8 @@ def test_similarity_procrustes_recovers_the_scale(rng):
     # plain Procrustes cannot express the scale: its fit is worse
     plain = Translator("ortho", pre="center").fit(x, 2.5 * x @ q - 1.0)
     err_plain = np.abs(plain.transform(x) - (2.5 * x @ q - 1.0)).max()
-    assert err_plain > 0.5 and np.abs(tr.transform(x) - (2.5 * x @ q - 1.0)).max() < 1e-6
+    assert err_plain > 0.5
+    assert np.abs(tr.transform(x) - (2.5 * x @ q - 1.0)).max() < 1e-6
 
 
 @pytest.mark.parametrize("pre", PRE_TRANSFORMS[:2] + ("none",))
@@ -123,7 +124,8 @@ def test_inverse_undoes_the_forward_map(rng, method):
 
 
 def test_underdetermined_least_squares_is_refused_with_advice(rng):
-    assert underdetermined("linear", 10, 10) and not underdetermined("linear", 11, 10)
+    assert underdetermined("linear", 10, 10)
+    assert not underdetermined("linear", 11, 10)
     assert not underdetermined("ridge", 3, 10)
     with pytest.raises(InputError, match="use method 'ortho' or 'ridge'"):
         Translator("linear").fit(rng.normal(size=(8, 10)), rng.normal(size=(8, 4)))
@@ -166,7 +168,8 @@ def test_save_and_load_round_trip(tmp_path, rng, method, pre):
     tr = Translator(method, pre=pre, steps=5, metadata={"note": "x"}).fit(x, y)
     path = tr.save(tmp_path / "tr.npz")
     back = load_translator(path)
-    assert back.config() == tr.config() and back.metadata == {"note": "x"}
+    assert back.config() == tr.config()
+    assert back.metadata == {"note": "x"}
     new = rng.normal(size=(6, 5))
     assert np.array_equal(back.transform(new), tr.transform(new))
     # the file holds no pickles
