@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import re
+import tempfile
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 import pytest
 from tests.cli.conftest import cli_runner
@@ -31,6 +36,24 @@ def _coco_gt(bbox: str) -> str:
 
 
 OBO_HEAD = "format-version: 1.2\ndata-version: test\n\n"
+
+
+def _npy(array: Any) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array))
+    return buf.getvalue()
+
+
+def _translator(d1: int = 4, d2: int = 3) -> bytes:
+    from medlens.stitching import Translator
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Translator("ortho").fit(rng.normal(size=(10, d1)), rng.normal(size=(10, d2))).save(Path(tmp) / "t.npz")
+        return path.read_bytes()
+
+
+_RNG = np.random.default_rng(0)
 FILES: dict[str, str | bytes] = {
     "children_list.json": '{"name": "t", "root": "root", "children": ["root", "Lung"]}',
     "children_str.yaml": "name: t\nroot: root\nchildren:\n  root: Lung\n",
@@ -66,6 +89,22 @@ FILES: dict[str, str | bytes] = {
     "lam_abc.json": _thresholds(lam='"abc"'),
     "kind_wrong.json": _thresholds(kind='"something.else"'),
     "depth_zero.json": _thresholds(depth="0"),
+    # stitching: features X.npy with an optional X.ids.txt beside them (written with their .npy)
+    "s3.npy": _npy(_RNG.normal(size=(3, 4))),
+    "t4.npy": _npy(_RNG.normal(size=(4, 3))),
+    "t3.npy": _npy(_RNG.normal(size=(3, 3))),
+    "s5d.npy": _npy(_RNG.normal(size=(6, 5))),
+    "nan.npy": _npy([[0.0, 1.0], [np.nan, 1.0], [1.0, 1.0]]),
+    "vec.npy": _npy(np.zeros(4)),
+    "sid.npy": _npy(_RNG.normal(size=(3, 4))),
+    "sid.ids.txt": "a\nb\nc\n",
+    "tid.npy": _npy(_RNG.normal(size=(3, 3))),
+    "tid.ids.txt": "a\nb\nd\n",
+    "s40.npy": _npy(_RNG.normal(size=(40, 4))),
+    "t40.npy": _npy(_RNG.normal(size=(40, 3))),
+    "lab40.csv": "id,label\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(39)),
+    "tr.npz": _translator(),
+    "other.npz": b"PK\x05\x06" + b"\x00" * 18,
 }
 
 
@@ -90,7 +129,8 @@ def test_the_catalogue_reads_and_names_only_known_files():
 @pytest.mark.parametrize(("code", "words", "command"), _cases(), ids=lambda v: v if isinstance(v, str) else None)
 def test_bad_input(code, words, command, tmp_path, capsys):
     for name, content in FILES.items():
-        if f"{{{name}}}" in command:
+        companion = name.endswith(".ids.txt") and f"{{{name[: -len('.ids.txt')]}.npy}}" in command
+        if f"{{{name}}}" in command or companion:
             path = tmp_path / name
             path.write_bytes(content if isinstance(content, bytes) else content.encode())
     args = [

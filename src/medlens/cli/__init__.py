@@ -23,6 +23,7 @@ from medlens.cli import (
     _radar,
     _rag,
     _report,
+    _stitch,
     _taxonomy,
 )
 from medlens.cli._common import setup_logging
@@ -39,6 +40,7 @@ app = typer.Typer(
     "  medlens encode --encoder minilm --texts findings.txt --out findings.npy\n\n"
     "  medlens nova evaluate --data ~/data/Nova --predictions pred.jsonl --json\n\n"
     "  medlens rag index --corpus hpo --out runs/hpo-index\n\n"
+    "  medlens stitch fit --source lsa.npy --target minilm.npy --method ortho --out tr.npz\n\n"
     "  medlens bench run rare-hpo --out runs/rare-hpo",
     no_args_is_help=True,
     add_completion=False,
@@ -73,6 +75,7 @@ app.add_typer(_nova.app, name="nova")
 _rag.app.command("diagnose")(_radar.diagnose)
 _rag.bench.command("nova")(_radar.nova_bench)
 app.add_typer(_rag.app, name="rag")
+app.add_typer(_stitch.app, name="stitch")
 app.add_typer(_bench.app, name="bench")
 app.command("demo")(_demo.demo)
 app.command("doctor")(_doctor.doctor)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from medlens._provenance import provenance, stamp
-from medlens._validation import InputError, check_interval, iter_text_lines
+from medlens._validation import InputError, check_interval, check_option, iter_text_lines
 from medlens.stitching._diagnostics import cross_covariance_rank, linear_cka, sample_anchors, translation_report
 from medlens.stitching._sweep import anchor_sweep
 from medlens.stitching._translate import Translator, load_translator, underdetermined
@@ -117,6 +117,10 @@ def run_stitch_fit(
     With ``anchors``, that many rows (seeded, uniform) are the anchors and the rest are held out for the
     ``held_out`` diagnostics; otherwise every row is an anchor.
     """
+    from medlens.stitching._translate import METHODS, PRE_TRANSFORMS
+
+    check_option(method, METHODS, name="--method")
+    check_option(pre, PRE_TRANSFORMS, name="--pre")
     tr = Translator(method, pre=pre, ridge_alpha=ridge_alpha, seed=seed)
     if Path(out).suffix != ".npz":
         raise InputError(f"--out {out}: a translator is saved as .npz; use a file name ending in .npz.")
