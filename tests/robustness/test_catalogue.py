@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 import pytest
 from tests.cli.conftest import cli_runner
 from tests.cli.test_cli import assert_user_error
