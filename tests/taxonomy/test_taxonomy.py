@@ -315,6 +315,31 @@ def test_to_paths_multi_label(toy_tree):
     ]
 
 
+def test_to_paths_width_and_pair(toy_tree):
+    wide = toy_tree.to_paths([["Pneumonia"], ["Edema"]], width=3)
+    assert wide.shape == (2, 3, 2)
+    assert wide.tolist() == [
+        [["Lung", "Pneumonia"], ["", ""], ["", ""]],
+        [["Lung", "Edema"], ["", ""], ["", ""]],
+    ]
+    assert toy_tree.to_paths(["Pneumonia", "Pleura"], width=1).tolist() == [[["Lung", "Pneumonia"]], [["Pleura", ""]]]
+    with pytest.raises(
+        InputError, match=r"width=1 is smaller than the label set of row 1 \(2 labels\); use width >= 2"
+    ):
+        toy_tree.to_paths([["Pneumonia"], ["Edema", "Effusion"]], width=1)
+    for bad in (0, True, 1.5):
+        with pytest.raises(InputError, match=r"width must be a positive integer"):
+            toy_tree.to_paths([["Pneumonia"]], width=bad)
+    # the pair: 2-D for single labels on both sides, else both 3-D with one width
+    t, p = toy_tree.to_paths_pair(["Pneumonia", "Edema"], ["Edema", "Lung"])
+    assert t.shape == p.shape == (2, 2)
+    t, p = toy_tree.to_paths_pair([["Pneumonia"], ["Edema"]], [("Edema", "Effusion", "Lung"), iter([])])
+    assert t.shape == p.shape == (2, 3, 2)
+    assert p[1].tolist() == [["", ""]] * 3
+    with pytest.raises(InputError, match=r"same number of samples; got 2 and 1"):
+        toy_tree.to_paths_pair(["Pneumonia", "Edema"], ["Edema"])
+
+
 def test_to_paths_in_a_dag_uses_the_first_parent_path(toy_dag):
     paths = toy_dag.to_paths(np.array(["Aspiration", "Sepsis"]))
     assert paths.tolist() == [["Lung", "Opacity", "Aspiration"], ["Infection", "Sepsis", ""]]

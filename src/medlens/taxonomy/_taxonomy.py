@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from medlens._validation import InputError, did_you_mean, shorten
+from medlens._validation import InputError, check_same_length, did_you_mean, shorten
 
 __all__ = ["Taxonomy"]
 
@@ -507,25 +507,67 @@ class Taxonomy:
             self.check_node(v)
         return [mapping[x] if x in mapping else self.map_label(x) for x in labels]
 
-    def to_paths(self, labels: Sequence[str] | Sequence[Iterable[str]]) -> np.ndarray:
-        """hiclass-compatible label paths: 2-D ``(n, height)`` for single labels, 3-D for label sets.
+    def to_paths(self, labels: Sequence[str] | Sequence[Iterable[str]], *, width: int | None = None) -> np.ndarray:
+        """hiclass-compatible label paths: 2-D ``(n, height)`` for single labels, 3-D ``(n, width, height)`` for
+        label sets.
 
         Paths exclude the root and are right-padded with ``""``. In a DAG the first-parent path is used.
+        ``width`` is the number of path slots per sample of the 3-D form (default: the largest label set; a
+        larger set is an error); given for single labels, it makes them one-label sets. hiclass pairs the slots
+        of truth and predictions with ``zip`` and silently drops the slots of the wider array, so score
+        label sets with one ``width`` for both, or use :meth:`to_paths_pair`.
+
+        >>> t = Taxonomy({"root": ["A", "B"], "A": ["a1"], "B": ["b1"]})
+        >>> t.to_paths([["a1"], ["b1"]], width=2).shape
+        (2, 2, 2)
         """
-        if len(labels) and not isinstance(labels[0], str):
+        sets_given = len(labels) > 0 and not isinstance(labels[0], str)
+        if width is not None:
+            if isinstance(width, bool) or not isinstance(width, int | np.integer) or width < 1:
+                raise InputError(f"width must be a positive integer (path slots per sample); got {width!r}.")
+            sets = [list(s) for s in labels] if sets_given else [[lab] for lab in labels]
+            widest = max((len(s) for s in sets), default=0)
+            if widest > width:
+                r = next(i for i, s in enumerate(sets) if len(s) == widest)
+                raise InputError(
+                    f"width={width} is smaller than the label set of row {r} ({widest} labels); use width >= {widest}."
+                )
+        elif sets_given:
             sets = [list(s) for s in labels]
             width = max(1, max(len(s) for s in sets))
-            out = np.full((len(sets), width, self.height), "", dtype=object)
-            for i, s in enumerate(sets):
-                for j, lab in enumerate(s):
-                    p = self.path(lab)
-                    out[i, j, : len(p)] = p
+        else:
+            out = np.full((len(labels), self.height), "", dtype=object)
+            for i, lab in enumerate(labels):
+                p = self.path(lab)
+                out[i, : len(p)] = p
             return out
-        out = np.full((len(labels), self.height), "", dtype=object)
-        for i, lab in enumerate(labels):
-            p = self.path(lab)
-            out[i, : len(p)] = p
+        out = np.full((len(sets), int(width), self.height), "", dtype=object)
+        for i, s in enumerate(sets):
+            for j, lab in enumerate(s):
+                p = self.path(lab)
+                out[i, j, : len(p)] = p
         return out
+
+    def to_paths_pair(
+        self, y_true: Sequence[str] | Sequence[Iterable[str]], y_pred: Sequence[str] | Sequence[Iterable[str]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Truth and predictions as hiclass paths of one shape, ready for ``hiclass.metrics``.
+
+        Both 2-D ``(n, height)`` when both hold single labels; otherwise both 3-D with the width of the largest
+        label set on either side (single labels become one-label sets).
+
+        >>> t = Taxonomy({"root": ["A", "B"], "A": ["a1"], "B": ["b1"]})
+        >>> truth, pred = t.to_paths_pair(["a1", "b1"], [["a1", "b1"], ["b1"]])
+        >>> truth.shape == pred.shape == (2, 2, 2)
+        True
+        """
+        check_same_length(y_true, y_pred)
+        sides = [y if len(y) == 0 or isinstance(y[0], str) else [list(s) for s in y] for y in (y_true, y_pred)]
+        set_sides = [y for y in sides if len(y) and not isinstance(y[0], str)]
+        if not set_sides:
+            return self.to_paths(y_true), self.to_paths(y_pred)
+        width = max(1, max(len(s) for y in set_sides for s in y))
+        return self.to_paths(sides[0], width=width), self.to_paths(sides[1], width=width)
 
     def to_dict(self) -> dict[str, Any]:
         """The file-format dict (round-trips through :meth:`from_dict`)."""
