@@ -299,6 +299,34 @@ def test_node_ids_win_over_synonyms():
     assert tax.map_label("lung") == "Lung"
 
 
+def test_a_label_naming_two_nodes_raises_instead_of_picking_one():
+    # Regression: "MASS" resolved silently to whichever of "Mass"/"mass" came first, "a-b" to one of "a b"/"a_b".
+    tax = Taxonomy(
+        {"root": ["Mass", "mass", "a b", "a_b", "Lung"], "Lung": ["Nodule", "Pneumonia"]},
+        labels={"Nodule": ["lesion"], "Pneumonia": ["Lesion", "consolidation"], "Mass": ["lung"]},
+    )
+    assert [tax.map_label(x) for x in ("Mass", "mass", "a b", "a_b")] == ["Mass", "mass", "a b", "a_b"]  # exact ids
+    assert tax.map_label("CONSOLIDATION") == "Pneumonia"
+    assert tax.map_label("LUNG") == "Lung"  # one node id wins over another node's synonym
+    with pytest.raises(
+        InputError,
+        match=r"label 'MASS' is ambiguous in taxonomy 'custom': it normalises to the ids of 2 nodes \('Mass', 'mass'\)\. Use the exact node id",
+    ):
+        tax.map_label("MASS")
+    with pytest.raises(InputError, match=r"label 'A-B' is ambiguous .* the ids of 2 nodes \('a b', 'a_b'\)"):
+        tax.map_label("A-B")
+    with pytest.raises(
+        InputError, match=r"label 'lesion' is ambiguous .* a synonym of 2 nodes \('Nodule', 'Pneumonia'\)"
+    ):
+        tax.map_label("lesion")
+    assert tax.map_labels(["lesion"], mapping={"lesion": "Nodule"}) == ["Nodule"]  # the explicit way out
+    with pytest.raises(
+        InputError,
+        match=r"2 label\(s\) are ambiguous in taxonomy 'custom': 'MASS' -> \['Mass', 'mass'\]; 'lesion' -> \['Nodule', 'Pneumonia'\]",
+    ):
+        tax.validate(["Mass", "MASS", "lesion", "consolidation"])
+
+
 # --------------------------------------------------------------------------- hiclass export
 def test_to_paths_single_label(toy_tree):
     paths = toy_tree.to_paths(["Pneumonia", "Pleura", "Effusion"])
