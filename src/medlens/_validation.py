@@ -7,6 +7,7 @@ both into one line on stderr and exit code 2.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Collection, Iterable, Iterator, Sequence, Sized
 from difflib import get_close_matches
 from typing import Any
@@ -21,6 +22,8 @@ __all__ = [
     "check_finite",
     "check_probabilities",
     "did_you_mean",
+    "is_real",
+    "is_real_type",
     "iter_text_lines",
     "read_text_file",
     "shorten",
@@ -100,6 +103,21 @@ def iter_text_lines(path: Any, *, what: str = "file") -> Iterator[tuple[int, str
                 yield lineno, line.replace("\r\n", "\n").replace("\r", "\n")
     except OSError as exc:
         raise InputError(f"{what} {p} could not be read ({exc.strerror or exc}).") from None
+
+
+def is_real_type(t: type) -> bool:
+    """Whether ``t`` is a real-number type, Python's or NumPy's (``np.float32``, ``np.int64``, ...), but not a
+    boolean: a ``True`` where a coordinate, score or id belongs is a bug, not the number 1."""
+    return issubclass(t, numbers.Real) and not issubclass(t, bool | np.bool_)
+
+
+def is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number of any Python or NumPy type, not a boolean (finite or not).
+
+    >>> is_real(np.float32(0.5)), is_real(np.int64(3)), is_real(True), is_real("1")
+    (True, True, False, False)
+    """
+    return is_real_type(type(value))
 
 
 def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:

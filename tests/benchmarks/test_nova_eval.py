@@ -70,6 +70,24 @@ def test_partial_predictions_by_hand(nova):
     assert empty["map50"] == pytest.approx((0.5 + 0 + 6 / 11 + 1 + 1) / 5)
 
 
+def test_numpy_numbers_in_rows_score_like_python_numbers(nova):
+    # Regression: np.float32/np.int64 coordinates and scores in in-memory rows were refused as "not numbers".
+    import numpy as np
+
+    rows = [
+        loc("case0001_001.png", [[40, 30, 50, 40], [10, 8, 30, 24]], [0.75, 0.5]),
+        loc("case0002_001.png", [[5, 5, 25, 25]], [1.0]),
+    ]
+    np_rows = [
+        {**r, "boxes": [[np.int64(v) if k % 2 else np.float32(v) for k, v in enumerate(b)] for b in r["boxes"]],
+         "scores": [np.float32(s) for s in r["scores"]]}
+        for r in rows
+    ]  # fmt: skip
+    assert nova_evaluate(nova, np_rows)["localization"] == nova_evaluate(nova, rows)["localization"]
+    with pytest.raises(InputError, match=r"field 'boxes', box 0 must be 4 numbers"):
+        nova_evaluate(nova, [loc("case0001_001.png", [[True, 30, 50, 40]])])
+
+
 def test_boxes_outside_the_image_are_clipped_and_logged(nova):
     r = nova_evaluate(nova, [loc("case0004_001.png", [[0, 0, 0.5, 1.2]], box_format="xyxy_norm1")], details=True)
     r = r["localization"]

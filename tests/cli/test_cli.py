@@ -330,12 +330,45 @@ def test_calibrate_rule_override_and_human_output(cli, inputs, tmp_path):
     assert json.loads((tmp_path / "th.json").read_text(encoding="utf-8"))["rule"] == "multilabel"
 
 
-def test_calibrate_infeasible_warns_and_exits_0(cli, inputs, tmp_path):
-    res = _calibrate(cli, inputs, tmp_path / "th.json", "--alpha", "0.005", "--json")  # 1/(120+1) > 0.005
-    assert res.rc == 0
-    assert json.loads(res.out)["feasible"] is False
-    assert res.err.startswith("medlens: warning: infeasible:")
-    assert "1/(n+1)" in res.err
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        (("--alpha", "0.005"), "1/(n+1)"),  # 1/(120+1) > 0.005: CRC cannot certify it
+        (("--alpha", "0.001", "--method", "ltt"), "ltt: no λ passes the test"),
+    ],
+)
+def test_calibrate_infeasible_exits_3_unless_allowed(cli, inputs, tmp_path, extra, why):
+    # ARCHITECTURE.md: exit 3 = a statistical target that cannot be met, the result still written and marked
+    # feasible: false (it used to warn and exit 0, and a script went on with the all-abstain threshold).
+    th = tmp_path / "th.json"
+    res = _calibrate(cli, inputs, th, *extra, "--json")
+    assert res.rc == 3, res.err
+    rep = json.loads(res.out)  # the report is still printed
+    assert rep["feasible"] is False
+    lines = res.err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("medlens: error: infeasible:")
+    assert why in lines[0]
+    assert f"{th} was written with feasible: false" in lines[0]
+    assert "--allow-infeasible" in lines[0]
+    written = json.loads(th.read_text(encoding="utf-8"))
+    assert written["feasible"] is False
+    assert written["report"]["feasible"] is False
+    assert written["lambda"] == rep["lambda"] == 1.0  # the strictest threshold
+    # the thresholds still load and predict (everything abstains or climbs to the root at the strictest λ)
+    pred = tmp_path / "pred.csv"
+    assert cli("hier", "predict", "--thresholds", th, "--scores", inputs.leaf_scores, "--out", pred).rc == 0
+    # --allow-infeasible: the same file, a warning and exit 0, also in the human output
+    allowed = _calibrate(cli, inputs, tmp_path / "th2.json", *extra, "--allow-infeasible")
+    assert allowed.rc == 0, allowed.err
+    assert allowed.err.startswith("medlens: warning: infeasible:")
+    assert "feasible=False" in allowed.out
+    assert json.loads((tmp_path / "th2.json").read_text(encoding="utf-8"))["feasible"] is False
+    # a feasible target writes feasible: true and exits 0
+    ok = _calibrate(cli, inputs, tmp_path / "th3.json", "--alpha", "0.1")
+    assert ok.rc == 0, ok.err
+    assert ok.err == ""
+    assert json.loads((tmp_path / "th3.json").read_text(encoding="utf-8"))["feasible"] is True
 
 
 BAD_SCORE_EDITS = {

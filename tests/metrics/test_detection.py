@@ -466,6 +466,77 @@ def test_coco_prediction_errors_name_entry_and_field(dets, message):
         load_coco_predictions(dets, load_coco_ground_truth(_gt()))
 
 
+def _numpy_typed(gt: dict, dets: list) -> tuple[dict, list]:
+    """The same COCO data with NumPy scalars everywhere pycocotools takes them (and one box as an array)."""
+    np_gt = {
+        "images": [{**im, "id": np.int64(im["id"])} for im in gt["images"]],
+        "categories": [{**c, "id": np.int32(c["id"])} for c in gt["categories"]],
+        "annotations": [
+            {**a, "id": np.int64(a["id"]), "image_id": np.int64(a["image_id"]), "category_id": np.int64(a["category_id"]),
+             "bbox": [np.float64(v) for v in a["bbox"]], "area": np.float32(a["area"]), "iscrowd": np.int64(a["iscrowd"])}
+            for a in gt["annotations"]
+        ],
+    }  # fmt: skip
+    np_dets = [
+        {"image_id": np.int64(d["image_id"]), "category_id": np.int64(d["category_id"]),
+         "bbox": np.asarray(d["bbox"], dtype=np.float64) if i == 0 else [np.float32(v) for v in d["bbox"]],
+         "score": np.float32(d["score"])}
+        for i, d in enumerate(dets)
+    ]  # fmt: skip
+    return np_gt, np_dets
+
+
+def test_coco_accepts_numpy_scalars_like_python_numbers():
+    # Regression: np.float64 coordinates, np.int64 ids and np.float32 scores were refused with "must be 4
+    # finite numbers"; pycocotools takes them. Boxes and scores here are exact in float32.
+    gt = _gt(
+        annotations=[
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "area": 100, "iscrowd": 0},
+            {"id": 2, "image_id": 2, "category_id": 1, "bbox": [5.5, 5, 20, 8], "area": 160, "iscrowd": 1},
+        ]
+    )
+    dets = [
+        DET,
+        {**DET, "bbox": [0, 0, 10, 8], "score": 0.25},
+        {**DET, "image_id": 2, "bbox": [5, 5, 20, 8], "score": 0.5},
+    ]
+    np_gt, np_dets = _numpy_typed(gt, dets)
+    want, got = coco_evaluate(gt, dets), coco_evaluate(np_gt, np_dets)
+    np.testing.assert_array_equal(got.precision, want.precision)
+    np.testing.assert_array_equal(got.recall, want.recall)
+    g = load_coco_ground_truth(np_gt)
+    assert g.image_ids == (1, 2)
+    assert all(type(v) is int for v in g.image_ids + g.category_ids)
+    assert g.crowd.tolist() == [False, True]
+    # a NumPy string id is a string; a NumPy boolean crowd flag is a flag
+    s_gt = _gt(
+        images=[{"id": np.str_("a")}],
+        annotations=[{"image_id": "a", "category_id": 1, "bbox": [0, 0, 1, 1], "iscrowd": np.bool_(True)}],
+    )
+    assert load_coco_ground_truth(s_gt).image_ids == ("a",)
+    # the per-image API and voc11 take them too
+    assert voc11_evaluate(np_gt, np_dets).ap(0.5) == pytest.approx(voc11_evaluate(gt, dets).ap(0.5))
+
+
+@pytest.mark.parametrize(
+    ("dets", "message"),
+    [
+        ([{**DET, "bbox": [True, 0, 10, 10]}], r"entry 0: field 'bbox' must be 4 finite numbers .*\(a boolean is not a coordinate\)"),
+        ([{**DET, "bbox": [np.bool_(True), 0, 10, 10]}], r"\(a boolean is not a coordinate\)"),
+        ([{**DET, "score": True}], r"entry 0: field 'score' must be a finite number; got True"),
+        ([{**DET, "score": np.float32("nan")}], r"entry 0: field 'score' must be a finite number; got .*nan"),
+        ([{**DET, "image_id": True}], r"entry 0: field 'image_id' must be an integer or a string; got True"),
+        ([{**DET, "image_id": np.float64(1.0)}], r"entry 0: field 'image_id' must be an integer or a string; got"),
+        ([DET, {**DET, "image_id": np.str_("1")}], r"field 'image_id' mixes integers and strings"),
+        ([{**DET, "bbox": np.zeros((2, 2))}], r"entry 0: field 'bbox' must be 4 finite numbers"),
+    ],
+)  # fmt: skip
+def test_coco_still_refuses_booleans_and_non_numbers(dets, message):
+    # pycocotools would read True as 1; here a boolean where a number belongs is an error (as everywhere in medlens).
+    with pytest.raises(InputError, match=message):
+        load_coco_predictions(dets, load_coco_ground_truth(_gt()))
+
+
 def test_coco_files_on_disk_and_invalid_json(tmp_path):
     gt_path, pred_path = tmp_path / "GT.json", tmp_path / "PRED.json"
     gt_path.write_text(json.dumps(_gt()))

@@ -231,3 +231,118 @@ def test_detection_report_coco_protocol_matches_pycocotools(seed):
         rtol=0,
         atol=ATOL,
     )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The audit's case set, kept: every one of pycocotools' 12 summary stats, on crowd regions, IoU ties, more than
+# maxDets detections, empty images (neither gold nor detections), string image ids and NumPy-typed input.
+
+
+def twelve_stats(gt: dict, dets: list) -> list[float]:
+    """Our values of COCOeval.stats[0..11] (nan as pycocotools' -1)."""
+    areas = ("all", "small", "medium", "large")
+    r100 = coco_evaluate(gt, dets, area_ranges=areas)
+    r1 = coco_evaluate(gt, dets, area_ranges=areas, max_detections=1)
+    r10 = coco_evaluate(gt, dets, area_ranges=areas, max_detections=10)
+    got = [r100.ap(), r100.ap(0.5), r100.ap(0.75), *(r100.ap(area=a) for a in areas[1:])]
+    got += [r1.ar(), r10.ar(), r100.ar(), *(r100.ar(area=a) for a in areas[1:])]
+    return [_nan_to_minus1(v) for v in got]
+
+
+def assert_twelve_stats(gt: dict, dets: list) -> np.ndarray:
+    want = pycocotools_eval(gt, dets).stats
+    assert len(want) == 12
+    np.testing.assert_allclose(twelve_stats(gt, dets), want, rtol=0, atol=ATOL)
+    return want
+
+
+def _with_string_image_ids(gt: dict, dets: list) -> tuple[dict, list]:
+    name = {im["id"]: f"case-{im['id']:04d}.png" for im in gt["images"]}
+    gt = {
+        **gt,
+        "images": [{**im, "id": name[im["id"]]} for im in gt["images"]],
+        "annotations": [{**a, "image_id": name[a["image_id"]]} for a in gt["annotations"]],
+    }
+    return gt, [{**d, "image_id": name[d["image_id"]]} for d in dets]
+
+
+def audit_case(seed: int = 11) -> tuple[dict, list]:
+    """Random sets plus, explicitly: empty images, a crowd region, an exact IoU tie and 130 detections in one image."""
+    gt, dets = random_coco(seed, n_images=25, n_cats=3, max_gt=6, max_dt=12, crowd=0.2)
+    cat = gt["categories"][0]["id"]
+    top = max(im["id"] for im in gt["images"])
+    empty, crowd_img, tie_img, dense_img = top + 1, top + 2, top + 3, top + 4
+    gt["images"] += [{"id": i} for i in (empty, top + 5, crowd_img, tie_img, dense_img)]  # top + 5: empty too
+    ann = len(gt["annotations"])
+    gt["annotations"] += [
+        {"id": ann + 1, "image_id": crowd_img, "category_id": cat, "bbox": [0.0, 0.0, 200.0, 200.0], "area": 40000.0, "iscrowd": 1},
+        {"id": ann + 2, "image_id": crowd_img, "category_id": cat, "bbox": [10.0, 10.0, 30.0, 30.0], "area": 900.0, "iscrowd": 0},
+        {"id": ann + 3, "image_id": tie_img, "category_id": cat, "bbox": [0.0, 0.0, 20.0, 20.0], "area": 400.0, "iscrowd": 0},
+        {"id": ann + 4, "image_id": tie_img, "category_id": cat, "bbox": [10.0, 0.0, 20.0, 20.0], "area": 400.0, "iscrowd": 0},
+        {"id": ann + 5, "image_id": dense_img, "category_id": cat, "bbox": [50.0, 50.0, 40.0, 40.0], "area": 1600.0, "iscrowd": 0},
+    ]  # fmt: skip
+    dets += [
+        # crowd: many detections inside the crowd region are ignored, one matches the real box
+        *({"image_id": crowd_img, "category_id": cat, "bbox": [float(x), 60.0, 25.0, 25.0], "score": 0.6} for x in range(0, 150, 15)),
+        {"image_id": crowd_img, "category_id": cat, "bbox": [10.0, 10.0, 30.0, 30.0], "score": 0.7},
+        # a detection exactly between two gold boxes: IoU 1/3 with each (a tie the gold order breaks)
+        {"image_id": tie_img, "category_id": cat, "bbox": [5.0, 0.0, 20.0, 20.0], "score": 0.8},
+        {"image_id": tie_img, "category_id": cat, "bbox": [5.0, 0.0, 20.0, 20.0], "score": 0.8},
+        # 130 detections in one image, scores rounded (ties at the maxDets cut), the hit ranked 105th
+        *({"image_id": dense_img, "category_id": cat, "bbox": [float(3 * k), 300.0, 10.0, 10.0], "score": round(0.99 - k / 200, 2)} for k in range(130)),
+        {"image_id": dense_img, "category_id": cat, "bbox": [50.0, 50.0, 40.0, 40.0], "score": round(0.99 - 104.5 / 200, 3)},
+    ]  # fmt: skip
+    return gt, dets
+
+
+def test_audit_cases_all_twelve_stats():
+    gt, dets = audit_case()
+    want = assert_twelve_stats(gt, dets)
+    assert (want[[0, 6, 7, 8]] > 0).all()  # the case is not degenerate
+    # the dense image alone: only maxDets decides whether its hit (ranked 105th) counts
+    counts = np.unique([d["image_id"] for d in dets], return_counts=True)
+    dense = int(counts[0][np.argmax(counts[1])])
+    one = {**gt, "images": [{"id": dense}], "annotations": [a for a in gt["annotations"] if a["image_id"] == dense]}
+    stats = assert_twelve_stats(one, [d for d in dets if d["image_id"] == dense])
+    assert stats[8] == 0.0  # AR@100: the hit is cut
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_sets_all_twelve_stats(seed):
+    assert_twelve_stats(*random_coco(seed, n_images=40, crowd=0.1))
+
+
+def test_string_image_ids_all_twelve_stats():
+    gt, dets = _with_string_image_ids(*audit_case(12))
+    assert isinstance(gt["images"][0]["id"], str)
+    assert_twelve_stats(gt, dets)
+
+
+def test_empty_images_only_and_a_dataset_without_detections_of_a_category():
+    # images with neither gold nor detections leave every stat unchanged
+    gt, dets = random_coco(5, n_images=20)
+    base = assert_twelve_stats(gt, dets)
+    top = max(im["id"] for im in gt["images"])
+    padded = {**gt, "images": gt["images"] + [{"id": top + k} for k in range(1, 30)]}
+    np.testing.assert_allclose(assert_twelve_stats(padded, dets), base, rtol=0, atol=ATOL)
+
+
+def test_numpy_typed_input_matches_pycocotools():
+    # Regression: NumPy scalars (np.int64 ids, np.float64/np.float32 coordinates and scores) are taken as
+    # pycocotools takes them; the stats equal pycocotools' on the same NumPy-typed data.
+    gt, dets = audit_case(13)
+    np_gt = {
+        "images": [{"id": np.int64(im["id"])} for im in gt["images"]],
+        "categories": [{**c, "id": np.int64(c["id"])} for c in gt["categories"]],
+        "annotations": [
+            {**a, "id": np.int64(a["id"]), "image_id": np.int64(a["image_id"]), "category_id": np.int64(a["category_id"]),
+             "bbox": [np.float64(v) for v in a["bbox"]], "area": np.float64(a["area"]), "iscrowd": np.int64(a["iscrowd"])}
+            for a in gt["annotations"]
+        ],
+    }  # fmt: skip
+    np_dets = [
+        {"image_id": np.int64(d["image_id"]), "category_id": np.int64(d["category_id"]),
+         "bbox": [np.float64(v) for v in d["bbox"]], "score": np.float32(d["score"])}
+        for d in dets
+    ]  # fmt: skip
+    assert_twelve_stats(np_gt, np_dets)

@@ -90,13 +90,6 @@ def test_single_label_ragged_depths(seed):
     assert_parity(y_true, y_pred, paths_true, paths_pred, tax)
 
 
-def pad_paths(paths: np.ndarray, width: int) -> np.ndarray:
-    """Pad a (n, n_paths, n_levels) array with empty paths up to ``width`` paths per sample."""
-    out = np.full((paths.shape[0], width, paths.shape[2]), "", dtype=object)
-    out[:, : paths.shape[1]] = paths
-    return out
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 def test_multi_label_3d_paths(seed):
     rng = np.random.default_rng(200 + seed)
@@ -108,12 +101,30 @@ def test_multi_label_3d_paths(seed):
 
     y_true = [label_set() for _ in range(80)]
     y_pred = [t if rng.random() < 0.3 else label_set() for t in y_true]
-    paths_true, paths_pred = tax.to_paths(y_true), tax.to_paths(y_pred)
-    assert paths_true.ndim == 3
     # hiclass zips the true and predicted paths of a sample, so both arrays need the same number of paths
-    width = max(paths_true.shape[1], paths_pred.shape[1])
-    paths_true, paths_pred = pad_paths(paths_true, width), pad_paths(paths_pred, width)
+    paths_true, paths_pred = tax.to_paths_pair(y_true, y_pred)
+    assert paths_true.ndim == 3
+    assert paths_true.shape == paths_pred.shape
     assert_parity(y_true, y_pred, paths_true, paths_pred, tax)
+    width = paths_true.shape[1]
+    assert_parity(y_true, y_pred, tax.to_paths(y_true, width=width), tax.to_paths(y_pred, width=width), tax)
+
+
+def test_paths_of_different_widths_regression():
+    # Regression: to_paths padded truth (1 label per row) and predictions (2 in row 0) to their own widths;
+    # hiclass then dropped the second predicted path and reported precision 1.0 instead of 4/6.
+    tax = Taxonomy({"root": ["A", "B"], "A": ["a1"], "B": ["b1"]})
+    y_true, y_pred = [["a1"], ["b1"]], [["a1", "b1"], ["b1"]]
+    truth, pred = tax.to_paths_pair(y_true, y_pred)
+    assert truth.shape == pred.shape == (2, 2, 2)
+    assert hiclass_metrics.precision(truth, pred) == pytest.approx(4 / 6)
+    assert_parity(y_true, y_pred, truth, pred, tax)
+    # the width= argument gives the same arrays
+    assert tax.to_paths(y_true, width=2).tolist() == truth.tolist()
+    # single-label truth against label-set predictions: one-label sets of the common width
+    truth1, pred1 = tax.to_paths_pair(["a1", "b1"], y_pred)
+    assert truth1.tolist() == truth.tolist()
+    assert pred1.tolist() == pred.tolist()
 
 
 def test_hand_example_from_the_hiclass_docs():

@@ -455,6 +455,7 @@ def test_to_dict_from_dict_load_round_trip(tmp_path, synthetic, toy_tree, rule, 
     assert d["kind"] == "medlens.thresholds"
     assert d["aggregator"] == "sum"
     assert d["lambda"] == th.lambda_
+    assert d["feasible"] is th.report().feasible  # top level, for scripts (hier calibrate exits 3 on False)
     # built-ins are stored by name; a user taxonomy is stored inline
     assert d["taxonomy"] == (tax.to_dict() if tax_name == "toy_tree" else tax_name)
     text = json.dumps(d)

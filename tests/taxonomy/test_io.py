@@ -291,3 +291,37 @@ def test_hpo_has_no_obsolete_terms(hpo):
     assert not obsolete & set(hpo.nodes)
     for term in OBSOLETE_HPO_IDS:
         assert term not in hpo
+
+
+def test_hpo_loads_and_its_one_shared_synonym_raises_on_lookup(hpo):
+    # HPO's synonym "ASD" belongs to Atrial septal defect and Autistic behavior: the taxonomy loads (refusing
+    # it at load would refuse the HPO), and the ambiguous label raises naming both terms and the file.
+    assert hpo.map_label("Atrial septal defect") == "HP:0001631"
+    assert hpo.map_label("autistic behavior") == "HP:0000729"
+    with pytest.raises(
+        InputError,
+        match=r"label 'ASD' is ambiguous in taxonomy 'hpo' \(.*hp\.obo\): .* of 2 nodes \('HP:0000729', 'HP:0001631'\)",
+    ):
+        hpo.map_label("ASD")
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_no_builtin_label_names_two_nodes(name):
+    tax = load_taxonomy(name)
+    assert tax.source == f"built-in file {name}.json"
+    for table in tax._label_lookup:
+        assert all(len(nodes) == 1 for nodes in table.values())
+
+
+def test_ambiguous_labels_of_a_file_name_the_file(tmp_path):
+    path = tmp_path / "tax.yaml"
+    path.write_text(
+        "name: t\nroot: root\nchildren:\n  root: [Mass, mass, Nodule]\nlabels:\n  Nodule: [lump]\n  Mass: [Lump]\n"
+    )
+    tax = read_taxonomy_file(path)
+    assert tax.source == str(path)
+    with pytest.raises(
+        InputError,
+        match=rf"label 'LUMP' is ambiguous in taxonomy 't' \({re.escape(str(path))}\): it normalises to a synonym of 2 nodes \('Nodule', 'Mass'\)",
+    ):
+        tax.map_label("LUMP")

@@ -299,6 +299,34 @@ def test_node_ids_win_over_synonyms():
     assert tax.map_label("lung") == "Lung"
 
 
+def test_a_label_naming_two_nodes_raises_instead_of_picking_one():
+    # Regression: "MASS" resolved silently to whichever of "Mass"/"mass" came first, "a-b" to one of "a b"/"a_b".
+    tax = Taxonomy(
+        {"root": ["Mass", "mass", "a b", "a_b", "Lung"], "Lung": ["Nodule", "Pneumonia"]},
+        labels={"Nodule": ["lesion"], "Pneumonia": ["Lesion", "consolidation"], "Mass": ["lung"]},
+    )
+    assert [tax.map_label(x) for x in ("Mass", "mass", "a b", "a_b")] == ["Mass", "mass", "a b", "a_b"]  # exact ids
+    assert tax.map_label("CONSOLIDATION") == "Pneumonia"
+    assert tax.map_label("LUNG") == "Lung"  # one node id wins over another node's synonym
+    with pytest.raises(
+        InputError,
+        match=r"label 'MASS' is ambiguous in taxonomy 'custom': it normalises to the ids of 2 nodes \('Mass', 'mass'\)\. Use the exact node id",
+    ):
+        tax.map_label("MASS")
+    with pytest.raises(InputError, match=r"label 'A-B' is ambiguous .* the ids of 2 nodes \('a b', 'a_b'\)"):
+        tax.map_label("A-B")
+    with pytest.raises(
+        InputError, match=r"label 'lesion' is ambiguous .* a synonym of 2 nodes \('Nodule', 'Pneumonia'\)"
+    ):
+        tax.map_label("lesion")
+    assert tax.map_labels(["lesion"], mapping={"lesion": "Nodule"}) == ["Nodule"]  # the explicit way out
+    with pytest.raises(
+        InputError,
+        match=r"2 label\(s\) are ambiguous in taxonomy 'custom': 'MASS' -> \['Mass', 'mass'\]; 'lesion' -> \['Nodule', 'Pneumonia'\]",
+    ):
+        tax.validate(["Mass", "MASS", "lesion", "consolidation"])
+
+
 # --------------------------------------------------------------------------- hiclass export
 def test_to_paths_single_label(toy_tree):
     paths = toy_tree.to_paths(["Pneumonia", "Pleura", "Effusion"])
@@ -313,6 +341,31 @@ def test_to_paths_multi_label(toy_tree):
         [["Lung", "Pneumonia"], ["Pleura", "Effusion"]],
         [["Lung", "Edema"], ["", ""]],
     ]
+
+
+def test_to_paths_width_and_pair(toy_tree):
+    wide = toy_tree.to_paths([["Pneumonia"], ["Edema"]], width=3)
+    assert wide.shape == (2, 3, 2)
+    assert wide.tolist() == [
+        [["Lung", "Pneumonia"], ["", ""], ["", ""]],
+        [["Lung", "Edema"], ["", ""], ["", ""]],
+    ]
+    assert toy_tree.to_paths(["Pneumonia", "Pleura"], width=1).tolist() == [[["Lung", "Pneumonia"]], [["Pleura", ""]]]
+    with pytest.raises(
+        InputError, match=r"width=1 is smaller than the label set of row 1 \(2 labels\); use width >= 2"
+    ):
+        toy_tree.to_paths([["Pneumonia"], ["Edema", "Effusion"]], width=1)
+    for bad in (0, True, 1.5):
+        with pytest.raises(InputError, match=r"width must be a positive integer"):
+            toy_tree.to_paths([["Pneumonia"]], width=bad)
+    # the pair: 2-D for single labels on both sides, else both 3-D with one width
+    t, p = toy_tree.to_paths_pair(["Pneumonia", "Edema"], ["Edema", "Lung"])
+    assert t.shape == p.shape == (2, 2)
+    t, p = toy_tree.to_paths_pair([["Pneumonia"], ["Edema"]], [("Edema", "Effusion", "Lung"), iter([])])
+    assert t.shape == p.shape == (2, 3, 2)
+    assert p[1].tolist() == [["", ""]] * 3
+    with pytest.raises(InputError, match=r"same number of samples; got 2 and 1"):
+        toy_tree.to_paths_pair(["Pneumonia", "Edema"], ["Edema"])
 
 
 def test_to_paths_in_a_dag_uses_the_first_parent_path(toy_dag):

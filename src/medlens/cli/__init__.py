@@ -86,7 +86,8 @@ USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, IsA
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 internal error, 2 bad input or usage)."""
+    """Run the CLI; returns the exit code (0 ok, 1 internal error, 2 bad input or usage, 3 a statistical target
+    that cannot be met, e.g. `hier calibrate` without a feasible threshold)."""
     try:  # typer >= 0.2x vendors its own copy of click
         from typer._click import exceptions as click_exc
     except ImportError:  # pragma: no cover - older typer uses click itself

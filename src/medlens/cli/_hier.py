@@ -94,9 +94,19 @@ def calibrate_cmd(
     p_value: str = typer.Option("binomial", "--p-value", help="LTT p-value: binomial | hb (Hoeffding-Bentkus)."),
     grid: int = typer.Option(1001, "--grid", max=1_000_000, help="Number of candidate thresholds in [0, 1]."),
     out: Path = typer.Option(..., "--out", help="THRESHOLDS.json to write (everything predict needs)."),
+    allow_infeasible: bool = typer.Option(
+        False,
+        "--allow-infeasible",
+        help="Exit 0 when no threshold meets alpha (the file, marked feasible: false, holds the strictest one); "
+        "without it such a target exits with code 3.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Fit a threshold so that the CAE rate stays under alpha (CRC, Learn-then-Test, or empirical).
+
+    When alpha cannot be met (alpha < 1/(n+1) for CRC, or no threshold passes) the thresholds are still written,
+    marked "feasible": false with the strictest threshold, and the command exits with code 3 unless
+    --allow-infeasible.
 
     Example: medlens hier calibrate --scores cal_scores.csv --truth cal_truth.csv --alpha 0.02 --method crc
     --out thresholds.json --json
@@ -119,17 +129,25 @@ def calibrate_cmd(
         p_value=p_value,
         grid=grid,
     )
-    if not rep["feasible"]:
-        sys.stderr.write(f"medlens: warning: infeasible: {rep['message']}\n")
     if as_json:
         emit_json(rep)
-        return
-    console().print(
-        f"λ̂ = {rep['lambda']:.4f} ({rep['method']}, rule {rep['rule']}, α={rep['alpha']}): calibration CAE "
-        f"{rep['calibration_risk']:.4f}, coverage {rep['coverage']:.3f}, hF {rep['hF']:.4f}, "
-        f"feasible={rep['feasible']} → {out}",
-        markup=False,
-    )
+    else:
+        console().print(
+            f"λ̂ = {rep['lambda']:.4f} ({rep['method']}, rule {rep['rule']}, α={rep['alpha']}): calibration CAE "
+            f"{rep['calibration_risk']:.4f}, coverage {rep['coverage']:.3f}, hF {rep['hF']:.4f}, "
+            f"feasible={rep['feasible']} → {out}",
+            markup=False,
+        )
+    if not rep["feasible"]:
+        msg = " ".join(str(rep["message"]).split())
+        if allow_infeasible:
+            sys.stderr.write(f"medlens: warning: infeasible: {msg}\n")
+            return
+        sys.stderr.write(
+            f"medlens: error: infeasible: {msg} {out} was written with feasible: false and the strictest threshold "
+            f"(λ={rep['lambda']:g}); pass --allow-infeasible to accept it with exit code 0.\n"
+        )
+        raise typer.Exit(3)
 
 
 @app.command("predict")

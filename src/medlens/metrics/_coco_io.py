@@ -4,7 +4,10 @@ Ground truth: ``{"images": [{"id", ...}], "annotations": [{"image_id", "category
 "area"?, "iscrowd"?, "id"?}], "categories": [{"id", "name"?}]}``. ``area`` defaults to ``w * h`` and
 ``iscrowd`` to 0 when absent (pycocotools would fail on them); the ``ignore`` field is not used (pycocotools
 overwrites it with ``iscrowd``). Predictions: ``[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}]``.
-Ids are integers or strings (one kind per file). Widths and heights must be >= 0; a zero-size box matches
+Ids are integers or strings (one kind per file). Numbers may be of any real type, Python's or NumPy's
+(``np.int64`` ids, ``np.float32`` scores, ``np.float64`` coordinates, a 1-D array as a box), as pycocotools
+takes them; NumPy integer ids become Python ints. Booleans are refused where pycocotools would read them as
+0 and 1 (``true`` in a box or id is a bug, not a coordinate), except in ``iscrowd``. Widths and heights must be >= 0; a zero-size box matches
 nothing. A prediction on an image absent from the ground truth is an error (pycocotools asserts); one whose
 category is not in ``categories`` is dropped and counted (pycocotools drops it silently). An annotation of an
 unknown image or category, duplicate image, category or annotation ids are errors (pycocotools would drop or
@@ -23,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from medlens._validation import InputError, read_text_file
+from medlens._validation import InputError, is_real, is_real_type, read_text_file
 
 __all__ = ["CocoGroundTruth", "CocoPredictions", "load_coco_ground_truth", "load_coco_predictions"]
 
@@ -69,8 +72,21 @@ def _read_json(obj: Any, what: str) -> tuple[Any, str]:
     return obj, f"<{what}>"
 
 
+def _all_real(values: Any) -> bool:
+    return all(is_real_type(t) for t in {type(v) for v in values})
+
+
 def _is_number(v: Any) -> bool:
-    return type(v) in (int, float) and math.isfinite(v)
+    return is_real(v) and math.isfinite(v)
+
+
+def _is_flag(v: Any) -> bool:
+    """0 or 1 as any number type, or a boolean (``iscrowd``)."""
+    return (isinstance(v, bool | np.bool_) or is_real(v)) and v in (0, 1)
+
+
+def _is_box(b: Any) -> bool:
+    return (isinstance(b, list | tuple) or (isinstance(b, np.ndarray) and b.ndim == 1)) and len(b) == 4
 
 
 def _entry(entries: Sequence[Any], i: int, src: str, where: str, required: Sequence[str]) -> Mapping[str, Any]:
@@ -97,18 +113,23 @@ def _columns(entries: Sequence[Any], src: str, where: str, required: Sequence[st
         raise  # pragma: no cover - the scan raises first
 
 
-def _check_ids(values: list[Any], src: str, where: str, fld: str) -> None:
+def _check_ids(values: list[Any], src: str, where: str, fld: str) -> list[Any]:
+    """``values`` with NumPy integers and strings as Python ``int``/``str``; one kind per file."""
     kinds = {type(v) for v in values}
     if kinds <= {int} or kinds <= {str}:
-        return
+        return values
+    if all(issubclass(t, np.integer) or t is int for t in kinds):
+        return [int(v) for v in values]
+    if all(issubclass(t, str) for t in kinds):
+        return [str(v) for v in values]
     for i, v in enumerate(values):
-        if type(v) not in (int, str):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer | str):
             raise InputError(f"{src}: {where.format(i)}: field '{fld}' must be an integer or a string; got {v!r}.")
     raise InputError(f"{src}: field '{fld}' mixes integers and strings; use one kind.")
 
 
 def _numbers(values: list[Any], src: str, where: str, fld: str, what: str = "a finite number") -> np.ndarray:
-    if {type(v) for v in values} <= {int, float}:
+    if _all_real(values):
         arr = np.array(values, dtype=np.float64)
         if np.isfinite(arr).all():
             return arr
@@ -125,7 +146,7 @@ MAX_COORD = 1e7
 def _bboxes(values: list[Any], src: str, where: str) -> np.ndarray:
     """``(n, 4)`` float boxes ``[x, y, w, h]`` with finite numbers and ``w, h >= 0``."""
     try:
-        if {type(v) for b in values for v in b} <= {int, float}:
+        if _all_real(v for b in values for v in b):
             arr = np.array(values, dtype=np.float64) if values else np.zeros((0, 4))
             if (
                 arr.ndim == 2
@@ -138,11 +159,16 @@ def _bboxes(values: list[Any], src: str, where: str) -> np.ndarray:
     except (TypeError, ValueError):
         pass
     for i, bb in enumerate(values):
-        ok = isinstance(bb, list | tuple) and len(bb) == 4 and all(_is_number(v) for v in bb)
+        ok = _is_box(bb) and all(_is_number(v) for v in bb)
         if not ok or bb[2] < 0 or bb[3] < 0 or max(abs(v) for v in bb) > MAX_COORD:
+            note = (
+                " (a boolean is not a coordinate)"
+                if _is_box(bb) and any(isinstance(v, bool | np.bool_) for v in bb)
+                else ""
+            )
             raise InputError(
                 f"{src}: {where.format(i)}: field 'bbox' must be 4 finite numbers [x, y, width, height] with "
-                f"width, height >= 0 and no coordinate beyond {MAX_COORD:g} pixels; got {bb!r}."
+                f"width, height >= 0 and no coordinate beyond {MAX_COORD:g} pixels; got {bb!r}{note}."
             )
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -159,7 +185,7 @@ def _unique(values: list[Any], src: str, section: str) -> None:
 
 def _id_list(entries: Sequence[Any], src: str, section: str) -> list[Any]:
     (ids,) = _columns(entries, src, section + "[{}]", ("id",))
-    _check_ids(ids, src, section + "[{}]", "id")
+    ids = _check_ids(ids, src, section + "[{}]", "id")
     _unique(ids, src, section)
     return ids
 
@@ -200,8 +226,8 @@ def load_coco_ground_truth(gt: str | os.PathLike | Mapping[str, Any]) -> CocoGro
     anns = data["annotations"]
     where = "annotations[{}]"
     img_col, cat_col, bbox_col = _columns(anns, src, where, ("image_id", "category_id", "bbox"))
-    _check_ids(img_col, src, where, "image_id")
-    _check_ids(cat_col, src, where, "category_id")
+    img_col = _check_ids(img_col, src, where, "image_id")
+    cat_col = _check_ids(cat_col, src, where, "category_id")
     boxes = _bboxes(bbox_col, src, where)
     image, category = _positions(img_col, image_ids), _positions(cat_col, cat_ids)
     for arr, col, fld, known in (
@@ -216,9 +242,10 @@ def load_coco_ground_truth(gt: str | os.PathLike | Mapping[str, Any]) -> CocoGro
     if has_area:
         area[has_area] = _numbers([anns[i]["area"] for i in has_area], src, "annotations[{}]", "area")
     crowd_col = [a.get("iscrowd", 0) for a in anns]
-    if not {type(v) for v in crowd_col} <= {int, float, bool} or not set(crowd_col) <= {0, 1}:
-        i = next(i for i, v in enumerate(crowd_col) if type(v) not in (int, float, bool) or v not in (0, 1))
-        raise InputError(f"{src}: annotations[{i}]: field 'iscrowd' must be 0 or 1; got {crowd_col[i]!r}.")
+    fast = {type(v) for v in crowd_col} <= {int, float, bool} and set(crowd_col) <= {0, 1}
+    bad = None if fast else next((i for i, v in enumerate(crowd_col) if not _is_flag(v)), None)
+    if bad is not None:
+        raise InputError(f"{src}: annotations[{bad}]: field 'iscrowd' must be 0 or 1; got {crowd_col[bad]!r}.")
     crowd = np.array(crowd_col, dtype=bool) if anns else np.zeros(0, dtype=bool)
     ann_ids = [a["id"] for a in anns if "id" in a]
     if len(set(ann_ids)) != len(ann_ids):  # duplicates: name the entry (ids themselves are otherwise unused)
@@ -252,8 +279,8 @@ def load_coco_predictions(pred: str | os.PathLike | Sequence[Any], gt: CocoGroun
         raise InputError(f"{src}: COCO results must be a JSON list; got {type(data).__name__}.")
     where = "entry {}"
     img_col, cat_col, bbox_col, score_col = _columns(data, src, where, ("image_id", "category_id", "bbox", "score"))
-    _check_ids(img_col, src, where, "image_id")
-    _check_ids(cat_col, src, where, "category_id")
+    img_col = _check_ids(img_col, src, where, "image_id")
+    cat_col = _check_ids(cat_col, src, where, "category_id")
     boxes = _bboxes(bbox_col, src, where)
     score = _numbers(score_col, src, where, "score")
     image = _positions(img_col, gt.image_ids)

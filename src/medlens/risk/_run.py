@@ -40,7 +40,9 @@ def run_calibrate(
     """Fit a threshold on ``scores`` and ``truth`` (CSV files) so that the CAE rate stays under ``alpha``; write
     the thresholds to ``out`` and return the stamped :class:`ThresholdReport` (what ``hier calibrate --json``
     prints). ``rule`` defaults to ``"climb"`` for single-label truth and ``"multilabel"`` otherwise; the report's
-    ``feasible`` and ``message`` say when no threshold meets ``alpha``.
+    ``feasible`` and ``message`` say when no threshold meets ``alpha`` (α < 1/(n+1) for CRC, or no λ passes):
+    the file is then still written, with ``"feasible": false`` and the strictest λ, and ``hier calibrate`` exits
+    with code 3 unless ``--allow-infeasible``.
     """
     tax = load_taxonomy(taxonomy)
     st = read_score_table(scores, tax, from_leaves=from_leaves)

@@ -330,6 +330,8 @@ class RiskConstrainedThresholder:
             "method": self.method,
             "alpha": self.alpha,
             "delta": self.delta,
+            # False: no λ met alpha and "lambda" is the strictest one (``hier calibrate`` exits 3)
+            "feasible": None if self._report is None else self._report.feasible,
             "report": None if self._report is None else self._report.to_dict(),
         }
 

@@ -28,7 +28,9 @@ _BUILTIN_FILES = {
 
 def _load_builtin_file(name: str) -> Taxonomy:
     text = resources.files("medlens.taxonomy").joinpath("data", f"{name}.json").read_text(encoding="utf-8")
-    return Taxonomy.from_dict(json.loads(text))
+    tax = Taxonomy.from_dict(json.loads(text))
+    tax.source = f"built-in file {name}.json"
+    return tax
 
 
 for _name, _desc in _BUILTIN_FILES.items():
@@ -97,9 +99,11 @@ def read_taxonomy_file(path: str | os.PathLike) -> Taxonomy:
     except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
         raise InputError(f"taxonomy file {path} could not be parsed ({type(exc).__name__}: {exc}).") from None
     try:
-        return Taxonomy.from_dict(data, **({} if isinstance(data, dict) and "name" in data else {"name": path.stem}))
+        tax = Taxonomy.from_dict(data, **({} if isinstance(data, dict) and "name" in data else {"name": path.stem}))
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
+    tax.source = str(path)
+    return tax
 
 
 def load_taxonomy(name_or_path: str | os.PathLike | Taxonomy | dict) -> Taxonomy:
@@ -217,7 +221,7 @@ def from_obo(
     children = {p: [c for c in cs if c in keep] for p, cs in children.items() if p in keep}
     labels = {t: v for t, v in labels.items() if t in keep}
     desc = {t: v for t, v in desc.items() if t in keep}
-    return Taxonomy(
+    tax = Taxonomy(
         children,
         root=root,
         name=name or path.stem,
@@ -226,6 +230,8 @@ def from_obo(
         labels=labels,
         descriptions=desc,
     )
+    tax.source = str(path)
+    return tax
 
 
 def _reachable(children: dict[str, list[str]], root: str) -> set[str]:

@@ -95,6 +95,7 @@ class Taxonomy:
         if multi_parent not in ("union", "first", "error"):
             raise InputError(f"multi_parent must be 'union', 'first' or 'error'; got {multi_parent!r}.")
         self.name = str(name)
+        self.source: str | None = None  # the file it was read from (set by the readers), named in errors
         self.version = None if version is None else str(version)
         self.provenance = provenance
         self.root = str(root)
@@ -270,22 +271,30 @@ class Taxonomy:
         """Check that dataset ``labels`` all map to nodes (structure is checked on construction).
 
         Cycles, several roots and unknown nodes in ``labels``/``prompts`` already raise when the taxonomy is
-        built. Returns ``self``; raises naming every label that maps to no node.
+        built. Returns ``self``; raises naming every label that maps to no node, then every label that names
+        several nodes (see :meth:`map_label`).
 
         >>> Taxonomy({"root": ["Lung"]}, labels={"Lung": ["pulmonary"]}).validate(["Pulmonary", "lung"]).name
         'custom'
         """
         if labels is not None:
-            bad = []
+            bad, ambiguous = [], {}
             for lab in dict.fromkeys(labels):
-                try:
-                    self.map_label(lab)
-                except InputError:
+                nodes, _ = self._candidates(lab)
+                if not nodes:
                     bad.append(lab)
+                elif len(nodes) > 1:
+                    ambiguous[lab] = list(nodes)
             if bad:
                 raise InputError(
                     f"{len(bad)} label(s) map to no node of taxonomy {self.name!r}: {bad[:10]}. "
                     "Add them to the taxonomy's 'labels' or map them explicitly."
+                )
+            if ambiguous:
+                shown = "; ".join(f"{k!r} -> {v}" for k, v in list(ambiguous.items())[:5])
+                raise InputError(
+                    f"{len(ambiguous)} label(s) are ambiguous in {self._where()}: {shown}. "
+                    "Use the exact node ids or map them explicitly."
                 )
         return self
 
@@ -467,38 +476,63 @@ class Taxonomy:
 
     # ------------------------------------------------------------------ labels and export
     @cached_property
-    def _label_lookup(self) -> dict[str, str]:
-        table: dict[str, str] = {}
+    def _label_lookup(self) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+        """Normalised spelling → the nodes it names: (by node id, by synonym); several nodes = ambiguous."""
+        by_id: dict[str, dict[str, None]] = {}  # dicts as ordered sets
+        by_synonym: dict[str, dict[str, None]] = {}
         for n in self.nodes:
-            table.setdefault(_norm(n), n)
+            by_id.setdefault(_norm(n), {})[n] = None
         for n, syns in self.labels.items():
             for s in syns:
-                table.setdefault(_norm(s), n)
-        return table
+                by_synonym.setdefault(_norm(s), {})[n] = None
+        return {k: tuple(v) for k, v in by_id.items()}, {k: tuple(v) for k, v in by_synonym.items()}
+
+    def _candidates(self, label: str) -> tuple[tuple[str, ...], str]:
+        """The nodes ``label`` may name and how (``"id"``: exact or normalised node id, ``"synonym"``)."""
+        if label in self.index:
+            return (label,), "id"
+        key = _norm(label)
+        by_id, by_synonym = self._label_lookup
+        if key in by_id:
+            return by_id[key], "id"
+        return by_synonym.get(key, ()), "synonym"
+
+    def _where(self) -> str:
+        return f"taxonomy {self.name!r}" + (f" ({self.source})" if self.source else "")
 
     def map_label(self, label: str) -> str:
-        """Map a dataset label or synonym to a node id (exact id first, then normalised id and synonyms).
+        """Map a dataset label or synonym to a node id (exact id first, then normalised id, then synonyms).
+
+        Normalising ignores case and treats runs of spaces, ``_``, ``-``, ``/`` and ``,`` as one space. A label
+        whose normalised form names two or more nodes at the first tier that matches (``"MASS"`` with nodes
+        ``Mass`` and ``mass``, or a synonym shared by two nodes, such as HPO's ``ASD``) raises an
+        :class:`InputError` naming the nodes instead of picking one; pass the node id or an explicit mapping.
 
         >>> t = Taxonomy({"root": ["Pleural Effusion"]}, labels={"Pleural Effusion": ["effusion"]})
         >>> t.map_label("Effusion"), t.map_label("pleural_effusion")
         ('Pleural Effusion', 'Pleural Effusion')
         """
-        if label in self.index:
-            return label
-        hit = self._label_lookup.get(_norm(label))
-        if hit is None:
-            from difflib import get_close_matches
-
-            close = (
-                get_close_matches(_norm(label), list(self._label_lookup), n=6, cutoff=0.6) if len(label) <= 200 else []
-            )
-            nodes = list(dict.fromkeys(self._label_lookup[c] for c in close))[:3]
-            hint = f" Did you mean: {', '.join(repr(n) for n in nodes)}?" if nodes else ""
+        nodes, how = self._candidates(label)
+        if len(nodes) == 1:
+            return nodes[0]
+        if nodes:
+            what = "the ids" if how == "id" else "a synonym"
             raise InputError(
-                f"label {shorten(label)} matches no node or synonym of taxonomy {self.name!r}.{hint} "
-                "Add it to the taxonomy's 'labels' or map it explicitly."
+                f"label {shorten(label)} is ambiguous in {self._where()}: it normalises to {what} of "
+                f"{len(nodes)} nodes ({', '.join(repr(n) for n in nodes[:5])}). Use the exact node id or map "
+                "the label explicitly (Taxonomy.map_labels(..., mapping={label: node}))."
             )
-        return hit
+        from difflib import get_close_matches
+
+        by_id, by_synonym = self._label_lookup
+        keys = [*by_id, *by_synonym]
+        close = get_close_matches(_norm(label), keys, n=6, cutoff=0.6) if len(label) <= 200 else []
+        hits = list(dict.fromkeys(n for c in close for n in by_id.get(c, by_synonym.get(c, ()))))[:3]
+        hint = f" Did you mean: {', '.join(repr(n) for n in hits)}?" if hits else ""
+        raise InputError(
+            f"label {shorten(label)} matches no node or synonym of taxonomy {self.name!r}.{hint} "
+            "Add it to the taxonomy's 'labels' or map it explicitly."
+        )
 
     def map_labels(self, labels: Iterable[str], mapping: Mapping[str, str] | None = None) -> list[str]:
         """Map many labels; an explicit ``mapping`` (dataset label → node id) is tried first."""
@@ -507,25 +541,40 @@ class Taxonomy:
             self.check_node(v)
         return [mapping[x] if x in mapping else self.map_label(x) for x in labels]
 
-    def to_paths(self, labels: Sequence[str] | Sequence[Iterable[str]]) -> np.ndarray:
-        """hiclass-compatible label paths: 2-D ``(n, height)`` for single labels, 3-D for label sets.
+    def to_paths(self, labels: Sequence[str] | Sequence[Iterable[str]], *, width: int | None = None) -> np.ndarray:
+        """hiclass-compatible label paths: 2-D ``(n, height)`` for single labels, 3-D ``(n, width, height)`` for
+        label sets.
 
         Paths exclude the root and are right-padded with ``""``. In a DAG the first-parent path is used.
+        ``width`` is the number of path slots per sample of the 3-D form (default: the largest label set; a
+        larger set is an error); given for single labels, it makes them one-label sets. hiclass pairs the slots
+        of truth and predictions with ``zip`` and silently drops the slots of the wider array, so score
+        label sets with one ``width`` for both, or use :meth:`to_paths_pair`.
+
+        >>> t = Taxonomy({"root": ["A", "B"], "A": ["a1"], "B": ["b1"]})
+        >>> t.to_paths([["a1"], ["b1"]], width=2).shape
+        (2, 2, 2)
         """
-        if len(labels) and not isinstance(labels[0], str):
-            sets = [list(s) for s in labels]
-            width = max(1, max(len(s) for s in sets))
-            out = np.full((len(sets), width, self.height), "", dtype=object)
-            for i, s in enumerate(sets):
-                for j, lab in enumerate(s):
-                    p = self.path(lab)
-                    out[i, j, : len(p)] = p
-            return out
-        out = np.full((len(labels), self.height), "", dtype=object)
-        for i, lab in enumerate(labels):
-            p = self.path(lab)
-            out[i, : len(p)] = p
-        return out
+        from medlens.taxonomy._paths import label_paths
+
+        return label_paths(self, labels, width)
+
+    def to_paths_pair(
+        self, y_true: Sequence[str] | Sequence[Iterable[str]], y_pred: Sequence[str] | Sequence[Iterable[str]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Truth and predictions as hiclass paths of one shape, ready for ``hiclass.metrics``.
+
+        Both 2-D ``(n, height)`` when both hold single labels; otherwise both 3-D with the width of the largest
+        label set on either side (single labels become one-label sets).
+
+        >>> t = Taxonomy({"root": ["A", "B"], "A": ["a1"], "B": ["b1"]})
+        >>> truth, pred = t.to_paths_pair(["a1", "b1"], [["a1", "b1"], ["b1"]])
+        >>> truth.shape == pred.shape == (2, 2, 2)
+        True
+        """
+        from medlens.taxonomy._paths import label_paths_pair
+
+        return label_paths_pair(self, y_true, y_pred)
 
     def to_dict(self) -> dict[str, Any]:
         """The file-format dict (round-trips through :meth:`from_dict`)."""

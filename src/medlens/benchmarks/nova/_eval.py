@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from medlens._validation import InputError, check_option, did_you_mean
+from medlens._validation import InputError, check_option, did_you_mean, is_real
 from medlens.io import iter_jsonl
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -132,7 +132,7 @@ def _box_array(value: Any, where: str) -> np.ndarray:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    return is_real(v)  # Python or NumPy numbers, not booleans
 
 
 def _parse_row(obj: Any, where: str, dataset: NovaDataset, seen: dict[tuple[str, str], str]) -> PredictionRow:
