@@ -21,12 +21,14 @@ from medlens.slicing._directions import (
     plane_normals,
 )
 from medlens.slicing._geometry import OFFSETS, PlaneGeometry, in_plane_axes, plane_geometry, voxel_coordinates
+from medlens.slicing._run import montage_png, run_slice
 from medlens.slicing._sampling import BACKENDS, Slices, sample_planes, sample_planes_torch
-from medlens.slicing._slice import normalize_intensity, slice_volume
+from medlens.slicing._slice import INTENSITY_MODES, normalize_intensity, slice_volume
 
 __all__ = [
     "BACKENDS",
     "CANONICAL_NORMALS",
+    "INTENSITY_MODES",
     "METHODS",
     "OFFSETS",
     "NormalsQuality",
@@ -34,11 +36,13 @@ __all__ = [
     "Slices",
     "canonicalize_normals",
     "in_plane_axes",
+    "montage_png",
     "normalize_intensity",
     "normals_quality",
     "plane_angles",
     "plane_geometry",
     "plane_normals",
+    "run_slice",
     "sample_planes",
     "sample_planes_torch",
     "slice_volume",
