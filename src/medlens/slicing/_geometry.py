@@ -91,8 +91,13 @@ class PlaneGeometry:
 def voxel_coordinates(geometry: PlaneGeometry, affine: np.ndarray) -> np.ndarray:
     """Continuous voxel indices of every pixel centre, shape ``(3, P, S, S)``: ``A⁻¹ x`` in float64."""
     inv = np.linalg.inv(check_affine(affine))
-    pts = geometry.points_mm()
-    return np.einsum("ij,psrj->ipsr", inv[:3, :3], pts) + inv[:3, 3][:, None, None, None]
+    lin = inv[:3, :3]
+    s = geometry.size
+    g = (np.arange(s) - (s - 1) / 2.0) * geometry.spacing_mm
+    qc = geometry.centres_mm @ lin.T + inv[:3, 3]  # (P, 3): the plane centres in voxels
+    qu, qv = geometry.u @ lin.T, geometry.v @ lin.T  # the in-plane axes in voxels per mm
+    rows = qc.T[:, :, None, None] + qu.T[:, :, None, None] * g[None, None, :, None]  # (3, P, S, 1)
+    return rows + qv.T[:, :, None, None] * g[None, None, None, :]
 
 
 def _physical(affine: np.ndarray, idx: np.ndarray) -> np.ndarray:
