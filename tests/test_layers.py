@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "medlens"
 # sit below every package and import no package.
 LAYERS: list[set[str]] = [
     {"io", "taxonomy", "text"},
-    {"encoders", "llm", "report", "training"},
+    {"encoders", "llm", "report", "training", "slicing"},
     {"hierarchy", "retrieval", "metrics"},
     {"risk", "agents", "stitching"},
     {"benchmarks"},

@@ -36,9 +36,27 @@ SECOND_SPELLINGS = {
     "--n-bootstrap": "--bootstrap",
     "--output": "--out",
     "-o": "--out",
+    "--n-views": "--views",
+    "--num-views": "--views",
+    "--fov": "--fov-mm",
+    "--slice-spacing": "--spacing-mm",
+    "--image-size": "--size",
 }
 # the one-name flags of this table and the library parameter each is bound to
-CANONICAL = {"--top-k": "top_k", "--branch-depth": "branch_depth", "--batch-size": "batch_size"}
+CANONICAL = {
+    "--top-k": "top_k",
+    "--branch-depth": "branch_depth",
+    "--batch-size": "batch_size",
+    # volume slicing (``medlens slice``; the multiview commands reuse them)
+    "--views": "views",
+    "--size": "size",
+    "--fov-mm": "fov_mm",
+    "--offset": "offset",
+    "--stack": "stack",
+    "--spacing-mm": "spacing_mm",
+    "--backend": "backend",
+    "--mask": "mask",
+}
 
 
 def _commands() -> dict[str, Any]:

@@ -34,6 +34,15 @@ def _coco_gt(bbox: str) -> str:
     )
 
 
+def _nifti(shape: tuple[int, ...], shift_mm: float = 0.0) -> bytes:
+    """A small NIfTI-1 file's bytes (oblique 2 mm grid), for the ``slice`` cases."""
+    import nibabel as nib
+    import numpy as np
+
+    affine = np.array([[0.0, -2.0, 0.0, 10.0 + shift_mm], [2.0, 0.0, 0.3, -5.0], [0.0, 0.0, 2.0, 0.0], [0, 0, 0, 1]])
+    return nib.Nifti1Image(np.ones(shape, np.float32), affine).to_bytes()
+
+
 OBO_HEAD = "format-version: 1.2\ndata-version: test\n\n"
 
 
@@ -106,6 +115,10 @@ FILES: dict[str, str | bytes] = {
     "lab40.csv": "id,label\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(39)),
     "tr.npz": _translator(),
     "other.npz": b"PK\x05\x06" + b"\x00" * 18,
+    "vol.nii": _nifti((4, 4, 4)),
+    "vol4d.nii": _nifti((4, 4, 4, 2)),
+    "mask_short.nii": _nifti((4, 4, 3)),
+    "mask_shifted.nii": _nifti((4, 4, 4), shift_mm=1.5),
 }
 
 

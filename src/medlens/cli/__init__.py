@@ -23,6 +23,7 @@ from medlens.cli import (
     _radar,
     _rag,
     _report,
+    _slice,
     _stitch,
     _taxonomy,
 )
@@ -41,6 +42,7 @@ app = typer.Typer(
     "  medlens nova evaluate --data ~/data/Nova --predictions pred.jsonl --json\n\n"
     "  medlens rag index --corpus hpo --out runs/hpo-index\n\n"
     "  medlens stitch fit --source lsa.npy --target minilm.npy --method ortho --out tr.npz\n\n"
+    "  medlens slice brain.nii.gz --views 12 --size 224 --out runs/brain-slices\n\n"
     "  medlens bench run rare-hpo --out runs/rare-hpo",
     no_args_is_help=True,
     add_completion=False,
@@ -81,6 +83,7 @@ app.command("demo")(_demo.demo)
 app.command("doctor")(_doctor.doctor)
 app.command("report")(_report.report)
 app.command("encode")(_encoders.encode)
+app.command("slice")(_slice.slice_)
 
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, IsADirectoryError, ImportError, KeyError)
 
