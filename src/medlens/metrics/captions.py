@@ -50,7 +50,6 @@ from medlens._validation import InputError, check_option
 from medlens.metrics._bertscore import MINILM_NAME, bertscore
 from medlens.metrics._cider import cider_d_scores
 from medlens.metrics._coco_caption import coco_bleu_from_stats, coco_caption_metrics
-from medlens.metrics._ptb import ptb_tokenize, ptb_tokenize_many
 from medlens.metrics._keywords import (
     TERM_SETS,
     KeywordMentions,
@@ -62,6 +61,7 @@ from medlens.metrics._keywords import (
 )
 from medlens.metrics._lexical import BLEU_TOKENIZERS, bleu, bleu_from_stats, rouge_l
 from medlens.metrics._meteor import WORDNET_ENV, WORDNET_FILES, WordNetSource, find_wordnet, meteor
+from medlens.metrics._ptb import ptb_tokenize, ptb_tokenize_many
 from medlens.metrics._text import TextScore, check_captions, mean_or_none, nan_to_none, tokenize_caption
 from medlens.text import NegationRules, load_negation_rules
 
