@@ -71,8 +71,12 @@ def test_evaluate_json_contract(cli, nova_files, tmp_path):
     assert d["tasks"] == ["localization", "caption", "diagnosis"]
     assert {"map30", "map50", "map50_95", "acc50", "protocol", "deviations", "human_ceiling"} <= set(d["localization"])
     assert d["localization"]["protocol"] == "nova-voc11"
+    assert d["caption"]["mode"] == "coco-caption"
     assert {
-        "bleu",
+        "bleu1",
+        "bleu2",
+        "bleu3",
+        "bleu4",
         "rouge_l",
         "cider",
         "meteor",

@@ -126,13 +126,18 @@ def test_captions_against_caption_report(nova, nf):
         {"filename": "case0004_001.png", "task": "caption", "caption": "  "},  # failed
     ]
     r = nova_evaluate(nova, rows, caption_options=NO_MODELS, details=True)["caption"]
-    ref = caption_report(
-        [nf.IMAGES[0]["caption"], nf.IMAGES[2]["caption"]],
-        [rows[0]["caption"], rows[1]["caption"]],
-        options=CaptionOptions(meteor=None, bertscore=None),
-    )
-    for key in ("bleu", "rouge_l", "cider", "keyword_f1_modality", "keyword_f1_findings"):
+    refs, cands = [nf.IMAGES[0]["caption"], nf.IMAGES[2]["caption"]], [rows[0]["caption"], rows[1]["caption"]]
+    ref = caption_report(refs, cands, options=CaptionOptions(meteor=None, bertscore=None), mode="coco-caption")
+    keys = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "cider", "keyword_f1_modality", "keyword_f1_findings")
+    assert r["mode"] == "coco-caption"  # the default: pycocoevalcap's numbers, as the paper reports them
+    for key in keys:
         assert r[key] == ref.scores[key]
+    sb = nova_evaluate(nova, rows, caption_options=NO_MODELS, caption_mode="sacrebleu")["caption"]
+    sb_ref = caption_report(refs, cands, options=CaptionOptions(meteor=None, bertscore=None), mode="sacrebleu")
+    assert sb["mode"] == "sacrebleu"
+    for key in keys:
+        assert sb[key] == sb_ref.scores[key]
+    assert sb["bleu4"] != r["bleu4"]
     assert (r["meteor"], r["bertscore_f1"]) == (None, None)
     assert set(r["skipped"]) == {"meteor", "bertscore_f1"}
     assert (r["n_scored"], r["n_predicted"], r["n_empty"], r["n_missing"]) == (2, 4, 2, 1)
@@ -144,7 +149,7 @@ def test_captions_against_caption_report(nova, nf):
 
 def test_only_failed_captions(nova):
     r = nova_evaluate(nova, [{"filename": "case0001_001.png", "task": "caption", "caption": None}])["caption"]
-    assert (r["bleu"], r["n_scored"], r["n_empty"], r["note"]) == (None, 0, 1, "no caption to score")
+    assert (r["bleu4"], r["n_scored"], r["n_empty"], r["note"]) == (None, 0, 1, "no caption to score")
 
 
 # ================================================================================================ diagnosis
@@ -202,7 +207,7 @@ def test_all_tasks_in_one_file(nova_files):
     assert out["tasks"] == ["localization", "caption", "diagnosis"]
     assert out["n_prediction_rows"] == 15
     assert out["caption"]["rouge_l"] == 1.0
-    assert out["caption"]["bleu"] == pytest.approx(100.0)
+    assert out["caption"]["bleu4"] == pytest.approx(1.0)  # coco-caption scale (0-1)
     assert out["localization"]["map50"] == 1.0
     assert out["diagnosis"]["top5"] == 0.6
     only = nova_evaluate(ds, nova_files.predictions, tasks=["diagnosis"])

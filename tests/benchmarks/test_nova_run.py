@@ -200,8 +200,8 @@ def test_caption_rows_and_empty_replies(nova, tmp_path):
     cap = res["caption"]
     assert (cap["n_scored"], cap["n_empty"], cap["n_predicted"]) == (3, 2, 5)
     per = {p["id"]: p for p in cap["per_sample"]}
-    assert per["case0001_001.png"]["bleu"] == pytest.approx(100.0)  # sacrebleu scale
-    assert per["case0004_001.png"]["bleu"] == pytest.approx(100.0)
+    assert per["case0001_001.png"]["bleu4"] == pytest.approx(1.0)  # coco-caption scale
+    assert per["case0004_001.png"]["bleu4"] == pytest.approx(1.0)
 
 
 # ============================================================================================ resume / config

@@ -493,13 +493,13 @@ def test_caption_report_keys_groups_and_exports():
     for key in ("rouge_l", "cider", "keyword_f1_findings", "keyword_f1_modality"):
         assert rep.groups["tumour"][key] == pytest.approx(np.nanmean(rep.per_sample[key][[0, 3]]))
     sub = bleu([refs[0], refs[3]], [cands[0], cands[3]])
-    assert rep.groups["tumour"]["bleu"] == pytest.approx(sub.score, abs=1e-12)
+    assert rep.groups["tumour"]["bleu4"] == pytest.approx(sub.score, abs=1e-12)
     assert rep.groups["tumour"]["meteor"] is None
     # CIDEr-D of the group is NOT a re-run on the group (dataset-level IDF)
     assert rep.groups["tumour"]["cider"] != pytest.approx(cider_d([refs[0], refs[3]], [cands[0], cands[3]]).score)
     doc = rep.to_dict(per_sample=True)
     text = json.dumps(doc, allow_nan=False)
-    assert '"bleu"' in text
+    assert '"bleu4"' in text
     assert doc["per_sample"][0]["id"] == "c1"
     assert doc["per_sample"][0]["group"] == "tumour"
     assert doc["per_sample"][0]["meteor"] is None

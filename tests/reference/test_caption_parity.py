@@ -99,8 +99,8 @@ def test_group_bleu_in_caption_report_equals_sacrebleu_on_the_group():
     for g in ("g1", "g2"):
         idx = [i for i in range(20) if groups[i] == g]
         peer = sacrebleu.corpus_bleu([cands[i] for i in idx], [[refs[i] for i in idx]])
-        assert rep.groups[g]["bleu"] == pytest.approx(peer.score, abs=1e-12)
-    assert rep.scores["bleu"] == pytest.approx(sacrebleu.corpus_bleu(cands, [refs]).score, abs=1e-12)
+        assert rep.groups[g]["bleu4"] == pytest.approx(peer.score, abs=1e-12)
+    assert rep.scores["bleu4"] == pytest.approx(sacrebleu.corpus_bleu(cands, [refs]).score, abs=1e-12)
 
 
 # --------------------------------------------------------------------------------------------------- ROUGE-L

@@ -223,6 +223,11 @@ def evaluate_cmd(
     meteor_wordnet: str | None = typer.Option(
         None, "--meteor-wordnet", help="WordNet folder for METEOR (default: NLTK paths, $MEDLENS_WORDNET) | none."
     ),
+    caption_mode: str = typer.Option(
+        "coco-caption",
+        "--caption-mode",
+        help="Caption metrics: coco-caption (pycocoevalcap's pipeline, the papers' numbers; default) | sacrebleu.",
+    ),
     images: Path | None = typer.Option(None, "--images", help="Folder to look for the image files in first."),
     allow_problems: bool = typer.Option(
         False, "--allow-problems", help="Evaluate even when `nova validate` finds problems (they are reported)."
@@ -235,8 +240,9 @@ def evaluate_cmd(
     """Score prediction rows on NOVA: one object per task present.
 
     localization: map30, map50, map50_95, acc50 (protocol nova-voc11 or coco101; box-frame conversions and clips
-    listed as deviations; the two raters' agreement as human ceiling). caption: bleu, rouge_l, cider, meteor,
-    bertscore_f1, keyword_f1_modality, keyword_f1_findings. diagnosis: top1, top5 (+ macro) under the judge, with
+    listed as deviations; the two raters' agreement as human ceiling). caption (--caption-mode coco-caption, the
+    papers' pycocoevalcap numbers, or sacrebleu): bleu1..bleu4, rouge_l, cider, meteor, bertscore_f1,
+    keyword_f1_modality, keyword_f1_findings. diagnosis: top1, top5 (+ macro) under the judge, with
     coverage and entropy of the predicted labels; --compare-judge adds Cohen's kappa between two judges. The llm
     judge asks --model at --llm-url --votes times per pair and takes the majority (votes and decisions cached).
     Every task reports n_predicted and n_missing.
@@ -261,6 +267,7 @@ def evaluate_cmd(
         missing=missing,
         bertscore_model=bertscore_model,
         meteor_wordnet=meteor_wordnet,
+        caption_mode=caption_mode,
         images=images,
         allow_problems=allow_problems,
         no_cache=no_cache,
@@ -288,7 +295,10 @@ def _print_evaluate(r: dict[str, Any]) -> None:
     rows = {
         "localization": ("map30", "map50", "map50_95", "acc50", "precision50", "recall50"),
         "caption": (
-            "bleu",
+            "bleu1",
+            "bleu2",
+            "bleu3",
+            "bleu4",
             "rouge_l",
             "cider",
             "meteor",

@@ -35,7 +35,7 @@ def _sacrebleu():
     return require("sacrebleu", extra="text", purpose="BLEU")
 
 
-def _bleu_objects(tokenize: str, smooth_method: str, smooth_value: float | None, lowercase: bool):
+def _bleu_objects(tokenize: str, smooth_method: str, smooth_value: float | None, lowercase: bool, order: int = 4):
     sb = _sacrebleu()
     check_option(tokenize, BLEU_TOKENIZERS, name="tokenize")
     check_option(smooth_method, tuple(sb.BLEU.SMOOTH_DEFAULTS), name="smooth_method")
@@ -45,6 +45,7 @@ def _bleu_objects(tokenize: str, smooth_method: str, smooth_value: float | None,
         "smooth_value": smooth_value,
         "lowercase": lowercase,
         "force": True,  # captions are plain text; silence the "tokenized period" heuristic
+        "max_ngram_order": order,
     }
     return sb.BLEU(**kw), sb.BLEU(**kw, effective_order=True)
 
@@ -55,16 +56,24 @@ def _ref_streams(refs: list[list[str]]) -> list[list[str | None]]:
     return [[r[k] if k < len(r) else None for r in refs] for k in range(width)]
 
 
-def bleu_from_stats(stats: np.ndarray, *, sentence: bool = False, **settings: Any) -> float:
+def bleu_from_stats(stats: np.ndarray, *, sentence: bool = False, order: int = 4, **settings: Any) -> float:
     """BLEU (0–100) from summed sacrebleu statistics (rows of ``bleu(...).components["stats"]``).
 
     ``settings`` are the :func:`bleu` options (``tokenize`` does not matter here); ``sentence=True`` uses
-    ``effective_order`` as the per-sample values do.
+    ``effective_order`` as the per-sample values do. ``order`` < 4 gives BLEU-1..3 (sacrebleu's
+    ``max_ngram_order``) from the same order-4 statistics (their first orders).
     """
     stats = np.asarray(stats, dtype=np.int64)
     total = stats.sum(axis=0) if stats.ndim == 2 else stats
+    if order not in (1, 2, 3, 4):
+        raise InputError(f"order must be 1, 2, 3 or 4; got {order!r}.")
+    total = np.concatenate([total[:2], total[2 : 2 + order], total[6 : 6 + order]])
     corpus, single = _bleu_objects(
-        "none", settings.get("smooth_method", "exp"), settings.get("smooth_value"), settings.get("lowercase", False)
+        "none",
+        settings.get("smooth_method", "exp"),
+        settings.get("smooth_value"),
+        settings.get("lowercase", False),
+        order,
     )
     obj = single if sentence else corpus
     return float(obj._compute_score_from_stats([int(v) for v in total]).score)

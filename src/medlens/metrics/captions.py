@@ -5,15 +5,20 @@ Each metric takes ``(references, candidates, *, sample_weight=None)`` — the ``
 :class:`TextScore` (corpus value, per-sample values, settings):
 
 =====================  ===================================================  =====  =====================
-key                    implementation                                       scale  corpus value
+key                    implementation (``mode="sacrebleu"``)                scale  corpus value
 =====================  ===================================================  =====  =====================
-``bleu``               sacrebleu ``BLEU`` (13a, exp smoothing), exact       0–100  corpus BLEU (pooled n-gram stats)
+``bleu1`` … ``bleu4``  sacrebleu ``BLEU`` (13a, exp smoothing, max order k)  0–100  corpus BLEU (pooled n-gram stats)
 ``rouge_l``            rouge-score ``rougeL`` F-measure, exact               0–1    mean
 ``cider``              CIDEr-D = pycocoevalcap's ``Cider`` (see below)       0–10   mean
 ``meteor``             NLTK ``meteor_score`` with local WordNet, or None     0–1    mean
 ``bertscore_f1``       BERTScore F1, local model (MiniLM by default)         0–1    mean
 ``keyword_f1_*``       keyword F1 over NOVA's modality / finding terms      0–1    mean over scored samples
 =====================  ===================================================  =====  =====================
+
+Modes. :func:`caption_report` has two modes, named in every output under ``mode``: ``"sacrebleu"`` (the table
+above; its default) and ``"coco-caption"``, the pycocoevalcap pipeline that caption papers (NOVA, FMBench) report:
+PTB tokenisation, BLEU-1..4 (0–1), ROUGE-L with β = 1.2, CIDEr-D and METEOR 1.5 (Java), equal to pycocoevalcap
+(see :mod:`medlens.metrics._coco_caption`); BERTScore and keyword F1 are the same in both modes.
 
 Each metric stays on its reference library's scale so numbers match what those libraries print. With
 ``sample_weight`` the mean-type metrics (ROUGE-L, METEOR, BERTScore, keyword F1) are weighted means; corpus BLEU
@@ -35,15 +40,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from medlens._results import MetricResult, refuse_sample_weight
-from medlens._validation import InputError
+from medlens._validation import InputError, check_option
 from medlens.metrics._bertscore import MINILM_NAME, bertscore
 from medlens.metrics._cider import cider_d_scores
+from medlens.metrics._coco_caption import coco_bleu_from_stats, coco_caption_metrics
 from medlens.metrics._keywords import (
     TERM_SETS,
     KeywordMentions,
@@ -55,12 +61,14 @@ from medlens.metrics._keywords import (
 )
 from medlens.metrics._lexical import BLEU_TOKENIZERS, bleu, bleu_from_stats, rouge_l
 from medlens.metrics._meteor import WORDNET_ENV, WORDNET_FILES, WordNetSource, find_wordnet, meteor
+from medlens.metrics._ptb import ptb_tokenize, ptb_tokenize_many
 from medlens.metrics._text import TextScore, check_captions, mean_or_none, nan_to_none, tokenize_caption
 from medlens.text import NegationRules, load_negation_rules
 
 __all__ = [
     "BLEU_TOKENIZERS",
     "CAPTION_KEYS",
+    "CAPTION_MODES",
     "MINILM_NAME",
     "BertScoreOptions",
     "BleuOptions",
@@ -90,6 +98,8 @@ __all__ = [
     "load_negation_rules",
     "load_term_set",
     "meteor",
+    "ptb_tokenize",
+    "ptb_tokenize_many",
     "rouge_l",
     "tokenize_caption",
 ]
@@ -97,7 +107,21 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The stable keys of :func:`caption_report` (and of ``medlens nova evaluate``'s ``caption`` object).
-CAPTION_KEYS = ("bleu", "rouge_l", "cider", "meteor", "bertscore_f1", "keyword_f1_modality", "keyword_f1_findings")
+CAPTION_KEYS = (
+    "bleu1",
+    "bleu2",
+    "bleu3",
+    "bleu4",
+    "rouge_l",
+    "cider",
+    "meteor",
+    "bertscore_f1",
+    "keyword_f1_modality",
+    "keyword_f1_findings",
+)
+#: :func:`caption_report`'s modes: the pycocoevalcap pipeline papers report, and sacrebleu/rouge-score/NLTK.
+CAPTION_MODES = ("coco-caption", "sacrebleu")
+_BLEU_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4")
 
 
 def cider_d(
@@ -253,6 +277,8 @@ class CaptionReport(MetricResult):
         Per metric: library, tokeniser, model, WordNet source; ``skipped`` → {key: reason}.
     components : dict
         Per metric, the extra per-sample arrays (BLEU statistics, BERTScore precision/recall, keyword terms).
+    mode : str
+        ``"sacrebleu"`` or ``"coco-caption"`` (see the module notes).
     """
 
     scores: dict[str, float | None]
@@ -262,6 +288,7 @@ class CaptionReport(MetricResult):
     group_of: list[Any] | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     components: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mode: str = "sacrebleu"
 
     @property
     def skipped(self) -> dict[str, str]:
@@ -270,7 +297,12 @@ class CaptionReport(MetricResult):
 
     def to_dict(self, *, per_sample: bool = False) -> dict[str, Any]:
         """JSON-friendly: ``scores``, ``groups``, ``settings`` and, on request, the per-sample rows."""
-        out: dict[str, Any] = {"scores": dict(self.scores), "n": len(self.ids), "settings": self.settings}
+        out: dict[str, Any] = {
+            "mode": self.mode,
+            "scores": dict(self.scores),
+            "n": len(self.ids),
+            "settings": self.settings,
+        }
         if self.groups:
             out["groups"] = {str(g): v for g, v in self.groups.items()}
         if per_sample:
@@ -304,6 +336,7 @@ def caption_report(
     ids: Sequence[Any] | None = None,
     groups: Sequence[Any] | None = None,
     options: CaptionOptions | None = None,
+    mode: str = "sacrebleu",
 ) -> CaptionReport:
     """Every caption metric on the whole set at once, with per-sample values and group values.
 
@@ -323,7 +356,12 @@ def caption_report(
         per-sample values of the full run.
     options : CaptionOptions, optional
         Per-metric settings (default ``CaptionOptions()``); ``CaptionOptions(meteor=None, bertscore=None)``
-        skips the metrics that need WordNet or a model.
+        skips the metrics that need WordNet or a model. In ``coco-caption`` mode the BLEU, ROUGE-L and METEOR
+        options do not apply (pycocoevalcap's settings are fixed); ``meteor=None`` still skips METEOR.
+    mode : {"sacrebleu", "coco-caption"}
+        ``sacrebleu``: sacrebleu BLEU-1..4 (0–100), rouge-score ROUGE-L, CIDEr-D on :func:`tokenize_caption`
+        tokens, NLTK METEOR. ``coco-caption``: pycocoevalcap's pipeline (PTB tokens, BLEU-1..4 on 0–1, ROUGE-L
+        β = 1.2, CIDEr-D, METEOR 1.5 when Java is on ``PATH``), the numbers caption papers report.
 
     Returns
     -------
@@ -338,6 +376,10 @@ def caption_report(
     (0.5, [1.0, 0.0])
     >>> sorted(rep.skipped)
     ['bertscore_f1', 'meteor']
+    >>> coco = caption_report(["a small lesion in the left frontal lobe"], ["a small lesion in the right frontal lobe"],
+    ...                       options=CaptionOptions(meteor=None, bertscore=None), mode="coco-caption")
+    >>> coco.mode, round(coco.scores["bleu1"], 4), round(coco.scores["rouge_l"], 4)
+    ('coco-caption', 0.875, 0.875)
     """
     refuse_sample_weight(
         sample_weight,
@@ -347,6 +389,7 @@ def caption_report(
     opts = CaptionOptions() if options is None else options
     if not isinstance(opts, CaptionOptions):
         raise InputError(f"options must be a CaptionOptions; got {type(opts).__name__}.")
+    check_option(mode, CAPTION_MODES, name="mode")
     refs, cands = check_captions(references, candidates, ids)
     n = len(cands)
     id_list = list(ids) if ids is not None else list(range(n))
@@ -355,16 +398,10 @@ def caption_report(
 
     results: dict[str, TextScore | None] = {}
     skipped: dict[str, str] = {}
-    results["bleu"] = bleu(refs, cands, tokenize=opts.bleu.tokenize, smooth_method=opts.bleu.smooth_method)
-    results["rouge_l"] = rouge_l(refs, cands, use_stemmer=opts.rouge_l.use_stemmer)
-    results["cider"] = cider_d(refs, cands, n=opts.cider.n, sigma=opts.cider.sigma)
-    if opts.meteor is None:
-        results["meteor"] = None
-        skipped["meteor"] = "METEOR disabled (CaptionOptions.meteor=None)."
+    if mode == "coco-caption":
+        results.update(_coco_results(refs, cands, opts, skipped))
     else:
-        results["meteor"] = meteor(refs, cands, wordnet=opts.meteor.wordnet)
-        if results["meteor"] is None:
-            skipped["meteor"] = str(find_wordnet().skip_reason)
+        results.update(_sacrebleu_results(refs, cands, opts, skipped))
     if opts.bertscore is None:
         results["bertscore_f1"] = None
         skipped["bertscore_f1"] = "BERTScore disabled (CaptionOptions.bertscore=None)."
@@ -387,18 +424,19 @@ def caption_report(
     group_values: dict[Any, dict[str, Any]] = {}
     group_list = list(groups) if groups is not None else None
     if group_list is not None:
-        stats = components["bleu"]["stats"]
-        bleu_kw = {"smooth_method": opts.bleu.smooth_method}
+        stats = components["bleu4"]["stats"]
         for g in dict.fromkeys(group_list):
             mask = np.fromiter((x == g for x in group_list), dtype=bool, count=n)
             vals: dict[str, Any] = {"n": int(mask.sum())}
+            if mode == "coco-caption":
+                vals.update(zip(_BLEU_KEYS, coco_bleu_from_stats(stats[mask]), strict=True))
+            else:
+                for k, key in enumerate(_BLEU_KEYS, 1):
+                    vals[key] = bleu_from_stats(stats[mask], order=k, smooth_method=opts.bleu.smooth_method)
             for k in CAPTION_KEYS:
-                if results[k] is None:
-                    vals[k] = None
-                elif k == "bleu":
-                    vals[k] = bleu_from_stats(stats[mask], **bleu_kw)
-                else:
-                    vals[k] = mean_or_none(per[k][mask])
+                if k in _BLEU_KEYS:
+                    continue
+                vals[k] = None if results[k] is None else mean_or_none(per[k][mask])
             group_values[g] = vals
     return CaptionReport(
         scores=scores,
@@ -408,4 +446,56 @@ def caption_report(
         group_of=group_list,
         settings=settings,
         components=components,
+        mode=mode,
     )
+
+
+def _sacrebleu_results(refs: list[list[str]], cands: list[str], opts: CaptionOptions, skipped: dict[str, str]):
+    """BLEU-1..4 (sacrebleu), ROUGE-L (rouge-score), CIDEr-D, METEOR (NLTK): the ``sacrebleu`` mode."""
+    out: dict[str, TextScore | None] = {}
+    b4 = bleu(refs, cands, tokenize=opts.bleu.tokenize, smooth_method=opts.bleu.smooth_method)
+    stats = b4.components["stats"]
+    for k, key in enumerate(_BLEU_KEYS, 1):
+        if k == 4:
+            out[key] = replace(b4, metric=key, settings={**b4.settings, "max_ngram_order": 4})
+            continue
+        kw = {"order": k, "smooth_method": opts.bleu.smooth_method}
+        out[key] = TextScore(
+            metric=key,
+            score=bleu_from_stats(stats, **kw),
+            per_sample=np.array([bleu_from_stats(row, sentence=True, **kw) for row in stats]),
+            settings={**b4.settings, "max_ngram_order": k, "signature": "sacrebleu statistics of BLEU-4, first orders"},
+            components={"stats": stats},
+        )
+    out["rouge_l"] = rouge_l(refs, cands, use_stemmer=opts.rouge_l.use_stemmer)
+    out["cider"] = cider_d(refs, cands, n=opts.cider.n, sigma=opts.cider.sigma)
+    if opts.meteor is None:
+        out["meteor"] = None
+        skipped["meteor"] = "METEOR disabled (CaptionOptions.meteor=None)."
+    else:
+        out["meteor"] = meteor(refs, cands, wordnet=opts.meteor.wordnet)
+        if out["meteor"] is None:
+            skipped["meteor"] = str(find_wordnet().skip_reason)
+    return out
+
+
+def _coco_results(refs: list[list[str]], cands: list[str], opts: CaptionOptions, skipped: dict[str, str]):
+    """pycocoevalcap's BLEU-1..4, ROUGE-L, CIDEr-D and METEOR 1.5: the ``coco-caption`` mode."""
+    m = coco_caption_metrics(
+        refs, cands, cider_n=opts.cider.n, cider_sigma=opts.cider.sigma, meteor=opts.meteor is not None
+    )
+    skipped.update(m["skipped"])
+    out: dict[str, TextScore | None] = {}
+    for key in (*_BLEU_KEYS, "rouge_l", "cider", "meteor"):
+        group = "bleu" if key in _BLEU_KEYS else key
+        if m["scores"][key] is None:
+            out[key] = None
+            continue
+        out[key] = TextScore(
+            metric=key,
+            score=m["scores"][key],
+            per_sample=m["per_sample"][key],
+            settings=m["settings"][group],
+            components={"stats": m["stats"]} if group == "bleu" else {},
+        )
+    return out

@@ -168,7 +168,18 @@ def run(
 
 _ROWS = {
     "localization": ("map30", "map50", "map50_95", "acc50", "precision50", "recall50"),
-    "caption": ("bleu", "rouge_l", "cider", "meteor", "bertscore_f1", "keyword_f1_modality", "keyword_f1_findings"),
+    "caption": (
+        "bleu1",
+        "bleu2",
+        "bleu3",
+        "bleu4",
+        "rouge_l",
+        "cider",
+        "meteor",
+        "bertscore_f1",
+        "keyword_f1_modality",
+        "keyword_f1_findings",
+    ),
     "diagnosis": ("top1", "top5", "top1_macro", "top5_macro", "coverage", "entropy_bits"),
 }
 

@@ -168,6 +168,7 @@ def run_nova_evaluate(
     missing: str = "skip",
     bertscore_model: str = "minilm",
     meteor_wordnet: str | None = None,
+    caption_mode: str = "coco-caption",
     images: str | os.PathLike | None = None,
     allow_problems: bool = False,
     no_cache: bool = False,
@@ -183,6 +184,7 @@ def run_nova_evaluate(
     check_option(ap_mode, tuple(AP_MODES), name="ap-mode")
     check_option(missing, MISSING_RULES, name="missing")
     check_option(no_gold, ("skip", "score"), name="no-gold")
+    check_option(caption_mode, ("coco-caption", "sacrebleu"), name="caption-mode")
     cache = None if no_cache else JudgeCache()
     uses_llm = "llm" in {JUDGES.resolve_name(n) for n in (judge, compare_judge) if n is not None}
     if not uses_llm and (llm_url is not None or model is not None):
@@ -212,6 +214,7 @@ def run_nova_evaluate(
         no_gold=no_gold,  # type: ignore[arg-type]
         missing=missing,  # type: ignore[arg-type]
         caption_options={"bertscore_model": bs, "meteor_wordnet": wn},
+        caption_mode=caption_mode,
         details=details,
     )
     if ds.problems:
@@ -230,6 +233,7 @@ def run_nova_evaluate(
         "missing": missing,
         "bertscore_model": bs,
         "meteor_wordnet": meteor_wordnet,
+        "caption_mode": caption_mode,
         "images": str(images) if images else None,
         "allow_problems": allow_problems,
         "details": details,

@@ -386,7 +386,7 @@ def _caption_options(options: Any) -> Any:
     )
 
 
-def _caption(dataset: NovaDataset, preds: NovaPredictions, *, details: bool, caption_options: Any):
+def _caption(dataset: NovaDataset, preds: NovaPredictions, *, details: bool, caption_options: Any, mode: str):
     from medlens.metrics import CAPTION_KEYS, caption_report
 
     rows = preds.rows["caption"]
@@ -415,9 +415,9 @@ def _caption(dataset: NovaDataset, preds: NovaPredictions, *, details: bool, cap
         "input_settings": preds.settings.get("caption", {}),
     }
     if not ids:
-        return {**dict.fromkeys(CAPTION_KEYS), **counts, "note": "no caption to score"}
-    rep = caption_report(refs, cands, ids=ids, options=caption_options)
-    out = {**rep.scores, **counts, "skipped": rep.skipped, "settings": rep.settings}
+        return {**dict.fromkeys(CAPTION_KEYS), "mode": mode, **counts, "note": "no caption to score"}
+    rep = caption_report(refs, cands, ids=ids, options=caption_options, mode=mode)
+    out = {**rep.scores, "mode": rep.mode, **counts, "skipped": rep.skipped, "settings": rep.settings}
     if details:
         out["per_sample"] = rep.to_dict(per_sample=True)["per_sample"]
     return out
@@ -497,6 +497,7 @@ def nova_evaluate(
     missing: Literal["skip", "empty"] = "skip",
     human_ceiling: bool = True,
     caption_options: CaptionOptions | Mapping[str, Any] | None = None,
+    caption_mode: str = "coco-caption",
     tasks: Sequence[str] | None = None,
     details: bool = False,
 ) -> dict[str, Any]:
@@ -528,6 +529,9 @@ def nova_evaluate(
         Options of :func:`medlens.metrics.caption_report`: a :class:`~medlens.metrics.CaptionOptions`, or a
         mapping of the CLI's switches ``bertscore_model`` (default ``"minilm"``; ``None`` skips BERTScore) and
         ``meteor_wordnet`` (``False`` skips METEOR).
+    caption_mode : {"coco-caption", "sacrebleu"}
+        The caption metrics' mode (:func:`medlens.metrics.caption_report`): ``coco-caption`` (default) is
+        pycocoevalcap's pipeline, the numbers the NOVA paper reports; ``sacrebleu`` the sacrebleu/rouge-score one.
     tasks : sequence of str, optional
         Only these tasks (default: every task with rows).
     details : bool
@@ -538,14 +542,17 @@ def nova_evaluate(
     dict
         ``{"tasks": [...], "n_prediction_rows", "data": {...}, "localization": {...}, "caption": {...},
         "diagnosis": {...}}`` with only the tasks present. ``localization`` has ``map30, map50, map50_95, acc50``
-        (+ precision/recall at 0.5), ``protocol``, ``deviations`` and ``human_ceiling``; ``caption`` has ``bleu,
-        rouge_l, cider, meteor, bertscore_f1, keyword_f1_modality, keyword_f1_findings``; ``diagnosis`` has
+        (+ precision/recall at 0.5), ``protocol``, ``deviations`` and ``human_ceiling``; ``caption`` has ``mode``,
+        ``bleu1..bleu4, rouge_l, cider, meteor, bertscore_f1, keyword_f1_modality, keyword_f1_findings``; ``diagnosis`` has
         ``top1, top5`` (+ macro), ``judge``, ``coverage`` and ``entropy_bits``. Each carries ``n_predicted``
         and ``n_missing``.
     """
     check_option(ap_mode, tuple(AP_MODES), name="ap_mode")
     check_option(missing, MISSING_RULES, name="missing")
     check_option(no_gold, ("skip", "score"), name="no_gold")
+    from medlens.metrics import CAPTION_MODES
+
+    check_option(caption_mode, CAPTION_MODES, name="caption_mode")
     preds = predictions if isinstance(predictions, NovaPredictions) else read_nova_predictions(predictions, dataset)
     present = preds.tasks
     if tasks is not None:
@@ -573,7 +580,9 @@ def nova_evaluate(
             dataset, preds, ap_mode=ap_mode, no_gold=no_gold, missing=missing, ceiling=human_ceiling, details=details
         )
     if "caption" in present:
-        out["caption"] = _caption(dataset, preds, details=details, caption_options=_caption_options(caption_options))
+        out["caption"] = _caption(
+            dataset, preds, details=details, caption_options=_caption_options(caption_options), mode=caption_mode
+        )
     if "diagnosis" in present:
         out["diagnosis"] = _diagnosis(
             dataset,
