@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"io", "taxonomy", "text"},
     {"encoders", "llm", "report", "training"},
     {"hierarchy", "retrieval", "metrics"},
-    {"risk", "agents"},
+    {"risk", "agents", "diffusion"},
     {"benchmarks"},
     {"cli"},
 ]
