@@ -6,6 +6,14 @@ Importing this package imports neither torch, diffusers nor MONAI; the functions
 (the ``diffusion`` extra; ``data`` and ``io`` for the brain generator).
 """
 
+from medlens.diffusion._backbones import (
+    BACKBONES,
+    DEFAULT_UNET,
+    build_unet,
+    load_monai_generative,
+    load_unet,
+    save_unet,
+)
 from medlens.diffusion._noise import NOISE_TYPES, noise_like, simplex_noise
 from medlens.diffusion._schedule import (
     SCHEDULES,
@@ -22,6 +30,12 @@ from medlens.diffusion._schedule import (
 from medlens.diffusion._simplex import opensimplex_noise2, opensimplex_noise3, opensimplex_permutation
 
 __all__ = [
+    "BACKBONES",
+    "DEFAULT_UNET",
+    "build_unet",
+    "load_monai_generative",
+    "load_unet",
+    "save_unet",
     "NOISE_TYPES",
     "SCHEDULES",
     "SPACINGS",
