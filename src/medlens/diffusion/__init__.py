@@ -28,9 +28,12 @@ from medlens.diffusion._schedule import (
     timesteps,
 )
 from medlens.diffusion._simplex import opensimplex_noise2, opensimplex_noise3, opensimplex_permutation
+from medlens.diffusion._train import MODEL_FILE, train_diffusion
 
 __all__ = [
     "BACKBONES",
+    "MODEL_FILE",
+    "train_diffusion",
     "DEFAULT_UNET",
     "build_unet",
     "load_monai_generative",
