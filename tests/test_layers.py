@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"io", "taxonomy", "text"},
     {"encoders", "llm", "report", "training", "slicing"},
     {"hierarchy", "retrieval", "metrics"},
-    {"risk", "agents", "stitching"},
+    {"risk", "agents", "stitching", "diffusion"},
     {"benchmarks"},
     {"cli"},
 ]

@@ -1,0 +1,221 @@
+"""The denoising networks: MONAI's ``DiffusionModelUNet`` or diffusers' ``UNet2DModel``, built from a small
+config and called the same way, ``eps = model(x_t, t, cond=None)``.
+
+Nothing here re-implements a UNet. A config is a plain dict (stored in our checkpoints' header, so a model
+file says how to rebuild its network)::
+
+    {"backbone": "monai" | "diffusers", "spatial_dims": 2, "in_channels": 1, "out_channels": 1,
+     "channels": [32, 64, 64], "attention_levels": [false, false, true], "num_res_blocks": 1,
+     "norm_num_groups": 16, "num_head_channels": 32, "num_classes": null, "sample_size": 64}
+
+``num_classes`` makes a class-conditioned model for classifier-free guidance: it gets ``num_classes + 1``
+class embeddings, the last one being the "no class" token ∅ used when ``cond`` is ``None`` (and for the
+null-class dropout in training).
+
+Model files: ours are safetensors (:func:`save_unet`/:func:`load_unet`). Checkpoints of MONAI Generative
+(the UNet copies in THOR_DDPM and MedEdit) are ``.pt`` state dicts, read with ``torch.load(weights_only=True)``
+(never unpickling code) and renamed to MONAI core's keys by MONAI's own ``load_old_state_dict``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from medlens._optional import require
+from medlens._validation import InputError, check_option
+
+__all__ = ["BACKBONES", "DEFAULT_UNET", "build_unet", "load_monai_generative", "load_unet", "save_unet"]
+
+BACKBONES = ("monai", "diffusers")
+DEFAULT_UNET: dict[str, Any] = {
+    "backbone": "monai",
+    "spatial_dims": 2,
+    "in_channels": 1,
+    "out_channels": 1,
+    "channels": [32, 64, 64],
+    "attention_levels": [False, False, True],
+    "num_res_blocks": 1,
+    "norm_num_groups": 16,
+    "num_head_channels": 32,
+    "num_classes": None,
+    "sample_size": 64,
+}
+
+
+def _torch() -> Any:
+    return require("torch", extra="torch", purpose="diffusion backbones")
+
+
+def _config(config: dict[str, Any] | None) -> dict[str, Any]:
+    cfg = dict(DEFAULT_UNET)
+    unknown = set(config or {}) - set(cfg)
+    if unknown:
+        raise InputError(f"unknown UNet config keys {sorted(unknown)}; known keys are {sorted(cfg)}.")
+    cfg |= dict(config or {})
+    check_option(cfg["backbone"], BACKBONES, name="backbone")
+    levels = len(cfg["channels"])
+    if len(cfg["attention_levels"]) != levels:
+        raise InputError(
+            f"attention_levels needs one flag per level ({levels} channels {list(cfg['channels'])}); "
+            f"got {list(cfg['attention_levels'])}."
+        )
+    bad = [c for c in cfg["channels"] if c % cfg["norm_num_groups"]]
+    if bad:
+        raise InputError(
+            f"every channel count must be a multiple of norm_num_groups={cfg['norm_num_groups']}; got {bad}."
+        )
+    if cfg["backbone"] == "diffusers" and cfg["spatial_dims"] != 2:
+        raise InputError("the diffusers backbone (UNet2DModel) is 2-D only; use backbone 'monai' for 3-D images.")
+    if cfg["num_classes"] is not None and (not isinstance(cfg["num_classes"], int) or cfg["num_classes"] < 1):
+        raise InputError(f"num_classes must be a positive integer or None; got {cfg['num_classes']!r}.")
+    return cfg
+
+
+def _monai_net(cfg: dict[str, Any]) -> Any:
+    require("einops", extra="diffusion", purpose="MONAI's attention blocks")
+    nets = require("monai.networks.nets", extra="diffusion", purpose="the MONAI DiffusionModelUNet")
+    return nets.DiffusionModelUNet(
+        spatial_dims=cfg["spatial_dims"],
+        in_channels=cfg["in_channels"],
+        out_channels=cfg["out_channels"],
+        num_res_blocks=cfg["num_res_blocks"],
+        channels=tuple(cfg["channels"]),
+        attention_levels=tuple(bool(a) for a in cfg["attention_levels"]),
+        norm_num_groups=cfg["norm_num_groups"],
+        num_head_channels=cfg["num_head_channels"],
+        num_class_embeds=None if cfg["num_classes"] is None else cfg["num_classes"] + 1,
+    )
+
+
+def _diffusers_net(cfg: dict[str, Any]) -> Any:
+    models = require("diffusers", extra="diffusion", purpose="the diffusers UNet2DModel")
+    attn = [bool(a) for a in cfg["attention_levels"]]
+    return models.UNet2DModel(
+        sample_size=cfg["sample_size"],
+        in_channels=cfg["in_channels"],
+        out_channels=cfg["out_channels"],
+        layers_per_block=cfg["num_res_blocks"],
+        block_out_channels=tuple(cfg["channels"]),
+        down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attn),
+        up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn)),
+        norm_num_groups=cfg["norm_num_groups"],
+        attention_head_dim=cfg["num_head_channels"],
+        num_class_embeds=None if cfg["num_classes"] is None else cfg["num_classes"] + 1,
+    )
+
+
+def _eps_model_class() -> type:
+    torch = _torch()
+
+    class EpsModel(torch.nn.Module):
+        """``eps = model(x_t, t, cond=None)`` around a MONAI or diffusers UNet (``.net``); ``.config`` rebuilds it."""
+
+        def __init__(self, config: dict[str, Any] | None = None) -> None:
+            super().__init__()
+            self.config = _config(config)
+            self.net = _monai_net(self.config) if self.config["backbone"] == "monai" else _diffusers_net(self.config)
+
+        @property
+        def null_class(self) -> int | None:
+            """The class index of ∅ (no class), or ``None`` for an unconditioned model."""
+            n = self.config["num_classes"]
+            return None if n is None else int(n)
+
+        def forward(self, x_t: Any, t: Any, cond: Any = None) -> Any:
+            b = x_t.shape[0]
+            steps = torch.as_tensor(t, device=x_t.device).long().reshape(-1).expand(b) if b else None
+            labels = None
+            if self.null_class is not None:
+                labels = torch.full((b,), self.null_class, dtype=torch.long, device=x_t.device)
+                if cond is not None:
+                    labels = torch.as_tensor(cond, device=x_t.device).long().reshape(-1).expand(b)
+            elif cond is not None:
+                raise InputError("this model is not class-conditioned (num_classes is None); call it with cond=None.")
+            if self.config["backbone"] == "monai":
+                return self.net(x_t, steps, class_labels=labels)
+            return self.net(x_t, steps, class_labels=labels).sample
+
+    return EpsModel
+
+
+_CLASS: list[type] = []
+
+
+def build_unet(config: dict[str, Any] | None = None, *, seed: int | None = None) -> Any:
+    """A fresh ``EpsModel`` (a ``torch.nn.Module``: ``eps = model(x_t, t, cond=None)``, ``.net``, ``.config``) for ``config`` (missing keys from :data:`DEFAULT_UNET`), seeded if ``seed``.
+
+    The default is a 2-D MONAI UNet with channels (32, 64, 64) and attention at the last level: about 1 M
+    parameters, small enough to train on two CPU cores at 64².
+    """
+    torch = _torch()
+    if not _CLASS:
+        _CLASS.append(_eps_model_class())
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            return _CLASS[0](config)
+    return _CLASS[0](config)
+
+
+def save_unet(path: str | os.PathLike, model: Any, *, metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``model``'s weights and config (plus ``metadata``) to the safetensors file ``path``, atomically."""
+    from medlens.training import write_safetensors  # imports torch
+
+    meta = {"kind": "medlens.diffusion.unet", "config": model.config, **(metadata or {})}
+    return write_safetensors(path, model.state_dict(), meta)
+
+
+def load_unet(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+    """``(model, metadata)`` from a file written by :func:`save_unet` (no code is unpickled)."""
+    from medlens.training import read_safetensors  # imports torch
+
+    tensors, meta = read_safetensors(path, what="diffusion model file")
+    if not isinstance(meta, dict) or meta.get("kind") != "medlens.diffusion.unet":
+        raise InputError(f"{path} is a safetensors file but not a medlens diffusion model (no UNet config in it).")
+    model = build_unet(meta["config"])
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise InputError(f"{path} does not fit its own config (missing {missing[:3]}, unexpected {unexpected[:3]}).")
+    return model.eval(), meta
+
+
+def load_monai_generative(model: Any, source: str | os.PathLike | dict[str, Any]) -> Any:
+    """Load a MONAI Generative ``DiffusionModelUNet`` checkpoint (a ``.pt`` path or a state dict) into ``model``
+    (a MONAI-backbone model from :func:`build_unet` of the same architecture) through MONAI's ``load_old_state_dict``.
+
+    A file is read with ``torch.load(weights_only=True)``; a dict wrapping the weights under ``model`` or
+    ``state_dict`` (as training scripts save them) is unwrapped. Keys that do not fit raise an
+    :class:`InputError` naming a few of them.
+    """
+    torch = _torch()
+    if model.config["backbone"] != "monai":
+        raise InputError(
+            "MONAI Generative checkpoints load into a MONAI backbone; build the model with backbone 'monai'."
+        )
+    state = source
+    if not isinstance(source, dict):
+        p = Path(source)
+        if not p.is_file():
+            raise InputError(f"{p}: no checkpoint file here.")
+        try:
+            state = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001  (a pickle with code, or not a torch file at all)
+            msg = " ".join(str(e).split())[:160]
+            raise InputError(f"{p} is not a weights-only torch checkpoint ({type(e).__name__}: {msg}).") from None
+    for key in ("model", "state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
+        raise InputError("the checkpoint holds no state dict of tensors (expected name → tensor).")
+    old = {k.removeprefix("module."): v for k, v in state.items()}
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # MONAI prints "All keys match" and the like
+            model.net.load_old_state_dict(old)
+    except (KeyError, RuntimeError) as e:
+        msg = " ".join(str(e).split())[:200]
+        raise InputError(f"the checkpoint does not fit this UNet config ({type(e).__name__}: {msg}).") from None
+    return model
