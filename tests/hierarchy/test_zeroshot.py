@@ -89,3 +89,26 @@ def test_platt_scaler_matches_sklearn_and_handles_single_class_columns():
     np.testing.assert_allclose(p[:, 1], 0.5 / 201)
     with pytest.raises(InputError, match="not fitted"):
         PlattScaler().transform(x)
+
+
+def test_platt_newton_solver_equals_sklearn_at_tight_tolerance():
+    """Same objective (C·Σ log-loss + a²/2, intercept free): the vectorised Newton fit is sklearn's optimum."""
+    from sklearn.linear_model import LogisticRegression
+
+    from medlens.hierarchy import PlattScaler
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 5)) * [0.1, 1, 3, 0.5, 2]
+    y = (x + rng.normal(size=x.shape) > [0, 0.5, -1, 0, 3]).astype(int)
+    y[:, 4] = 0  # a single-class column: its smoothed prior
+    fast = PlattScaler(C=100.0, solver="newton").fit(x, y)
+    for j in range(4):
+        ref = LogisticRegression(C=100.0, tol=1e-12, max_iter=100_000).fit(x[:, j : j + 1], y[:, j])
+        assert fast.coef_[j] == pytest.approx(ref.coef_[0, 0], rel=1e-6, abs=1e-8)
+        assert fast.intercept_[j] == pytest.approx(ref.intercept_[0], rel=1e-6, abs=1e-8)
+    assert fast.coef_[4] == 0.0
+    assert fast.intercept_[4] == pytest.approx(np.log((0.5 / 401) / (1 - 0.5 / 401)))
+    slow = PlattScaler(C=100.0).fit(x, y)
+    assert np.allclose(fast.transform(x), slow.transform(x), atol=1e-3)
+    with pytest.raises(InputError, match="solver"):
+        PlattScaler(solver="sag").fit(x, y)

@@ -129,3 +129,21 @@ def test_summarize_values_and_zero_shot_metrics():
     assert m["macro_auroc"] == 1.0
     m = zero_shot_metrics(scores, np.array([[1, 0], [0, 0], [1, 0], [0, 0]]))
     assert m["skipped"] == ["1"]
+
+
+def test_logistic_head_equals_sklearn_per_column():
+    from sklearn.linear_model import LogisticRegression
+
+    from medlens.stitching import LogisticHead
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(300, 6))
+    y = (x @ rng.normal(size=(6, 3)) + rng.normal(size=(300, 3)) > 0.3).astype(int)
+    y = np.column_stack([y, np.zeros(300, dtype=int)])  # one single-class column
+    head = LogisticHead(C=0.5, tol=1e-10).fit(x, y)
+    p = head.predict_proba(x)
+    for j in range(3):
+        ref = LogisticRegression(C=0.5, tol=1e-12, max_iter=100_000).fit(x, y[:, j])
+        assert np.allclose(head.coef_[:, j], ref.coef_[0], atol=1e-5)
+        assert np.allclose(p[:, j], ref.predict_proba(x)[:, 1], atol=1e-6)
+    assert np.allclose(p[:, 3], 0.5 / 301)

@@ -46,6 +46,13 @@ BENCHMARKS.register(
     extras=("torch", "hf", "data", "viz"),
 )
 BENCHMARKS.register(
+    "stitch-reports",
+    "medlens.benchmarks.stitch_reports._run:SPEC",
+    description="Latent-space stitching LSA → MiniLM on cxr-reports: a MiniLM head on translated LSA features, "
+    "zero-shot via translation, anchor sweep",
+    extras=("hf", "data", "viz"),
+)
+BENCHMARKS.register(
     "nova",
     "medlens.benchmarks.nova._bench:SPEC",
     description="NOVA rare brain-MRI findings (your local copy; never downloaded): score a predictions file for "

@@ -55,7 +55,13 @@ from medlens.hierarchy._tables import (
     write_label_table,
     write_score_table,
 )
-from medlens.hierarchy._zeroshot import PlattScaler, prompt_node_similarity
+from medlens.hierarchy._zeroshot import (
+    PlattScaler,
+    ReportSentences,
+    prompt_centroids,
+    prompt_node_similarity,
+    sentence_node_similarity,
+)
 from medlens.hierarchy._zeroshot_run import run_zeroshot
 from medlens.hierarchy._zeroshot_scorer import INTERNAL_RULES, SCORING_METHODS, ZeroShotScorer
 
@@ -67,6 +73,9 @@ __all__ = [
     "MetricResult",
     "PROMPT_SOURCES",
     "prompt_node_similarity",
+    "prompt_centroids",
+    "sentence_node_similarity",
+    "ReportSentences",
     "DECISION_RULES",
     "bad_node_matrix",
     "climb_paths",

@@ -1,10 +1,11 @@
 """HTML reports and plots (plots need the ``viz`` extra)."""
 
 from medlens.report._html import Section, figure_html, render_report, table_html, write_report
-from medlens.report._plots import branch_confusion_figure, risk_coverage_figure
+from medlens.report._plots import anchor_sweep_figure, branch_confusion_figure, risk_coverage_figure
 
 __all__ = [
     "Section",
+    "anchor_sweep_figure",
     "branch_confusion_figure",
     "figure_html",
     "render_report",

@@ -9,7 +9,7 @@ import numpy as np
 
 from medlens._optional import require
 
-__all__ = ["risk_coverage_figure", "branch_confusion_figure"]
+__all__ = ["anchor_sweep_figure", "risk_coverage_figure", "branch_confusion_figure"]
 
 
 def _plt():
@@ -76,5 +76,38 @@ def branch_confusion_figure(
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     if title:
         ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def anchor_sweep_figure(panels: Sequence[dict[str, Any]], *, title: str = "") -> Any:
+    """Metric against the number of anchors (log x), one line per method with its confidence band.
+
+    Each panel: ``{"title", "ylabel", "anchors": [...], "lines": {method: {"mean": [...], "ci_low": [...],
+    "ci_high": [...]}}, "references": {label: value}}``; a ``None`` mean (an underdetermined cell) leaves a gap,
+    references are horizontal dotted lines (e.g. the upper bound and the naive baseline).
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        x = np.asarray(panel["anchors"], dtype=float)
+        for method, line in panel["lines"].items():
+            mean = np.array([np.nan if v is None else v for v in line["mean"]], dtype=float)
+            (h,) = ax.plot(x, mean, marker="o", label=method)
+            lo = np.array([np.nan if v is None else v for v in line.get("ci_low", [None] * len(x))], dtype=float)
+            hi = np.array([np.nan if v is None else v for v in line.get("ci_high", [None] * len(x))], dtype=float)
+            if np.isfinite(lo).any():
+                ax.fill_between(x, lo, hi, color=h.get_color(), alpha=0.18, linewidth=0)
+        for i, (label, value) in enumerate((panel.get("references") or {}).items()):
+            if value is not None:
+                ax.axhline(value, color=f"C{7 + i % 3}", linestyle=":", linewidth=1.2, label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(x, [str(int(v)) for v in x])
+        ax.set_xlabel("anchors")
+        ax.set_ylabel(panel.get("ylabel", ""))
+        ax.set_title(panel.get("title", ""), fontsize=10)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig

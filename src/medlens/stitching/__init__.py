@@ -9,6 +9,7 @@ many anchors each method needs. Spec: ``design/grounding-stitching.md`` §2.
 """
 
 from medlens.stitching._diagnostics import cross_covariance_rank, linear_cka, sample_anchors, translation_report
+from medlens.stitching._heads import Head, LogisticHead
 from medlens.stitching._relative import RELATIVE_METHODS, relative_projection
 from medlens.stitching._run import (
     pair_features,
@@ -19,7 +20,7 @@ from medlens.stitching._run import (
     run_stitch_sweep,
     run_stitch_zeroshot,
 )
-from medlens.stitching._sweep import Head, anchor_sweep, summarize_values
+from medlens.stitching._sweep import anchor_sweep, summarize_values
 from medlens.stitching._translate import METHODS, PRE_TRANSFORMS, Translator, load_translator, underdetermined
 from medlens.stitching._zeroshot import translated_zero_shot, zero_shot_metrics
 
@@ -28,6 +29,7 @@ __all__ = [
     "PRE_TRANSFORMS",
     "RELATIVE_METHODS",
     "Head",
+    "LogisticHead",
     "Translator",
     "anchor_sweep",
     "cross_covariance_rank",

@@ -23,9 +23,10 @@ import numpy as np
 
 from medlens._validation import InputError, check_interval, check_option
 from medlens.stitching._diagnostics import sample_anchors, translation_report
+from medlens.stitching._heads import Head
 from medlens.stitching._translate import METHODS, Translator, underdetermined
 
-__all__ = ["Head", "anchor_sweep", "summarize_values"]
+__all__ = ["anchor_sweep", "summarize_values"]
 
 
 def summarize_values(values: Sequence[float], *, ci: float = 0.95) -> dict[str, Any]:
@@ -45,52 +46,6 @@ def summarize_values(values: Sequence[float], *, ci: float = 0.95) -> dict[str, 
     std = float(v.std(ddof=1))
     half = float(t.ppf(0.5 + ci / 2, v.size - 1) * std / np.sqrt(v.size))
     return {"mean": mean, "std": std, "ci": [mean - half, mean + half], "n": int(v.size), "values": v.tolist()}
-
-
-class Head:
-    """A logistic-regression head on one space's features: multinomial for one label per row, one-vs-rest else."""
-
-    def __init__(self, labels: Sequence[frozenset[str]]) -> None:
-        self.classes = sorted({c for row in labels for c in row})
-        if len(self.classes) < 2:
-            raise InputError(f"the labels name {len(self.classes)} class(es); a head needs at least two.")
-        self.multilabel = any(len(row) != 1 for row in labels)
-        index = {c: j for j, c in enumerate(self.classes)}
-        if self.multilabel:
-            self.y = np.zeros((len(labels), len(self.classes)), dtype=int)
-            for i, row in enumerate(labels):
-                self.y[i, [index[c] for c in row]] = 1
-        else:
-            self.y = np.array([index[next(iter(row))] for row in labels])
-        self.models: list[Any] = []
-
-    def fit(self, x: np.ndarray, rows: np.ndarray) -> Head:
-        from sklearn.linear_model import LogisticRegression
-
-        y = self.y[rows]
-        if not self.multilabel:
-            self.models = [LogisticRegression(max_iter=2000).fit(x, y)]
-            return self
-        self.models = []
-        for j in range(y.shape[1]):
-            col = y[:, j]
-            self.models.append(LogisticRegression(max_iter=2000).fit(x, col) if 0 < col.sum() < len(col) else None)
-        return self
-
-    def score(self, x: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
-        from sklearn.metrics import roc_auc_score
-
-        y = self.y[rows]
-        if not self.multilabel:
-            model = self.models[0]
-            pred = model.classes_[model.predict_proba(x).argmax(1)]
-            return {"accuracy": float((pred == y).mean())}
-        aurocs = []
-        for j, model in enumerate(self.models):
-            if model is None or y[:, j].min() == y[:, j].max():
-                continue
-            aurocs.append(roc_auc_score(y[:, j], model.predict_proba(x)[:, 1]))
-        return {"macro_auroc": float(np.mean(aurocs)) if aurocs else None}
 
 
 def anchor_sweep(
