@@ -6,6 +6,7 @@ Importing this package imports neither torch, diffusers nor MONAI; the functions
 (the ``diffusion`` extra; ``data`` and ``io`` for the brain generator).
 """
 
+from medlens._registry import Registry
 from medlens.diffusion._backbones import (
     BACKBONES,
     DEFAULT_UNET,
@@ -13,6 +14,16 @@ from medlens.diffusion._backbones import (
     load_monai_generative,
     load_unet,
     save_unet,
+)
+from medlens.diffusion._brain import (
+    BRAIN_GENERATOR_VERSION,
+    BrainConfig,
+    BrainSlices,
+    brain_mask_from_tissue,
+    brain_slices,
+    generate_brain_anomaly,
+    load_mni152,
+    mni152_files,
 )
 from medlens.diffusion._noise import NOISE_TYPES, noise_like, simplex_noise
 from medlens.diffusion._schedule import (
@@ -30,8 +41,28 @@ from medlens.diffusion._schedule import (
 from medlens.diffusion._simplex import opensimplex_noise2, opensimplex_noise3, opensimplex_permutation
 from medlens.diffusion._train import MODEL_FILE, train_diffusion
 
+#: Data generators for the diffusion benchmarks, by name: ``DATASETS.get("brain-anomaly")(seed=0, ...)``.
+DATASETS: Registry = Registry("diffusion dataset")
+DATASETS.register(
+    "brain-anomaly",
+    "medlens.diffusion._brain:generate_brain_anomaly",
+    version=BRAIN_GENERATOR_VERSION,
+    extras=("data", "io"),
+    description="augmented axial MNI152 slices (nilearn's template), healthy and with synthetic lesions",
+)
+DATASETS.freeze()
+
 __all__ = [
     "BACKBONES",
+    "BRAIN_GENERATOR_VERSION",
+    "BrainConfig",
+    "BrainSlices",
+    "DATASETS",
+    "brain_mask_from_tissue",
+    "brain_slices",
+    "generate_brain_anomaly",
+    "load_mni152",
+    "mni152_files",
     "MODEL_FILE",
     "train_diffusion",
     "DEFAULT_UNET",
