@@ -25,6 +25,7 @@ from medlens.diffusion._brain import (
     load_mni152,
     mni152_files,
 )
+from medlens.diffusion._evaluate import ORACLE_LABEL, evaluate_localization
 from medlens.diffusion._maps import (
     FeatureDistance,
     drop_small_components,
@@ -83,6 +84,8 @@ __all__ = [
     "generate_brain_anomaly",
     "load_mni152",
     "mni152_files",
+    "ORACLE_LABEL",
+    "evaluate_localization",
     "FeatureDistance",
     "METHODS",
     "chain",
