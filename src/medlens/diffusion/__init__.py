@@ -47,6 +47,7 @@ from medlens.diffusion._reconstruct import (
     score_images,
     thor_reconstruct,
 )
+from medlens.diffusion._run import read_image_folder, run_anomaly_evaluate, run_anomaly_score, run_anomaly_train
 from medlens.diffusion._schedule import (
     SCHEDULES,
     SPACINGS,
@@ -85,6 +86,10 @@ __all__ = [
     "load_mni152",
     "mni152_files",
     "ORACLE_LABEL",
+    "read_image_folder",
+    "run_anomaly_evaluate",
+    "run_anomaly_score",
+    "run_anomaly_train",
     "evaluate_localization",
     "FeatureDistance",
     "METHODS",
