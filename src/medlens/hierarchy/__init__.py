@@ -45,7 +45,7 @@ from medlens.hierarchy._prompts import (
     build_prompt_table,
     read_prompt_file,
 )
-from medlens.hierarchy._stats import Ratio, bootstrap_ci
+from medlens.hierarchy._stats import Ratio, bootstrap_ci, bootstrap_counts
 from medlens.hierarchy._tables import (
     LabelTable,
     ScoreTable,
@@ -114,6 +114,7 @@ __all__ = [
     "HierarchicalReport",
     "Ratio",
     "bootstrap_ci",
+    "bootstrap_counts",
     "branch_confusion",
     "cae_rate",
     "complete_node_scores",

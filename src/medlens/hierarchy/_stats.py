@@ -7,13 +7,14 @@ such ratios only needs resampled sums, so one multinomial weight matrix serves e
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from medlens._validation import InputError, check_interval
 
-__all__ = ["Ratio", "bootstrap_ci"]
+__all__ = ["Ratio", "bootstrap_ci", "bootstrap_counts"]
 
 
 @dataclass(frozen=True)
@@ -68,15 +69,10 @@ def bootstrap_ci(
     for name, r in stats.items():
         if len(r.num) != n or len(r.den) != n:
             raise InputError(f"bootstrap statistic {name!r} has {len(r.num)} samples; expected {n}.")
-    rng = np.random.default_rng(seed)
     num = np.stack([np.asarray(r.num, dtype=float) for r in stats.values()], axis=1)  # (n, m)
     den = np.stack([np.asarray(r.den, dtype=float) for r in stats.values()], axis=1)
     draws = []
-    for start in range(0, int(n_bootstrap), chunk):
-        b = min(chunk, int(n_bootstrap) - start)
-        # (b, n) resample counts: how often each sample is drawn in each of b resamples of size n
-        draws_idx = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
-        w = np.bincount(draws_idx.ravel(), minlength=b * n).reshape(b, n).astype(float)
+    for w in bootstrap_counts(n, n_bootstrap=n_bootstrap, seed=seed, chunk=chunk):
         with np.errstate(invalid="ignore", divide="ignore"):
             draws.append((w @ num) / (w @ den))
     vals = np.concatenate(draws, axis=0)  # (B, m)
@@ -89,3 +85,21 @@ def bootstrap_ci(
             (float(np.quantile(col, alpha)), float(np.quantile(col, 1 - alpha))) if len(col) else (np.nan, np.nan)
         )
     return out
+
+
+def bootstrap_counts(n: int, *, n_bootstrap: int = 1000, seed: int = 0, chunk: int = 64) -> Iterator[np.ndarray]:
+    """The resamples of :func:`bootstrap_ci` as counts: float arrays ``(b, n)`` (``b ≤ chunk``, ``n_bootstrap``
+    rows in all) saying how often each of ``n`` samples is drawn in each resample of size ``n``. A statistic
+    that accepts per-sample weights is evaluated on a resample by weighting with its row.
+
+    >>> w = np.concatenate(list(bootstrap_counts(5, n_bootstrap=3)))
+    >>> w.shape, w.sum(axis=1).tolist()
+    ((3, 5), [5.0, 5.0, 5.0])
+    """
+    if int(n_bootstrap) < 1:
+        raise InputError(f"n_bootstrap must be >= 1; got {n_bootstrap}.")
+    rng = np.random.default_rng(seed)
+    for start in range(0, int(n_bootstrap), chunk):
+        b = min(chunk, int(n_bootstrap) - start)
+        idx = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        yield np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(float)

@@ -1,6 +1,7 @@
 """Metrics shared by the benchmarks: detection (IoU, VOC-11 and COCO AP) for NOVA and grounding; caption
 metrics (BLEU, ROUGE-L, CIDEr-D, METEOR, BERTScore, keyword F1) for NOVA captioning and report generation;
-diagnosis metrics (top-k accuracy under a judge, judge agreement, label coverage and entropy).
+diagnosis metrics (top-k accuracy under a judge, judge agreement, label coverage and entropy); pixel-level
+anomaly localisation (AUPRC, AUROC, Dice, thresholds, lesion-size strata).
 
 Each family lives in its own module (``medlens.metrics.detection``, ``medlens.metrics.captions``,
 ``medlens.metrics.diagnosis``) and is re-exported here. ``METRICS`` registers every metric function with the
@@ -15,5 +16,7 @@ from medlens.metrics.detection import *  # noqa: F403 - the detection module def
 from medlens.metrics.detection import __all__ as _detection_all
 from medlens.metrics.diagnosis import *  # noqa: F403 - the diagnosis module defines __all__
 from medlens.metrics.diagnosis import __all__ as _diagnosis_all
+from medlens.metrics.localization import *  # noqa: F403 - the localization module defines __all__
+from medlens.metrics.localization import __all__ as _localization_all
 
-__all__ = ["METRICS", "MetricResult", *_detection_all, *_captions_all, *_diagnosis_all]
+__all__ = ["METRICS", "MetricResult", *_detection_all, *_captions_all, *_diagnosis_all, *_localization_all]
