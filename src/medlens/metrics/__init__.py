@@ -18,5 +18,15 @@ from medlens.metrics.diagnosis import *  # noqa: F403 - the diagnosis module def
 from medlens.metrics.diagnosis import __all__ as _diagnosis_all
 from medlens.metrics.localization import *  # noqa: F403 - the localization module defines __all__
 from medlens.metrics.localization import __all__ as _localization_all
+from medlens.metrics.ranking import *  # noqa: F403 - the ranking module defines __all__
+from medlens.metrics.ranking import __all__ as _ranking_all
 
-__all__ = ["METRICS", "MetricResult", *_detection_all, *_captions_all, *_diagnosis_all, *_localization_all]
+__all__ = [
+    "METRICS",
+    "MetricResult",
+    *_detection_all,
+    *_captions_all,
+    *_diagnosis_all,
+    *_localization_all,
+    *_ranking_all,
+]

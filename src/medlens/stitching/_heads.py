@@ -109,13 +109,12 @@ class Head:
         return self
 
     def score(self, x: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
-        from sklearn.metrics import roc_auc_score
+        from medlens.metrics import auroc_columns
 
         y = self.y[rows]
         if not self.multilabel:
             model = self.models[0]
             pred = model.classes_[model.predict_proba(x).argmax(1)]
             return {"accuracy": float((pred == y).mean())}
-        p = self.models[0].predict_proba(x)
-        aurocs = [roc_auc_score(y[:, j], p[:, j]) for j in range(y.shape[1]) if y[:, j].min() != y[:, j].max()]
-        return {"macro_auroc": float(np.mean(aurocs)) if aurocs else None}
+        auc = auroc_columns(y, self.models[0].predict_proba(x))
+        return {"macro_auroc": float(np.nanmean(auc)) if np.isfinite(auc).any() else None}

@@ -64,16 +64,11 @@ def zero_shot_metrics(scores: Any, truth: Any, *, classes: Sequence[str] | None 
         return {"kind": "multiclass", "n": int(len(y)), "accuracy": float((s.argmax(1) == y).mean())}
     if y.shape != s.shape:
         raise InputError(f"multi-label truth must have the scores' shape {s.shape}; got {y.shape}.")
-    from sklearn.metrics import roc_auc_score
+    from medlens.metrics import auroc_columns
 
-    per: dict[str, float] = {}
-    skipped = []
-    for j, name in enumerate(names):
-        col = y[:, j].astype(int)
-        if col.min() == col.max():
-            skipped.append(name)
-            continue
-        per[name] = float(roc_auc_score(col, s[:, j]))
+    auc = auroc_columns(y.astype(int), s)
+    per = {name: float(auc[j]) for j, name in enumerate(names) if np.isfinite(auc[j])}
+    skipped = [name for j, name in enumerate(names) if not np.isfinite(auc[j])]
     return {
         "kind": "multilabel",
         "n": int(len(y)),

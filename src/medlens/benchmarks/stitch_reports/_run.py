@@ -70,12 +70,9 @@ class LsaEncoder:
 
 
 def _macro_auroc(probs: np.ndarray, closed: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+    from medlens.metrics import macro_auroc
 
-    vals = [
-        roc_auc_score(closed[:, j], probs[:, j]) for j in range(closed.shape[1]) if 0 < closed[:, j].sum() < len(closed)
-    ]
-    return float(np.mean(vals))
+    return macro_auroc(closed, probs)
 
 
 def _doc_means(rs: Any, emb: np.ndarray) -> np.ndarray:
