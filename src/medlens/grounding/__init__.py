@@ -9,6 +9,16 @@
 - an honest evaluator (P/R/F1, Acc@0.5, mIoU, mAP with real scores only, negative queries, stratification).
 """
 
+from medlens.grounding._florence import (
+    N_BINS,
+    ParsedGrounding,
+    build_target,
+    decode_boxes,
+    encode_boxes,
+    loc_tokens,
+    map_phrase,
+    parse_grounding,
+)
 from medlens.grounding._kb import (
     ATTRIBUTES,
     BUILTIN_KNOWLEDGE,
@@ -34,6 +44,14 @@ from medlens.grounding._stats import (
 )
 
 __all__ = [
+    "N_BINS",
+    "ParsedGrounding",
+    "build_target",
+    "decode_boxes",
+    "encode_boxes",
+    "loc_tokens",
+    "map_phrase",
+    "parse_grounding",
     "ATTRIBUTES",
     "BUILTIN_KNOWLEDGE",
     "DERIVATION",
