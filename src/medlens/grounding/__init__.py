@@ -9,6 +9,7 @@
 - an honest evaluator (P/R/F1, Acc@0.5, mIoU, mAP with real scores only, negative queries, stratification).
 """
 
+from medlens.grounding._evaluate import SCORE_STATUS, evaluate_grounding
 from medlens.grounding._florence import (
     N_BINS,
     ParsedGrounding,
@@ -44,6 +45,8 @@ from medlens.grounding._stats import (
 )
 
 __all__ = [
+    "SCORE_STATUS",
+    "evaluate_grounding",
     "N_BINS",
     "ParsedGrounding",
     "build_target",
