@@ -17,6 +17,7 @@ from medlens.cli import (
     _doctor,
     _encoders,
     _finetune,
+    _grounding,
     _hier,
     _metrics,
     _nova,
@@ -78,6 +79,7 @@ _rag.app.command("diagnose")(_radar.diagnose)
 _rag.bench.command("nova")(_radar.nova_bench)
 app.add_typer(_rag.app, name="rag")
 app.add_typer(_stitch.app, name="stitch")
+app.add_typer(_grounding.app, name="grounding")
 app.add_typer(_bench.app, name="bench")
 app.command("demo")(_demo.demo)
 app.command("doctor")(_doctor.doctor)

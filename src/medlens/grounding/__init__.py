@@ -9,6 +9,12 @@
 - an honest evaluator (P/R/F1, Acc@0.5, mIoU, mAP with real scores only, negative queries, stratification).
 """
 
+from medlens.grounding._documents import (
+    knowledge_list_document,
+    knowledge_provenance,
+    knowledge_show_document,
+    knowledge_validate_document,
+)
 from medlens.grounding._evaluate import SCORE_STATUS, evaluate_grounding
 from medlens.grounding._florence import (
     N_BINS,
@@ -45,6 +51,10 @@ from medlens.grounding._stats import (
 )
 
 __all__ = [
+    "knowledge_list_document",
+    "knowledge_provenance",
+    "knowledge_show_document",
+    "knowledge_validate_document",
     "SCORE_STATUS",
     "evaluate_grounding",
     "N_BINS",
