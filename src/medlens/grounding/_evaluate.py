@@ -20,7 +20,8 @@ Every number comes from :mod:`medlens.metrics` with each query as one "image" of
   included, **only when the scores rank the boxes**. When every box has the same score (or no scores are
   given), an AP is the AP of the given box order: the public AG-KD evaluation gives every box 1.0 and reports
   that as mAP. Here the ``map*`` keys are then ``null`` and ``map_order_dependent`` holds the values for the
-  given order and for the reversed order of each query's boxes, labelled as such; use P/R/F1 instead.
+  given order and for the reversed order (queries and each query's boxes reversed), labelled as such; use
+  P/R/F1 instead.
 
 ``by_finding`` and ``by_split`` (seen/unseen, from the knowledge base) repeat the metrics per stratum;
 ``map50_finding_mean`` averages the per-finding AP50 over findings with a positive query (the per-class mean
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from medlens._validation import InputError
-from medlens.metrics import accuracy_at_iou, box_iou, box_precision_recall, detection_report, mean_average_precision
+from medlens.metrics import accuracy_at_iou, box_precision_recall, detection_report, mean_average_precision
 
 __all__ = ["SCORE_STATUS", "evaluate_grounding"]
 
@@ -101,6 +102,29 @@ def _score_status(qs: list[dict[str, Any]]) -> str:
     return "constant" if np.all(values == values[0]) else "model"
 
 
+def _best_ious(qs: list[dict[str, Any]]) -> list[np.ndarray]:
+    """Per query, each gold box's best IoU with a predicted box of the same query (0 without one); vectorised."""
+    g_counts = np.array([len(q["gold"]) for q in qs])
+    p_counts = np.array([len(q["pred"]) for q in qs])
+    gold = np.concatenate([q["gold"] for q in qs]) if g_counts.sum() else np.zeros((0, 4))
+    pred = np.concatenate([q["pred"] for q in qs]) if p_counts.sum() else np.zeros((0, 4))
+    g_query = np.repeat(np.arange(len(qs)), g_counts)
+    p_start = np.r_[0, np.cumsum(p_counts)[:-1]]
+    reps = p_counts[g_query]  # pairs of each gold box: the predictions of its query
+    gi = np.repeat(np.arange(len(gold)), reps)
+    offsets = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+    pi = np.repeat(p_start[g_query], reps) + offsets
+    a, b = gold[gi], pred[pi]
+    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = iw * ih
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=inter > 0)
+    best = np.zeros(len(gold))
+    np.maximum.at(best, gi, iou)
+    return np.split(best, np.cumsum(g_counts)[:-1])
+
+
 def _nan_none(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
@@ -113,9 +137,8 @@ def _metrics(qs: list[dict[str, Any]], status: str) -> dict[str, Any]:
     n_pos, n_neg = int(sum(pos)), len(qs) - int(sum(pos))
     p, r = box_precision_recall(gold, pred, scores=scores, no_gold="score")
     f1 = 2 * p * r / (p + r) if np.isfinite(p) and np.isfinite(r) and p + r > 0 else (0.0 if n_pos else float("nan"))
-    ious = [box_iou(g, pr) if len(pr) else np.zeros((len(g), 0)) for g, pr in zip(gold, pred, strict=True)]
-    miou = [float(m.max(axis=1).mean()) if m.shape[1] else 0.0 for m, ok in zip(ious, pos, strict=True) if ok]
-    hit_any = [bool(m.shape[1] and (m >= 0.5).any()) for m, ok in zip(ious, pos, strict=True) if ok]
+    miou = [float(q["best_iou"].mean()) for q, ok in zip(qs, pos, strict=True) if ok]
+    hit_any = [bool((q["best_iou"] >= 0.5).any()) for q, ok in zip(qs, pos, strict=True) if ok]
     out: dict[str, Any] = {
         "n_queries": len(qs),
         "n_positive": n_pos,
@@ -142,16 +165,21 @@ def _metrics(qs: list[dict[str, Any]], status: str) -> dict[str, Any]:
         out["map_order_dependent"] = None
     else:
         out.update(dict.fromkeys(keys))
-        out["map_order_dependent"] = _order_dependent(gold, pred) if n_pos and status != "model" else None
+        out["map_order_dependent"] = _order_dependent(gold, pred) if n_pos else None
     return out
 
 
 def _order_dependent(gold: list[np.ndarray], pred: list[np.ndarray]) -> dict[str, Any]:
-    def one(preds: list[np.ndarray]) -> dict[str, float | None]:
-        rep = detection_report(gold, preds, protocol="coco101", no_gold="score")
+    def one(golds: list[np.ndarray], preds: list[np.ndarray]) -> dict[str, float | None]:
+        rep = detection_report(golds, preds, protocol="coco101", no_gold="score")
         return {"map": _nan_none(rep.map50_95), "map50": _nan_none(rep.map50)}
 
-    return {"note": _ORDER_NOTE, "given_order": one(pred), "reversed_order": one([x[::-1] for x in pred])}
+    rev = slice(None, None, -1)
+    return {
+        "note": _ORDER_NOTE,
+        "given_order": one(gold, pred),
+        "reversed_order": one(gold[rev], [x[rev] for x in pred[rev]]),
+    }
 
 
 def evaluate_grounding(
@@ -178,8 +206,11 @@ def evaluate_grounding(
     """
     qs = _normalise(queries)
     if kb is not None:
+        canonical = {f: kb.get(f).name for f in {q["finding"] for q in qs}}
         for q in qs:
-            q["finding"] = kb.get(q["finding"]).name
+            q["finding"] = canonical[q["finding"]]
+    for q, best in zip(qs, _best_ious(qs), strict=True):
+        q["best_iou"] = best
     status = _score_status(qs)
     out: dict[str, Any] = {"score_status": status, **_metrics(qs, status)}
     findings = sorted({q["finding"] for q in qs})

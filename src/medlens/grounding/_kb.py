@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from os import PathLike
 from pathlib import Path
@@ -111,7 +112,8 @@ class KnowledgeBase:
     def names(self) -> list[str]:
         return [f.name for f in self.findings]
 
-    def _index(self) -> dict[str, Finding]:
+    @cached_property
+    def _lookup(self) -> dict[str, Finding]:
         out: dict[str, Finding] = {}
         for f in self.findings:
             for key in (f.name, *f.synonyms):
@@ -120,15 +122,15 @@ class KnowledgeBase:
 
     def vocabulary(self) -> dict[str, str]:
         """Every name and synonym (normalised) → the finding's name."""
-        return {k: f.name for k, f in self._index().items()}
+        return {k: f.name for k, f in self._lookup.items()}
 
     def get(self, name: str) -> Finding:
         """The finding called ``name`` (or with that synonym); an :class:`InputError` with a did-you-mean otherwise."""
-        found = self._index().get(normalise_name(name))
+        found = self._lookup.get(normalise_name(name))
         if found is None:
             raise InputError(
                 f"unknown finding {name!r} in knowledge base {self.name!r}."
-                f"{did_you_mean(normalise_name(name), self._index())} "
+                f"{did_you_mean(normalise_name(name), self._lookup)} "
                 f"See `medlens grounding kb show {self.name}`."
             )
         return found
