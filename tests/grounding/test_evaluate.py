@@ -62,6 +62,8 @@ def test_constant_scores_do_not_pretend_to_be_map():
         # given order: TP(i1), FP(i1), TP(i2), FP(i3) -> the same boxes, other order, other AP
         assert od["given_order"]["map50"] != od["reversed_order"]["map50"]
         assert r["f1_50"] == pytest.approx(4 / 7)
+        assert r["acc50"] is None  # "top-ranked" would only mean "first"
+        assert r["acc50_any"] == pytest.approx(2 / 3)
 
 
 def test_negative_only_and_bad_input():

@@ -10,8 +10,9 @@ Every number comes from :mod:`medlens.metrics` with each query as one "image" of
   (:func:`medlens.metrics.box_precision_recall` with ``no_gold="score"``), so any box on a negative query is a
   false positive;
 - ``acc50``: share of positive queries whose top-ranked box hits a gold box at IoU ≥ 0.5
-  (:func:`medlens.metrics.accuracy_at_iou`); ``acc50_any``: share of positive queries where *any* predicted box
-  hits (order-free, the MS-CXR-style grounding accuracy);
+  (:func:`medlens.metrics.accuracy_at_iou`; ``null`` unless the scores rank the boxes, since the "top" box
+  would otherwise be the first one); ``acc50_any``: share of positive queries where *any* predicted box hits
+  (order-free, the MS-CXR-style grounding accuracy);
 - ``miou``: mean over positive queries of the mean, over the query's gold boxes, of each gold box's best IoU
   with a predicted box (0 when nothing is predicted);
 - ``hallucination_rate``: share of negative queries with at least one box; ``empty_rate``: share of positive
@@ -148,7 +149,8 @@ def _metrics(qs: list[dict[str, Any]], status: str) -> dict[str, Any]:
         "precision50": _nan_none(p),
         "recall50": _nan_none(r),
         "f1_50": _nan_none(f1),
-        "acc50": _nan_none(accuracy_at_iou(gold, pred, scores=scores)) if n_pos else None,
+        # the top-ranked box is only defined when scores rank the boxes; otherwise it is just the first one
+        "acc50": _nan_none(accuracy_at_iou(gold, pred, scores=scores)) if n_pos and status == "model" else None,
         "acc50_any": float(np.mean(hit_any)) if n_pos else None,
         "miou": float(np.mean(miou)) if n_pos else None,
         "hallucination_rate": float(np.mean([len(x) > 0 for x, ok in zip(pred, pos, strict=True) if not ok]))
