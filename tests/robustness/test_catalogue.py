@@ -70,6 +70,10 @@ FILES: dict[str, str | bytes] = {
     "latin1.json": b'{"name": "\xf5"}',
     "broken.json": '{"name": ',
     "empty.yaml": "\n\n",
+    "kb_empty.yaml": "name: t\nversion: 1.0.0\ndataset: d\nsource: s\nfindings: []\n",
+    "kb_broken.yaml": "name: t\nfindings: [\n",
+    "kb_split.yaml": "name: t\nversion: 1.0.0\ndataset: d\nsource: s\nfindings:\n  - name: a\n    split: maybe\n"
+    "    definition: x\n    attributes: {colour: red}\n",
     "empty_is_a.obo": "[Term]\nid: T:1\nname: top\nis_a:\n",
     "missing_is_a.obo": OBO_HEAD + "[Term]\nid: T:1\nname: top\n\n[Term]\nid: T:2\nis_a: T:9 ! gone\n",
     "two_roots.obo": OBO_HEAD + "[Term]\nid: T:1\n\n[Term]\nid: T:2\n",

@@ -31,7 +31,7 @@ __all__ = [
     "run_demo",
 ]
 
-DEMO: tuple[str, ...] = ("cxr-reports", "rare-hpo")
+DEMO: tuple[str, ...] = ("cxr-reports", "rare-hpo", "stitch-reports", "grounding")
 """The sections of ``medlens demo`` (``make demo``), in order."""
 DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune",)
 """What ``medlens demo --full`` adds after them."""
@@ -175,7 +175,7 @@ def run_demo(
             name,
             out / name,
             options=(options or {}).get(name),
-            shared=shared,
+            shared={**shared, "full": full},  # a benchmark with a `full` option does more under `demo --full`
             progress=progress,
             overwrite=overwrite,
         )

@@ -53,6 +53,13 @@ BENCHMARKS.register(
     extras=("hf", "data", "viz"),
 )
 BENCHMARKS.register(
+    "grounding",
+    "medlens.benchmarks.grounding:SPEC",
+    description="Finding knowledge bases (VinDr-CXR 22, PadChest-GR 24), rendered prompts, VinDr-CXR inter-reader "
+    "agreement (the human ceiling of grounding)",
+    extras=("data",),
+)
+BENCHMARKS.register(
     "nova",
     "medlens.benchmarks.nova._bench:SPEC",
     description="NOVA rare brain-MRI findings (your local copy; never downloaded): score a predictions file for "

@@ -18,6 +18,7 @@ from medlens.cli import (
     _doctor,
     _encoders,
     _finetune,
+    _grounding,
     _hier,
     _metrics,
     _nova,
@@ -81,6 +82,7 @@ _rag.bench.command("nova")(_radar.nova_bench)
 app.add_typer(_rag.app, name="rag")
 app.add_typer(_stitch.app, name="stitch")
 app.add_typer(_anomaly.app, name="anomaly")
+app.add_typer(_grounding.app, name="grounding")
 app.add_typer(_bench.app, name="bench")
 app.command("demo")(_demo.demo)
 app.command("doctor")(_doctor.doctor)

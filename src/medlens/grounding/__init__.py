@@ -1,0 +1,91 @@
+"""Knowledge-decomposed abnormality grounding (K2Sight / AG-KD) with Florence-2-style models.
+
+- :mod:`knowledge bases <medlens.grounding._kb>`: versioned YAML files of findings with structured visual
+  attributes (``vindr-cxr``: 22 findings, ``padchest-gr``: 24), a loader and a validator;
+- real box statistics from the NIH and VinDr-CXR tables of ``torchxrayvision`` (typical size and location,
+  reader agreement);
+- prompt renderers (name only, definition, attribute subsets) for ablations;
+- the Florence-2 ``<loc_k>`` codec and output parser;
+- an honest evaluator (P/R/F1, Acc@0.5, mIoU, mAP with real scores only, negative queries, stratification).
+"""
+
+from medlens.grounding._documents import (
+    knowledge_list_document,
+    knowledge_provenance,
+    knowledge_show_document,
+    knowledge_validate_document,
+)
+from medlens.grounding._evaluate import SCORE_STATUS, evaluate_grounding
+from medlens.grounding._florence import (
+    N_BINS,
+    ParsedGrounding,
+    build_target,
+    decode_boxes,
+    encode_boxes,
+    loc_tokens,
+    map_phrase,
+    parse_grounding,
+)
+from medlens.grounding._kb import (
+    ATTRIBUTES,
+    BUILTIN_KNOWLEDGE,
+    SPLITS,
+    STATISTICS_LABELS,
+    Finding,
+    KnowledgeBase,
+    load_knowledge,
+    validate_knowledge,
+)
+from medlens.grounding._prompts import GROUNDING_TASK, PROMPT_MODES, parse_attributes, render_prompt, task_prompt
+from medlens.grounding._stats import (
+    DERIVATION,
+    DerivedAttributes,
+    derive_attributes,
+    fleiss_kappa_binary,
+    locate_data_file,
+    nih_box_statistics,
+    read_nih_boxes,
+    read_vindr_boxes,
+    reader_agreement,
+    vindr_box_statistics,
+)
+
+__all__ = [
+    "knowledge_list_document",
+    "knowledge_provenance",
+    "knowledge_show_document",
+    "knowledge_validate_document",
+    "SCORE_STATUS",
+    "evaluate_grounding",
+    "N_BINS",
+    "ParsedGrounding",
+    "build_target",
+    "decode_boxes",
+    "encode_boxes",
+    "loc_tokens",
+    "map_phrase",
+    "parse_grounding",
+    "ATTRIBUTES",
+    "BUILTIN_KNOWLEDGE",
+    "DERIVATION",
+    "GROUNDING_TASK",
+    "PROMPT_MODES",
+    "SPLITS",
+    "STATISTICS_LABELS",
+    "DerivedAttributes",
+    "Finding",
+    "KnowledgeBase",
+    "derive_attributes",
+    "fleiss_kappa_binary",
+    "load_knowledge",
+    "locate_data_file",
+    "nih_box_statistics",
+    "parse_attributes",
+    "read_nih_boxes",
+    "read_vindr_boxes",
+    "reader_agreement",
+    "render_prompt",
+    "task_prompt",
+    "validate_knowledge",
+    "vindr_box_statistics",
+]
