@@ -19,6 +19,7 @@ from medlens.cli import (
     _finetune,
     _hier,
     _metrics,
+    _multiview,
     _nova,
     _radar,
     _rag,
@@ -78,6 +79,7 @@ _rag.app.command("diagnose")(_radar.diagnose)
 _rag.bench.command("nova")(_radar.nova_bench)
 app.add_typer(_rag.app, name="rag")
 app.add_typer(_stitch.app, name="stitch")
+app.add_typer(_multiview.app, name="multiview")
 app.add_typer(_bench.app, name="bench")
 app.command("demo")(_demo.demo)
 app.command("doctor")(_doctor.doctor)

@@ -16,6 +16,7 @@ from medlens.multiview._cv import CVResult, binary_metrics, bootstrap_metrics, c
 from medlens.multiview._encoder import RandomConvEncoder, encode_views, encoder_id, pixel_batch
 from medlens.multiview._features import LAYOUTS, ViewFeatures, array_sha256, view_features, view_layout
 from medlens.multiview._graph import ViewGraph, view_graph
+from medlens.multiview._run import read_cases, run_multiview_evaluate, run_multiview_extract, run_multiview_train
 
 _HEAD_NAMES = ("HEADS", "GraphHead", "MLPHead", "PoolHead", "WeightedSAGEConv", "build_head", "n_parameters")
 
@@ -33,6 +34,10 @@ __all__ = [
     "encoder_id",
     "patient_folds",
     "pixel_batch",
+    "read_cases",
+    "run_multiview_evaluate",
+    "run_multiview_extract",
+    "run_multiview_train",
     "train_head",
     "view_features",
     "view_graph",

@@ -273,7 +273,12 @@ def _run_folds(x, y, g, make_head, n_folds, val_fraction, seed, train, probs, fo
 
     torch = require("torch", extra="torch")
     for f, (tr, te) in enumerate(patient_folds(y, g, n_folds=n_folds, seed=seed)):
-        inner = StratifiedGroupKFold(n_splits=max(2, round(1 / val_fraction)), shuffle=True, random_state=seed + f)
+        per_class = min(len(np.unique(g[tr][y[tr] == c])) for c in (0, 1))
+        if per_class < 2:
+            raise InputError("a training fold has fewer than 2 patients of a class to split off validation; use "
+                             "fewer folds or more cases.")  # fmt: skip
+        splits = min(max(2, round(1 / val_fraction)), per_class)
+        inner = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=seed + f)
         fit_i, val_i = next(inner.split(np.zeros(len(tr)), y[tr], g[tr]))
         fit, val = tr[fit_i], tr[val_i]
         mu = x[fit].mean(axis=(0, 1), keepdims=True)
