@@ -27,11 +27,12 @@ def _cases(tmp_path, n=12):
         mask[5:11, 5:11, 5:11] = 1
         nib.save(nib.Nifti1Image(vol, aff), tmp_path / "vols" / f"v{i}.nii.gz")
         nib.save(nib.Nifti1Image(mask, aff), tmp_path / "vols" / f"m{i}.nii.gz")
-        rows.append(f"case{i},vols/v{i}.nii.gz,{'vols/m%d.nii.gz' % i if i % 3 else ''},{label}")
+        rows.append(f"case{i},vols/v{i}.nii.gz,{f'vols/m{i}.nii.gz' if i % 3 else ''},{label}")
     (tmp_path / "cases.csv").write_text("\n".join(rows) + "\n")
     return tmp_path / "cases.csv"
 
 
+@pytest.mark.slow
 def test_extract_train_evaluate(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / "cache"))
     csv = _cases(tmp_path)
