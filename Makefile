@@ -18,7 +18,7 @@ $(VENV)/.torch-installed: | $(BIN)/python
 	touch $@
 
 $(VENV)/.demo-installed: pyproject.toml $(VENV)/.torch-installed
-	$(PIP) install -e ".[torch,hf,data,viz,retrieval,rare]"
+	$(PIP) install -e ".[torch,hf,data,viz,retrieval,rare,io,graph]"
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml $(VENV)/.torch-installed

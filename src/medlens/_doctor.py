@@ -30,6 +30,7 @@ EXTRAS: dict[str, list[str]] = {
     "text": ["sacrebleu", "rouge_score", "nltk"],
     "diffusion": ["diffusers", "monai", "einops", "opensimplex"],
     "viz": ["matplotlib"],
+    "graph": ["torch_geometric"],
     "reference": ["hiclass", "pycocotools", "fairlearn", "pycocoevalcap"],
 }
 

@@ -20,6 +20,7 @@ def toy_encoder(monkeypatch):
 
     monkeypatch.setattr(medlens.encoders, "load_encoder", lambda name, **kw: ToyTextEncoder(d=32))
     monkeypatch.setattr("medlens.benchmarks._runner.DEMO", ("cxr-reports",))  # rare-hpo: test_rare_hpo_run.py
+    monkeypatch.setattr("medlens.benchmarks._runner.DEMO_FULL", ("cxr-reports-finetune",))  # omni: its own test
 
 
 def test_demo_full_writes_the_two_by_two_table(tmp_path, toy_encoder, capsys):

@@ -67,6 +67,13 @@ BENCHMARKS.register(
     extras=("io", "vision"),
 )
 BENCHMARKS.register(
+    "omni-phantoms",
+    "medlens.benchmarks.omni_phantoms._run:SPEC",
+    description="200 generated brain volumes (MNI152, oblique anisotropic grids) with a rod or disc lesion: "
+    "omnidirectional vs canonical vs axial-stack views, frozen random-init CNN, graph and mean heads, AUROC with CIs",
+    extras=("torch", "graph", "data", "io", "viz"),
+)
+BENCHMARKS.register(
     "rare-hpo",
     "medlens.benchmarks.rare_hpo._run:SPEC",
     description="200 simulated rare-disease patients (generator rare-hpo-v1, seed 0) from HPO annotations; BM25, "

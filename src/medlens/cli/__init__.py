@@ -21,6 +21,7 @@ from medlens.cli import (
     _grounding,
     _hier,
     _metrics,
+    _multiview,
     _nova,
     _radar,
     _rag,
@@ -83,6 +84,7 @@ app.add_typer(_rag.app, name="rag")
 app.add_typer(_stitch.app, name="stitch")
 app.add_typer(_anomaly.app, name="anomaly")
 app.add_typer(_grounding.app, name="grounding")
+app.add_typer(_multiview.app, name="multiview")
 app.add_typer(_bench.app, name="bench")
 app.command("demo")(_demo.demo)
 app.command("doctor")(_doctor.doctor)

@@ -1,0 +1,268 @@
+"""``medlens multiview extract | train | evaluate`` over a CSV of ``id,volume,mask,label``.
+
+* ``extract``: slice and encode every volume into the run folder (``results.jsonl`` one line per case, flushed;
+  a rerun skips finished cases; per-case features ``features/<id>.npy``), then ``features.npz`` (``ids``,
+  ``labels``, ``features`` (n, V, D), ``normals``).
+* ``train``: patient-level cross-validation of a head on the features (``cv_predictions.csv``, metrics with
+  bootstrap CIs), then one head fitted on all cases (early stopping on a held-out validation split) saved as
+  ``head.safetensors`` (with the standardisation and the graph).
+* ``evaluate``: apply a trained head to the features of another extraction: ``predictions.csv`` and metrics.
+
+Paths in the CSV are relative to the CSV's folder; ``mask`` may be empty; ``label`` is 0 or 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io as _bytes_io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medlens._optional import require
+from medlens._progress import progress_bar
+from medlens._provenance import file_sha256, provenance, stamp
+from medlens._validation import InputError, check_option
+from medlens.io import RunFolder, atomic_write_bytes, atomic_write_json, atomic_write_text, read_mask, read_volume
+from medlens.multiview._cv import bootstrap_metrics, cross_validate, train_head
+from medlens.multiview._features import LAYOUTS, view_features
+from medlens.multiview._graph import view_graph
+
+__all__ = ["read_cases", "run_multiview_evaluate", "run_multiview_extract", "run_multiview_train"]
+
+RANDOM_CNN = "random-cnn"
+
+
+def read_cases(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of ``id,volume,mask,label`` with the paths resolved against the CSV's folder."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"cases CSV {p} does not exist; give a CSV with columns id,volume,mask,label.")
+    with p.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"id", "volume", "label"} - set(reader.fieldnames or [])
+        if missing:
+            raise InputError(f"{p}: missing column(s) {sorted(missing)}; expected id,volume,mask,label.")
+        rows, seen = [], set()
+        for line, r in enumerate(reader, start=2):
+            cid = (r.get("id") or "").strip()
+            if not cid or cid in seen:
+                raise InputError(f"{p} row {line}: the id {cid!r} is {'empty' if not cid else 'repeated'}.")
+            seen.add(cid)
+            label = (r.get("label") or "").strip()
+            if label not in ("0", "1"):
+                raise InputError(f"{p} row {line} (id {cid}): label must be 0 or 1; got {label!r}.")
+            vol = (r.get("volume") or "").strip()
+            if not vol:
+                raise InputError(f"{p} row {line} (id {cid}): the volume path is empty.")
+            mask = (r.get("mask") or "").strip()
+            rows.append({"id": cid, "volume": p.parent / vol, "mask": p.parent / mask if mask else None,
+                         "label": int(label), "row": line})  # fmt: skip
+    if not rows:
+        raise InputError(f"{p} has no cases.")
+    return rows
+
+
+def _encoder(name: str, *, size: int, seed: int, device: str) -> Any:
+    from medlens.multiview._encoder import RandomConvEncoder
+
+    if name == RANDOM_CNN:
+        return RandomConvEncoder(seed=seed, size=size, device=device)
+    from medlens.encoders import load_encoder
+
+    return load_encoder(name, device=device)
+
+
+def run_multiview_extract(
+    cases: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    encoder: str = RANDOM_CNN,
+    layout: str = "omni",
+    views: int = 12,
+    size: int = 64,
+    fov_mm: float | None = None,
+    spacing_mm: float = 3.0,
+    intensity: str = "mr",
+    seed: int = 0,
+    batch_size: int = 64,
+    device: str = "cpu",
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Slice and encode every case of ``cases`` into the run folder ``out`` (resumable); see the module notes."""
+    check_option(layout, LAYOUTS, name="layout")
+    rows = read_cases(cases)
+    t0 = time.perf_counter()
+    config = {"command": "multiview extract", "cases": file_sha256(cases), "encoder": encoder, "layout": layout,
+              "views": views, "size": size, "fov_mm": fov_mm, "spacing_mm": spacing_mm, "intensity": intensity,
+              "seed": seed}  # fmt: skip
+    enc = _encoder(encoder, size=size, seed=seed, device=device)
+    prov = provenance(command="multiview extract", config=config, seed=seed, inputs={"cases": cases},
+                      models={"encoder": enc.model_id})  # fmt: skip
+    outputs = ("results.jsonl", "features", "features.npz")
+    with RunFolder(out, config, overwrite=overwrite, provenance=prov, outputs=outputs) as run:
+        run.write_manifest(status="running")
+        log = run.log("results.jsonl", key="id")
+        done = set(log.ids())
+        feat_dir = run.subdir("features")
+        with progress_bar(len(rows), progress, "multiview extract") as bar:
+            for r in rows:
+                if r["id"] not in done:
+                    try:
+                        vol = read_volume(r["volume"])
+                        mask = read_mask(r["mask"], like=vol) if r["mask"] is not None else None
+                    except (InputError, ValueError, OSError) as e:
+                        raise InputError(f"{cases} row {r['row']} (id {r['id']}): {e}") from None
+                    f = view_features(vol.array, vol.affine, enc, mask=mask, layout=layout, views=views, seed=seed,
+                                      size=size, fov_mm=fov_mm, spacing_mm=spacing_mm, intensity=intensity,
+                                      batch_size=batch_size)  # fmt: skip
+                    buf = _bytes_io.BytesIO()
+                    np.save(buf, np.concatenate([f.features, f.normals.astype(np.float32)], axis=1))
+                    atomic_write_bytes(feat_dir / f"{_safe(r['id'])}.npy", buf.getvalue())
+                    log.append({"id": r["id"], "label": r["label"], "key": f.key, "cached": f.cached,
+                                "planes": int(len(f.normals))})  # fmt: skip
+                bar(1)
+        stacked = [np.load(feat_dir / f"{_safe(r['id'])}.npy") for r in rows]
+        dim = stacked[0].shape[1] - 3
+        feats = np.stack([s[:, :dim] for s in stacked])
+        buf = _bytes_io.BytesIO()
+        np.savez(buf, ids=np.array([r["id"] for r in rows]), labels=np.array([r["label"] for r in rows]),
+                 features=feats, normals=stacked[0][:, dim:].astype(float))  # fmt: skip
+        atomic_write_bytes(run.path / "features.npz", buf.getvalue())
+        run.write_manifest(status="complete")
+    doc = stamp({"n_cases": len(rows), "n_resumed": len(done), "planes": int(feats.shape[1]), "dim": int(dim),
+                 "encoder": enc.model_id, "files": {"features": str(Path(out) / "features.npz")},
+                 "seconds": round(time.perf_counter() - t0, 3)}, prov)  # fmt: skip
+    atomic_write_json(Path(out) / "extract.json", doc)
+    return doc
+
+
+def _safe(cid: str) -> str:
+    return (
+        "".join(c if c.isalnum() or c in "-_." else "_" for c in cid)
+        + "-"
+        + hashlib.sha256(cid.encode()).hexdigest()[:8]
+    )
+
+
+def _load_features(folder: str | os.PathLike) -> dict[str, np.ndarray]:
+    path = Path(folder) / "features.npz"
+    if not path.is_file():
+        raise InputError(f"{path} does not exist; run `medlens multiview extract --out {folder}` first.")
+    with np.load(path) as z:
+        return {k: z[k] for k in ("ids", "labels", "features", "normals")}
+
+
+def run_multiview_train(
+    features: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    head: str = "graph",
+    k: int | None = 4,
+    folds: int = 5,
+    epochs: int = 100,
+    patience: int = 15,
+    lr: float = 1e-3,
+    batch_size: int = 16,
+    budget: int = 100_000,
+    seed: int = 0,
+    bootstrap: int = 1000,
+    ci: float = 0.95,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Cross-validate ``head`` on an extraction folder, then fit it on all cases and save ``head.safetensors``."""
+    from medlens.multiview._heads import HEADS, build_head
+    from medlens.training import write_safetensors
+
+    check_option(head, HEADS, name="head")
+    d = _load_features(features)
+    x, y, ids = d["features"], d["labels"].astype(int), [str(i) for i in d["ids"]]
+    g = view_graph(d["normals"], k=None if k is None or x.shape[1] <= k else k)
+    config = {"command": "multiview train", "features": file_sha256(Path(features) / "features.npz"), "head": head,
+              "k": k, "folds": folds, "epochs": epochs, "patience": patience, "lr": lr, "batch_size": batch_size,
+              "budget": budget, "seed": seed, "bootstrap": bootstrap, "ci": ci}  # fmt: skip
+
+    def make() -> Any:
+        return build_head(head, n_views=x.shape[1], dim=x.shape[2], budget=budget, edge_index=g.edge_index,
+                          edge_weight=g.edge_weight)  # fmt: skip
+
+    train = {"epochs": epochs, "patience": patience, "lr": lr, "batch_size": batch_size}
+    prov = provenance(command="multiview train", config=config, seed=seed)
+    with RunFolder(out, config, overwrite=overwrite, provenance=prov,
+                   outputs=("cv_predictions.csv", "head.safetensors", "metrics.json")) as run:  # fmt: skip
+        run.write_manifest(status="running")
+        cv = cross_validate(x, y, make, n_folds=folds, seed=seed, **train)
+        metrics = bootstrap_metrics(y, cv.probabilities, n_bootstrap=bootstrap, ci=ci, seed=seed)
+        lines = ["id,label,probability,fold"] + [
+            f"{i},{lab},{p:.6f},{f}" for i, lab, p, f in zip(ids, y, cv.probabilities, cv.fold, strict=True)
+        ]
+        atomic_write_text(run.path / "cv_predictions.csv", "\n".join(lines) + "\n")
+        # the final head: all cases, early stopping on a stratified 20 % validation split
+        rng = np.random.default_rng(seed)
+        val = np.concatenate([rng.permutation(np.flatnonzero(y == c))[: max(1, round(0.2 * (y == c).sum()))]
+                              for c in (0, 1)])  # fmt: skip
+        fit = np.setdiff1d(np.arange(len(y)), val)
+        mu, sd = x[fit].mean(axis=(0, 1)), x[fit].std(axis=(0, 1)) + 1e-6
+        z = (x - mu) / sd
+        model, info = train_head(make, z[fit], y[fit], z[val], y[val], seed=seed, **train)
+        meta = {"head": head, "n_views": int(x.shape[1]), "dim": int(x.shape[2]), "budget": budget, "k": k,
+                "normals": d["normals"].tolist(), "mean": mu.tolist(), "std": sd.tolist(), **info}  # fmt: skip
+        write_safetensors(run.path / "head.safetensors", model.state_dict(), metadata=meta)
+        doc = stamp({"n_cases": len(y), "head": head, "cv": {"metrics": metrics, "folds": cv.folds},
+                     "final": info, "files": {"head": str(run.path / "head.safetensors"),
+                                              "cv_predictions": str(run.path / "cv_predictions.csv")}}, prov)  # fmt: skip
+        atomic_write_json(run.path / "metrics.json", doc)
+        run.write_manifest(status="complete")
+    return doc
+
+
+def run_multiview_evaluate(
+    model: str | os.PathLike,
+    features: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    bootstrap: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Apply the head saved by :func:`run_multiview_train` (folder or file) to an extraction folder."""
+    from medlens.multiview._heads import build_head
+    from medlens.training import read_safetensors
+
+    torch = require("torch", extra="torch", purpose="multiview evaluate")
+    path = Path(model)
+    path = path / "head.safetensors" if path.is_dir() else path
+    tensors, meta = read_safetensors(path, what="multiview head", fix="train one with `medlens multiview train`.")
+    meta = meta if isinstance(meta, dict) else json.loads(meta or "{}")
+    d = _load_features(features)
+    x, y = d["features"], d["labels"].astype(int)
+    if x.shape[1:] != (meta["n_views"], meta["dim"]):
+        raise InputError(f"{path} expects {meta['n_views']} views of {meta['dim']} features; {features} has "
+                         f"{x.shape[1]} of {x.shape[2]}: extract with the same layout, views and encoder.")  # fmt: skip
+    if not np.allclose(np.abs(np.asarray(meta["normals"])), np.abs(d["normals"]), atol=1e-6):
+        raise InputError(f"{features} was sliced along other plane normals than {path} was trained on.")
+    g = view_graph(np.asarray(meta["normals"]), k=meta["k"] if meta["k"] and meta["n_views"] > meta["k"] else None)
+    net = build_head(meta["head"], n_views=meta["n_views"], dim=meta["dim"], budget=meta["budget"],
+                     edge_index=g.edge_index, edge_weight=g.edge_weight)  # fmt: skip
+    net.load_state_dict(tensors)
+    net.eval()
+    z = (x - np.asarray(meta["mean"])) / np.asarray(meta["std"])
+    with torch.no_grad():
+        p = torch.softmax(net(torch.as_tensor(z, dtype=torch.float32)), dim=1)[:, 1].numpy()
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = ["id,label,probability"] + [f"{i},{lab},{q:.6f}" for i, lab, q in zip(d["ids"], y, p, strict=True)]
+    atomic_write_text(out_dir / "predictions.csv", "\n".join(lines) + "\n")
+    cfg = {"model": file_sha256(path), "features": file_sha256(Path(features) / "features.npz"), "bootstrap": bootstrap,
+           "ci": ci, "seed": seed}  # fmt: skip
+    metrics = bootstrap_metrics(y, p, n_bootstrap=bootstrap, ci=ci, seed=seed) if len(set(y)) == 2 else None
+    doc = stamp({"n_cases": len(y), "metrics": metrics, "files": {"predictions": str(out_dir / "predictions.csv")}},
+                provenance(command="multiview evaluate", config=cfg, seed=seed))  # fmt: skip
+    atomic_write_json(out_dir / "metrics.json", doc)
+    return doc
