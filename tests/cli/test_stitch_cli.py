@@ -98,7 +98,7 @@ def test_zeroshot_writes_a_scores_csv_that_hier_evaluate_reads(cli, tmp_path):
               "--out", tmp_path / "tr.npz")  # fmt: skip
     assert res.rc == 0, res.err
     res = cli("stitch", "zeroshot", "--features", tmp_path / "src.npy", "--translator", tmp_path / "tr.npz",
-              "--taxonomy", "chexpert_pham", "--temperature", "0.1", "--out", tmp_path / "s.csv", "--json")  # fmt: skip
+              "--taxonomy", "chexpert_pham", "--encoder", "minilm", "--temperature", "0.1", "--out", tmp_path / "s.csv", "--json")  # fmt: skip
     assert res.rc == 0, res.err
     doc = json.loads(res.out)
     assert doc["method"]["method"] == "contrast"

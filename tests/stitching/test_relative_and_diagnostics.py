@@ -72,11 +72,12 @@ def test_projection_errors():
 
 def test_translation_report_by_hand():
     target = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    # row 0 is exact; row 1 points at row 2's target (rank 2 for its own); row 2 halfway
+    # row 0 is exact; row 1 points at row 2's target and is as close to target 0 as to its own: rank 3 (ties
+    # count against it); row 2 is exact
     translated = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 1.0]])
     r = translation_report(translated, target)
     assert r["top1"] == pytest.approx(2 / 3)
-    assert r["mrr"] == pytest.approx((1 + 0.5 + 1) / 3)
+    assert r["mrr"] == pytest.approx((1 + 1 / 3 + 1) / 3)
     assert r["pair_cosine"] == pytest.approx((1 + np.sqrt(0.5) + 1) / 3)
     assert r["mse"] == pytest.approx(1 / 6)
 

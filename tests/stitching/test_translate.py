@@ -114,13 +114,23 @@ def test_dimension_mismatch_is_zero_padded(rng, d1, d2):
     assert np.abs(out - y).max() < 1e-8
 
 
-@pytest.mark.parametrize("method", ["ortho", "sim", "lortho", "linear", "ridge"])
-def test_inverse_undoes_the_forward_map(rng, method):
+@pytest.mark.parametrize("method", ["ortho", "sim", "lortho", "linear", "ridge", "affine"])
+@pytest.mark.parametrize("d2", [9, 12])
+def test_inverse_undoes_the_forward_map(rng, method, d2):
+    """Exact whenever d1 <= d2: nothing is truncated away (affine: its learned map is invertible here)."""
     x = rng.normal(size=(120, 9))
-    y = x @ _orthogonal(9, rng) * 1.7 + 0.3
-    tr = Translator(method, pre="standard", ridge_alpha=0.01).fit(x, y)
+    y = np.hstack([x @ _orthogonal(9, rng) * 1.7 + 0.3, rng.normal(size=(120, d2 - 9))])
+    tr = Translator(method, pre="standard", ridge_alpha=0.01, steps=50).fit(x, y)
     new = rng.normal(size=(10, 9))
     assert np.abs(tr.inverse_transform(tr.transform(new)) - new).max() < 1e-6
+
+
+def test_inverse_is_a_projection_when_the_source_is_wider(rng):
+    x = rng.normal(size=(120, 9))
+    tr = Translator("ortho", pre="center").fit(x, x[:, :5])
+    back = tr.inverse_transform(tr.transform(x))
+    assert back.shape == x.shape
+    assert np.abs(tr.transform(back) - tr.transform(x)).max() < 1e-8  # idempotent on the image
 
 
 def test_underdetermined_least_squares_is_refused_with_advice(rng):
@@ -146,6 +156,15 @@ def test_underdetermined_least_squares_is_refused_with_advice(rng):
 def test_bad_anchors_are_clear_errors(x, y, words):
     with pytest.raises(InputError, match=words):
         Translator("ortho").fit(x, y)
+
+
+def test_ridge_needs_a_positive_penalty_and_pre_none_needs_one_anchor_less(rng):
+    with pytest.raises(InputError, match="ridge_alpha must be > 0"):
+        Translator("ridge", ridge_alpha=0.0)
+    x = rng.normal(size=(6, 6))
+    with pytest.raises(InputError, match="at least 7 anchors"):
+        Translator("linear").fit(x, x)
+    assert np.allclose(Translator("linear", pre="none").fit(x, 2 * x).transform(x), 2 * x)
 
 
 def test_bad_options_and_unfitted_use():
@@ -186,6 +205,19 @@ def test_load_refuses_other_files(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"junk")
     with pytest.raises(InputError, match="not a translator .npz"):
         load_translator(tmp_path / "junk.npz")
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    (tmp_path / "single.npy").rename(tmp_path / "single.npz")
+    with pytest.raises(InputError, match="single array"):
+        load_translator(tmp_path / "single.npz")
+    # a translator whose matrix does not fit its stated dimensions
+    rng = np.random.default_rng(0)
+    good = Translator().fit(rng.normal(size=(5, 3)), rng.normal(size=(5, 3))).save(tmp_path / "good.npz")
+    with np.load(good, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["r"] = np.zeros((2, 2))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(InputError, match="corrupt translator, array shapes do not match its dimensions: r "):
+        load_translator(tmp_path / "bad.npz")
 
 
 @settings(max_examples=25, deadline=None)

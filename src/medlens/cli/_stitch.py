@@ -41,7 +41,7 @@ def fit(
         None, "--anchors", help="Use this many random rows as anchors; the rest are held out (default: all rows)."
     ),
     pre: str = PRE_OPT,
-    ridge_alpha: float = typer.Option(1.0, "--ridge-alpha", min=0.0, help="Penalty of --method ridge."),
+    ridge_alpha: float = typer.Option(1.0, "--ridge-alpha", help="Penalty of --method ridge (> 0)."),
     seed: int = SEED_OPT,
     out: Path = typer.Option(..., "--out", help="Translator file TR.npz."),
     as_json: bool = typer.Option(False, "--json", help="Print the fit diagnostics as one JSON document."),
@@ -98,8 +98,10 @@ def apply(
 def zeroshot(
     features: Path = typer.Option(..., "--features", help="Source-space features X.npy (+ X.ids.txt)."),
     translator: Path = typer.Option(..., "--translator", help="Translator into the text encoder's space."),
-    taxonomy: str = typer.Option("cxr_anatomic_v1", "--taxonomy", "-t", help="Built-in name or taxonomy file."),
-    encoder: str = typer.Option("minilm", "--encoder", help="The text encoder of the target space (name or path)."),
+    taxonomy: str = typer.Option(..., "--taxonomy", "-t", help="Built-in name or taxonomy file."),
+    encoder: str = typer.Option(
+        ..., "--encoder", help="The text encoder whose features were the translator's target (name or path)."
+    ),
     method: str = typer.Option(
         "contrast", "--method", help="contrast (positive vs negative prompts) | sigmoid | softmax."
     ),

@@ -47,6 +47,8 @@ def translation_report(translated: Any, target: Any, *, chunk: int = 4096) -> di
     >>> t = np.eye(3)
     >>> translation_report(t, t)["mrr"], translation_report(t[[1, 0, 2]], t)["top1"]
     (1.0, 0.3333333333333333)
+    >>> translation_report(np.ones((3, 3)), t)["top1"]  # equally close to every target: no hit
+    0.0
     """
     x, y = _paired(translated, target, ("translated", "target"))
     if x.shape[1] != y.shape[1]:
@@ -59,7 +61,9 @@ def translation_report(translated: Any, target: Any, *, chunk: int = 4096) -> di
     for start in range(0, len(x), chunk):
         sim = xu[start : start + chunk] @ yu.T
         mine = own[start : start + chunk, None]
-        ranks[start : start + chunk] = 1 + (sim > mine + 1e-12).sum(1)
+        # every target at least as similar as the own one ranks ahead of it (the own target included), so ties —
+        # duplicate targets, or a degenerate translation that is equally close to everything — count against it
+        ranks[start : start + chunk] = np.maximum(1, (sim >= mine - 1e-12).sum(1))
     return {
         "n": int(len(x)),
         "mse": float(((x - y) ** 2).mean()),

@@ -22,7 +22,7 @@ __all__ = ["Head", "LogisticHead"]
 class LogisticHead:
     """Independent logistic regressions for the columns of a 0/1 matrix, fitted jointly (module docstring)."""
 
-    def __init__(self, C: float = 1.0, *, tol: float = 1e-8, max_iter: int = 2000) -> None:
+    def __init__(self, C: float = 1.0, *, tol: float = 1e-6, max_iter: int = 2000) -> None:
         if not C > 0:
             raise InputError(f"C must be > 0; got {C}.")
         self.C, self.tol, self.max_iter = float(C), float(tol), int(max_iter)

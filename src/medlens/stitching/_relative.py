@@ -9,7 +9,7 @@ cosine    ``cos(x_i, a_j)``                                           rotations,
 angular   ``arccos(cos(x_i, a_j)) / π`` (0 = same direction, 1 = opposite) the same as cosine
 euclidean ``‖x_i − a_j‖₂``                                            rotations, reflections, translations
 l1        ``‖x_i − a_j‖₁``                                            translations, axis permutations
-cob       coefficients ``c_i`` of ``x_i ≈ Σ_j c_ij a_j`` (least squares) any invertible linear map of both
+cob       coefficients ``c_i`` of ``x_i ≈ Σ_j c_ij a_j`` (least squares) an invertible linear map of both, when the anchors span the space
 ========= =========================================================== =========================================
 
 The same conventions as latentis's projection functions (its ``angular`` is ``arccos(cos)/π`` at HEAD).

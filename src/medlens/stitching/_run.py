@@ -131,10 +131,11 @@ def run_stitch_fit(
         rows = sample_anchors(int(anchors), pool=np.arange(n), seed=seed)
     else:
         rows = np.arange(n)
-    if underdetermined(method, len(rows), x.shape[1]):
+    if underdetermined(method, len(rows), x.shape[1], pre):
         raise InputError(
             f"--method {method} (least squares) needs more anchors than source dimensions: {len(rows)} anchors for "
-            f"{x.shape[1]} dimensions; use --method ortho or ridge, or at least {x.shape[1] + 1} anchors."
+            f"{x.shape[1]} dimensions; use --method ortho or ridge, or at least "
+            f"{x.shape[1] + (pre != 'none')} anchors."
         )
     tr.fit(x[rows], y[rows])
     held = np.setdiff1d(np.arange(n), rows)

@@ -98,7 +98,7 @@ def anchor_sweep(
         for s in range(seeds):
             rows = sample_anchors(c, pool=pool, strata=pool_strata, seed=seed + 1 + s)
             for m in methods:
-                if underdetermined(m, c, d1):
+                if underdetermined(m, c, d1, pre):
                     continue
                 tr = Translator(m, pre=pre, seed=seed + s).fit(x[rows], y[rows])
                 z = tr.transform(x[eval_rows])
@@ -109,7 +109,7 @@ def anchor_sweep(
     metrics = ["pair_cosine", "top1", "mrr"] + ([] if head is None else list(reference))
     table = []
     for (m, c), runs in cells.items():
-        row: dict[str, Any] = {"method": m, "anchors": c, "underdetermined": underdetermined(m, c, d1)}
+        row: dict[str, Any] = {"method": m, "anchors": c, "underdetermined": underdetermined(m, c, d1, pre)}
         if runs:
             row["metrics"] = {k: summarize_values([r[k] for r in runs], ci=ci) for k in metrics}
         table.append(row)

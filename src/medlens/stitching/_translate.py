@@ -56,13 +56,17 @@ FORMAT = "medlens-translator"
 FORMAT_VERSION = 1
 
 
-def underdetermined(method: str, n_anchors: int, source_dim: int) -> bool:
-    """Whether least squares is underdetermined: after centring, ``n`` anchors span at most ``n − 1`` dimensions.
+def underdetermined(method: str, n_anchors: int, source_dim: int, pre: str = "standard") -> bool:
+    """Whether least squares is underdetermined: ``n`` anchors span at most ``n − 1`` dimensions after centring
+    (every pre-transform but ``"none"`` centres), at most ``n`` without.
 
     >>> underdetermined("linear", 100, 384), underdetermined("linear", 512, 384), underdetermined("ortho", 16, 384)
     (True, False, False)
+    >>> underdetermined("linear", 384, 384), underdetermined("linear", 384, 384, pre="none")
+    (True, False)
     """
-    return method in LEAST_SQUARES and n_anchors - 1 < source_dim
+    rank = n_anchors if pre == "none" else n_anchors - 1
+    return method in LEAST_SQUARES and rank < source_dim
 
 
 @dataclass
@@ -125,9 +129,14 @@ def _adam_affine(a: np.ndarray, b: np.ndarray, *, steps: int, lr: float, seed: i
     v = [np.zeros_like(p) for p in params]
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     scale = 2.0 / b.size
+    # the MSE gradient through the anchors' sufficient statistics: Aᵀ(AW + 1cᵀ − B) = (AᵀA)W + s cᵀ − AᵀB with
+    # s = Aᵀ1, so a step costs d_in² · d_out instead of n · d_in · d_out
+    gram, cross, colsum, bsum, n = a.T @ a, a.T @ b, a.sum(axis=0), b.sum(axis=0), len(a)
     for t in range(1, steps + 1):
-        r = a @ w + c - b
-        grads = [scale * (a.T @ r), scale * r.sum(axis=0)]
+        grads = [
+            scale * (gram @ params[0] + np.outer(colsum, params[1]) - cross),
+            scale * (colsum @ params[0] + n * params[1] - bsum),
+        ]
         for i, g in enumerate(grads):
             m[i] = beta1 * m[i] + (1 - beta1) * g
             v[i] = beta2 * v[i] + (1 - beta2) * g * g
@@ -184,8 +193,11 @@ class Translator:
     def __post_init__(self) -> None:
         check_option(self.method, METHODS, name="method")
         check_option(self.pre, PRE_TRANSFORMS, name="pre")
-        if not self.ridge_alpha >= 0:
-            raise InputError(f"ridge_alpha must be >= 0; got {self.ridge_alpha}.")
+        if not self.ridge_alpha > 0:
+            raise InputError(
+                f"ridge_alpha must be > 0 (ridge with no penalty is least squares: method 'linear'); got "
+                f"{self.ridge_alpha}."
+            )
         if self.method == "affine" and (int(self.steps) < 1 or not self.lr > 0):
             raise InputError(f"affine needs steps >= 1 and lr > 0; got steps={self.steps}, lr={self.lr}.")
 
@@ -215,10 +227,11 @@ class Translator:
         minimum = 1 if self.method == "absolute" else 2
         if n < minimum:
             raise InputError(f"{self.method} needs at least {minimum} anchors; got {n}.")
-        if underdetermined(self.method, n, d1):
+        if underdetermined(self.method, n, d1, self.pre):
+            need = d1 if self.pre == "none" else d1 + 1
             raise InputError(
                 f"{self.method} (least squares) needs more anchors than source dimensions: {n} anchors for "
-                f"{d1} dimensions; use method 'ortho' or 'ridge', or at least {d1 + 1} anchors."
+                f"{d1} dimensions; use method 'ortho' or 'ridge', or at least {need} anchors."
             )
         d = max(d1, d2)
         state: dict[str, Any] = {"d1": d1, "d2": d2, "n_anchors": n}
@@ -285,7 +298,12 @@ class Translator:
         return st["py"].inverse(z[:, : st["d2"]])
 
     def inverse_transform(self, y: Any) -> np.ndarray:
-        """Map target vectors back to the source space (exact for ``ortho``/``sim``, pseudo-inverse otherwise)."""
+        """Map target vectors back to the source space.
+
+        Exact for ``ortho``, ``sim`` and ``lortho`` when ``d1 <= d2`` (no dimension is truncated away), a
+        pseudo-inverse for the other methods; with ``d1 > d2`` the forward map drops ``d1 − d2`` padded dimensions,
+        so the round trip is a projection.
+        """
         self._check_fitted()
         st = self._state
         arr = _as_matrix(y, "target features")
@@ -376,10 +394,13 @@ def load_translator(path: str | os.PathLike) -> Translator:
     if not p.is_file():
         raise InputError(f"{p}: no such translator file (write one with `medlens stitch fit --out TR.npz`).")
     try:
-        with np.load(p, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
+        loaded = np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise InputError(f"{p} is not a translator .npz file ({exc}).") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise InputError(f"{p} holds a single array, not a translator .npz; write one with `medlens stitch fit`.")
+    with loaded as z:
+        data = {k: z[k] for k in z.files}
     try:
         meta = json.loads(str(data["metadata"]))
         if meta.get("format") != FORMAT:
@@ -399,7 +420,21 @@ def load_translator(path: str | os.PathLike) -> Translator:
                 state[side] = _Pre(
                     tr.pre, data[f"{side}_shift"], data[f"{side}_scale"], float(data[f"{side}_mean_norm"])
                 )
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            d = max(state["d1"], state["d2"])
+            shapes = {
+                "r": (state["r"].shape, (d, d)),
+                "bias": (state["bias"].shape, (d,)),
+                "px_shift": (data["px_shift"].shape, (state["d1"],)),
+                "px_scale": (data["px_scale"].shape, (state["d1"],)),
+                "py_shift": (data["py_shift"].shape, (state["d2"],)),
+                "py_scale": (data["py_scale"].shape, (state["d2"],)),
+            }
+            bad = [f"{k} {got} (expected {want})" for k, (got, want) in shapes.items() if got != want]
+            if bad:
+                raise InputError(f"{p}: corrupt translator, array shapes do not match its dimensions: {bad[0]}.")
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        if isinstance(exc, InputError):
+            raise
         raise InputError(
             f"{p} is not a medlens translator (missing {exc}); write one with `medlens stitch fit`."
         ) from None
