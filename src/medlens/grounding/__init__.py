@@ -6,9 +6,24 @@
   reader agreement);
 - prompt renderers (name only, definition, attribute subsets) for ablations;
 - the Florence-2 ``<loc_k>`` codec and output parser;
+- local VinDr-CXR data: weighted box fusion of the readers, (image, finding) queries with negatives, a
+  validation split carved from train, and the human ceiling (each reader against the others' fusion);
 - an honest evaluator (P/R/F1, Acc@0.5, mIoU, mAP with real scores only, negative queries, stratification).
 """
 
+from medlens.grounding._data import (
+    DATA_SPLITS,
+    GroundingData,
+    build_queries,
+    fuse_readers,
+    image_sizes,
+    load_grounding_data,
+    read_split_file,
+    reader_ceiling,
+    split_queries,
+    validation_split,
+    weighted_box_fusion,
+)
 from medlens.grounding._documents import (
     knowledge_list_document,
     knowledge_provenance,
@@ -51,6 +66,17 @@ from medlens.grounding._stats import (
 )
 
 __all__ = [
+    "DATA_SPLITS",
+    "GroundingData",
+    "build_queries",
+    "fuse_readers",
+    "image_sizes",
+    "load_grounding_data",
+    "read_split_file",
+    "reader_ceiling",
+    "split_queries",
+    "validation_split",
+    "weighted_box_fusion",
     "knowledge_list_document",
     "knowledge_provenance",
     "knowledge_show_document",
