@@ -51,6 +51,7 @@ __all__ = [
     "GroundingData",
     "build_queries",
     "fuse_readers",
+    "image_paths",
     "image_sizes",
     "load_grounding_data",
     "read_split_file",
@@ -166,15 +167,8 @@ def image_sizes(images: str | PathLike[str], image_ids: Iterable[str] | None = N
     With ``image_ids``, every id must have a file (an :class:`InputError` names the first missing one and how
     many are missing) and only those are read. Two files with the same id are an error.
     """
-    from medlens.io import list_images
-
     pil = _pil()
-    _, paths = list_images(images)
-    by_id: dict[str, Path] = {}
-    for p in paths:
-        if p.stem in by_id:
-            raise InputError(f"{images}: two images for id {p.stem!r} ({by_id[p.stem]} and {p}); keep one.")
-        by_id[p.stem] = p
+    by_id = image_paths(images)
     wanted = sorted(by_id) if image_ids is None else sorted(set(map(str, image_ids)))
     missing = [i for i in wanted if i not in by_id]
     if missing:
@@ -190,6 +184,19 @@ def image_sizes(images: str | PathLike[str], image_ids: Iterable[str] | None = N
         except Exception as e:  # noqa: BLE001 - PIL raises many types for unreadable files
             raise InputError(f"{by_id[i]}: cannot read as an image ({type(e).__name__}).") from None
     return out
+
+
+def image_paths(images: str | PathLike[str]) -> dict[str, Path]:
+    """``image_id → path`` of every image under the folder (id = file name without suffix; unique)."""
+    from medlens.io import list_images
+
+    _, paths = list_images(images)
+    by_id: dict[str, Path] = {}
+    for p in paths:
+        if p.stem in by_id:
+            raise InputError(f"{images}: two images for id {p.stem!r} ({by_id[p.stem]} and {p}); keep one.")
+        by_id[p.stem] = p
+    return by_id
 
 
 def _pil() -> Any:
@@ -349,6 +356,9 @@ def load_grounding_data(
     sizes = image_sizes(images, rows["image_id"].unique())
     fused = fuse_readers(rows, iou=fusion_iou, min_readers=min_readers)
     queries = build_queries(fused, sizes, kb, negatives=negatives)
+    paths = image_paths(images)
+    for q in queries:
+        q["image"] = str(paths[q["image_id"]])
     split: dict[str, str] = {}
     patients: dict[str, str] = {}
     if split_file is not None:
