@@ -29,6 +29,7 @@ from medlens.grounding._data import (
     weighted_box_fusion,
 )
 from medlens.grounding._documents import (
+    ceiling_document,
     knowledge_list_document,
     knowledge_provenance,
     knowledge_show_document,
@@ -90,6 +91,7 @@ __all__ = [
     "split_queries",
     "validation_split",
     "weighted_box_fusion",
+    "ceiling_document",
     "knowledge_list_document",
     "knowledge_provenance",
     "knowledge_show_document",
