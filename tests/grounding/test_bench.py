@@ -66,3 +66,10 @@ def test_real_run_document_and_report(tmp_path):
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert info["sections"] == ["grounding"]
     assert "VinDr-CXR inter-reader agreement" in html
+    ceil = doc["reader_ceiling"]
+    assert ceil["readers_per_image"] == [3]
+    assert len(ceil["by_finding"]) == 14
+    assert 0 < ceil["overall"]["f1_50"] < 1
+    assert ceil["by_finding"]["pneumothorax"]["split"] == "unseen"
+    assert "Human ceiling" in html
+    assert "human ceiling" in res["lines"][-2]

@@ -9,7 +9,10 @@ Steps (each recorded in ``metrics.json``):
 3. VinDr-CXR reader agreement per finding (:func:`medlens.grounding.reader_agreement`): how many of each image's
    three readers marked it, Fleiss' kappa, pairwise box F1@0.5 and mean best IoU: the human row a model is
    compared with.
-4. Why AP needs real scores: one reader's boxes scored against another's with :func:`medlens.grounding.
+4. The human ceiling (:func:`medlens.grounding.reader_ceiling`): each reader of an image against the weighted
+   box fusion of the image's other readers, per finding and overall (P/R/F1@0.5, mean best IoU, hallucination
+   rate): the row a model trained on fused boxes is compared with.
+5. Why AP needs real scores: one reader's boxes scored against another's with :func:`medlens.grounding.
    evaluate_grounding`. Reader boxes have no scores, so the evaluator reports P/R/F1 and gives mAP only as an
    order-dependent pair (given vs reversed box order), the flaw of the public AG-KD evaluation (every box 1.0).
 
@@ -71,6 +74,7 @@ def run(
         read_nih_boxes,
         read_vindr_boxes,
         reader_agreement,
+        reader_ceiling,
         render_prompt,
     )
 
@@ -99,6 +103,10 @@ def run(
     t2 = time.perf_counter()
     readers_eval = evaluate_grounding(_reader_pair_queries(vindr_rows), kb=vindr)
     t3 = time.perf_counter()
+    ceiling = reader_ceiling(vindr_rows, kb=vindr)
+    for f, row in ceiling["by_finding"].items():
+        row["split"] = vindr.get(f).split
+    t4 = time.perf_counter()
     prov = provenance(
         command="bench run grounding",
         config=config,
@@ -129,10 +137,12 @@ def run(
                 "the other marked it, so its hallucination rate is 1 by construction",
                 **{k: v for k, v in readers_eval.items() if k not in ("by_finding",)},
             },
+            "reader_ceiling": ceiling,
             "timings_s": {
                 "knowledge_and_prompts": round(t1 - t0, 3),
                 "reader_agreement": round(t2 - t1, 3),
                 "reader_vs_reader": round(t3 - t2, 3),
+                "reader_ceiling": round(t4 - t3, 3),
             },
         },
         prov,
@@ -150,6 +160,8 @@ def summarize(doc: dict[str, Any]) -> dict[str, Any]:
         "reader_f1_50": {k: v["pairwise_f1_50"] for k, v in ra.items()},
         "reader_vs_reader_f1_50": rv["f1_50"],
         "reader_vs_reader_score_status": rv["score_status"],
+        "ceiling_f1_50": doc["reader_ceiling"]["overall"]["f1_50"],
+        "ceiling_miou": doc["reader_ceiling"]["overall"]["miou"],
     }
 
 
@@ -165,6 +177,8 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
         + f"; {s['findings_without_statistics']} VinDr findings have no box statistics",
         f"  VinDr reader agreement, pairwise box F1@0.5: {best[0]} {best[1]:.3f} (best) ... {worst[0]} "
         f"{worst[1]:.3f} (worst)",
+        f"  human ceiling (each reader vs the fusion of the other two): F1@0.5 {s['ceiling_f1_50']:.3f}, "
+        f"mean best IoU {s['ceiling_miou']:.3f}",
         f"  reader vs reader: P {rv['precision50']:.3f} R {rv['recall50']:.3f} F1 {rv['f1_50']:.3f}; "
         f"mAP50 is order-dependent without scores ({od.get('given_order', {}).get('map50', float('nan')):.4f} given, "
         f"{od.get('reversed_order', {}).get('map50', float('nan')):.4f} reversed order)",
@@ -218,6 +232,30 @@ def report_section(metrics: dict[str, Any]) -> Any:
             caption="VinDr-CXR inter-reader agreement (15,000 training images, 3 readers each)",
         )
     )  # fmt: skip
+    ceil = metrics.get("reader_ceiling")
+    if ceil:
+        crow = [
+            [f, v["split"], v["n_positive"], v["precision50"], v["recall50"], v["f1_50"], v["miou"],
+             v["hallucination_rate"]]
+            for f, v in ceil["by_finding"].items()
+        ]  # fmt: skip
+        o = ceil["overall"]
+        crow.append(["all", "", o["n_positive"], o["precision50"], o["recall50"], o["f1_50"], o["miou"],
+                     o["hallucination_rate"]])  # fmt: skip
+        s.add(
+            table_html(
+                ["finding", "split", "queries with gold", "precision@0.5", "recall@0.5", "F1@0.5", "mean best IoU",
+                 "hallucination rate"],
+                crow,
+                caption="Human ceiling: each VinDr-CXR reader against the weighted box fusion (IoU > "
+                f"{ceil['fusion']['iou']}) of the image's other readers",
+            )
+        )  # fmt: skip
+        s.paragraph(
+            "The hallucination rate counts the (image, reader) pairs where the other readers marked nothing but "
+            f"this reader marked the finding. {ceil['note']}.",
+            cls="note",
+        )
     rv = metrics["reader_vs_reader"]
     od = rv.get("map_order_dependent") or {}
     s.paragraph(
@@ -235,7 +273,7 @@ def report_section(metrics: dict[str, Any]) -> Any:
 SPEC = BenchmarkSpec(
     name="grounding",
     description="Finding knowledge bases (VinDr-CXR 22, PadChest-GR 24), rendered prompts, VinDr-CXR inter-reader "
-    "agreement (the human ceiling of grounding)",
+    "agreement and the human ceiling (each reader vs the fusion of the others)",
     run=run,
     report_section=report_section,
     extras=("data",),

@@ -1,4 +1,5 @@
-"""``medlens grounding kb list | show [NAME] | validate FILE``: the finding knowledge bases of grounding."""
+"""``medlens ground kb list | show [NAME] | validate FILE`` (finding knowledge bases) and ``medlens ground
+ceiling`` (the human ceiling of grounding)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ app.add_typer(kb_app, name="kb")
 def kb_list(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout.")) -> None:
     """List the built-in finding knowledge bases.
 
-    Example: medlens grounding kb list --json
+    Example: medlens ground kb list --json
     """
     from medlens.grounding import knowledge_list_document
 
@@ -48,7 +49,7 @@ def kb_show(
 ) -> None:
     """Show a knowledge base, or one finding with its rendered prompts.
 
-    Example: medlens grounding kb show vindr-cxr --finding pneumothorax --attributes shape,location
+    Example: medlens ground kb show vindr-cxr --finding pneumothorax --attributes shape,location
     """
     from medlens.grounding import knowledge_show_document
 
@@ -79,7 +80,7 @@ def kb_validate(
 ) -> None:
     """Check a knowledge base file (fields, attributes, splits, unique names, box-table labels); exit 2 if invalid.
 
-    Example: medlens grounding kb validate my_findings.yaml
+    Example: medlens ground kb validate my_findings.yaml
     """
     from medlens.grounding import knowledge_validate_document
 
@@ -88,3 +89,31 @@ def kb_validate(
         emit_json(doc)
     else:
         console().print(f"{file}: valid ({doc['n_findings']} findings, version {doc['version']})", markup=False)
+
+
+@app.command("ceiling")
+def ceiling(
+    truth: str = typer.Option("vindr", "--truth", help="'vindr' (the shipped VinDr-CXR training boxes) or a CSV."),
+    iou: float = typer.Option(0.55, "--iou", help="Fusion IoU: boxes of the other readers join above it."),
+    min_readers: int = typer.Option(1, "--min-readers", help="Keep fused boxes marked by at least this many."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
+) -> None:
+    """Each reader against the weighted box fusion of the image's other readers (F1@0.5, mean best IoU).
+
+    Example: medlens ground ceiling --truth vindr --json
+    """
+    from medlens.grounding import ceiling_document
+
+    doc = ceiling_document(truth, iou=iou, min_readers=min_readers)
+    if as_json:
+        emit_json(doc)
+        return
+    from rich.table import Table
+
+    t = Table("finding", "queries with gold", "P@0.5", "R@0.5", "F1@0.5", "mean best IoU", "hallucination")
+    rows = {**doc["by_finding"], "all": doc["overall"]}
+    for f, v in rows.items():
+        t.add_row(f, str(v["n_positive"]), *(f"{v[k]:.3f}" if v[k] is not None else "-"
+                                              for k in ("precision50", "recall50", "f1_50", "miou",
+                                                        "hallucination_rate")))  # fmt: skip
+    console().print(t)

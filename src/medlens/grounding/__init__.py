@@ -6,10 +6,30 @@
   reader agreement);
 - prompt renderers (name only, definition, attribute subsets) for ablations;
 - the Florence-2 ``<loc_k>`` codec and output parser;
+- local VinDr-CXR data: weighted box fusion of the readers, (image, finding) queries with negatives, a
+  validation split carved from train, and the human ceiling (each reader against the others' fusion);
+- a transformers-native Florence-2 grounder (:func:`load_grounder`, a tiny random one from
+  :func:`write_tiny_florence`), masked-padding training with validation-split model selection
+  (:func:`train_grounder`) and scored predictions;
 - an honest evaluator (P/R/F1, Acc@0.5, mIoU, mAP with real scores only, negative queries, stratification).
 """
 
+from medlens.grounding._data import (
+    DATA_SPLITS,
+    GroundingData,
+    build_queries,
+    fuse_readers,
+    image_paths,
+    image_sizes,
+    load_grounding_data,
+    read_split_file,
+    reader_ceiling,
+    split_queries,
+    validation_split,
+    weighted_box_fusion,
+)
 from medlens.grounding._documents import (
+    ceiling_document,
     knowledge_list_document,
     knowledge_provenance,
     knowledge_show_document,
@@ -36,6 +56,7 @@ from medlens.grounding._kb import (
     load_knowledge,
     validate_knowledge,
 )
+from medlens.grounding._model import FlorenceGrounder, load_grounder, n_image_tokens, write_tiny_florence
 from medlens.grounding._prompts import GROUNDING_TASK, PROMPT_MODES, parse_attributes, render_prompt, task_prompt
 from medlens.grounding._stats import (
     DERIVATION,
@@ -49,8 +70,28 @@ from medlens.grounding._stats import (
     reader_agreement,
     vindr_box_statistics,
 )
+from medlens.grounding._train import caption_for, train_grounder
 
 __all__ = [
+    "DATA_SPLITS",
+    "GroundingData",
+    "build_queries",
+    "fuse_readers",
+    "image_paths",
+    "image_sizes",
+    "FlorenceGrounder",
+    "load_grounder",
+    "n_image_tokens",
+    "write_tiny_florence",
+    "caption_for",
+    "train_grounder",
+    "load_grounding_data",
+    "read_split_file",
+    "reader_ceiling",
+    "split_queries",
+    "validation_split",
+    "weighted_box_fusion",
+    "ceiling_document",
     "knowledge_list_document",
     "knowledge_provenance",
     "knowledge_show_document",

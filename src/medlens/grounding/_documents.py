@@ -1,4 +1,4 @@
-"""Stamped JSON documents behind ``medlens grounding kb list | show | validate`` (the CLI only prints them)."""
+"""Stamped JSON documents behind ``medlens ground kb list | show | validate`` (the CLI only prints them)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from medlens._validation import InputError
 from medlens.grounding._kb import BUILTIN_KNOWLEDGE, KnowledgeBase, load_knowledge, validate_knowledge
 from medlens.grounding._prompts import PROMPT_MODES, render_prompt
 
-__all__ = ["knowledge_list_document", "knowledge_provenance", "knowledge_show_document", "knowledge_validate_document"]
+__all__ = [
+    "ceiling_document",
+    "knowledge_list_document",
+    "knowledge_provenance",
+    "knowledge_show_document",
+    "knowledge_validate_document",
+]
 
 
 def knowledge_provenance(kb: KnowledgeBase) -> dict[str, str]:
@@ -34,9 +40,9 @@ def _summary(kb: KnowledgeBase) -> dict[str, Any]:
 
 
 def knowledge_list_document() -> dict[str, Any]:
-    """The built-in knowledge bases with their finding counts: what ``grounding kb list --json`` prints."""
+    """The built-in knowledge bases with their finding counts: what ``ground kb list --json`` prints."""
     kbs = [_summary(load_knowledge(name)) for name in BUILTIN_KNOWLEDGE]
-    prov = provenance(command="grounding kb list")
+    prov = provenance(command="ground kb list")
     return stamp({"knowledge_bases": kbs}, prov)
 
 
@@ -53,7 +59,7 @@ def knowledge_show_document(
     adds the size/location measured on the NIH and VinDr boxes (needs the ``data`` extra).
     """
     kb = load_knowledge(source)
-    prov = provenance(command="grounding kb show", extra={"knowledge": knowledge_provenance(kb)})
+    prov = provenance(command="ground kb show", extra={"knowledge": knowledge_provenance(kb)})
     derived = None
     if measured:
         from medlens.grounding._stats import derive_attributes
@@ -87,6 +93,31 @@ def knowledge_validate_document(file: str | PathLike[str]) -> dict[str, Any]:
         raise InputError(more + " | ".join(problems))
     kb = load_knowledge(file)
     prov = provenance(
-        command="grounding kb validate", inputs={"knowledge": file}, extra={"knowledge": knowledge_provenance(kb)}
+        command="ground kb validate", inputs={"knowledge": file}, extra={"knowledge": knowledge_provenance(kb)}
     )
     return stamp({"valid": True, **_summary(kb)}, prov)
+
+
+def ceiling_document(
+    truth: str | PathLike[str] = "vindr",
+    *,
+    knowledge: str | PathLike[str] = "vindr-cxr",
+    iou: float = 0.55,
+    min_readers: int = 1,
+) -> dict[str, Any]:
+    """The human ceiling table (:func:`medlens.grounding.reader_ceiling`) of ``truth``: ``"vindr"`` (the VinDr-CXR
+    training boxes shipped with torchxrayvision, ``data`` extra) or a boxes CSV in the VinDr layout."""
+    from medlens.grounding._data import reader_ceiling
+    from medlens.grounding._stats import read_vindr_boxes
+
+    kb = load_knowledge(knowledge)
+    builtin = str(truth) == "vindr"
+    rows = read_vindr_boxes(None if builtin else truth)
+    table = reader_ceiling(rows, kb=kb, iou=iou, min_readers=min_readers)
+    prov = provenance(
+        command="ground ceiling",
+        config={"truth": str(truth), "iou": iou, "min_readers": min_readers},
+        inputs={} if builtin else {"truth": truth},
+        extra={"knowledge": knowledge_provenance(kb)},
+    )
+    return stamp({"truth": "vindr (torchxrayvision vinbigdata-train.csv.gz)" if builtin else str(truth), **table}, prov)

@@ -131,7 +131,7 @@ class KnowledgeBase:
             raise InputError(
                 f"unknown finding {name!r} in knowledge base {self.name!r}."
                 f"{did_you_mean(normalise_name(name), self._lookup)} "
-                f"See `medlens grounding kb show {self.name}`."
+                f"See `medlens ground kb show {self.name}`."
             )
         return found
 
@@ -335,7 +335,7 @@ def load_knowledge(source: str | PathLike[str] = "vindr-cxr") -> KnowledgeBase:
     text, label = _resolve(key)
     kb, problems = _parse(_load_yaml(text, label), label)
     if problems or kb is None:
-        more = f" ({len(problems) - 1} more problems: run `medlens grounding kb validate`)" if len(problems) > 1 else ""
+        more = f" ({len(problems) - 1} more problems: run `medlens ground kb validate`)" if len(problems) > 1 else ""
         raise InputError(problems[0] + more)
     if key in BUILTIN_KNOWLEDGE:
         _CACHE[key] = kb
