@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"io", "taxonomy", "text"},
     {"encoders", "llm", "report", "training", "slicing"},
     {"hierarchy", "retrieval", "metrics"},
-    {"risk", "agents", "stitching", "diffusion"},
+    {"risk", "agents", "stitching", "diffusion", "fairness"},
     {"benchmarks"},
     {"cli"},
 ]

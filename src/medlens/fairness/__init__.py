@@ -1,0 +1,33 @@
+"""Fairness evaluation: group reports with bootstrap intervals, gaps, ES-metric and FAP; disaggregated metrics.
+
+:func:`group_report` summarises one per-sample score (a caption metric, a judge grade, 0/1 correctness) over
+sensitive attributes; :func:`fap` and :func:`es_metric` are its summaries on their own. :class:`MetricFrame`-style
+disaggregation of any ``metric(y_true, y_pred)`` and the classification parity measures
+(:func:`demographic_parity_difference`, :func:`equalized_odds_difference`) equal fairlearn's.
+"""
+
+from medlens.fairness._groups import (
+    MISSING_POLICIES,
+    AttributeReport,
+    GroupReport,
+    GroupStat,
+    SmallGroupWarning,
+    encode_attribute,
+    group_report,
+)
+from medlens.fairness._summary import DISPERSIONS, FAP_WEIGHTS, FAPResult, es_metric, fap
+
+__all__ = [
+    "DISPERSIONS",
+    "FAP_WEIGHTS",
+    "MISSING_POLICIES",
+    "AttributeReport",
+    "FAPResult",
+    "GroupReport",
+    "GroupStat",
+    "SmallGroupWarning",
+    "encode_attribute",
+    "es_metric",
+    "fap",
+    "group_report",
+]
