@@ -6,6 +6,18 @@ disaggregation of any ``metric(y_true, y_pred)`` and the classification parity m
 (:func:`demographic_parity_difference`, :func:`equalized_odds_difference`) equal fairlearn's.
 """
 
+from medlens.fairness._classification import (
+    COMPARE_METHODS,
+    Disaggregated,
+    demographic_parity_difference,
+    demographic_parity_ratio,
+    disaggregate,
+    equalized_odds_difference,
+    equalized_odds_ratio,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
 from medlens.fairness._groups import (
     MISSING_POLICIES,
     AttributeReport,
@@ -18,6 +30,16 @@ from medlens.fairness._groups import (
 from medlens.fairness._summary import DISPERSIONS, FAP_WEIGHTS, FAPResult, es_metric, fap
 
 __all__ = [
+    "COMPARE_METHODS",
+    "Disaggregated",
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "disaggregate",
+    "equalized_odds_difference",
+    "equalized_odds_ratio",
+    "false_positive_rate",
+    "selection_rate",
+    "true_positive_rate",
     "DISPERSIONS",
     "FAP_WEIGHTS",
     "MISSING_POLICIES",
