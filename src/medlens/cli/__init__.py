@@ -16,6 +16,7 @@ from medlens.cli import (
     _demo,
     _doctor,
     _encoders,
+    _fair,
     _finetune,
     _hier,
     _metrics,
@@ -43,6 +44,7 @@ app = typer.Typer(
     "  medlens rag index --corpus hpo --out runs/hpo-index\n\n"
     "  medlens stitch fit --source lsa.npy --target minilm.npy --method ortho --out tr.npz\n\n"
     "  medlens slice brain.nii.gz --views 12 --size 224 --out runs/brain-slices\n\n"
+    "  medlens fair report --scores scores.csv --attributes race,gender --metric cider --json\n\n"
     "  medlens bench run rare-hpo --out runs/rare-hpo",
     no_args_is_help=True,
     add_completion=False,
@@ -79,6 +81,7 @@ _rag.bench.command("nova")(_radar.nova_bench)
 app.add_typer(_rag.app, name="rag")
 app.add_typer(_stitch.app, name="stitch")
 app.add_typer(_bench.app, name="bench")
+app.add_typer(_fair.app, name="fair")
 app.command("demo")(_demo.demo)
 app.command("doctor")(_doctor.doctor)
 app.command("report")(_report.report)

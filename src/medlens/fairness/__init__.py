@@ -27,6 +27,7 @@ from medlens.fairness._groups import (
     encode_attribute,
     group_report,
 )
+from medlens.fairness._run import SCORE_METRICS, read_scores_table, run_fair_report, run_fair_score
 from medlens.fairness._summary import DISPERSIONS, FAP_WEIGHTS, FAPResult, es_metric, fap
 
 __all__ = [
@@ -43,6 +44,10 @@ __all__ = [
     "DISPERSIONS",
     "FAP_WEIGHTS",
     "MISSING_POLICIES",
+    "SCORE_METRICS",
+    "read_scores_table",
+    "run_fair_report",
+    "run_fair_score",
     "AttributeReport",
     "FAPResult",
     "GroupReport",
