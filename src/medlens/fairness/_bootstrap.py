@@ -7,17 +7,25 @@ sorted once by their *cell* (the combination of every attribute's group); a resa
 ``np.add.reduceat`` over the row counts, and each attribute's group sums are a small ``(cells × groups)``
 product. Work per resample is one pass over ``n`` rows whatever the number of attributes.
 
+Each chunk of resamples has its own generator spawned from the seed, so the draws are the same whether the
+chunks run on one thread or several.
+
 With ``stratify=True`` each attribute is resampled within its groups (group sizes fixed, as in a stratified
 bootstrap), one draw per attribute; rows without a group in that attribute are not drawn.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["resampled_group_sums"]
+__all__ = ["THREADS", "resampled_group_sums"]
+
+THREADS = min(4, os.cpu_count() or 1)
+"""Threads that draw resample chunks in parallel (numpy's generators and ufuncs release the GIL)."""
 
 
 def _counts(rng: np.random.Generator, low: np.ndarray | int, high: np.ndarray | int, b: int, n: int) -> np.ndarray:
@@ -83,24 +91,25 @@ def resampled_group_sums(
     if n == 0 or B == 0:
         return out
     if stratify:
-        children = np.random.SeedSequence(seed).spawn(len(codes))
         for a, (code, g) in enumerate(zip(codes, n_groups, strict=True)):
             code = np.asarray(code, dtype=np.int64)
             keep = np.flatnonzero(code >= 0)
+            if not len(keep):
+                continue
             order = keep[np.argsort(code[keep], kind="stable")]
             sizes = np.bincount(code[order], minlength=g)
             starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-            low = np.repeat(starts, sizes)
-            high = np.repeat(starts + sizes, sizes)
-            s_sorted = scores[order]
-            rng = np.random.default_rng(children[a])
-            nonempty = sizes > 0
-            for start in range(0, B, chunk):
-                b = min(chunk, B - start)
-                w = _counts(rng, low, high, b, len(order))
-                sums = np.add.reduceat(w * s_sorted, starts[nonempty], axis=1)
-                out[a][0][start : start + b, nonempty] = sums
-                out[a][1][start : start + b] = sizes
+            low, high = np.repeat(starts, sizes), np.repeat(starts + sizes, sizes)
+            s_sorted, nonempty = scores[order], sizes > 0
+            S, N = out[a]
+
+            def one_attribute(rng, start, b, low=low, high=high, s_sorted=s_sorted, starts=starts[nonempty],
+                              nonempty=nonempty, sizes=sizes, S=S, N=N):  # fmt: skip
+                w = _counts(rng, low, high, b, len(s_sorted))
+                S[start : start + b, nonempty] = np.add.reduceat(w * s_sorted, starts, axis=1)
+                N[start : start + b] = sizes
+
+            _chunks(one_attribute, B, chunk, np.random.SeedSequence([seed, a]))
         return out
     cell, table = _cells(codes)
     order = np.argsort(cell, kind="stable")
@@ -113,13 +122,29 @@ def resampled_group_sums(
         valid = table[:, a] >= 0
         m[np.flatnonzero(valid), table[valid, a]] = 1.0
         maps.append(m)
-    rng = np.random.default_rng(seed)
-    for start in range(0, B, chunk):
-        b = min(chunk, B - start)
+
+    def joint(rng, start, b):
         w = _counts(rng, 0, n, b, n)
         cell_n = np.add.reduceat(w, starts, axis=1).astype(np.float64)
         cell_s = np.add.reduceat(w * s_sorted, starts, axis=1)
         for a, m in enumerate(maps):
             out[a][0][start : start + b] = cell_s @ m
             out[a][1][start : start + b] = cell_n @ m
+
+    _chunks(joint, B, chunk, np.random.SeedSequence(seed))
     return out
+
+
+def _chunks(fn, B: int, chunk: int, seq: np.random.SeedSequence) -> None:
+    """Run ``fn(rng, start, b)`` over chunks of ``B`` resamples, each chunk with its own generator spawned from
+    ``seq`` (the result does not depend on the number of threads), on up to :data:`THREADS` threads."""
+    starts = list(range(0, B, chunk))
+    rngs = [np.random.default_rng(s) for s in seq.spawn(len(starts))]
+    jobs = [(rng, start, min(chunk, B - start)) for rng, start in zip(rngs, starts, strict=True)]
+    if THREADS <= 1 or len(jobs) == 1:
+        for job in jobs:
+            fn(*job)
+        return
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        for f in [pool.submit(fn, *job) for job in jobs]:
+            f.result()
