@@ -31,7 +31,7 @@ __all__ = [
     "run_demo",
 ]
 
-DEMO: tuple[str, ...] = ("cxr-reports", "rare-hpo")
+DEMO: tuple[str, ...] = ("cxr-reports", "rare-hpo", "fair-reports")
 """The sections of ``medlens demo`` (``make demo``), in order."""
 DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune",)
 """What ``medlens demo --full`` adds after them."""
