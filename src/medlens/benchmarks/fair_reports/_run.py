@@ -54,10 +54,16 @@ def run(
     n_bootstrap: int = 1000,
     min_group_size: int = 30,
     lam: float = 1.0,
+    classifier_run: str = "auto",
     progress: bool = False,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Run the benchmark into ``out_dir`` (``metrics.json``, ``scores.csv``) and return the ``metrics.json`` document."""
+    """Run the benchmark into ``out_dir`` (``metrics.json``, ``scores.csv``) and return the ``metrics.json`` document.
+
+    ``classifier_run`` is the ``cxr-reports`` run folder whose test-split classifier is disaggregated by age
+    (part a): ``"auto"`` uses ``out_dir/../cxr-reports`` when it is there (``medlens demo`` writes it first),
+    ``"none"`` skips the part, a path must hold that run's files.
+    """
     from medlens.benchmarks.cxr_reports import load_cxr_reports, read_reports
     from medlens.benchmarks.fair_reports._data import age_group, load_report_ages
     from medlens.encoders import load_encoder
@@ -74,8 +80,10 @@ def run(
         "min_group_size": min_group_size,
         "lambda": lam,
         "metrics": list(METRICS),
+        "classifier_run": classifier_run,
     }
     prepare_run_dir(out, config, overwrite=overwrite)
+    classifier_dir = _classifier_dir(out, classifier_run)
     bench = load_cxr_reports(seed=seed)
     reports = read_reports().set_index("id")
     ages = load_report_ages().set_index("id")
@@ -140,6 +148,18 @@ def run(
         )
     atomic_write_text(out / "scores.csv", buf.getvalue())
 
+    classifier: dict[str, Any] | None = None
+    if classifier_dir is not None:
+        from medlens.benchmarks.fair_reports._classifier import classifier_by_age
+
+        classifier = classifier_by_age(
+            classifier_dir,
+            ages["age"].to_dict(),
+            seed=seed,
+            n_bootstrap=n_bootstrap,
+            min_group_size=min_group_size,
+            lam=lam,
+        )
     counts = Counter(g for g in groups if g is not None)
     ages_test = test["age"].to_numpy(dtype=float)
     prov = provenance(
@@ -178,6 +198,7 @@ def run(
                 "reports are more often abnormal, so a gap mixes case mix with system behaviour",
             },
             "results": results,
+            "classifier": classifier,
             "warnings": list(dict.fromkeys(notes)),
             "timing_s": {"encode": round(t_enc, 2), "total": round(time.perf_counter() - t0, 2)},
         },
@@ -185,6 +206,24 @@ def run(
     )
     atomic_write_json(out / "metrics.json", doc)
     return doc
+
+
+def _classifier_dir(out: Path, option: str) -> Path | None:
+    from medlens._validation import InputError
+    from medlens.benchmarks.fair_reports._classifier import CLASSIFIER_FILES
+
+    if option == "none":
+        return None
+    folder = out.parent / "cxr-reports" if option == "auto" else Path(option)
+    missing = [f for f in CLASSIFIER_FILES if not (folder / f).is_file()]
+    if not missing:
+        return folder
+    if option == "auto":
+        return None
+    raise InputError(
+        f"classifier_run {folder} lacks {', '.join(missing)}; give a cxr-reports run folder "
+        "(medlens bench run cxr-reports --out DIR) or 'none'."
+    )
 
 
 def summarize(doc: dict[str, Any]) -> dict[str, Any]:
@@ -216,6 +255,15 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
         fap = "-" if r["fap"] is None else f"{r['fap']:.3f}"
         es = "-" if r["es"] is None else f"{r['es']:.3f}"
         lines.append(f"  {m}: {groups}; pooled {r['pooled']:.3f}, FAP {fap}, ES {es}, worst {r['worst_group']}")
+    cls = doc.get("classifier")
+    if cls is None:
+        lines.append("  classifier by age: skipped (no cxr-reports run next to this one)")
+        return lines
+    for label, r in cls["thresholds"].items():
+        parts = ", ".join(
+            f"{g} hF {v['hF']:.3f} CAE {v['cae_rate']:.3f} AUROC {v['macro_auroc']:.3f}" for g, v in r["by_age"].items()
+        )
+        lines.append(f"  cxr-reports classifier, {label}: {parts}")
     return lines
 
 
@@ -251,6 +299,26 @@ def report_section(metrics: dict[str, Any]) -> Any:
                 ]
             )
         s.add(table_html(["metric", "age group", "n", "score", "95 % CI", ""], rows, caption=f"{system} baseline"))
+    cls = metrics.get("classifier")
+    if cls is not None:
+        rows = []
+        for label, r in cls["thresholds"].items():
+            for g, v in [("all", r["overall"]), *r["by_age"].items()]:
+                rows.append([label, g, v["n"], v["hF"], v["cae_rate"], v["coverage"], v["macro_auroc"]])
+            for key, sm in r["summary"].items():
+                f = sm["fap"]
+                rows.append(
+                    [label, f"{key}: gap {sm['gap_max_min']:.3f}", "", "", "", "",
+                     f"FAP {f['value']:.3f}, worst {sm['worst_group']}"]
+                )  # fmt: skip
+        s.add(
+            table_html(
+                ["threshold", "age group", "n", "hF", "CAE rate", "coverage", "macro-AUROC"],
+                rows,
+                caption=f"(a) cxr-reports zero-shot classifier on the test split by age (CRC bounds the CAE rate on "
+                f"average, α {cls['alpha']:g}; per group it is not guaranteed)",
+            )
+        )
     s.paragraph(f"Limits: {meth['limits']}.", cls="note")
     return s
 
