@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"io", "taxonomy", "text"},
     {"encoders", "llm", "report", "training", "slicing"},
     {"hierarchy", "retrieval", "metrics"},
-    {"risk", "agents", "stitching", "diffusion", "grounding", "multiview"},
+    {"risk", "agents", "stitching", "diffusion", "grounding", "multiview", "fairness"},
     {"benchmarks"},
     {"cli"},
 ]

@@ -123,6 +123,13 @@ FILES: dict[str, str | bytes] = {
     "vol4d.nii": _nifti((4, 4, 4, 2)),
     "mask_short.nii": _nifti((4, 4, 3)),
     "mask_shifted.nii": _nifti((4, 4, 4), shift_mm=1.5),
+    # fairness: scores CSVs and prediction/reference rows
+    "fair_noattr.csv": "id,score\n1,0.5\n2,0.7\n",
+    "fair_text.csv": "id,score,race\n1,0.5,a\n2,high,b\n",
+    "fair_onegroup.csv": "id,score,race\n1,0.5,a\n2,0.7,a\n",
+    "fair_two.csv": "id,bleu4,cider,race\n1,0.5,1,a\n2,0.7,1,b\n",
+    "fair_ref.jsonl": '{"id": "1", "reference": "a small effusion"}\n',
+    "fair_pred.jsonl": '{"id": "1", "prediction": "no effusion"}\n{"id": "2", "prediction": "edema"}\n',
 }
 
 

@@ -31,7 +31,7 @@ __all__ = [
     "run_demo",
 ]
 
-DEMO: tuple[str, ...] = ("cxr-reports", "rare-hpo", "stitch-reports", "grounding")
+DEMO: tuple[str, ...] = ("cxr-reports", "rare-hpo", "stitch-reports", "fair-reports", "grounding")
 """The sections of ``medlens demo`` (``make demo``), in order."""
 DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune", "omni-phantoms")
 """What ``medlens demo --full`` adds after them."""

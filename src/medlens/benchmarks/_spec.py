@@ -60,6 +60,13 @@ BENCHMARKS.register(
     extras=("data",),
 )
 BENCHMARKS.register(
+    "fair-reports",
+    "medlens.benchmarks.fair_reports._run:SPEC",
+    description="IU chest X-ray impressions by real patient age (<40, 40-59, >=60): nearest-neighbour baseline, "
+    "BLEU-4/ROUGE-L/CIDEr-D per age group with CIs, gaps, ES and FAP",
+    extras=("hf", "data"),
+)
+BENCHMARKS.register(
     "nova",
     "medlens.benchmarks.nova._bench:SPEC",
     description="NOVA rare brain-MRI findings (your local copy; never downloaded): score a predictions file for "

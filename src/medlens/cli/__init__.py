@@ -17,6 +17,7 @@ from medlens.cli import (
     _demo,
     _doctor,
     _encoders,
+    _fair,
     _finetune,
     _grounding,
     _hier,
@@ -47,6 +48,7 @@ app = typer.Typer(
     "  medlens stitch fit --source lsa.npy --target minilm.npy --method ortho --out tr.npz\n\n"
     "  medlens slice brain.nii.gz --views 12 --size 224 --out runs/brain-slices\n\n"
     "  medlens anomaly score --model-path runs/brain-ddpm --images test/ --method thor --out runs/maps\n\n"
+    "  medlens fair report --scores scores.csv --attributes race,gender --metric cider --json\n\n"
     "  medlens bench run rare-hpo --out runs/rare-hpo",
     no_args_is_help=True,
     add_completion=False,
@@ -86,6 +88,7 @@ app.add_typer(_anomaly.app, name="anomaly")
 app.add_typer(_grounding.app, name="ground")
 app.add_typer(_multiview.app, name="multiview")
 app.add_typer(_bench.app, name="bench")
+app.add_typer(_fair.app, name="fair")
 app.command("demo")(_demo.demo)
 app.command("doctor")(_doctor.doctor)
 app.command("report")(_report.report)

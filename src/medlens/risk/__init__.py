@@ -1,11 +1,15 @@
-"""Risk-constrained thresholding: conformal risk control, Learn-then-Test and an empirical baseline."""
+"""Risk-constrained thresholding: conformal risk control, Learn-then-Test and an empirical baseline; per-group
+(Mondrian) thresholds with :class:`GroupRiskThresholder`."""
 
 from medlens.risk._bounds import binomial_pvalue, hoeffding_bentkus_pvalue
+from medlens.risk._groups import GroupRiskComparison, GroupRiskThresholder
 from medlens.risk._rules import LossCurve, climb_paths, climb_predict, loss_curve, multilabel_predict, predict_labels
 from medlens.risk._run import run_calibrate, run_predict
 from medlens.risk._thresholder import RiskConstrainedThresholder, ThresholdReport
 
 __all__ = [
+    "GroupRiskComparison",
+    "GroupRiskThresholder",
     "LossCurve",
     "RiskConstrainedThresholder",
     "ThresholdReport",
