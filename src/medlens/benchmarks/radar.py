@@ -89,8 +89,11 @@ def rare_hpo_agent_rows(
     config: AgentConfig | None = None,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    on_result: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """The agent and the no-retrieval baseline on rare-hpo cases, scored like the retrieval-only row.
+
+    ``on_result(mode, result)`` sees every result record as it is made (traces included).
 
     A name is correct when it equals the disease name (normalised); an answer that fell back to the
     retrieval-only ranking is scored as the ranker is (its cited documents may be the disease). The leakage
@@ -115,7 +118,7 @@ def rare_hpo_agent_rows(
         rankings = [candidates(r) for r in results]
         return evaluate_rankings(cases, rankings, n_bootstrap=n_bootstrap, seed=seed)
 
-    return agent_rows(index, cases, client, score, config=cfg)
+    return agent_rows(index, cases, client, score, config=cfg, on_result=on_result)
 
 
 def nova_text_cases(dataset: Any) -> tuple[list[dict[str, Any]], dict[str, int]]:

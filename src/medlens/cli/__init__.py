@@ -21,6 +21,7 @@ from medlens.cli import (
     _finetune,
     _grounding,
     _hier,
+    _llm,
     _metrics,
     _multiview,
     _nova,
@@ -79,6 +80,7 @@ _hier.app.command("score")(_finetune.score)
 app.add_typer(_hier.app, name="hier")
 app.add_typer(_metrics.app, name="metrics")
 app.add_typer(_encoders.app, name="encoders")
+app.add_typer(_llm.app, name="llm")
 app.add_typer(_nova.app, name="nova")
 _rag.app.command("diagnose")(_radar.diagnose)
 _rag.bench.command("nova")(_radar.nova_bench)

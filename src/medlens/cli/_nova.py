@@ -93,7 +93,10 @@ def run_cmd(
         False, "--allow-remote", help="Allow an --llm-url that is not this machine (patient data leaves it)."
     ),
     model_path: Path | None = typer.Option(
-        None, "--model-path", help="Local transformers model folder (a VLM; a causal LM for --setting text)."
+        None,
+        "--model-path",
+        help="Local model: a transformers folder (a VLM; a causal LM for --setting text), or for --setting text a GGUF "
+        "file or a registered name (smollm2-135m; medlens llm list).",
     ),
     device: str = typer.Option("cpu", "--device", help="--model-path: cpu | cuda | cuda:N | mps | auto."),
     dtype: str = typer.Option("float32", "--dtype", help="--model-path: float32 | bfloat16 | float16."),
@@ -202,6 +205,11 @@ def evaluate_cmd(
         None, "--llm-url", help="llm judge: OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1."
     ),
     model: str | None = typer.Option(None, "--model", help="llm judge: the model name the server expects."),
+    model_path: Path | None = typer.Option(
+        None,
+        "--model-path",
+        help="llm judge: local weights instead of --llm-url (a folder, a GGUF file or a registered name).",
+    ),
     votes: int = typer.Option(3, "--votes", help="llm judge: votes per pair (temperature 0, seeds 0..votes-1)."),
     allow_remote: bool = typer.Option(
         False, "--allow-remote", help="llm judge: allow an endpoint that is not this machine."
@@ -260,6 +268,7 @@ def evaluate_cmd(
         embedding_threshold=embedding_threshold,
         llm_url=llm_url,
         model=model,
+        model_path=model_path,
         votes=votes,
         allow_remote=allow_remote,
         ap_mode=ap_mode,

@@ -18,7 +18,10 @@ from medlens.cli._common import console, emit_json, human_float, progress_enable
 
 LLM_URL_HELP = "OpenAI-compatible server (llama.cpp, Ollama, vLLM), e.g. http://127.0.0.1:8080/v1; needs --model."
 MODEL_HELP = "Model name the --llm-url server expects."
-MODEL_PATH_HELP = "A local transformers causal-LM folder (save_pretrained); nothing is downloaded."
+MODEL_PATH_HELP = (
+    "Local causal LM: a transformers folder, a GGUF file or a registered name (smollm2-135m; medlens llm list); "
+    "nothing is downloaded."
+)
 DEVICE_HELP = "Device of the --model-path model: cpu (default), cuda, cuda:N, mps or auto."
 REMOTE_HELP = "Allow an --llm-url that is not this machine (case text is sent there)."
 LEAKAGE_HELP = "Leakage guard: auto (on unless the corpus is hpo), on or off."

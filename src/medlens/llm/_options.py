@@ -2,8 +2,8 @@
 
 Every command that talks to a language model builds its client here, so the options mean the same thing
 everywhere (ARCHITECTURE.md's one-name table): ``--llm-url`` an OpenAI-compatible server (loopback unless
-``--allow-remote``) with ``--model`` the name that server expects, or ``--model-path`` local transformers weights
-(a ``save_pretrained`` folder). A folder whose ``config.json`` has a ``vision_config`` is a vision-language model.
+``--allow-remote``) with ``--model`` the name that server expects, or ``--model-path`` local weights: a
+``save_pretrained`` folder, a GGUF file, or a registered name such as ``smollm2-135m`` (``medlens llm list``). A folder whose ``config.json`` has a ``vision_config`` is a vision-language model.
 """
 
 from __future__ import annotations
@@ -48,9 +48,10 @@ def client_from_options(
     llm_url, model : str, optional
         An OpenAI-compatible endpoint and the model name it expects (:class:`~medlens.llm.OpenAIClient`); a
         non-loopback URL is refused here, before any connection, unless ``allow_remote``.
-    model_path : path, optional
-        Local transformers weights: a :class:`~medlens.llm.TransformersVLMClient` for a vision-language
-        folder, else a :class:`~medlens.llm.TransformersClient`.
+    model_path : str or path, optional
+        Local weights (a folder, a GGUF file or a registered name, :func:`~medlens.llm.resolve_local_model`): a
+        :class:`~medlens.llm.TransformersVLMClient` for a vision-language folder, else a
+        :class:`~medlens.llm.TransformersClient`.
     vision : {"auto", True, False}
         ``"auto"`` (default) reads the folder's ``config.json``; ``True`` always loads a VLM (image tasks);
         ``False`` always loads a text-only causal LM.

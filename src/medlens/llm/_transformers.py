@@ -16,7 +16,8 @@ is this plain format, one block per message, ending with an open assistant turn:
 and the reply is cut at the first ``"\\nUser:"`` the model goes on to write. ``temperature=0`` decodes
 greedily; a positive temperature samples with ``seed`` (the global torch RNG is left untouched), with the
 top-k/top-p the model folder's ``generation_config.json`` sets, if any. Weights
-and tokenizer load from a local folder only (``local_files_only=True``, hub libraries set offline, no
+and tokenizer load from a local folder, a GGUF file or a registered name (:func:`~medlens.llm.resolve_local_model`)
+only (``local_files_only=True``, hub libraries set offline, no
 remote code). The client is text-only: images need an OpenAI-compatible vision endpoint.
 """
 
@@ -35,6 +36,7 @@ from medlens._validation import InputError
 from medlens.llm._base import BaseChatClient, ChatResponse
 from medlens.llm._cache import ResponseCache, resolve_cache
 from medlens.llm._errors import LLMContextLengthError
+from medlens.llm._models import gguf_folder, resolve_local_model
 
 __all__ = ["TransformersClient", "plain_prompt"]
 
@@ -86,14 +88,18 @@ class TransformersClient(BaseChatClient):
 
     Parameters
     ----------
-    model_path : path
-        A folder written by ``save_pretrained`` (weights, config and tokenizer). Nothing is downloaded.
+    model_path : str or path
+        A registered name (``smollm2-135m``, see ``medlens llm list``), a GGUF file, or a folder written by
+        ``save_pretrained`` (weights, config and tokenizer). A GGUF file is converted once to a transformers folder
+        under ``gguf_cache`` (see :func:`~medlens.llm.gguf_folder`). Nothing is downloaded.
     device : {"cpu", "cuda", "cuda:N", "mps", "auto"}
     dtype : {"float32", "bfloat16", "float16"}
     max_new_tokens : int
         Reply length limit when a call gives no ``max_tokens``.
     cache : bool, path or ResponseCache
         As for :class:`~medlens.llm.OpenAIClient`; keys include a fingerprint of the folder's files.
+    gguf_cache : path, optional
+        Where GGUF conversions are kept (default ``$MEDLENS_CACHE/llm/models``).
     """
 
     kind = "transformers"
@@ -108,13 +114,14 @@ class TransformersClient(BaseChatClient):
         dtype: str = "float32",
         max_new_tokens: int = 512,
         cache: ResponseCache | bool | str | None = True,
+        gguf_cache: str | os.PathLike | None = None,
     ) -> None:
-        path = Path(model_path).expanduser()
-        if not path.is_dir() or not (path / "config.json").is_file():
+        local = resolve_local_model(model_path)
+        if local.gguf_file is not None and self._label != "LLM":
             raise InputError(
-                f"model_path {path} is not a folder holding a transformers model (config.json); medlens loads "
-                f"local weights only: save them with model.save_pretrained(PATH) and {self._saved_with}.save_pretrained"
-                "(PATH)."
+                f"--model-path {local.label} is a GGUF file, which medlens reads as a text-only causal LM; a "
+                f"{self._label} needs a transformers folder (model.save_pretrained and "
+                f"{self._saved_with}.save_pretrained)."
             )
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise InputError(f"max_new_tokens must be a positive int; got {max_new_tokens!r}.")
@@ -122,8 +129,9 @@ class TransformersClient(BaseChatClient):
         transformers = require("transformers", extra="hf", purpose=f"the local transformers {self._label} client")
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        self.path = path.resolve()
-        self.model = str(self.path)
+        self.source = local
+        self.path = gguf_folder(local, cache_dir=gguf_cache)  # a GGUF file is converted once, then loads in seconds
+        self.model = local.label
         self.max_new_tokens = max_new_tokens
         self.fingerprint = _fingerprint(self.path)
         self.cache = resolve_cache(cache)
@@ -153,12 +161,15 @@ class TransformersClient(BaseChatClient):
         return f"TransformersClient({self.model!r}, device={self.device!r})"
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": self.kind,
             "model": self.model,
             "fingerprint": self.fingerprint,
             "prompt_format": "chat_template" if self.has_chat_template else "plain",
         }
+        if self.source.gguf_file is not None:
+            out["gguf_file"] = self.source.gguf_file
+        return out
 
     def _key_extra(self) -> dict[str, Any]:
         return {"fingerprint": self.fingerprint, "max_new_tokens": self.max_new_tokens}

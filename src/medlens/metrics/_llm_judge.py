@@ -65,7 +65,13 @@ class LLMJudge(BaseJudge):
     client : ChatClient, optional
         Any chat client (:class:`~medlens.llm.OpenAIClient`, :class:`~medlens.llm.CallableClient`, ...).
     llm_url, model : str, optional
-        Build an :class:`~medlens.llm.OpenAIClient` instead (``client`` or both of these are required).
+        Build an :class:`~medlens.llm.OpenAIClient` instead (``client``, both of these, or ``model_path`` is
+        required).
+    model_path : str or path, optional
+        Local weights instead: a transformers folder, a GGUF file or a registered name such as ``smollm2-135m``
+        (:func:`~medlens.llm.resolve_local_model`; that tiny model is for wiring checks, not for real judging).
+    device : str
+        Where ``model_path`` runs (default ``"cpu"``).
     allow_remote : bool
         Allow an ``llm_url`` that is not this machine.
     votes : int
@@ -100,6 +106,8 @@ class LLMJudge(BaseJudge):
         *,
         llm_url: str | None = None,
         model: str | None = None,
+        model_path: Any = None,
+        device: str = "cpu",
         allow_remote: bool = False,
         votes: int = 3,
         seeds: Sequence[int] | None = None,
@@ -110,16 +118,25 @@ class LLMJudge(BaseJudge):
         cache: Any = True,
     ) -> None:
         if client is None:
-            if not llm_url or not model:
+            if model_path is None and (not llm_url or not model):
                 raise InputError(
                     "the llm judge needs an endpoint and a model: --llm-url URL --model M (LLMJudge(llm_url=..., "
-                    "model=...)) or a client (LLMJudge(client))."
+                    "model=...)), local weights --model-path PATH|NAME (LLMJudge(model_path=...)) or a client "
+                    "(LLMJudge(client))."
                 )
             from medlens.llm import client_from_options
 
-            client = client_from_options(llm_url=llm_url, model=model, allow_remote=allow_remote, cache=cache)
-        elif llm_url is not None or model is not None:
-            raise InputError("give the llm judge either a client or llm_url and model, not both.")
+            client = client_from_options(
+                llm_url=llm_url,
+                model=model,
+                model_path=model_path,
+                allow_remote=allow_remote,
+                vision=False,
+                device=device,
+                cache=cache,
+            )
+        elif llm_url is not None or model is not None or model_path is not None:
+            raise InputError("give the llm judge either a client, or llm_url and model, or model_path; not several.")
         if isinstance(votes, bool) or not isinstance(votes, int) or votes < 1:
             raise InputError(f"votes must be a positive int; got {votes!r}.")
         seeds = list(range(votes)) if seeds is None else list(seeds)

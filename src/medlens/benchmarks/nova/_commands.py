@@ -161,6 +161,7 @@ def run_nova_evaluate(
     embedding_threshold: float | None = None,
     llm_url: str | None = None,
     model: str | None = None,
+    model_path: str | os.PathLike | None = None,
     votes: int = 3,
     allow_remote: bool = False,
     ap_mode: str = "voc11",
@@ -187,11 +188,14 @@ def run_nova_evaluate(
     check_option(caption_mode, ("coco-caption", "sacrebleu"), name="caption-mode")
     cache = None if no_cache else JudgeCache()
     uses_llm = "llm" in {JUDGES.resolve_name(n) for n in (judge, compare_judge) if n is not None}
-    if not uses_llm and (llm_url is not None or model is not None):
-        raise InputError("--llm-url and --model configure the llm judge; add --judge llm or --compare-judge llm.")
+    if not uses_llm and (llm_url is not None or model is not None or model_path is not None):
+        raise InputError(
+            "--llm-url, --model and --model-path configure the llm judge; add --judge llm or --compare-judge llm."
+        )
     llm = {
         "llm_url": llm_url,
         "model": model,
+        "model_path": model_path,
         "allow_remote": allow_remote,
         "votes": votes,
         "vote_cache": cache,
@@ -238,6 +242,8 @@ def run_nova_evaluate(
         "allow_problems": allow_problems,
         "details": details,
     }
+    if uses_llm and model_path is not None:
+        config["llm_model_path"] = str(model_path)
     inputs = {"predictions": predictions, **nova_data_inputs(ds)}
     payload = stamp(result, provenance(command="nova evaluate", config=config, inputs=inputs, models=models))
     if out is not None:
