@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "medlens"
 # Lowest first. A package may import only from layers below its own; the core modules (``medlens._x.py``)
 # sit below every package and import no package.
 LAYERS: list[set[str]] = [
-    {"io", "taxonomy", "text"},
+    {"io", "taxonomy", "text", "executors"},
     {"encoders", "llm", "report", "training", "slicing"},
     {"hierarchy", "retrieval", "metrics"},
     {"risk", "agents", "stitching", "diffusion", "grounding", "multiview", "fairness"},

@@ -41,6 +41,12 @@ SECOND_SPELLINGS = {
     "--fov": "--fov-mm",
     "--slice-spacing": "--spacing-mm",
     "--image-size": "--size",
+    "--num-workers": "--workers",
+    "--concurrency": "--workers",
+    "--ray-workers": "--workers",
+    "--address": "--ray-address",
+    "--ray-url": "--ray-address",
+    "--backend-executor": "--executor",
 }
 # the one-name flags of this table and the library parameter each is bound to
 CANONICAL = {
@@ -56,6 +62,10 @@ CANONICAL = {
     "--spacing-mm": "spacing_mm",
     "--backend": "backend",
     "--mask": "mask",
+    # executors (``medlens.executors``) on the bulk commands
+    "--executor": "executor",
+    "--ray-address": "ray_address",
+    "--workers": "workers",
 }
 
 

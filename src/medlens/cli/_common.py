@@ -10,7 +10,17 @@ from typing import Any
 
 from medlens.io import to_json
 
-__all__ = ["emit_json", "emit_result", "console", "setup_logging", "human_float", "metric_table"]
+__all__ = [
+    "emit_json",
+    "emit_result",
+    "console",
+    "setup_logging",
+    "human_float",
+    "metric_table",
+    "executor_option",
+    "ray_address_option",
+    "workers_option",
+]
 
 log = logging.getLogger("medlens")
 
@@ -83,3 +93,26 @@ def print_sections(doc: dict[str, Any], as_json: bool, *, footer: str) -> None:
         for i, line in enumerate(s["lines"]):
             c.print(line, markup=False, style="bold" if i == 0 else None)
     c.print(footer, markup=False)
+
+
+# ------------------------------------------------------------------ executors (``medlens.executors``)
+def executor_option():
+    import typer
+
+    return typer.Option("local", "--executor", help="local (default, this process) | ray (Ray Data actors).")
+
+
+def ray_address_option():
+    import typer
+
+    return typer.Option(
+        None,
+        "--ray-address",
+        help="Ray cluster to join with --executor ray (auto, ray://HOST:10001); default: a local Ray.",
+    )
+
+
+def workers_option():
+    import typer
+
+    return typer.Option(None, "--workers", help="Ray actors, each holding one model (--executor ray; default 1).")

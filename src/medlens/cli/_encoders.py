@@ -6,7 +6,14 @@ from pathlib import Path
 
 import typer
 
-from medlens.cli._common import console, emit_json, progress_enabled
+from medlens.cli._common import (
+    console,
+    emit_json,
+    executor_option,
+    progress_enabled,
+    ray_address_option,
+    workers_option,
+)
 
 app = typer.Typer(
     help="Text and image encoders (loaded offline from the local cache or a folder).", no_args_is_help=True
@@ -46,11 +53,16 @@ def encode(
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 | float16 (float16 needs CUDA)."),
     no_normalize: bool = typer.Option(False, "--no-normalize", help="Keep the raw feature lengths (no L2 norm)."),
+    executor: str = executor_option(),
+    ray_address: str | None = ray_address_option(),
+    workers: int | None = workers_option(),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Embed a folder of images or a file of texts with one encoder; write FEATS.npy and FEATS.ids.txt.
 
     Weights come from a local folder or the local Hugging Face cache; nothing is downloaded.
+
+    With --executor ray the same blocks of batches run on Ray actors (one model each): equal features.
 
     Example: medlens encode --encoder minilm --texts findings.txt --out findings.npy --json
     """
@@ -66,6 +78,9 @@ def encode(
         dtype=dtype,
         normalize=not no_normalize,
         progress=progress_enabled(as_json),
+        executor=executor,
+        ray_address=ray_address,
+        workers=workers,
     )
     if as_json:
         emit_json(doc)

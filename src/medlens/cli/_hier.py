@@ -11,7 +11,16 @@ from typing import Any
 
 import typer
 
-from medlens.cli._common import console, emit_json, emit_result, human_float, metric_table
+from medlens.cli._common import (
+    console,
+    emit_json,
+    emit_result,
+    executor_option,
+    human_float,
+    metric_table,
+    ray_address_option,
+    workers_option,
+)
 
 app = typer.Typer(
     help="Hierarchical (taxonomy-aware) evaluation, risk-constrained thresholds, zero-shot node scores and "
@@ -211,6 +220,9 @@ def zeroshot_cmd(
     ),
     batch_size: int = typer.Option(32, "--batch-size", max=65536, help="Inputs per encoder batch."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto."),
+    executor: str = executor_option(),
+    ray_address: str | None = ray_address_option(),
+    workers: int | None = workers_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the summary (also written to SCORES.meta.json)."),
 ) -> None:
     """Zero-shot node probabilities of images or texts from an encoder and the taxonomy's prompts.
@@ -237,6 +249,9 @@ def zeroshot_cmd(
         batch_size=batch_size,
         device=device,
         progress=progress_enabled(as_json),
+        executor=executor,
+        ray_address=ray_address,
+        workers=workers,
     )
     if as_json:
         emit_json(doc)

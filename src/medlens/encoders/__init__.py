@@ -22,7 +22,7 @@ from medlens._provenance import provenance, stamp
 from medlens._registry import Registry
 from medlens._validation import InputError, check_option, did_you_mean
 from medlens.encoders._base import BaseEncoder, Encoder, EncoderConfig, Tower
-from medlens.encoders._encode_run import run_encode
+from medlens.encoders._encode_run import EncodeTask, run_encode
 from medlens.encoders._hub import (
     FAMILIES,
     detect_family,
@@ -49,6 +49,7 @@ __all__ = [
     "load_encoder",
     "minilm_folder",
     "run_encode",
+    "EncodeTask",
     "set_offline",
 ]
 

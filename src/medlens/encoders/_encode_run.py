@@ -16,7 +16,48 @@ from medlens._provenance import provenance, stamp
 from medlens._validation import InputError, check_interval
 from medlens.io import file_sha256, list_images, read_texts, write_features
 
-__all__ = ["run_encode"]
+__all__ = ["EncodeTask", "run_encode"]
+
+
+class EncodeTask:
+    """A picklable recipe for an executor: ``task()`` loads the encoder once and returns ``fn(items) -> (n, dim)``.
+
+    ``modality`` is ``"text"`` or ``"image"`` (items are texts or image paths). A task made with ``encoder=`` (an
+    already loaded encoder) reuses it in this process; pickled to a Ray actor it travels without it and the
+    actor loads its own from ``name``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        modality: str,
+        *,
+        batch_size: int,
+        device: str = "cpu",
+        load_kwargs: dict[str, Any] | None = None,
+        encoder: Any = None,
+    ) -> None:
+        self.name = name
+        self.modality = modality
+        self.batch_size = int(batch_size)
+        self.device = device
+        self.load_kwargs = dict(load_kwargs or {})
+        self._encoder = encoder
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_encoder"] = None  # an actor loads its own copy
+        return state
+
+    def __call__(self):
+        enc = self._encoder
+        if enc is None:
+            from medlens.encoders import load_encoder
+
+            enc = load_encoder(self.name, device=self.device, **self.load_kwargs)
+        encode = enc.encode_texts if self.modality == "text" else enc.encode_images
+        bs = self.batch_size
+        return lambda items: encode(list(items), batch_size=bs, progress=False)
 
 
 def _images_sha256(ids: list[str], paths: list[Path]) -> str:
@@ -38,15 +79,23 @@ def run_encode(
     dtype: str = "float32",
     normalize: bool = True,
     progress: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Embed ``images`` (a folder; ids = paths relative to it) or ``texts`` (.txt, or .csv/.jsonl with id,text)
     with ``encoder`` (a registered name or a local model folder); write ``out`` (``.npy``, float32, n x dim) and
     its ``.ids.txt``; return the stamped summary (what ``medlens encode --json`` prints).
 
     Every option is checked before the encoder is loaded. Weights are read from local files only.
+
+    ``executor`` ``"local"`` (default) or ``"ray"`` (:mod:`medlens.executors`; ``ray_address`` the cluster,
+    ``workers`` the actors, each holding one model): both encode the same blocks of whole batches, so the
+    features are equal whichever runs them. The features file is written atomically either way.
     """
     from medlens._device import resolve_device, resolve_dtype
     from medlens.encoders import load_encoder
+    from medlens.executors import block_size_for, check_executor_options, make_executor, plan_blocks, run_blocks
 
     out = Path(out)
     if (images is None) == (texts is None):
@@ -55,6 +104,7 @@ def run_encode(
     if out.suffix != ".npy":
         raise InputError(f"{out}: features are written as .npy (with a .ids.txt beside it); use --out NAME.npy.")
     resolve_dtype(dtype, resolve_device(device))  # cheap checks first: loading a model takes seconds
+    check_executor_options(executor, ray_address, workers)
     if texts is not None:
         ids, items = read_texts(texts)
         if not ids:
@@ -64,13 +114,23 @@ def run_encode(
         ids, items = list_images(images)  # type: ignore[arg-type]
         modality, inputs = "image", {}
         input_hashes = {"images": {"path": str(images), "sha256": _images_sha256(ids, items), "n": len(ids)}}
+    runner = make_executor(executor, ray_address=ray_address, workers=workers, device=device)
     t0 = time.perf_counter()
-    enc = load_encoder(encoder, device=device, dtype=dtype, normalize=normalize)
+    load_kwargs = {"dtype": dtype, "normalize": normalize}
+    enc = load_encoder(encoder, device=device, **load_kwargs)  # the local model (and the checks a wrong name fails)
     t1 = time.perf_counter()
-    if modality == "text":
-        feats = enc.encode_texts(items, batch_size=batch_size, progress=progress)
-    else:
-        feats = enc.encode_images(items, batch_size=batch_size, progress=progress)
+    task = EncodeTask(
+        encoder,
+        modality,
+        batch_size=batch_size,
+        device=device,
+        load_kwargs=load_kwargs,
+        encoder=enc if runner.name == "local" else None,
+    )
+    if modality == "image":
+        items = [str(p) for p in items]
+    blocks = plan_blocks(len(ids), block_size=block_size_for(batch_size))
+    feats = run_blocks(runner, task, items, blocks, progress=progress, label=f"encoding {modality}s")
     t2 = time.perf_counter()
     npy, ids_path = write_features(out, ids, feats)
     cfg = enc.config
@@ -86,6 +146,7 @@ def run_encode(
         "device": getattr(enc, "device", device),
         "dtype": dtype,
         "batch_size": batch_size,
+        "executor": runner.info(),
         "normalized": cfg.normalized,
         "timing": {
             "load_s": round(t1 - t0, 4),

@@ -70,14 +70,21 @@ def run_zeroshot(
     batch_size: int = 32,
     device: str = "cpu",
     progress: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Score ``images`` (a folder) or ``texts`` (a file) against ``taxonomy``'s prompts; write ``out`` (scores CSV)
     and ``out.meta.json``; return the stamped metadata document (what ``hier zeroshot --json`` prints).
 
     Every option is checked before the encoder is loaded (loading can take tens of seconds).
+
+    ``executor="ray"`` embeds the inputs on Ray actors (one model each; ``ray_address``, ``workers``) in the same
+    blocks of whole batches as ``"local"``, so the scores are equal; prompts are embedded here.
     """
     from medlens._device import resolve_device
-    from medlens.encoders import load_encoder
+    from medlens.encoders import EncodeTask, load_encoder
+    from medlens.executors import block_size_for, check_executor_options, make_executor, plan_blocks, run_blocks
 
     out = Path(out)
     check_option(method, SCORING_METHODS, name="--method")
@@ -92,6 +99,7 @@ def run_zeroshot(
         raise InputError("--method platt fits a calibration on labelled inputs: pass --calibration-truth TRUTH.csv.")
     if method != "platt" and calibration_truth is not None:
         raise InputError(f"--calibration-truth applies to --method platt only; got --method {method}.")
+    check_executor_options(executor, ray_address, workers)
     device = resolve_device(device)
     tax = load_taxonomy(taxonomy)
     kind, in_path, ids, items = _inputs(images, texts)
@@ -100,6 +108,7 @@ def run_zeroshot(
     rows = labels = None
     if calibration_truth is not None:
         rows, labels = _calibration_rows(calibration_truth, ids, tax)
+    runner = make_executor(executor, ray_address=ray_address, workers=workers, device=device)
     enc = load_encoder(encoder, device=device)
     scorer = ZeroShotScorer(
         enc,
@@ -114,7 +123,15 @@ def run_zeroshot(
         batch_size=batch_size,
         progress=progress,
     )
-    sim = scorer.similarity_texts(items) if kind == "texts" else scorer.similarity_images(items)
+    if kind == "images":
+        scorer.check_image_encoder()
+    modality = "text" if kind == "texts" else "image"
+    task = EncodeTask(
+        encoder, modality, batch_size=batch_size, device=device, encoder=enc if runner.name == "local" else None
+    )
+    blocks = plan_blocks(len(ids), block_size=block_size_for(batch_size))
+    emb = run_blocks(runner, task, [str(x) for x in items], blocks, progress=progress, label=f"encoding {modality}s")
+    sim = scorer._cosine(emb, modality)  # the checks and messages of similarity_texts / similarity_images
     calibration = None
     if rows is not None:
         scorer.fit(sim[rows], labels, kind="similarity")
@@ -134,6 +151,7 @@ def run_zeroshot(
         "encoder": {"model_id": model_id, **enc.config.to_dict()},
         "taxonomy": {"name": tax.name, "version": tax.version, "sha256": tax.content_hash()},
         "calibration": calibration,
+        "executor": runner.info(),
     }
     config = {
         "encoder": model_id,

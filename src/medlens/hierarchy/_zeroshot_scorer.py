@@ -322,14 +322,18 @@ class ZeroShotScorer:
         emb = self.encoder.encode_texts(list(texts), batch_size=self.batch_size, progress=self.progress)
         return self._cosine(emb, "text")
 
-    def similarity_images(self, images: Sequence[Any]) -> np.ndarray:
-        """Cosine similarity of each image to each scored node's prompt ensemble, shape (n, len(scored_nodes))."""
+    def check_image_encoder(self) -> None:
+        """Refuse an encoder that cannot embed images (a text-only model)."""
         cfg = self.encoder.config
         if "image" not in cfg.modalities or not callable(getattr(self.encoder, "encode_images", None)):
             raise InputError(
                 f"encoder {cfg.name!r} encodes {cfg.modality} only, not images; score images with an image-text "
                 "(CLIP-like) encoder, or score texts with this one."
             )
+
+    def similarity_images(self, images: Sequence[Any]) -> np.ndarray:
+        """Cosine similarity of each image to each scored node's prompt ensemble, shape (n, len(scored_nodes))."""
+        self.check_image_encoder()
         if isinstance(images, str | os.PathLike):
             raise TypeError("images must be a list (paths, PIL images or arrays); got a single path.")
         emb = self.encoder.encode_images(list(images), batch_size=self.batch_size, progress=self.progress)

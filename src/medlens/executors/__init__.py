@@ -1,0 +1,44 @@
+"""Executors: where a bulk command's model work runs — in this process (``local``) or on a Ray cluster (``ray``).
+
+A bulk command (``medlens encode``, ``hier zeroshot``, ``rag index``) cuts its items into fixed *blocks* with
+:func:`plan_blocks` and hands a picklable *task* (a factory that loads one model and returns a function of one
+block) to an executor:
+
+- :class:`LocalExecutor` (the default) loads the model once and runs the blocks in order; it imports no Ray.
+- :class:`RayExecutor` runs the same blocks through Ray Data ``map_batches`` on a pool of actors, each holding
+  one model (CPU or GPU actors), one block per call, and streams the results back as they finish.
+
+Both run the very same blocks, so the batches a model sees (and their padding) are fixed by the plan, not by
+the executor: the results are equal whatever the executor and the order blocks finish in. :func:`run_blocks`
+puts each block's rows back in place and checks that every row came back exactly once.
+
+>>> import numpy as np
+>>> blocks = plan_blocks(5, block_size=2)
+>>> [b.tolist() for b in blocks]
+[[0, 1], [2, 3], [4]]
+>>> class Double:
+...     def __call__(self):
+...         return lambda items: np.array([[2.0 * x] for x in items])
+>>> run_blocks(LocalExecutor(), Double(), [1, 2, 3, 4, 5], blocks).ravel().tolist()
+[2.0, 4.0, 6.0, 8.0, 10.0]
+"""
+
+from medlens.executors._blocks import block_size_for, plan_blocks, run_blocks
+from medlens.executors._executors import (
+    EXECUTORS,
+    LocalExecutor,
+    RayExecutor,
+    check_executor_options,
+    make_executor,
+)
+
+__all__ = [
+    "EXECUTORS",
+    "LocalExecutor",
+    "RayExecutor",
+    "block_size_for",
+    "check_executor_options",
+    "make_executor",
+    "plan_blocks",
+    "run_blocks",
+]

@@ -1,0 +1,80 @@
+"""Block plans (fixed item boundaries) and the assembly of block results back into one array."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from medlens._validation import InputError
+
+__all__ = ["BLOCK_BATCHES", "block_size_for", "plan_blocks", "run_blocks"]
+
+#: batches per block by default: large enough to amortise a remote call, small enough to balance a pool
+BLOCK_BATCHES = 16
+
+
+def block_size_for(batch_size: int, block_batches: int = BLOCK_BATCHES) -> int:
+    """Items per block: a whole number of batches, so that a block's batches are the batches a single call makes.
+
+    >>> block_size_for(32)
+    512
+    """
+    if batch_size < 1 or block_batches < 1:
+        raise InputError(f"batch size and batches per block must be >= 1; got {batch_size} and {block_batches}.")
+    return int(batch_size) * int(block_batches)
+
+
+def plan_blocks(n: int, *, block_size: int, order: Sequence[int] | np.ndarray | None = None) -> list[np.ndarray]:
+    """Cut ``n`` items into consecutive blocks of ``block_size`` rows (the last may be shorter).
+
+    ``order`` (a permutation of ``range(n)``, e.g. texts sorted by length) is cut instead of ``0..n-1``: block
+    ``b`` then holds rows ``order[b*block_size:(b+1)*block_size]``. The plan depends on nothing but its inputs,
+    so every executor runs the same blocks.
+    """
+    if block_size < 1:
+        raise InputError(f"block size must be >= 1; got {block_size}.")
+    rows = np.arange(n, dtype=np.int64) if order is None else np.asarray(order, dtype=np.int64)
+    if rows.shape != (n,) or (n and not np.array_equal(np.sort(rows), np.arange(n))):
+        raise InputError(f"order must be a permutation of range({n}); got {rows.shape[0]} rows.")
+    return [rows[start : start + block_size] for start in range(0, n, block_size)]
+
+
+def run_blocks(
+    executor: Any,
+    task: Callable[[], Callable[[list], Any]],
+    items: Sequence[Any],
+    blocks: list[np.ndarray],
+    *,
+    progress: bool = False,
+    label: str = "blocks",
+) -> np.ndarray:
+    """Run ``task`` over ``blocks`` of ``items`` with ``executor`` and return the rows in item order (float32).
+
+    A block's function returns one row per item. Results may arrive in any order; a block that comes back twice,
+    a missing block, or a block with the wrong number of rows is an error, never silently patched.
+    """
+    from medlens._progress import progress_bar
+
+    n = len(items)
+    out: np.ndarray | None = None
+    done = np.zeros(len(blocks), dtype=bool)
+    with progress_bar(n, progress, label) as bar:
+        for b, vecs in executor.map_blocks(task, items, blocks):
+            vecs = np.asarray(vecs, dtype=np.float32)
+            rows = blocks[b]
+            if done[b]:
+                raise RuntimeError(f"block {b} came back twice from the {executor.name} executor.")
+            if vecs.ndim != 2 or vecs.shape[0] != len(rows):
+                raise RuntimeError(f"block {b} returned shape {vecs.shape} for {len(rows)} items.")
+            if out is None:
+                out = np.empty((n, vecs.shape[1]), dtype=np.float32)
+            out[rows] = vecs
+            done[b] = True
+            bar(len(rows))
+    if not done.all():
+        raise RuntimeError(f"the {executor.name} executor returned {int(done.sum())} of {len(blocks)} blocks.")
+    if out is None:  # no items
+        return np.zeros((0, 0), dtype=np.float32)
+    return out
