@@ -29,6 +29,7 @@ from medlens.retrieval._embed import (
 from medlens.retrieval._folder import corpus_provenance, index_folder, run_index
 from medlens.retrieval._fusion import RRF_K, reciprocal_rank_fusion
 from medlens.retrieval._hpo import load_hpo_knowledge
+from medlens.retrieval._hpo_terms import RENDERING_SPLIT, TermRendering, hpo_renderings, rendering_half
 from medlens.retrieval._index import (
     HYBRID_WEIGHTS,
     RETRIEVERS,
@@ -59,6 +60,10 @@ __all__ = [
     "index_folder",
     "run_index",
     "load_hpo_knowledge",
+    "RENDERING_SPLIT",
+    "TermRendering",
+    "hpo_renderings",
+    "rendering_half",
     "merge_leakage",
     "BM25Index",
     "CORPORA",
