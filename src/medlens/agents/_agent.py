@@ -107,7 +107,7 @@ class AgentConfig:
     max_passages: int = 20
     n_hypotheses: int = 5
     n_differentials: int = 4
-    retriever: str = "fused"
+    retriever: str = "auto"
     rrf_k: float = RRF_K
     passage_chars: int = 1200
     ranker_depth: int = 50

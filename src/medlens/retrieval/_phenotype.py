@@ -385,14 +385,23 @@ class OntologyRanker:
         The index row of each disease of ``model`` (same order).
     method : {"ic-overlap", "resnik"}
         The disease score (module docstring).
+    concepts : ConceptRecognizer, optional
+        Embedding-based recognition of paraphrases (:mod:`medlens.retrieval._concepts`), added to the exact
+        matcher's terms.
     """
 
     def __init__(
-        self, matcher: PhenotypeMatcher, model: PhenotypeModel, rows: np.ndarray, *, method: str = "ic-overlap"
+        self,
+        matcher: PhenotypeMatcher,
+        model: PhenotypeModel,
+        rows: np.ndarray,
+        *,
+        method: str = "ic-overlap",
+        concepts: Any = None,
     ) -> None:
         if method not in METHODS:
             raise InputError(f"unknown ontology score {method!r}; expected one of {', '.join(METHODS)}.")
-        self.matcher, self.model, self.method = matcher, model, method
+        self.matcher, self.model, self.method, self.concepts = matcher, model, method, concepts
         self.rows = np.asarray(rows, dtype=np.int64)
         if len(self.rows) != model.n_diseases:
             raise InputError(f"got {len(self.rows)} index rows for {model.n_diseases} diseases.")
@@ -405,13 +414,16 @@ class OntologyRanker:
             "epsilon": self.model.epsilon if self.method == "ic-overlap" else None,
             "n_phrases": len(self.matcher),
             "n_diseases": self.model.n_diseases,
+            "concepts": None if self.concepts is None else self.concepts.spec(),
         }
 
     def query_terms(self, text: str) -> tuple[list[str], list[str]]:
         """(positive terms, negated terms) recognised in ``text``, in text order without repeats."""
-        ms = self.matcher.match(text)
-        pos = list(dict.fromkeys(m.term for m in ms if not m.negated))
-        neg = list(dict.fromkeys(m.term for m in ms if m.negated))
+        found = [(m.term, m.negated) for m in self.matcher.match(text)]
+        if self.concepts is not None:
+            found += [(t, neg) for t, neg, _, _ in self.concepts.match(text)]
+        pos = list(dict.fromkeys(t for t, neg in found if not neg))
+        neg = list(dict.fromkeys(t for t, neg in found if neg))
         return pos, neg
 
     def search(self, text: str, top_k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -425,7 +437,9 @@ class OntologyRanker:
         return s[best].astype(np.float32), self.rows[best]
 
     @classmethod
-    def for_index(cls, index: Any, knowledge: Any = None, *, method: str = "ic-overlap") -> OntologyRanker:
+    def for_index(
+        cls, index: Any, knowledge: Any = None, *, method: str = "ic-overlap", concepts: bool = True
+    ) -> OntologyRanker:
         """The ranker of an index over the built-in ``hpo`` corpus: HPO names + the index half of the EXACT
         synonyms (:func:`indexed_labels`), and the
         diseases of phenotype.hpoa that the index holds with their annotated frequencies (a chunked index maps
@@ -452,4 +466,13 @@ class OntologyRanker:
             raise InputError("no disease of the index has HPO annotations; is it an index of the hpo corpus?")
         model = PhenotypeModel({t: list(tax.parents(t)) for t in tax.nodes}, ann)
         rows = np.array([row_of[d] for d in model.diseases], dtype=np.int64)
-        return cls(PhenotypeMatcher(indexed_labels(tax.labels)), model, rows, method=method)
+        matcher = PhenotypeMatcher(indexed_labels(tax.labels))
+        rec = None
+        if concepts:
+            from medlens.retrieval._concepts import hpo_concept_recognizer
+            from medlens.retrieval._hpo import PHENOTYPE_ROOT
+
+            phen = set(tax.descendants(PHENOTYPE_ROOT, include_self=False))
+            reach = [t for t in model.terms if t in phen and model.count[model.term_index[t]] > 0]
+            rec = hpo_concept_recognizer(index.embedder, reach, exact=matcher)
+        return cls(matcher, model, rows, method=method, concepts=rec)

@@ -339,7 +339,7 @@ def run_rare_hpo(
     *,
     n: int = 200,
     seed: int = 0,
-    retriever: str = "fused",
+    retriever: str = "auto",
     depth: int = 100,
     aggregate: str = "max",
     config: GeneratorConfig | None = None,

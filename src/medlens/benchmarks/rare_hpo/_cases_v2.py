@@ -34,7 +34,7 @@ from medlens._validation import InputError
 from medlens.benchmarks.rare_hpo._cases import GeneratorConfig, _listing, _phrase, _Sampler, _who
 from medlens.benchmarks.rare_hpo._lay import LAY_PARAPHRASES, LAY_VERSION
 
-__all__ = ["GENERATOR_V2", "SPLITS", "GeneratorConfigV2", "generate_cases_v2", "split_of"]
+__all__ = ["GENERATOR_V2", "SPLITS", "GeneratorConfigV2", "evaluate_recognition", "generate_cases_v2", "split_of"]
 
 GENERATOR_V2 = "rare-hpo-v2"
 SPLITS = ("dev", "test")
@@ -202,3 +202,36 @@ def generate_cases_v2(
     rng = np.random.default_rng([cfg.seed, 2, _SPLIT_CODE[cfg.split]])
     chosen = rng.permutation(len(eligible))[: cfg.n]
     return [_case_v2(sampler, writer, i, eligible[int(j)]) for i, j in enumerate(chosen)]
+
+
+def evaluate_recognition(cases: list[dict[str, Any]], recognised: list[tuple[list[str], list[str]]]) -> dict[str, Any]:
+    """Micro precision / recall / F1 of the recognised terms against the terms the generator wrote.
+
+    ``recognised[i]`` is ``(positive terms, negated terms)`` of case ``i``. Positive terms are scored against the
+    case's ``shown`` findings and negated ones against its ``negated`` distractors, each exactly (an ancestor or
+    a sibling of the written term counts as wrong). Also reported: the recall of each rendering kind.
+    """
+    if len(cases) != len(recognised):
+        raise InputError(f"got {len(recognised)} recognitions for {len(cases)} cases.")
+    tp = fp = fn = ntp = nfp = nfn = 0
+    by_kind: dict[str, list[int]] = {}
+    for c, (pos, neg) in zip(cases, recognised, strict=True):
+        gold, gneg, p, n = set(c["phenotypes"]["shown"]), set(c["phenotypes"]["negated"]), set(pos), set(neg)
+        tp, fp, fn = tp + len(p & gold), fp + len(p - gold), fn + len(gold - p)
+        ntp, nfp, nfn = ntp + len(n & gneg), nfp + len(n - gneg), nfn + len(gneg - n)
+        for r in c["phenotypes"].get("renderings", []):
+            by_kind.setdefault(r["kind"], [0, 0])
+            by_kind[r["kind"]][0] += r["term"] in p
+            by_kind[r["kind"]][1] += 1
+
+    def prf(a: int, b: int, c: int) -> dict[str, float]:
+        pr = a / (a + b) if a + b else 0.0
+        rc = a / (a + c) if a + c else 0.0
+        return {"precision": pr, "recall": rc, "f1": 2 * pr * rc / (pr + rc) if pr + rc else 0.0}
+
+    return {
+        **prf(tp, fp, fn),
+        "negated": prf(ntp, nfp, nfn),
+        "recall_by_rendering": {k: v[0] / v[1] for k, v in sorted(by_kind.items())},
+        "counts": {"tp": tp, "fp": fp, "fn": fn},
+    }

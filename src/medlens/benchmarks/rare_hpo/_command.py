@@ -19,7 +19,7 @@ def run_rare_hpo_benchmark(
     *,
     n: int = 200,
     seed: int = 0,
-    retriever: str = "fused",
+    retriever: str = "auto",
     cases_out: str | os.PathLike | None = None,
     llm_url: str | None = None,
     model: str | None = None,
