@@ -441,6 +441,14 @@ class RetrievalIndex:
             self._phenotypes = OntologyRanker.for_index(self)
         return self._phenotypes
 
+    def phenotype_ranker(self, *, concepts: bool = False) -> Any:
+        """A new ontology ranker for this ``hpo`` index; ``concepts=True`` adds embedding-based recognition
+        (:mod:`medlens.retrieval._concepts`; the first call embeds ~24k HPO labels with the index's embedder,
+        then they are cached on disk). Assign it to :attr:`phenotypes` to search with it."""
+        from medlens.retrieval._phenotype import OntologyRanker
+
+        return OntologyRanker.for_index(self, concepts=concepts)
+
     @phenotypes.setter
     def phenotypes(self, ranker: Any) -> None:
         self._phenotypes = ranker

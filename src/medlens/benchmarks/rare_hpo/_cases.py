@@ -355,6 +355,7 @@ def run_rare_hpo(
     from medlens.retrieval import RETRIEVERS, case_query, rank_candidates
 
     check_option(retriever, RETRIEVERS, name="retriever")
+    retriever = index.resolve_retriever(retriever)
     cfg = GeneratorConfig(**{**(asdict(config) if config else {}), "n": n, "seed": seed}).check()
     t0 = time.perf_counter()
     cases = generate_cases(cfg)
