@@ -91,3 +91,31 @@ def test_bad_config_is_refused(kb):
         generate_cases_v2(n=2, p_name=2.0, knowledge=kb)
     with pytest.raises(InputError, match="eligible"):
         generate_cases_v2(n=10**6, knowledge=kb)
+
+
+def test_recognition_scores_by_hand():
+    from medlens.benchmarks.rare_hpo import evaluate_recognition
+
+    cases = [
+        {
+            "phenotypes": {
+                "shown": ["A", "B", "C"],
+                "negated": ["N"],
+                "renderings": [
+                    {"term": "A", "kind": "name"},
+                    {"term": "B", "kind": "lay"},
+                    {"term": "C", "kind": "lay"},
+                ],
+            }
+        },
+        {"phenotypes": {"shown": ["D"], "negated": [], "renderings": [{"term": "D", "kind": "synonym"}]}},
+    ]
+    out = evaluate_recognition(cases, [(["A", "B", "X"], ["N", "Y"]), (["D"], [])])
+    assert out["counts"] == {"tp": 3, "fp": 1, "fn": 1}
+    assert out["precision"] == pytest.approx(0.75)
+    assert out["recall"] == pytest.approx(0.75)
+    assert out["negated"]["precision"] == pytest.approx(0.5)
+    assert out["negated"]["recall"] == pytest.approx(1.0)
+    assert out["recall_by_rendering"] == {"lay": 0.5, "name": 1.0, "synonym": 1.0}
+    with pytest.raises(InputError, match="recognitions"):
+        evaluate_recognition(cases, [])

@@ -13,6 +13,10 @@ Steps (each recorded in ``metrics.json``):
    (:func:`medlens.retrieval.rank_candidates`), scored with top-1, top-5, MRR and per-disease macro accuracy,
    each with a percentile-bootstrap 95 % interval (:func:`medlens.benchmarks.rare_hpo.evaluate_rankings`).
 4. The acceptance check: fused top-5 above both BM25-only and dense-only top-5.
+5. ``n`` cases of generator ``rare-hpo-v2`` (the same patients in paraphrase, *test* split, seed ``seed``):
+   every retriever again, plus ``ontology+embedding`` (embedding-based concept recognition added to the exact
+   matcher; its ~24k HPO label vectors are embedded on the first run and cached), and the micro precision /
+   recall of both recognisers against the terms the generator wrote (``metrics["v2"]``).
 
 Writes ``OUT/metrics.json``, ``OUT/cases.jsonl`` (each case with every retriever's top 5) and
 ``OUT/manifest.json`` (config hash; another configuration in the same folder is refused unless ``overwrite``).
