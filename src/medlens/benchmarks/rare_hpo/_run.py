@@ -51,7 +51,7 @@ _LABELS = {
     "fused": "fused (BM25 + dense, RRF k=60)",
     "ontology": "ontology (HPO terms by name and synonym, IC-weighted overlap)",
     "ontology+embedding": "ontology + embedding concept recognition",
-    "hybrid": "hybrid (BM25 + dense + ontology ×2, RRF)",
+    "hybrid": "hybrid (BM25 + dense + ontology ×8, RRF)",
 }
 
 
