@@ -68,7 +68,7 @@ def test_run_writes_metrics_cases_and_reuses_the_cached_index(small_hpo, tmp_pat
     v2 = m["v2"]
     assert v2["generator"]["version"] == "rare-hpo-v2"
     assert v2["generator"]["split"] == "test"
-    assert set(v2["retrievers"]) == {"bm25", "dense", "fused", "ontology", "hybrid", "ontology+embedding"}
+    assert set(v2["retrievers"]) == {"bm25", "dense", "fused", "ontology", "hybrid", "ontology-exact"}
     assert all(r["n"] == 12 for r in v2["retrievers"].values())
     for rec in v2["recognition"].values():
         assert 0 <= rec["precision"] <= 1

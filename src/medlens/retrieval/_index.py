@@ -63,9 +63,9 @@ FORMAT_VERSION = 1
 RETRIEVERS = ("auto", "fused", "bm25", "dense", "ontology", "hybrid")
 #: What ``"auto"`` (the default) means on an index of the built-in ``hpo`` corpus; on any other index it means
 #: ``"fused"``. Chosen on the development sets only (rare-hpo-v1 seed 1 and rare-hpo-v2 ``dev``, n=200 each,
-#: top-5): fused 0.285 on v2 dev; ontology 0.92 (v1) / 0.365 (v2); hybrid with the weights below 0.895 / 0.410.
-#: Ontology and hybrid tie on the mean (0.643 vs 0.653, well inside the ±0.06 intervals); ontology keeps v1 at
-#: >= 0.90 and needs no query embedding (a few ms per case instead of a MiniLM pass), so it is the default.
+#: top-5): fused 0.285 on v2 dev; ontology with the exact matcher alone 0.92 (v1) / 0.365 (v2); hybrid with the
+#: weights below 0.895 / 0.410; ontology with embedding recognition added (the ranker's default) 0.585 on v2
+#: dev (v1 recognition is by exact names, which the recogniser leaves to the exact matcher).
 HPO_DEFAULT_RETRIEVER = "ontology"
 FUSION_DEPTH = 100
 #: RRF weights of retriever ``hybrid``, chosen by the mean top-5 of rare-hpo-v1 seed 1 and rare-hpo-v2 ``dev``
@@ -445,10 +445,12 @@ class RetrievalIndex:
             self._phenotypes = OntologyRanker.for_index(self)
         return self._phenotypes
 
-    def phenotype_ranker(self, *, concepts: bool = False) -> Any:
-        """A new ontology ranker for this ``hpo`` index; ``concepts=True`` adds embedding-based recognition
+    def phenotype_ranker(self, *, concepts: bool = True) -> Any:
+        """A new ontology ranker for this ``hpo`` index (what :attr:`phenotypes` holds by default):
+        ``concepts=True`` adds embedding-based recognition to the exact matcher
         (:mod:`medlens.retrieval._concepts`; the first call embeds ~24k HPO labels with the index's embedder,
-        then they are cached on disk). Assign it to :attr:`phenotypes` to search with it."""
+        then they are cached on disk); ``concepts=False`` is the exact matcher alone. Assign it to
+        :attr:`phenotypes` to search with it."""
         from medlens.retrieval._phenotype import OntologyRanker
 
         return OntologyRanker.for_index(self, concepts=concepts)

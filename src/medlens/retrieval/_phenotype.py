@@ -438,7 +438,7 @@ class OntologyRanker:
 
     @classmethod
     def for_index(
-        cls, index: Any, knowledge: Any = None, *, method: str = "ic-overlap", concepts: bool = False
+        cls, index: Any, knowledge: Any = None, *, method: str = "ic-overlap", concepts: bool = True
     ) -> OntologyRanker:
         """The ranker of an index over the built-in ``hpo`` corpus: HPO names + the index half of the EXACT
         synonyms (:func:`indexed_labels`), and the

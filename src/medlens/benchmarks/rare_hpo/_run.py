@@ -14,9 +14,9 @@ Steps (each recorded in ``metrics.json``):
    each with a percentile-bootstrap 95 % interval (:func:`medlens.benchmarks.rare_hpo.evaluate_rankings`).
 4. The acceptance check: fused top-5 above both BM25-only and dense-only top-5.
 5. ``n`` cases of generator ``rare-hpo-v2`` (the same patients in paraphrase, *test* split, seed ``seed``):
-   every retriever again, plus ``ontology+embedding`` (embedding-based concept recognition added to the exact
-   matcher; its ~24k HPO label vectors are embedded on the first run and cached), and the micro precision /
-   recall of both recognisers against the terms the generator wrote (``metrics["v2"]``).
+   every retriever again (``ontology`` recognises terms by exact name / synonym and by embedding; its ~24k HPO
+   label vectors are embedded on the first run and cached), plus ``ontology-exact`` (the exact matcher alone),
+   and the micro precision / recall of both recognisers against the terms the generator wrote (``metrics["v2"]``).
 
 Writes ``OUT/metrics.json``, ``OUT/cases.jsonl`` (each case with every retriever's top 5) and
 ``OUT/manifest.json`` (config hash; another configuration in the same folder is refused unless ``overwrite``).
@@ -49,8 +49,8 @@ _LABELS = {
     "bm25": "BM25",
     "dense": "dense (MiniLM, clause MaxSim)",
     "fused": "fused (BM25 + dense, RRF k=60)",
-    "ontology": "ontology (HPO terms by name and synonym, IC-weighted overlap)",
-    "ontology+embedding": "ontology + embedding concept recognition",
+    "ontology": "ontology (HPO terms by name, synonym or embedding; IC-weighted overlap)",
+    "ontology-exact": "ontology, exact names and synonyms only",
     "hybrid": "hybrid (BM25 + dense + ontology ×8, RRF)",
 }
 
@@ -283,9 +283,8 @@ def run(
 def _run_v2(
     idx: Any, *, n: int, seed: int, retrievers: tuple[str, ...], n_bootstrap: int, progress: bool
 ) -> dict[str, Any]:
-    """The same retrievers on ``n`` rare-hpo-v2 cases of the *test* split, plus ``ontology+embedding`` (the
-    ontology ranker with embedding-based concept recognition added to the exact matcher) and the recognition
-    precision / recall of both recognisers."""
+    """The same retrievers on ``n`` rare-hpo-v2 cases of the *test* split, plus ``ontology-exact`` (the exact
+    matcher alone) and the recognition precision / recall of both recognisers."""
     from medlens.benchmarks.rare_hpo._cases import evaluate_rankings
     from medlens.benchmarks.rare_hpo._cases_v2 import GeneratorConfigV2, evaluate_recognition, generate_cases_v2
     from medlens.retrieval import case_query, rank_candidates
@@ -304,17 +303,19 @@ def _run_v2(
     if onto:
         ranker = idx.phenotypes
         t1 = time.perf_counter()
-        emb = idx.phenotype_ranker(concepts=True)
-        emb.concepts.prime(queries)
+        if ranker.concepts is not None:
+            ranker.concepts.prime(queries)
         seconds["concepts_and_spans"] = round(time.perf_counter() - t1, 3)
-        recognition["exact"] = evaluate_recognition(cases, [ranker.query_terms(q) for q in queries])
-        recognition["exact+embedding"] = evaluate_recognition(cases, [emb.query_terms(q) for q in queries])
-        rows.append("ontology+embedding")
+        exact = idx.phenotype_ranker(concepts=False)
+        recognition["exact"] = evaluate_recognition(cases, [exact.query_terms(q) for q in queries])
+        if ranker.concepts is not None:
+            recognition["exact+embedding"] = evaluate_recognition(cases, [ranker.query_terms(q) for q in queries])
+        rows.append("ontology-exact")
     results: dict[str, Any] = {}
     for r in rows:
         t1 = time.perf_counter()
-        if r == "ontology+embedding":  # the ontology retriever with the embedding-enabled ranker swapped in
-            idx.phenotypes = emb
+        if r == "ontology-exact":  # the ontology retriever with the exact matcher alone swapped in
+            idx.phenotypes = exact
             try:
                 hits = idx.search_many(queries, top_k=DEPTH, retriever="ontology")
             finally:
