@@ -197,6 +197,8 @@ def run(
     t_enc = time.perf_counter()
     qv = _query_vectors(idx, queries, progress=progress) if {"dense", "fused", "hybrid"} & set(retrievers) else None
     t_enc = time.perf_counter() - t_enc
+    if {"ontology", "hybrid"} & set(retrievers) and idx.phenotypes.concepts is not None:
+        idx.phenotypes.concepts.prime(queries)  # the span vectors in one batch, cached on disk for warm runs
     results: dict[str, Any] = {}
     top5: dict[str, list[list[str]]] = {}
     seconds: dict[str, float] = {}
