@@ -64,12 +64,28 @@ def test_run_writes_metrics_cases_and_reuses_the_cached_index(small_hpo, tmp_pat
     assert set(rows[0]["top5"]) == set(m["retrievers"])
     lines = summary_lines(m)
     assert any("fused beats BM25-only and dense-only on top-5" in x for x in lines)
+    # the paraphrased v2 cases of the test split: every retriever, the exact-only ontology row, recognition P/R
+    v2 = m["v2"]
+    assert v2["generator"]["version"] == "rare-hpo-v2"
+    assert v2["generator"]["split"] == "test"
+    assert set(v2["retrievers"]) == {"bm25", "dense", "fused", "ontology", "hybrid", "ontology-exact"}
+    assert all(r["n"] == 12 for r in v2["retrievers"].values())
+    for rec in v2["recognition"].values():
+        assert 0 <= rec["precision"] <= 1
+        assert 0 <= rec["recall"] <= 1
+    # embedding recognition only adds terms to the exact matcher's
+    assert v2["recognition"]["exact+embedding"]["counts"]["tp"] >= v2["recognition"]["exact"]["counts"]["tp"]
+    assert m["default_retriever"] == "ontology"
+    assert any("rare-hpo-v2" in x for x in lines)
+    assert any("recognition (exact+embedding)" in x for x in lines)
     # the second run loads the cached index and gives the same numbers
     again = run(out, n=12, seed=0, embedder="hashing:64", n_bootstrap=50, corpus=small_hpo)
     assert again["index"]["cached"] is True
     assert again["index"]["path"] == m["index"]["path"]
     assert again["retrievers"] == m["retrievers"]
-    assert len(list((tmp_path / "cache" / "retrieval" / "indexes" / "queries").glob("*.npy"))) == 1
+    # one cached query-vector file per case set (v1 and v2)
+    assert len(list((tmp_path / "cache" / "retrieval" / "indexes" / "queries").glob("*.npy"))) == 2
+    assert again["v2"]["retrievers"] == m["v2"]["retrievers"]
     # another configuration in the same folder is refused unless overwrite
     from medlens._validation import InputError
 

@@ -87,7 +87,7 @@ class AgentConfig:
         Passages kept after fusing all queries' rankings (reciprocal rank fusion, constant ``rrf_k``).
     n_hypotheses, n_differentials : int
         Hypotheses asked of the initial doctor; differentials kept from the final answer.
-    retriever : {"fused", "bm25", "dense", "ontology", "hybrid"}
+    retriever : {"auto", "fused", "bm25", "dense", "ontology", "hybrid"}
         As for :meth:`~medlens.retrieval.RetrievalIndex.search` (``ontology`` and ``hybrid`` need the hpo index).
     passage_chars : int
         A passage's text is cut to this many characters in prompts.
@@ -107,7 +107,7 @@ class AgentConfig:
     max_passages: int = 20
     n_hypotheses: int = 5
     n_differentials: int = 4
-    retriever: str = "fused"
+    retriever: str = "auto"
     rrf_k: float = RRF_K
     passage_chars: int = 1200
     ranker_depth: int = 50
@@ -272,7 +272,13 @@ class RadarAgent:
             "retrieved": [_hit_row(h) for h in hits],
             "fallback": None,
             "leakage": drops,
-            "trace": {"ranker": {"depth": cfg.ranker_depth, "aggregate": "max", "retriever": cfg.retriever}},
+            "trace": {
+                "ranker": {
+                    "depth": cfg.ranker_depth,
+                    "aggregate": "max",
+                    "retriever": self.index.resolve_retriever(cfg.retriever),
+                }
+            },
         }
 
     # ------------------------------------------------------------------------------------------- LLM steps

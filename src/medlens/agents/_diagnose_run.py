@@ -33,7 +33,7 @@ def run_diagnose(
     rounds: int = 1,
     top_k: int = 5,
     max_passages: int = 20,
-    retriever: str = "fused",
+    retriever: str = "auto",
     leakage: str = "auto",
     leakage_cosine: float | None = 0.95,
     block_urls: Sequence[str] | None = None,

@@ -83,7 +83,7 @@ BENCHMARKS.register(
 BENCHMARKS.register(
     "rare-hpo",
     "medlens.benchmarks.rare_hpo._run:SPEC",
-    description="200 simulated rare-disease patients (generator rare-hpo-v1, seed 0) from HPO annotations; BM25, "
+    description="200 simulated rare-disease patients (generators rare-hpo-v1 and v2, seed 0) from HPO annotations; BM25, "
     "dense, fused and ontology-aware retrieval-only rankers with bootstrap CIs",
     extras=("hf", "retrieval", "rare"),
 )

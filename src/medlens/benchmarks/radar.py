@@ -238,7 +238,7 @@ def run_radar_nova_benchmark(
     rounds: int = 1,
     top_k: int = 5,
     max_passages: int = 20,
-    retriever: str = "fused",
+    retriever: str = "auto",
     leakage: str = "on",
     leakage_cosine: float | None = 0.95,
     block_urls: Sequence[str] | None = None,

@@ -33,8 +33,10 @@ def demo(
     0.5 vs CRC) on the test split (OUT/cxr-reports-finetune/metrics.json).
 
     Section rare-hpo: 200 simulated rare-disease patients (generator rare-hpo-v1, seed 0) ranked by BM25, dense
-    (MiniLM), fused and ontology-aware retrieval over the built-in HPO corpus, with bootstrap CIs
-    (OUT/rare-hpo/metrics.json). The HPO index is built once (a few minutes) and cached under $MEDLENS_CACHE.
+    (MiniLM), fused and ontology-aware retrieval over the built-in HPO corpus, with bootstrap CIs, then 200
+    paraphrased ones (rare-hpo-v2, test split) with concept-recognition precision / recall
+    (OUT/rare-hpo/metrics.json). The HPO index and the HPO label vectors are built once (minutes) and cached
+    under $MEDLENS_CACHE.
 
     Each section is a registered benchmark (`medlens bench list`); `medlens bench run NAME` runs one alone.
 

@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from medlens.cli._common import console, emit_json, human_float, progress_enabled
+from medlens.cli._rag import RETRIEVER_HELP
 
 LLM_URL_HELP = "OpenAI-compatible server (llama.cpp, Ollama, vLLM), e.g. http://127.0.0.1:8080/v1; needs --model."
 MODEL_HELP = "Model name the --llm-url server expects."
@@ -76,7 +77,7 @@ def diagnose(
     rounds: int = typer.Option(1, "--rounds", help="Retrieval + evidence rounds (1 to 3)."),
     top_k: int = typer.Option(5, "--top-k", help="Passages retrieved per query."),
     max_passages: int = typer.Option(20, "--max-passages", help="Passages kept after fusing all queries."),
-    retriever: str = typer.Option("fused", "--retriever", help="fused (BM25 + dense), bm25 or dense."),
+    retriever: str = typer.Option("auto", "--retriever", help=RETRIEVER_HELP),
     leakage: str = typer.Option("auto", "--leakage", help=LEAKAGE_HELP),
     leakage_cosine: float = typer.Option(
         0.95, "--leakage-cosine", help="Embedding cosine above which a hit is a copy."
@@ -158,7 +159,7 @@ def nova_bench(
     rounds: int = typer.Option(1, "--rounds", help="Retrieval + evidence rounds (1 to 3)."),
     top_k: int = typer.Option(5, "--top-k", help="Passages retrieved per query."),
     max_passages: int = typer.Option(20, "--max-passages", help="Passages kept after fusing all queries."),
-    retriever: str = typer.Option("fused", "--retriever", help="fused (BM25 + dense), bm25 or dense."),
+    retriever: str = typer.Option("auto", "--retriever", help=RETRIEVER_HELP),
     leakage: str = typer.Option("on", "--leakage", help="Leakage guard: on (default) or off."),
     leakage_cosine: float = typer.Option(
         0.95, "--leakage-cosine", help="Embedding cosine above which a hit is a copy."

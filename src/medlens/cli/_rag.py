@@ -17,8 +17,9 @@ bench = typer.Typer(help="Benchmarks of the retrieval-only diagnosis ranker.", n
 app.add_typer(bench, name="benchmark")
 
 RETRIEVER_HELP = (
-    "fused (BM25 + dense by reciprocal rank fusion, k=60), bm25, dense; for hpo indexes also ontology (HPO terms "
-    "recognised in the text, diseases by IC-weighted overlap) or hybrid (BM25 + dense + ontology)."
+    "auto (default: ontology on an hpo index, else fused), fused (BM25 + dense by reciprocal rank fusion, k=60), "
+    "bm25, dense; for hpo indexes also ontology (HPO terms recognised in the text by name, synonym or embedding, "
+    "diseases by IC-weighted overlap) or hybrid (BM25 + dense + ontology)."
 )
 
 
@@ -128,7 +129,7 @@ def search_cmd(
     index: Path = typer.Option(..., "--index", help="Index folder written by 'medlens rag index'."),
     query: str = typer.Option(..., "--query", help="Text to search for."),
     top_k: int = typer.Option(5, "--top-k", help="Number of hits."),
-    retriever: str = typer.Option("fused", "--retriever", help=RETRIEVER_HELP),
+    retriever: str = typer.Option("auto", "--retriever", help=RETRIEVER_HELP),
     as_json: bool = typer.Option(False, "--json", help='Print {"hits": [{"id", "score", "title", ...}]} as JSON.'),
 ) -> None:
     """Search an index and print the best --top-k hits.
@@ -163,7 +164,7 @@ def rare_hpo_cmd(
     seed: int = typer.Option(
         0, "--seed", min=0, max=2**32 - 1, help="Generator seed (the same seed gives the same cases)."
     ),
-    retriever: str = typer.Option("fused", "--retriever", help=RETRIEVER_HELP),
+    retriever: str = typer.Option("auto", "--retriever", help=RETRIEVER_HELP),
     cases_out: Path = typer.Option(None, "--cases-out", help="Also write each case and its top-5 to this JSONL."),
     llm_url: str = typer.Option(None, "--llm-url", help="Also run the RADAR agent (and no-retrieval baseline) here."),
     model: str = typer.Option(None, "--model", help="Model name the --llm-url server expects."),

@@ -29,7 +29,9 @@ from medlens.retrieval._embed import (
 from medlens.retrieval._folder import corpus_provenance, index_folder, run_index
 from medlens.retrieval._fusion import RRF_K, reciprocal_rank_fusion
 from medlens.retrieval._hpo import load_hpo_knowledge
+from medlens.retrieval._hpo_terms import RENDERING_SPLIT, TermRendering, hpo_renderings, rendering_half
 from medlens.retrieval._index import (
+    HPO_DEFAULT_RETRIEVER,
     HYBRID_WEIGHTS,
     RETRIEVERS,
     Hit,
@@ -54,11 +56,16 @@ from medlens.retrieval._search_run import run_search
 
 __all__ = [
     "HYBRID_WEIGHTS",
+    "HPO_DEFAULT_RETRIEVER",
     "build_request",
     "corpus_provenance",
     "index_folder",
     "run_index",
     "load_hpo_knowledge",
+    "RENDERING_SPLIT",
+    "TermRendering",
+    "hpo_renderings",
+    "rendering_half",
     "merge_leakage",
     "BM25Index",
     "CORPORA",

@@ -74,7 +74,7 @@ from medlens.text import NegationDetector, NegationRules, fold, load_negation_ru
 
 __all__ = ["Mention", "OntologyRanker", "PhenotypeMatcher", "PhenotypeModel", "phrase_tokens"]
 
-MATCHER_VERSION = "medlens-hpo-match-v2"
+MATCHER_VERSION = "medlens-hpo-match-v3"  # v3: only the index half of the synonyms
 
 _WORD = re.compile(r"[a-z0-9]+|[.;:,]")
 _DROP = frozenset({"a", "an", "the", "of"})
@@ -177,6 +177,21 @@ class PhenotypeMatcher:
             for (a, b), st in zip(spans, status, strict=True)
             if st != "cue"
         ]
+
+
+def indexed_labels(labels: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """Each term's name plus those of its other labels that fall in the *index* half
+    (:func:`medlens.retrieval._hpo_terms.rendering_half`): what the HPO recognisers may index, so that the
+    ``rare-hpo-v2`` cases, written with the other half, test recognition rather than lookup.
+
+    >>> from medlens.retrieval._hpo_terms import rendering_half
+    >>> out = indexed_labels({"T": ["Name", "syn a", "syn b", "syn c", "syn d"]})["T"]
+    >>> out[0], all(rendering_half("T", x) == "index" for x in out[1:])
+    ('Name', True)
+    """
+    from medlens.retrieval._hpo_terms import rendering_half
+
+    return {t: [*names[:1], *(x for x in names[1:] if rendering_half(t, x) == "index")] for t, names in labels.items()}
 
 
 METHODS = ("ic-overlap", "resnik")
@@ -370,14 +385,23 @@ class OntologyRanker:
         The index row of each disease of ``model`` (same order).
     method : {"ic-overlap", "resnik"}
         The disease score (module docstring).
+    concepts : ConceptRecognizer, optional
+        Embedding-based recognition of paraphrases (:mod:`medlens.retrieval._concepts`), added to the exact
+        matcher's terms.
     """
 
     def __init__(
-        self, matcher: PhenotypeMatcher, model: PhenotypeModel, rows: np.ndarray, *, method: str = "ic-overlap"
+        self,
+        matcher: PhenotypeMatcher,
+        model: PhenotypeModel,
+        rows: np.ndarray,
+        *,
+        method: str = "ic-overlap",
+        concepts: Any = None,
     ) -> None:
         if method not in METHODS:
             raise InputError(f"unknown ontology score {method!r}; expected one of {', '.join(METHODS)}.")
-        self.matcher, self.model, self.method = matcher, model, method
+        self.matcher, self.model, self.method, self.concepts = matcher, model, method, concepts
         self.rows = np.asarray(rows, dtype=np.int64)
         if len(self.rows) != model.n_diseases:
             raise InputError(f"got {len(self.rows)} index rows for {model.n_diseases} diseases.")
@@ -390,13 +414,16 @@ class OntologyRanker:
             "epsilon": self.model.epsilon if self.method == "ic-overlap" else None,
             "n_phrases": len(self.matcher),
             "n_diseases": self.model.n_diseases,
+            "concepts": None if self.concepts is None else self.concepts.spec(),
         }
 
     def query_terms(self, text: str) -> tuple[list[str], list[str]]:
         """(positive terms, negated terms) recognised in ``text``, in text order without repeats."""
-        ms = self.matcher.match(text)
-        pos = list(dict.fromkeys(m.term for m in ms if not m.negated))
-        neg = list(dict.fromkeys(m.term for m in ms if m.negated))
+        found = [(m.term, m.negated) for m in self.matcher.match(text)]
+        if self.concepts is not None:
+            found += [(t, neg) for t, neg, _, _ in self.concepts.match(text)]
+        pos = list(dict.fromkeys(t for t, neg in found if not neg))
+        neg = list(dict.fromkeys(t for t, neg in found if neg))
         return pos, neg
 
     def search(self, text: str, top_k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -410,8 +437,11 @@ class OntologyRanker:
         return s[best].astype(np.float32), self.rows[best]
 
     @classmethod
-    def for_index(cls, index: Any, knowledge: Any = None, *, method: str = "ic-overlap") -> OntologyRanker:
-        """The ranker of an index over the built-in ``hpo`` corpus: HPO names + EXACT synonyms, and the
+    def for_index(
+        cls, index: Any, knowledge: Any = None, *, method: str = "ic-overlap", concepts: bool = True
+    ) -> OntologyRanker:
+        """The ranker of an index over the built-in ``hpo`` corpus: HPO names + the index half of the EXACT
+        synonyms (:func:`indexed_labels`), and the
         diseases of phenotype.hpoa that the index holds with their annotated frequencies (a chunked index maps
         a disease to its first chunk)."""
         if index.manifest["corpus"]["name"] != "hpo":
@@ -436,4 +466,13 @@ class OntologyRanker:
             raise InputError("no disease of the index has HPO annotations; is it an index of the hpo corpus?")
         model = PhenotypeModel({t: list(tax.parents(t)) for t in tax.nodes}, ann)
         rows = np.array([row_of[d] for d in model.diseases], dtype=np.int64)
-        return cls(PhenotypeMatcher(tax.labels), model, rows, method=method)
+        matcher = PhenotypeMatcher(indexed_labels(tax.labels))
+        rec = None
+        if concepts:
+            from medlens.retrieval._concepts import hpo_concept_recognizer
+            from medlens.retrieval._hpo import PHENOTYPE_ROOT
+
+            phen = set(tax.descendants(PHENOTYPE_ROOT, include_self=False))
+            reach = [t for t in model.terms if t in phen and model.count[model.term_index[t]] > 0]
+            rec = hpo_concept_recognizer(index.embedder, reach, exact=matcher)
+        return cls(matcher, model, rows, method=method, concepts=rec)

@@ -88,7 +88,7 @@ def rank_diagnoses(
     query: str | dict[str, Any],
     *,
     top_k: int = 5,
-    retriever: str = "fused",
+    retriever: str = "auto",
     depth: int = 50,
     aggregate: str = "max",
 ) -> list[Candidate]:

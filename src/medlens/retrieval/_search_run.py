@@ -13,7 +13,7 @@ from medlens.retrieval._index_info import index_provenance
 __all__ = ["run_search"]
 
 
-def run_search(index: str | os.PathLike, query: str, *, top_k: int = 5, retriever: str = "fused") -> dict[str, Any]:
+def run_search(index: str | os.PathLike, query: str, *, top_k: int = 5, retriever: str = "auto") -> dict[str, Any]:
     """Search the index folder ``index`` for ``query``; return ``{query, retriever, top_k, hits: [Hit.to_dict()]}``
     stamped with provenance (what ``rag search --json`` prints). The embedder is recorded only for retrievers
     that use it."""

@@ -9,6 +9,12 @@ from medlens.benchmarks.rare_hpo._cases import (
     generate_cases,
     run_rare_hpo,
 )
+from medlens.benchmarks.rare_hpo._cases_v2 import (
+    GENERATOR_V2,
+    GeneratorConfigV2,
+    evaluate_recognition,
+    generate_cases_v2,
+)
 from medlens.benchmarks.rare_hpo._command import run_rare_hpo_benchmark
 from medlens.benchmarks.rare_hpo._run import (
     DEFAULT_RETRIEVERS,
@@ -20,6 +26,10 @@ __all__ = [
     "summary_lines",
     "GENERATOR_VERSION",
     "GeneratorConfig",
+    "GENERATOR_V2",
+    "GeneratorConfigV2",
+    "generate_cases_v2",
+    "evaluate_recognition",
     "evaluate_rankings",
     "generate_cases",
     "run_rare_hpo",

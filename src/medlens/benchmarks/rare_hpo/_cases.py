@@ -70,6 +70,9 @@ class GeneratorConfig:
     def check(self) -> GeneratorConfig:
         if self.version != GENERATOR_VERSION:
             raise InputError(f"this medlens generates {GENERATOR_VERSION!r} cases, not {self.version!r}.")
+        return self._check_fields()
+
+    def _check_fields(self) -> GeneratorConfig:
         if self.n < 1:
             raise InputError(f"n must be >= 1; got {self.n}.")
         for name in ("unknown_frequency", "p_omit", "p_imprecise"):
@@ -162,8 +165,31 @@ class _Sampler:
         return not self.region or term in self.region
 
     def case(self, i: int, did: str) -> dict[str, Any]:
-        cfg, kb, tax = self.cfg, self.kb, self.tax
+        """Case ``i`` of generator v1: :meth:`select`, then the findings written by their names."""
+        cfg, kb = self.cfg, self.kb
         rng = np.random.default_rng([cfg.seed, i])
+        d = kb.diseases[did]
+        phen = self.select(did, rng)
+        findings = phen["shown"]
+        imaging = [kb.name(t) for t in findings if self.region and t in self.region]
+        clinical = [kb.name(t) for t in findings if not (self.region and t in self.region)]
+        who = _who(kb, d, rng)
+        history = f"{who} presents with {_listing(clinical)}." if clinical else f"{who} is referred for brain MRI."
+        caption = f"Brain MRI shows {_listing(imaging)}." if imaging else "Brain MRI shows no clear abnormality."
+        return {
+            "id": f"{cfg.version}-s{cfg.seed}-{i:04d}",
+            "clinical_history": history,
+            "caption": caption,
+            "final_diagnosis": d.name,
+            "diagnosis_id": d.id,
+            "generator": cfg.version,
+            "phenotypes": phen,
+        }
+
+    def select(self, did: str, rng: np.random.Generator) -> dict[str, Any]:
+        """Steps 2-5 of the module docstring: ``{reported, shown, imprecise, omitted, noise}``, ``shown`` in
+        the order the narrative lists them (noise included)."""
+        cfg, kb, tax = self.cfg, self.kb, self.tax
         d = kb.diseases[did]
         anns = list({a.term: a for a in d.phenotypes}.values())
         freq = np.array([cfg.unknown_frequency if a.frequency is None else a.frequency for a in anns])
@@ -226,26 +252,7 @@ class _Sampler:
         findings = shown + noise
         order = rng.permutation(len(findings))
         findings = [findings[j] for j in order]
-        imaging = [kb.name(t) for t in findings if self.region and t in self.region]
-        clinical = [kb.name(t) for t in findings if not (self.region and t in self.region)]
-        who = _who(kb, d, rng)
-        history = f"{who} presents with {_listing(clinical)}." if clinical else f"{who} is referred for brain MRI."
-        caption = f"Brain MRI shows {_listing(imaging)}." if imaging else "Brain MRI shows no clear abnormality."
-        return {
-            "id": f"{cfg.version}-s{cfg.seed}-{i:04d}",
-            "clinical_history": history,
-            "caption": caption,
-            "final_diagnosis": d.name,
-            "diagnosis_id": d.id,
-            "generator": cfg.version,
-            "phenotypes": {
-                "reported": reported,
-                "shown": findings,
-                "imprecise": imprecise,
-                "omitted": omitted,
-                "noise": noise,
-            },
-        }
+        return {"reported": reported, "shown": findings, "imprecise": imprecise, "omitted": omitted, "noise": noise}
 
 
 def generate_cases(config: GeneratorConfig | None = None, *, knowledge: Any = None, **overrides: Any) -> list[dict]:
@@ -332,7 +339,7 @@ def run_rare_hpo(
     *,
     n: int = 200,
     seed: int = 0,
-    retriever: str = "fused",
+    retriever: str = "auto",
     depth: int = 100,
     aggregate: str = "max",
     config: GeneratorConfig | None = None,
@@ -348,6 +355,7 @@ def run_rare_hpo(
     from medlens.retrieval import RETRIEVERS, case_query, rank_candidates
 
     check_option(retriever, RETRIEVERS, name="retriever")
+    retriever = index.resolve_retriever(retriever)
     cfg = GeneratorConfig(**{**(asdict(config) if config else {}), "n": n, "seed": seed}).check()
     t0 = time.perf_counter()
     cases = generate_cases(cfg)

@@ -19,7 +19,7 @@ def run_rare_hpo_benchmark(
     *,
     n: int = 200,
     seed: int = 0,
-    retriever: str = "fused",
+    retriever: str = "auto",
     cases_out: str | os.PathLike | None = None,
     llm_url: str | None = None,
     model: str | None = None,
@@ -43,6 +43,7 @@ def run_rare_hpo_benchmark(
             f"{index} indexes corpus {idx.manifest['corpus']['name']!r}; rare-hpo cases are HPO diseases, build the "
             "index with --corpus hpo."
         )
+    retriever = idx.resolve_retriever(retriever)
     res = run_rare_hpo(
         idx, n=n, seed=seed, retriever=retriever, return_cases=cases_out is not None or client is not None
     )

@@ -13,6 +13,10 @@ Steps (each recorded in ``metrics.json``):
    (:func:`medlens.retrieval.rank_candidates`), scored with top-1, top-5, MRR and per-disease macro accuracy,
    each with a percentile-bootstrap 95 % interval (:func:`medlens.benchmarks.rare_hpo.evaluate_rankings`).
 4. The acceptance check: fused top-5 above both BM25-only and dense-only top-5.
+5. ``n`` cases of generator ``rare-hpo-v2`` (the same patients in paraphrase, *test* split, seed ``seed``):
+   every retriever again (``ontology`` recognises terms by exact name / synonym and by embedding; its ~24k HPO
+   label vectors are embedded on the first run and cached), plus ``ontology-exact`` (the exact matcher alone),
+   and the micro precision / recall of both recognisers against the terms the generator wrote (``metrics["v2"]``).
 
 Writes ``OUT/metrics.json``, ``OUT/cases.jsonl`` (each case with every retriever's top 5) and
 ``OUT/manifest.json`` (config hash; another configuration in the same folder is refused unless ``overwrite``).
@@ -45,8 +49,9 @@ _LABELS = {
     "bm25": "BM25",
     "dense": "dense (MiniLM, clause MaxSim)",
     "fused": "fused (BM25 + dense, RRF k=60)",
-    "ontology": "ontology (HPO terms, IC-weighted overlap)",
-    "hybrid": "hybrid (BM25 + dense + ontology ×2, RRF)",
+    "ontology": "ontology (HPO terms by name, synonym or embedding; IC-weighted overlap)",
+    "ontology-exact": "ontology, exact names and synonyms only",
+    "hybrid": "hybrid (BM25 + dense + ontology ×8, RRF)",
 }
 
 
@@ -151,6 +156,7 @@ def run(
     options to every benchmark.
     """
     from medlens.benchmarks.rare_hpo._cases import GeneratorConfig, evaluate_rankings, generate_cases
+    from medlens.benchmarks.rare_hpo._cases_v2 import GeneratorConfigV2
     from medlens.retrieval import RETRIEVERS, case_query, rank_candidates
 
     if n < 1:
@@ -170,6 +176,7 @@ def run(
         "depth": DEPTH,
         "n_bootstrap": n_bootstrap,
         "generator": cfg.to_dict(),
+        "generator_v2": GeneratorConfigV2(n=n, seed=seed, split="test").check().to_dict(),
         "corpus": None if corpus is None else corpus.content_hash(),
     }
     discarded = prepare_run_dir(out, config, overwrite=overwrite)
@@ -190,6 +197,8 @@ def run(
     t_enc = time.perf_counter()
     qv = _query_vectors(idx, queries, progress=progress) if {"dense", "fused", "hybrid"} & set(retrievers) else None
     t_enc = time.perf_counter() - t_enc
+    if {"ontology", "hybrid"} & set(retrievers) and idx.phenotypes.concepts is not None:
+        idx.phenotypes.concepts.prime(queries)  # the span vectors in one batch, cached on disk for warm runs
     results: dict[str, Any] = {}
     top5: dict[str, list[list[str]]] = {}
     seconds: dict[str, float] = {}
@@ -200,6 +209,7 @@ def run(
         seconds[r] = round(time.perf_counter() - t1, 3)
         results[r] = evaluate_rankings(cases, rankings, n_bootstrap=n_bootstrap, seed=seed)
         top5[r] = [[c.name for c in rk[:5]] for rk in rankings]
+    v2 = _run_v2(idx, n=n, seed=seed, retrievers=retrievers, n_bootstrap=n_bootstrap, progress=progress)
     acceptance = None
     if {"bm25", "dense", "fused"} <= set(results):
         f, b, d = (results[x]["top5"] for x in ("fused", "bm25", "dense"))
@@ -253,6 +263,8 @@ def run(
             "index": index_doc,
             "ranker": ranker,
             "retrievers": results,
+            "default_retriever": idx.resolve_retriever("auto"),
+            "v2": v2,
             "skipped": skipped,
             "acceptance": acceptance,
             "timing_s": {
@@ -260,6 +272,7 @@ def run(
                 "cases": round(t_cases, 3),
                 "encode_queries": round(t_enc, 3),
                 "search_and_score": seconds,
+                "v2": v2["seconds"],
                 "total": round(time.perf_counter() - t0, 3),
             },
         },
@@ -267,6 +280,54 @@ def run(
     )
     atomic_write_json(out / "metrics.json", doc)
     return doc
+
+
+def _run_v2(
+    idx: Any, *, n: int, seed: int, retrievers: tuple[str, ...], n_bootstrap: int, progress: bool
+) -> dict[str, Any]:
+    """The same retrievers on ``n`` rare-hpo-v2 cases of the *test* split, plus ``ontology-exact`` (the exact
+    matcher alone) and the recognition precision / recall of both recognisers."""
+    from medlens.benchmarks.rare_hpo._cases import evaluate_rankings
+    from medlens.benchmarks.rare_hpo._cases_v2 import GeneratorConfigV2, evaluate_recognition, generate_cases_v2
+    from medlens.retrieval import case_query, rank_candidates
+
+    t0 = time.perf_counter()
+    cfg = GeneratorConfigV2(n=n, seed=seed, split="test").check()
+    cases = generate_cases_v2(cfg)
+    queries = [case_query(c) for c in cases]
+    seconds: dict[str, float] = {"cases": round(time.perf_counter() - t0, 3)}
+    t1 = time.perf_counter()
+    qv = _query_vectors(idx, queries, progress=progress) if {"dense", "fused", "hybrid"} & set(retrievers) else None
+    seconds["encode_queries"] = round(time.perf_counter() - t1, 3)
+    onto = {"ontology", "hybrid"} & set(retrievers)
+    recognition: dict[str, Any] = {}
+    rows = list(retrievers)
+    if onto:
+        ranker = idx.phenotypes
+        t1 = time.perf_counter()
+        if ranker.concepts is not None:
+            ranker.concepts.prime(queries)
+        seconds["concepts_and_spans"] = round(time.perf_counter() - t1, 3)
+        exact = idx.phenotype_ranker(concepts=False)
+        recognition["exact"] = evaluate_recognition(cases, [exact.query_terms(q) for q in queries])
+        if ranker.concepts is not None:
+            recognition["exact+embedding"] = evaluate_recognition(cases, [ranker.query_terms(q) for q in queries])
+        rows.append("ontology-exact")
+    results: dict[str, Any] = {}
+    for r in rows:
+        t1 = time.perf_counter()
+        if r == "ontology-exact":  # the ontology retriever with the exact matcher alone swapped in
+            idx.phenotypes = exact
+            try:
+                hits = idx.search_many(queries, top_k=DEPTH, retriever="ontology")
+            finally:
+                idx.phenotypes = ranker
+        else:
+            hits = idx.search_many(queries, top_k=DEPTH, retriever=r, query_vectors=qv)
+        results[r] = evaluate_rankings(cases, [rank_candidates(h) for h in hits], n_bootstrap=n_bootstrap, seed=seed)
+        seconds[r] = round(time.perf_counter() - t1, 3)
+    seconds["total"] = round(time.perf_counter() - t0, 3)
+    return {"generator": cfg.to_dict(), "retrievers": results, "recognition": recognition, "seconds": seconds}
 
 
 def _ci(r: dict[str, Any], key: str) -> str:
@@ -297,6 +358,19 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
         lines.append(f"  {name:8s} top-1 {_ci(r, 'top1')}, top-5 {_ci(r, 'top5')}, MRR {_ci(r, 'mrr')}")
     for name, why in metrics.get("skipped", {}).items():
         lines.append(f"  {name:8s} skipped: {why}")
+    v2 = metrics.get("v2")
+    if v2:
+        lines.append(
+            f"rare-hpo ({v2['generator']['version']}: paraphrased, {v2['generator']['split']} split, n={metrics['n']}); "
+            f"default retriever on an hpo index: {metrics.get('default_retriever')}"
+        )
+        for name, r in v2["retrievers"].items():
+            lines.append(f"  {name:14s} top-1 {_ci(r, 'top1')}, top-5 {_ci(r, 'top5')}, MRR {_ci(r, 'mrr')}")
+        for name, rec in v2["recognition"].items():
+            lines.append(
+                f"  recognition ({name}): precision {rec['precision']:.3f}, recall {rec['recall']:.3f} "
+                f"(negated: {rec['negated']['precision']:.3f} / {rec['negated']['recall']:.3f})"
+            )
     a = metrics.get("acceptance")
     if a:
         lines.append(
@@ -349,6 +423,46 @@ def report_section(metrics: dict[str, Any]) -> Any:
             f"{a['dense_top5']:.3f}): {'holds' if a['holds'] else 'does not hold'}.",
             cls=None if a["holds"] else "warn",
         )
+    v2 = metrics.get("v2")
+    if v2:
+        g2 = v2["generator"]
+        s.paragraph(
+            f"Generator {g2['version']} ({g2['split']} split: diseases never used to choose a threshold or weight): "
+            f"the same patients written in paraphrase — the HPO name with p={g2['p_name']}, else a medlens lay "
+            f"paraphrase ({g2['lay_table']}) or an hp.obo synonym or definition from the half no recogniser "
+            f"indexes — in clinical templates, with up to {g2['max_negated']} negated unrelated findings. Default "
+            f"retriever on an hpo index (`--retriever auto`): {metrics.get('default_retriever')}."
+        )
+        rows2 = [
+            [_LABELS.get(name, name), _ci(r, "top1"), _ci(r, "top5"), _ci(r, "mrr"), _ci(r, "macro_top5")]
+            for name, r in v2["retrievers"].items()
+        ]
+        s.add(
+            table_html(
+                ["retriever", "top-1", "top-5", "MRR", "macro top-5 (per disease)"],
+                rows2,
+                caption=f"{g2['version']} ({g2['split']}), 95 % percentile-bootstrap intervals",
+            )
+        )
+        rec_rows = [
+            [
+                name,
+                f"{r['precision']:.3f}",
+                f"{r['recall']:.3f}",
+                f"{r['negated']['precision']:.3f}",
+                f"{r['negated']['recall']:.3f}",
+                ", ".join(f"{k} {v:.2f}" for k, v in r["recall_by_rendering"].items()),
+            ]
+            for name, r in v2["recognition"].items()
+        ]
+        if rec_rows:
+            s.add(
+                table_html(
+                    ["recogniser", "precision", "recall", "negated P", "negated R", "recall by rendering"],
+                    rec_rows,
+                    caption="HPO terms recovered from the v2 texts against the terms the generator wrote (micro)",
+                )
+            )
     if "ontology" in metrics["retrievers"]:
         s.paragraph(
             "The ontology ranker is partly circular here: the generator writes HPO term names, which the ranker "

