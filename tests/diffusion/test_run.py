@@ -79,3 +79,33 @@ def test_size_mismatch_and_missing_masks_exit_2(tmp_path: Path, capsys: pytest.C
     rc = main(["anomaly", "evaluate", "--maps", str(imgs), "--masks", str(masks)])
     assert rc == 2
     assert "no mask for map 'case3'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_class_conditioned_training_then_guided_scoring(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    imgs, _, _ = _folders(tmp_path)
+    split = tmp_path / "split"
+    for sub, ids in (("healthy", (2, 3)), ("anomalous", (0, 1))):
+        (split / sub).mkdir(parents=True)
+        for i in ids:
+            np.save(split / sub / f"case{i}.npy", np.load(imgs / f"case{i}.npy"))
+    doc = run_anomaly_train(tmp_path / "run", images=split, conditioned="class", steps=2, batch_size=2,
+                            num_train_timesteps=50, unet=TINY)  # fmt: skip
+    assert doc["n_labels"] == [2, 2]
+    assert Path(doc["classifier_path"]).is_file()
+    base = ["anomaly", "score", "--model-path", str(tmp_path / "run"), "--images", str(imgs), "--t0", "20",
+            "--steps", "2", "--json"]  # fmt: skip
+    assert main([*base, "--method", "cfg", "--weight", "2", "--out", str(tmp_path / "c")]) == 0
+    assert json.loads(capsys.readouterr().out)["nfe_per_image"] == 4  # two evaluations per guided step
+    assert main([*base, "--method", "classifier", "--scale", "5", "--out", str(tmp_path / "k")]) == 0
+    assert json.loads(capsys.readouterr().out)["nfe_per_image"] == 4  # UNet + classifier per step
+    assert np.load(tmp_path / "k" / "maps" / "case0.npy").shape == (16, 16)
+    # an unconditioned model cannot do cfg; a folder without healthy/ and anomalous/ cannot be class-trained
+    save_unet(tmp_path / "plain.safetensors", build_unet(TINY, seed=0))
+    rc = main(
+        [*base[:3], str(tmp_path / "plain.safetensors"), *base[4:], "--method", "cfg", "--out", str(tmp_path / "x")]
+    )
+    assert rc == 2
+    assert "not class-conditioned" in capsys.readouterr().err
+    with pytest.raises(Exception, match="healthy/ and anomalous/"):
+        run_anomaly_train(tmp_path / "run2", images=imgs, conditioned="class", steps=1, unet=TINY)

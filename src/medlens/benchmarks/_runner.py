@@ -33,7 +33,7 @@ __all__ = [
 
 DEMO: tuple[str, ...] = ("cxr-reports", "rare-hpo", "stitch-reports", "fair-reports", "grounding")
 """The sections of ``medlens demo`` (``make demo``), in order."""
-DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune", "omni-phantoms")
+DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune", "omni-phantoms", "brain-anomaly")
 """What ``medlens demo --full`` adds after them."""
 
 
@@ -168,14 +168,14 @@ def run_demo(
     """
     out = Path(out_dir)
     names = tuple(names) if names is not None else DEMO + (DEMO_FULL if full else ())
-    shared = dict(shared or {})
+    shared = {"full": full, **dict(shared or {})}  # benchmarks with a ``full`` option run their full mode
     sections: dict[str, Any] = {}
     for name in names:
         res = run_benchmark(
             name,
             out / name,
             options=(options or {}).get(name),
-            shared={**shared, "full": full},  # a benchmark with a `full` option does more under `demo --full`
+            shared=shared,
             progress=progress,
             overwrite=overwrite,
         )

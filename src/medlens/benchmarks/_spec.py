@@ -67,6 +67,13 @@ BENCHMARKS.register(
     extras=("hf", "data"),
 )
 BENCHMARKS.register(
+    "brain-anomaly",
+    "medlens.benchmarks.brain_anomaly._run:SPEC",
+    description="Diffusion anomaly localisation on brain-anomaly-v1 (MNI152 slices, synthetic lesions) with the "
+    "shipped demo denoiser: AnoDDPM Gaussian/simplex, patched, THOR (full: trained from scratch, + guidance)",
+    extras=("diffusion", "data", "io", "viz"),
+)
+BENCHMARKS.register(
     "nova",
     "medlens.benchmarks.nova._bench:SPEC",
     description="NOVA rare brain-MRI findings (your local copy; never downloaded): score a predictions file for "

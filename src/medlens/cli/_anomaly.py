@@ -25,6 +25,9 @@ def train(
     steps: int = typer.Option(1000, "--steps", min=1, help="Optimiser steps in all."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, max=4096, help="Images per step."),
     noise: str = typer.Option("gaussian", "--noise", help="gaussian | simplex (training noise)."),
+    conditioned: str | None = typer.Option(
+        None, "--conditioned", help="class: healthy/ and anomalous/ images, for --method classifier and cfg."
+    ),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of data, initialisation and noise."),
     out: Path = typer.Option(..., "--out", help="Run folder (model.safetensors, checkpoint, history)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a stopped run of the same configuration."),
@@ -38,7 +41,7 @@ def train(
     from medlens.diffusion import run_anomaly_train
 
     doc = run_anomaly_train(out, images=images, generator=generator, n_images=n_images, size=size, steps=steps,
-                            batch_size=batch_size, noise=noise, seed=seed, resume=resume, overwrite=overwrite,
+                            batch_size=batch_size, noise=noise, conditioned=conditioned, seed=seed, resume=resume, overwrite=overwrite,
                             progress=progress_enabled(as_json))  # fmt: skip
     if as_json:
         emit_json(doc)
@@ -54,9 +57,11 @@ def train(
 def score(
     model_path: Path = typer.Option(..., "--model-path", help="model.safetensors (or its run folder)."),
     images: Path = typer.Option(..., "--images", help="Folder of .png/.npy images of the checkpoint's size."),
-    method: str = typer.Option("anoddpm", "--method", help="anoddpm | simplex | patched | thor."),
+    method: str = typer.Option("anoddpm", "--method", help="anoddpm | simplex | patched | thor | classifier | cfg."),
     t0: int = typer.Option(250, "--t0", min=0, help="Forward noising steps (0 returns the input)."),
     steps: int | None = typer.Option(25, "--steps", min=1, help="Respaced denoising steps (network evaluations)."),
+    scale: float = typer.Option(10.0, "--scale", help="Classifier-guidance gradient scale s (--method classifier)."),
+    weight: float = typer.Option(3.0, "--weight", help="Classifier-free guidance weight w (--method cfg)."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, max=4096, help="Images per network call."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the noise."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto."),
@@ -70,8 +75,8 @@ def score(
     """
     from medlens.diffusion import run_anomaly_score
 
-    doc = run_anomaly_score(model_path, images, out, method=method, t0=t0, steps=steps, batch_size=batch_size,
-                            seed=seed, device=device, overwrite=overwrite)  # fmt: skip
+    doc = run_anomaly_score(model_path, images, out, method=method, t0=t0, steps=steps, scale=scale, weight=weight,
+                            batch_size=batch_size, seed=seed, device=device, overwrite=overwrite)  # fmt: skip
     if as_json:
         emit_json(doc)
         return

@@ -31,6 +31,9 @@ def demo(
     With --full, section cxr-reports-finetune: MiniLM fine-tuned with the radial taxonomy loss on the train
     split, thresholds fitted on the calibration split, and the 2×2 table (zero-shot vs fine-tuned) × (threshold
     0.5 vs CRC) on the test split (OUT/cxr-reports-finetune/metrics.json).
+    Also section brain-anomaly in full mode: a small diffusion UNet trained from scratch on brain-anomaly-v1
+    healthy slices, plus a class-conditioned UNet and a noise-aware classifier; AnoDDPM, simplex, patched, THOR,
+    classifier and classifier-free guidance maps with AUPRC, Dice and image AUROC (OUT/brain-anomaly/).
 
     Section rare-hpo: 200 simulated rare-disease patients (generator rare-hpo-v1, seed 0) ranked by BM25, dense
     (MiniLM), fused and ontology-aware retrieval over the built-in HPO corpus, with bootstrap CIs, then 200

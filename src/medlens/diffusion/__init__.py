@@ -1,6 +1,7 @@
 """Diffusion models for anomaly localisation: noise schedules and DDPM/DDIM steps equal to diffusers' and
 MONAI's, Gaussian and AnoDDPM simplex noise, UNet backbones from MONAI and diffusers, training on healthy
-images (optionally class-conditioned for classifier-free guidance), and an embedded brain-slice generator.
+images (optionally class-conditioned for classifier-free guidance), reconstruction-based and guided anomaly
+maps (AnoDDPM, patched, THOR, classifier and classifier-free guidance), and an embedded brain-slice generator.
 
 Importing this package imports neither torch, diffusers nor MONAI; the functions that need them import them
 (the ``diffusion`` extra; ``data`` and ``io`` for the brain generator).
@@ -26,6 +27,17 @@ from medlens.diffusion._brain import (
     mni152_files,
 )
 from medlens.diffusion._evaluate import ORACLE_LABEL, evaluate_localization
+from medlens.diffusion._guidance import (
+    CLASSIFIER_FILE,
+    DEFAULT_CLASSIFIER,
+    ENCODINGS,
+    build_classifier,
+    cfg_reconstruct,
+    classifier_reconstruct,
+    load_classifier,
+    save_classifier,
+    train_classifier,
+)
 from medlens.diffusion._maps import (
     FeatureDistance,
     drop_small_components,
@@ -75,6 +87,15 @@ DATASETS.register(
 DATASETS.freeze()
 
 __all__ = [
+    "CLASSIFIER_FILE",
+    "DEFAULT_CLASSIFIER",
+    "ENCODINGS",
+    "build_classifier",
+    "cfg_reconstruct",
+    "classifier_reconstruct",
+    "load_classifier",
+    "save_classifier",
+    "train_classifier",
     "BACKBONES",
     "BRAIN_GENERATOR_VERSION",
     "BrainConfig",

@@ -34,7 +34,7 @@ __all__ = [
     "thor_reconstruct",
 ]
 
-METHODS = ("anoddpm", "simplex", "patched", "thor")
+METHODS = ("anoddpm", "simplex", "patched", "thor", "classifier", "cfg")
 SAMPLERS = ("ddim", "ddpm")
 
 
@@ -43,6 +43,8 @@ def chain(t0: int, steps: int | None, num_train_timesteps: int) -> list[tuple[in
 
     >>> chain(10, 3, 1000)
     [(9, 4), (4, 0), (0, -1)]
+    >>> chain(10, 1, 1000)
+    [(9, -1)]
     >>> chain(0, None, 1000)
     []
     """
@@ -54,6 +56,8 @@ def chain(t0: int, steps: int | None, num_train_timesteps: int) -> list[tuple[in
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= t0:
         raise InputError(f"steps must be an integer in [1, t0={t0}]; got {steps!r}.")
     ts = np.unique(np.round(np.linspace(0, t0 - 1, int(n))).astype(np.int64))[::-1]
+    if n == 1:  # one step starts where the input was noised: a one-step x̂_0 from t0 − 1 (not from t = 0)
+        ts = np.array([t0 - 1])
     return timestep_pairs(ts)
 
 
@@ -260,6 +264,10 @@ def score_images(
     patch: int | None = None,
     perceptual: Callable[[Any, Any], Any] | None = None,
     sigma: float = 2.0,
+    classifier: Any = None,
+    scale: float = 10.0,
+    w: float = 3.0,
+    encode: str = "noise",
     seed: int = 0,
     batch_size: int = 16,
 ) -> dict[str, Any]:
@@ -268,7 +276,10 @@ def score_images(
     - ``anoddpm``: Gaussian partial reconstruction; ``simplex``: the same with simplex noise;
     - ``patched``: pDDPM patches of ``patch`` (default H/2) px, one-step ``x̂_0``;
     - ``thor``: Gaussian THOR harmonised at ``harmonize_at`` (default ``t0·{6/7, 3/7, 1/7}``, THOR's
-      {300, 150, 50} for ``t0 = 350``).
+      {300, 150, 50} for ``t0 = 350``);
+    - ``classifier``: DDIM decoding guided towards the healthy class (0) by the noise-aware ``classifier``
+      with gradient scale ``scale``; ``cfg``: classifier-free guidance with weight ``w`` (a class-conditioned
+      model); both encode by ``encode`` (``noise`` or ``ddim`` inversion), see :mod:`medlens.diffusion._guidance`.
 
     The map is the residual ``|x − x̂|/2`` (weighted by a Gaussian-blurred ``perceptual`` distance if one is
     given) or THOR's harmonic-mean map. Returns numpy ``maps`` (N, 1, H, W, float32), ``reconstructions``
@@ -285,6 +296,16 @@ def score_images(
     elif method == "patched":
         x = _prepare(model, images)
         res = patched_reconstruct(model, x, schedule, patch=patch or int(x.shape[-2]) // 2, **common)
+    elif method in ("classifier", "cfg"):
+        from medlens.diffusion._guidance import cfg_reconstruct, classifier_reconstruct
+
+        if method == "classifier":
+            if classifier is None:
+                raise InputError("method 'classifier' needs a noise-aware classifier (classifier=...).")
+            res = classifier_reconstruct(model, classifier, images, schedule, steps=steps, scale=scale,
+                                         encode=encode, **common)  # fmt: skip
+        else:
+            res = cfg_reconstruct(model, images, schedule, steps=steps, w=w, encode=encode, **common)
     else:
         hs = harmonize_at if harmonize_at is not None else [round(t0 * f) for f in (6 / 7, 3 / 7, 1 / 7)]
         hs = sorted({h for h in hs if 0 <= h < t0})

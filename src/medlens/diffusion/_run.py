@@ -97,6 +97,7 @@ def run_anomaly_train(
     num_train_timesteps: int = 1000,
     noise: str = "gaussian",
     unet: dict[str, Any] | None = None,
+    conditioned: str | None = None,
     seed: int = 0,
     resume: bool = False,
     overwrite: bool = False,
@@ -104,40 +105,78 @@ def run_anomaly_train(
 ) -> dict[str, Any]:
     """Train a denoiser on healthy images (a folder, or a registered generator's ``train`` split) into the run
     folder ``out`` (``model.safetensors`` + checkpoint, resumable). ``steps`` optimiser steps in all, in
-    epochs of at most 100."""
+    epochs of at most 100.
+
+    ``conditioned="class"`` (weakly supervised, for the guidance methods): the images are healthy (class 0)
+    and diseased (class 1) — a folder's ``healthy/`` and ``anomalous/`` sub-folders, or the generator's
+    ``train`` split plus as many slices with lesions; the denoiser is class-conditioned (null-class dropout
+    0.1, for ``cfg``) and a noise-aware classifier is trained for ``steps`` steps too, into
+    ``out/classifier`` (for ``classifier``)."""
     from medlens.diffusion import DATASETS
     from medlens.diffusion._backbones import build_unet
     from medlens.diffusion._train import train_diffusion
 
     if (images is None) == (generator is None):
         raise InputError("give exactly one of --images DIR and --generator NAME.")
+    if conditioned is not None:
+        check_option(conditioned, ("class",), name="--conditioned")
+    labels = None
     if generator is not None:
-        from medlens.diffusion._brain import BrainConfig
+        from medlens.diffusion._brain import BrainConfig, brain_slices
 
         gen = DATASETS.get(generator)
         data = gen(n_train=n_images, n_healthy=0, n_test=0, seed=seed, config=BrainConfig(size=size))
         x, source = data["train"].images, {"generator": DATASETS.meta(generator).get("version", generator)}
+        if conditioned == "class":
+            bad = brain_slices(n_images, anomalous=True, seed=seed, split="train", config=BrainConfig(size=size))
+            x, labels = np.concatenate([x, bad.images]), np.repeat([0, 1], [len(x), len(bad.images)])
     else:
         folder = read_image_folder(images)
         x, source = folder["array"], {"images": str(images), "n": len(folder["ids"])}
+        if conditioned == "class":
+            labels = _class_labels(folder["ids"], images)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise InputError(f"--steps must be a positive integer; got {steps!r}.")
     epochs = math.ceil(steps / 100)
     per_epoch = math.ceil(steps / epochs)
-    cfg = {"sample_size": int(x.shape[-1]), **(unet or {})}
+    cfg = {"sample_size": int(x.shape[-1]), **({"num_classes": 2} if labels is not None else {}), **(unet or {})}
     model = build_unet(cfg, seed=seed)
-    res = train_diffusion(model, x, epochs=epochs, steps_per_epoch=per_epoch, batch_size=batch_size, lr=lr,
+    res = train_diffusion(model, x, labels=labels, epochs=epochs, steps_per_epoch=per_epoch, batch_size=batch_size, lr=lr,
                           num_train_timesteps=num_train_timesteps, noise=noise, seed=seed, out=out, resume=resume,
                           overwrite=overwrite, progress=progress)  # fmt: skip
     config = {"source": source, "steps": epochs * per_epoch, "batch_size": batch_size, "lr": lr, "noise": noise,
               "num_train_timesteps": num_train_timesteps, "unet": model.config}  # fmt: skip
     hist = res["history"]
+    extra: dict[str, Any] = {}
+    if labels is not None:
+        from medlens.diffusion._guidance import build_classifier, train_classifier
+
+        clf = build_classifier({"sample_size": int(x.shape[-1]), "in_channels": int(x.shape[1])}, seed=seed)
+        cres = train_classifier(clf, x, labels, epochs=epochs, steps_per_epoch=per_epoch, batch_size=batch_size,
+                                lr=lr, num_train_timesteps=num_train_timesteps, seed=seed, out=Path(out) / "classifier",
+                                resume=resume, overwrite=overwrite, progress=progress)  # fmt: skip
+        ch = cres["history"]
+        config |= {"conditioned": conditioned, "classifier": clf.config}
+        extra = {"classifier_path": str(cres["classifier_path"]), "n_labels": [int((labels == k).sum()) for k in (0, 1)],
+                 "classifier_first_loss": ch[0]["train_loss"] if ch else None,
+                 "classifier_last_loss": ch[-1]["train_loss"] if ch else None}  # fmt: skip
     return stamp(
-        {"model_path": str(res["model_path"]), "steps": epochs * per_epoch, "image_shape": list(x.shape[1:]),
+        {**extra, "model_path": str(res["model_path"]), "steps": epochs * per_epoch, "image_shape": list(x.shape[1:]),
          "n_parameters": int(sum(p.numel() for p in model.parameters())),
          "first_loss": hist[0]["train_loss"] if hist else None, "last_loss": hist[-1]["train_loss"] if hist else None},
         provenance(command="anomaly train", config=config, seed=seed),
     )  # fmt: skip
+
+
+def _class_labels(ids: list[str], images: Any) -> np.ndarray:
+    top = [i.split("/", 1)[0] for i in ids]
+    bad = next((i for i, t in zip(ids, top, strict=True) if t not in ("healthy", "anomalous")), None)
+    if bad is not None or "healthy" not in top or "anomalous" not in top:
+        raise InputError(
+            f"--images {images}: --conditioned class needs the images in two sub-folders, healthy/ and anomalous/"
+            + (f" (found {bad!r})." if bad else " (one of them is missing or empty).")
+        )
+    return np.array([0 if t == "healthy" else 1 for t in top])
 
 
 def _model_file(path: str | os.PathLike) -> Path:
@@ -159,6 +198,8 @@ def run_anomaly_score(
     method: str = "anoddpm",
     t0: int = 250,
     steps: int | None = 25,
+    scale: float = 10.0,
+    weight: float = 3.0,
     batch_size: int = 16,
     seed: int = 0,
     device: str = "cpu",
@@ -166,7 +207,11 @@ def run_anomaly_score(
 ) -> dict[str, Any]:
     """Score every image of a folder: one float32 map ``out/maps/<id>.npy`` each, one ``results.jsonl`` row
     each (id, score, nfe, seconds). Images go in fixed chunks of ``batch_size`` (seed ``seed + chunk``), so an
-    interrupted run re-run with the same ``out`` skips finished chunks and ends with the same maps."""
+    interrupted run re-run with the same ``out`` skips finished chunks and ends with the same maps.
+
+    ``classifier`` uses the noise-aware classifier trained next to the model (``classifier/classifier.safetensors``
+    in the run folder of ``anomaly train --conditioned class``) with gradient scale ``scale``; ``cfg`` needs a
+    class-conditioned model and uses guidance weight ``weight``."""
     from medlens._device import resolve_device
     from medlens.diffusion._backbones import load_unet
     from medlens.diffusion._reconstruct import METHODS, score_images
@@ -183,10 +228,21 @@ def run_anomaly_score(
             f"--images are {tuple(folder['array'].shape[2:])} with 1 channel; the model {path.name} takes "
             f"{want[0]} channel(s) of {want[1]}x{want[2]}. Resize the images to the checkpoint's size."
         )
+    clf = None
+    if method == "classifier":
+        from medlens.diffusion._guidance import CLASSIFIER_FILE, load_classifier
+
+        cpath = path.parent / "classifier" / CLASSIFIER_FILE
+        if not cpath.is_file():
+            raise InputError(f"--method classifier: no {cpath} next to the model; train with --conditioned class.")
+        clf = load_classifier(cpath)[0].to(resolve_device(device))
+    if method == "cfg" and model.null_class is None:
+        raise InputError(f"--method cfg: {path.name} is not class-conditioned; train it with --conditioned class.")
     model = model.to(resolve_device(device))
     sched = make_schedule(meta.get("schedule", "linear"), int(meta.get("num_train_timesteps", 1000)))
     config = {"task": "anomaly.score", "model_sha": config_hash({"file": str(path.resolve()), "size": path.stat().st_size}),
               "method": method, "t0": t0, "steps": steps, "batch_size": batch_size, "seed": seed,
+              **({"scale": scale} if method == "classifier" else {"weight": weight} if method == "cfg" else {}),
               "ids": config_hash(folder["ids"])}  # fmt: skip
     prov = provenance(command="anomaly score", config=config, seed=seed, models={"unet": str(path)})
     with RunFolder(out, config, overwrite=overwrite, provenance=prov, outputs=["results.jsonl", "maps"]) as run:
@@ -200,7 +256,8 @@ def run_anomaly_score(
                 continue
             t = time.perf_counter()
             res = score_images(model, folder["array"][start : start + batch_size], sched, method=method, t0=t0,
-                               steps=steps, seed=seed + k, batch_size=batch_size)  # fmt: skip
+                               steps=steps, seed=seed + k, batch_size=batch_size, classifier=clf, scale=scale,
+                               w=weight)  # fmt: skip
             per = (time.perf_counter() - t) / len(ids)
             for i, m, s in zip(ids, res["maps"], res["scores"], strict=True):
                 target = maps_dir / f"{i}.npy"
