@@ -272,7 +272,9 @@ class Translator:
             scale=scale,
             px=px,
             py=py,
-            fit_singular_values=spectrum if spectrum is not None else np.linalg.svd(cross, compute_uv=False),
+            # the spectrum of AᵀB is computed on first use (singular_values, save) unless the fit already has it
+            fit_singular_values=spectrum,
+            cross=cross if spectrum is None else None,
         )
         self._state = state
         return self
@@ -335,7 +337,11 @@ class Translator:
     def singular_values(self) -> np.ndarray:
         """Singular values of ``AᵀB`` on the pre-transformed anchors (empty for ``absolute``)."""
         self._check_fitted()
-        return self._state.get("fit_singular_values", np.zeros(0))
+        st = self._state
+        if st.get("fit_singular_values") is None and st.get("cross") is not None:
+            st["fit_singular_values"] = np.linalg.svd(st["cross"], compute_uv=False)
+            st["cross"] = None
+        return st.get("fit_singular_values", np.zeros(0))
 
     # -- persistence ---------------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -372,7 +378,7 @@ class Translator:
                 r=st["r"],
                 bias=st["bias"],
                 scale=np.array(st["scale"]),
-                fit_singular_values=st["fit_singular_values"],
+                fit_singular_values=self.singular_values,
             )
             for side in ("px", "py"):
                 pre: _Pre = st[side]
