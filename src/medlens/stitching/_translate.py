@@ -295,9 +295,27 @@ class Translator:
             )
         if self.method == "absolute":
             return _pad(arr, st["d2"])
+        if self.pre != "l2":  # every step is affine: one matrix product and an offset
+            w, c = self._affine()
+            return arr @ w + c
         d = max(st["d1"], st["d2"])
         z = _pad(st["px"].forward(arr), d) @ st["r"] + st["bias"]
         return st["py"].inverse(z[:, : st["d2"]])
+
+    def _affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(W, c)`` with ``transform(x) = x W + c`` for the affine pre-transforms, folded once and kept.
+
+        Zero-padding the source keeps only the first ``d1`` rows of ``R``; truncating the output keeps its
+        first ``d2`` columns; the scalings and shifts of both sides fold into ``W`` and ``c``.
+        """
+        st = self._state
+        if st.get("affine") is None:
+            px, py = st["px"], st["py"]
+            r = np.ascontiguousarray(st["r"][: st["d1"], : st["d2"]])  # one layout, fitted or loaded: same sums
+            w = (r / px.scale[:, None]) * py.scale[None, :]
+            c = (st["bias"][: st["d2"]] - (px.shift / px.scale) @ r) * py.scale + py.shift
+            st["affine"] = (w, c)
+        return st["affine"]
 
     def inverse_transform(self, y: Any) -> np.ndarray:
         """Map target vectors back to the source space.
