@@ -301,22 +301,8 @@ def _print_evaluate(r: dict[str, Any]) -> None:
     from rich.table import Table
 
     con = console()
-    rows = {
-        "localization": ("map30", "map50", "map50_95", "acc50", "precision50", "recall50"),
-        "caption": (
-            "bleu1",
-            "bleu2",
-            "bleu3",
-            "bleu4",
-            "rouge_l",
-            "cider",
-            "meteor",
-            "bertscore_f1",
-            "keyword_f1_modality",
-            "keyword_f1_findings",
-        ),
-        "diagnosis": ("top1", "top5", "top1_macro", "top5_macro", "coverage", "entropy_bits"),
-    }
+    from medlens.benchmarks.nova import SUMMARY_KEYS as rows
+
     for task in r["tasks"]:
         d = r[task]
         title = f"{task}: {d['n_predicted']} predicted, {d['n_missing']} missing"

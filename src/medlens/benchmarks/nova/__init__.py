@@ -16,6 +16,7 @@ from medlens.benchmarks.nova._eval import (
     AP_MODES,
     MISSING_RULES,
     PREDICTION_TASKS,
+    SUMMARY_KEYS,
     NovaPredictions,
     PredictionRow,
     nova_evaluate,
@@ -43,6 +44,7 @@ from medlens.benchmarks.nova._run import (
 from medlens.benchmarks.nova._schema import HF_DATASET_ID, LAYOUTS, NOVA_SCHEMA, NovaSchema, TableSchema
 
 __all__ = [
+    "SUMMARY_KEYS",
     "HF_DATASET_ID",
     "LAYOUTS",
     "NOVA_SCHEMA",

@@ -21,6 +21,7 @@ from typing import Any
 
 from medlens._provenance import config_hash, provenance, stamp
 from medlens.benchmarks._spec import BenchmarkSpec
+from medlens.benchmarks.nova._eval import SUMMARY_KEYS
 from medlens.io import atomic_write_json, file_sha256, iter_jsonl, prepare_run_dir
 
 log = logging.getLogger(__name__)
@@ -166,27 +167,9 @@ def run(
     return doc
 
 
-_ROWS = {
-    "localization": ("map30", "map50", "map50_95", "acc50", "precision50", "recall50"),
-    "caption": (
-        "bleu1",
-        "bleu2",
-        "bleu3",
-        "bleu4",
-        "rouge_l",
-        "cider",
-        "meteor",
-        "bertscore_f1",
-        "keyword_f1_modality",
-        "keyword_f1_findings",
-    ),
-    "diagnosis": ("top1", "top5", "top1_macro", "top5_macro", "coverage", "entropy_bits"),
-}
-
-
 def summarize(doc: dict[str, Any]) -> dict[str, Any]:
     """Headline numbers of each evaluated task (the rows of the report's tables)."""
-    return {task: {key: (doc.get(task) or {}).get(key) for key in _ROWS[task]} for task in doc.get("tasks", [])}
+    return {task: {key: (doc.get(task) or {}).get(key) for key in SUMMARY_KEYS[task]} for task in doc.get("tasks", [])}
 
 
 def summary_lines(doc: dict[str, Any]) -> list[str]:
@@ -229,7 +212,7 @@ def report_section(metrics: dict[str, Any]) -> Any:
         ceiling = task == "localization" and (r.get("human_ceiling") or {}).get("available")
         header = ["metric", "value", *(["human ceiling (rater vs rater)"] if ceiling else [])]
         rows = []
-        for key in _ROWS[task]:
+        for key in SUMMARY_KEYS[task]:
             row = [key, r.get(key)]
             if ceiling:
                 row.append(r["human_ceiling"].get(key))
