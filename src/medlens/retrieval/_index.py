@@ -18,7 +18,6 @@ concept recognition + information-content similarity, :mod:`medlens.retrieval._p
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -28,7 +27,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,7 @@ from medlens.retrieval._corpus import Corpus, read_trusted_documents
 from medlens.retrieval._dense import check_dense_spec, dense_index, load_dense
 from medlens.retrieval._embed import Embedder, embed_corpus, load_embedder
 from medlens.retrieval._fusion import RRF_K, fuse_rows
+from medlens.retrieval._hit import Hit, fsync_dir
 
 DENSE_MODES = ("document", "clauses")
 
@@ -73,32 +72,6 @@ FUSION_DEPTH = 100
 #: 0.865 / 0.895 on v1 and 0.415 / 0.425 / 0.420 / 0.410 on v2 (means 0.605 / 0.620 / 0.643 / 0.653); an
 #: earlier draft used 2 (v1 only: weights 1 / 2 / 3 / 5 gave 0.68 / 0.78 / 0.81 / 0.87).
 HYBRID_WEIGHTS = {"bm25": 1.0, "dense": 1.0, "ontology": 8.0}
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One retrieved unit: its id, score under the retriever used, rank (1-based) and where it comes from."""
-
-    id: str
-    score: float
-    title: str
-    rank: int
-    parent: str
-    diagnosis: str | None = None
-    source: str | None = None
-    url: str | None = None
-    ranks: dict[str, int | None] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "score": float(self.score), "title": self.title, "rank": self.rank}
-        if self.parent != self.id:
-            out["parent"] = self.parent
-        for key in ("diagnosis", "source", "url"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        if self.ranks:
-            out["ranks"] = dict(self.ranks)
-        return out
 
 
 def _versions(*names: str) -> dict[str, str | None]:
@@ -354,7 +327,7 @@ class RetrievalIndex:
             if notices:
                 manifest["corpus"] = {**manifest["corpus"], "notices": notices}
             atomic_write_json(tmp / "manifest.json", manifest)  # written last: its presence marks a complete index
-            _fsync_dir(tmp)
+            fsync_dir(tmp)
             if path.exists():
                 old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
                 os.rename(path, old)
@@ -362,7 +335,7 @@ class RetrievalIndex:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.rename(tmp, path)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -624,12 +597,3 @@ def build_index(corpus: Corpus, out: str | os.PathLike | None = None, *, overwri
 def load_index(path: str | os.PathLike, *, embedder: Embedder | None = None) -> RetrievalIndex:
     """:meth:`RetrievalIndex.load`."""
     return RetrievalIndex.load(path, embedder=embedder)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -16,12 +16,12 @@ from medlens.benchmarks.nova._eval import (
     AP_MODES,
     MISSING_RULES,
     PREDICTION_TASKS,
-    SUMMARY_KEYS,
     NovaPredictions,
     PredictionRow,
     nova_evaluate,
     read_nova_predictions,
 )
+from medlens.benchmarks.nova._keys import SUMMARY_KEYS
 from medlens.benchmarks.nova._loader import load_nova
 from medlens.benchmarks.nova._prompts import (
     PROMPTS_VERSION,

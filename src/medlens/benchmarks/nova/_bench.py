@@ -21,7 +21,7 @@ from typing import Any
 
 from medlens._provenance import config_hash, provenance, stamp
 from medlens.benchmarks._spec import BenchmarkSpec
-from medlens.benchmarks.nova._eval import SUMMARY_KEYS
+from medlens.benchmarks.nova._keys import SUMMARY_KEYS
 from medlens.io import atomic_write_json, file_sha256, iter_jsonl, prepare_run_dir
 
 log = logging.getLogger(__name__)

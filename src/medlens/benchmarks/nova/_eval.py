@@ -55,7 +55,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from medlens.metrics.diagnosis import Judge, JudgeCache
 
 __all__ = [
-    "SUMMARY_KEYS",
     "AP_MODES",
     "MISSING_RULES",
     "PREDICTION_TASKS",
@@ -106,25 +105,6 @@ class NovaPredictions:
     def tasks(self) -> list[str]:
         """Tasks with at least one row, in :data:`PREDICTION_TASKS` order."""
         return [t for t in PREDICTION_TASKS if self.rows.get(t)]
-
-
-# the headline keys of each task, in the order the summaries and the CLI print them
-SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
-    "localization": ("map30", "map50", "map50_95", "acc50", "precision50", "recall50"),
-    "caption": (
-        "bleu1",
-        "bleu2",
-        "bleu3",
-        "bleu4",
-        "rouge_l",
-        "cider",
-        "meteor",
-        "bertscore_f1",
-        "keyword_f1_modality",
-        "keyword_f1_findings",
-    ),
-    "diagnosis": ("top1", "top5", "top1_macro", "top5_macro", "coverage", "entropy_bits"),
-}
 
 
 def _lines(source: str | os.PathLike | Iterable[Mapping[str, Any]]) -> tuple[str, Path | None, list[tuple[int, Any]]]:

@@ -1,0 +1,22 @@
+"""The headline keys of each NOVA task, in the order the benchmark summary and ``nova evaluate`` print them."""
+
+from __future__ import annotations
+
+__all__ = ["SUMMARY_KEYS"]
+
+SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "localization": ("map30", "map50", "map50_95", "acc50", "precision50", "recall50"),
+    "caption": (
+        "bleu1",
+        "bleu2",
+        "bleu3",
+        "bleu4",
+        "rouge_l",
+        "cider",
+        "meteor",
+        "bertscore_f1",
+        "keyword_f1_modality",
+        "keyword_f1_findings",
+    ),
+    "diagnosis": ("top1", "top5", "top1_macro", "top5_macro", "coverage", "entropy_bits"),
+}
