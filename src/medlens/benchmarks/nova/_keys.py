@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
+from medlens.metrics import CAPTION_KEYS
+
 __all__ = ["SUMMARY_KEYS"]
 
 SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
     "localization": ("map30", "map50", "map50_95", "acc50", "precision50", "recall50"),
-    "caption": (
-        "bleu1",
-        "bleu2",
-        "bleu3",
-        "bleu4",
-        "rouge_l",
-        "cider",
-        "meteor",
-        "bertscore_f1",
-        "keyword_f1_modality",
-        "keyword_f1_findings",
-    ),
+    "caption": CAPTION_KEYS,
     "diagnosis": ("top1", "top5", "top1_macro", "top5_macro", "coverage", "entropy_bits"),
 }
