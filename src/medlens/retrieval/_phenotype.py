@@ -74,7 +74,7 @@ from medlens.text import NegationDetector, NegationRules, fold, load_negation_ru
 
 __all__ = ["Mention", "OntologyRanker", "PhenotypeMatcher", "PhenotypeModel", "phrase_tokens"]
 
-MATCHER_VERSION = "medlens-hpo-match-v3"  # v3: only the index half of the synonyms
+MATCHER_VERSION = "medlens-hpo-match-v4"  # v3: only the index half of the synonyms; v4: phenotypes only
 
 _WORD = re.compile(r"[a-z0-9]+|[.;:,]")
 _DROP = frozenset({"a", "an", "the", "of"})
@@ -440,8 +440,9 @@ class OntologyRanker:
     def for_index(
         cls, index: Any, knowledge: Any = None, *, method: str = "ic-overlap", concepts: bool = True
     ) -> OntologyRanker:
-        """The ranker of an index over the built-in ``hpo`` corpus: HPO names + the index half of the EXACT
-        synonyms (:func:`indexed_labels`), and the
+        """The ranker of an index over the built-in ``hpo`` corpus: the names of the phenotypic abnormalities
+        (and of any other term some disease's closure holds) + the index half of their synonyms
+        (:func:`indexed_labels`), and the
         diseases of phenotype.hpoa that the index holds with their annotated frequencies (a chunked index maps
         a disease to its first chunk)."""
         if index.manifest["corpus"]["name"] != "hpo":
@@ -466,13 +467,21 @@ class OntologyRanker:
             raise InputError("no disease of the index has HPO annotations; is it an index of the hpo corpus?")
         model = PhenotypeModel({t: list(tax.parents(t)) for t in tax.nodes}, ann)
         rows = np.array([row_of[d] for d in model.diseases], dtype=np.int64)
-        matcher = PhenotypeMatcher(indexed_labels(tax.labels))
+        from medlens.retrieval._hpo import PHENOTYPE_ROOT
+
+        phen = set(tax.descendants(PHENOTYPE_ROOT, include_self=False))
+        # the clinical modifiers, onsets, frequencies and inheritance modes ("Recurrent", "Generalized",
+        # "Congenital onset", "Lateral") are no findings: left out unless some disease's closure holds them
+        labels = {
+            t: x
+            for t, x in tax.labels.items()
+            if t in phen or (t in model.term_index and model.count[model.term_index[t]] > 0)
+        }
+        matcher = PhenotypeMatcher(indexed_labels(labels))
         rec = None
         if concepts:
             from medlens.retrieval._concepts import hpo_concept_recognizer
-            from medlens.retrieval._hpo import PHENOTYPE_ROOT
 
-            phen = set(tax.descendants(PHENOTYPE_ROOT, include_self=False))
             reach = [t for t in model.terms if t in phen and model.count[model.term_index[t]] > 0]
             rec = hpo_concept_recognizer(index.embedder, reach, exact=matcher)
         return cls(matcher, model, rows, method=method, concepts=rec)
