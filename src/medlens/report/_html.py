@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from medlens.io import atomic_write_text
 
 __all__ = ["CAE_DEFINITION", "Section", "render_report", "table_html", "figure_html", "write_report", "yes_no"]
@@ -74,8 +76,8 @@ def yes_no(v: bool | None) -> str:
 
 
 def _fmt(v: Any) -> str:
-    if isinstance(v, bool):
-        return yes_no(v)
+    if isinstance(v, bool | np.bool_):
+        return yes_no(bool(v))
     if isinstance(v, float):
         return "nan" if v != v else f"{v:.4f}"
     if v is None:

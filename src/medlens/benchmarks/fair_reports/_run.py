@@ -271,8 +271,14 @@ def report_section(metrics: dict[str, Any]) -> Any:
     """The report section of a ``fair-reports`` run."""
     from medlens.report import Section, table_html
 
-    s = Section("fair-reports: impression generation disaggregated by real patient age")
     ds = metrics["dataset"]
+    encoder = (metrics.get("provenance") or {}).get("model_ids", {}).get("text_encoder", "MiniLM")
+    s = Section(
+        "fair-reports: impression generation disaggregated by real patient age",
+        data=f"Indiana University chest X-ray reports with real patient ages from the DICOM metadata, "
+        f"{ds['n_test']} test / {ds['n_train']} train",
+        model=f"nearest-neighbour impression retrieval with {encoder} (and a constant-impression baseline)",
+    )
     s.paragraph(
         f"{ds['n_test']} test reports (of {ds['n_with_findings_and_impression']} with findings and impression; "
         f"train {ds['n_train']}), ages {ds['age_range'][0]:.0f}–{ds['age_range'][1]:.0f} (median "
