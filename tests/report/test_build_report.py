@@ -35,6 +35,8 @@ def test_report_header_has_each_runs_provenance_and_readings(tmp_path, monkeypat
         "model_ids": {"text_encoder": "enc/one"},
         "taxonomy": {"name": "toy_tax", "version": "2", "sha256": "e" * 64},
         "archive_sha256": "f" * 64,
+        "knowledge": [{"name": "kb-a", "version": "1.0", "sha256": "1" * 64}],
+        "index": {"corpus": "hpo", "request_hash": "2" * 64, "seconds": 3.0},
     }
     atomic_write_json(tmp_path / "toy" / "metrics.json", {"benchmark": "toy", "value": 7, "provenance": prov})
     atomic_write_json(tmp_path / "other" / "metrics.json", {"benchmark": "unknown"})  # not registered: left out
@@ -48,6 +50,8 @@ def test_report_header_has_each_runs_provenance_and_readings(tmp_path, monkeypat
     assert "truth <code" in head
     assert "taxonomy toy_tax v2 <code" in head
     assert "archive <code" in head
+    assert "knowledge kb-a v1.0 <code title='" + "1" * 64 in head
+    assert "index hpo (cache key) <code title='" + "2" * 64 in head
     assert "missing" not in head  # an input without a hash is not a data hash
     assert "text_encoder: enc/one" in head
     assert "<td>3</td>" in head  # the seed

@@ -122,7 +122,8 @@ def run_benchmark(
 
 
 def _data_hashes(prov: Mapping[str, Any]) -> dict[str, str]:
-    """The hashes of a run's data in its provenance: input files, the taxonomy and any ``*sha256`` extra."""
+    """The hashes of a run's data in its provenance: input files, the taxonomy, any ``*sha256`` extra, and the
+    ``sha256`` (or ``request_hash``) of a dict or list of dicts there (knowledge bases, a retrieval index)."""
     out: dict[str, str] = {}
     for role, h in (prov.get("input_hashes") or {}).items():
         sha = h.get("sha256") if isinstance(h, Mapping) else h
@@ -132,8 +133,20 @@ def _data_hashes(prov: Mapping[str, Any]) -> dict[str, str]:
     if isinstance(tax, Mapping) and tax.get("sha256"):
         out[f"taxonomy {tax.get('name')} v{tax.get('version')}"] = str(tax["sha256"])
     for key, value in prov.items():
+        if key in ("input_hashes", "taxonomy", "config_hash"):
+            continue
         if key.endswith("sha256") and isinstance(value, str) and value:
             out[key.removesuffix("_sha256").removesuffix("sha256") or key] = value
+        items = value if isinstance(value, list) else [value]
+        for item in items:  # e.g. knowledge bases {name, version, sha256}, an index {corpus, request_hash}
+            if not isinstance(item, Mapping):
+                continue
+            name = " ".join(str(item[k]) for k in ("name", "corpus") if item.get(k)) or key
+            version = f" v{item['version']}" if item.get("version") else ""
+            if item.get("sha256"):
+                out[f"{key} {name}{version}" if name != key else f"{key}{version}"] = str(item["sha256"])
+            elif item.get("request_hash"):
+                out[f"{key} {name} (cache key)" if name != key else f"{key} (cache key)"] = str(item["request_hash"])
     return out
 
 
