@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from medlens.benchmarks.cxr_reports._finetune import explain as finetune_explain
 from medlens.benchmarks.cxr_reports._run import LOW_COVERAGE, explain, summary_lines
+from medlens.benchmarks.fair_reports._run import explain as fair_explain
 
 
 def _row(lam, cae, cov, *, feasible=True, alpha=0.02):
@@ -79,3 +80,23 @@ def test_finetune_readings_name_each_crc_cell_above_alpha():
     }
     (line,) = finetune_explain(doc)
     assert line.startswith("cxr-reports-finetune zero-shot CRC λ=0.900: test CAE 0.0280 above α=0.02.")
+
+
+def test_fair_reports_flags_age_groups_above_alpha_under_crc_only():
+    def groups(*rates):
+        return {"by_age": {g: {"cae_rate": r} for g, r in zip(("<40", "40-59", ">=60"), rates, strict=True)}}
+
+    doc = {
+        "classifier": {
+            "alpha": 0.02,
+            "thresholds": {"threshold 0.5": groups(0.2, 0.2, 0.2), "CRC λ̂ 0.9 (α 0.02)": groups(0.028, 0.034, 0.011)},
+        }
+    }
+    (line,) = fair_explain(doc)
+    assert line.startswith(
+        "fair-reports CRC λ̂ 0.9 (α 0.02): CAE above α=0.02 in age groups <40 (0.028), 40-59 (0.034)."
+    )
+    assert "not within each group" in line
+    doc["classifier"]["thresholds"]["CRC λ̂ 0.9 (α 0.02)"] = groups(0.01, 0.02, 0.019)  # = α is within
+    assert fair_explain(doc) == []
+    assert fair_explain({"classifier": None}) == []
