@@ -19,6 +19,14 @@ def test_booleans_read_yes_no_everywhere():
     assert cells == ["crc", "yes", "no", "ltt", "yes", "–"]
 
 
+def test_numbers_are_right_aligned_and_text_left_aligned():
+    html = table_html(["a", "b"], [["x", 0.5], ["y", "0.0252 ± 0.0051"], ["z", "0.305 [0.245, 0.370]"], ["w", 3]])
+    assert re.findall(r"<td class='num'>(.*?)</td>", html) == ["0.5000", "0.0252 ± 0.0051", "0.305 [0.245, 0.370]", "3"]
+    assert re.findall(r"<td>(.*?)</td>", html) == ["x", "y", "z", "w"]
+    text = table_html(["finding", "size"], [["atelectasis", "median 1.9% of the image area"]])
+    assert "class='num'" not in text
+
+
 def test_report_opens_with_definition_readings_and_provenance():
     prov = [
         {

@@ -191,8 +191,8 @@ def report_section(metrics: dict[str, Any]) -> Any:
 
     s = Section(
         "grounding: finding knowledge and the human ceiling of chest X-ray grounding",
-        data="VinDr-CXR reader boxes (torchxrayvision's vinbigdata-train table, 3 readers per image) and the "
-        "VinDr-CXR and PadChest-GR finding knowledge bases",
+        data="VinDr-CXR reader boxes (3 readers per image) and NIH ChestX-ray14 boxes from torchxrayvision's data "
+        "tables, and the VinDr-CXR and PadChest-GR finding knowledge bases",
         model="none: readers are scored against each other (the ceiling any grounding model is compared with)",
     )
     kb_rows = [

@@ -10,6 +10,7 @@ import base64
 import html
 import io
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:11
 line-height:1.45;padding:0 1em}
 h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.8em 0;font-size:.92em}th,td{border:1px solid #ddd;padding:.3em .6em;
-text-align:right}th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}
+text-align:left;vertical-align:top}th{background:#f5f5f5}td.num{text-align:right;white-space:nowrap}
 .note{color:#555;font-size:.9em}.warn{color:#a40}.fig{margin:1em 0}figcaption{font-size:.85em;color:#555}
 code{background:#f3f3f3;padding:0 .25em;border-radius:3px}
 img{max-width:100%;height:auto}.wide{overflow-x:auto}.box{background:#f7f9fc;border:1px solid #dde4ee;
@@ -85,11 +86,23 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
+_NUMBER = re.compile(r"[-+−]?(\d[\d,]*\.?\d*|nan|–)(\s*[±–]\s*\d[\d.,]*)?(\s*\[[-\d., ]+\])?")
+
+
+def _cell(v: Any) -> str:
+    """A table cell: numbers (and "0.1 ± 0.02", "0.3 [0.2, 0.4]") right-aligned, text left-aligned."""
+    text = _fmt(v)
+    numeric = (isinstance(v, int | float | np.number) and not isinstance(v, bool | np.bool_)) or (
+        isinstance(v, str) and _NUMBER.fullmatch(v.strip()) is not None
+    )
+    return f"<td class='num'>{text}</td>" if numeric else f"<td>{text}</td>"
+
+
 def table_html(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> str:
-    """An HTML table; floats are shown with 4 decimals."""
+    """An HTML table; floats are shown with 4 decimals, numbers right-aligned and text left-aligned."""
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(_cell(v) for v in r) + "</tr>" for r in rows)
     return f"<div class='wide'><table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
