@@ -70,6 +70,8 @@ def test_a_section_without_data_or_model_says_so_and_ids_are_unique_slugs():
     assert doc.count("not recorded") == 4
     assert "Reading the numbers" not in doc
     assert "<nav>" in doc  # a contents list when there are several sections
+    twice = render_report("r", [Section("x", name="toy"), Section("y", name="toy")])
+    assert re.findall(r"<section id='([^']+)'", twice) == ["toy", "toy-2"]
 
 
 def test_cae_definition_is_three_lines_with_an_example_on_the_builtin_taxonomy():

@@ -206,7 +206,14 @@ def render_report(
         )
     if provenance:
         parts.append(_header(provenance))
-    ids = [s.name or _slug(s.title) for s in sections]
+    ids: list[str] = []
+    for s in sections:  # unique ids: a second section of the same benchmark gets "-2"
+        base = s.name or _slug(s.title)
+        sid, i = base, 1
+        while sid in ids:
+            i += 1
+            sid = f"{base}-{i}"
+        ids.append(sid)
     if len(sections) > 1:
         parts.append(
             "<nav><ul>"
