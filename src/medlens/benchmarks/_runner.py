@@ -7,6 +7,7 @@ over these functions; they hold no per-benchmark code: what differs lives in eac
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import inspect
 import json
@@ -120,10 +121,56 @@ def run_benchmark(
     }
 
 
+def _data_hashes(prov: Mapping[str, Any]) -> dict[str, str]:
+    """The hashes of a run's data in its provenance: input files, the taxonomy, any ``*sha256`` extra, and the
+    ``sha256`` (or ``request_hash``) of a dict or list of dicts there (knowledge bases, a retrieval index)."""
+    out: dict[str, str] = {}
+    for role, h in (prov.get("input_hashes") or {}).items():
+        sha = h.get("sha256") if isinstance(h, Mapping) else h
+        if sha:
+            out[str(role)] = str(sha)
+    tax = prov.get("taxonomy")
+    if isinstance(tax, Mapping) and tax.get("sha256"):
+        out[f"taxonomy {tax.get('name')} v{tax.get('version')}"] = str(tax["sha256"])
+    for key, value in prov.items():
+        if key in ("input_hashes", "taxonomy", "config_hash"):
+            continue
+        if key.endswith("sha256") and isinstance(value, str) and value:
+            out[key.removesuffix("_sha256").removesuffix("sha256") or key] = value
+        items = value if isinstance(value, list) else [value]
+        for item in items:  # e.g. knowledge bases {name, version, sha256}, an index {corpus, request_hash}
+            if not isinstance(item, Mapping):
+                continue
+            name = " ".join(str(item[k]) for k in ("name", "corpus") if item.get(k)) or key
+            version = f" v{item['version']}" if item.get("version") else ""
+            if item.get("sha256"):
+                out[f"{key} {name}{version}" if name != key else f"{key}{version}"] = str(item["sha256"])
+            elif item.get("request_hash"):
+                out[f"{key} {name} (cache key)" if name != key else f"{key} (cache key)"] = str(item["request_hash"])
+    return out
+
+
+def _provenance_row(name: str, metrics: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """One row of the report's provenance table, from a run's ``metrics.json`` (written = the file's mtime)."""
+    prov = metrics.get("provenance") if isinstance(metrics.get("provenance"), Mapping) else {}
+    written = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
+    return {
+        "benchmark": name,
+        "medlens_version": prov.get("medlens_version"),
+        "config_hash": metrics.get("config_hash") or prov.get("config_hash"),
+        "seed": prov.get("seed", metrics.get("seed")),
+        "data_hashes": _data_hashes(prov),
+        "models": dict(prov.get("model_ids") or {}),
+        "date": written,
+    }
+
+
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> dict[str, Any]:
     """Render one HTML report with a section per ``<benchmark>/metrics.json`` under ``run_dir`` (and one for
     ``run_dir/metrics.json`` itself, the folder of a single ``medlens bench run``).
 
+    The report opens with the CAE definition, each benchmark's one-line readings (``spec.explain``) and a
+    provenance table (version, config hash, seed, data hashes, models, date of each ``metrics.json``).
     Returns ``{"report": path, "sections": [names]}``; default output ``run_dir/report.html``.
     """
     from medlens.report import write_report
@@ -135,7 +182,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> dict[str
         files.insert(0, run_dir / "metrics.json")
     if not files:
         raise InputError(f"{run_dir} holds no */metrics.json; run `medlens demo --out {run_dir}` first.")
-    sections, names = [], []
+    sections, names, rows, notes = [], [], [], []
     for f in files:
         try:
             metrics = json.loads(f.read_text(encoding="utf-8"))
@@ -144,9 +191,22 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> dict[str
         name = metrics.get("benchmark") if isinstance(metrics, dict) else None
         if name not in BENCHMARKS:
             continue
-        sections.append(BENCHMARKS.get(name).report_section(metrics))
+        spec = BENCHMARKS.get(name)
+        section = spec.report_section(metrics)
+        section.name = section.name or name
+        sections.append(section)
         names.append(name)
-    write_report(out, "medlens report", sections, subtitle=f"run folder {run_dir}")
+        rows.append(_provenance_row(name, metrics, f))
+        notes.extend(spec.explain(metrics))
+    write_report(
+        out,
+        "medlens report",
+        sections,
+        subtitle=f"run folder {run_dir}",
+        provenance=rows,
+        notes=notes,
+        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    )
     return {"report": str(out), "sections": names}
 
 

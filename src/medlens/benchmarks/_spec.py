@@ -18,7 +18,9 @@ class BenchmarkSpec:
     ``run(out_dir, *, seed=..., progress=..., overwrite=..., **options)`` writes ``out_dir/metrics.json`` and
     returns that document; its keyword arguments are the benchmark's options (``medlens bench run NAME --set
     KEY=VALUE``). ``summarize(doc)`` picks the headline numbers for a JSON summary and ``summary_lines(doc)``
-    the console lines; ``report_section(doc)`` renders the HTML section of ``medlens report``.
+    the console lines; ``report_section(doc)`` renders the HTML section of ``medlens report``. ``explain(doc)``
+    gives one-line readings of results a newcomer could misread (e.g. a test CAE above α under CRC); the report
+    opens with them and ``summary_lines`` may print them too.
     """
 
     name: str
@@ -28,6 +30,7 @@ class BenchmarkSpec:
     extras: tuple[str, ...] = ()
     summarize: Callable[[dict[str, Any]], dict[str, Any]] = lambda doc: {}  # noqa: E731
     summary_lines: Callable[[dict[str, Any]], list[str]] = lambda doc: []  # noqa: E731
+    explain: Callable[[dict[str, Any]], list[str]] = lambda doc: []  # noqa: E731
 
 
 BENCHMARKS: Registry[BenchmarkSpec] = Registry("benchmark")

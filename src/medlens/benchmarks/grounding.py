@@ -189,7 +189,12 @@ def report_section(metrics: dict[str, Any]) -> Any:
     """The report section of a ``grounding`` run."""
     from medlens.report import Section, table_html
 
-    s = Section("grounding: finding knowledge and the human ceiling of chest X-ray grounding")
+    s = Section(
+        "grounding: finding knowledge and the human ceiling of chest X-ray grounding",
+        data="VinDr-CXR reader boxes (3 readers per image) and NIH ChestX-ray14 boxes from torchxrayvision's data "
+        "tables, and the VinDr-CXR and PadChest-GR finding knowledge bases",
+        model="none: readers are scored against each other (the ceiling any grounding model is compared with)",
+    )
     kb_rows = [
         [k["name"], k["version"], k["dataset"], k["n_findings"], len(k["seen"]), len(k["unseen"])]
         for k in metrics["knowledge_bases"]

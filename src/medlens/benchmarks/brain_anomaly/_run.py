@@ -196,8 +196,13 @@ def report_section(metrics: dict[str, Any]) -> Any:
     """The report section of a ``brain-anomaly`` run."""
     from medlens.report import Section, figure_html, table_html
 
-    s = Section("brain-anomaly: diffusion anomaly localisation on augmented MNI152 slices")
     d, mi = metrics["data"], metrics["model"]
+    s = Section(
+        "brain-anomaly: diffusion anomaly localisation on augmented MNI152 slices",
+        data=f"brain-anomaly-v1: MNI152 T1 slices (nilearn's wheel) with synthetic lesions, {d['n_test']} test / "
+        f"{d['n_healthy']} healthy at {d['size']}²",
+        model=f"diffusion denoiser {mi['source']} ({mi['n_parameters']:,} parameters)",
+    )
     s.paragraph(
         f"{d['n_test']} test slices ({d['n_lesion']} with a synthetic lesion) and {d['n_healthy']} healthy slices "
         f"at {d['size']}² from the brain-anomaly-v1 generator; one denoiser ({mi['source']}, "

@@ -188,8 +188,16 @@ def report_section(metrics: dict[str, Any]) -> Any:
     """The report section of a ``nova`` evaluation."""
     from medlens.report import Section, table_html
 
-    s = Section("NOVA: anomaly localisation, captioning and diagnosis on rare brain-MRI findings")
     d = metrics.get("data", {})
+    run = metrics.get("predictions_run") or {}
+    who = (run.get("model") or {}).get("model")
+    s = Section(
+        "NOVA: anomaly localisation, captioning and diagnosis on rare brain-MRI findings",
+        data=f"NOVA, your local copy {d.get('source')} ({d.get('n_images')} images of {d.get('n_cases')} cases)",
+        model=f"{who} (predictions run by medlens nova run)"
+        if who
+        else f"the model behind the predictions file {metrics.get('predictions')} (not recorded in it)",
+    )
     s.paragraph(
         f"{d.get('n_images')} images of {d.get('n_cases')} cases from the local copy {d.get('source')} "
         f"({d.get('layout')} layout); {metrics.get('n_prediction_rows')} prediction rows from "

@@ -195,7 +195,11 @@ def report_section(doc: dict[str, Any]) -> Any:
     """The report section: the comparison table, the ablation and the montage of a real T1 brain."""
     from medlens.report import Section, table_html
 
-    s = Section("omni-phantoms: omnidirectional slicing and graph aggregation of 3-D lesions")
+    s = Section(
+        "omni-phantoms: omnidirectional slicing and graph aggregation of 3-D lesions",
+        data=f"{doc['n']} generated volumes ({doc['generator']}) from the MNI152 T1 brain with a rod or disc lesion",
+        model=f"frozen random-init CNN {doc['encoder']['model_id']}; SAGE graph or mean-pooling heads",
+    )
     s.paragraph(
         f"{doc['n']} generated volumes ({doc['generator']}): the real MNI152 T1 brain from nilearn's wheel, deformed "
         "by a random affine and resampled onto a 64³ oblique grid with anisotropic 2.6–3.4 mm voxels; a bright "

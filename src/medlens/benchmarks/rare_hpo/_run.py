@@ -385,7 +385,13 @@ def report_section(metrics: dict[str, Any]) -> Any:
     from medlens.report import Section, table_html
 
     g, ix = metrics["generator"], metrics["index"]
-    s = Section("rare-hpo: retrieval-only diagnosis of simulated rare-disease patients")
+    s = Section(
+        "rare-hpo: retrieval-only diagnosis of simulated rare-disease patients",
+        data=f"{metrics['n']} simulated patients from HPO disease annotations (generator {g['version']}, seed "
+        f"{g['seed']}; v2: paraphrased); corpus {ix['corpus']} ({ix['n_documents']} diseases)",
+        model=f"retrieval only, no language model: BM25, dense {ix['embedder']}, their RRF fusion and an ontology "
+        "matcher",
+    )
     s.paragraph(
         f"{metrics['n']} simulated patients (generator {g['version']}, seed {g['seed']}) with a brain-imaging "
         f"finding (phenotypes under {g['restrict_to']}); each reported phenotype kept with its annotated frequency, "

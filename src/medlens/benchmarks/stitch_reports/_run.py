@@ -389,9 +389,15 @@ def report_section(metrics: dict[str, Any]) -> Any:
     """The report section of a ``stitch-reports`` run."""
     from medlens.report import Section, figure_html, table_html
 
-    s = Section("stitch-reports: reusing one encoder's head and prompts from another, with anchors")
     enc = metrics["encoders"]
     n = metrics["anchors"]
+    s = Section(
+        "stitch-reports: reusing one encoder's head and prompts from another, with anchors",
+        data=f"Indiana University chest X-ray reports (cxr-reports), {metrics['splits']['train']} train / "
+        f"{metrics['splits']['test']} test",
+        model=f"source {enc['source']['name']} → target {enc['target']['name']} by a {metrics['method']} "
+        "translation; heads and prompts of the target",
+    )
     s.paragraph(
         f"The same Indiana University reports ({metrics['splits']['train']} train / {metrics['splits']['test']} test) "
         f"embedded by two different encoders: the source is {enc['source']['name']} ({enc['source']['dim']}-d, "
