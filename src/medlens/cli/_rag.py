@@ -165,6 +165,14 @@ def rare_hpo_cmd(
         0, "--seed", min=0, max=2**32 - 1, help="Generator seed (the same seed gives the same cases)."
     ),
     retriever: str = typer.Option("auto", "--retriever", help=RETRIEVER_HELP),
+    generator: str = typer.Option(
+        "rare-hpo-v1",
+        "--generator",
+        help="rare-hpo-v1 (findings written as HPO names) or rare-hpo-v2 (the same patients in paraphrase).",
+    ),
+    split: str = typer.Option(
+        "test", "--split", help="rare-hpo-v2 only: dev (choose thresholds here) or test (report), disjoint diseases."
+    ),
     cases_out: Path = typer.Option(None, "--cases-out", help="Also write each case and its top-5 to this JSONL."),
     llm_url: str = typer.Option(None, "--llm-url", help="Also run the RADAR agent (and no-retrieval baseline) here."),
     model: str = typer.Option(None, "--model", help="Model name the --llm-url server expects."),
@@ -176,7 +184,7 @@ def rare_hpo_cmd(
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow an --llm-url that is not this machine."),
     as_json: bool = typer.Option(False, "--json", help="Print top1, top5, mrr, n, generator (+ CIs) as JSON."),
 ) -> None:
-    """Score the retrieval-only diagnosis ranker on simulated rare-disease patients (generator rare-hpo-v1).
+    """Score the retrieval-only diagnosis ranker on simulated rare-disease patients (rare-hpo-v1 or -v2).
 
     Cases are generated from HPO annotations (phenotypes sampled by frequency, omissions, imprecision through ancestors, noise terms) for diseases with brain-morphology phenotypes, written as clinical history + MRI caption. A candidate is correct when one of its documents is the case's disease or its name equals the disease name.
 
@@ -185,6 +193,8 @@ def rare_hpo_cmd(
       medlens rag benchmark rare-hpo --index runs/hpo-index --json
 
       medlens rag benchmark rare-hpo --index runs/hpo-index --retriever bm25 --n 500 --seed 1
+
+      medlens rag benchmark rare-hpo --index runs/hpo-index --generator rare-hpo-v2 --split dev
     """
     from medlens.benchmarks.rare_hpo import run_rare_hpo_benchmark
 
@@ -193,6 +203,8 @@ def rare_hpo_cmd(
         n=n,
         seed=seed,
         retriever=retriever,
+        generator=generator,
+        split=split,
         cases_out=cases_out,
         llm_url=llm_url,
         model=model,
@@ -208,11 +220,19 @@ def rare_hpo_cmd(
         lo_hi = ci.get(name)
         return human_float(res[name], 3) + (f" [{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]" if lo_hi else "")
 
+    gen = res["generator"]
     console().print(
-        f"rare-hpo ({res['generator']['version']}, n={res['n']}, seed={seed}, retriever={retriever}): "
-        f"top-1 {fmt('top1')}, top-5 {fmt('top5')}, MRR {fmt('mrr')}",
+        f"rare-hpo ({gen['version']}{', ' + gen['split'] + ' split' if 'split' in gen else ''}, n={res['n']}, "
+        f"seed={seed}, retriever={retriever}): top-1 {fmt('top1')}, top-5 {fmt('top5')}, MRR {fmt('mrr')}",
         markup=False,
     )
+    if "recognition" in res:
+        rec = res["recognition"]
+        console().print(
+            f"  HPO recognition against the terms the generator wrote: precision {rec['precision']:.3f}, "
+            f"recall {rec['recall']:.3f}",
+            markup=False,
+        )
     for mode, row in res.get("llm", {}).get("rows", {}).items():
         console().print(
             f"  {mode} ({res['provenance']['model_ids']['llm']}): top-1 {human_float(row['top1'], 3)}, top-5 {human_float(row['top5'], 3)}, "

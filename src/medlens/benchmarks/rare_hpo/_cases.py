@@ -345,22 +345,44 @@ def run_rare_hpo(
     config: GeneratorConfig | None = None,
     n_bootstrap: int = 1000,
     return_cases: bool = False,
+    generator: str = GENERATOR_VERSION,
+    split: str = "test",
 ) -> dict[str, Any]:
     """Generate cases and score the retrieval-only ranker of ``index`` on them.
 
+    ``generator`` is ``rare-hpo-v1`` (HPO names) or ``rare-hpo-v2`` (the same patients in paraphrase; ``split``
+    ``dev`` or ``test``, disjoint diseases; with an ontology retriever v2 also reports ``recognition``, the
+    micro precision / recall of the recognised HPO terms). ``config`` sets v1's other generator fields.
     Returns ``{top1, top5, mrr, macro_top1, macro_top5, n, n_diseases, ci95, generator, retriever, ranker,
     seconds}`` (plus ``cases`` with each case's top-5 when ``return_cases``). The leakage guard is off: the
     documents describe diseases, not cases.
     """
+    from medlens.benchmarks.rare_hpo._cases_v2 import (
+        GENERATOR_V2,
+        GeneratorConfigV2,
+        evaluate_recognition,
+        generate_cases_v2,
+    )
     from medlens.retrieval import RETRIEVERS, case_query, rank_candidates
 
     check_option(retriever, RETRIEVERS, name="retriever")
+    check_option(generator, (GENERATOR_VERSION, GENERATOR_V2), name="generator")
     retriever = index.resolve_retriever(retriever)
-    cfg = GeneratorConfig(**{**(asdict(config) if config else {}), "n": n, "seed": seed}).check()
     t0 = time.perf_counter()
-    cases = generate_cases(cfg)
+    if generator == GENERATOR_V2:
+        cfg: GeneratorConfig = GeneratorConfigV2(n=n, seed=seed, split=split).check()
+        cases = generate_cases_v2(cfg)
+    else:
+        cfg = GeneratorConfig(**{**(asdict(config) if config else {}), "n": n, "seed": seed}).check()
+        cases = generate_cases(cfg)
     t_gen = time.perf_counter() - t0
     queries = [case_query(c) for c in cases]
+    recognition = None
+    if retriever in ("ontology", "hybrid") and generator == GENERATOR_V2:
+        ranker = index.phenotypes
+        if ranker.concepts is not None:
+            ranker.concepts.prime(queries)  # one batch of span embeddings, cached on disk
+        recognition = evaluate_recognition(cases, [ranker.query_terms(q) for q in queries])
     hits = index.search_many(queries, top_k=depth, retriever=retriever)
     rankings = [rank_candidates(h, aggregate=aggregate) for h in hits]
     out = evaluate_rankings(cases, rankings, n_bootstrap=n_bootstrap, seed=seed)
@@ -374,6 +396,8 @@ def run_rare_hpo(
     )
     if retriever in ("ontology", "hybrid"):
         out["ranker"]["ontology"] = index.phenotypes.spec()
+    if recognition is not None:
+        out["recognition"] = recognition
     if return_cases:
         out["cases"] = [
             {

@@ -25,15 +25,21 @@ def run_rare_hpo_benchmark(
     model: str | None = None,
     model_path: str | os.PathLike | None = None,
     allow_remote: bool = False,
+    generator: str = "rare-hpo-v1",
+    split: str = "test",
 ) -> dict[str, Any]:
     """Score the retrieval-only ranker of the index folder ``index`` (built over the ``hpo`` corpus) on ``n``
-    rare-hpo cases; with an LLM (``llm_url`` + ``model``, or ``model_path``) add ``llm``: the agent and
+    rare-hpo cases (``generator`` ``rare-hpo-v1``, or ``rare-hpo-v2`` on its ``split``); with an LLM (``llm_url`` + ``model``, or ``model_path``) add ``llm``: the agent and
     no-retrieval rows (:func:`medlens.benchmarks.radar.rare_hpo_agent_rows`). ``cases_out`` receives each case
     and its top-5 as JSONL. Returns the result stamped with provenance (what ``--json`` prints)."""
+    from medlens.benchmarks.rare_hpo._cases import GENERATOR_VERSION
+    from medlens.benchmarks.rare_hpo._cases_v2 import GENERATOR_V2, SPLITS
     from medlens.llm import client_from_options
     from medlens.retrieval import RETRIEVERS, index_provenance, load_index
 
     check_option(retriever, RETRIEVERS, name="retriever")
+    check_option(generator, (GENERATOR_VERSION, GENERATOR_V2), name="generator")
+    check_option(split, SPLITS, name="split")
     if n < 1:
         raise InputError(f"--n must be >= 1; got {n}.")
     client = client_from_options(llm_url=llm_url, model=model, model_path=model_path, allow_remote=allow_remote)
@@ -45,7 +51,13 @@ def run_rare_hpo_benchmark(
         )
     retriever = idx.resolve_retriever(retriever)
     res = run_rare_hpo(
-        idx, n=n, seed=seed, retriever=retriever, return_cases=cases_out is not None or client is not None
+        idx,
+        n=n,
+        seed=seed,
+        retriever=retriever,
+        return_cases=cases_out is not None or client is not None,
+        generator=generator,
+        split=split,
     )
     if client is not None:  # the agent and its no-retrieval baseline on the same cases
         from medlens.agents import AgentConfig
