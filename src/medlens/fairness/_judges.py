@@ -73,7 +73,19 @@ _FRACTION = re.compile(r"(?<![\d.])(-?\d+(?:\.\d+)?)\s*(?:/|out\s+of)\s*(\d+)\b"
 _LONE = re.compile(r"^\W*(-?\d+(?:\.\d+)?)\W*$")
 
 
-def _client(client: Any, llm_url: Any, model: Any, model_path: Any, allow_remote: bool, device: str, cache: Any):
+def _client(
+    client: Any,
+    llm_url: Any,
+    model: Any,
+    model_path: Any,
+    allow_remote: bool,
+    device: str,
+    cache: Any,
+    *,
+    vision: Any = False,
+    dtype: str = "float32",
+) -> Any:
+    """``client`` itself, or the one the LLM options build (exactly one of the two ways)."""
     if client is None:
         from medlens.llm import client_from_options
 
@@ -82,13 +94,14 @@ def _client(client: Any, llm_url: Any, model: Any, model_path: Any, allow_remote
             model=model,
             model_path=model_path,
             allow_remote=allow_remote,
-            vision=False,
+            vision=vision,
             device=device,
+            dtype=dtype,
             cache=cache,
             required=True,
         )
     if llm_url is not None or model is not None or model_path is not None:
-        raise InputError("give a judge either a client, or llm_url and model, or model_path; not several.")
+        raise InputError("give either a client, or llm_url and model, or model_path; not several.")
     return client
 
 
