@@ -126,3 +126,48 @@ def test_score_bad_input_exits_2(cli, files):
         cli("fair", "score", "--predictions", p, "--references", short, "--out", tmp / "S.csv"),
         "79 prediction id(s) have no reference",
     )
+
+
+@pytest.fixture
+def server():
+    from tests.llm._server import ScriptedServer
+
+    s = ScriptedServer()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def test_fair_vqa_then_run_then_report_through_an_endpoint(cli, tmp_path, server):
+    from tests.llm._server import reply
+
+    from medlens.fairness import write_synthetic_fairvlmed
+
+    root = write_synthetic_fairvlmed(tmp_path / "fv", n=4, seed=3)
+    pairs = {"pairs": [{"category": "diagnosis", "question": "Is there glaucoma?", "answer": "yes"}]}
+    for _ in range(4):
+        server.push(reply(json.dumps(pairs)), reply('{"keep": true}'))
+    q = tmp_path / "Q.jsonl"
+    llm = ("--llm-url", server.url, "--model", "m", "--no-cache")
+    res = cli("fair", "vqa", "--data", root, "--out", q, *llm, "--json")
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["n_items"] == 4
+    out = tmp_path / "run"
+    res = cli("fair", "run", "--data", q, "--task", "vqa", "--out", out, *llm, "--metrics", "bleu1", "--json")
+    assert res.rc == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["counts"]["done"] == 4
+    assert doc["provenance"]["command"] == "fair run"
+    sent = server.requests[-1]["body"]["messages"][-1]["content"]
+    assert any(p["type"] == "image_url" for p in sent)  # the items' SLO images went with the questions
+    rows = list(csv.DictReader((out / "scores.csv").open()))
+    assert {"id", "bleu1", "race", "gender", "ethnicity", "language"} <= set(rows[0])
+    res = cli("fair", "run", "--data", q, "--task", "vqa", "--out", out, *llm, "--metrics", "bleu1", "--json")
+    assert json.loads(res.out)["counts"]["resumed"] == 4  # nothing asked again
+    assert len(server.requests) == 12
+    res = cli("fair", "report", "--scores", out / "scores.csv", "--attributes", "gender", "--metric", "bleu1",
+              "--min-group-size", "1",
+              "--bootstrap", "0", "--json")  # fmt: skip
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["results"]["bleu1"]["gender"]["n"] == 4

@@ -224,7 +224,7 @@ def test_vqa_items_run_text_only_with_refused_requests(tmp_path):
     ]  # fmt: skip
     items.write_text("".join(json.dumps(r) + "\n" for r in rows))
     client, calls = _answerer(fail_on=("LONG",))
-    with pytest.raises(InputError, match="--no-images"):
+    with pytest.raises(InputError, match="--text-only"):
         run_fair_run(items, client, task="vqa", out=tmp_path / "a")
     doc = run_fair_run(items, client, task="vqa", out=tmp_path / "b", images=False, metrics=["bleu1"])
     assert doc["counts"]["request_failures"] == 1

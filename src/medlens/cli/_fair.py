@@ -136,3 +136,147 @@ def _print_report(d: dict[str, Any]) -> None:
                 f" − {f['lambda']:g}·{human_float(f['dispersion'])} ({f['weights']}/{f['dispersion_kind']})  "
                 f"ES {human_float(r['es'])}  gap {human_float(r['gap_max_min'])}  worst {r['worst_group']}"
             )
+
+
+# ================================================================================================ vqa and run
+def _llm_options():
+    return {
+        "llm_url": typer.Option(None, "--llm-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1."),
+        "model": typer.Option(None, "--model", help="Model name the --llm-url server expects."),
+        "allow_remote": typer.Option(
+            False, "--allow-remote", help="Allow an --llm-url that is not this machine (patient data leaves it)."
+        ),
+        "model_path": typer.Option(None, "--model-path", help="Local weights: a transformers folder, GGUF or name."),
+        "device": typer.Option("cpu", "--device", help="--model-path: cpu | cuda | cuda:N | mps | auto."),
+    }
+
+
+_LLM = _llm_options()
+
+
+@app.command("vqa")
+def vqa_cmd(
+    data: Path = typer.Option(..., "--data", help="Harvard-FairVLMed folder (data_summary.csv + Test/)."),
+    out: Path = typer.Option(..., "--out", help="Items JSONL to write (the --data of `fair run --task vqa`)."),
+    split: str = typer.Option("test", "--split", help="train | val | test."),
+    unknown: str = typer.Option("drop", "--unknown", help="drop (FairCLIP) | keep records with unknown attributes."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N records."),
+    no_self_check: bool = typer.Option(False, "--no-self-check", help="Keep every generated pair unchecked."),
+    llm_url: str | None = _LLM["llm_url"],
+    model: str | None = _LLM["model"],
+    allow_remote: bool = _LLM["allow_remote"],
+    model_path: Path | None = _LLM["model_path"],
+    device: str = _LLM["device"],
+    seed: int = typer.Option(0, "--seed", min=0, help="Generation seed (temperature 0)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write $MEDLENS_CACHE/llm."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Generate VQA items (diagnosis, tests/treatment, condition) from the clinical notes, self-checked by the LLM.
+
+    Example: medlens fair vqa --data ~/data/FairVLMed --llm-url http://127.0.0.1:8000/v1 --model llama-3.1-70b
+    --out vqa.jsonl
+    """
+    from medlens.fairness import run_fair_vqa
+
+    doc = run_fair_vqa(
+        data,
+        llm_url=llm_url,
+        model=model,
+        model_path=model_path,
+        allow_remote=allow_remote,
+        device=device,
+        cache=not no_cache,
+        out=out,
+        split=split,
+        unknown=unknown,
+        limit=limit,
+        self_check=not no_self_check,
+        seed=seed,
+    )
+    c = doc["counts"]
+    emit_result(
+        doc,
+        out=None,
+        as_json=as_json,
+        show=lambda d: console().print(
+            f"{d['n_items']} VQA item(s) from {c['records']} record(s) → {d['out']} (proposed {c['proposed']}, "
+            f"rejected {c['rejected']}, fixed {c['fixed']}, unusable replies {c['generation_failures']} + "
+            f"{c['check_failures']})"
+        ),
+    )
+
+
+@app.command("run")
+def run_cmd(
+    data: Path = typer.Option(..., "--data", help="FairVLMed folder (--task report) or an items JSONL (vqa/report)."),
+    task: str = typer.Option(..., "--task", help="vqa | report."),
+    out: Path = typer.Option(..., "--out", help="Run folder: predictions.jsonl, scores.csv, summary.json (resumable)."),
+    llm_url: str | None = _LLM["llm_url"],
+    model: str | None = _LLM["model"],
+    allow_remote: bool = _LLM["allow_remote"],
+    model_path: Path | None = _LLM["model_path"],
+    device: str = _LLM["device"],
+    text_only: bool = typer.Option(False, "--text-only", help="Send no image (a blind, text-only baseline)."),
+    split: str = typer.Option("test", "--split", help="FairVLMed folder: train | val | test."),
+    reference: str = typer.Option("summary", "--reference", help="FairVLMed report reference: summary | note."),
+    unknown: str = typer.Option("drop", "--unknown", help="FairVLMed folder: drop | keep unknown attributes."),
+    metrics: str = typer.Option(
+        "bleu4,rouge_l,cider", "--metrics", help="Comma list of bleu1..bleu4, rouge_l, cider, meteor."
+    ),
+    caption_mode: str = typer.Option("coco-caption", "--caption-mode", help="coco-caption (default) | sacrebleu."),
+    temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy (default)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Sampling seed passed to the model."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Reply length limit."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N items (a later run continues)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write $MEDLENS_CACHE/llm."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Discard a run folder of another configuration."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Run a VLM (or LLM) over a fairness benchmark, one appended row per item, then score every answer.
+
+    Rerunning the same command resumes; a refused request is recorded and scores 0. Next: `fair report --scores
+    OUT/scores.csv --attributes race,gender,ethnicity,language`.
+
+    Example: medlens fair run --data ~/data/FairVLMed --task report --llm-url http://127.0.0.1:8000/v1 --model
+    qwen2.5-vl-7b --out runs/fair-report
+    """
+    from medlens.cli._common import progress_enabled
+    from medlens.fairness import run_fair_run
+
+    doc = run_fair_run(
+        data,
+        llm_url=llm_url,
+        model=model,
+        model_path=model_path,
+        allow_remote=allow_remote,
+        device=device,
+        cache=not no_cache,
+        task=task,
+        out=out,
+        split=split,
+        reference=reference,
+        unknown=unknown,
+        images=not text_only,
+        metrics=_split(metrics),
+        caption_mode=caption_mode,
+        temperature=temperature,
+        seed=seed,
+        max_tokens=max_tokens,
+        limit=limit,
+        overwrite=overwrite,
+        progress=progress_enabled(as_json),
+    )
+    if doc["n_empty"]:
+        sys.stderr.write(
+            f"medlens: warning: {doc['n_empty']} item(s) have an empty answer (scored 0; see {doc['predictions']})\n"
+        )
+    emit_result(doc, out=None, as_json=as_json, show=_print_run)
+
+
+def _print_run(d: dict[str, Any]) -> None:
+    c = d["counts"]
+    means = ", ".join(f"{m} {human_float(d['mean'][m])}" for m in d["metrics"])
+    console().print(
+        f"{c['done']} of {c['n_items']} item(s) answered ({c['resumed']} from an earlier run, {c['cached']} cached, "
+        f"{c['request_failures']} refused); mean {means} → {d['scores']}\nNext: {d['next']}"
+    )

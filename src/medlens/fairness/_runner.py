@@ -24,7 +24,7 @@ from typing import Any
 from medlens._progress import progress_bar
 from medlens._provenance import provenance, stamp
 from medlens._validation import InputError, check_option, shorten
-from medlens.fairness._fairvlmed import load_fairvlmed, load_slo_image
+from medlens.fairness._fairvlmed import FAIRVLMED_ATTRIBUTES, load_fairvlmed, load_slo_image
 from medlens.fairness._judges import _client
 from medlens.fairness._run import SCORE_METRICS, write_scores_csv
 from medlens.io import RunFolder, atomic_write_json, file_sha256, iter_jsonl
@@ -169,7 +169,7 @@ def run_fair_run(
         if lost is not None:
             raise InputError(
                 f"item {lost['id']!r} has no image file ({lost['image'] or 'none given'}); run text-only with "
-                "--no-images, or supply the images."
+                "images=False (--text-only), or supply the images."
             )
     from medlens.llm import closing_client
 
@@ -267,7 +267,8 @@ def _answer_and_score(
             **part,
             "predictions": str(run / PREDICTIONS),
             "scores": str(run / SCORES),
-            "next": f"medlens fair report --scores {run / SCORES} --attributes {','.join(fields[:4]) or 'ATTR'}",
+            "next": f"medlens fair report --scores {run / SCORES} --metric {metrics[0]} --attributes "
+            f"{','.join(f for f in fields if f in FAIRVLMED_ATTRIBUTES) or ','.join(fields[:4]) or 'ATTR'}",
         }
         doc = stamp(doc, prov)
         atomic_write_json(run / SUMMARY, doc)
