@@ -280,3 +280,84 @@ def _print_run(d: dict[str, Any]) -> None:
         f"{c['done']} of {c['n_items']} item(s) answered ({c['resumed']} from an earlier run, {c['cached']} cached, "
         f"{c['request_failures']} refused); mean {means} → {d['scores']}\nNext: {d['next']}"
     )
+
+
+# ==================================================================================================== risk
+@app.command("risk")
+def risk_cmd(
+    taxonomy: str = typer.Option("cxr_anatomic_v1", "--taxonomy", "-t", help="Built-in name or taxonomy file."),
+    scores: Path = typer.Option(..., "--scores", help="Calibration scores CSV (node or leaf columns)."),
+    truth: Path = typer.Option(..., "--truth", help="Calibration truth CSV."),
+    groups: Path = typer.Option(..., "--groups", help="CSV with id and the attribute column, for every id."),
+    attribute: str = typer.Option(..., "--attribute", help="The groups column (one threshold per value)."),
+    test_scores: Path | None = typer.Option(None, "--test-scores", help="Test scores: compare the guarantees."),
+    test_truth: Path | None = typer.Option(None, "--test-truth", help="Test truth (with --test-scores)."),
+    alpha: float = typer.Option(0.02, "--alpha", help="Target CAE rate within each group."),
+    method: str = typer.Option("crc", "--method", help="crc | ltt | empirical."),
+    rule: str | None = typer.Option(None, "--rule", help="climb | multilabel (default: from the truth)."),
+    delta: float = typer.Option(0.1, "--delta", help="LTT: allowed probability that the risk exceeds alpha."),
+    branch_depth: int = typer.Option(1, "--branch-depth", "-k", help="Depth of the branches a CAE crosses."),
+    from_leaves: str | None = typer.Option(None, "--from-leaves", help="sum | max | noisy_or for leaf scores."),
+    out: Path = typer.Option(..., "--out", help="Group thresholds JSON to write (marginal + one per group)."),
+    allow_infeasible: bool = typer.Option(
+        False, "--allow-infeasible", help="Exit 0 when a group cannot meet alpha (default: exit code 3)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Per-group (Mondrian) risk control: one threshold per group so the CAE rate is ≤ alpha within each group.
+
+    With --test-scores/--test-truth the report shows, per group, CAE rate and coverage under the marginal
+    threshold and under the group's own: the marginal one bounds only the average; coverage is the price.
+
+    Example: medlens fair risk --scores cal.csv --truth cal_truth.csv --groups ages.csv --attribute age_group
+    --test-scores test.csv --test-truth test_truth.csv --alpha 0.05 --out group_thresholds.json
+    """
+    from medlens.risk import run_group_calibrate
+
+    doc = run_group_calibrate(
+        taxonomy,
+        scores,
+        truth,
+        groups,
+        attribute=attribute,
+        out=out,
+        test_scores=test_scores,
+        test_truth=test_truth,
+        alpha=alpha,
+        method=method,
+        rule=rule,
+        delta=delta,
+        branch_depth=branch_depth,
+        from_leaves=from_leaves,
+    )
+    emit_result(doc, out=None, as_json=as_json, show=_print_risk)
+    if not doc["feasible"]:
+        bad = ", ".join(doc["infeasible_groups"]) or "the marginal threshold"
+        msg = f"alpha {doc['alpha']:g} cannot be met for {bad} ({out} holds the strictest thresholds, feasible: false)"
+        if allow_infeasible:
+            sys.stderr.write(f"medlens: warning: infeasible: {msg}\n")
+            return
+        sys.stderr.write(f"medlens: error: infeasible: {msg}; pass --allow-infeasible to accept it with exit code 0.\n")
+        raise typer.Exit(3)
+
+
+def _print_risk(d: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    c = console()
+    m = d["marginal"]
+    c.print(f"marginal λ̂ {m['lambda']:.4f} (calibration CAE {m['calibration_risk']:.4f}, coverage {m['coverage']:.3f})")
+    t = Table(title=f"per {d['attribute']} ({d['method']}, α {d['alpha']:g})")
+    for col in ("group", "n cal", "λ̂", "cal CAE", "coverage", "feasible"):
+        t.add_column(col, justify="left" if col == "group" else "right")
+    for name, r in d["groups"].items():
+        t.add_row(name, str(r["n_calibration"]), f"{r['lambda']:.4f}", f"{r['calibration_risk']:.4f}",
+                  f"{r['coverage']:.3f}", str(r["feasible"]))  # fmt: skip
+    c.print(t)
+    if d["test"]:
+        for name, r in d["test"]["groups"].items():
+            mg, gg = r["marginal"], r["group"]
+            c.print(
+                f"  test {name} (n {r['n']}): CAE {mg['cae_rate']:.4f} → {gg['cae_rate']:.4f}, coverage "
+                f"{mg['coverage']:.3f} → {gg['coverage']:.3f} (marginal → per-group λ̂)"
+            )
