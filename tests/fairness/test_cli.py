@@ -171,3 +171,31 @@ def test_fair_vqa_then_run_then_report_through_an_endpoint(cli, tmp_path, server
               "--bootstrap", "0", "--json")  # fmt: skip
     assert res.rc == 0, res.err
     assert json.loads(res.out)["results"]["bleu1"]["gender"]["n"] == 4
+
+
+def test_fair_judge_and_agreement_through_an_endpoint(cli, files, server):
+    from tests.llm._server import reply
+
+    tmp, p, r, preds, _ = files
+    small_p, small_r = tmp / "p4.jsonl", tmp / "r4.jsonl"
+    small_p.write_text("".join(p.read_text().splitlines(keepends=True)[:4]))
+    small_r.write_text("".join(r.read_text().splitlines(keepends=True)[:4]))
+    server.push(reply("Score: 5"), reply("I cannot tell."), reply('{"score": 2}'), reply("4/5"))
+    llm = ("--llm-url", server.url, "--model", "judge", "--no-cache")
+    res = cli(
+        "fair", "judge", "--predictions", small_p, "--references", small_r, *llm, "--out", tmp / "J.csv", "--json"
+    )
+    assert res.rc == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["n_failed"] == 1
+    assert "could not be read" in res.err
+    rows = list(csv.DictReader((tmp / "J.csv").open()))
+    assert [x["rubric"] for x in rows] == ["5.0", "", "2.0", "4.0"]
+    assert rows[0]["language"] == "English"
+    (tmp / "K.csv").write_text("id,other\ns0,5\ns1,3\ns2,1\ns3,4\n")
+    res = cli("fair", "agreement", "--scores", tmp / "J.csv", "--scores", tmp / "K.csv", "--metric", "rubric,other",
+              "--json")  # fmt: skip
+    assert res.rc == 0, res.err
+    pair = json.loads(res.out)["pairs"][0]
+    assert pair["n"] == 3
+    assert pair["exact_agreement"] == pytest.approx(2 / 3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
@@ -236,3 +237,43 @@ def test_agreement_between_judges_skips_failures():
     assert len(rep["pairs"]) == 3
     with pytest.raises(InputError, match="two judges"):
         judges_agreement({"only": [1, 2]})
+
+
+def test_run_fair_judge_writes_scores_raw_and_agreement(tmp_path):
+    from medlens.fairness import run_fair_agreement, run_fair_judge
+
+    preds = [{"id": f"s{i}", "prediction": ["glaucoma", "normal", "??"][i % 3], "task": "vqa"} for i in range(6)]
+    refs = [{"id": f"s{i}", "question": "Is there glaucoma?", "reference": "glaucoma", "language": ["en", "es"][i % 2],
+             "task": "vqa"} for i in range(6)]  # fmt: skip
+    p, r = tmp_path / "P.jsonl", tmp_path / "R.jsonl"
+    p.write_text("".join(json.dumps(x) + "\n" for x in preds))
+    r.write_text("".join(json.dumps(x) + "\n" for x in refs))
+    replies_a = {"glaucoma": "Score: 5", "normal": "Score: 1", "??": "unsure"}
+    replies_b = {"glaucoma": '{"score": 4}', "normal": '{"score": 1}', "??": '{"score": 2}'}
+
+    def client(replies, name):
+        def fn(messages, **kw):
+            user = messages[-1]["content"]
+            assert "Question: Is there glaucoma?" in user
+            return replies[user.split("Candidate:\n")[1].split("\n")[0]]
+
+        return CallableClient(fn, model=name)
+
+    a = run_fair_judge(p, r, client(replies_a, "a"), out=tmp_path / "A.csv",
+                       column="judge_a", cache=False)  # fmt: skip
+    b = run_fair_judge(p, r, client(replies_b, "b"), out=tmp_path / "B.csv", column="judge_b", cache=False)
+    assert a["n_failed"] == 2
+    assert b["n_failed"] == 0
+    rows = (tmp_path / "A.csv").read_text().splitlines()
+    assert rows[0] == "id,judge_a,language"  # bookkeeping fields (task, question) are not attributes
+    assert rows[3] == "s2,,en"  # an unreadable reply is an empty cell
+    raw = [json.loads(x) for x in (tmp_path / "A.csv.judgements.jsonl").read_text().splitlines()]
+    assert raw[2]["raw"] == "unsure"
+    assert raw[2]["score"] is None
+    doc = run_fair_agreement([tmp_path / "A.csv", tmp_path / "B.csv"], columns=["judge_a", "judge_b"], weights="linear")
+    pair = doc["pairs"][0]
+    assert pair["n"] == 4
+    assert pair["n_missing"] == 2
+    assert pair["kappa"] == pytest.approx(cohen_kappa_score([5, 1, 5, 1], [4, 1, 4, 1], weights="linear"))
+    with pytest.raises(InputError, match="exactly one"):
+        run_fair_agreement([tmp_path / "A.csv", tmp_path / "A.csv"], columns=["judge_a", "judge_b"])

@@ -361,3 +361,98 @@ def _print_risk(d: dict[str, Any]) -> None:
                 f"  test {name} (n {r['n']}): CAE {mg['cae_rate']:.4f} → {gg['cae_rate']:.4f}, coverage "
                 f"{mg['coverage']:.3f} → {gg['coverage']:.3f} (marginal → per-group λ̂)"
             )
+
+
+# =============================================================================================== judges
+@app.command("judge")
+def judge_cmd(
+    predictions: Path = typer.Option(..., "--predictions", help="JSONL: id and prediction (a fair run's predictions)."),
+    references: Path = typer.Option(
+        ..., "--references", help="JSONL: id, reference, optional question (fair vqa's items), attributes."
+    ),
+    judge: str = typer.Option("rubric", "--judge", help="rubric (integer grade) | green (GREEN error counts)."),
+    out: Path = typer.Option(..., "--out", help="Scores CSV to write: id, the judge column, attributes."),
+    llm_url: str | None = _LLM["llm_url"],
+    model: str | None = _LLM["model"],
+    allow_remote: bool = _LLM["allow_remote"],
+    model_path: Path | None = _LLM["model_path"],
+    device: str = _LLM["device"],
+    rubric: Path | None = typer.Option(None, "--rubric", help="Text file with your rubric (default: ours)."),
+    scale: str = typer.Option("1,5", "--scale", help="Rubric: lowest,highest grade."),
+    pass_mark: int | None = typer.Option(None, "--pass-mark", help="Rubric: grade that counts as a match (top)."),
+    column: str | None = typer.Option(None, "--column", help="Name of the score column (default: the judge)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed passed to the judge model (temperature 0)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the LLM and judgement caches."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Grade every prediction with an LLM judge (GREEN or a rubric); unreadable replies are empty cells, counted.
+
+    The raw replies go to OUT.judgements.jsonl. Then: `fair report --scores OUT --metric rubric --attributes ...`,
+    or `fair agreement` between two judges' columns.
+
+    Example: medlens fair judge --predictions runs/vqa/predictions.jsonl --references vqa.jsonl --judge rubric
+    --llm-url http://127.0.0.1:8000/v1 --model llama-3.1-70b --out judged.csv
+    """
+    from medlens._validation import InputError, read_text_file
+    from medlens.fairness import run_fair_judge
+
+    parts = _split(scale)
+    try:
+        low, high = (int(x) for x in parts)
+    except ValueError:
+        raise InputError(f"--scale must be two integers 'low,high' (e.g. 1,5); got {scale!r}.") from None
+    doc = run_fair_judge(
+        predictions,
+        references,
+        judge=judge,
+        out=out,
+        llm_url=llm_url,
+        model=model,
+        model_path=model_path,
+        allow_remote=allow_remote,
+        device=device,
+        cache=not no_cache,
+        rubric=read_text_file(rubric, what="rubric file") if rubric is not None else None,
+        scale=(low, high),
+        pass_mark=pass_mark,
+        column=column,
+        seed=seed,
+    )
+    if doc["n_failed"]:
+        sys.stderr.write(
+            f"medlens: warning: {doc['n_failed']} of {doc['n']} judge repl(ies) could not be read (empty cells; raw "
+            f"text in {doc['judgements']})\n"
+        )
+    emit_result(
+        doc,
+        out=None,
+        as_json=as_json,
+        show=lambda d: console().print(
+            f"{d['column']}: mean {human_float(d['mean'])} over {d['n'] - d['n_failed']} of {d['n']} graded → {d['out']}"
+        ),
+    )
+
+
+@app.command("agreement")
+def agreement_cmd(
+    scores: list[Path] = typer.Option(..., "--scores", help="Scores CSV(s) holding the judge columns (repeatable)."),
+    metric: str = typer.Option(..., "--metric", help="Comma list of at least two judge columns."),
+    weights: str = typer.Option("quadratic", "--weights", help="Kappa weights: none | linear | quadratic."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Cohen's kappa (weighted for ordinal grades) between every pair of judge columns, on the ids both graded.
+
+    Example: medlens fair agreement --scores judge70b.csv --scores judge8b.csv --metric rubric70b,rubric8b
+    """
+    from medlens.fairness import run_fair_agreement
+
+    doc = run_fair_agreement(scores, columns=_split(metric), weights=weights)
+
+    def show(d: dict[str, Any]) -> None:
+        for p in d["pairs"]:
+            k = "-" if p["kappa"] is None else f"{p['kappa']:.3f}"
+            console().print(
+                f"{p['a']} vs {p['b']}: kappa ({d['weights']}) {k} on {p['n']} item(s), {p['n_missing']} missing"
+            )
+
+    emit_result(doc, out=None, as_json=as_json, show=show)

@@ -43,6 +43,7 @@ from medlens.fairness._groups import (
     encode_attribute,
     group_report,
 )
+from medlens.fairness._judge_run import JUDGE_KINDS, run_fair_agreement, run_fair_judge
 from medlens.fairness._judges import (
     DEFAULT_RUBRIC,
     GreenJudge,
@@ -58,6 +59,9 @@ from medlens.fairness._vqa import VQA_CATEGORIES, generate_vqa, run_fair_vqa
 
 __all__ = [
     "DEFAULT_RUBRIC",
+    "JUDGE_KINDS",
+    "run_fair_agreement",
+    "run_fair_judge",
     "FAIRVLMED_ATTRIBUTES",
     "FAIRVLMED_CODES",
     "RUN_TASKS",
