@@ -350,9 +350,11 @@ def report_section(metrics: dict[str, Any]) -> Any:
                         "feasible",
                     ],
                     rows,
-                    caption=f"Per-group (Mondrian) CRC by age, α {pgr['alpha']:g}, fitted on the calibration split "
-                    f"({pgr['n_calibration']} reports with an age): each group's own threshold bounds its expected CAE "
-                    "rate; the marginal one bounds only the average. Coverage is the price.",
+                    caption=f"Per-group (Mondrian) CRC by age, α {pgr['alpha']:g}, refitted on the calibration "
+                    f"reports with an age ({pgr['n_calibration']}; {pgr['n_calibration_without_age']} without), so "
+                    f"its marginal λ̂ {pgr['marginal_lambda']:g} can differ slightly from the table above; CAE is the "
+                    "loss CRC controls. Each group's own threshold bounds its expected CAE rate; the marginal one "
+                    "bounds only the average. Coverage is the price.",
                 )  # fmt: skip
             )
     s.paragraph(f"Limits: {meth['limits']}.", cls="note")
