@@ -119,8 +119,8 @@ def _vqa_client(bad_note="note three"):
             dx = "no" if "no glaucoma" in user else "yes"
             pairs = [
                 {"category": "diagnosis", "question": "Is there glaucoma?", "answer": dx},
-                {"category": "Tests/Treatment", "question": "Which test?", "answer": "visual field"},
-                {"category": "condition", "question": "What is the cup-to-disc ratio?", "answer": "unclear"},
+                {"category": "Tests & Treatment", "question": "Which test?", "answer": "visual field"},
+                {"category": "Medical conditions", "question": "What is the cup-to-disc ratio?", "answer": "unclear"},
                 {"category": "diagnosis", "question": "Again?", "answer": "dup"},
             ]
             return "Here you go:\n```json\n" + json.dumps({"pairs": pairs}) + "\n```"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,20 @@ _CHECK_SCHEMA: dict[str, Any] = {
 }
 
 
+def _category(text: str) -> str:
+    """A model's category name mapped to ours ("Tests & Treatment" → tests_treatment); else its slug."""
+    key = re.sub(r"[^a-z]+", "_", text.lower()).strip("_")
+    if key in VQA_CATEGORIES:
+        return key
+    if key.startswith("diag"):
+        return "diagnosis"
+    if "test" in key or "treat" in key:
+        return "tests_treatment"
+    if "condition" in key or "finding" in key:
+        return "condition"
+    return key
+
+
 def _ask(client: Any, user: str, schema: dict[str, Any], seed: int, max_tokens: int | None) -> Any:
     from medlens.llm import chat_json
 
@@ -115,7 +130,7 @@ def generate_vqa(
             continue
         done: set[str] = set()
         for pair in ans.value["pairs"]:
-            cat = pair["category"].strip().lower().replace(" ", "_").replace("&", "").replace("/", "_")
+            cat = _category(pair["category"])
             q, a = pair["question"].strip(), pair["answer"].strip()
             if cat not in cats or cat in done or not q or not a:
                 counts["off_category"] += 1
