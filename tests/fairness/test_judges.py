@@ -113,6 +113,8 @@ def test_green_parser_never_raises(text):
         ("The answer deserves 4 out of 5.", 4),
         ("1", 1),
         ("  5. ", 5),
+        ("On a rating scale of 1 to 5 the answer is close.\nRating: 4", 4),
+        ("Initial score 2, but on reflection the final score: 3", 3),
     ],
 )
 def test_rubric_grades_read_from_real_shapes(text, grade):

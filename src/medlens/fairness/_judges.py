@@ -70,6 +70,7 @@ _SCORE_WORD = re.compile(
     r"\b(?:score|grade|rating)\b[^0-9\n]{0,20}?(-?\d+(?:\.\d+)?)(?:\s*(?:/|out\s+of)\s*(\d+))?", re.IGNORECASE
 )
 _FRACTION = re.compile(r"(?<![\d.])(-?\d+(?:\.\d+)?)\s*(?:/|out\s+of)\s*(\d+)\b", re.IGNORECASE)
+_RANGE = re.compile(r"\s*(?:to|-|–)\s*\d")
 _LONE = re.compile(r"^\W*(-?\d+(?:\.\d+)?)\W*$")
 
 
@@ -205,7 +206,8 @@ class GreenJudge(_LLMReportJudge):
 def parse_rubric_score(text: str, low: int = 1, high: int = 5) -> tuple[int | None, str | None]:
     """The integer grade in a judge's reply, or ``(None, reason)``; tolerant of real LLM output.
 
-    Tried in order: a JSON object with ``score`` (or ``grade``/``rating``); "score: 4", "Grade 4/5"; a fraction
+    Tried in order: a JSON object with ``score`` (or ``grade``/``rating``); the last "score: 4" or "Grade 4/5"
+    that is not a range ("a rating scale of 1 to 5"); a fraction
     "4/5" or "4 out of 5" on this scale; a reply that is one number. A grade outside [low, high], a fraction on
     another scale or a non-integer grade is a failure.
 
@@ -230,7 +232,9 @@ def parse_rubric_score(text: str, low: int = 1, high: int = 5) -> tuple[int | No
                     found = (str(value[key]).strip(), None)
                     break
     if found is None:
-        m = _SCORE_WORD.search(body) or _FRACTION.search(body) or _LONE.match(body)
+        # the last "score: N" that is not a range ("a scale of 1 to 5"): models state the scale first, the grade last
+        said = [m for m in _SCORE_WORD.finditer(body) if not _RANGE.match(body, m.end())]
+        m = (said[-1] if said else None) or _FRACTION.search(body) or _LONE.match(body)
         if m is None:
             return None, "no grade in the reply"
         found = (m.group(1), m.group(2) if m.re is not _LONE else None)
