@@ -11,6 +11,7 @@ Point estimates must be identical. Usage: python perf/fairness.py [--n 100000] [
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ def main() -> None:
     from fairlearn.metrics import MetricFrame
 
     from medlens.fairness import group_report
+    from medlens.fairness._bootstrap import THREADS
 
     rng = np.random.default_rng(0)
     n = args.n
@@ -40,7 +42,9 @@ def main() -> None:
         attrs[f"attr{k}"] = rng.choice([f"g{j}" for j in range(k)], n, p=p)
     scores = rng.beta(2, 3, n) + 0.05 * (attrs["attr3"] == "g0")
 
+    cpu0 = time.process_time()
     ours_t, rep = timed(lambda: group_report(scores, attrs, n_bootstrap=args.boot, seed=0), args.repeat)
+    ours_cpu = (time.process_time() - cpu0) / args.repeat  # all threads: wall on idle cores >= cpu / cores
 
     def mean_score(y_true, y_pred):
         return float(np.mean(y_pred))
@@ -66,6 +70,10 @@ def main() -> None:
     peer_scaled = peer_t * args.boot / args.peer_boot
     print(f"group report, n={n}, 4 attributes, {args.boot} resamples (median of {args.repeat} for medlens)")
     print(f"  medlens group_report: {ours_t:.2f} s (target <= 2 s), all groups + gaps + ES + FAP with CIs")
+    print(
+        f"  medlens CPU time {ours_cpu:.2f} s over {THREADS} thread(s), load average {os.getloadavg()[0]:.1f} on "
+        f"{len(os.sched_getaffinity(0))} core(s): wall on idle cores ~ {ours_cpu / min(THREADS, len(os.sched_getaffinity(0))):.2f} s"
+    )
     print(
         f"  fairlearn MetricFrame(n_boot={args.peer_boot}) x 4 attributes: {peer_t:.1f} s"
         + (f" -> {peer_scaled:.0f} s scaled to n_boot={args.boot}" if args.peer_boot != args.boot else "")

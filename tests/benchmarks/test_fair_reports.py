@@ -115,3 +115,37 @@ def test_classifier_by_age_equals_evaluate_on_each_group(tmp_path):
     worst = r["summary"]["cae_rate"]  # CAE: lower is better, so the worst group has the highest rate
     assert worst["fap"]["min_group_score"] == max(v["cae_rate"] for v in r["by_age"].values())
     assert r["by_age"][worst["worst_group"]]["cae_rate"] == worst["fap"]["min_group_score"]
+
+
+@pytest.mark.slow
+def test_per_group_risk_fits_one_crc_threshold_per_age_group(tmp_path):
+    """With the calibration split present, part (a) adds Mondrian CRC by age: λ̂ per group equal to the library's."""
+    from medlens.benchmarks.fair_reports._classifier import classifier_by_age
+    from medlens.hierarchy import node_scores_from_leaves, write_label_table, write_score_table
+    from medlens.risk import GroupRiskThresholder
+    from medlens.taxonomy import load_taxonomy
+
+    tax = load_taxonomy("cxr_anatomic_v1")
+    ages = load_report_ages().set_index("id")["age"].to_dict()
+    rng = np.random.default_rng(1)
+    ids = sorted(ages)[:400]
+    leaves = list(tax.leaves)
+    for split, part in (("calibration", ids[:200] + ["CXR-no-age"]), ("test", ids[200:])):
+        p = rng.dirichlet(np.full(len(leaves), 0.3), size=len(part))
+        y = [[leaves[int(rng.choice(len(leaves), p=q))]] for q in p]
+        s = node_scores_from_leaves(p, taxonomy=tax, leaves=leaves)
+        write_label_table(tmp_path / f"truth_{split}.csv", part, y)
+        write_score_table(tmp_path / f"scores_{split}.csv", part, tax.nodes[1:], s[:, 1:])
+        if split == "calibration":
+            cal = (s[:-1], y[:-1], age_group(np.array([ages[i] for i in part[:-1]], dtype=float)))
+    crc = {"taxonomy": "cxr_anatomic_v1", "rule": "multilabel", "lambda": 0.7, "alpha": 0.1, "branch_depth": 1}
+    (tmp_path / "thresholds_crc.json").write_text(json.dumps(crc))
+    out = classifier_by_age(tmp_path, ages, n_bootstrap=10, min_group_size=5)
+    pgr = out["per_group_risk"]
+    assert pgr["n_calibration"] == 200
+    assert pgr["n_calibration_without_age"] == 1
+    th = GroupRiskThresholder(tax, alpha=0.1, method="crc", rule="multilabel").fit(*cal)
+    for g, lam in th.lambdas_.items():
+        assert pgr["groups"][g]["group"]["lambda"] == pytest.approx(lam)
+    assert pgr["marginal_lambda"] == pytest.approx(th.marginal.lambda_)
+    assert sum(v["n"] for v in pgr["groups"].values()) == 200

@@ -126,3 +126,76 @@ def test_score_bad_input_exits_2(cli, files):
         cli("fair", "score", "--predictions", p, "--references", short, "--out", tmp / "S.csv"),
         "79 prediction id(s) have no reference",
     )
+
+
+@pytest.fixture
+def server():
+    from tests.llm._server import ScriptedServer
+
+    s = ScriptedServer()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def test_fair_vqa_then_run_then_report_through_an_endpoint(cli, tmp_path, server):
+    from tests.llm._server import reply
+
+    from medlens.fairness import write_synthetic_fairvlmed
+
+    root = write_synthetic_fairvlmed(tmp_path / "fv", n=4, seed=3)
+    pairs = {"pairs": [{"category": "diagnosis", "question": "Is there glaucoma?", "answer": "yes"}]}
+    for _ in range(4):
+        server.push(reply(json.dumps(pairs)), reply('{"keep": true}'))
+    q = tmp_path / "Q.jsonl"
+    llm = ("--llm-url", server.url, "--model", "m", "--no-cache")
+    res = cli("fair", "vqa", "--data", root, "--out", q, *llm, "--json")
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["n_items"] == 4
+    out = tmp_path / "run"
+    res = cli("fair", "run", "--data", q, "--task", "vqa", "--out", out, *llm, "--metrics", "bleu1", "--json")
+    assert res.rc == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["counts"]["done"] == 4
+    assert doc["provenance"]["command"] == "fair run"
+    sent = server.requests[-1]["body"]["messages"][-1]["content"]
+    assert any(p["type"] == "image_url" for p in sent)  # the items' SLO images went with the questions
+    rows = list(csv.DictReader((out / "scores.csv").open()))
+    assert {"id", "bleu1", "race", "gender", "ethnicity", "language"} <= set(rows[0])
+    res = cli("fair", "run", "--data", q, "--task", "vqa", "--out", out, *llm, "--metrics", "bleu1", "--json")
+    assert json.loads(res.out)["counts"]["resumed"] == 4  # nothing asked again
+    assert len(server.requests) == 12
+    res = cli("fair", "report", "--scores", out / "scores.csv", "--attributes", "gender", "--metric", "bleu1",
+              "--min-group-size", "1",
+              "--bootstrap", "0", "--json")  # fmt: skip
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["results"]["bleu1"]["gender"]["n"] == 4
+
+
+def test_fair_judge_and_agreement_through_an_endpoint(cli, files, server):
+    from tests.llm._server import reply
+
+    tmp, p, r, preds, _ = files
+    small_p, small_r = tmp / "p4.jsonl", tmp / "r4.jsonl"
+    small_p.write_text("".join(p.read_text().splitlines(keepends=True)[:4]))
+    small_r.write_text("".join(r.read_text().splitlines(keepends=True)[:4]))
+    server.push(reply("Score: 5"), reply("I cannot tell."), reply('{"score": 2}'), reply("4/5"))
+    llm = ("--llm-url", server.url, "--model", "judge", "--no-cache")
+    res = cli(
+        "fair", "judge", "--predictions", small_p, "--references", small_r, *llm, "--out", tmp / "J.csv", "--json"
+    )
+    assert res.rc == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["n_failed"] == 1
+    assert "could not be read" in res.err
+    rows = list(csv.DictReader((tmp / "J.csv").open()))
+    assert [x["rubric"] for x in rows] == ["5.0", "", "2.0", "4.0"]
+    assert rows[0]["language"] == "English"
+    (tmp / "K.csv").write_text("id,other\ns0,5\ns1,3\ns2,1\ns3,4\n")
+    res = cli("fair", "agreement", "--scores", tmp / "J.csv", "--scores", tmp / "K.csv", "--metric", "rubric,other",
+              "--json")  # fmt: skip
+    assert res.rc == 0, res.err
+    pair = json.loads(res.out)["pairs"][0]
+    assert pair["n"] == 3
+    assert pair["exact_agreement"] == pytest.approx(2 / 3)

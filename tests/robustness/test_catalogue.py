@@ -130,6 +130,10 @@ FILES: dict[str, str | bytes] = {
     "fair_two.csv": "id,bleu4,cider,race\n1,0.5,1,a\n2,0.7,1,b\n",
     "fair_ref.jsonl": '{"id": "1", "reference": "a small effusion"}\n',
     "fair_pred.jsonl": '{"id": "1", "prediction": "no effusion"}\n{"id": "2", "prediction": "edema"}\n',
+    "fair_items.jsonl": '{"id": "a", "reference": "yes"}\n',
+    "fair_groups.csv": "id,age_group\na,<40\nb,>=60\n",
+    "fair_onegroup_ids.csv": "id,age_group\na,<40\nb,<40\n",
+    "fair_items_q.jsonl": '{"id": "a", "question": "Is there glaucoma?", "reference": "yes", "race": "Asian"}\n',
 }
 
 

@@ -27,7 +27,7 @@ from medlens.fairness._groups import MISSING_POLICIES, SmallGroupWarning, group_
 from medlens.fairness._summary import DISPERSIONS, FAP_WEIGHTS
 from medlens.io import atomic_write_json, atomic_write_text, iter_jsonl
 
-__all__ = ["SCORE_METRICS", "read_scores_table", "run_fair_report", "run_fair_score"]
+__all__ = ["SCORE_METRICS", "read_scores_table", "run_fair_report", "run_fair_score", "write_scores_csv"]
 
 SCORE_METRICS = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "cider", "meteor")
 """Per-sample text metrics of ``fair score`` (the caption keys of :mod:`medlens.metrics`)."""
@@ -70,6 +70,59 @@ def _attribute_fields(preds: dict, refs: dict) -> list[str]:
     return list(fields)
 
 
+def write_scores_csv(
+    ids: list[str],
+    predictions: list[Any],
+    references: list[Any],
+    rows: dict[str, dict[str, Any]],
+    fields: list[str],
+    metrics: list[str],
+    caption_mode: str,
+    out: str | os.PathLike,
+    *,
+    empty_zero: bool = False,
+) -> dict[str, Any]:
+    """Score all samples in one pass and write the scores CSV (id, metrics, ``fields`` from ``rows``).
+
+    With ``empty_zero`` a blank prediction (a refused request, an empty reply) is not scored but given 0 for
+    every metric (it shares no n-gram with its reference), and counted; otherwise the metrics refuse it.
+    Returns ``{"corpus", "mean", "settings", "n_empty"}`` (corpus values over the non-empty predictions).
+    """
+    from medlens.metrics import CaptionOptions, MeteorOptions, caption_report
+
+    blank = [not str(p).strip() for p in predictions] if empty_zero else [False] * len(ids)
+    keep = [k for k, b in enumerate(blank) if not b]
+    if not keep:
+        raise InputError("every prediction is empty; nothing to score.")
+    options = CaptionOptions(bertscore=None, meteor=MeteorOptions() if "meteor" in metrics else None)
+    rep = caption_report(
+        [references[k] for k in keep],
+        [predictions[k] for k in keep],
+        ids=[ids[k] for k in keep],
+        options=options,
+        mode=caption_mode,
+    )
+    skipped = [m for m in metrics if m in rep.skipped]
+    if skipped:
+        raise InputError(f"metric {skipped[0]!r} could not be computed: {rep.skipped[skipped[0]]}")
+    values = {m: np.zeros(len(ids)) for m in metrics}
+    for m in metrics:
+        values[m][keep] = rep.per_sample[m]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id", *metrics, *fields])
+    for k, sid in enumerate(ids):
+        attrs = ["" if rows[sid].get(f) is None else str(rows[sid].get(f)) for f in fields]
+        w.writerow([sid, *[repr(float(values[m][k])) for m in metrics], *attrs])
+    atomic_write_text(out, buf.getvalue())
+    return {
+        "corpus": {m: rep.scores[m] for m in metrics},
+        "mean": {m: float(np.nanmean(values[m])) for m in metrics},
+        "settings": {m: rep.settings.get(m) for m in metrics},
+        "n_empty": int(sum(blank)),
+    }
+
+
 def run_fair_score(
     predictions: str | os.PathLike,
     references: str | os.PathLike,
@@ -89,7 +142,7 @@ def run_fair_score(
         raise InputError(f"give at least one metric among {', '.join(SCORE_METRICS)}.")
     for m in metrics:
         check_option(m, SCORE_METRICS, name="metrics")
-    from medlens.metrics import CAPTION_MODES, CaptionOptions, MeteorOptions, caption_report
+    from medlens.metrics import CAPTION_MODES
 
     check_option(caption_mode, CAPTION_MODES, name="caption-mode")
     preds = _rows(predictions, "predictions", PREDICTION_KEYS)
@@ -118,30 +171,16 @@ def run_fair_score(
                     f"id {sid!r}: field {f!r} is {shorten(preds[sid][f])} in the predictions but "
                     f"{shorten(refs[sid][f])} in the references; make them agree or drop one."
                 )
-    options = CaptionOptions(bertscore=None, meteor=MeteorOptions() if "meteor" in metrics else None)
-    rep = caption_report(
-        [refs[i]["_text"] for i in ids], [preds[i]["_text"] for i in ids], ids=ids, options=options, mode=caption_mode
+    rows = {sid: {**refs[sid], **preds[sid]} for sid in ids}
+    part = write_scores_csv(
+        ids, [preds[i]["_text"] for i in ids], [refs[i]["_text"] for i in ids], rows, fields, metrics, caption_mode, out
     )
-    skipped = [m for m in metrics if m in rep.skipped]
-    if skipped:
-        raise InputError(f"metric {skipped[0]!r} could not be computed: {rep.skipped[skipped[0]]}")
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["id", *metrics, *fields])
-    for k, sid in enumerate(ids):
-        row = {**refs[sid], **preds[sid]}
-        values = [repr(float(rep.per_sample[m][k])) for m in metrics]
-        attrs = ["" if row.get(f) is None else str(row.get(f)) for f in fields]
-        w.writerow([sid, *values, *attrs])
-    atomic_write_text(out, buf.getvalue())
     doc = {
         "n": len(ids),
         "metrics": metrics,
         "attributes": fields,
         "caption_mode": caption_mode,
-        "corpus": {m: rep.scores[m] for m in metrics},
-        "mean": {m: float(np.nanmean(rep.per_sample[m])) for m in metrics},
-        "settings": {m: rep.settings.get(m) for m in metrics},
+        **{k: v for k, v in part.items() if k != "n_empty"},
         "note": "per-sample scores of one run over the whole set (CIDEr-D IDF and n-gram statistics from all "
         "samples); average them per group, do not re-score subsets",
         "out": str(out),

@@ -4,7 +4,10 @@ Reads a ``cxr-reports`` run folder (``scores_test.csv``, ``truth_test.csv``, ``t
 writes it just before this section) and evaluates the test reports of each age group at the baseline threshold
 0.5 and at the CRC threshold fitted on the calibration split: hF, CAE rate, coverage and macro-AUROC with 95 %
 bootstrap intervals. CRC bounds the CAE rate on average over reports, not within each group; the table shows the
-per-group rates that marginal guarantee leaves.
+per-group rates that marginal guarantee leaves. When the run also holds the calibration split
+(``scores_calibration.csv``, ``truth_calibration.csv``), :func:`per_group_risk` fits one CRC threshold per age group
+on it (:class:`medlens.risk.GroupRiskThresholder`, Mondrian) and compares, on the test split, each group's CAE rate
+and coverage under the marginal and under its own threshold.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CLASSIFIER_FILES", "classifier_by_age"]
+__all__ = ["CALIBRATION_FILES", "CLASSIFIER_FILES", "classifier_by_age", "per_group_risk"]
 
 CLASSIFIER_FILES = ("scores_test.csv", "truth_test.csv", "thresholds_crc.json")
+CALIBRATION_FILES = ("scores_calibration.csv", "truth_calibration.csv")
 _METRICS = (("hF", True), ("cae_rate", False), ("coverage", True), ("macro_auroc", True))
 
 
@@ -89,4 +93,47 @@ def classifier_by_age(
                 "es": es_metric(ref, vals) if higher else None,
             }
         out["thresholds"][label] = {"overall": _row(overall), "by_age": per, "summary": summary}
+    if all((run_dir / f).is_file() for f in CALIBRATION_FILES):
+        out["per_group_risk"] = per_group_risk(run_dir, ages, crc, tax, S, truth.labels, groups)
     return out
+
+
+def per_group_risk(
+    run_dir: Path,
+    ages: dict[str, float],
+    crc: dict[str, Any],
+    tax: Any,
+    test_scores: Any,
+    test_labels: Any,
+    groups: Any,
+) -> dict[str, Any]:
+    """Mondrian CRC by age group (fitted on the calibration split) vs the marginal CRC λ̂, on the test split.
+
+    Reports without an age are left out of both fit and comparison (counted).
+    """
+    from medlens.benchmarks.fair_reports._data import age_group
+    from medlens.hierarchy import align_ids, read_label_table, read_score_table
+    from medlens.risk import GroupRiskThresholder
+
+    cal_t = read_label_table(run_dir / "truth_calibration.csv", tax)
+    cal_s = read_score_table(run_dir / "scores_calibration.csv", tax)
+    order = align_ids(cal_t.ids, cal_s.ids, ref_name="truth_calibration.csv", other_name="scores_calibration.csv")
+    cal_g = age_group(np.array([ages.get(i, np.nan) for i in cal_t.ids], dtype=float))
+    keep = np.flatnonzero(cal_g != None)  # noqa: E711 - an object array of names and None
+    opts = {"alpha": crc["alpha"], "method": "crc", "rule": crc.get("rule", "multilabel"),
+            "branch_depth": int(crc.get("branch_depth", 1))}  # fmt: skip
+    th = GroupRiskThresholder(tax, **opts).fit(cal_s.scores[order][keep], cal_t.labels.subset(keep), cal_g[keep])
+    test_keep = np.flatnonzero(groups != None)  # noqa: E711
+    cmp = th.compare(test_scores[test_keep], test_labels.subset(test_keep), groups[test_keep]).to_dict()
+    reports = th.reports()
+    for g, row in cmp["groups"].items():
+        row["group"]["calibration_risk"] = reports[g].calibration_risk
+    return {
+        **opts,
+        "n_calibration": int(len(keep)),
+        "n_calibration_without_age": int(len(cal_g) - len(keep)),
+        "n_test": int(len(test_keep)),
+        "marginal_lambda": cmp["marginal_lambda"],
+        "groups": cmp["groups"],
+        "overall": cmp["overall"],
+    }
