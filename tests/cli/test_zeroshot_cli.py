@@ -81,7 +81,7 @@ def test_zeroshot_texts_hand_computed_with_fake_encoder(cli, tmp_path, toy, fake
     assert fake["loaded"] == [("fake", {"device": "cpu"})]
     assert json.loads((tmp_path / "scores.meta.json").read_text()) == doc
     header = out.read_text().splitlines()[0]
-    assert header == "id,root,Lung,Pleura,Pneumonia,Edema,Effusion"
+    assert header == "id,Lung,Pleura,Pneumonia,Edema,Effusion"  # the one layout: every node but the root
     st = read_score_table(out, load_taxonomy(toy))
     assert st.ids == ["a", "b"]
     assert st.columns == "nodes"

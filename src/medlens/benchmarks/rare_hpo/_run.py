@@ -92,7 +92,7 @@ def cached_hpo_index(
             log.warning("rebuilding the cached index %s (%s)", path, exc)
     _say(
         f"rare-hpo: building the {corpus.name} retrieval index once ({len(corpus)} documents, {embedder}, clause "
-        f"mode; a few minutes on 2 CPU cores) into {path}",
+        f"mode; about 1 min on 2 idle CPU cores) into {path}",
         progress,
     )
     idx = RetrievalIndex.build(corpus, batch_size=batch_size, progress=progress, **options)
@@ -195,7 +195,7 @@ def run(
             if r in retrievers:
                 skipped[r] = "the index is not over the built-in hpo corpus"
     retrievers = tuple(r for r in retrievers if r not in skipped)
-    if {"ontology", "hybrid"} & set(retrievers):  # the HPO label vectors: minutes on a cold cache, with a bar
+    if {"ontology", "hybrid"} & set(retrievers):  # the HPO label vectors: embedded once, with a bar
         idx.phenotypes = idx.phenotype_ranker(progress=progress)
     t_enc = time.perf_counter()
     qv = _query_vectors(idx, queries, progress=progress) if {"dense", "fused", "hybrid"} & set(retrievers) else None

@@ -14,7 +14,7 @@ from typing import Any
 
 from medlens._provenance import provenance, stamp
 from medlens._validation import InputError
-from medlens.hierarchy._tables import write_score_table
+from medlens.hierarchy._tables import write_node_scores
 from medlens.hierarchy.finetune._data import read_training_table
 from medlens.hierarchy.finetune._losses import LOSSES, LossConfig
 from medlens.hierarchy.finetune._saved import LEGACY, META, MODEL, load_finetuned
@@ -152,7 +152,7 @@ def run_score(
     else:
         ids, inputs = list_images(images)  # type: ignore[arg-type]
     probs = fm.predict_proba(inputs, batch_size=batch_size, progress=progress)
-    write_score_table(out, ids, list(fm.taxonomy.nodes[1:]), probs[:, 1:])
+    write_node_scores(out, ids, fm.taxonomy, probs)
     summary = {"out": str(out), "n": len(ids), "nodes": len(fm.taxonomy) - 1, "probability": fm.probability}
     prov = provenance(
         command="hier score",
