@@ -272,7 +272,7 @@ def map_answers_cmd(
     method: str = typer.Option(..., "--method", help="exact | synonym | embedding."),
     synonyms: Path | None = typer.Option(None, "--synonyms", help="JSON {node: \\[phrases]} added to the labels."),
     min_similarity: float | None = typer.Option(
-        None, "--min-similarity", help="embedding: abstain below this cosine (default 0.5)."
+        None, "--embedding-threshold", help="embedding: abstain below this cosine (default 0.5)."
     ),
     negation: bool = typer.Option(True, "--negation/--no-negation", help="Ignore negated mentions ('no effusion')."),
     encoder: str | None = typer.Option(None, "--encoder", help="embedding: text encoder (default minilm)."),
