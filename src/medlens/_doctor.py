@@ -83,13 +83,16 @@ def cache_contents(root: Path | None = None, *, now: float | None = None) -> dic
     # any other top-level entry; for llm/ and retrieval/ the entries beside their known sub-folders
     groups += [(top.name, "other entries", top) for top in sorted(root.iterdir()) if top not in claimed]
     for name, what, path in groups:
-        if not path.exists():
-            continue
-        entries = [path] if path.is_file() else sorted(p for p in path.iterdir() if p not in claimed)
         items = []
-        for p in entries:
-            size, mtime = _tree_size(p)
-            items.append({"name": p.name, "bytes": size, "age_days": round(max(0.0, now - mtime) / 86400, 2)})
+        try:
+            if not path.exists():
+                continue
+            entries = [path] if path.is_file() else sorted(p for p in path.iterdir() if p not in claimed)
+            for p in entries:
+                size, mtime = _tree_size(p)
+                items.append({"name": p.name, "bytes": size, "age_days": round(max(0.0, now - mtime) / 86400, 2)})
+        except OSError as exc:  # an unreadable folder is reported, not a crash of the doctor
+            out.setdefault("unreadable", []).append(f"{path}: {exc.strerror or exc}")
         if not items:
             continue
         total = sum(i["bytes"] for i in items)

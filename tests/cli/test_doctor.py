@@ -122,3 +122,20 @@ def test_shell_completion_script(cli, capsys):
     assert "complete -o default -F _medlens_completion medlens" in out
     res = cli("--help")
     assert "--install-completion" in res.out
+
+
+def test_an_unreadable_cache_folder_is_reported_not_fatal(cache, monkeypatch):
+    from pathlib import Path
+
+    real = Path.iterdir
+
+    def iterdir(self):
+        if self.name == "embeddings" and self.parent == cache:
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    doc = cache_contents(now=NOW)
+    assert doc["unreadable"] == [f"{cache / 'embeddings'}: Permission denied"]
+    assert "embeddings" not in {g["name"] for g in doc["groups"]}
+    assert "llm/models" in {g["name"] for g in doc["groups"]}

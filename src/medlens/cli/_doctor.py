@@ -73,6 +73,7 @@ def doctor_lines(info: dict[str, Any]) -> list[str]:
     lines.append(f"cache: {info['cache']} ($MEDLENS_CACHE)" + ("" if cc["exists"] else " (not created yet)"))
     if cc["exists"]:
         lines[-1] += f", {_size(cc['bytes'])} in all"
+    lines += [f"  unreadable: {u}" for u in cc.get("unreadable", [])]
     for g in cc["groups"]:
         lines.append(f"  {g['name']}/: {g['what']}; {len(g['items'])} item(s), {_size(g['bytes'])}")
         lines += [f"    {i['name']}  {_size(i['bytes'])}, {_age(i['age_days'])}" for i in g["items"]]
