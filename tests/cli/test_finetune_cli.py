@@ -221,3 +221,38 @@ def test_a_second_finetune_into_a_folder_in_use_exits_2_naming_the_pid(cli, data
         proc.kill()
         proc.wait()
     assert cli(*args).rc == 0  # the lock died with its holder
+
+
+def test_data_without_an_input_column_names_it_before_reading_labels(cli, tmp_path):
+    """A text column under another name ('report') is not read as a node column: the error names the input
+    columns the table needs."""
+    bad = tmp_path / "reports.csv"
+    bad.write_text("id,label,report\n1,Normal,the chest is normal\n")
+    line = assert_user_error(
+        cli("hier", "finetune", "--data", bad, "--out", tmp_path / "x"), "neither 'text' nor 'image'", "'report'"
+    )
+    assert "'text' (the input text)" in line
+    assert "relative to the CSV's folder" in line
+    res = cli("hier", "finetune", "--help")
+    assert "'text' (the input text)" in " ".join(res.out.replace("│", " ").split())
+
+
+def test_rerunning_a_finished_finetune_says_so_before_loading_a_model(cli, data, tmp_path, monkeypatch):
+    from tests.hierarchy.test_finetune import ToyTextEncoder
+
+    import medlens.encoders
+
+    loads = []
+    monkeypatch.setattr(medlens.encoders, "load_encoder", lambda name, **kw: loads.append(name) or ToyTextEncoder())
+    out = tmp_path / "ft"
+    args = ["hier", "finetune", "--data", data, "--out", out, "--epochs", "1", "--batch-size", "3", "--mode", "head"]
+    assert cli(*args).rc == 0
+    assert len(loads) == 1
+    assert_user_error(
+        cli(*args), f"{out} already holds a finished fine-tune", "1 epoch(s)", "hier score --model-path", "--overwrite"
+    )
+    assert len(loads) == 1  # refused before any encoder loaded
+    r = cli(*args, "--resume", "--json")  # reused: nothing left to train
+    assert r.rc == 0, r.err
+    assert json.loads(r.out)["resumed_from_epoch"] == 1
+    assert cli(*args, "--overwrite").rc == 0

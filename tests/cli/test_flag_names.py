@@ -47,6 +47,13 @@ SECOND_SPELLINGS = {
     "--address": "--ray-address",
     "--ray-url": "--ray-address",
     "--backend-executor": "--executor",
+    # the text encoder and the cosine cutoff of embedding matching
+    "--embedder": "--encoder",
+    "--text-encoder": "--encoder",
+    "--embedding-model": "--encoder",
+    "--min-similarity": "--embedding-threshold",
+    "--similarity-threshold": "--embedding-threshold",
+    "--cosine-threshold": "--embedding-threshold",
 }
 # the one-name flags of this table and the library parameter each is bound to
 CANONICAL = {
@@ -150,3 +157,10 @@ def test_every_endpoint_command_has_allow_remote():
         name for name, cmd in _commands().items() if "--llm-url" in _flags(cmd) and "--allow-remote" not in _flags(cmd)
     ]
     assert not bad, bad
+
+
+def test_retriever_accepts_the_same_set_everywhere():
+    """``--retriever`` is one option wherever it appears: the same help (the accepted set) and default."""
+    seen = {(opt.help, opt.default) for _path, opt in _options() if "--retriever" in opt.opts}
+    assert len(seen) == 1, seen
+    assert sum("--retriever" in opt.opts for _path, opt in _options()) >= 4

@@ -41,7 +41,7 @@ def env(tmp_path, monkeypatch, cli):
     corpus = tmp_path / "toy.jsonl"
     corpus.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
     idx = tmp_path / "idx"
-    res = cli("rag", "index", "--corpus", corpus, "--out", idx, "--embedder", "hashing:64", "--json")
+    res = cli("rag", "index", "--corpus", corpus, "--out", idx, "--encoder", "hashing:64", "--json")
     assert res.rc == 0, res.err
     case = tmp_path / "case.json"
     case.write_text(json.dumps(CASES[0]))
@@ -330,7 +330,7 @@ def test_benchmark_rare_hpo_with_a_loopback_llm(cli, tmp_path, monkeypatch, serv
     full = load_corpus("hpo")
     write_corpus([full[c["diagnosis_id"]] for c in cases] + [full["ORPHA:558"]], sub)
     idx = tmp_path / "idx"
-    assert cli("rag", "index", "--corpus", sub, "--out", idx, "--embedder", "hashing:64").rc == 0
+    assert cli("rag", "index", "--corpus", sub, "--out", idx, "--encoder", "hashing:64").rc == 0
     wrong = ["Marfan syndrome", "Noonan syndrome", "Rett syndrome", "Angelman syndrome", "Alport syndrome"]
     for c in cases:  # the agent: initial, evidence, final naming the disease
         dx = c["final_diagnosis"]

@@ -23,7 +23,7 @@ def corpus_file(tmp_path, monkeypatch):
 
 
 def _index(cli, corpus_file, out, *extra):
-    return cli("rag", "index", "--corpus", corpus_file, "--out", out, "--embedder", "hashing:64", *extra, "--json")
+    return cli("rag", "index", "--corpus", corpus_file, "--out", out, "--encoder", "hashing:64", *extra, "--json")
 
 
 def test_index_then_search(cli, corpus_file, tmp_path):
@@ -101,11 +101,11 @@ def test_faiss_index_and_overwrite(cli, corpus_file, tmp_path):
         (["--metric", "l2"], ["metric"]),
         (["--chunk-overlap", "3"], ["--chunk-overlap needs --chunk-size"]),
         (["--faiss-param", "efSearch"], ["KEY=VALUE"]),
-        (["--embedder", "no/such/model"], ["no/such/model"]),
+        (["--encoder", "no/such/model"], ["no/such/model"]),
     ],
 )
 def test_index_bad_input_is_one_line(cli, corpus_file, tmp_path, args, fragments):
-    base = {"--corpus": str(corpus_file), "--out": str(tmp_path / "idx"), "--embedder": "hashing:16"}
+    base = {"--corpus": str(corpus_file), "--out": str(tmp_path / "idx"), "--encoder": "hashing:16"}
     for flag, value in zip(args[::2], args[1::2], strict=True):
         base[flag] = value
     flat = [x for kv in base.items() for x in kv]
@@ -146,7 +146,7 @@ def test_benchmark_rare_hpo_runs_on_an_hpo_subset(cli, tmp_path, monkeypatch):
     full = load_corpus("hpo")
     write_corpus([full[i] for i in [c["diagnosis_id"] for c in cases] + ["ORPHA:558", "OMIM:154700"]], sub)
     out = tmp_path / "idx"
-    assert cli("rag", "index", "--corpus", sub, "--out", out, "--embedder", "hashing:64").rc == 0
+    assert cli("rag", "index", "--corpus", sub, "--out", out, "--encoder", "hashing:64").rc == 0
     res = cli(
         "rag",
         "benchmark",
@@ -174,7 +174,7 @@ def test_benchmark_rare_hpo_runs_on_an_hpo_subset(cli, tmp_path, monkeypatch):
     assert "top5" in json.loads(lines[0])
     toy = tmp_path / "toy.jsonl"
     toy.write_text(json.dumps(DOCS[0]) + "\n")
-    _ = cli("rag", "index", "--corpus", toy, "--out", tmp_path / "t", "--embedder", "hashing:8")
+    _ = cli("rag", "index", "--corpus", toy, "--out", tmp_path / "t", "--encoder", "hashing:8")
     assert_user_error(cli("rag", "benchmark", "rare-hpo", "--index", tmp_path / "t"), "--corpus hpo")
 
 
@@ -189,7 +189,7 @@ def test_benchmark_rare_hpo_v2_reports_recognition(cli, tmp_path, monkeypatch):
     full = load_corpus("hpo")
     write_corpus([full[i] for i in [c["diagnosis_id"] for c in cases] + ["ORPHA:558"]], sub)
     out = tmp_path / "idx"
-    assert cli("rag", "index", "--corpus", sub, "--out", out, "--embedder", "hashing:64").rc == 0
+    assert cli("rag", "index", "--corpus", sub, "--out", out, "--encoder", "hashing:64").rc == 0
     args = ("rag", "benchmark", "rare-hpo", "--index", out, "--n", "3", "--generator", "rare-hpo-v2")
     res = cli(*args, "--split", "dev", "--retriever", "ontology", "--json")
     assert res.rc == 0, res.err

@@ -81,7 +81,7 @@ def test_zeroshot_texts_hand_computed_with_fake_encoder(cli, tmp_path, toy, fake
     assert fake["loaded"] == [("fake", {"device": "cpu"})]
     assert json.loads((tmp_path / "scores.meta.json").read_text()) == doc
     header = out.read_text().splitlines()[0]
-    assert header == "id,root,Lung,Pleura,Pneumonia,Edema,Effusion"
+    assert header == "id,Lung,Pleura,Pneumonia,Edema,Effusion"  # the one layout: every node but the root
     st = read_score_table(out, load_taxonomy(toy))
     assert st.ids == ["a", "b"]
     assert st.columns == "nodes"
@@ -253,7 +253,7 @@ def test_map_answers_embedding_with_fake_encoder(cli, tmp_path, toy, monkeypatch
     monkeypatch.setattr(medlens.encoders, "load_encoder", lambda name, **kw: fake_encoder_cls(vectors, modality="text"))
     answers = _texts(tmp_path, [("a", "soggy"), ("b", "purple")])
     out = tmp_path / "p.csv"
-    res = cli("hier", "map-answers", "--answers", answers, "-t", toy, "--method", "embedding", "--min-similarity",
+    res = cli("hier", "map-answers", "--answers", answers, "-t", toy, "--method", "embedding", "--embedding-threshold",
               "0.7", "--out", out, "--json")  # fmt: skip
     assert res.rc == 0, res.err
     doc = json.loads(res.out)
@@ -270,7 +270,7 @@ def test_map_answers_embedding_with_fake_encoder(cli, tmp_path, toy, monkeypatch
     [
         (["--method", "fuzzy"], "'--method' parameter must be one of"),
         (["--encoder", "minilm"], "apply to --method embedding only"),
-        (["--min-similarity", "0.3"], "apply to --method embedding only"),
+        (["--embedding-threshold", "0.3"], "apply to --method embedding only"),
         (["--synonyms", "BAD_JSON"], "is not valid JSON"),
         (["--synonyms", "LIST_JSON"], "must hold a {node: [phrases]} mapping"),
         (["--synonyms", "UNKNOWN_NODE"], "unknown node 'Edemaa'"),

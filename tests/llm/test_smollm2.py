@@ -121,7 +121,7 @@ def toy_index(tmp_path, conversions):
     corpus = tmp_path / "toy.jsonl"
     corpus.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
     idx = tmp_path / "idx"
-    assert main(["rag", "index", "--corpus", str(corpus), "--out", str(idx), "--embedder", "hashing:64"]) == 0
+    assert main(["rag", "index", "--corpus", str(corpus), "--out", str(idx), "--encoder", "hashing:64"]) == 0
     case = tmp_path / "case.json"
     case.write_text(json.dumps(CASE))
     return idx, case

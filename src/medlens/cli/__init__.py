@@ -52,7 +52,7 @@ app = typer.Typer(
     "  medlens fair report --scores scores.csv --attributes race,gender --metric cider --json\n\n"
     "  medlens bench run rare-hpo --out runs/rare-hpo",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -60,7 +60,11 @@ def console():
     return Console(stderr=False, highlight=False, soft_wrap=True)
 
 
+_QUIET = [False]  # -q of the current invocation (set by the root callback through setup_logging)
+
+
 def setup_logging(verbose: int, quiet: bool) -> None:
+    _QUIET[0] = bool(quiet)
     level = (
         logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
     )
@@ -76,8 +80,8 @@ def human_float(x: Any, digits: int = 4) -> str:
 
 
 def progress_enabled(json_mode: bool) -> bool:
-    """Progress bars only on a terminal and never with --json."""
-    return (not json_mode) and sys.stderr.isatty()
+    """Progress bars only on a terminal (stderr is a TTY), never with --json, never with -q."""
+    return (not json_mode) and (not _QUIET[0]) and sys.stderr.isatty()
 
 
 def print_sections(doc: dict[str, Any], as_json: bool, *, footer: str) -> None:

@@ -38,8 +38,8 @@ def demo(
     Section rare-hpo: 200 simulated rare-disease patients (generator rare-hpo-v1, seed 0) ranked by BM25, dense
     (MiniLM), fused and ontology-aware retrieval over the built-in HPO corpus, with bootstrap CIs, then 200
     paraphrased ones (rare-hpo-v2, test split) with concept-recognition precision / recall
-    (OUT/rare-hpo/metrics.json). The HPO index and the HPO label vectors are built once (minutes) and cached
-    under $MEDLENS_CACHE.
+    (OUT/rare-hpo/metrics.json). The HPO index (about 1 min on 2 idle cores) and the HPO label vectors are
+    built once and cached under $MEDLENS_CACHE.
 
     Each section is a registered benchmark (`medlens bench list`); `medlens bench run NAME` runs one alone.
 

@@ -32,14 +32,31 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdo
     if as_json:
         emit_json(doc)
         return
-    from rich.table import Table
+    c = console()
+    for line in encoders_lines(doc):
+        c.print(line, markup=False, highlight=False)
 
-    t = Table(
-        "name", "family", "modality", "source", "local", "licence", title=f"Hugging Face cache: {doc['hf_cache']}"
-    )
-    for r in doc["encoders"]:
-        t.add_row(r["name"], r["family"], r["modality"], r["source"], "yes" if r["available"] else "no", r["license"])
-    console().print(t)
+
+def encoders_lines(doc: dict) -> list[str]:
+    """What ``encoders list`` prints: one aligned line per encoder, then its hub id whole on the next line.
+
+    The hub id is the string users copy (``hf download <hub id>``): it gets a line of its own, which a narrow
+    terminal wraps rather than a table cell cutting it at 80 columns.
+    """
+    head = ("name", "family", "modality", "local", "licence")
+    rows = [
+        (r["name"], r["family"], r["modality"], "yes" if r["available"] else "no", r["license"])
+        for r in doc["encoders"]
+    ]
+    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=False)]
+
+    def fmt(cells) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    lines = [f"Hugging Face cache: {doc['hf_cache']}", fmt(head), "    source (the hub id)"]
+    for r, row in zip(doc["encoders"], rows, strict=True):
+        lines += [fmt(row), f"    {r['source']}"]
+    return lines
 
 
 def encode(

@@ -14,7 +14,10 @@ TAXONOMY_OPT = typer.Option("cxr_anatomic_v1", "--taxonomy", "-t", help="Built-i
 def finetune(
     encoder: str = typer.Option("minilm", "--encoder", "-e", help="Registered encoder name or a local model folder."),
     data: Path = typer.Option(
-        ..., "--data", help="Truth CSV (id,label or 0/1 node columns) plus a text or image column."
+        ...,
+        "--data",
+        help="Training CSV: id, the truth (label, or one 0/1 column per node) and one input column, 'text' (the "
+        "input text) or 'image' (an image path, relative to the CSV's folder).",
     ),
     taxonomy: str = TAXONOMY_OPT,
     loss: str = typer.Option("radial", "--loss", help="radial | hxe | soft | bce."),
@@ -42,7 +45,8 @@ def finetune(
     """Fine-tune an encoder with a taxonomy-aware loss (radial embeddings, HXE, soft labels or BCE).
 
     A checkpoint is written atomically after every epoch; --resume continues an interrupted run and ends
-    with the same weights as an uninterrupted one.
+    with the same weights as an uninterrupted one. Rerunning into a folder that holds a finished fine-tune says
+    so before any model loads (score it with `medlens hier score --model-path OUT`; --overwrite trains again).
 
     Example: medlens hier finetune --encoder minilm --data train.csv --taxonomy cxr_anatomic_v1 --loss radial
     --epochs 5 --out runs/ft

@@ -43,7 +43,7 @@ def kb_show(
         None, "--attributes", help="Attribute subset of the 'attributes' prompt, e.g. shape,location."
     ),
     measured: bool = typer.Option(
-        False, "--measured", help="Add size/location measured on the NIH and VinDr boxes (needs medlens[data])."
+        False, "--measured", help="Add size/location measured on the NIH and VinDr boxes (needs medlens\\[data])."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
 ) -> None:

@@ -195,7 +195,7 @@ def zeroshot_cmd(
         None,
         "--templates",
         help="Prompt templates: a .txt with one template per line holding '{}', or a .json list of templates, "
-        "or a .json {node: [prompts]} override.",
+        "or a .json {node: \\[prompts]} override.",
     ),
     prompt_source: str | None = typer.Option(
         None,
@@ -270,9 +270,9 @@ def map_answers_cmd(
     answers: Path = typer.Option(..., "--answers", help="Model answers: .txt (one per line) or .csv/.jsonl id,text."),
     taxonomy: str = TAXONOMY_OPT,
     method: str = typer.Option(..., "--method", help="exact | synonym | embedding."),
-    synonyms: Path | None = typer.Option(None, "--synonyms", help="JSON {node: [phrases]} added to the labels."),
+    synonyms: Path | None = typer.Option(None, "--synonyms", help="JSON {node: \\[phrases]} added to the labels."),
     min_similarity: float | None = typer.Option(
-        None, "--min-similarity", help="embedding: abstain below this cosine (default 0.5)."
+        None, "--embedding-threshold", help="embedding: abstain below this cosine (default 0.5)."
     ),
     negation: bool = typer.Option(True, "--negation/--no-negation", help="Ignore negated mentions ('no effusion')."),
     encoder: str | None = typer.Option(None, "--encoder", help="embedding: text encoder (default minilm)."),

@@ -95,7 +95,7 @@ def diagnose(
 ) -> None:
     """Diagnose a case (clinical history + caption) with the RADAR agent, or the retrieval-only ranker without an LLM.
 
-    Output per case: primary, differentials (4), citations {name: [doc ids]}, retrieved [{id, title, score}], confidence, mode (agent | no-retrieval | retrieval-only), fallback, leakage, trace. --cases writes the run folder --out: one line per case appended to OUT/results.jsonl (ids already there are skipped) and OUT/manifest.json; a folder made with another configuration is refused unless --overwrite.
+    Output per case: primary, differentials (4), citations {name: \\[doc ids]}, retrieved [{id, title, score}], confidence, mode (agent | no-retrieval | retrieval-only), fallback, leakage, trace. --cases writes the run folder --out: one line per case appended to OUT/results.jsonl (ids already there are skipped) and OUT/manifest.json; a folder made with another configuration is refused unless --overwrite.
 
     Examples:
 

@@ -57,7 +57,7 @@ def index_cmd(
     metric: str = typer.Option(None, "--metric", help="cosine (needs normalised vectors; default) or ip."),
     embedder: str = typer.Option(
         "minilm",
-        "--embedder",
+        "--encoder",
         help="minilm (packaged all-MiniLM-L6-v2), a local sentence-transformers folder, or hashing:DIM.",
     ),
     max_length: int = typer.Option(

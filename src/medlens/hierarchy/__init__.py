@@ -52,7 +52,9 @@ from medlens.hierarchy._tables import (
     align_ids,
     read_label_table,
     read_score_table,
+    read_scores_with_truth,
     write_label_table,
+    write_node_scores,
     write_score_table,
 )
 from medlens.hierarchy._zeroshot import (
@@ -89,7 +91,9 @@ __all__ = [
     "align_ids",
     "read_label_table",
     "read_score_table",
+    "read_scores_with_truth",
     "write_label_table",
+    "write_node_scores",
     "write_score_table",
     "AGGREGATORS",
     "ANSWER_METHODS",

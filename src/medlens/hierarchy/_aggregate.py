@@ -89,9 +89,16 @@ def complete_node_scores(scores: np.ndarray, *, taxonomy: Taxonomy, nodes: Seque
     nodes = list(nodes)
     missing = [n for n in taxonomy.nodes[1:] if n not in nodes]
     if missing:
+        leaves = set(nodes) - {taxonomy.root} == set(taxonomy.leaves)
         raise InputError(
             f"node scores need one column per node of taxonomy {taxonomy.name!r}; missing {missing[:5]}"
-            f"{' ...' if len(missing) > 5 else ''}. Or give leaf columns with --from-leaves sum|max|noisy_or."
+            f"{' ...' if len(missing) > 5 else ''}."
+            + (
+                " These columns are its leaves: derive node scores with node_scores_from_leaves (sum | max | "
+                "noisy_or; --from-leaves on the command line)."
+                if leaves
+                else ""
+            )
         )
     out = np.ones((x.shape[0], len(taxonomy)))
     idx = taxonomy.node_indices(nodes)

@@ -55,7 +55,9 @@ def run_map_answers(
     out = Path(out)
     check_option(method, ANSWER_METHODS, name="--method")
     if method != "embedding" and (encoder is not None or min_similarity is not None):
-        raise InputError(f"--encoder and --min-similarity apply to --method embedding only; got --method {method}.")
+        raise InputError(
+            f"--encoder and --embedding-threshold apply to --method embedding only; got --method {method}."
+        )
     tax = load_taxonomy(taxonomy)
     syn = _read_synonyms(Path(synonyms)) if synonyms is not None else None
     ids, texts = read_texts(answers, allow_empty=True)

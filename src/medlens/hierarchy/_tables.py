@@ -5,6 +5,9 @@
   node id (closed upward: a positive child implies its ancestors).
 * Scores CSV: ``id`` plus probabilities in [0, 1], one column per node id (used as they are) or one per
   leaf id (then an aggregator ``sum|max|noisy_or`` is required); any other column set is an error.
+  medlens writes one layout everywhere (:func:`write_node_scores`: ``hier zeroshot``, ``hier score``,
+  ``stitch zeroshot``, the demo): ``id`` then every node except the root, in taxonomy order; the root's
+  probability is 1 by definition, and a root column in a file that comes in is accepted and ignored.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ __all__ = [
     "read_score_table",
     "write_label_table",
     "write_score_table",
+    "write_node_scores",
     "align_ids",
+    "read_scores_with_truth",
 ]
 
 
@@ -265,6 +270,22 @@ def align_ids(ref_ids: Sequence[str], other_ids: Sequence[str], *, ref_name: str
     return np.array([pos[v] for v in ref], dtype=np.int64)
 
 
+def read_scores_with_truth(
+    scores: str | os.PathLike, truth: str | os.PathLike, taxonomy: Taxonomy, *, from_leaves: str | None = None
+) -> tuple[ScoreTable, LabelTable]:
+    """Read a scores CSV and a truth CSV and put the score rows in the truth's id order (the files may list
+    the ids in any order); ids in one file only raise, naming a few of each.
+
+    >>> st, truth = read_scores_with_truth("scores_test.csv", "truth_test.csv", tax)  # doctest: +SKIP
+    >>> st.ids == truth.ids, st.scores.shape == (len(truth.ids), len(tax))  # doctest: +SKIP
+    (True, True)
+    """
+    st = read_score_table(scores, taxonomy, from_leaves=from_leaves)
+    t = read_label_table(truth, taxonomy, what="truth")
+    order = align_ids(t.ids, st.ids, ref_name=str(truth), other_name=str(scores))
+    return ScoreTable(list(t.ids), st.scores[order], st.path, st.columns, st.aggregator), t
+
+
 def write_label_table(
     path: str | os.PathLike, ids: Sequence[str], labels: Sequence[str] | Sequence[Sequence[str]]
 ) -> Path:
@@ -290,3 +311,14 @@ def write_score_table(path: str | os.PathLike, ids: Sequence[str], nodes: Sequen
         for i, row in zip(ids, scores, strict=True):
             w.writerow([i, *(f"{v:.6g}" for v in row)])
     return Path(path)
+
+
+def write_node_scores(path: str | os.PathLike, ids: Sequence[str], taxonomy: Taxonomy, node_scores: np.ndarray) -> Path:
+    """Write node probabilities ``(n, len(taxonomy))`` in taxonomy order (root column first, as every scorer
+    returns them) as the one scores-CSV layout of medlens: ``id`` and every non-root node, in taxonomy order."""
+    x = np.asarray(node_scores)
+    if x.ndim != 2 or x.shape[1] != len(taxonomy):
+        raise InputError(
+            f"node scores must have shape (n, {len(taxonomy)}) in taxonomy order, root column first; got {x.shape}."
+        )
+    return write_score_table(path, ids, list(taxonomy.nodes[1:]), x[:, 1:])

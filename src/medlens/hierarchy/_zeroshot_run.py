@@ -16,7 +16,7 @@ import numpy as np
 from medlens._provenance import provenance, stamp
 from medlens._validation import InputError, check_interval, check_option
 from medlens.hierarchy._prompts import PROMPT_SOURCES, read_prompt_file
-from medlens.hierarchy._tables import read_label_table, write_score_table
+from medlens.hierarchy._tables import read_label_table, write_node_scores
 from medlens.hierarchy._zeroshot_scorer import INTERNAL_RULES, SCORING_METHODS, ZeroShotScorer
 from medlens.io import atomic_write_json, list_images, read_texts
 from medlens.taxonomy import Taxonomy, load_taxonomy
@@ -137,7 +137,7 @@ def run_zeroshot(
         scorer.fit(sim[rows], labels, kind="similarity")
         calibration = {"truth": str(calibration_truth), "n": len(rows), "scored_in_sample": len(rows)}
     probs = scorer.probabilities(sim)
-    write_score_table(out, ids, tax.nodes, probs)
+    write_node_scores(out, ids, tax, probs)
     meta_path = out.with_suffix(".meta.json")
     model_id = getattr(enc, "model_id", enc.config.name)
     info = scorer.method_info()

@@ -2,7 +2,10 @@
 
 Inputs are per-image sequences: ``gold[i]`` and ``pred[i]`` are ``(n_i, 4)`` ``xyxy`` boxes of image ``i`` in
 one frame (convert first with :func:`medlens.metrics.convert_boxes` and log the records), ``scores[i]`` the
-prediction scores (or ``None``: the given order is the ranking).
+prediction scores (or ``None``: the given order is the ranking). Or dicts keyed by image id: ``gold`` lists
+the images scored (an image without gold boxes maps to ``[]``), ``pred`` (and ``scores``, ``sample_weight``)
+may leave out an image that has no prediction; the ids then label the messages, and ``image_ids`` is not
+given. A list for one and a dict for the other is refused, as the rows could not be paired.
 
 Images without gold boxes follow an explicit rule, ``no_gold``:
 
@@ -20,7 +23,7 @@ per-image weighting: it refuses weights. Box and image counts stay unweighted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -48,7 +51,49 @@ PROTOCOL_COCO = "coco101"
 PROTOCOLS = (PROTOCOL_VOC, PROTOCOL_COCO)
 Protocol = Literal["nova-voc11", "coco101"]
 NoGold = Literal["skip", "score"]
-BoxesLike = Sequence[Any]
+BoxesLike = Sequence[Any] | Mapping[Any, Any]
+
+
+def _by_image(gold: Any, pred: Any, scores: Any, image_ids: Any, sample_weight: Any = None) -> tuple:
+    """Per-image lists in one order: dicts keyed by image id are laid out in ``gold``'s key order (an image
+    that ``pred``/``scores`` leave out has no prediction); lists pass through."""
+    others = {"pred": pred, "scores": scores, "sample_weight": sample_weight}
+    if not isinstance(gold, Mapping):
+        dicts = [name for name, v in others.items() if isinstance(v, Mapping)]
+        if dicts:
+            raise InputError(
+                f"gold is a list (one entry per image) but {dicts[0]} is a dict keyed by image id; give gold, pred "
+                "and scores both ways alike: dicts keyed by image id, or lists in the same image order."
+            )
+        return gold, pred, scores, image_ids, sample_weight
+    if image_ids is not None:
+        raise InputError("gold is a dict keyed by image id, so its keys are the image ids; drop image_ids.")
+    ids = list(gold)
+    known = set(ids)
+    out = []
+    for name, v in others.items():
+        if v is None:
+            out.append(None)
+            continue
+        if not isinstance(v, Mapping):
+            raise InputError(
+                f"gold is a dict keyed by image id but {name} is a {type(v).__name__}; give {name} as a dict "
+                "keyed by the same image ids."
+            )
+        extra = [k for k in v if k not in known]
+        if extra:
+            raise InputError(
+                f"{name} has image id(s) {extra[:3]} that gold does not list ({len(extra)} in all); gold's keys are "
+                "the images scored: give an image without gold boxes an empty list there."
+            )
+        if name == "sample_weight":
+            missing = [k for k in ids if k not in v]
+            if missing:
+                raise InputError(f"sample_weight has no weight for image id(s) {missing[:3]}; give one per image.")
+            out.append([v[k] for k in ids])
+        else:
+            out.append([v.get(k, [] if name == "pred" else None) for k in ids])
+    return [gold[k] for k in ids], out[0], out[1], ids, out[2]
 
 
 @dataclass(frozen=True)
@@ -168,6 +213,7 @@ def _evaluate(
 ) -> dict[str, Any]:
     check_option(protocol, PROTOCOLS, name="protocol")
     check_option(no_gold, NO_GOLD_RULES, name="no_gold")
+    gold, pred, scores, image_ids, sample_weight = _by_image(gold, pred, scores, image_ids, sample_weight)
     if protocol == PROTOCOL_COCO:
         refuse_sample_weight(sample_weight, metric="COCO AP", reason="it pools every image into one curve")
     f = _flatten(gold, pred, scores, image_ids)
@@ -234,6 +280,7 @@ def average_precision_per_image(
     [1.0, 0.0, 1.0]
     """
     check_option(no_gold, NO_GOLD_RULES, name="no_gold")
+    gold, pred, scores, image_ids, _ = _by_image(gold, pred, scores, image_ids)
     f = _flatten(gold, pred, scores, image_ids)
     thr = np.array([check_interval(float(iou), name="iou", low=0, high=1, closed="right")])
     ap, scored, _ = _per_image_ap(f, thr, no_gold)
@@ -290,6 +337,7 @@ def accuracy_at_iou(
     """
     check_option(no_gold, NO_GOLD_RULES, name="no_gold")
     check_interval(float(iou), name="iou", low=0, high=1, closed="right")
+    gold, pred, scores, image_ids, sample_weight = _by_image(gold, pred, scores, image_ids, sample_weight)
     f = _flatten(gold, pred, scores, image_ids)
     w = check_sample_weight(sample_weight, f.n_images)
     m = voc11_units(f.gold, f.gold_image, f.pred, f.pred_image, f.score, f.n_images, np.array([float(iou)]))
@@ -320,6 +368,7 @@ def box_precision_recall(
     """
     check_option(no_gold, NO_GOLD_RULES, name="no_gold")
     check_interval(float(iou), name="iou", low=0, high=1, closed="right")
+    gold, pred, scores, image_ids, sample_weight = _by_image(gold, pred, scores, image_ids, sample_weight)
     f = _flatten(gold, pred, scores, image_ids)
     w = check_sample_weight(sample_weight, f.n_images)
     m = voc11_units(f.gold, f.gold_image, f.pred, f.pred_image, f.score, f.n_images, np.array([float(iou)]))
@@ -369,7 +418,8 @@ def detection_report(
 ) -> DetectionReport:
     """All localisation metrics of a single-class detector over a list of images, as a :class:`DetectionReport`.
 
-    Fields: ``map30``, ``map50``, ``map50_95`` (mAP at IoU 0.3, 0.5 and the mean over .5:.05:.95 under
+    ``gold``, ``pred`` (and ``scores``) are lists in one image order or dicts keyed by image id (the module
+    notes). Fields: ``map30``, ``map50``, ``map50_95`` (mAP at IoU 0.3, 0.5 and the mean over .5:.05:.95 under
     ``protocol``), ``acc50`` (:func:`accuracy_at_iou` at 0.5), ``precision50``, ``recall50``
     (:func:`box_precision_recall` at 0.5), ``tp50``, ``n_gold_boxes``, ``n_pred_boxes`` (over scored images),
     ``n_images``, ``n_images_scored``, ``n_images_without_gold``, ``no_gold`` (the rule) and ``protocol``

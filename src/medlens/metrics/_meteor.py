@@ -44,7 +44,7 @@ from medlens._results import check_sample_weight, weighted_mean
 from medlens._validation import InputError, check_interval
 from medlens.metrics._text import TextScore, check_captions, tokenize_caption
 
-__all__ = ["WORDNET_ENV", "WORDNET_FILES", "WordNetSource", "find_wordnet", "meteor"]
+__all__ = ["WORDNET_ENV", "WORDNET_FILES", "WordNetSource", "find_wordnet", "meteor", "wordnet_status"]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,15 @@ def find_wordnet() -> WordNetSource:
             f"medlens never downloads it.{hint}"
         ),
     )
+
+
+def wordnet_status() -> dict[str, Any]:
+    """:func:`find_wordnet` as a dict (``path``, ``origin``, ``lexnames``, ``skip_reason``), also without nltk
+    (then ``skip_reason`` names the extra): what ``medlens doctor`` reports."""
+    try:
+        return find_wordnet().to_dict()
+    except ImportError as exc:
+        return WordNetSource(path=None, skip_reason=f"METEOR skipped: {exc}").to_dict()
 
 
 @lru_cache(maxsize=1)

@@ -60,7 +60,7 @@ from medlens.metrics._keywords import (
     load_term_set,
 )
 from medlens.metrics._lexical import BLEU_TOKENIZERS, bleu, bleu_from_stats, rouge_l
-from medlens.metrics._meteor import WORDNET_ENV, WORDNET_FILES, WordNetSource, find_wordnet, meteor
+from medlens.metrics._meteor import WORDNET_ENV, WORDNET_FILES, WordNetSource, find_wordnet, meteor, wordnet_status
 from medlens.metrics._ptb import ptb_tokenize, ptb_tokenize_many
 from medlens.metrics._text import TextScore, check_captions, mean_or_none, nan_to_none, tokenize_caption
 from medlens.text import NegationRules, load_negation_rules
@@ -102,6 +102,7 @@ __all__ = [
     "ptb_tokenize_many",
     "rouge_l",
     "tokenize_caption",
+    "wordnet_status",
 ]
 
 log = logging.getLogger(__name__)

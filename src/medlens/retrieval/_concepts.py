@@ -267,17 +267,17 @@ class ConceptRecognizer:
             return np.zeros((0, self.vectors.shape[1]), dtype=np.float32)
         return np.stack([self._cache[t] for t in texts])
 
-    def prime(self, texts: Sequence[str], *, cache: bool = True) -> None:
+    def prime(self, texts: Sequence[str], *, cache: bool = True, progress: bool = False) -> None:
         """Embed the candidate spans of many texts in one batch (what a benchmark does before ranking); with
         ``cache`` the span vectors are kept on disk by content like corpus embeddings, so a warm rerun loads
-        them."""
+        them; ``progress`` shows a bar on a terminal."""
         from medlens.retrieval._embed import embed_corpus
 
         todo = [x for x in dict.fromkeys(s.text for t in texts for s in candidate_spans(t)[1]) if x not in self._cache]
         if not todo:
             return
         digest = hashlib.sha256(("\x1e".join([CONCEPTS_VERSION, "spans", *todo])).encode()).hexdigest()
-        vecs, _ = embed_corpus(todo, self.embedder, corpus_hash=digest, use_cache=cache)
+        vecs, _ = embed_corpus(todo, self.embedder, corpus_hash=digest, use_cache=cache, progress=progress)
         for t, v in zip(todo, vecs, strict=True):
             self._cache[t] = v
 

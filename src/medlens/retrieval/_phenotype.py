@@ -438,13 +438,20 @@ class OntologyRanker:
 
     @classmethod
     def for_index(
-        cls, index: Any, knowledge: Any = None, *, method: str = "ic-overlap", concepts: bool = True
+        cls,
+        index: Any,
+        knowledge: Any = None,
+        *,
+        method: str = "ic-overlap",
+        concepts: bool = True,
+        progress: bool = False,
     ) -> OntologyRanker:
         """The ranker of an index over the built-in ``hpo`` corpus: the names of the phenotypic abnormalities
         (and of any other term some disease's closure holds) + the index half of their synonyms
         (:func:`indexed_labels`), and the
         diseases of phenotype.hpoa that the index holds with their annotated frequencies (a chunked index maps
-        a disease to its first chunk)."""
+        a disease to its first chunk). ``progress`` shows a bar while the HPO label vectors are embedded (the
+        first time only: they are cached on disk)."""
         if index.manifest["corpus"]["name"] != "hpo":
             raise InputError(
                 f"retrievers 'ontology' and 'hybrid' need an index of the built-in hpo corpus; this one indexes "
@@ -483,5 +490,5 @@ class OntologyRanker:
             from medlens.retrieval._concepts import hpo_concept_recognizer
 
             reach = [t for t in model.terms if t in phen and model.count[model.term_index[t]] > 0]
-            rec = hpo_concept_recognizer(index.embedder, reach, exact=matcher)
+            rec = hpo_concept_recognizer(index.embedder, reach, exact=matcher, progress=progress)
         return cls(matcher, model, rows, method=method, concepts=rec)

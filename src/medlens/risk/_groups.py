@@ -91,9 +91,8 @@ class GroupRiskThresholder:
         self.thresholders = {}
         for name in sorted(set(g)):
             idx = np.flatnonzero(g == name)
-            self.thresholders[name] = RiskConstrainedThresholder(self.taxonomy, **self.options).fit(
-                s[idx], y.subset(idx)
-            )
+            options = {**self.options, "rule": self.marginal.rule}  # one rule for all groups: the marginal's
+            self.thresholders[name] = RiskConstrainedThresholder(self.taxonomy, **options).fit(s[idx], y.subset(idx))
         return self
 
     def reports(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from medlens._provenance import provenance, stamp
 from medlens._validation import InputError
-from medlens.hierarchy import align_ids, read_label_table, read_score_table, write_label_table
+from medlens.hierarchy import read_score_table, read_scores_with_truth, write_label_table
 from medlens.io import atomic_write_json
 from medlens.risk._thresholder import RiskConstrainedThresholder
 from medlens.taxonomy import Taxonomy, load_taxonomy
@@ -45,13 +45,11 @@ def run_calibrate(
     with code 3 unless ``--allow-infeasible``.
     """
     tax = load_taxonomy(taxonomy)
-    st = read_score_table(scores, tax, from_leaves=from_leaves)
-    t = read_label_table(truth, tax, what="truth")
-    order = align_ids(t.ids, st.ids, ref_name=str(truth), other_name=str(scores))
-    rule = rule or ("multilabel" if t.multilabel else "climb")
+    st, t = read_scores_with_truth(scores, truth, tax, from_leaves=from_leaves)
     th = RiskConstrainedThresholder(
         tax, rule=rule, alpha=alpha, delta=delta, method=method, branch_depth=branch_depth, grid=grid, p_value=p_value
-    ).fit(st.scores[order], t.labels)
+    ).fit(st.scores, t.labels)  # rule None: chosen from the truth, as the API does
+    rule = th.rule
     config = {
         "taxonomy": tax.name,
         "alpha": alpha,

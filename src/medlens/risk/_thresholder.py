@@ -103,9 +103,11 @@ class RiskConstrainedThresholder:
     Parameters
     ----------
     taxonomy : Taxonomy or str
-    rule : {"climb", "multilabel"}
+    rule : {"climb", "multilabel"}, optional
         ``climb``: one node per sample, backing off from the top leaf towards the root until a node's score
-        reaches λ (the root = abstain). ``multilabel``: every node with score >= λ.
+        reaches λ (the root = abstain). ``multilabel``: every node with score >= λ. Default (``None``): chosen
+        at :meth:`fit` from the calibration labels, ``climb`` for single-label truth and ``multilabel`` otherwise
+        (the default of ``medlens hier calibrate --rule``).
     alpha : float in (0, 1)
         Target CAE rate.
     delta : float in (0, 1)
@@ -137,7 +139,7 @@ class RiskConstrainedThresholder:
         self,
         taxonomy: Taxonomy | str,
         *,
-        rule: Rule = "climb",
+        rule: Rule | None = None,
         alpha: float = 0.02,
         delta: float = 0.1,
         method: Method = "crc",
@@ -146,7 +148,8 @@ class RiskConstrainedThresholder:
         p_value: Literal["binomial", "hb"] = "binomial",
     ) -> None:
         self.taxonomy = load_taxonomy(taxonomy)
-        self.rule = check_option(rule, ("climb", "multilabel"), name="rule")
+        self._rule = None if rule is None else check_option(rule, ("climb", "multilabel"), name="rule")
+        self.rule: str | None = self._rule  # the rule in use; set by fit when left to the labels
         self.method = check_option(method, ("crc", "ltt", "empirical"), name="method")
         self.alpha = float(check_interval(alpha, name="alpha", low=0, high=1, closed="neither"))
         self.delta = float(check_interval(delta, name="delta", low=0, high=1, closed="neither"))
@@ -181,9 +184,16 @@ class RiskConstrainedThresholder:
             return complete_node_scores(x, taxonomy=self.taxonomy, nodes=cols)
         x = np.asarray(scores, dtype=float)
         if x.ndim != 2 or x.shape[1] != len(self.taxonomy):
+            n_leaves = len(self.taxonomy.leaves)
+            hint = (
+                f" {n_leaves} columns is one per leaf: derive node scores with "
+                "medlens.hierarchy.node_scores_from_leaves(scores, taxonomy=..., leaves=...)."
+                if x.ndim == 2 and x.shape[1] == n_leaves
+                else ""
+            )
             raise InputError(
-                f"node scores must have shape (n_samples, {len(self.taxonomy)}) in taxonomy order; got {x.shape}. "
-                "Use medlens.hierarchy.node_scores_from_leaves for leaf scores."
+                f"node scores must have shape (n_samples, {len(self.taxonomy)}) in taxonomy order; got {x.shape}."
+                + hint
             )
         check_probabilities(x, name="node scores", columns=self.taxonomy.nodes)
         x = x.copy()
@@ -199,6 +209,7 @@ class RiskConstrainedThresholder:
             raise InputError(
                 f"node scores and y_true must have the same number of samples; got {s.shape[0]} and {y.n}."
             )
+        self.rule = self._rule or ("multilabel" if y.single is None else "climb")
         curve = loss_curve(s, y, rule=self.rule, branch_depth=self.branch_depth)
         lam, info = self._choose(curve, y.n)
         self.lambda_ = lam

@@ -215,7 +215,7 @@ def run_stitch_zeroshot(
     """
     from medlens._device import resolve_device
     from medlens.encoders import load_encoder
-    from medlens.hierarchy import ZeroShotScorer, write_score_table
+    from medlens.hierarchy import ZeroShotScorer, write_node_scores
     from medlens.io import atomic_write_json
     from medlens.stitching._zeroshot import translated_zero_shot
     from medlens.taxonomy import load_taxonomy
@@ -237,7 +237,7 @@ def run_stitch_zeroshot(
     enc = load_encoder(encoder, device=resolve_device(device))
     scorer = ZeroShotScorer(enc, tax, method=method, temperature=temperature, batch_size=batch_size)
     probs = translated_zero_shot(x, translator=tr, scorer=scorer)
-    write_score_table(out, ids, tax.nodes, probs)
+    write_node_scores(out, ids, tax, probs)
     model_id = getattr(enc, "model_id", enc.config.name)
     info = scorer.method_info()
     prov = provenance(

@@ -45,7 +45,7 @@ def run(
     from medlens.benchmarks.cxr_reports import _run as _cxr_reports_run
     from medlens.benchmarks.cxr_reports._data import load_cxr_reports
     from medlens.encoders import load_encoder
-    from medlens.hierarchy import align_ids, encode_labels, evaluate, read_score_table, write_score_table
+    from medlens.hierarchy import align_ids, encode_labels, evaluate, read_score_table, write_node_scores
     from medlens.hierarchy.finetune import FinetuneConfig, LossConfig, finetune
     from medlens.io import prepare_run_dir
     from medlens.risk import RiskConstrainedThresholder, predict_labels
@@ -98,9 +98,8 @@ def run(
     p_ft = np.ones((len(frame), len(tax)))
     p_ft[rows] = result.model.predict_proba([texts[i] for i in rows], progress=progress)
     t_sc = time.perf_counter() - t_sc
-    nodes = list(tax.nodes[1:])
     for name, r in (("calibration", cal), ("test", te)):
-        write_score_table(out / f"scores_{name}.csv", [ids[i] for i in r], nodes, p_ft[r, 1:])
+        write_node_scores(out / f"scores_{name}.csv", [ids[i] for i in r], tax, p_ft[r])
 
     p_zs = np.ones((len(frame), len(tax)))
     for name, r in (("calibration", cal), ("test", te)):

@@ -24,7 +24,7 @@ import numpy as np
 
 from medlens._provenance import config_hash, provenance, stamp
 from medlens.benchmarks._spec import BenchmarkSpec
-from medlens.hierarchy import write_label_table, write_score_table
+from medlens.hierarchy import write_label_table, write_node_scores
 from medlens.io import atomic_write_json, prepare_run_dir
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def run(
     scores[:, 1:] = probs
     ids = list(frame["id"])
     for name, rows in (("calibration", cal), ("test", te)):
-        write_score_table(out / f"scores_{name}.csv", [ids[i] for i in rows], nodes, probs[rows])
+        write_node_scores(out / f"scores_{name}.csv", [ids[i] for i in rows], tax, scores[rows])
         write_label_table(out / f"truth_{name}.csv", [ids[i] for i in rows], [frame["labels"].iloc[i] for i in rows])
 
     y_cal, y_te = labels.subset(cal), labels.subset(te)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from medlens._cache import cache_root
+from medlens._progress import progress_bar
 from medlens._provenance import config_hash, provenance, stamp
 from medlens._validation import InputError, check_option
 from medlens.benchmarks._spec import BenchmarkSpec
@@ -91,7 +92,7 @@ def cached_hpo_index(
             log.warning("rebuilding the cached index %s (%s)", path, exc)
     _say(
         f"rare-hpo: building the {corpus.name} retrieval index once ({len(corpus)} documents, {embedder}, clause "
-        f"mode; a few minutes on 2 CPU cores) into {path}",
+        f"mode; about 1 min on 2 idle CPU cores) into {path}",
         progress,
     )
     idx = RetrievalIndex.build(corpus, batch_size=batch_size, progress=progress, **options)
@@ -194,21 +195,25 @@ def run(
             if r in retrievers:
                 skipped[r] = "the index is not over the built-in hpo corpus"
     retrievers = tuple(r for r in retrievers if r not in skipped)
+    if {"ontology", "hybrid"} & set(retrievers):  # the HPO label vectors: embedded once, with a bar
+        idx.phenotypes = idx.phenotype_ranker(progress=progress)
     t_enc = time.perf_counter()
     qv = _query_vectors(idx, queries, progress=progress) if {"dense", "fused", "hybrid"} & set(retrievers) else None
     t_enc = time.perf_counter() - t_enc
     if {"ontology", "hybrid"} & set(retrievers) and idx.phenotypes.concepts is not None:
-        idx.phenotypes.concepts.prime(queries)  # the span vectors in one batch, cached on disk for warm runs
+        idx.phenotypes.concepts.prime(queries, progress=progress)  # span vectors in one batch, cached on disk
     results: dict[str, Any] = {}
     top5: dict[str, list[list[str]]] = {}
     seconds: dict[str, float] = {}
-    for r in retrievers:
-        t1 = time.perf_counter()
-        hits = idx.search_many(queries, top_k=DEPTH, retriever=r, query_vectors=qv)
-        rankings = [rank_candidates(h) for h in hits]
-        seconds[r] = round(time.perf_counter() - t1, 3)
-        results[r] = evaluate_rankings(cases, rankings, n_bootstrap=n_bootstrap, seed=seed)
-        top5[r] = [[c.name for c in rk[:5]] for rk in rankings]
+    with progress_bar(len(retrievers), progress, "rare-hpo-v1: ranking per retriever") as bar:
+        for r in retrievers:
+            t1 = time.perf_counter()
+            hits = idx.search_many(queries, top_k=DEPTH, retriever=r, query_vectors=qv)
+            rankings = [rank_candidates(h) for h in hits]
+            seconds[r] = round(time.perf_counter() - t1, 3)
+            results[r] = evaluate_rankings(cases, rankings, n_bootstrap=n_bootstrap, seed=seed)
+            top5[r] = [[c.name for c in rk[:5]] for rk in rankings]
+            bar(1)
     v2 = _run_v2(idx, n=n, seed=seed, retrievers=retrievers, n_bootstrap=n_bootstrap, progress=progress)
     acceptance = None
     if {"bm25", "dense", "fused"} <= set(results):
@@ -306,7 +311,7 @@ def _run_v2(
         ranker = idx.phenotypes
         t1 = time.perf_counter()
         if ranker.concepts is not None:
-            ranker.concepts.prime(queries)
+            ranker.concepts.prime(queries, progress=progress)
         seconds["concepts_and_spans"] = round(time.perf_counter() - t1, 3)
         exact = idx.phenotype_ranker(concepts=False)
         recognition["exact"] = evaluate_recognition(cases, [exact.query_terms(q) for q in queries])
@@ -314,18 +319,21 @@ def _run_v2(
             recognition["exact+embedding"] = evaluate_recognition(cases, [ranker.query_terms(q) for q in queries])
         rows.append("ontology-exact")
     results: dict[str, Any] = {}
-    for r in rows:
-        t1 = time.perf_counter()
-        if r == "ontology-exact":  # the ontology retriever with the exact matcher alone swapped in
-            idx.phenotypes = exact
-            try:
-                hits = idx.search_many(queries, top_k=DEPTH, retriever="ontology")
-            finally:
-                idx.phenotypes = ranker
-        else:
-            hits = idx.search_many(queries, top_k=DEPTH, retriever=r, query_vectors=qv)
-        results[r] = evaluate_rankings(cases, [rank_candidates(h) for h in hits], n_bootstrap=n_bootstrap, seed=seed)
-        seconds[r] = round(time.perf_counter() - t1, 3)
+    with progress_bar(len(rows), progress, "rare-hpo-v2: ranking per retriever") as bar:
+        for r in rows:
+            t1 = time.perf_counter()
+            if r == "ontology-exact":  # the ontology retriever with the exact matcher alone swapped in
+                idx.phenotypes = exact
+                try:
+                    hits = idx.search_many(queries, top_k=DEPTH, retriever="ontology")
+                finally:
+                    idx.phenotypes = ranker
+            else:
+                hits = idx.search_many(queries, top_k=DEPTH, retriever=r, query_vectors=qv)
+            rankings = [rank_candidates(h) for h in hits]
+            results[r] = evaluate_rankings(cases, rankings, n_bootstrap=n_bootstrap, seed=seed)
+            seconds[r] = round(time.perf_counter() - t1, 3)
+            bar(1)
     seconds["total"] = round(time.perf_counter() - t0, 3)
     return {"generator": cfg.to_dict(), "retrievers": results, "recognition": recognition, "seconds": seconds}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,12 @@ def read_training_table(path: str | os.PathLike, taxonomy: Taxonomy, *, what: st
     relative to the CSV's folder unless absolute)."""
     from medlens.hierarchy import read_label_table
 
+    header = _header(path)
+    if header is not None and "text" not in header and "image" not in header:  # before a column reads as a label
+        raise InputError(
+            f"{what} {path}: found neither 'text' nor 'image' among its columns {header[:8]}; add exactly one input "
+            "column: 'text' (the input text) or 'image' (an image path, relative to the CSV's folder)."
+        )
     t = read_label_table(path, taxonomy, what=what, keep=("text", "image"))
     have = [c for c in ("text", "image") if c in t.extra]
     if len(have) != 1:
@@ -51,3 +58,12 @@ def read_training_table(path: str | os.PathLike, taxonomy: Taxonomy, *, what: st
     else:
         inputs = list(values)
     return TrainingTable(t.ids, inputs, t.labels, col, str(path))
+
+
+def _header(path: str | os.PathLike) -> list[str] | None:
+    """The CSV's column names, or None when the file cannot be read (the table reader then says why)."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            return [h.strip() for h in next(csv.reader(fh), [])] or None
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None

@@ -6,6 +6,7 @@ Each checks its cheap options before any model loads, runs, and returns its summ
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -13,10 +14,10 @@ from typing import Any
 
 from medlens._provenance import provenance, stamp
 from medlens._validation import InputError
-from medlens.hierarchy._tables import write_score_table
+from medlens.hierarchy._tables import write_node_scores
 from medlens.hierarchy.finetune._data import read_training_table
 from medlens.hierarchy.finetune._losses import LOSSES, LossConfig
-from medlens.hierarchy.finetune._saved import load_finetuned
+from medlens.hierarchy.finetune._saved import LEGACY, META, MODEL, load_finetuned
 from medlens.hierarchy.finetune._setup import FinetuneConfig
 from medlens.hierarchy.finetune._train import finetune
 from medlens.io import list_images, read_texts
@@ -58,6 +59,8 @@ def run_finetune(
     out = Path(out)
     if loss not in LOSSES:
         raise InputError(f"unknown --loss {loss!r}; expected radial, hxe, soft or bce.")
+    if not (resume or overwrite):
+        _refuse_a_finished_run(out)
     tax = load_taxonomy(taxonomy)
     config = FinetuneConfig(
         loss=LossConfig(name=loss, hxe_alpha=hxe_alpha, soft_beta=soft_beta),
@@ -112,6 +115,22 @@ def run_finetune(
     return stamp(summary, prov)
 
 
+def _refuse_a_finished_run(out: Path) -> None:
+    """A folder with a finished fine-tune (model and metadata, no legacy pickles, which the run folder refuses with
+    its own message): say so before an encoder loads, and what to do instead."""
+    if not ((out / MODEL).is_file() and (out / META).is_file()) or any((out / f).exists() for f in LEGACY):
+        return
+    try:
+        meta = json.loads((out / META).read_text(encoding="utf-8"))
+        done = f"{len(meta['history'])} epoch(s) of {meta['encoder']['name']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # an unreadable folder: the run folder's own checks say what is wrong
+    raise InputError(
+        f"{out} already holds a finished fine-tune ({MODEL}, {done}): score with `medlens hier score --model-path "
+        f"{out}`; pass --overwrite to train again, or --resume to reuse it when the configuration is the same."
+    )
+
+
 def run_score(
     model_path: str | os.PathLike,
     out: str | os.PathLike,
@@ -133,7 +152,7 @@ def run_score(
     else:
         ids, inputs = list_images(images)  # type: ignore[arg-type]
     probs = fm.predict_proba(inputs, batch_size=batch_size, progress=progress)
-    write_score_table(out, ids, list(fm.taxonomy.nodes[1:]), probs[:, 1:])
+    write_node_scores(out, ids, fm.taxonomy, probs)
     summary = {"out": str(out), "n": len(ids), "nodes": len(fm.taxonomy) - 1, "probability": fm.probability}
     prov = provenance(
         command="hier score",
