@@ -111,9 +111,12 @@ def test_doctor_text_shows_everything_the_json_has(cli, cache):
     assert "LLM API key" in out
 
 
-def test_shell_completion_script(cli, capsys):
+def test_shell_completion_script(cli, capsys, monkeypatch):
     from medlens.cli import main
 
+    # --show-completion SHELL names the shell; without this typer detects the parent shell instead, which fails
+    # (prints "Shell  not supported") wherever the tests do not run under a known interactive shell
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
     with pytest.raises(SystemExit) as exc:  # typer's completion options exit themselves
         main(["--show-completion", "bash"])
     assert exc.value.code == 0

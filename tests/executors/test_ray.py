@@ -81,3 +81,25 @@ def test_hier_zeroshot_on_ray_equals_local(ray_cluster, texts, tmp_path):
     a, b = read_score_table(tmp_path / "local.csv", taxonomy), read_score_table(tmp_path / "ray.csv", taxonomy)
     assert a.ids == b.ids
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-6, rtol=0)
+
+
+def test_rag_index_on_ray_equals_local(ray_cluster, tmp_path, monkeypatch):
+    """``rag index --executor ray``: the same vectors (blocks of whole batches, sorted by length as locally), the
+    same request hash (so either build reuses the other's folder), and the executor reported."""
+    from medlens.retrieval import load_index, run_index
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text(
+        "".join(json.dumps({"id": f"d{i}", "title": f"doc {i}", "text": t}) + "\n" for i, t in enumerate(TEXTS))
+    )
+    monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / "local-cache"))
+    local = run_index(str(corpus), tmp_path / "local", batch_size=2)
+    monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / "driver-cache"))  # no cache hit: the actors embed
+    dist = run_index(str(corpus), tmp_path / "ray", batch_size=2, executor="ray", workers=2)
+    assert local["executor"] == {"name": "local"}
+    assert dist["executor"]["name"] == "ray"
+    a, b = load_index(tmp_path / "local"), load_index(tmp_path / "ray")
+    assert a.manifest["request_hash"] == b.manifest["request_hash"]
+    va, vb = np.load(tmp_path / "local" / "dense.npy"), np.load(tmp_path / "ray" / "dense.npy")
+    assert va.shape == vb.shape == (70, 384)
+    np.testing.assert_allclose(va, vb, atol=1e-6, rtol=0)

@@ -7,7 +7,15 @@ from typing import Any
 
 import typer
 
-from medlens.cli._common import console, emit_json, human_float, progress_enabled
+from medlens.cli._common import (
+    console,
+    emit_json,
+    executor_option,
+    human_float,
+    progress_enabled,
+    ray_address_option,
+    workers_option,
+)
 
 app = typer.Typer(
     help="Retrieval-augmented diagnosis: build and search BM25 + dense indexes, benchmark the retrieval-only ranker.",
@@ -72,6 +80,9 @@ def index_cmd(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Rebuild and replace the index in --out (needed for another corpus or options)."
     ),
+    executor: str = executor_option(),
+    ray_address: str = ray_address_option(),
+    workers: int = workers_option(),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Build a BM25 + dense index over a corpus and save it as a folder.
@@ -102,6 +113,9 @@ def index_cmd(
         use_cache=not no_cache,
         overwrite=overwrite,
         progress=progress_enabled(as_json),
+        executor=executor,
+        ray_address=ray_address,
+        workers=workers,
     )
     if as_json:
         emit_json(doc)

@@ -78,13 +78,21 @@ def run_index(
     use_cache: bool = True,
     overwrite: bool = False,
     progress: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """``medlens rag index``: build (or reuse) the index of ``corpus`` (a JSONL file or ``"hpo"``) in the folder
     ``out`` and return the stamped summary it prints with ``--json``.
 
-    ``dense_mode="auto"`` means clause mode for the hpo corpus and document mode otherwise.
+    ``dense_mode="auto"`` means clause mode for the hpo corpus and document mode otherwise. ``executor="ray"``
+    embeds the corpus on Ray actors (``ray_address``, ``workers``; one model each) in the blocks a local build
+    uses (:mod:`medlens.retrieval._distributed`): the same vectors, request, cache entries and folder.
     """
+    from medlens.executors import check_executor_options
+
     t0 = time.perf_counter()
+    check_executor_options(executor, ray_address, workers)
     if chunk_size < 0 or chunk_overlap < 0:
         raise InputError("--chunk-size and --chunk-overlap must be >= 0.")
     if chunk_overlap and not chunk_size:
@@ -106,8 +114,18 @@ def run_index(
         "chunking": chunking,
     }
     request = build_request(corp, **kwargs)
+    build, runner_info = dict(kwargs), {"name": "local"}
+    if executor != "local":
+        from medlens.executors import make_executor
+        from medlens.retrieval._distributed import ExecutorEmbedder, embedder_kwargs
+        from medlens.retrieval._embed import load_embedder
+
+        runner = make_executor(executor, ray_address=ray_address, workers=workers)
+        load_kw = embedder_kwargs(embedder, max_length)
+        build["embedder"] = ExecutorEmbedder(load_embedder(embedder, **load_kw), runner, kwargs=load_kw)
+        runner_info = runner.info()
     idx, cached = index_folder(
-        corp, out, overwrite=overwrite, batch_size=batch_size, progress=progress, use_cache=use_cache, **kwargs
+        corp, out, overwrite=overwrite, batch_size=batch_size, progress=progress, use_cache=use_cache, **build
     )
     m = idx.manifest
     payload = {
@@ -124,6 +142,7 @@ def run_index(
         "build": m["build"],
         "seconds": round(time.perf_counter() - t0, 3),
         "notices": len(idx.notices),
+        "executor": runner_info,
     }
     prov = provenance(
         command="rag index",

@@ -569,7 +569,7 @@ def build_request(
     hash matches instead of rebuilding it.
     """
     if not isinstance(embedder, str):
-        max_length = embedder.max_length
+        max_length = getattr(embedder, "request_max_length", embedder.max_length)  # as asked (ExecutorEmbedder)
         embedder = embedder.name
     return {
         "corpus_sha256": corpus.content_hash(),
