@@ -39,6 +39,11 @@ def test_small_run_and_report(tmp_path, monkeypatch):
     assert (tmp_path / "run" / "metrics.json").is_file()
     assert "random-init" in " ".join(spec.report_section(doc).body)
     assert spec.summary_lines(doc)[0].startswith("omni-phantoms")
+    if doc["ct_montage"] is not None:  # pydicom's real CT series, read as a DICOM folder
+        assert doc["ct_montage"]["reader"] == "pydicom"
+        assert doc["ct_montage"]["shape"] == [16, 16, 5]
+        assert (tmp_path / "run" / "ct_montage.png").read_bytes()[:4] == b"\x89PNG"
+        assert "real CT series pydicom ships" in " ".join(spec.report_section(doc).body)
 
 
 def test_quick_demo_section_with_ablation_in_full_mode():
@@ -69,3 +74,5 @@ def test_full_mode_runs_the_view_count_ablation_and_a_rerun_reads_the_cached_fea
     quick = spec.run(tmp_path / "c", **{**kw, "full": False})  # a subset of the layouts: all cached
     assert quick["cache_hits"] == 12 * 3
     assert sorted(r["views"] for r in quick["results"] if r["layout"] == "omni") == [4]
+    assert "View-count ablation" in " ".join(spec.report_section(doc).body)
+    assert "View-count ablation" not in " ".join(spec.report_section(quick).body)
