@@ -160,3 +160,65 @@ def test_a_single_ct_file_is_a_one_slice_volume():
     v = read_volume(pydicom.data.get_testdata_file("CT_small.dcm"))
     assert v.shape == (128, 128, 1)
     assert v.spacing_mm[2] == pytest.approx(5.0)  # SliceThickness
+
+
+def _edit(folder: Path, k: int, **changes):
+    """Change slice ``k`` (InstanceNumber k + 1) of a series written by :func:`_write_series`."""
+    for f in folder.iterdir():
+        ds = pydicom.dcmread(f)
+        if int(ds.InstanceNumber) == k + 1:
+            for key, value in changes.items():
+                if key == "pixels":
+                    ds.Rows, ds.Columns = value.shape
+                    ds.PixelData = value.astype(ds.pixel_array.dtype).tobytes()
+                else:
+                    setattr(ds, key, value)
+            ds.save_as(str(f))
+            return f.name
+    raise AssertionError(k)
+
+
+def test_inconsistent_dicom_series_name_the_file(tmp_path):
+    origin, normal = _write_series(tmp_path / "spacing")
+    name = _edit(tmp_path / "spacing", 3, PixelSpacing=[0.7, 0.7])
+    with pytest.raises(InputError, match=rf"{name}: PixelSpacing \[0.7, 0.7\] differs from"):
+        read_volume(tmp_path / "spacing")
+    _write_series(tmp_path / "line")
+    for k in (1, 3):  # a zigzag: every gap is the same length, but the steps change direction
+        _edit(tmp_path / "line", k, ImagePositionPatient=(origin + k * 2.5 * normal + 1.5 * ROW).tolist())
+    with pytest.raises(InputError, match="off the line through the other slices"):
+        read_volume(tmp_path / "line")
+    _write_series(tmp_path / "size")
+    name = _edit(tmp_path / "size", 4, pixels=np.zeros((64, 64), np.int16))
+    with pytest.raises(InputError, match=rf"{name}: 64×64 pixels but .* has 128×128"):
+        read_volume(tmp_path / "size")
+    _write_series(tmp_path / "tilt")
+    name = _edit(tmp_path / "tilt", 1, ImageOrientationPatient=[1.0, 0.0, 0.0, 0.0, 0.0, -1.0])
+    with pytest.raises(InputError, match=rf"{name}: its ImageOrientationPatient differs"):
+        read_volume(tmp_path / "tilt")
+    _write_series(tmp_path / "dup")
+    _edit(tmp_path / "dup", 4, ImagePositionPatient=(origin + 3 * 2.5 * normal).tolist())
+    with pytest.raises(InputError, match="share a position"):
+        read_volume(tmp_path / "dup")
+
+
+def _pydicom_series(*parts):
+    path = Path(pydicom.__file__).parent.joinpath("data", "test_files", "dicomdirtests", *parts)
+    if not path.is_dir():
+        pytest.skip(f"this pydicom has no {path}")
+    return path
+
+
+def test_real_pydicom_ct_series_and_its_inconsistent_neighbours():
+    v = read_volume(_pydicom_series("98892001", "CT5N"))  # 5 slices of a downsampled head CT, files out of order
+    assert v.shape == (16, 16, 5)
+    np.testing.assert_allclose(v.spacing_mm, (0.488281, 0.488281, 2.5), atol=1e-6)
+    z = [float(pydicom.dcmread(f).ImagePositionPatient[2]) for f in _pydicom_series("98892001", "CT5N").iterdir()]
+    assert v.affine[2, 3] == pytest.approx(min(z))  # sorted along the slice normal, first slice at the origin
+    assert v.array.min() < -800  # air in Hounsfield units (rescale applied)
+    with pytest.raises(InputError, match="uneven slice spacing"):  # a scout 200 mm away from 3 slices
+        read_volume(_pydicom_series("77654033", "CT2"))
+    with pytest.raises(InputError, match="ImageOrientationPatient differs"):  # two localisers
+        read_volume(_pydicom_series("98892001", "CT2N"))
+    with pytest.raises(InputError, match="holds 3 DICOM series"):
+        read_volume(_pydicom_series("98892003", "MR1"))

@@ -75,3 +75,30 @@ def test_bad_cases_csv(tmp_path, capsys):
     bad.write_text("id,volume,mask,label\na,v.nii,,2\n")
     assert main(["multiview", "extract", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "row 2 (id a): label must be 0 or 1" in capsys.readouterr().err
+
+
+def test_extract_rejects_cases_with_other_planes(tmp_path, monkeypatch, capsys):
+    """A folder whose per-case features disagree (plane count, normals, feature size) is a clear exit 2."""
+    monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / "cache"))
+    csv = _cases(tmp_path, n=3)
+    feats = tmp_path / "feats"
+    args = ["multiview", "extract", str(csv), "--views", "3", "--size", "8", "--intensity", "none",
+            "--out", str(feats)]  # fmt: skip
+    assert main(args) == 0
+    files = sorted((feats / "features").glob("case2-*.npy"))
+    assert len(files) == 1
+    good = np.load(files[0])
+    assert good.shape == (3, 128 + 3)
+    np.save(files[0], np.concatenate([good, good[:1]]))  # one plane more for case2
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "row 4 (id case2): 4 planes of 128 features, but case case0 has 3 of 128" in err
+    other = good.copy()
+    other[:, -3:] = other[:, -3:][:, [1, 2, 0]] * 0.6  # normals no longer the same planes
+    np.save(files[0], other)
+    assert main(args) == 2
+    assert "other plane normals than case case0" in capsys.readouterr().err
+    np.save(files[0], good)  # restored: the resumed run stacks every case again
+    assert main(args) == 0
+    with np.load(feats / "features.npz") as z:
+        assert z["features"].shape == (3, 3, 128)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import balanced_accuracy_score, matthews_corrcoef, roc_auc_score
 
 from medlens._validation import InputError
@@ -116,3 +118,47 @@ def test_cross_validation_learns_a_separable_task_and_is_seeded():
         assert 1 <= f["best_epoch"] <= f["epochs_run"]
     r2 = cross_validate(x, y, make, n_folds=3, seed=0, epochs=12, patience=5, lr=0.01)
     np.testing.assert_allclose(r.probabilities, r2.probabilities, atol=1e-6)
+
+
+def test_layout_features_equal_one_layout_at_a_time_and_share_its_cache(tmp_path, monkeypatch):
+    from medlens.multiview import layout_features
+
+    monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path))
+    vol, aff = _volume(1)
+    enc = RandomConvEncoder(seed=0, size=16)
+    layouts = [("omni", 5), ("canonical", 3), ("axial-stack", 4)]
+    both = layout_features(vol, aff, enc, layouts, size=16, spacing_mm=3.0, cache=False)
+    assert list(both) == layouts
+    assert not list(tmp_path.rglob("*.npz"))  # cache=False writes nothing
+    for (lay, nv), f in both.items():
+        one = view_features(vol, aff, enc, layout=lay, views=nv, size=16, spacing_mm=3.0)
+        assert one.key == f.key
+        assert not one.cached
+        np.testing.assert_allclose(one.features, f.features, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(one.normals, f.normals)
+    again = layout_features(vol, aff, enc, layouts, size=16, spacing_mm=3.0)
+    assert all(f.cached for f in again.values())  # the one-layout calls above filled the cache
+
+
+def test_singleton_patients_use_plain_stratified_folds():
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.array([0, 1] * 15)
+    folds = patient_folds(y, n_folds=5, seed=3)
+    expect = StratifiedKFold(n_splits=5, shuffle=True, random_state=3).split(np.zeros(30), y)
+    assert [t.tolist() for _, t in folds] == [t.tolist() for _, t in expect]
+    for _, te in folds:
+        assert y[te].sum() == 3
+
+
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 6)), min_size=2, max_size=40))
+@settings(max_examples=60, deadline=None)
+def test_fast_auroc_equals_scikit_learn(pairs):
+    from medlens.multiview._cv import auroc
+
+    y = np.array([a for a, _ in pairs])
+    p = np.array([b / 6 for _, b in pairs])  # few distinct scores: many ties
+    if len(set(y.tolist())) < 2:
+        assert auroc(y, p) is None
+    else:
+        assert auroc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)

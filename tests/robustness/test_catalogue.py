@@ -43,6 +43,27 @@ def _nifti(shape: tuple[int, ...], shift_mm: float = 0.0) -> bytes:
     return nib.Nifti1Image(np.ones(shape, np.float32), affine).to_bytes()
 
 
+def _dicom_series(n: int = 4, gap_at: int | None = None, spacing_at: int | None = None, uids: int = 1) -> dict:
+    """A folder (file name -> bytes) of pydicom's CT slice re-positioned as an axial series, for the ``slice``
+    cases: a missing slice (``gap_at``), another PixelSpacing (``spacing_at``) or ``uids`` series mixed."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    files = {}
+    for u in range(uids):
+        for k in range(n):
+            ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+            ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+            ds.ImagePositionPatient = [0.0, 0.0, 2.5 * (k + (k >= gap_at if gap_at is not None else 0))]
+            ds.SeriesInstanceUID = f"1.2.826.0.1.{u + 1}"
+            if k == spacing_at:
+                ds.PixelSpacing = [0.9, 0.9]
+            buf = io.BytesIO()
+            ds.save_as(buf)
+            files[f"s{u}_{k:02d}.dcm"] = buf.getvalue()
+    return files
+
+
 OBO_HEAD = "format-version: 1.2\ndata-version: test\n\n"
 
 
@@ -62,7 +83,7 @@ def _translator(d1: int = 4, d2: int = 3) -> bytes:
 
 
 _RNG = np.random.default_rng(0)
-FILES: dict[str, str | bytes] = {
+FILES: dict[str, str | bytes | dict[str, str | bytes]] = {
     "children_list.json": '{"name": "t", "root": "root", "children": ["root", "Lung"]}',
     "children_str.yaml": "name: t\nroot: root\nchildren:\n  root: Lung\n",
     "dup_key.yaml": "name: t\nchildren:\n  Lung: [Pneumonia]\n  Lung: [Edema]\n  root: [Lung]\n",
@@ -123,6 +144,11 @@ FILES: dict[str, str | bytes] = {
     "vol4d.nii": _nifti((4, 4, 4, 2)),
     "mask_short.nii": _nifti((4, 4, 3)),
     "mask_shifted.nii": _nifti((4, 4, 4), shift_mm=1.5),
+    # DICOM series folders (a dict is a folder of files)
+    "ct_gap": _dicom_series(gap_at=2),
+    "ct_spacing": _dicom_series(spacing_at=1),
+    "ct_two_series": _dicom_series(n=2, uids=2),
+    "ct_no_dicom": {"README.txt": "not DICOM\n"},
     # fairness: scores CSVs and prediction/reference rows
     "fair_noattr.csv": "id,score\n1,0.5\n2,0.7\n",
     "fair_text.csv": "id,score,race\n1,0.5,a\n2,high,b\n",
@@ -161,6 +187,11 @@ def test_bad_input(code, words, command, tmp_path, capsys):
         companion = name.endswith(".ids.txt") and f"{{{name[: -len('.ids.txt')]}.npy}}" in command
         if f"{{{name}}}" in command or companion:
             path = tmp_path / name
+            if isinstance(content, dict):  # a folder
+                path.mkdir()
+                for fname, data in content.items():
+                    (path / fname).write_bytes(data if isinstance(data, bytes) else data.encode())
+                continue
             path.write_bytes(content if isinstance(content, bytes) else content.encode())
     args = [
         re.sub(r"\{([^}]+)\}", lambda m: str(tmp_path if m.group(1) == "tmp" else tmp_path / m.group(1)), a)

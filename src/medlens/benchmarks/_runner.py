@@ -32,10 +32,11 @@ __all__ = [
     "run_demo",
 ]
 
-DEMO: tuple[str, ...] = ("cxr-reports", "rare-hpo", "stitch-reports", "fair-reports", "grounding")
+DEMO: tuple[str, ...] = ("cxr-reports", "rare-hpo", "stitch-reports", "fair-reports", "grounding", "omni-phantoms")
 """The sections of ``medlens demo`` (``make demo``), in order."""
-DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune", "omni-phantoms", "brain-anomaly")
-"""What ``medlens demo --full`` adds after them."""
+DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune", "brain-anomaly")
+"""What ``medlens demo --full`` adds after them (and every quick section with a ``full`` option runs its full mode:
+omni-phantoms adds its view-count ablation)."""
 
 
 def list_benchmarks() -> list[dict[str, Any]]:

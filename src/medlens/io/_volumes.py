@@ -162,9 +162,14 @@ def _read_dicom_series(p: Path) -> tuple[np.ndarray, np.ndarray]:
     iop = np.asarray(slices[0][1].ImageOrientationPatient, dtype=float)
     row_dir, col_dir = iop[:3], iop[3:]
     normal = np.cross(row_dir, col_dir)
+    spacing0 = np.asarray(slices[0][1].PixelSpacing, dtype=float)
     for f, ds in slices:
         if not np.allclose(np.asarray(ds.ImageOrientationPatient, dtype=float), iop, atol=1e-4):
-            raise InputError(f"{f}: its ImageOrientationPatient differs from the other slices; not one volume.")
+            raise InputError(f"{f}: its ImageOrientationPatient differs from the other slices; not one volume "
+                             "(a localiser or another series in the folder?).")  # fmt: skip
+        if not np.allclose(np.asarray(ds.PixelSpacing, dtype=float), spacing0, rtol=1e-4, atol=1e-6):
+            raise InputError(f"{f}: PixelSpacing {[float(x) for x in ds.PixelSpacing]} differs from "
+                             f"{spacing0.tolist()} in {slices[0][0].name}; not one volume.")  # fmt: skip
     slices.sort(key=lambda t: float(np.dot(np.asarray(t[1].ImagePositionPatient, dtype=float), normal)))
     pos = np.array([np.asarray(ds.ImagePositionPatient, dtype=float) for _, ds in slices])
     dr, dc = (float(x) for x in slices[0][1].PixelSpacing)  # between rows, between columns
@@ -178,6 +183,11 @@ def _read_dicom_series(p: Path) -> tuple[np.ndarray, np.ndarray]:
         if np.max(np.abs(gaps - gaps.mean())) > 0.01 * gaps.mean() + 1e-3:
             raise InputError(f"{p}: uneven slice spacing ({gaps.min():.3g}–{gaps.max():.3g} mm); slices are missing "
                              "or the series is not one volume.")  # fmt: skip
+        off = np.linalg.norm(steps - step, axis=1)
+        if off.max() > 0.01 * gaps.mean() + 1e-3:
+            k = int(np.argmax(off)) + 1
+            raise InputError(f"{slices[k][0]}: its ImagePositionPatient is {off.max():.3g} mm off the line through "
+                             "the other slices; the series is not one volume.")  # fmt: skip
     else:
         thick = float(slices[0][1].get("SpacingBetweenSlices", slices[0][1].get("SliceThickness", 1.0)) or 1.0)
         step = normal * thick
@@ -192,8 +202,10 @@ def _read_dicom_series(p: Path) -> tuple[np.ndarray, np.ndarray]:
         slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
         intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
         planes.append(px * slope + intercept)
-    if len({pl.shape for pl in planes}) != 1:
-        raise InputError(f"{p}: the slices have different sizes; not one volume.")
+    for (f, _), pl in zip(slices, planes, strict=True):
+        if pl.shape != planes[0].shape:
+            raise InputError(f"{f}: {pl.shape[0]}×{pl.shape[1]} pixels but {slices[0][0].name} has "
+                             f"{planes[0].shape[0]}×{planes[0].shape[1]}; not one volume.")  # fmt: skip
     arr = np.stack([pl.T for pl in planes], axis=2)  # (columns, rows, slices) = ITK index order
     lps = np.eye(4)
     lps[:3, 0] = row_dir * dc  # i: along a row (next column)

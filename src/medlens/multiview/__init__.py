@@ -14,7 +14,14 @@ from typing import Any
 
 from medlens.multiview._cv import CVResult, binary_metrics, bootstrap_metrics, cross_validate, patient_folds, train_head
 from medlens.multiview._encoder import RandomConvEncoder, encode_views, encoder_id, pixel_batch
-from medlens.multiview._features import LAYOUTS, ViewFeatures, array_sha256, view_features, view_layout
+from medlens.multiview._features import (
+    LAYOUTS,
+    ViewFeatures,
+    array_sha256,
+    layout_features,
+    view_features,
+    view_layout,
+)
 from medlens.multiview._graph import ViewGraph, view_graph
 from medlens.multiview._run import read_cases, run_multiview_evaluate, run_multiview_extract, run_multiview_train
 
@@ -32,6 +39,7 @@ __all__ = [
     "cross_validate",
     "encode_views",
     "encoder_id",
+    "layout_features",
     "patient_folds",
     "pixel_batch",
     "read_cases",

@@ -128,12 +128,11 @@ def run_multiview_extract(
                     log.append({"id": r["id"], "label": r["label"], "key": f.key, "cached": f.cached,
                                 "planes": int(len(f.normals))})  # fmt: skip
                 bar(1)
-        stacked = [np.load(feat_dir / f"{_safe(r['id'])}.npy") for r in rows]
-        dim = stacked[0].shape[1] - 3
-        feats = np.stack([s[:, :dim] for s in stacked])
+        feats, normals = _stack_cases(rows, feat_dir, cases)
+        dim = feats.shape[2]
         buf = _bytes_io.BytesIO()
         np.savez(buf, ids=np.array([r["id"] for r in rows]), labels=np.array([r["label"] for r in rows]),
-                 features=feats, normals=stacked[0][:, dim:].astype(float))  # fmt: skip
+                 features=feats, normals=normals)  # fmt: skip
         atomic_write_bytes(run.path / "features.npz", buf.getvalue())
         run.write_manifest(status="complete")
     doc = stamp({"n_cases": len(rows), "n_resumed": len(done), "planes": int(feats.shape[1]), "dim": int(dim),
@@ -141,6 +140,41 @@ def run_multiview_extract(
                  "seconds": round(time.perf_counter() - t0, 3)}, prov)  # fmt: skip
     atomic_write_json(Path(out) / "extract.json", doc)
     return doc
+
+
+def _stack_cases(rows: list[dict[str, Any]], feat_dir: Path, cases: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per-case ``(planes, dim + 3)`` files → features ``(n, planes, dim)`` and the normals ``(planes, 3)``.
+
+    Every case must have the same planes (count and normals, up to sign) and feature size: a head reads a fixed
+    graph of views. A case that differs is an error naming it (the folder then mixes extractions).
+    """
+    ref = None
+    out = []
+    for r in rows:
+        f = feat_dir / f"{_safe(r['id'])}.npy"
+        try:
+            a = np.load(f)
+        except (OSError, ValueError) as e:
+            raise InputError(f"{f} (case {r['id']}): unreadable features ({e}); rerun with --overwrite.") from None
+        if a.ndim != 2 or a.shape[1] < 4:
+            raise InputError(f"{f} (case {r['id']}): expected (planes, dim + 3) features; got {a.shape}. Rerun with "
+                             "--overwrite.")  # fmt: skip
+        if ref is None:
+            ref = (r, a)
+        else:
+            r0, a0 = ref
+            what = None
+            if a.shape != a0.shape:
+                what = (f"{a.shape[0]} planes of {a.shape[1] - 3} features, but case {r0['id']} has "
+                        f"{a0.shape[0]} of {a0.shape[1] - 3}")  # fmt: skip
+            elif not np.allclose(np.abs(a[:, -3:]), np.abs(a0[:, -3:]), atol=1e-5):
+                what = f"other plane normals than case {r0['id']}"
+            if what:
+                raise InputError(f"{cases} row {r['row']} (id {r['id']}): {what}; every case must be sliced in the "
+                                 "same planes and encoded by the same encoder. Rerun extract with --overwrite.")  # fmt: skip
+        out.append(a)
+    feats = np.stack([a[:, :-3] for a in out])
+    return feats, out[0][:, -3:].astype(float)
 
 
 def _safe(cid: str) -> str:

@@ -172,22 +172,28 @@ def sample_planes_torch(
         )
     if len({(len(g.normals), g.size) for g in geos}) != 1:
         raise InputError("all geometries of a batch must have the same number of planes and the same size.")
-    inv = torch.as_tensor(np.stack([np.linalg.inv(check_affine(a)) for a in aff]), dtype=torch.float64, device=dev)
-    pts = torch.as_tensor(np.stack([_points_inputs(g) for g in geos]), dtype=torch.float64, device=dev)
-    # pts holds (centre, u·δ, v·δ) per plane: build the pixel positions on the device
+    inv = np.stack([np.linalg.inv(check_affine(a)) for a in aff])
+    # plane centres and in-plane steps in voxel indices, in (k, j, i) = grid_sample's (x, y, z) order: the pixel
+    # positions are then two broadcast adds on the device (the same float64 arithmetic as voxel_coordinates)
+    small = []
+    for gm, a_inv in zip(geos, inv, strict=True):
+        lin = a_inv[:3, :3]
+        small.append(np.stack([gm.centres_mm @ lin.T + a_inv[:3, 3], gm.u @ lin.T, gm.v @ lin.T], 1))
+    pts = torch.as_tensor(np.stack(small)[..., ::-1].copy(), dtype=torch.float64, device=dev)  # (B, P, 3, 3)
     s = geos[0].size
-    g = torch.arange(s, dtype=torch.float64, device=dev) - (s - 1) / 2.0
-    c, du, dv = pts[:, :, 0], pts[:, :, 1], pts[:, :, 2]  # (B, P, 3)
-    x = c[:, :, None, None, :] + g[None, None, :, None, None] * du[:, :, None, None, :]
-    x = x + g[None, None, None, :, None] * dv[:, :, None, None, :]  # (B, P, S, S, 3) mm
-    q = torch.einsum("bij,bpstj->bpsti", inv[:, :3, :3], x) + inv[:, None, None, None, :3, 3]
-    dims = torch.as_tensor(shape, dtype=torch.float64, device=dev)
+    step = torch.as_tensor([gm.spacing_mm for gm in geos], dtype=torch.float64, device=dev)
+    g = (torch.arange(s, dtype=torch.float64, device=dev) - (s - 1) / 2.0)[None] * step[:, None]  # (B, S) mm
+    qc, qu, qv = pts[:, :, 0], pts[:, :, 1], pts[:, :, 2]  # (B, P, 3)
+    q = qc[:, :, None, None, :] + qu[:, :, None, None, :] * g[:, None, :, None, None]
+    q = q + qv[:, :, None, None, :] * g[:, None, None, :, None]  # (B, P, S, S, 3) voxel indices (k, j, i)
+    dims = torch.as_tensor(shape[::-1], dtype=torch.float64, device=dev)
     valid = ((q >= -_EPS) & (q <= dims - 1 + _EPS)).all(dim=-1)
     if order == 0:
         q = torch.floor(q + 0.5 + _TIE)
     denom = torch.clamp(dims - 1, min=1.0)
-    grid = (2.0 * q / denom - 1.0).flip(-1)  # grid_sample wants (x, y, z) = (W, H, D) = (k, j, i)
-    grid = torch.where(dims.flip(-1) > 1, grid, torch.zeros_like(grid))
+    grid = 2.0 * q / denom - 1.0
+    if min(shape) == 1:  # a one-voxel axis: grid_sample's only sample on it is the middle
+        grid = torch.where(dims > 1, grid, torch.zeros_like(grid))
     v = vol.to(device=dev, dtype=tdtype)[:, None]
     out = torch.nn.functional.grid_sample(
         v,
@@ -200,9 +206,3 @@ def sample_planes_torch(
     if not as_numpy:
         return out, valid
     return out.to(torch.float32).cpu().numpy(), valid.cpu().numpy()
-
-
-def _points_inputs(g: PlaneGeometry) -> np.ndarray:
-    """(P, 3, 3): centre, u·δ and v·δ of each plane."""
-    d = g.spacing_mm
-    return np.stack([g.centres_mm, g.u * d, g.v * d], axis=1)

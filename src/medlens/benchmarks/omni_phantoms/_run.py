@@ -6,7 +6,8 @@ centroid, over the same field of view: ``omni`` (``views`` Thomson planes on RPÂ
 The same frozen encoder (a seeded random-init CNN: no pretrained image weights are installed here; the same
 code takes DINOv2 from a local folder) and the same heads (the edge-weighted SAGE graph head and mean pooling,
 100k-parameter budget) are cross-validated (5 patient-level folds, early stopping on an inner validation split).
-``ablation`` adds omni runs at other view counts (the ``--full`` demo).
+``ablation`` (or ``full``: ``medlens demo --full``) adds graph-head omni runs at 3, 8, 12, 16 and 24 planes. The
+report also slices nibabel's real T1 brain and pydicom's real CT series (a DICOM folder) for two montages.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from medlens.io import atomic_write_bytes, atomic_write_json, prepare_run_dir
 
 __all__ = ["SPEC", "report_section", "run", "summarize", "summary_lines"]
 
+_CACHE_FORMAT = 1  # bump when the features of a layout change for the same inputs
 LAYOUT_LABELS = {"omni": "omnidirectional", "canonical": "canonical 3 planes", "axial-stack": "axial stack"}
 
 
@@ -50,6 +52,101 @@ def _montage(out: Path, size: int) -> dict[str, Any] | None:
             "spacing_mm": [round(float(x), 3) for x in vol.spacing_mm], "views": 12}  # fmt: skip
 
 
+CT_SERIES = ("dicomdirtests", "98892001", "CT5N")
+"""pydicom's real CT series (5 slices of a downsampled head CT, 16Ã—16 pixels of 0.49 mm, 2.5 mm apart)."""
+
+
+def _ct_montage(out: Path, size: int) -> dict[str, Any] | None:
+    """Read pydicom's real CT series as a DICOM folder (:func:`medlens.io.read_volume`) and write
+    ``ct_montage.png`` (12 orientations, HU window [-200, 300])."""
+    if not (is_available("pydicom") and is_available("matplotlib")):
+        return None
+    import importlib.util
+
+    from medlens.io import read_volume
+    from medlens.slicing import montage_png, normalize_intensity, slice_volume
+
+    spec = importlib.util.find_spec("pydicom")
+    path = Path(spec.origin).parent.joinpath("data", "test_files", *CT_SERIES)
+    if not path.is_dir():
+        return None
+    vol = read_volume(path)
+    s = slice_volume(normalize_intensity(vol.array, "ct", window=(-200.0, 300.0)), vol.affine, views=12, size=size)
+    title = f"pydicom CT series {'/'.join(CT_SERIES[1:])} (DICOM folder), 12 plane orientations"
+    atomic_write_bytes(out / "ct_montage.png", montage_png(s, title=title))
+    return {"path": str(out / "ct_montage.png"), "volume": "/".join(CT_SERIES), "reader": vol.reader,
+            "files": len([f for f in path.iterdir() if f.is_file()]), "shape": list(vol.shape),
+            "spacing_mm": [round(float(x), 3) for x in vol.spacing_mm], "views": 12}  # fmt: skip
+
+
+def _features(
+    layouts: list[tuple[str, int]],
+    encoder: Any,
+    *,
+    n: int,
+    size: int,
+    seed: int,
+    fov_mm: float,
+    stack_mm: float,
+    progress: bool,
+) -> tuple[np.ndarray, dict, dict, dict[str, Any]]:
+    """Labels and per-layout features ``(n, P, D)`` and normals of the generated volumes.
+
+    Each layout's features of the whole set are cached as one file under ``$MEDLENS_CACHE/omni-phantoms``,
+    keyed by what determines them (generator name and source file, the template file, n, size, seed, layout,
+    sampling, encoder id): a warm run neither generates nor slices. A cold run generates the volumes and slices and encodes each one's layouts in
+    one pass (:func:`medlens.multiview.layout_features`; the per-volume feature cache is skipped: the set
+    file replaces it).
+    """
+    import io as _bytes_io
+
+    from medlens._cache import cache_root
+    from medlens._progress import progress_bar
+    from medlens._provenance import file_sha256
+    from medlens.benchmarks.omni_phantoms import _data
+    from medlens.multiview import encoder_id, layout_features
+
+    base = {"generator": _data.GENERATOR, "source": file_sha256(_data.__file__),
+            "template": file_sha256(_data.mni_t1_path()), "n": n, "size": size, "seed": seed, "fov_mm": fov_mm,
+            "stack_spacing_mm": stack_mm, "intensity": "mr", "order": 1, "encoder": encoder_id(encoder),
+            "format": _CACHE_FORMAT}  # fmt: skip
+    paths = {k: cache_root("omni-phantoms", f"{config_hash({**base, 'layout': list(k)})}.npz") for k in layouts}
+    y: np.ndarray | None = None
+    feats: dict[tuple[str, int], np.ndarray] = {}
+    normals: dict[tuple[str, int], np.ndarray] = {}
+    for k, path in paths.items():
+        if path.is_file():
+            try:
+                with np.load(path) as z:
+                    y, feats[k], normals[k] = z["labels"], z["features"], z["normals"]
+            except (OSError, ValueError, KeyError):  # a damaged entry is recomputed
+                feats.pop(k, None)
+    missing = [k for k in layouts if k not in feats]
+    hits = n * (len(layouts) - len(missing))
+    if not missing:
+        return y, feats, normals, {"hits": hits, "generate_s": 0.0}
+    t0 = time.perf_counter()
+    phantoms = _data.generate_phantoms(n, size=size, seed=seed)
+    t_gen = time.perf_counter() - t0
+    y = np.array([p.label for p in phantoms])
+    per: dict[tuple[str, int], list[np.ndarray]] = {k: [] for k in missing}
+    with progress_bar(len(phantoms), progress, "omni-phantoms: encoding views") as bar:
+        for p in phantoms:
+            got = layout_features(p.volume, p.affine, encoder, missing, mask=p.mask, seed=seed, size=size,
+                                  fov_mm=fov_mm, spacing_mm=stack_mm, batch_size=256, cache=False)  # fmt: skip
+            for k, f in got.items():
+                per[k].append(f.features)
+                normals[k] = f.normals
+            bar(1)
+    for k in missing:
+        feats[k] = np.stack(per[k])
+        buf = _bytes_io.BytesIO()
+        np.savez(buf, labels=y, features=feats[k], normals=normals[k])
+        paths[k].parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(paths[k], buf.getvalue())
+    return y, feats, normals, {"hits": hits, "generate_s": t_gen}
+
+
 def run(
     out_dir: str | Path,
     *,
@@ -62,21 +159,22 @@ def run(
     patience: int = 8,
     heads: tuple[str, ...] | list[str] = ("graph", "mean"),
     ablation: bool = False,
+    full: bool = False,
     n_bootstrap: int = 1000,
     progress: bool = False,
     overwrite: bool = False,
     **_: Any,
 ) -> dict[str, Any]:
     """Run the benchmark into ``out_dir`` and return its ``metrics.json`` document (see the module notes)."""
-    from medlens._progress import progress_bar
-    from medlens.benchmarks.omni_phantoms._data import GENERATOR, generate_phantoms
-    from medlens.multiview import RandomConvEncoder, build_head, cross_validate, view_features, view_graph
+    from medlens.benchmarks.omni_phantoms._data import GENERATOR
+    from medlens.multiview import RandomConvEncoder, build_head, cross_validate, view_graph
 
     torch = require("torch", extra="torch", purpose="the omni-phantoms benchmark")
     if n < 2 * folds:
         raise InputError(f"n must be at least 2 x folds ({2 * folds}); got {n}.")
     t0 = time.perf_counter()
     out = Path(out_dir)
+    ablation = bool(ablation or full)  # `medlens demo --full` adds the view-count ablation
     fov_mm, stack_mm = 48.0, 3.0
     counts = sorted({3, 8, 12, 16, 24, views}) if ablation else [views]
     config = {"benchmark": "omni-phantoms", "generator": GENERATOR, "n": n, "size": size, "views": views,
@@ -87,27 +185,14 @@ def run(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny convolutions and heads: one thread is fastest, above all on a shared machine
     try:
-        phantoms = generate_phantoms(n, size=size, seed=seed)
-        t_gen = time.perf_counter() - t0
-        y = np.array([p.label for p in phantoms])
         encoder = RandomConvEncoder(seed=seed, size=size)
         layouts = [("omni", v) for v in counts] + [("canonical", 3), ("axial-stack", views)]
-        feats: dict[tuple[str, int], np.ndarray] = {}
-        normals: dict[tuple[str, int], np.ndarray] = {}
-        hits = 0
         t1 = time.perf_counter()
-        with progress_bar(len(phantoms), progress, "omni-phantoms: encoding views") as bar:
-            per: dict[tuple[str, int], list[np.ndarray]] = {k: [] for k in layouts}
-            for p in phantoms:
-                for layout, v in layouts:
-                    f = view_features(p.volume, p.affine, encoder, mask=p.mask, layout=layout, views=v, seed=seed,
-                                      size=size, fov_mm=fov_mm, spacing_mm=stack_mm)  # fmt: skip
-                    hits += f.cached
-                    per[(layout, v)].append(f.features)
-                    normals[(layout, v)] = f.normals
-                bar(1)
-        feats = {k: np.stack(v) for k, v in per.items()}
-        t_feat = time.perf_counter() - t1
+        y, feats, normals, hits = _features(layouts, encoder, n=n, size=size, seed=seed, fov_mm=fov_mm,
+                                            stack_mm=stack_mm, progress=progress)  # fmt: skip
+        t_gen = hits["generate_s"]
+        t_feat = time.perf_counter() - t1 - t_gen
+        hits = hits["hits"]
         t2 = time.perf_counter()
         results = []
         main = [("omni", views), ("canonical", 3), ("axial-stack", views)]
@@ -128,6 +213,7 @@ def run(
                             "seconds": round(time.perf_counter() - ts, 2)})  # fmt: skip
         t_cv = time.perf_counter() - t2
         montage = _montage(out, 96)
+        ct_montage = _ct_montage(out, 48)
     finally:
         torch.set_num_threads(threads)
     prov = provenance(command="bench run omni-phantoms", config=config, seed=seed,
@@ -148,6 +234,7 @@ def run(
             },  # fmt: skip
             "results": results,
             "montage": montage,
+            "ct_montage": ct_montage,
             "cache_hits": int(hits),
             "timing_s": {
                 "generate": round(t_gen, 2),
@@ -191,9 +278,48 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _png_figure(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (f'<figure class="fig"><img alt="montage" src="data:image/png;base64,{data}"/>'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")  # fmt: skip
+
+
+def _ablation_figure(doc: dict[str, Any]) -> Any:
+    """AUROC of the graph head against the number of omnidirectional planes (``None`` without an ablation)."""
+    omni = sorted((r for r in doc["results"] if r["layout"] == "omni" and r["head"] == "graph"),
+                  key=lambda r: r["views"])  # fmt: skip
+    if len(omni) < 2 or not is_available("matplotlib"):
+        return None
+    mpl = require("matplotlib", extra="viz", purpose="the ablation figure")
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def bars(rows: list[dict[str, Any]]) -> tuple[list, list, list]:
+        a = [r["metrics"]["auroc"] for r in rows]
+        return ([x["value"] for x in a], [x["value"] - x["low"] for x in a], [x["high"] - x["value"] for x in a])
+
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    v, lo, hi = bars(omni)
+    ax.errorbar([r["views"] for r in omni], v, yerr=[lo, hi], marker="o", capsize=3, label="omnidirectional")
+    for i, layout in enumerate(("canonical", "axial-stack")):
+        rows = [r for r in doc["results"] if r["layout"] == layout and r["head"] == "graph"]
+        if rows:
+            v, lo, hi = bars(rows)
+            ax.errorbar([r["views"] + 0.4 * (i + 1) for r in rows], v, yerr=[lo, hi], marker="s", linestyle="none",
+                        capsize=3, label=LAYOUT_LABELS[layout], color=f"C{i + 1}")  # fmt: skip
+    ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    ax.set_xticks([r["views"] for r in omni])
+    ax.set_xlabel("planes")
+    ax.set_ylabel("AUROC (graph head)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def report_section(doc: dict[str, Any]) -> Any:
-    """The report section: the comparison table, the ablation and the montage of a real T1 brain."""
-    from medlens.report import Section, table_html
+    """The report section: the comparison table, the view-count ablation figure (``--full``) and montages of a
+    real T1 brain (NIfTI) and a real CT series (DICOM folder)."""
+    from medlens.report import Section, figure_html, table_html
 
     s = Section(
         "omni-phantoms: omnidirectional slicing and graph aggregation of 3-D lesions",
@@ -227,13 +353,22 @@ def report_section(doc: dict[str, Any]) -> Any:
         f"{doc['cache_hits']} cache hits, cross-validation {t['cross_validation']:.1f} s).",
         cls="note",
     )
+    fig = _ablation_figure(doc)
+    if fig is not None:
+        s.add(figure_html(fig, "View-count ablation (demo --full): out-of-fold AUROC of the graph head with its 95 % "
+                               "bootstrap CI against the number of Thomson planes; the canonical 3 planes and the "
+                               "axial stack for reference."))  # fmt: skip
     mont = doc.get("montage")
     if mont and Path(mont["path"]).is_file():
-        data = base64.b64encode(Path(mont["path"]).read_bytes()).decode()
         cap = (f"The real T1 brain nibabel ships ({mont['volume']}, {mont['shape']} voxels of {mont['spacing_mm']} "
                f"mm) cut along {mont['views']} plane orientations in millimetres through its affine.")  # fmt: skip
-        s.add(f'<figure class="fig"><img alt="montage" src="data:image/png;base64,{data}"/>'
-              f"<figcaption>{html.escape(cap)}</figcaption></figure>")  # fmt: skip
+        s.add(_png_figure(Path(mont["path"]), cap))
+    ct = doc.get("ct_montage")
+    if ct and Path(ct["path"]).is_file():
+        cap = (f"A real CT series pydicom ships ({ct['volume']}: {ct['files']} DICOM files read as one series "
+               f"folder, {ct['shape']} voxels of {ct['spacing_mm']} mm, a downsampled head CT) cut along "
+               f"{ct['views']} orientations, HU window [-200, 300]; dark red: outside the volume.")  # fmt: skip
+        s.add(_png_figure(Path(ct["path"]), cap))
     return s
 
 
