@@ -49,20 +49,16 @@ def _stratified_splits(y: np.ndarray, g: np.ndarray, n_splits: int, seed: int) -
 
 
 def auroc(y_true: np.ndarray, y_score: np.ndarray) -> float | None:
-    """AUROC by the rank-sum (Mann–Whitney) formula, ties counted one half as scikit-learn does; ``None`` with
-    one class. A numpy one-liner's cost: the early-stopping check runs it every epoch.
+    """AUROC of one score column (:func:`medlens.metrics.auroc_columns`: the rank-sum formula, ties one half,
+    equal to scikit-learn's) or ``None`` with one class; cheap enough for the early-stopping check of every epoch.
 
     >>> auroc(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.4, 0.9]))
     0.75
     """
-    y = np.asarray(y_true).astype(bool)
-    n_pos = int(y.sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return None
-    _, inv, counts = np.unique(np.asarray(y_score, dtype=float), return_inverse=True, return_counts=True)
-    mid_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based average rank of each distinct score
-    return float((mid_rank[inv][y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    from medlens.metrics import auroc_columns
+
+    a = float(auroc_columns(np.asarray(y_true).astype(bool).astype(np.int64), y_score)[0])
+    return None if np.isnan(a) else a
 
 
 def patient_folds(
