@@ -132,7 +132,7 @@ def test_guided_methods_through_score_images_and_bad_inputs() -> None:
         assert res["maps"].shape == (3, 1, 16, 16)
         assert res["maps"].min() >= 0
         assert res["nfe"] == (6 if method == "classifier" else 6)
-    assert np.allclose(score_images(m, x, SCHED, method="cfg", t0=0, w=1.0)["maps"], 0)
+    assert np.allclose(score_images(m, x, SCHED, method="cfg", t0=0, weight=1.0)["maps"], 0)
     with pytest.raises(InputError, match="classifier"):
         score_images(m, x, SCHED, method="classifier", t0=20)
     with pytest.raises(InputError, match="class-conditioned"):
