@@ -47,6 +47,16 @@ SECOND_SPELLINGS = {
     "--address": "--ray-address",
     "--ray-url": "--ray-address",
     "--backend-executor": "--executor",
+    "--guidance-scale": "--scale",
+    "--gradient-scale": "--scale",
+    "--classifier-scale": "--scale",
+    "--guidance-weight": "--weight",
+    "--cfg-weight": "--weight",
+    "--guidance": "--scale (classifier guidance) or --weight (classifier-free guidance)",
+    "--unet-config": "--unet",
+    "--arch": "--unet",
+    "--feature-extractor": "--perceptual",
+    "--extractor": "--perceptual",
 }
 # the one-name flags of this table and the library parameter each is bound to
 CANONICAL = {
@@ -66,6 +76,11 @@ CANONICAL = {
     "--executor": "executor",
     "--ray-address": "ray_address",
     "--workers": "workers",
+    # diffusion anomaly localisation (``medlens anomaly``)
+    "--scale": "scale",
+    "--weight": "weight",
+    "--unet": "unet",
+    "--perceptual": "perceptual",
 }
 
 

@@ -25,6 +25,9 @@ def train(
     steps: int = typer.Option(1000, "--steps", min=1, help="Optimiser steps in all."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, max=4096, help="Images per step."),
     noise: str = typer.Option("gaussian", "--noise", help="gaussian | simplex (training noise)."),
+    unet: str | None = typer.Option(
+        None, "--unet", help="UNet size: small | default | paper, or a .json file of UNet keys (channels, ...)."
+    ),
     conditioned: str | None = typer.Option(
         None, "--conditioned", help="class: healthy/ and anomalous/ images, for --method classifier and cfg."
     ),
@@ -41,7 +44,7 @@ def train(
     from medlens.diffusion import run_anomaly_train
 
     doc = run_anomaly_train(out, images=images, generator=generator, n_images=n_images, size=size, steps=steps,
-                            batch_size=batch_size, noise=noise, conditioned=conditioned, seed=seed, resume=resume, overwrite=overwrite,
+                            batch_size=batch_size, noise=noise, unet=unet, conditioned=conditioned, seed=seed, resume=resume, overwrite=overwrite,
                             progress=progress_enabled(as_json))  # fmt: skip
     if as_json:
         emit_json(doc)
@@ -62,6 +65,9 @@ def score(
     steps: int | None = typer.Option(25, "--steps", min=1, help="Respaced denoising steps (network evaluations)."),
     scale: float = typer.Option(10.0, "--scale", help="Classifier-guidance gradient scale s (--method classifier)."),
     weight: float = typer.Option(3.0, "--weight", help="Classifier-free guidance weight w (--method cfg)."),
+    perceptual: str = typer.Option(
+        "none", "--perceptual", help="Feature extractor weighting the maps: none | random | a TorchScript .pt file."
+    ),
     batch_size: int = typer.Option(16, "--batch-size", min=1, max=4096, help="Images per network call."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the noise."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto."),
@@ -76,7 +82,7 @@ def score(
     from medlens.diffusion import run_anomaly_score
 
     doc = run_anomaly_score(model_path, images, out, method=method, t0=t0, steps=steps, scale=scale, weight=weight,
-                            batch_size=batch_size, seed=seed, device=device, overwrite=overwrite)  # fmt: skip
+                            perceptual=perceptual, batch_size=batch_size, seed=seed, device=device, overwrite=overwrite)  # fmt: skip
     if as_json:
         emit_json(doc)
         return

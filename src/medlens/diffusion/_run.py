@@ -21,9 +21,78 @@ from medlens._optional import require
 from medlens._provenance import config_hash, provenance, stamp
 from medlens._validation import InputError, check_option
 
-__all__ = ["read_image_folder", "run_anomaly_evaluate", "run_anomaly_score", "run_anomaly_train"]
+__all__ = [
+    "PERCEPTUAL",
+    "UNET_PRESETS",
+    "read_image_folder",
+    "run_anomaly_evaluate",
+    "run_anomaly_score",
+    "run_anomaly_train",
+    "unet_config",
+]
 
 SUFFIXES = (".png", ".npy")
+
+#: ``anomaly train --unet NAME``: UNet configs by size (``build_unet`` keys; the rest from ``DEFAULT_UNET``).
+UNET_PRESETS: dict[str, dict[str, Any]] = {
+    # ~0.6 M parameters, no attention: the shipped brain-anomaly demo denoiser's shape (two CPU cores)
+    "small": {"channels": [8, 16, 32, 64], "attention_levels": [False] * 4, "num_res_blocks": 1, "norm_num_groups": 8},
+    # ~1 M parameters, attention at the lowest level: DEFAULT_UNET
+    "default": {},
+    # THOR's / MedEdit's UNet (~17 M parameters at 128²): a GPU model
+    "paper": {"channels": [128, 256, 256], "attention_levels": [False, True, True], "num_res_blocks": 1,
+              "norm_num_groups": 32, "num_head_channels": 256},
+}  # fmt: skip
+#: ``anomaly score --perceptual``: no perceptual weighting, or the fixed random conv extractor (or a TorchScript file).
+PERCEPTUAL = ("none", "random")
+
+
+def unet_config(value: str | os.PathLike | dict[str, Any] | None) -> dict[str, Any] | None:
+    """A UNet config from a preset name (:data:`UNET_PRESETS`), a JSON file of ``build_unet`` keys, or a dict."""
+    if value is None or isinstance(value, dict):
+        return value
+    name = str(value)
+    if name in UNET_PRESETS:
+        return dict(UNET_PRESETS[name])
+    path = Path(name)
+    if path.suffix.lower() != ".json":
+        raise InputError(f"--unet {name!r}: give a preset ({', '.join(UNET_PRESETS)}) or a .json file of UNet keys.")
+    import json
+
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise InputError(f"--unet {path}: cannot read it ({e.strerror or e}).") from None
+    except ValueError as e:
+        raise InputError(f"--unet {path}: not valid JSON ({e}).") from None
+    if not isinstance(cfg, dict):
+        raise InputError(f"--unet {path}: the JSON must be an object of UNet keys (channels, attention_levels, ...).")
+    return cfg
+
+
+def _perceptual(value: str | os.PathLike | None) -> Any:
+    """``None`` (``none``), the fixed random conv extractor (``random``), or a TorchScript extractor file
+    (``x (B, C, H, W) -> list of feature maps``), as a :class:`~medlens.diffusion.FeatureDistance`."""
+    from medlens.diffusion._maps import FeatureDistance, random_conv_extractor
+
+    if value is None or str(value) == "none":
+        return None
+    if str(value) == "random":
+        return FeatureDistance(random_conv_extractor())
+    path = Path(value)
+    if not path.is_file():
+        raise InputError(f"--perceptual {value}: give none, random or a TorchScript feature extractor file (.pt).")
+    torch = require("torch", extra="torch", purpose="a TorchScript feature extractor")
+    try:
+        net = torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as e:  # noqa: BLE001 - torch.jit raises several types for a file that is not TorchScript
+        raise InputError(f"--perceptual {path}: not a TorchScript module ({type(e).__name__}).") from None
+
+    def extract(x: Any) -> list[Any]:
+        out = net(x)
+        return list(out) if isinstance(out, list | tuple) else [out]
+
+    return FeatureDistance(extract)
 
 
 def _read_one(path: Path, *, kind: str) -> np.ndarray:
@@ -96,7 +165,7 @@ def run_anomaly_train(
     lr: float = 1e-3,
     num_train_timesteps: int = 1000,
     noise: str = "gaussian",
-    unet: dict[str, Any] | None = None,
+    unet: str | os.PathLike | dict[str, Any] | None = None,
     conditioned: str | None = None,
     seed: int = 0,
     resume: bool = False,
@@ -111,13 +180,15 @@ def run_anomaly_train(
     and diseased (class 1) — a folder's ``healthy/`` and ``anomalous/`` sub-folders, or the generator's
     ``train`` split plus as many slices with lesions; the denoiser is class-conditioned (null-class dropout
     0.1, for ``cfg``) and a noise-aware classifier is trained for ``steps`` steps too, into
-    ``out/classifier`` (for ``classifier``)."""
+    ``out/classifier`` (for ``classifier``). ``unet``: a preset name of :data:`UNET_PRESETS`, a JSON file or a
+    dict of ``build_unet`` keys."""
     from medlens.diffusion import DATASETS
     from medlens.diffusion._backbones import build_unet
     from medlens.diffusion._train import train_diffusion
 
     if (images is None) == (generator is None):
         raise InputError("give exactly one of --images DIR and --generator NAME.")
+    unet = unet_config(unet)
     if conditioned is not None:
         check_option(conditioned, ("class",), name="--conditioned")
     labels = None
@@ -200,6 +271,7 @@ def run_anomaly_score(
     steps: int | None = 25,
     scale: float = 10.0,
     weight: float = 3.0,
+    perceptual: str | os.PathLike | None = None,
     batch_size: int = 16,
     seed: int = 0,
     device: str = "cpu",
@@ -211,7 +283,9 @@ def run_anomaly_score(
 
     ``classifier`` uses the noise-aware classifier trained next to the model (``classifier/classifier.safetensors``
     in the run folder of ``anomaly train --conditioned class``) with gradient scale ``scale``; ``cfg`` needs a
-    class-conditioned model and uses guidance weight ``weight``."""
+    class-conditioned model and uses guidance weight ``weight``. ``perceptual`` weights the maps by a feature
+    distance (THOR's temporal maps, the residual of the other methods): ``none``, ``random`` (a fixed random
+    conv extractor) or a TorchScript extractor file returning a list of feature maps."""
     from medlens._device import resolve_device
     from medlens.diffusion._backbones import load_unet
     from medlens.diffusion._reconstruct import METHODS, score_images
@@ -219,6 +293,7 @@ def run_anomaly_score(
     from medlens.io import RunFolder, atomic_write_bytes
 
     check_option(method, METHODS, name="--method")
+    distance = _perceptual(perceptual)
     path = _model_file(model_path)
     folder = read_image_folder(images)
     model, meta = load_unet(path)
@@ -243,6 +318,7 @@ def run_anomaly_score(
     config = {"task": "anomaly.score", "model_sha": config_hash({"file": str(path.resolve()), "size": path.stat().st_size}),
               "method": method, "t0": t0, "steps": steps, "batch_size": batch_size, "seed": seed,
               **({"scale": scale} if method == "classifier" else {"weight": weight} if method == "cfg" else {}),
+              **({"perceptual": str(perceptual)} if distance is not None else {}),
               "ids": config_hash(folder["ids"])}  # fmt: skip
     prov = provenance(command="anomaly score", config=config, seed=seed, models={"unet": str(path)})
     with RunFolder(out, config, overwrite=overwrite, provenance=prov, outputs=["results.jsonl", "maps"]) as run:
@@ -257,7 +333,7 @@ def run_anomaly_score(
             t = time.perf_counter()
             res = score_images(model, folder["array"][start : start + batch_size], sched, method=method, t0=t0,
                                steps=steps, seed=seed + k, batch_size=batch_size, classifier=clf, scale=scale,
-                               w=weight)  # fmt: skip
+                               weight=weight, perceptual=distance)  # fmt: skip
             per = (time.perf_counter() - t) / len(ids)
             for i, m, s in zip(ids, res["maps"], res["scores"], strict=True):
                 target = maps_dir / f"{i}.npy"
