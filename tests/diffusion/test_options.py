@@ -91,3 +91,33 @@ def test_perceptual_none_random_and_torchscript(tmp_path: Path) -> None:
     assert not np.allclose(maps["random"], maps["script"])
     # the weighting multiplies the residual: zero residual stays zero, and no map is negative
     assert (maps["script"] >= 0).all()
+
+
+def test_evaluate_reports_rqi_caci_ahi(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medlens.diffusion import run_anomaly_evaluate
+    from medlens.metrics import masked_fidelity, restoration_quality
+
+    model, _ = _model_and_images(tmp_path)
+    rng = np.random.default_rng(2)
+    imgs, masks, ref = tmp_path / "test", tmp_path / "masks", tmp_path / "ref"
+    for d in (imgs, masks, ref):
+        d.mkdir()
+    x = rng.uniform(-1, 0, (4, 16, 16)).astype(np.float32)
+    m = np.zeros((4, 16, 16), np.uint8)
+    m[:2, 4:8, 4:8] = 1
+    for i in range(4):
+        np.save(imgs / f"c{i}.npy", x[i])
+        np.save(masks / f"c{i}.npy", m[i])
+        np.save(ref / f"r{i}.npy", rng.uniform(-1, 0, (16, 16)).astype(np.float32))
+    doc = run_anomaly_score(model, imgs, tmp_path / "s", method="anoddpm", t0=10, steps=2)
+    recon = np.stack([np.load(Path(doc["reconstructions"]) / f"c{i}.npy") for i in range(4)])
+    ev = run_anomaly_evaluate(Path(doc["maps"]), masks, n_bootstrap=5, images=imgs,
+                              reconstructions=doc["reconstructions"], reference=ref)  # fmt: skip
+    n = ev["normative"]
+    assert n["rqi"]["mae"] == pytest.approx(restoration_quality(x[2:], recon[2:])["mae"])
+    assert n["caci"]["inside"]["mae"] == pytest.approx(masked_fidelity(x[:2], recon[:2], masks=m[:2])["inside"]["mae"])
+    assert set(n["ahi"]) >= {"ahi", "fid_pathological", "fid_restored", "fid_unseen_healthy"}
+    # one of the pair alone is a clean exit 2
+    rc = main(["anomaly", "evaluate", "--maps", doc["maps"], "--masks", str(masks), "--images", str(imgs)])
+    assert rc == 2
+    assert "--reconstructions" in capsys.readouterr().err

@@ -102,17 +102,24 @@ def evaluate(
     bootstrap: int = typer.Option(1000, "--bootstrap", min=1, help="Bootstrap resamples of test images."),
     ci: float = typer.Option(0.95, "--ci", min=0.5, max=0.999, help="Confidence level of the intervals."),
     seed: int = typer.Option(0, "--seed", min=0, help="Bootstrap seed."),
+    images: Path | None = typer.Option(None, "--images", help="The scored images (for RQI, CACI, AHI)."),
+    reconstructions: Path | None = typer.Option(
+        None, "--reconstructions", help="Their reconstructions: `anomaly score`'s reconstructions/ folder."
+    ),
+    reference: Path | None = typer.Option(None, "--reference", help="Healthy reference images (for AHI)."),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON document to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print auprc, auroc, dice, image_auroc, threshold, fpr."),
 ) -> None:
     """Pixel AUPRC/AUROC, Dice at the healthy-FPR threshold (oracle threshold, labelled, without --healthy),
-    image AUROC and lesion-size strata, with bootstrap intervals.
+    image AUROC and lesion-size strata, with bootstrap intervals; with --images and --reconstructions also RQI,
+    CACI (and AHI with --reference).
 
     Example: medlens anomaly evaluate --maps runs/maps/maps --masks masks/ --healthy runs/healthy/maps --fpr 0.05 --json
     """
     from medlens.diffusion import run_anomaly_evaluate
 
-    doc = run_anomaly_evaluate(maps, masks, healthy=healthy, fpr=fpr, n_bootstrap=bootstrap, ci=ci, seed=seed)
+    doc = run_anomaly_evaluate(maps, masks, healthy=healthy, fpr=fpr, n_bootstrap=bootstrap, ci=ci, seed=seed,
+                               images=images, reconstructions=reconstructions, reference=reference)  # fmt: skip
 
     def show(d: dict) -> None:
         parts = [f"{k} {human_float(d[k]['value'])} [{human_float(d[k]['ci'][0])}, {human_float(d[k]['ci'][1])}]"
@@ -122,5 +129,16 @@ def evaluate(
             f"({d['threshold_method']}): " + "; ".join(parts),
             markup=False,
         )
+        n = d.get("normative", {})
+        if "rqi" in n:
+            console().print(
+                f"RQI (healthy images): MAE {human_float(n['rqi']['mae'])}, SSIM {human_float(n['rqi']['ssim'])}"
+            )
+        if "caci" in n:
+            c = n["caci"]
+            console().print(f"CACI: MAE inside lesions {human_float(c['inside']['mae'])}, outside "
+                            f"{human_float(c['outside']['mae'])} (ratio {human_float(c['mae_ratio'])})")  # fmt: skip
+        if "ahi" in n:
+            console().print(f"AHI {human_float(n['ahi']['ahi'])}")
 
     emit_result(doc, out=out, as_json=as_json, show=show)

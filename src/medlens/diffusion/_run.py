@@ -277,7 +277,8 @@ def run_anomaly_score(
     device: str = "cpu",
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Score every image of a folder: one float32 map ``out/maps/<id>.npy`` each, one ``results.jsonl`` row
+    """Score every image of a folder: one float32 map ``out/maps/<id>.npy`` and reconstruction
+    ``out/reconstructions/<id>.npy`` each, one ``results.jsonl`` row
     each (id, score, nfe, seconds). Images go in fixed chunks of ``batch_size`` (seed ``seed + chunk``), so an
     interrupted run re-run with the same ``out`` skips finished chunks and ends with the same maps.
 
@@ -321,11 +322,13 @@ def run_anomaly_score(
               **({"perceptual": str(perceptual)} if distance is not None else {}),
               "ids": config_hash(folder["ids"])}  # fmt: skip
     prov = provenance(command="anomaly score", config=config, seed=seed, models={"unet": str(path)})
-    with RunFolder(out, config, overwrite=overwrite, provenance=prov, outputs=["results.jsonl", "maps"]) as run:
+    with RunFolder(
+        out, config, overwrite=overwrite, provenance=prov, outputs=["results.jsonl", "maps", "reconstructions"]
+    ) as run:
         run.write_manifest(status="running")
         log = run.log("results.jsonl")
         done = log.ids()
-        maps_dir = run.subdir("maps")
+        maps_dir, recon_dir = run.subdir("maps"), run.subdir("reconstructions")
         for k, start in enumerate(range(0, len(folder["ids"]), batch_size)):
             ids = folder["ids"][start : start + batch_size]
             if all(i in done for i in ids):
@@ -335,11 +338,11 @@ def run_anomaly_score(
                                steps=steps, seed=seed + k, batch_size=batch_size, classifier=clf, scale=scale,
                                weight=weight, perceptual=distance)  # fmt: skip
             per = (time.perf_counter() - t) / len(ids)
-            for i, m, s in zip(ids, res["maps"], res["scores"], strict=True):
-                target = maps_dir / f"{i}.npy"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                buf = _npy_bytes(m[0])
-                atomic_write_bytes(target, buf)
+            for i, m, r, s in zip(ids, res["maps"], res["reconstructions"], res["scores"], strict=True):
+                for folder_, a in ((maps_dir, m[0]), (recon_dir, r[0] if len(r) == 1 else r)):
+                    target = folder_ / f"{i}.npy"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write_bytes(target, _npy_bytes(a))
                 if i not in done:
                     log.append({"id": i, "score": float(s), "nfe": res["nfe"], "seconds": per})
         records = log.records()
@@ -347,7 +350,7 @@ def run_anomaly_score(
     nfe = [r["nfe"] for r in records]
     return stamp(
         {"method": method, "t0": t0, "steps": steps, "n_images": len(records), "maps": str(Path(out) / "maps"),
-         "nfe_per_image": max(nfe) if nfe else 0,
+         "reconstructions": str(Path(out) / "reconstructions"), "nfe_per_image": max(nfe) if nfe else 0,
          "seconds_per_image": float(np.mean([r["seconds"] for r in records])) if records else 0.0},
         prov,
     )  # fmt: skip
@@ -362,13 +365,14 @@ def _npy_bytes(a: np.ndarray) -> bytes:
 
 
 def _paired(maps: dict[str, Any], masks: dict[str, Any], what: str) -> np.ndarray:
+    noun = "mask" if what == "--masks" else "image"
     index = {i: k for k, i in enumerate(masks["ids"])}
     missing = [i for i in maps["ids"] if i not in index]
     if missing:
-        raise InputError(f"--masks has no mask for map {missing[0]!r} ({len(missing)} missing); one mask per map.")
+        raise InputError(f"{what} has no {noun} for map {missing[0]!r} ({len(missing)} missing); one {noun} per map.")
     m = masks["array"][[index[i] for i in maps["ids"]]]
     if m.shape != maps["array"].shape:
-        raise InputError(f"{what}: masks are {m.shape[2:]} but maps are {maps['array'].shape[2:]}; they must match.")
+        raise InputError(f"{what}: {noun}s are {m.shape[2:]} but maps are {maps['array'].shape[2:]}; they must match.")
     return m
 
 
@@ -381,10 +385,17 @@ def run_anomaly_evaluate(
     n_bootstrap: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
+    images: str | os.PathLike | None = None,
+    reconstructions: str | os.PathLike | None = None,
+    reference: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Evaluate a folder of maps against a folder of masks (paired by id); ``healthy`` maps fit the FPR
     threshold (else the oracle threshold is used, labelled so). See
-    :func:`~medlens.diffusion.evaluate_localization` for the keys."""
+    :func:`~medlens.diffusion.evaluate_localization` for the keys.
+
+    With the scored ``images`` and their ``reconstructions`` (``anomaly score``'s ``reconstructions/``, same
+    ids) the document adds ``normative``: RQI on the images without a lesion, CACI on those with one, and
+    AHI when healthy ``reference`` images are given (see :mod:`medlens.metrics.normative`)."""
     from medlens.diffusion._evaluate import evaluate_localization
 
     mp = read_image_folder(maps, kind="map", what="--maps")
@@ -394,6 +405,39 @@ def run_anomaly_evaluate(
     if hm is not None and hm.shape[1:] != mp["array"].shape[1:]:
         raise InputError(f"--healthy maps are {hm.shape[2:]} but --maps are {mp['array'].shape[2:]}; they must match.")
     doc = evaluate_localization(mp["array"], truth, healthy_maps=hm, fpr=fpr, n_bootstrap=n_bootstrap, ci=ci, seed=seed)
+    if images is not None or reconstructions is not None or reference is not None:
+        doc["normative"] = _normative(mp, truth, images, reconstructions, reference)
     config = {"fpr": fpr, "n_bootstrap": n_bootstrap, "ci": ci, "ids": config_hash(mp["ids"])}
-    inputs = {"maps": str(maps), "masks": str(masks), **({"healthy": str(healthy)} if healthy else {})}
+    inputs = {"maps": str(maps), "masks": str(masks), **({"healthy": str(healthy)} if healthy else {}),
+              **{k: str(v) for k, v in (("images", images), ("reconstructions", reconstructions),
+                                        ("reference", reference)) if v is not None}}  # fmt: skip
     return stamp(doc, provenance(command="anomaly evaluate", config=config, seed=seed, extra={"folders": inputs}))
+
+
+def _normative(
+    maps: dict[str, Any], truth: np.ndarray, images: Any, reconstructions: Any, reference: Any
+) -> dict[str, Any]:
+    from medlens.metrics import anomaly_to_healthy_index, masked_fidelity, restoration_quality
+
+    if images is None or reconstructions is None:
+        raise InputError("the normative metrics need both --images and --reconstructions (anomaly score's folder).")
+    arrays = []
+    for folder, what, kind in ((images, "--images", "image"), (reconstructions, "--reconstructions", "map")):
+        f = read_image_folder(folder, kind=kind, what=what)
+        a = _paired(maps, f, what)
+        arrays.append(a)
+    x, r = arrays
+    lesion = truth.reshape(len(truth), -1).any(axis=1)
+    out: dict[str, Any] = {"n_lesion_images": int(lesion.sum()), "n_healthy_images": int((~lesion).sum())}
+    if (~lesion).any():
+        out["rqi"] = restoration_quality(x[~lesion], r[~lesion])
+    if lesion.any():
+        out["caci"] = masked_fidelity(x[lesion], r[lesion], masks=truth[lesion])
+    if reference is not None:
+        ref = read_image_folder(reference, kind="image", what="--reference")["array"]
+        if lesion.sum() < 2 or (~lesion).sum() < 2 or len(ref) < 2:
+            raise InputError("AHI needs at least 2 images with and 2 without a lesion, and 2 --reference images.")
+        if ref.shape[1:] != x.shape[1:]:
+            raise InputError(f"--reference images are {ref.shape[2:]} but --images are {x.shape[2:]}; they must match.")
+        out["ahi"] = anomaly_to_healthy_index(x[lesion], r[lesion], healthy_reference=ref, healthy_unseen=x[~lesion])
+    return out
