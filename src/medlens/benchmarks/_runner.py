@@ -31,9 +31,9 @@ __all__ = [
     "run_demo",
 ]
 
-DEMO: tuple[str, ...] = ("cxr-reports", "rare-hpo", "stitch-reports", "fair-reports", "grounding")
+DEMO: tuple[str, ...] = ("cxr-reports", "rare-hpo", "stitch-reports", "fair-reports", "grounding", "brain-anomaly")
 """The sections of ``medlens demo`` (``make demo``), in order."""
-DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune", "omni-phantoms", "brain-anomaly")
+DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune", "omni-phantoms")
 """What ``medlens demo --full`` adds after them."""
 
 

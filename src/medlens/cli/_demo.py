@@ -31,15 +31,20 @@ def demo(
     With --full, section cxr-reports-finetune: MiniLM fine-tuned with the radial taxonomy loss on the train
     split, thresholds fitted on the calibration split, and the 2×2 table (zero-shot vs fine-tuned) × (threshold
     0.5 vs CRC) on the test split (OUT/cxr-reports-finetune/metrics.json).
-    Also section brain-anomaly in full mode: a small diffusion UNet trained from scratch on brain-anomaly-v1
-    healthy slices, plus a class-conditioned UNet and a noise-aware classifier; AnoDDPM, simplex, patched, THOR,
-    classifier and classifier-free guidance maps with AUPRC, Dice and image AUROC (OUT/brain-anomaly/).
+    Section brain-anomaly in full mode: a small diffusion UNet trained from scratch on brain-anomaly-v1
+    healthy slices, plus a class-conditioned UNet and a noise-aware classifier, adding classifier and
+    classifier-free guidance maps.
 
     Section rare-hpo: 200 simulated rare-disease patients (generator rare-hpo-v1, seed 0) ranked by BM25, dense
     (MiniLM), fused and ontology-aware retrieval over the built-in HPO corpus, with bootstrap CIs, then 200
     paraphrased ones (rare-hpo-v2, test split) with concept-recognition precision / recall
     (OUT/rare-hpo/metrics.json). The HPO index and the HPO label vectors are built once (minutes) and cached
     under $MEDLENS_CACHE.
+
+    Section brain-anomaly: 48 test slices (24 with synthetic lesions) and 48 healthy slices of brain-anomaly-v1
+    scored by AnoDDPM (Gaussian, simplex), patched and THOR with the shipped 0.6 M-parameter denoiser (10 DDIM
+    steps from t0 = 250); AUPRC, Dice at a healthy-FPR threshold and image AUROC with CIs, RQI, CACI and AHI
+    (OUT/brain-anomaly/).
 
     Each section is a registered benchmark (`medlens bench list`); `medlens bench run NAME` runs one alone.
 
