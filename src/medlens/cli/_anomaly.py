@@ -59,7 +59,9 @@ def train(
 @app.command("score")
 def score(
     model_path: Path = typer.Option(..., "--model-path", help="model.safetensors (or its run folder)."),
-    images: Path = typer.Option(..., "--images", help="Folder of .png/.npy images of the checkpoint's size."),
+    images: Path = typer.Option(
+        ..., "--images", help="Folder of .png/.npy images or NIfTI volumes (slices of the checkpoint's size)."
+    ),
     method: str = typer.Option("anoddpm", "--method", help="anoddpm | simplex | patched | thor | classifier | cfg."),
     t0: int = typer.Option(250, "--t0", min=0, help="Forward noising steps (0 returns the input)."),
     steps: int | None = typer.Option(25, "--steps", min=1, help="Respaced denoising steps (network evaluations)."),
@@ -129,6 +131,10 @@ def evaluate(
             f"({d['threshold_method']}): " + "; ".join(parts),
             markup=False,
         )
+        if "per_volume" in d:
+            pv = d["per_volume"]
+            console().print(f"{pv['n_volumes']} volumes: mean Dice {human_float(pv['dice_mean'])}, volume AUROC "
+                            f"{human_float(pv['volume_auroc'])}", markup=False)  # fmt: skip
         n = d.get("normative", {})
         if "rqi" in n:
             console().print(

@@ -1,10 +1,8 @@
 """The documents behind ``medlens anomaly train | score | evaluate``: image folders in, stamped JSON out.
 
-Image folders hold ``.png`` or ``.npy`` files (ids = paths relative to the folder, without the suffix, so a map
-``a/b.npy`` pairs with a mask ``a/b.png``). Intensities: an ``.npy`` float array is taken as already in [−1, 1]
-(values outside are an error); an integer array or PNG is scaled from its type's range (8-bit ``v/127.5 − 1``,
-16-bit ``v/32767.5 − 1``). Masks: non-zero is a lesion pixel. Maps are written as float32 ``.npy``, one per
-image, under the same ids.
+Image folders hold ``.png`` or ``.npy`` files or NIfTI volumes read slice by slice (ids, intensity scaling and
+the ``<volume>/z<k>`` slice ids: :mod:`medlens.diffusion._folders`). Maps are written as float32 ``.npy``, one
+per image or slice, under the same ids; the evaluation of slices of volumes is reported per volume too.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ import numpy as np
 from medlens._optional import require
 from medlens._provenance import config_hash, provenance, stamp
 from medlens._validation import InputError, check_option
+from medlens.diffusion._folders import check_mask_volumes, read_image_folder, volume_groups
 
 __all__ = [
     "PERCEPTUAL",
@@ -30,8 +29,6 @@ __all__ = [
     "run_anomaly_train",
     "unet_config",
 ]
-
-SUFFIXES = (".png", ".npy")
 
 #: ``anomaly train --unet NAME``: UNet configs by size (``build_unet`` keys; the rest from ``DEFAULT_UNET``).
 UNET_PRESETS: dict[str, dict[str, Any]] = {
@@ -93,64 +90,6 @@ def _perceptual(value: str | os.PathLike | None) -> Any:
         return list(out) if isinstance(out, list | tuple) else [out]
 
     return FeatureDistance(extract)
-
-
-def _read_one(path: Path, *, kind: str) -> np.ndarray:
-    if path.suffix.lower() == ".npy":
-        try:
-            a = np.load(path, allow_pickle=False)
-        except Exception as e:  # noqa: BLE001 - numpy raises several types for broken files
-            raise InputError(f"{path}: cannot read as a .npy array ({type(e).__name__}).") from None
-    else:
-        pil = require("PIL.Image", extra="vision", purpose="reading PNG images")
-        try:
-            with pil.open(path) as img:
-                a = np.asarray(img)
-        except Exception as e:  # noqa: BLE001 - PIL raises many types
-            raise InputError(f"{path}: cannot read as an image ({type(e).__name__}).") from None
-    a = np.squeeze(a) if a.ndim == 3 and 1 in (a.shape[0], a.shape[-1]) else a
-    if a.ndim != 2:
-        raise InputError(f"{path}: expected one grey 2-D image (H, W); got shape {a.shape}. Convert it to grey.")
-    if kind == "mask":
-        return (a > 0).astype(np.uint8)
-    if kind == "map":
-        a = a.astype(np.float32)
-        if not np.isfinite(a).all():
-            raise InputError(f"{path}: the map holds NaN or infinite values.")
-        return a
-    if a.dtype.kind in "ui":
-        top = 255.0 if a.dtype.itemsize == 1 else 65535.0
-        return (a.astype(np.float32) / (top / 2) - 1.0).astype(np.float32)
-    a = a.astype(np.float32)
-    if not np.isfinite(a).all() or a.min() < -1 or a.max() > 1:
-        raise InputError(
-            f"{path}: float images must be finite and scaled to [-1, 1]; got [{a.min():.3g}, {a.max():.3g}]."
-        )
-    return a
-
-
-def read_image_folder(folder: str | os.PathLike, *, kind: str = "image", what: str = "--images") -> dict[str, Any]:
-    """``{"ids", "paths", "array" (N, 1, H, W)}`` for every .png/.npy under ``folder`` (recursive, sorted);
-    ``kind`` ``image`` (scaled to [−1, 1]), ``mask`` (0/1) or ``map`` (finite floats as they are)."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise InputError(f"{what} {root}: not a folder; give a folder of .png or .npy images.")
-    paths = sorted(
-        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith(".")),
-        key=lambda p: p.relative_to(root).as_posix(),
-    )
-    if not paths:
-        raise InputError(f"{what} {root}: no .png or .npy images in this folder.")
-    ids = [p.relative_to(root).with_suffix("").as_posix() for p in paths]
-    dup = next((i for i, j in zip(ids, ids[1:], strict=False) if i == j), None)
-    if dup:
-        raise InputError(f"{what} {root}: two files share the id {dup!r} (.png and .npy); keep one.")
-    arrays = [_read_one(p, kind=kind) for p in paths]
-    shape = arrays[0].shape
-    bad = next((p for p, a in zip(paths, arrays, strict=True) if a.shape != shape), None)
-    if bad is not None:
-        raise InputError(f"{bad}: shape {_read_one(bad, kind=kind).shape} differs from {paths[0].name}'s {shape}.")
-    return {"ids": ids, "paths": paths, "array": np.stack(arrays)[:, None]}
 
 
 def run_anomaly_train(
@@ -369,7 +308,14 @@ def _paired(maps: dict[str, Any], masks: dict[str, Any], what: str) -> np.ndarra
     index = {i: k for k, i in enumerate(masks["ids"])}
     missing = [i for i in maps["ids"] if i not in index]
     if missing:
-        raise InputError(f"{what} has no {noun} for map {missing[0]!r} ({len(missing)} missing); one {noun} per map.")
+        vol = missing[0].rpartition("/z")[0]
+        hint = ""
+        if vol in masks.get("volumes", {}):
+            v = masks["volumes"][vol]
+            hint = f" The {noun} volume {v['path']} has {v['shape'][-1]} slices: it does not match its image."
+        raise InputError(
+            f"{what} has no {noun} for map {missing[0]!r} ({len(missing)} missing); one {noun} per map.{hint}"
+        )
     m = masks["array"][[index[i] for i in maps["ids"]]]
     if m.shape != maps["array"].shape:
         raise InputError(f"{what}: {noun}s are {m.shape[2:]} but maps are {maps['array'].shape[2:]}; they must match.")
@@ -405,8 +351,11 @@ def run_anomaly_evaluate(
     if hm is not None and hm.shape[1:] != mp["array"].shape[1:]:
         raise InputError(f"--healthy maps are {hm.shape[2:]} but --maps are {mp['array'].shape[2:]}; they must match.")
     doc = evaluate_localization(mp["array"], truth, healthy_maps=hm, fpr=fpr, n_bootstrap=n_bootstrap, ci=ci, seed=seed)
+    groups = volume_groups(mp["ids"])
+    if groups:
+        doc["per_volume"] = _per_volume(mp["array"], truth, groups, doc["threshold"])
     if images is not None or reconstructions is not None or reference is not None:
-        doc["normative"] = _normative(mp, truth, images, reconstructions, reference)
+        doc["normative"] = _normative(mp, mk, truth, images, reconstructions, reference)
     config = {"fpr": fpr, "n_bootstrap": n_bootstrap, "ci": ci, "ids": config_hash(mp["ids"])}
     inputs = {"maps": str(maps), "masks": str(masks), **({"healthy": str(healthy)} if healthy else {}),
               **{k: str(v) for k, v in (("images", images), ("reconstructions", reconstructions),
@@ -414,8 +363,30 @@ def run_anomaly_evaluate(
     return stamp(doc, provenance(command="anomaly evaluate", config=config, seed=seed, extra={"folders": inputs}))
 
 
+def _per_volume(maps: np.ndarray, truth: np.ndarray, groups: dict[str, list[int]], tau: float) -> dict[str, Any]:
+    """Per-volume Dice (pooled over the volume's slices, at the slice-level threshold ``tau``) and volume-level
+    AUROC (score: the mean of the volume's maps; label: any lesion voxel)."""
+    from medlens.metrics import pixel_auroc
+
+    rows = []
+    for vid, idx in groups.items():
+        p, t = maps[idx] > tau, truth[idx] > 0
+        den = int(p.sum() + t.sum())
+        rows.append({"id": vid, "n_slices": len(idx), "lesion_voxels": int(t.sum()), "score": float(maps[idx].mean()),
+                     "dice": 2 * int((p & t).sum()) / den if den else float("nan")})  # fmt: skip
+    labels = np.array([r["lesion_voxels"] > 0 for r in rows])
+    dice = [r["dice"] for r in rows if r["lesion_voxels"] > 0]
+    return {
+        "n_volumes": len(rows),
+        "dice_mean": float(np.mean(dice)) if dice else float("nan"),
+        "volume_auroc": pixel_auroc(labels, [r["score"] for r in rows]) if 0 < labels.sum() < len(rows) else None,
+        "threshold": tau,
+        "volumes": rows,
+    }
+
+
 def _normative(
-    maps: dict[str, Any], truth: np.ndarray, images: Any, reconstructions: Any, reference: Any
+    maps: dict[str, Any], masks: dict[str, Any], truth: np.ndarray, images: Any, reconstructions: Any, reference: Any
 ) -> dict[str, Any]:
     from medlens.metrics import anomaly_to_healthy_index, masked_fidelity, restoration_quality
 
@@ -424,8 +395,9 @@ def _normative(
     arrays = []
     for folder, what, kind in ((images, "--images", "image"), (reconstructions, "--reconstructions", "map")):
         f = read_image_folder(folder, kind=kind, what=what)
-        a = _paired(maps, f, what)
-        arrays.append(a)
+        if kind == "image":
+            check_mask_volumes(f, masks)
+        arrays.append(_paired(maps, f, what))
     x, r = arrays
     lesion = truth.reshape(len(truth), -1).any(axis=1)
     out: dict[str, Any] = {"n_lesion_images": int(lesion.sum()), "n_healthy_images": int((~lesion).sum())}
