@@ -16,7 +16,8 @@ Cost of the quick mode (it is in the quick demo, budget 120 s): 96 images go thr
 one batch (``torch.inference_mode``, channels-last UNet), t0 = 250 DDIM-respaced to 10 steps (10 network
 evaluations per image for AnoDDPM, simplex and THOR; THOR harmonises at 214, 107 and 36), the patched method
 9 patches of 32² on a stride of 16 with one x̂_0 each (9 evaluations): 39 UNet passes over 96 images. It runs
-torch single-threaded by default: on a shared 2-core machine two threads spin-wait (181 s of CPU against 69 s).
+torch single-threaded by default: on a shared 2-core machine two threads spin-wait (97 s wall at load 3–4 with
+one thread; 361 s with two at load 4–7).
 """
 
 from __future__ import annotations
