@@ -69,6 +69,19 @@ def test_spec_is_registered_and_renders(tmp_path: Path) -> None:
     assert "<img" in body
 
 
+def test_in_the_quick_demo_and_the_normative_table_renders(tmp_path: Path) -> None:
+    from medlens.benchmarks import DEMO, DEMO_FULL
+
+    assert "brain-anomaly" in DEMO
+    assert "brain-anomaly" not in DEMO_FULL
+    doc = _doc(tmp_path)
+    caci = {"inside": {"mae": 0.3}, "outside": {"mae": 0.1}, "mae_ratio": 3.0}
+    doc["methods"]["thor"]["normative"] = {"rqi": {"mae": 0.05, "ssim": 0.9}, "caci": caci, "ahi": {"ahi": 0.25}}
+    body = "".join(BENCHMARKS.get("brain-anomaly").report_section(doc).body)
+    assert "Normative-learning metrics per method" in body
+    assert "our interpretation" in body
+
+
 @pytest.mark.slow
 def test_tiny_quick_run_with_the_shipped_checkpoint(tmp_path: Path) -> None:
     pytest.importorskip("monai", reason='monai not installed (pip install "medlens[diffusion]")')
@@ -78,4 +91,7 @@ def test_tiny_quick_run_with_the_shipped_checkpoint(tmp_path: Path) -> None:
     assert doc["methods"]["anoddpm"]["nfe"] == 2
     assert doc["methods"]["patched"]["nfe"] == 9
     assert 0 <= doc["methods"]["thor"]["auprc"]["value"] <= 1
+    norm = doc["methods"]["thor"]["normative"]
+    assert set(norm) == {"rqi", "caci", "ahi"}
+    assert norm["rqi"]["n_images"] == 4  # the healthy slices
     assert json.loads((tmp_path / "b" / "metrics.json").read_text())["mode"] == "quick"

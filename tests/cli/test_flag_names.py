@@ -54,6 +54,16 @@ SECOND_SPELLINGS = {
     "--min-similarity": "--embedding-threshold",
     "--similarity-threshold": "--embedding-threshold",
     "--cosine-threshold": "--embedding-threshold",
+    "--guidance-scale": "--scale",
+    "--gradient-scale": "--scale",
+    "--classifier-scale": "--scale",
+    "--guidance-weight": "--weight",
+    "--cfg-weight": "--weight",
+    "--guidance": "--scale (classifier guidance) or --weight (classifier-free guidance)",
+    "--unet-config": "--unet",
+    "--arch": "--unet",
+    "--feature-extractor": "--perceptual",
+    "--extractor": "--perceptual",
 }
 # the one-name flags of this table and the library parameter each is bound to
 CANONICAL = {
@@ -73,6 +83,11 @@ CANONICAL = {
     "--executor": "executor",
     "--ray-address": "ray_address",
     "--workers": "workers",
+    # diffusion anomaly localisation (``medlens anomaly``)
+    "--scale": "scale",
+    "--weight": "weight",
+    "--unet": "unet",
+    "--perceptual": "perceptual",
 }
 
 

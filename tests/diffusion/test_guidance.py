@@ -127,12 +127,12 @@ def test_ddim_inversion_round_trips_and_counts_its_evaluations() -> None:
 def test_guided_methods_through_score_images_and_bad_inputs() -> None:
     x, ref, other = _images()
     m = CondOracle(ref, other)
-    for method, kw in (("classifier", {"classifier": Linear(0.01)}), ("cfg", {"w": 1.0})):
+    for method, kw in (("classifier", {"classifier": Linear(0.01)}), ("cfg", {"weight": 1.0})):
         res = score_images(m, x, SCHED, method=method, t0=20, steps=3, **kw)
         assert res["maps"].shape == (3, 1, 16, 16)
         assert res["maps"].min() >= 0
         assert res["nfe"] == (6 if method == "classifier" else 6)
-    assert np.allclose(score_images(m, x, SCHED, method="cfg", t0=0, w=1.0)["maps"], 0)
+    assert np.allclose(score_images(m, x, SCHED, method="cfg", t0=0, weight=1.0)["maps"], 0)
     with pytest.raises(InputError, match="classifier"):
         score_images(m, x, SCHED, method="classifier", t0=20)
     with pytest.raises(InputError, match="class-conditioned"):

@@ -67,6 +67,9 @@ def _inputs(name: str, registry: Any, rng: np.random.Generator, n: int) -> tuple
         return [str(x) for x in rng.choice(GOLD_NAMES, n)], preds, {}, {}
     if kind == "labels":
         return rng.integers(0, 3, n).tolist(), rng.integers(0, 3, n).tolist(), {}, {}
+    if kind == "pixels":  # one lesion and one background pixel at least; Dice thresholds the scores at 0
+        truth = [1, 0, *rng.integers(0, 2, n - 2).tolist()]
+        return truth, rng.uniform(-1, 1, n).tolist(), {}, {}
     if kind == "captions":
         fixed = {"options": CaptionOptions(meteor=None, bertscore=None)} if name == "caption_report" else {}
         return [_caption(rng) for _ in range(n)], [_caption(rng) for _ in range(n)], {}, fixed

@@ -32,11 +32,20 @@ __all__ = [
     "run_demo",
 ]
 
-DEMO: tuple[str, ...] = ("cxr-reports", "rare-hpo", "stitch-reports", "fair-reports", "grounding", "omni-phantoms")
+DEMO: tuple[str, ...] = (
+    "cxr-reports",
+    "rare-hpo",
+    "stitch-reports",
+    "fair-reports",
+    "grounding",
+    "omni-phantoms",
+    "brain-anomaly",
+)
 """The sections of ``medlens demo`` (``make demo``), in order."""
-DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune", "brain-anomaly")
+DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune",)
 """What ``medlens demo --full`` adds after them (and every quick section with a ``full`` option runs its full mode:
-omni-phantoms adds its view-count ablation)."""
+omni-phantoms adds its view-count ablation, brain-anomaly trains its UNet from scratch and adds the guidance
+methods)."""
 
 
 def list_benchmarks() -> list[dict[str, Any]]:

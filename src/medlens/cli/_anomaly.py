@@ -25,6 +25,9 @@ def train(
     steps: int = typer.Option(1000, "--steps", min=1, help="Optimiser steps in all."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, max=4096, help="Images per step."),
     noise: str = typer.Option("gaussian", "--noise", help="gaussian | simplex (training noise)."),
+    unet: str | None = typer.Option(
+        None, "--unet", help="UNet size: small | default | paper, or a .json file of UNet keys (channels, ...)."
+    ),
     conditioned: str | None = typer.Option(
         None, "--conditioned", help="class: healthy/ and anomalous/ images, for --method classifier and cfg."
     ),
@@ -41,7 +44,7 @@ def train(
     from medlens.diffusion import run_anomaly_train
 
     doc = run_anomaly_train(out, images=images, generator=generator, n_images=n_images, size=size, steps=steps,
-                            batch_size=batch_size, noise=noise, conditioned=conditioned, seed=seed, resume=resume, overwrite=overwrite,
+                            batch_size=batch_size, noise=noise, unet=unet, conditioned=conditioned, seed=seed, resume=resume, overwrite=overwrite,
                             progress=progress_enabled(as_json))  # fmt: skip
     if as_json:
         emit_json(doc)
@@ -56,12 +59,17 @@ def train(
 @app.command("score")
 def score(
     model_path: Path = typer.Option(..., "--model-path", help="model.safetensors (or its run folder)."),
-    images: Path = typer.Option(..., "--images", help="Folder of .png/.npy images of the checkpoint's size."),
+    images: Path = typer.Option(
+        ..., "--images", help="Folder of .png/.npy images or NIfTI volumes (slices of the checkpoint's size)."
+    ),
     method: str = typer.Option("anoddpm", "--method", help="anoddpm | simplex | patched | thor | classifier | cfg."),
     t0: int = typer.Option(250, "--t0", min=0, help="Forward noising steps (0 returns the input)."),
     steps: int | None = typer.Option(25, "--steps", min=1, help="Respaced denoising steps (network evaluations)."),
     scale: float = typer.Option(10.0, "--scale", help="Classifier-guidance gradient scale s (--method classifier)."),
     weight: float = typer.Option(3.0, "--weight", help="Classifier-free guidance weight w (--method cfg)."),
+    perceptual: str = typer.Option(
+        "none", "--perceptual", help="Feature extractor weighting the maps: none | random | a TorchScript .pt file."
+    ),
     batch_size: int = typer.Option(16, "--batch-size", min=1, max=4096, help="Images per network call."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the noise."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto."),
@@ -76,7 +84,7 @@ def score(
     from medlens.diffusion import run_anomaly_score
 
     doc = run_anomaly_score(model_path, images, out, method=method, t0=t0, steps=steps, scale=scale, weight=weight,
-                            batch_size=batch_size, seed=seed, device=device, overwrite=overwrite)  # fmt: skip
+                            perceptual=perceptual, batch_size=batch_size, seed=seed, device=device, overwrite=overwrite)  # fmt: skip
     if as_json:
         emit_json(doc)
         return
@@ -96,17 +104,24 @@ def evaluate(
     bootstrap: int = typer.Option(1000, "--bootstrap", min=1, help="Bootstrap resamples of test images."),
     ci: float = typer.Option(0.95, "--ci", min=0.5, max=0.999, help="Confidence level of the intervals."),
     seed: int = typer.Option(0, "--seed", min=0, help="Bootstrap seed."),
+    images: Path | None = typer.Option(None, "--images", help="The scored images (for RQI, CACI, AHI)."),
+    reconstructions: Path | None = typer.Option(
+        None, "--reconstructions", help="Their reconstructions: `anomaly score`'s reconstructions/ folder."
+    ),
+    reference: Path | None = typer.Option(None, "--reference", help="Healthy reference images (for AHI)."),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON document to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print auprc, auroc, dice, image_auroc, threshold, fpr."),
 ) -> None:
     """Pixel AUPRC/AUROC, Dice at the healthy-FPR threshold (oracle threshold, labelled, without --healthy),
-    image AUROC and lesion-size strata, with bootstrap intervals.
+    image AUROC and lesion-size strata, with bootstrap intervals; with --images and --reconstructions also RQI,
+    CACI (and AHI with --reference).
 
     Example: medlens anomaly evaluate --maps runs/maps/maps --masks masks/ --healthy runs/healthy/maps --fpr 0.05 --json
     """
     from medlens.diffusion import run_anomaly_evaluate
 
-    doc = run_anomaly_evaluate(maps, masks, healthy=healthy, fpr=fpr, n_bootstrap=bootstrap, ci=ci, seed=seed)
+    doc = run_anomaly_evaluate(maps, masks, healthy=healthy, fpr=fpr, n_bootstrap=bootstrap, ci=ci, seed=seed,
+                               images=images, reconstructions=reconstructions, reference=reference)  # fmt: skip
 
     def show(d: dict) -> None:
         parts = [f"{k} {human_float(d[k]['value'])} [{human_float(d[k]['ci'][0])}, {human_float(d[k]['ci'][1])}]"
@@ -116,5 +131,20 @@ def evaluate(
             f"({d['threshold_method']}): " + "; ".join(parts),
             markup=False,
         )
+        if "per_volume" in d:
+            pv = d["per_volume"]
+            console().print(f"{pv['n_volumes']} volumes: mean Dice {human_float(pv['dice_mean'])}, volume AUROC "
+                            f"{human_float(pv['volume_auroc'])}", markup=False)  # fmt: skip
+        n = d.get("normative", {})
+        if "rqi" in n:
+            console().print(
+                f"RQI (healthy images): MAE {human_float(n['rqi']['mae'])}, SSIM {human_float(n['rqi']['ssim'])}"
+            )
+        if "caci" in n:
+            c = n["caci"]
+            console().print(f"CACI: MAE inside lesions {human_float(c['inside']['mae'])}, outside "
+                            f"{human_float(c['outside']['mae'])} (ratio {human_float(c['mae_ratio'])})")  # fmt: skip
+        if "ahi" in n:
+            console().print(f"AHI {human_float(n['ahi']['ahi'])}")
 
     emit_result(doc, out=out, as_json=as_json, show=show)

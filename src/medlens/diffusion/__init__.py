@@ -59,7 +59,15 @@ from medlens.diffusion._reconstruct import (
     score_images,
     thor_reconstruct,
 )
-from medlens.diffusion._run import read_image_folder, run_anomaly_evaluate, run_anomaly_score, run_anomaly_train
+from medlens.diffusion._run import (
+    PERCEPTUAL,
+    UNET_PRESETS,
+    read_image_folder,
+    run_anomaly_evaluate,
+    run_anomaly_score,
+    run_anomaly_train,
+    unet_config,
+)
 from medlens.diffusion._schedule import (
     SCHEDULES,
     SPACINGS,
@@ -111,6 +119,9 @@ __all__ = [
     "run_anomaly_evaluate",
     "run_anomaly_score",
     "run_anomaly_train",
+    "PERCEPTUAL",
+    "UNET_PRESETS",
+    "unet_config",
     "evaluate_localization",
     "FeatureDistance",
     "METHODS",

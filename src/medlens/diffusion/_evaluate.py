@@ -143,9 +143,9 @@ def evaluate_localization(
     draws: dict[str, list[float]] = {k: [] for k in values}
     for chunk in bootstrap_counts(n, n_bootstrap=n_bootstrap, seed=seed):
         for w in chunk:
-            wp = np.repeat(w, pixels)
-            draws["auprc"].append(pixel.auprc(wp))
-            draws["auroc"].append(pixel.auroc(wp))
+            auprc, auroc = pixel.areas(np.repeat(w, pixels))
+            draws["auprc"].append(auprc)
+            draws["auroc"].append(auroc)
             draws["image_auroc"].append(image.auroc(w))
             for k, v in _summary(chosen, w).items():
                 draws[k].append(v)

@@ -1,10 +1,8 @@
 """The documents behind ``medlens anomaly train | score | evaluate``: image folders in, stamped JSON out.
 
-Image folders hold ``.png`` or ``.npy`` files (ids = paths relative to the folder, without the suffix, so a map
-``a/b.npy`` pairs with a mask ``a/b.png``). Intensities: an ``.npy`` float array is taken as already in [−1, 1]
-(values outside are an error); an integer array or PNG is scaled from its type's range (8-bit ``v/127.5 − 1``,
-16-bit ``v/32767.5 − 1``). Masks: non-zero is a lesion pixel. Maps are written as float32 ``.npy``, one per
-image, under the same ids.
+Image folders hold ``.png`` or ``.npy`` files or NIfTI volumes read slice by slice (ids, intensity scaling and
+the ``<volume>/z<k>`` slice ids: :mod:`medlens.diffusion._folders`). Maps are written as float32 ``.npy``, one
+per image or slice, under the same ids; the evaluation of slices of volumes is reported per volume too.
 """
 
 from __future__ import annotations
@@ -20,68 +18,78 @@ import numpy as np
 from medlens._optional import require
 from medlens._provenance import config_hash, provenance, stamp
 from medlens._validation import InputError, check_option
+from medlens.diffusion._folders import check_mask_volumes, read_image_folder, volume_groups
 
-__all__ = ["read_image_folder", "run_anomaly_evaluate", "run_anomaly_score", "run_anomaly_train"]
+__all__ = [
+    "PERCEPTUAL",
+    "UNET_PRESETS",
+    "read_image_folder",
+    "run_anomaly_evaluate",
+    "run_anomaly_score",
+    "run_anomaly_train",
+    "unet_config",
+]
 
-SUFFIXES = (".png", ".npy")
-
-
-def _read_one(path: Path, *, kind: str) -> np.ndarray:
-    if path.suffix.lower() == ".npy":
-        try:
-            a = np.load(path, allow_pickle=False)
-        except Exception as e:  # noqa: BLE001 - numpy raises several types for broken files
-            raise InputError(f"{path}: cannot read as a .npy array ({type(e).__name__}).") from None
-    else:
-        pil = require("PIL.Image", extra="vision", purpose="reading PNG images")
-        try:
-            with pil.open(path) as img:
-                a = np.asarray(img)
-        except Exception as e:  # noqa: BLE001 - PIL raises many types
-            raise InputError(f"{path}: cannot read as an image ({type(e).__name__}).") from None
-    a = np.squeeze(a) if a.ndim == 3 and 1 in (a.shape[0], a.shape[-1]) else a
-    if a.ndim != 2:
-        raise InputError(f"{path}: expected one grey 2-D image (H, W); got shape {a.shape}. Convert it to grey.")
-    if kind == "mask":
-        return (a > 0).astype(np.uint8)
-    if kind == "map":
-        a = a.astype(np.float32)
-        if not np.isfinite(a).all():
-            raise InputError(f"{path}: the map holds NaN or infinite values.")
-        return a
-    if a.dtype.kind in "ui":
-        top = 255.0 if a.dtype.itemsize == 1 else 65535.0
-        return (a.astype(np.float32) / (top / 2) - 1.0).astype(np.float32)
-    a = a.astype(np.float32)
-    if not np.isfinite(a).all() or a.min() < -1 or a.max() > 1:
-        raise InputError(
-            f"{path}: float images must be finite and scaled to [-1, 1]; got [{a.min():.3g}, {a.max():.3g}]."
-        )
-    return a
+#: ``anomaly train --unet NAME``: UNet configs by size (``build_unet`` keys; the rest from ``DEFAULT_UNET``).
+UNET_PRESETS: dict[str, dict[str, Any]] = {
+    # ~0.6 M parameters, no attention: the shipped brain-anomaly demo denoiser's shape (two CPU cores)
+    "small": {"channels": [8, 16, 32, 64], "attention_levels": [False] * 4, "num_res_blocks": 1, "norm_num_groups": 8},
+    # ~1 M parameters, attention at the lowest level: DEFAULT_UNET
+    "default": {},
+    # THOR's / MedEdit's UNet (~17 M parameters at 128²): a GPU model
+    "paper": {"channels": [128, 256, 256], "attention_levels": [False, True, True], "num_res_blocks": 1,
+              "norm_num_groups": 32, "num_head_channels": 256},
+}  # fmt: skip
+#: ``anomaly score --perceptual``: no perceptual weighting, or the fixed random conv extractor (or a TorchScript file).
+PERCEPTUAL = ("none", "random")
 
 
-def read_image_folder(folder: str | os.PathLike, *, kind: str = "image", what: str = "--images") -> dict[str, Any]:
-    """``{"ids", "paths", "array" (N, 1, H, W)}`` for every .png/.npy under ``folder`` (recursive, sorted);
-    ``kind`` ``image`` (scaled to [−1, 1]), ``mask`` (0/1) or ``map`` (finite floats as they are)."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise InputError(f"{what} {root}: not a folder; give a folder of .png or .npy images.")
-    paths = sorted(
-        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith(".")),
-        key=lambda p: p.relative_to(root).as_posix(),
-    )
-    if not paths:
-        raise InputError(f"{what} {root}: no .png or .npy images in this folder.")
-    ids = [p.relative_to(root).with_suffix("").as_posix() for p in paths]
-    dup = next((i for i, j in zip(ids, ids[1:], strict=False) if i == j), None)
-    if dup:
-        raise InputError(f"{what} {root}: two files share the id {dup!r} (.png and .npy); keep one.")
-    arrays = [_read_one(p, kind=kind) for p in paths]
-    shape = arrays[0].shape
-    bad = next((p for p, a in zip(paths, arrays, strict=True) if a.shape != shape), None)
-    if bad is not None:
-        raise InputError(f"{bad}: shape {_read_one(bad, kind=kind).shape} differs from {paths[0].name}'s {shape}.")
-    return {"ids": ids, "paths": paths, "array": np.stack(arrays)[:, None]}
+def unet_config(value: str | os.PathLike | dict[str, Any] | None) -> dict[str, Any] | None:
+    """A UNet config from a preset name (:data:`UNET_PRESETS`), a JSON file of ``build_unet`` keys, or a dict."""
+    if value is None or isinstance(value, dict):
+        return value
+    name = str(value)
+    if name in UNET_PRESETS:
+        return dict(UNET_PRESETS[name])
+    path = Path(name)
+    if path.suffix.lower() != ".json":
+        raise InputError(f"--unet {name!r}: give a preset ({', '.join(UNET_PRESETS)}) or a .json file of UNet keys.")
+    import json
+
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise InputError(f"--unet {path}: cannot read it ({e.strerror or e}).") from None
+    except ValueError as e:
+        raise InputError(f"--unet {path}: not valid JSON ({e}).") from None
+    if not isinstance(cfg, dict):
+        raise InputError(f"--unet {path}: the JSON must be an object of UNet keys (channels, attention_levels, ...).")
+    return cfg
+
+
+def _perceptual(value: str | os.PathLike | None) -> Any:
+    """``None`` (``none``), the fixed random conv extractor (``random``), or a TorchScript extractor file
+    (``x (B, C, H, W) -> list of feature maps``), as a :class:`~medlens.diffusion.FeatureDistance`."""
+    from medlens.diffusion._maps import FeatureDistance, random_conv_extractor
+
+    if value is None or str(value) == "none":
+        return None
+    if str(value) == "random":
+        return FeatureDistance(random_conv_extractor())
+    path = Path(value)
+    if not path.is_file():
+        raise InputError(f"--perceptual {value}: give none, random or a TorchScript feature extractor file (.pt).")
+    torch = require("torch", extra="torch", purpose="a TorchScript feature extractor")
+    try:
+        net = torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as e:  # noqa: BLE001 - torch.jit raises several types for a file that is not TorchScript
+        raise InputError(f"--perceptual {path}: not a TorchScript module ({type(e).__name__}).") from None
+
+    def extract(x: Any) -> list[Any]:
+        out = net(x)
+        return list(out) if isinstance(out, list | tuple) else [out]
+
+    return FeatureDistance(extract)
 
 
 def run_anomaly_train(
@@ -96,7 +104,7 @@ def run_anomaly_train(
     lr: float = 1e-3,
     num_train_timesteps: int = 1000,
     noise: str = "gaussian",
-    unet: dict[str, Any] | None = None,
+    unet: str | os.PathLike | dict[str, Any] | None = None,
     conditioned: str | None = None,
     seed: int = 0,
     resume: bool = False,
@@ -111,13 +119,15 @@ def run_anomaly_train(
     and diseased (class 1) — a folder's ``healthy/`` and ``anomalous/`` sub-folders, or the generator's
     ``train`` split plus as many slices with lesions; the denoiser is class-conditioned (null-class dropout
     0.1, for ``cfg``) and a noise-aware classifier is trained for ``steps`` steps too, into
-    ``out/classifier`` (for ``classifier``)."""
+    ``out/classifier`` (for ``classifier``). ``unet``: a preset name of :data:`UNET_PRESETS`, a JSON file or a
+    dict of ``build_unet`` keys."""
     from medlens.diffusion import DATASETS
     from medlens.diffusion._backbones import build_unet
     from medlens.diffusion._train import train_diffusion
 
     if (images is None) == (generator is None):
         raise InputError("give exactly one of --images DIR and --generator NAME.")
+    unet = unet_config(unet)
     if conditioned is not None:
         check_option(conditioned, ("class",), name="--conditioned")
     labels = None
@@ -200,18 +210,22 @@ def run_anomaly_score(
     steps: int | None = 25,
     scale: float = 10.0,
     weight: float = 3.0,
+    perceptual: str | os.PathLike | None = None,
     batch_size: int = 16,
     seed: int = 0,
     device: str = "cpu",
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Score every image of a folder: one float32 map ``out/maps/<id>.npy`` each, one ``results.jsonl`` row
+    """Score every image of a folder: one float32 map ``out/maps/<id>.npy`` and reconstruction
+    ``out/reconstructions/<id>.npy`` each, one ``results.jsonl`` row
     each (id, score, nfe, seconds). Images go in fixed chunks of ``batch_size`` (seed ``seed + chunk``), so an
     interrupted run re-run with the same ``out`` skips finished chunks and ends with the same maps.
 
     ``classifier`` uses the noise-aware classifier trained next to the model (``classifier/classifier.safetensors``
     in the run folder of ``anomaly train --conditioned class``) with gradient scale ``scale``; ``cfg`` needs a
-    class-conditioned model and uses guidance weight ``weight``."""
+    class-conditioned model and uses guidance weight ``weight``. ``perceptual`` weights the maps by a feature
+    distance (THOR's temporal maps, the residual of the other methods): ``none``, ``random`` (a fixed random
+    conv extractor) or a TorchScript extractor file returning a list of feature maps."""
     from medlens._device import resolve_device
     from medlens.diffusion._backbones import load_unet
     from medlens.diffusion._reconstruct import METHODS, score_images
@@ -219,6 +233,7 @@ def run_anomaly_score(
     from medlens.io import RunFolder, atomic_write_bytes
 
     check_option(method, METHODS, name="--method")
+    distance = _perceptual(perceptual)
     path = _model_file(model_path)
     folder = read_image_folder(images)
     model, meta = load_unet(path)
@@ -243,13 +258,16 @@ def run_anomaly_score(
     config = {"task": "anomaly.score", "model_sha": config_hash({"file": str(path.resolve()), "size": path.stat().st_size}),
               "method": method, "t0": t0, "steps": steps, "batch_size": batch_size, "seed": seed,
               **({"scale": scale} if method == "classifier" else {"weight": weight} if method == "cfg" else {}),
+              **({"perceptual": str(perceptual)} if distance is not None else {}),
               "ids": config_hash(folder["ids"])}  # fmt: skip
     prov = provenance(command="anomaly score", config=config, seed=seed, models={"unet": str(path)})
-    with RunFolder(out, config, overwrite=overwrite, provenance=prov, outputs=["results.jsonl", "maps"]) as run:
+    with RunFolder(
+        out, config, overwrite=overwrite, provenance=prov, outputs=["results.jsonl", "maps", "reconstructions"]
+    ) as run:
         run.write_manifest(status="running")
         log = run.log("results.jsonl")
         done = log.ids()
-        maps_dir = run.subdir("maps")
+        maps_dir, recon_dir = run.subdir("maps"), run.subdir("reconstructions")
         for k, start in enumerate(range(0, len(folder["ids"]), batch_size)):
             ids = folder["ids"][start : start + batch_size]
             if all(i in done for i in ids):
@@ -257,13 +275,13 @@ def run_anomaly_score(
             t = time.perf_counter()
             res = score_images(model, folder["array"][start : start + batch_size], sched, method=method, t0=t0,
                                steps=steps, seed=seed + k, batch_size=batch_size, classifier=clf, scale=scale,
-                               w=weight)  # fmt: skip
+                               weight=weight, perceptual=distance)  # fmt: skip
             per = (time.perf_counter() - t) / len(ids)
-            for i, m, s in zip(ids, res["maps"], res["scores"], strict=True):
-                target = maps_dir / f"{i}.npy"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                buf = _npy_bytes(m[0])
-                atomic_write_bytes(target, buf)
+            for i, m, r, s in zip(ids, res["maps"], res["reconstructions"], res["scores"], strict=True):
+                for folder_, a in ((maps_dir, m[0]), (recon_dir, r[0] if len(r) == 1 else r)):
+                    target = folder_ / f"{i}.npy"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write_bytes(target, _npy_bytes(a))
                 if i not in done:
                     log.append({"id": i, "score": float(s), "nfe": res["nfe"], "seconds": per})
         records = log.records()
@@ -271,7 +289,7 @@ def run_anomaly_score(
     nfe = [r["nfe"] for r in records]
     return stamp(
         {"method": method, "t0": t0, "steps": steps, "n_images": len(records), "maps": str(Path(out) / "maps"),
-         "nfe_per_image": max(nfe) if nfe else 0,
+         "reconstructions": str(Path(out) / "reconstructions"), "nfe_per_image": max(nfe) if nfe else 0,
          "seconds_per_image": float(np.mean([r["seconds"] for r in records])) if records else 0.0},
         prov,
     )  # fmt: skip
@@ -286,13 +304,21 @@ def _npy_bytes(a: np.ndarray) -> bytes:
 
 
 def _paired(maps: dict[str, Any], masks: dict[str, Any], what: str) -> np.ndarray:
+    noun = "mask" if what == "--masks" else "image"
     index = {i: k for k, i in enumerate(masks["ids"])}
     missing = [i for i in maps["ids"] if i not in index]
     if missing:
-        raise InputError(f"--masks has no mask for map {missing[0]!r} ({len(missing)} missing); one mask per map.")
+        vol = missing[0].rpartition("/z")[0]
+        hint = ""
+        if vol in masks.get("volumes", {}):
+            v = masks["volumes"][vol]
+            hint = f" The {noun} volume {v['path']} has {v['shape'][-1]} slices: it does not match its image."
+        raise InputError(
+            f"{what} has no {noun} for map {missing[0]!r} ({len(missing)} missing); one {noun} per map.{hint}"
+        )
     m = masks["array"][[index[i] for i in maps["ids"]]]
     if m.shape != maps["array"].shape:
-        raise InputError(f"{what}: masks are {m.shape[2:]} but maps are {maps['array'].shape[2:]}; they must match.")
+        raise InputError(f"{what}: {noun}s are {m.shape[2:]} but maps are {maps['array'].shape[2:]}; they must match.")
     return m
 
 
@@ -305,10 +331,17 @@ def run_anomaly_evaluate(
     n_bootstrap: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
+    images: str | os.PathLike | None = None,
+    reconstructions: str | os.PathLike | None = None,
+    reference: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Evaluate a folder of maps against a folder of masks (paired by id); ``healthy`` maps fit the FPR
     threshold (else the oracle threshold is used, labelled so). See
-    :func:`~medlens.diffusion.evaluate_localization` for the keys."""
+    :func:`~medlens.diffusion.evaluate_localization` for the keys.
+
+    With the scored ``images`` and their ``reconstructions`` (``anomaly score``'s ``reconstructions/``, same
+    ids) the document adds ``normative``: RQI on the images without a lesion, CACI on those with one, and
+    AHI when healthy ``reference`` images are given (see :mod:`medlens.metrics.normative`)."""
     from medlens.diffusion._evaluate import evaluate_localization
 
     mp = read_image_folder(maps, kind="map", what="--maps")
@@ -318,6 +351,65 @@ def run_anomaly_evaluate(
     if hm is not None and hm.shape[1:] != mp["array"].shape[1:]:
         raise InputError(f"--healthy maps are {hm.shape[2:]} but --maps are {mp['array'].shape[2:]}; they must match.")
     doc = evaluate_localization(mp["array"], truth, healthy_maps=hm, fpr=fpr, n_bootstrap=n_bootstrap, ci=ci, seed=seed)
+    groups = volume_groups(mp["ids"])
+    if groups:
+        doc["per_volume"] = _per_volume(mp["array"], truth, groups, doc["threshold"])
+    if images is not None or reconstructions is not None or reference is not None:
+        doc["normative"] = _normative(mp, mk, truth, images, reconstructions, reference)
     config = {"fpr": fpr, "n_bootstrap": n_bootstrap, "ci": ci, "ids": config_hash(mp["ids"])}
-    inputs = {"maps": str(maps), "masks": str(masks), **({"healthy": str(healthy)} if healthy else {})}
+    inputs = {"maps": str(maps), "masks": str(masks), **({"healthy": str(healthy)} if healthy else {}),
+              **{k: str(v) for k, v in (("images", images), ("reconstructions", reconstructions),
+                                        ("reference", reference)) if v is not None}}  # fmt: skip
     return stamp(doc, provenance(command="anomaly evaluate", config=config, seed=seed, extra={"folders": inputs}))
+
+
+def _per_volume(maps: np.ndarray, truth: np.ndarray, groups: dict[str, list[int]], tau: float) -> dict[str, Any]:
+    """Per-volume Dice (pooled over the volume's slices, at the slice-level threshold ``tau``) and volume-level
+    AUROC (score: the mean of the volume's maps; label: any lesion voxel)."""
+    from medlens.metrics import pixel_auroc
+
+    rows = []
+    for vid, idx in groups.items():
+        p, t = maps[idx] > tau, truth[idx] > 0
+        den = int(p.sum() + t.sum())
+        rows.append({"id": vid, "n_slices": len(idx), "lesion_voxels": int(t.sum()), "score": float(maps[idx].mean()),
+                     "dice": 2 * int((p & t).sum()) / den if den else float("nan")})  # fmt: skip
+    labels = np.array([r["lesion_voxels"] > 0 for r in rows])
+    dice = [r["dice"] for r in rows if r["lesion_voxels"] > 0]
+    return {
+        "n_volumes": len(rows),
+        "dice_mean": float(np.mean(dice)) if dice else float("nan"),
+        "volume_auroc": pixel_auroc(labels, [r["score"] for r in rows]) if 0 < labels.sum() < len(rows) else None,
+        "threshold": tau,
+        "volumes": rows,
+    }
+
+
+def _normative(
+    maps: dict[str, Any], masks: dict[str, Any], truth: np.ndarray, images: Any, reconstructions: Any, reference: Any
+) -> dict[str, Any]:
+    from medlens.metrics import anomaly_to_healthy_index, masked_fidelity, restoration_quality
+
+    if images is None or reconstructions is None:
+        raise InputError("the normative metrics need both --images and --reconstructions (anomaly score's folder).")
+    arrays = []
+    for folder, what, kind in ((images, "--images", "image"), (reconstructions, "--reconstructions", "map")):
+        f = read_image_folder(folder, kind=kind, what=what)
+        if kind == "image":
+            check_mask_volumes(f, masks)
+        arrays.append(_paired(maps, f, what))
+    x, r = arrays
+    lesion = truth.reshape(len(truth), -1).any(axis=1)
+    out: dict[str, Any] = {"n_lesion_images": int(lesion.sum()), "n_healthy_images": int((~lesion).sum())}
+    if (~lesion).any():
+        out["rqi"] = restoration_quality(x[~lesion], r[~lesion])
+    if lesion.any():
+        out["caci"] = masked_fidelity(x[lesion], r[lesion], masks=truth[lesion])
+    if reference is not None:
+        ref = read_image_folder(reference, kind="image", what="--reference")["array"]
+        if lesion.sum() < 2 or (~lesion).sum() < 2 or len(ref) < 2:
+            raise InputError("AHI needs at least 2 images with and 2 without a lesion, and 2 --reference images.")
+        if ref.shape[1:] != x.shape[1:]:
+            raise InputError(f"--reference images are {ref.shape[2:]} but --images are {x.shape[2:]}; they must match.")
+        out["ahi"] = anomaly_to_healthy_index(x[lesion], r[lesion], healthy_reference=ref, healthy_unseen=x[~lesion])
+    return out

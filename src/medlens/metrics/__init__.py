@@ -1,7 +1,8 @@
 """Metrics shared by the benchmarks: detection (IoU, VOC-11 and COCO AP) for NOVA and grounding; caption
 metrics (BLEU, ROUGE-L, CIDEr-D, METEOR, BERTScore, keyword F1) for NOVA captioning and report generation;
 diagnosis metrics (top-k accuracy under a judge, judge agreement, label coverage and entropy); pixel-level
-anomaly localisation (AUPRC, AUROC, Dice, thresholds, lesion-size strata).
+anomaly localisation (AUPRC, AUROC, Dice, thresholds, lesion-size strata); normative-learning metrics of
+restorations (RQI, CACI, AHI).
 
 Each family lives in its own module (``medlens.metrics.detection``, ``medlens.metrics.captions``,
 ``medlens.metrics.diagnosis``) and is re-exported here. ``METRICS`` registers every metric function with the
@@ -18,6 +19,8 @@ from medlens.metrics.diagnosis import *  # noqa: F403 - the diagnosis module def
 from medlens.metrics.diagnosis import __all__ as _diagnosis_all
 from medlens.metrics.localization import *  # noqa: F403 - the localization module defines __all__
 from medlens.metrics.localization import __all__ as _localization_all
+from medlens.metrics.normative import *  # noqa: F403 - the normative module defines __all__
+from medlens.metrics.normative import __all__ as _normative_all
 from medlens.metrics.ranking import *  # noqa: F403 - the ranking module defines __all__
 from medlens.metrics.ranking import __all__ as _ranking_all
 
@@ -28,5 +31,6 @@ __all__ = [
     *_captions_all,
     *_diagnosis_all,
     *_localization_all,
+    *_normative_all,
     *_ranking_all,
 ]

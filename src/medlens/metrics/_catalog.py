@@ -5,8 +5,8 @@ Every entry follows the metric contract of :mod:`medlens._results`: ``f(y_true, 
 suite, fairness reports) can call any of them:
 
 - ``inputs``: ``"diagnoses"`` (gold names, ranked predicted names), ``"captions"`` (reference captions,
-  candidate captions), ``"boxes"`` (gold boxes per image, predicted boxes per image) or ``"labels"`` (two label
-  lists);
+  candidate captions), ``"boxes"`` (gold boxes per image, predicted boxes per image), ``"labels"`` (two label
+  lists) or ``"pixels"`` (binary truth and scores or 0/1 predictions, any shape, one weight per pixel);
 - ``sample_weight``: ``"weighted"`` (weighted means or ratios of weighted sums) or ``"refused"`` (corpus-level:
   passing weights raises);
 - ``needs``: what its default settings need beyond the core (``"model"``: a local encoder, ``"wordnet"``), if
@@ -27,6 +27,7 @@ METRICS: Registry[Callable[..., Any]] = Registry("metric")
 _D = "medlens.metrics.diagnosis"
 _C = "medlens.metrics.captions"
 _I = "medlens.metrics._images"
+_L = "medlens.metrics.localization"
 for _name, _where, _meta in [
     ("diagnosis_report", f"{_D}:diagnosis_report", {"inputs": "diagnoses", "sample_weight": "weighted"}),
     ("cohen_kappa", f"{_D}:cohen_kappa", {"inputs": "labels", "sample_weight": "weighted"}),
@@ -42,6 +43,9 @@ for _name, _where, _meta in [
     ("accuracy_at_iou", f"{_I}:accuracy_at_iou", {"inputs": "boxes", "sample_weight": "weighted"}),
     ("box_precision_recall", f"{_I}:box_precision_recall", {"inputs": "boxes", "sample_weight": "weighted"}),
     ("detection_report", f"{_I}:detection_report", {"inputs": "boxes", "sample_weight": "weighted"}),
+    ("pixel_auprc", f"{_L}:pixel_auprc", {"inputs": "pixels", "sample_weight": "weighted"}),
+    ("pixel_auroc", f"{_L}:pixel_auroc", {"inputs": "pixels", "sample_weight": "weighted"}),
+    ("dice_score", f"{_L}:dice_score", {"inputs": "pixels", "sample_weight": "weighted"}),
 ]:
     METRICS.register(_name, _where, **_meta)
 METRICS.freeze()

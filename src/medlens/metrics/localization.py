@@ -69,15 +69,26 @@ class PixelCurve:
         return np.cumsum(self.y * ws)[self.last], np.cumsum((1 - self.y) * ws)[self.last]
 
     def auprc(self, w: Any = None) -> float:
+        return self._auprc(*self.counts(w))
+
+    def auroc(self, w: Any = None) -> float:
+        return self._auroc(*self.counts(w))
+
+    def areas(self, w: Any = None) -> tuple[float, float]:
+        """``(auprc(w), auroc(w))`` from one pass over the sorted pixels (a bootstrap resample needs both)."""
         tps, fps = self.counts(w)
+        return self._auprc(tps, fps), self._auroc(tps, fps)
+
+    @staticmethod
+    def _auprc(tps: np.ndarray, fps: np.ndarray) -> float:
         if tps[-1] <= 0:
             return float("nan")
         with np.errstate(invalid="ignore", divide="ignore"):
             precision = np.where(tps + fps > 0, tps / np.where(tps + fps > 0, tps + fps, 1.0), 0.0)
         return float(np.sum(np.diff(np.r_[0.0, tps / tps[-1]]) * precision))
 
-    def auroc(self, w: Any = None) -> float:
-        tps, fps = self.counts(w)
+    @staticmethod
+    def _auroc(tps: np.ndarray, fps: np.ndarray) -> float:
         if tps[-1] <= 0 or fps[-1] <= 0:
             return float("nan")
         return float(np.trapezoid(np.r_[0.0, tps / tps[-1]], np.r_[0.0, fps / fps[-1]]))

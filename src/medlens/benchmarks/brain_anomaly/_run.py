@@ -7,9 +7,17 @@ healthy images (for the label-free threshold at pixel FPR ``fpr``) with AnoDDPM-
 patched (pDDPM) and THOR, DDIM-respaced to ``steps`` network evaluations (the patched method: one x̂_0 per
 patch). Maps are post-processed alike (brain mask eroded by H/25, 5×5 median filter). Per method: pixel AUPRC
 and AUROC, Dice at the healthy-FPR threshold, image AUROC (map mean), each with bootstrap CIs over test images
-(``n_bootstrap`` resamples), plus NFE and seconds per image. ``full=True`` trains the same UNet from scratch
+(``n_bootstrap`` resamples), plus NFE and seconds per image, and the normative-learning metrics of the
+reconstructions (RQI, CACI, AHI; :mod:`medlens.metrics.normative`). ``full=True`` trains the same UNet from scratch
 (``train_steps`` steps), plus a class-conditioned UNet and a noise-aware classifier on healthy and lesioned
 training slices, and adds the guidance methods ``classifier`` and ``cfg``.
+
+Cost of the quick mode (it is in the quick demo, budget 120 s): 96 images go through each denoising step as
+one batch (``torch.inference_mode``, channels-last UNet), t0 = 250 DDIM-respaced to 10 steps (10 network
+evaluations per image for AnoDDPM, simplex and THOR; THOR harmonises at 214, 107 and 36), the patched method
+9 patches of 32² on a stride of 16 with one x̂_0 each (9 evaluations): 39 UNet passes over 96 images. It runs
+torch single-threaded by default: on a shared 2-core machine two threads spin-wait (97 s wall at load 3–4 with
+one thread; 361 s with two at load 4–7).
 """
 
 from __future__ import annotations
@@ -57,10 +65,41 @@ def run(
     fpr: float = 0.05,
     n_bootstrap: int = 200,
     train_steps: int | None = None,
+    threads: int | None = 1,
     progress: bool = False,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Run the benchmark into ``out_dir`` and return the ``metrics.json`` document (see the module docstring)."""
+    """Run the benchmark into ``out_dir`` and return the ``metrics.json`` document (see the module docstring).
+    ``threads``: torch's intra-op threads while it runs (``None`` leaves torch's setting)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        return _run(out_dir, seed=seed, full=full, n_test=n_test, n_healthy=n_healthy, t0=t0, steps=steps, fpr=fpr,
+                    n_bootstrap=n_bootstrap, train_steps=train_steps, threads=threads, progress=progress,
+                    overwrite=overwrite)  # fmt: skip
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(
+    out_dir: str | Path,
+    *,
+    seed: int,
+    full: bool,
+    n_test: int,
+    n_healthy: int,
+    t0: int,
+    steps: int,
+    fpr: float,
+    n_bootstrap: int,
+    train_steps: int | None,
+    threads: int | None,
+    progress: bool,
+    overwrite: bool,
+) -> dict[str, Any]:
     import torch
 
     from medlens.benchmarks.brain_anomaly._demo import DEMO_TRAIN, DEMO_UNET
@@ -78,7 +117,7 @@ def run(
     start = time.perf_counter()
     out = Path(out_dir)
     config = {"seed": seed, "full": full, "n_test": n_test, "n_healthy": n_healthy, "t0": t0, "steps": steps,
-              "fpr": fpr, "n_bootstrap": n_bootstrap, "train_steps": train_steps}  # fmt: skip
+              "fpr": fpr, "n_bootstrap": n_bootstrap, "train_steps": train_steps, "threads": threads}  # fmt: skip
     prepare_run_dir(out, config, overwrite=overwrite)
     data = generate_brain_anomaly(n_train=0, n_healthy=n_healthy, n_test=n_test, seed=seed)
     test, healthy = data["test"], data["healthy"]
@@ -127,6 +166,7 @@ def run(
             "nfe": res["nfe"],
             "seconds_per_image": round(res["seconds_per_image"], 4),
         }
+        results[method]["normative"] = _normative(res["reconstructions"], test, healthy)
         examples[f"{method}_recon"] = res["reconstructions"][pick, 0]
         examples[f"{method}_map"] = maps[pick, 0]
     examples["input"] = test.images[pick, 0]
@@ -145,6 +185,23 @@ def run(
     )  # fmt: skip
     atomic_write_json(out / "metrics.json", doc)
     return doc
+
+
+def _normative(recon: np.ndarray, test: Any, healthy: Any) -> dict[str, Any]:
+    """RQI on the healthy slices' reconstructions, CACI on the lesion slices (inside the lesion vs the rest of
+    the brain), AHI of the lesion slices' reconstructions (reference: the healthy slices; floor: the test
+    slices without a lesion; default block-mean features)."""
+    from medlens.metrics import anomaly_to_healthy_index, masked_fidelity, restoration_quality
+
+    n = len(test.images)
+    lesion = test.masks.reshape(n, -1).any(axis=1)
+    r_test = recon[:n]
+    return {
+        "rqi": restoration_quality(healthy.images, recon[n:]),
+        "caci": masked_fidelity(test.images[lesion], r_test[lesion], masks=test.masks[lesion], region=test.brain[lesion]),
+        "ahi": anomaly_to_healthy_index(test.images[lesion], r_test[lesion], healthy_reference=healthy.images,
+                                        healthy_unseen=test.images[~lesion]),
+    }  # fmt: skip
 
 
 def summarize(doc: dict[str, Any]) -> dict[str, Any]:
@@ -222,6 +279,22 @@ def report_section(metrics: dict[str, Any]) -> Any:
              r["nfe"], r["seconds_per_image"]] for m, r in metrics["methods"].items()]  # fmt: skip
     s.add(table_html(["method", "pixel AUPRC", "pixel AUROC", f"Dice @ FPR {metrics['fpr']:g}", "oracle Dice",
                       "image AUROC", "NFE / image", "s / image"], rows, caption="Localisation per method"))  # fmt: skip
+    norm = {m: r["normative"] for m, r in metrics["methods"].items() if "normative" in r}
+    if norm:
+        s.paragraph(
+            "Normative-learning metrics of the reconstructions (Bercea et al., Nat. Commun. 2025): RQI = fidelity on "
+            "the healthy slices (MAE in [-1, 1] units, SSIM); CACI = MAE inside the lesions vs in the rest of the "
+            "brain, and their ratio (higher: the lesion is changed more than its context); AHI = 1 − [FID(R_P, N) − "
+            "FID(U_N, N)] / [FID(P, N) − FID(U_N, N)] on 8×8 block-mean intensity features, with N the healthy "
+            "slices, U_N the test slices without a lesion, P the lesion slices and R_P their reconstructions (our "
+            "interpretation of the paper's FID triplet; 1: as healthy as unseen healthy slices, 0: no change).",
+            cls="note",
+        )
+        nrows = [[LABELS[m], round(d["rqi"]["mae"], 4), round(d["rqi"]["ssim"], 3), round(d["caci"]["inside"]["mae"], 4),
+                  round(d["caci"]["outside"]["mae"], 4), round(d["caci"]["mae_ratio"], 2), round(d["ahi"]["ahi"], 3)]
+                 for m, d in norm.items()]  # fmt: skip
+        s.add(table_html(["method", "RQI MAE", "RQI SSIM", "CACI MAE lesion", "CACI MAE context", "CACI ratio", "AHI"],
+                         nrows, caption="Normative-learning metrics per method"))  # fmt: skip
     try:
         if Path(metrics["examples"]).is_file():
             s.add(figure_html(_figure(metrics), "Three lesion slices: input, truth, and per method the reconstruction "
