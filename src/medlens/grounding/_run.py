@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from medlens._provenance import file_sha256, provenance, stamp
-from medlens._validation import InputError
+from medlens._validation import InputError, check_option
 from medlens.grounding._documents import knowledge_provenance
 from medlens.grounding._kb import load_knowledge
 from medlens.grounding._prompts import PROMPT_MODES, render_prompt, task_prompt
@@ -124,6 +124,7 @@ def predict_document(
     pil = load_image(p)  # an unreadable file is an InputError naming it
     kb = load_knowledge(knowledge)
     f = kb.get(finding)
+    check_option(prompt_mode, PROMPT_MODES, name="prompt_mode")
     if attributes is not None and prompt_mode != "attributes":
         raise InputError("--attributes applies only to --prompt-mode attributes.")
     caption = render_prompt(f, prompt_mode, attributes=attributes)  # type: ignore[arg-type]
