@@ -165,6 +165,10 @@ def train(
     lr: float = typer.Option(1e-4, "--lr", help="AdamW learning rate."),
     seed: int = typer.Option(0, "--seed", help="Seed of the order, the val split and the weights' updates."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1, mps (default: the best available)."),
+    augment: bool = typer.Option(
+        False, "--augment", help="Shift/scale/rotate each training image with its boxes, jitter brightness/contrast."
+    ),
+    lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (rank 8, peft) instead of the text model."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard a finished or different run in --out."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
@@ -179,7 +183,7 @@ def train(
     doc = run_ground_train(
         data, images, model_path, out, knowledge=knowledge, split_file=split_file, prompt_mode=prompt_mode,
         epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, overwrite=overwrite,
-        progress=progress_enabled(as_json),
+        progress=progress_enabled(as_json), augment=augment, lora=lora,
     )  # fmt: skip
     if as_json:
         emit_json(doc)

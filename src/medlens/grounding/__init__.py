@@ -16,6 +16,7 @@
 - the documents behind ``medlens ground prompt | train | predict | evaluate``.
 """
 
+from medlens.grounding._augment import Augment, affine_matrix, map_boxes
 from medlens.grounding._coco import coco_queries
 from medlens.grounding._data import (
     DATA_SPLITS,
@@ -82,9 +83,13 @@ from medlens.grounding._stats import (
     reader_agreement,
     vindr_box_statistics,
 )
-from medlens.grounding._train import caption_for, train_grounder
+from medlens.grounding._train import LoraOptions, caption_for, train_grounder
 
 __all__ = [
+    "Augment",
+    "LoraOptions",
+    "affine_matrix",
+    "map_boxes",
     "coco_queries",
     "evaluate_document",
     "predict_document",

@@ -22,13 +22,14 @@ The one-hot MCC needs at least two classes (with one, every vector is all ones a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from medlens._validation import InputError
 
-__all__ = ["mcc_binary", "rodeo"]
+__all__ = ["RodeoMatch", "mcc_binary", "rodeo", "rodeo_match"]
 
 _EPS = 1e-6
 
@@ -95,21 +96,45 @@ def _scores(mp: np.ndarray, mg: np.ndarray, mpc: np.ndarray, mgc: np.ndarray, n_
     }
 
 
-def rodeo(
+@dataclass(frozen=True)
+class RodeoMatch:
+    """The joint Hungarian matching of :func:`rodeo_match`: flat boxes (images concatenated in order), their
+    class indices, and the matched pairs as indices into them."""
+
+    gold: np.ndarray  # (G, 4)
+    gold_class: np.ndarray  # (G,)
+    pred: np.ndarray  # (P, 4)
+    pred_class: np.ndarray  # (P,)
+    pair_pred: np.ndarray  # (M,) index into pred
+    pair_gold: np.ndarray  # (M,) index into gold
+    classes: tuple[str, ...]
+    class_weight: float
+
+    def scores(self, gold_mask: np.ndarray | None = None, pred_mask: np.ndarray | None = None) -> dict[str, Any]:
+        """RoDeO of the pairs whose gold box is in ``gold_mask`` and of the unmatched boxes in the masks
+        (default: all), e.g. one class's boxes, as the authors' per-class scores."""
+        gm = np.ones(len(self.gold), bool) if gold_mask is None else np.asarray(gold_mask, bool)
+        pm = np.ones(len(self.pred), bool) if pred_mask is None else np.asarray(pred_mask, bool)
+        sel = gm[self.pair_gold]
+        pp, pg = self.pair_pred[sel], self.pair_gold[sel]
+        paired_p = np.zeros(len(self.pred), bool)
+        paired_p[self.pair_pred] = True
+        paired_g = np.zeros(len(self.gold), bool)
+        paired_g[self.pair_gold] = True
+        return _scores(
+            self.pred[pp], self.gold[pg], self.pred_class[pp], self.gold_class[pg], int((pm & ~paired_p).sum()),
+            int((gm & ~paired_g).sum()), len(self.classes),
+        )  # fmt: skip
+
+
+def rodeo_match(
     gold: Sequence[Any],
     gold_classes: Sequence[Any],
     pred: Sequence[Any],
     pred_classes: Sequence[Any],
     classes: Sequence[str],
-    *,
-    per_class: bool = False,
-) -> dict[str, Any]:
-    """RoDeO over images: ``gold[i]`` (n_i, 4) ``xyxy`` boxes of image ``i`` with ``gold_classes[i]`` (class
-    names), the same for ``pred``. ``classes`` lists every class (at least two). Returns ``total``,
-    ``localization``, ``shape``, ``classification`` and the box counts; with ``per_class`` also ``by_class``
-    (pairs filtered by the gold class, unmatched boxes by their own class, after the joint matching)."""
-    from scipy.optimize import linear_sum_assignment
-
+) -> RodeoMatch:
+    """Match each image's predicted to gold boxes (see the module docstring); inputs as :func:`rodeo`."""
     names = list(dict.fromkeys(str(c) for c in classes))
     if len(names) < 2:
         raise InputError(f"RoDeO needs at least two classes (its one-hot MCC); got {names}.")
@@ -136,38 +161,52 @@ def rodeo(
         presence_g[i, gc] = True
         presence_p[i, pc] = True
     w_cls = max(0.0, mcc_binary(presence_g, presence_p))
-    mp, mg, mpc, mgc, op, oc, ug, uc = ([] for _ in range(8))
+    pairs_p, pairs_g = [], []
+    g_off = p_off = 0
     for gb, gc, pb, pc in zip(g_boxes, g_cls, p_boxes, p_cls, strict=True):
-        if len(gb) and len(pb):
-            cost = -_giou(pb, gb) - w_cls * (pc[:, None] == gc[None, :])
-            pi, gi = linear_sum_assignment(cost)
-        else:
-            pi = gi = np.zeros(0, dtype=np.int64)
-        mp.append(pb[pi])
-        mg.append(gb[gi])
-        mpc.append(pc[pi])
-        mgc.append(gc[gi])
-        keep_p = np.ones(len(pb), dtype=bool)
-        keep_p[pi] = False
-        keep_g = np.ones(len(gb), dtype=bool)
-        keep_g[gi] = False
-        op.append(pb[keep_p])
-        oc.append(pc[keep_p])
-        ug.append(gb[keep_g])
-        uc.append(gc[keep_g])
-    cat = [np.concatenate(x) if x else np.zeros((0, 4)) for x in (mp, mg)]
-    cat_c = [np.concatenate(x).astype(np.int64) if x else np.zeros(0, np.int64) for x in (mpc, mgc, oc, uc)]
-    mp_all, mg_all = cat
-    mpc_all, mgc_all, oc_all, uc_all = cat_c
-    out = _scores(mp_all, mg_all, mpc_all, mgc_all, len(oc_all), len(uc_all), len(names))
-    out["class_weight_matching"] = w_cls
+        if len(gb) == 1 and len(pb) == 1:  # the only assignment
+            pairs_p.append(np.array([p_off]))
+            pairs_g.append(np.array([g_off]))
+        elif len(gb) and len(pb):
+            from scipy.optimize import linear_sum_assignment
+
+            pi, gi = linear_sum_assignment(-_giou(pb, gb) - w_cls * (pc[:, None] == gc[None, :]))
+            pairs_p.append(pi + p_off)
+            pairs_g.append(gi + g_off)
+        g_off += len(gb)
+        p_off += len(pb)
+
+    def flat(parts: list[np.ndarray], shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(shape, dtype)
+
+    return RodeoMatch(
+        gold=flat(g_boxes, (0, 4), np.float64),
+        gold_class=flat(g_cls, (0,), np.int64),
+        pred=flat(p_boxes, (0, 4), np.float64),
+        pred_class=flat(p_cls, (0,), np.int64),
+        pair_pred=flat(pairs_p, (0,), np.int64),
+        pair_gold=flat(pairs_g, (0,), np.int64),
+        classes=tuple(names),
+        class_weight=w_cls,
+    )
+
+
+def rodeo(
+    gold: Sequence[Any],
+    gold_classes: Sequence[Any],
+    pred: Sequence[Any],
+    pred_classes: Sequence[Any],
+    classes: Sequence[str],
+    *,
+    per_class: bool = False,
+) -> dict[str, Any]:
+    """RoDeO over images: ``gold[i]`` (n_i, 4) ``xyxy`` boxes of image ``i`` with ``gold_classes[i]`` (class
+    names), the same for ``pred``. ``classes`` lists every class (at least two). Returns ``total``,
+    ``localization``, ``shape``, ``classification`` and the box counts; with ``per_class`` also ``by_class``
+    (pairs filtered by the gold class, unmatched boxes by their own class, after the joint matching)."""
+    m = rodeo_match(gold, gold_classes, pred, pred_classes, classes)
+    out = m.scores()
+    out["class_weight_matching"] = m.class_weight
     if per_class:
-        by = {}
-        for c, i in index.items():
-            sel = mgc_all == i
-            by[c] = _scores(
-                mp_all[sel], mg_all[sel], mpc_all[sel], mgc_all[sel], int((oc_all == i).sum()),
-                int((uc_all == i).sum()), len(names),
-            )  # fmt: skip
-        out["by_class"] = by
+        out["by_class"] = {c: m.scores(m.gold_class == i, m.pred_class == i) for i, c in enumerate(m.classes)}
     return out

@@ -76,12 +76,15 @@ def run_ground_train(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = False,
-    **train_options: Any,
+    augment: Any = False,
+    lora: Any = False,
 ) -> dict[str, Any]:
     """Read ``data`` (VinDr CSV or COCO JSON) and ``images``, fine-tune the Florence-2 at ``model_path`` into
     ``out`` (:func:`medlens.grounding.train_grounder`); the stamped summary (``OUT/model`` is the trained model).
 
-    ``train_options`` go to :func:`train_grounder` (``freeze_vision``, ``lora``, ``augment``)."""
+    ``augment``: ``True`` (the default :class:`~medlens.grounding.Augment`) or an ``Augment``; ``lora``: ``True``
+    (the default :class:`~medlens.grounding.LoraOptions`), a dict of its fields or ``LoraOptions``."""
+    from medlens.grounding._augment import Augment
     from medlens.grounding._data import load_grounding_data
     from medlens.grounding._train import train_grounder
 
@@ -90,7 +93,7 @@ def run_ground_train(
     summary = train_grounder(
         model_path, gd.splits, kb, out, prompt_mode=prompt_mode, epochs=epochs, batch_size=batch_size, lr=lr,
         seed=seed, device=device, resume=resume, overwrite=overwrite, progress=progress, data_config=gd.config,
-        **train_options,
+        augment=Augment() if augment is True else (augment or None), lora=lora or None,
     )  # fmt: skip
     prov = provenance(
         command="ground train",
