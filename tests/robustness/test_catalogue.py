@@ -124,6 +124,21 @@ FILES: dict[str, str | bytes | dict[str, str | bytes]] = {
     "lam_abc.json": _thresholds(lam='"abc"'),
     "kind_wrong.json": _thresholds(kind='"something.else"'),
     "depth_zero.json": _thresholds(depth="0"),
+    # grounding: a 4×4 PNG, a VinDr-layout truth CSV, COCO truths and predictions JSONL
+    "g_p1.png": bytes.fromhex(
+        "89504e470d0a1a0a0000000d49484452000000040000000408000000008c9ac1a20000000e49444154789c6368000206540200501408"
+        "017025ae3f0000000049454e44ae426082"
+    ),
+    "g_truth.csv": "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\np1,Cardiomegaly,3,R1,1,1,3,3\n",
+    "g_outside.json": '{"images": [{"id": 1, "file_name": "p1.png", "width": 4, "height": 4}], "categories": '
+    '[{"id": 1, "name": "cardiomegaly"}], "annotations": [{"id": 1, "image_id": 1, "category_id": 1, '
+    '"bbox": [2, 2, 5, 1]}]}',
+    "g_coco.json": '{"images": [{"id": 1, "file_name": "p1.png", "width": 4, "height": 4}], "categories": '
+    '[{"id": 1, "name": "cardiomegaly"}], "annotations": [{"id": 1, "image_id": 1, "category_id": 1, '
+    '"bbox": [1, 1, 2, 2]}]}',
+    "g_other.jsonl": '{"image_id": "p9", "finding": "cardiomegaly", "boxes": [], "scores": []}\n',
+    "g_wide.jsonl": '{"image_id": "p1", "finding": "cardiomegaly", "boxes": [[0, 0, 9, 2]], "scores": [0.5]}\n',
+    "g_nofinding.jsonl": '{"image_id": "p1", "boxes": []}\n',
     # stitching: features X.npy with an optional X.ids.txt beside them (written with their .npy)
     "s3.npy": _npy(_RNG.normal(size=(3, 4))),
     "t4.npy": _npy(_RNG.normal(size=(4, 3))),

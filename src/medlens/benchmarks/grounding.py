@@ -16,7 +16,8 @@ Steps (each recorded in ``metrics.json``):
    evaluate_grounding`. Reader boxes have no scores, so the evaluator reports P/R/F1 and gives mAP only as an
    order-dependent pair (given vs reversed box order), the flaw of the public AG-KD evaluation (every box 1.0).
 
-No model is trained here (the tiny Florence-2 run belongs to ``--full``, not yet implemented).
+6. With ``full`` (``medlens demo --full``): a tiny random Florence-2 trained on CPU on synthetic chest-like
+   images, name-only vs definition prompts, seen vs unseen findings (:mod:`medlens.benchmarks._grounding_full`).
 """
 
 from __future__ import annotations
@@ -61,8 +62,11 @@ def run(
     seed: int = 0,
     progress: bool = False,
     overwrite: bool = False,
+    full: bool = False,
+    full_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run the quick grounding section into ``out_dir`` and return the ``metrics.json`` document.
+    """Run the quick grounding section into ``out_dir`` and return the ``metrics.json`` document; with ``full``
+    also the tiny Florence-2 training (:mod:`medlens.benchmarks._grounding_full`, ``full_options`` go to it).
 
     Deterministic (``seed`` is recorded; nothing is sampled). Needs the ``data`` extra (torchxrayvision's tables).
     """
@@ -81,6 +85,8 @@ def run(
     t0 = time.perf_counter()
     out = Path(out_dir)
     config = {"benchmark": "grounding", "seed": seed, "findings": list(DEMO_FINDINGS)}
+    if full:
+        config["full"] = dict(full_options or {})
     prepare_run_dir(out, config, overwrite=overwrite)
     kbs = [load_knowledge(n) for n in ("vindr-cxr", "padchest-gr")]
     vindr = kbs[0]
@@ -107,6 +113,11 @@ def run(
     for f, row in ceiling["by_finding"].items():
         row["split"] = vindr.get(f).split
     t4 = time.perf_counter()
+    trained = None
+    if full:
+        from medlens.benchmarks._grounding_full import run_full
+
+        trained = run_full(vindr, nih_rows, seed=seed, progress=progress, **dict(full_options or {}))
     prov = provenance(
         command="bench run grounding",
         config=config,
@@ -138,11 +149,13 @@ def run(
                 **{k: v for k, v in readers_eval.items() if k not in ("by_finding",)},
             },
             "reader_ceiling": ceiling,
+            **({"tiny_florence": trained} if trained is not None else {}),
             "timings_s": {
                 "knowledge_and_prompts": round(t1 - t0, 3),
                 "reader_agreement": round(t2 - t1, 3),
                 "reader_vs_reader": round(t3 - t2, 3),
                 "reader_ceiling": round(t4 - t3, 3),
+                **({"tiny_florence": trained["seconds"]} if trained is not None else {}),
             },
         },
         prov,
@@ -165,13 +178,32 @@ def summarize(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _full_lines(doc: dict[str, Any]) -> list[str]:
+    tf = doc.get("tiny_florence")
+    if not tf:
+        return []
+
+    def f(x: Any) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
+    out = [f"  tiny Florence-2 on synthetic images ({tf['seconds']:.0f} s; a mechanism check, not the papers' result):"]
+    for mode, r in tf["by_mode"].items():
+        sp = r["by_split"]
+        out.append(
+            f"    {mode}: F1@0.5 {f(r['overall']['f1_50'])} (seen {f(sp.get('seen', {}).get('f1_50'))}, unseen "
+            f"{f(sp.get('unseen', {}).get('f1_50'))}), mean best IoU {f(r['overall']['miou'])}, hallucination "
+            f"{f(r['overall']['hallucination_rate'])}"
+        )
+    return out
+
+
 def summary_lines(doc: dict[str, Any]) -> list[str]:
     s = summarize(doc)
     rv = doc["reader_vs_reader"]
     od = rv["map_order_dependent"] or {}
     best = max(s["reader_f1_50"].items(), key=lambda kv: kv[1])
     worst = min(s["reader_f1_50"].items(), key=lambda kv: kv[1])
-    return [
+    return _full_lines(doc) + [
         "grounding: knowledge bases "
         + ", ".join(f"{k} ({n} findings)" for k, n in s["knowledge_bases"].items())
         + f"; {s['findings_without_statistics']} VinDr findings have no box statistics",
@@ -261,6 +293,22 @@ def report_section(metrics: dict[str, Any]) -> Any:
             f"this reader marked the finding. {ceil['note']}.",
             cls="note",
         )
+    tf = metrics.get("tiny_florence")
+    if tf:
+        trow = []
+        for mode, r in tf["by_mode"].items():
+            for stratum, v in [("all", r["overall"]), *r["by_split"].items()]:
+                trow.append([mode, stratum, v["n_queries"], v["precision50"], v["recall50"], v["f1_50"], v["miou"],
+                             v["map50"], v["hallucination_rate"], (v["rodeo"] or {}).get("total")])  # fmt: skip
+        s.add(
+            table_html(
+                ["prompt", "findings", "queries", "precision@0.5", "recall@0.5", "F1@0.5", "mean best IoU", "mAP50",
+                 "hallucination rate", "RoDeO"],
+                trow,
+                caption="Tiny random Florence-2 trained on synthetic chest-like images (seen findings only)",
+            )
+        )  # fmt: skip
+        s.paragraph(tf["description"], cls="note")
     rv = metrics["reader_vs_reader"]
     od = rv.get("map_order_dependent") or {}
     s.paragraph(

@@ -11,9 +11,13 @@
 - a transformers-native Florence-2 grounder (:func:`load_grounder`, a tiny random one from
   :func:`write_tiny_florence`), masked-padding training with validation-split model selection
   (:func:`train_grounder`) and scored predictions;
-- an honest evaluator (P/R/F1, Acc@0.5, mIoU, mAP with real scores only, negative queries, stratification).
+- an honest evaluator (P/R/F1, Acc@0.5, mIoU, mAP with real scores only, negative queries, RoDeO, strata by
+  seen/unseen, finding, box size and box count); COCO JSON input (:func:`coco_queries`);
+- the documents behind ``medlens ground prompt | train | predict | evaluate``.
 """
 
+from medlens.grounding._augment import Augment, affine_matrix, map_boxes
+from medlens.grounding._coco import coco_queries
 from medlens.grounding._data import (
     DATA_SPLITS,
     GroundingData,
@@ -58,6 +62,15 @@ from medlens.grounding._kb import (
 )
 from medlens.grounding._model import FlorenceGrounder, load_grounder, n_image_tokens, write_tiny_florence
 from medlens.grounding._prompts import GROUNDING_TASK, PROMPT_MODES, parse_attributes, render_prompt, task_prompt
+from medlens.grounding._rodeo import rodeo
+from medlens.grounding._run import (
+    evaluate_document,
+    predict_document,
+    prompt_document,
+    read_predictions,
+    run_ground_train,
+    truth_queries,
+)
 from medlens.grounding._stats import (
     DERIVATION,
     DerivedAttributes,
@@ -70,9 +83,21 @@ from medlens.grounding._stats import (
     reader_agreement,
     vindr_box_statistics,
 )
-from medlens.grounding._train import caption_for, train_grounder
+from medlens.grounding._train import LoraOptions, caption_for, train_grounder
 
 __all__ = [
+    "Augment",
+    "LoraOptions",
+    "affine_matrix",
+    "map_boxes",
+    "coco_queries",
+    "evaluate_document",
+    "predict_document",
+    "prompt_document",
+    "read_predictions",
+    "rodeo",
+    "run_ground_train",
+    "truth_queries",
     "DATA_SPLITS",
     "GroundingData",
     "build_queries",

@@ -347,18 +347,26 @@ def load_grounding_data(
     negatives: bool = True,
     unseen_in_training: bool = False,
 ) -> GroundingData:
-    """Read the layout of the module docstring into train/val/test queries (see :func:`build_queries`)."""
-    rows = read_vindr_boxes(boxes_csv)
-    rows = rows.assign(image_id=rows["image_id"].astype(str))
-    for c in rows["class_name"].unique():
-        if c != _NO_FINDING:
-            kb.get(c)  # unknown class: InputError with a did-you-mean
-    sizes = image_sizes(images, rows["image_id"].unique())
-    fused = fuse_readers(rows, iou=fusion_iou, min_readers=min_readers)
-    queries = build_queries(fused, sizes, kb, negatives=negatives)
-    paths = image_paths(images)
-    for q in queries:
-        q["image"] = str(paths[q["image_id"]])
+    """Read the layout of the module docstring into train/val/test queries (see :func:`build_queries`); a
+    ``.json`` ``boxes_csv`` is a COCO annotation file (:func:`medlens.grounding._coco.coco_queries`)."""
+    from medlens.grounding._coco import coco_queries, is_coco_file
+
+    coco = is_coco_file(boxes_csv)
+    if coco:  # boxes of one annotation set: nothing to fuse
+        queries = coco_queries(boxes_csv, kb, images=images, negatives=negatives)
+        sizes = {q["image_id"]: (q["width"], q["height"]) for q in queries}
+    else:
+        rows = read_vindr_boxes(boxes_csv)
+        rows = rows.assign(image_id=rows["image_id"].astype(str))
+        for c in rows["class_name"].unique():
+            if c != _NO_FINDING:
+                kb.get(c)  # unknown class: InputError with a did-you-mean
+        sizes = image_sizes(images, rows["image_id"].unique())
+        fused = fuse_readers(rows, iou=fusion_iou, min_readers=min_readers)
+        queries = build_queries(fused, sizes, kb, negatives=negatives)
+        paths = image_paths(images)
+        for q in queries:
+            q["image"] = str(paths[q["image_id"]])
     split: dict[str, str] = {}
     patients: dict[str, str] = {}
     if split_file is not None:
@@ -375,7 +383,8 @@ def load_grounding_data(
         split = {**split, **dict.fromkeys(val, "val")}
     config = {
         "boxes_csv": str(boxes_csv),
-        "fusion": {"method": "wbf", "iou": fusion_iou, "min_readers": min_readers},
+        "format": "coco" if coco else "vindr-csv",
+        "fusion": None if coco else {"method": "wbf", "iou": fusion_iou, "min_readers": min_readers},
         "negatives": negatives,
         "unseen_in_training": unseen_in_training,
         "val": {"carved_from_train": carved, "fraction": val_fraction if carved else None, "seed": seed},

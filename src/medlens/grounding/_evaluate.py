@@ -24,7 +24,16 @@ Every number comes from :mod:`medlens.metrics` with each query as one "image" of
   given order and for the reversed order (queries and each query's boxes reversed), labelled as such; use
   P/R/F1 instead.
 
-``by_finding`` and ``by_split`` (seen/unseen, from the knowledge base) repeat the metrics per stratum;
+- ``rodeo``: RoDeO (:mod:`medlens.grounding._rodeo`) with the queries of an image as one image, each box's
+  class its query's finding, over the knowledge base's findings (or the evaluated ones; ``null`` with fewer
+  than two classes). It uses no scores, so it does not depend on the order of the boxes. The matching is
+  done once over all queries; a stratum's RoDeO takes the pairs whose gold box is in it and its unmatched
+  boxes (the authors' per-class scores, generalised to any stratum).
+
+``by_finding`` and ``by_split`` (seen/unseen, from the knowledge base) repeat the metrics per stratum, and so
+do ``by_size`` (positive queries by the mean area of their gold boxes as a fraction of the image,
+:data:`SIZE_BINS`; needs each query's ``width`` and ``height``) and ``by_n_boxes`` (positive queries with 1, 2
+or 3+ gold boxes);
 ``map50_finding_mean`` averages the per-finding AP50 over findings with a positive query (the per-class mean
 that detection toolkits report).
 """
@@ -37,11 +46,14 @@ from typing import Any
 import numpy as np
 
 from medlens._validation import InputError
+from medlens.grounding._rodeo import rodeo_match
 from medlens.metrics import accuracy_at_iou, box_precision_recall, detection_report, mean_average_precision
 
-__all__ = ["SCORE_STATUS", "evaluate_grounding"]
+__all__ = ["SCORE_STATUS", "SIZE_BINS", "evaluate_grounding"]
 
 SCORE_STATUS = ("model", "constant", "none")
+SIZE_BINS = (0.01, 0.10)
+"""Box-size strata by the mean gold-box area as a fraction of the image: small < 1 %, medium < 10 %, large."""
 _ORDER_NOTE = (
     "every predicted box has the same score (or none was given): AP then depends on the order of the boxes, "
     "not on the model's confidence. The values below are for the given and the reversed box order; they are not "
@@ -81,6 +93,8 @@ def _normalise(queries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "gold": gold,
                 "pred": pred,
                 "scores": scores,
+                "width": q.get("width"),
+                "height": q.get("height"),
             }
         )
     if not out:
@@ -130,7 +144,47 @@ def _nan_none(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
-def _metrics(qs: list[dict[str, Any]], status: str) -> dict[str, Any]:
+def _rodeo_match(qs: list[dict[str, Any]], classes: Sequence[str]) -> tuple[Any, np.ndarray, np.ndarray] | None:
+    """The joint RoDeO matching of all queries, grouped by image (each box's class is its query's finding), and
+    the query index of every flat gold and predicted box (for the strata)."""
+    if len(classes) < 2:
+        return None
+    by_image: dict[Any, list[int]] = {}
+    for i, q in enumerate(qs):
+        by_image.setdefault(q["image_id"], []).append(i)
+    groups = list(by_image.values())
+    gold = [np.concatenate([qs[i]["gold"] for i in g]) for g in groups]
+    pred = [np.concatenate([qs[i]["pred"] for i in g]) for g in groups]
+    g_cls = [[qs[i]["finding"] for i in g for _ in range(len(qs[i]["gold"]))] for g in groups]
+    p_cls = [[qs[i]["finding"] for i in g for _ in range(len(qs[i]["pred"]))] for g in groups]
+    g_query = np.array([i for g in groups for i in g for _ in range(len(qs[i]["gold"]))], dtype=np.int64)
+    p_query = np.array([i for g in groups for i in g for _ in range(len(qs[i]["pred"]))], dtype=np.int64)
+    return rodeo_match(gold, g_cls, pred, p_cls, classes), g_query, p_query
+
+
+def _rodeo(qs: list[dict[str, Any]], match: Any) -> dict[str, Any] | None:
+    """RoDeO of a stratum: the pairs of the joint matching whose gold box is in it, its unmatched boxes."""
+    if match is None:
+        return None
+    m, g_query, p_query = match
+    ids = np.array([q["_index"] for q in qs], dtype=np.int64)
+    return m.scores(np.isin(g_query, ids), np.isin(p_query, ids))
+
+
+def _size_stratum(q: dict[str, Any]) -> str | None:
+    if not len(q["gold"]) or not q["width"] or not q["height"]:
+        return None
+    g = q["gold"]
+    frac = float(np.mean((g[:, 2] - g[:, 0]) * (g[:, 3] - g[:, 1]))) / (float(q["width"]) * float(q["height"]))
+    return "small" if frac < SIZE_BINS[0] else "medium" if frac < SIZE_BINS[1] else "large"
+
+
+def _count_stratum(q: dict[str, Any]) -> str | None:
+    n = len(q["gold"])
+    return None if n == 0 else str(n) if n < 3 else "3+"
+
+
+def _metrics(qs: list[dict[str, Any]], status: str, match: Any = None) -> dict[str, Any]:
     gold = [q["gold"] for q in qs]
     pred = [q["pred"] for q in qs]
     scores = [q["scores"] for q in qs] if status == "model" else None
@@ -158,6 +212,7 @@ def _metrics(qs: list[dict[str, Any]], status: str) -> dict[str, Any]:
         else None,
         "empty_rate": float(np.mean([len(x) == 0 for x, ok in zip(pred, pos, strict=True) if ok])) if n_pos else None,
     }
+    out["rodeo"] = _rodeo(qs, match)
     keys = ("map", "map50", "map75", "map30")
     if status == "model" and n_pos:
         rep = detection_report(gold, pred, scores=scores, protocol="coco101", no_gold="score")
@@ -214,15 +269,26 @@ def evaluate_grounding(
     for q, best in zip(qs, _best_ious(qs), strict=True):
         q["best_iou"] = best
     status = _score_status(qs)
-    out: dict[str, Any] = {"score_status": status, **_metrics(qs, status)}
     findings = sorted({q["finding"] for q in qs})
-    out["by_finding"] = {f: _metrics([q for q in qs if q["finding"] == f], status) for f in findings}
+    for i, q in enumerate(qs):
+        q["_index"] = i
+    match = _rodeo_match(qs, kb.names if kb is not None else findings)
+    out: dict[str, Any] = {"score_status": status, **_metrics(qs, status, match)}
+    out["by_finding"] = {f: _metrics([q for q in qs if q["finding"] == f], status, match) for f in findings}
+    for key, fn, order in (("by_size", _size_stratum, ("small", "medium", "large")),
+                           ("by_n_boxes", _count_stratum, ("1", "2", "3+"))):  # fmt: skip
+        label = [fn(q) for q in qs]
+        out[key] = {
+            s: _metrics([q for q, x in zip(qs, label, strict=True) if x == s], status, match)
+            for s in order
+            if s in label
+        }
     per = [v["map50"] for v in out["by_finding"].values() if v["map50"] is not None]
     out["map50_finding_mean"] = float(np.mean(per)) if per else None
     if kb is not None:
         split = {f: kb.get(f).split for f in findings}
         out["by_split"] = {
-            s: _metrics([q for q in qs if split[q["finding"]] == s], status)
+            s: _metrics([q for q in qs if split[q["finding"]] == s], status, match)
             for s in ("seen", "unseen")
             if any(split[q["finding"]] == s for q in qs)
         }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from medlens._validation import InputError, check_option
 from medlens.grounding._model import PREPROCESSOR, load_grounder
 from medlens.grounding._prompts import PROMPT_MODES, render_prompt
 
-__all__ = ["BEST", "caption_for", "train_grounder"]
+__all__ = ["BEST", "LoraOptions", "caption_for", "train_grounder"]
 
 BEST = "best.safetensors"
 MODEL_DIR = "model"
@@ -34,12 +35,78 @@ def caption_for(kb: Any, finding: str, mode: str = "definition", attributes: str
     return render_prompt(kb.get(finding), mode, attributes=attributes)  # type: ignore[arg-type]
 
 
-def _plan(n: int, batch_size: int) -> Any:
-    def plan(rng: Any) -> list[tuple[list[int], int]]:
+def _plan(n: int, batch_size: int, augment: bool = False) -> Any:
+    """Each epoch's batches from the epoch's generator: the order, then (with ``augment``) one augmentation
+    seed per query, so a resumed run draws the same augmentations as an uninterrupted one."""
+
+    def plan(rng: Any) -> list[tuple[Any, int]]:
         order = rng.permutation(n).tolist()
-        return [(order[i : i + batch_size], len(order[i : i + batch_size])) for i in range(0, n, batch_size)]
+        seeds = rng.integers(0, 2**63 - 1, size=n).tolist() if augment else [None] * n
+        return [
+            (
+                list(zip(order[i : i + batch_size], seeds[i : i + batch_size], strict=True)),
+                len(order[i : i + batch_size]),
+            )
+            for i in range(0, n, batch_size)
+        ]
 
     return plan
+
+
+@dataclass(frozen=True)
+class LoraOptions:
+    """Low-rank adapters (``peft``) on the text model's attention and feed-forward projections (the vision
+    tower is never adapted). The defaults are AG-KD's optional branch: rank 8, alpha 8, dropout 0.05,
+    rank-stabilised scaling. The trained adapters are merged into the weights of ``OUT/model``."""
+
+    r: int = 8
+    alpha: float = 8.0
+    dropout: float = 0.05
+    rslora: bool = True
+    targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+
+    def __post_init__(self) -> None:
+        if int(self.r) < 1 or float(self.alpha) <= 0 or not 0 <= float(self.dropout) < 1 or not self.targets:
+            raise InputError(
+                f"LoRA needs r >= 1, alpha > 0, 0 <= dropout < 1 and a target module; got r={self.r}, "
+                f"alpha={self.alpha}, dropout={self.dropout}, targets={list(self.targets)}."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "targets": list(self.targets)}
+
+
+def _lora_options(lora: Any) -> LoraOptions | None:
+    if lora is None or lora is False:
+        return None
+    if lora is True:
+        return LoraOptions()
+    if isinstance(lora, LoraOptions):
+        return lora
+    if isinstance(lora, dict):
+        unknown = sorted(set(lora) - set(LoraOptions.__dataclass_fields__))
+        if unknown:
+            raise InputError(f"unknown LoRA option {unknown[0]!r}; use {', '.join(LoraOptions.__dataclass_fields__)}.")
+        return LoraOptions(**{k: tuple(v) if k == "targets" else v for k, v in lora.items()})
+    raise InputError(f"lora must be True, a dict or LoraOptions; got {type(lora).__name__}.")
+
+
+def _add_lora(model: Any, options: LoraOptions) -> Any:
+    """Inject the adapters into ``model`` in place (only they train); returns the peft wrapper, for merging."""
+    peft = require("peft", extra="hf", purpose="LoRA fine-tuning")
+    pattern = r".*language_model\.(encoder|decoder)\.layers\.\d+\..*(" + "|".join(options.targets) + r")$"
+    cfg = peft.LoraConfig(
+        r=int(options.r), lora_alpha=float(options.alpha), lora_dropout=float(options.dropout),
+        use_rslora=bool(options.rslora), target_modules=pattern, init_lora_weights="gaussian",
+    )  # fmt: skip
+    return peft.get_peft_model(model, cfg)
+
+
+def _augmented(q: dict[str, Any], augment: Any, seed: int) -> dict[str, Any]:
+    import numpy as np
+
+    image, boxes = augment(q["image"], q["gold"], np.random.default_rng(seed))
+    return {**q, "image": image, "gold": boxes.tolist()}
 
 
 def train_grounder(
@@ -60,11 +127,16 @@ def train_grounder(
     progress: bool = False,
     data_config: dict[str, Any] | None = None,
     callback: Any = None,
+    augment: Any = None,
+    lora: Any = None,
 ) -> dict[str, Any]:
     """Train on ``splits["train"]``, select the epoch on ``splits["val"]``; returns a summary dict.
 
     Queries carry ``image`` (path), ``finding``, ``gold`` (pixel boxes), ``width``, ``height``.
-    ``callback(epoch, row)`` runs after each epoch's checkpoint.
+    ``callback(epoch, row)`` runs after each epoch's checkpoint. ``augment`` (an
+    :class:`~medlens.grounding.Augment`) moves each training image and its boxes with one random affine map
+    per query and epoch (validation queries are never augmented). ``lora`` (a :class:`LoraOptions` or a dict of
+    its fields) trains low-rank adapters (``peft``) instead of the full text model.
     """
     torch = require("torch", extra="torch", purpose="training a grounder")
     from medlens.training import adamw, open_training_run, read_safetensors, seed_torch, write_safetensors
@@ -78,6 +150,7 @@ def train_grounder(
     if int(batch_size) < 1 or int(epochs) < 1:
         raise InputError(f"--batch-size and epochs must be >= 1; got {batch_size} and {epochs}.")
     mp = Path(model_path)
+    lora_options = _lora_options(lora)
     config = {
         "command": "ground train",
         "model": str(mp),
@@ -90,6 +163,8 @@ def train_grounder(
         "seed": int(seed),
         "freeze_vision": bool(freeze_vision),
         "data": data_config or {},
+        "augment": augment.to_dict() if augment is not None else None,
+        "lora": lora_options.to_dict() if lora_options is not None else None,
         "n_train": len(train),
         "n_val": len(val),
     }
@@ -98,7 +173,11 @@ def train_grounder(
     model = g.model
     for name, prm in model.named_parameters():
         prm.requires_grad_(not (freeze_vision and "vision_tower" in name))
+    wrapper = None
+    if lora_options is not None:
+        wrapper = _add_lora(model, lora_options)  # in place: g.model now holds the adapters, only they train
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    n_trained = int(sum(p.numel() for n, p in model.named_parameters() if n in trained))
 
     def state() -> dict[str, Any]:
         return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if n in trained}
@@ -114,8 +193,8 @@ def train_grounder(
     try:
         trainer.resume()
 
-        def step(idx: list[int]) -> tuple[Any, dict[str, float]]:
-            qs = [train[i] for i in idx]
+        def step(batch: list[tuple[int, int | None]]) -> tuple[Any, dict[str, float]]:
+            qs = [train[i] if s is None else _augmented(train[i], augment, s) for i, s in batch]
             return g.loss(g.batch(qs, [captions[q["finding"]] for q in qs])), {}
 
         def validate(epoch: int) -> dict[str, Any]:
@@ -137,14 +216,15 @@ def train_grounder(
             if freeze_vision:
                 model.model.vision_tower.eval()
 
-        history = trainer.fit(_plan(len(train), int(batch_size)), step, n_items=len(train), train_mode=train_mode,
+        history = trainer.fit(_plan(len(train), int(batch_size), augment is not None), step, n_items=len(train), train_mode=train_mode,
                               validate=validate, callback=callback)  # fmt: skip
         tensors, meta = read_safetensors(out_dir / BEST, what="best checkpoint")
         model.load_state_dict(tensors, strict=False)
         dest = out_dir / MODEL_DIR
         if dest.exists():
             shutil.rmtree(dest)
-        model.save_pretrained(dest)
+        final = wrapper.merge_and_unload() if wrapper is not None else model
+        final.save_pretrained(dest)
         g.tokenizer.save_pretrained(dest)
         if (mp / PREPROCESSOR).is_file():
             shutil.copyfile(mp / PREPROCESSOR, dest / PREPROCESSOR)
@@ -160,5 +240,5 @@ def train_grounder(
         "best_val_loss": float(best_row["val_loss"]),
         "best_meta": json.loads(meta) if isinstance(meta, str) else meta,
         "model_path": str(out_dir / MODEL_DIR),
-        "n_trained_parameters": int(sum(p.numel() for n, p in model.named_parameters() if n in trained)),
+        "n_trained_parameters": n_trained,
     }
