@@ -17,6 +17,7 @@ from medlens.diffusion.edit._metrics import (
     segmenter_dice,
     threshold_segmenter,
 )
+from medlens.diffusion.edit._run import run_edit
 from medlens.diffusion.edit._samplers import (
     DEFAULTS,
     EDIT_METHODS,
@@ -42,6 +43,7 @@ __all__ = [
     "jump_path",
     "kid",
     "preservation_mae",
+    "run_edit",
     "segmenter_dice",
     "threshold_segmenter",
 ]
