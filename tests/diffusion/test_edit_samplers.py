@@ -167,3 +167,13 @@ def test_bad_inputs_are_clear() -> None:
         counterfactual_edit(model, x * 3, p, SCHED)
     with pytest.raises(InputError, match="'method' parameter must be one of"):
         counterfactual_edit(model, x, p, SCHED, method="bogus")
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize(("n", "resample", "jump_length"), [(20, 2, 3), (25, 3, 5), (10, 10, 2), (7, 1, 10)])
+def test_jump_path_equals_diffusers_repaint_schedule(n: int, resample: int, jump_length: int) -> None:
+    diffusers = pytest.importorskip("diffusers")
+    s = diffusers.RePaintScheduler(num_train_timesteps=n)
+    s.set_timesteps(n, jump_length=jump_length, jump_n_sample=resample)
+    # level k is timestep k − 1 without respacing; diffusers lists the timesteps after the start
+    assert jump_path(n, resample=resample, jump_length=jump_length)[1:] == s.timesteps.tolist()

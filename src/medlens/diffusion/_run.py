@@ -129,7 +129,8 @@ def run_anomaly_train(
         from medlens.diffusion._brain import BrainConfig, brain_slices
 
         gen = DATASETS.get(generator)
-        data = gen(n_train=n_images, n_healthy=0, n_test=0, seed=seed, config=BrainConfig(size=size))
+        n_healthy = 0 if conditioned == "mask" else n_images  # the mask model trains on lesioned slices only
+        data = gen(n_train=n_healthy, n_healthy=0, n_test=0, seed=seed, config=BrainConfig(size=size))
         x, source = data["train"].images, {"generator": DATASETS.meta(generator).get("version", generator)}
         if conditioned == "mask":
             bad = brain_slices(n_images, anomalous=True, seed=seed, split="train", config=BrainConfig(size=size))
