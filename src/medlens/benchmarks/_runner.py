@@ -33,7 +33,7 @@ __all__ = [
 
 DEMO: tuple[str, ...] = ("cxr-reports", "rare-hpo", "stitch-reports", "fair-reports", "grounding")
 """The sections of ``medlens demo`` (``make demo``), in order."""
-DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune", "omni-phantoms", "brain-anomaly")
+DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune", "omni-phantoms", "brain-anomaly", "brain-edit")
 """What ``medlens demo --full`` adds after them."""
 
 
