@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         for method in EDIT_METHODS:
             steps = args.steps // 2 if method == "repaint" else args.steps
             kw = dict(method=method, brain_masks=b, steps=steps, seed=0, batch_size=args.n)
-            counterfactual_edit(model, x[:1], p[:1], sched, **{**kw, "steps": 2})  # warm-up
+            counterfactual_edit(model, x[:1], p[:1], sched, **{**kw, "brain_masks": b[:1], "steps": 2})  # warm-up
             if device == "cuda":
                 torch.cuda.synchronize()
             t = time.perf_counter()
