@@ -82,6 +82,24 @@ def _translator(d1: int = 4, d2: int = 3) -> bytes:
         return path.read_bytes()
 
 
+def _plain_unet() -> bytes:
+    """A tiny diffusion UNet that is not mask-conditioned (for ``edit --method palette``); empty without torch."""
+    try:
+        from medlens.diffusion import build_unet, save_unet
+    except ImportError:  # pragma: no cover - the dev extra installs torch and monai
+        return b""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            cfg = {"channels": [8, 16], "attention_levels": [False, False], "norm_num_groups": 8, "num_head_channels": 8,
+                   "sample_size": 16}  # fmt: skip
+            path = save_unet(Path(tmp) / "m.safetensors", build_unet(cfg, seed=0))
+        except ImportError:  # pragma: no cover
+            return b""
+        return path.read_bytes()
+
+
+_EDIT_MASK = np.zeros((16, 16), np.uint8)
+_EDIT_MASK[6:9, 6:9] = 1
 _RNG = np.random.default_rng(0)
 FILES: dict[str, str | bytes | dict[str, str | bytes]] = {
     "children_list.json": '{"name": "t", "root": "root", "children": ["root", "Lung"]}',
@@ -175,6 +193,12 @@ FILES: dict[str, str | bytes | dict[str, str | bytes]] = {
     "fair_groups.csv": "id,age_group\na,<40\nb,>=60\n",
     "fair_onegroup_ids.csv": "id,age_group\na,<40\nb,<40\n",
     "fair_items_q.jsonl": '{"id": "a", "question": "Is there glaucoma?", "reference": "yes", "race": "Asian"}\n',
+    # counterfactual editing: a 16x16 image, masks of its size, of another size and empty, a plain UNet
+    "edit_img.npy": _npy(np.zeros((16, 16), np.float32)),
+    "edit_mask.npy": _npy(_EDIT_MASK),
+    "edit_mask8.npy": _npy(_EDIT_MASK[:8, :8]),
+    "edit_empty.npy": _npy(np.zeros((16, 16), np.uint8)),
+    "edit_plain.safetensors": _plain_unet(),
 }
 
 

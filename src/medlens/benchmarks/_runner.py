@@ -42,10 +42,10 @@ DEMO: tuple[str, ...] = (
     "brain-anomaly",
 )
 """The sections of ``medlens demo`` (``make demo``), in order."""
-DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune",)
+DEMO_FULL: tuple[str, ...] = ("cxr-reports-finetune", "brain-edit")
 """What ``medlens demo --full`` adds after them (and every quick section with a ``full`` option runs its full mode:
 omni-phantoms adds its view-count ablation, brain-anomaly trains its UNet from scratch and adds the guidance
-methods)."""
+methods, grounding trains tiny Florence-2 models)."""
 
 
 def list_benchmarks() -> list[dict[str, Any]]:

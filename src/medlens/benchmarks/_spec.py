@@ -77,6 +77,13 @@ BENCHMARKS.register(
     extras=("diffusion", "data", "io", "viz"),
 )
 BENCHMARKS.register(
+    "brain-edit",
+    "medlens.benchmarks.brain_edit._run:SPEC",
+    description="Counterfactual lesion insertion on brain-anomaly-v1 slices (MedEdit, naive RePaint, SDEdit, "
+    "Palette-style) with the shipped mask-conditioned denoiser: preservation, segmenter Dice, FID/KID with CIs",
+    extras=("diffusion", "data", "io", "viz"),
+)
+BENCHMARKS.register(
     "nova",
     "medlens.benchmarks.nova._bench:SPEC",
     description="NOVA rare brain-MRI findings (your local copy; never downloaded): score a predictions file for "

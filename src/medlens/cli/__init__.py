@@ -16,6 +16,7 @@ from medlens.cli import (
     _bench,
     _demo,
     _doctor,
+    _edit,
     _encoders,
     _fair,
     _finetune,
@@ -96,6 +97,7 @@ app.command("doctor")(_doctor.doctor)
 app.command("report")(_report.report)
 app.command("encode")(_encoders.encode)
 app.command("slice")(_slice.slice_)
+app.command("edit")(_edit.edit)
 
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, IsADirectoryError, ImportError, KeyError)
 

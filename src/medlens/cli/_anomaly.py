@@ -29,7 +29,10 @@ def train(
         None, "--unet", help="UNet size: small | default | paper, or a .json file of UNet keys (channels, ...)."
     ),
     conditioned: str | None = typer.Option(
-        None, "--conditioned", help="class: healthy/ and anomalous/ images, for --method classifier and cfg."
+        None,
+        "--conditioned",
+        help="class: healthy/ and anomalous/ images, for --method classifier and cfg | mask: images/ and masks/ "
+        "sub-folders (or the generator's lesions), an inpainting model for `medlens edit`.",
     ),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of data, initialisation and noise."),
     out: Path = typer.Option(..., "--out", help="Run folder (model.safetensors, checkpoint, history)."),

@@ -14,6 +14,7 @@ from medlens.diffusion._backbones import (
     build_unet,
     load_monai_generative,
     load_unet,
+    mask_condition,
     save_unet,
 )
 from medlens.diffusion._brain import (
@@ -145,6 +146,7 @@ __all__ = [
     "build_unet",
     "load_monai_generative",
     "load_unet",
+    "mask_condition",
     "save_unet",
     "NOISE_TYPES",
     "SCHEDULES",

@@ -12,6 +12,11 @@ file says how to rebuild its network)::
 class embeddings, the last one being the "no class" token ∅ used when ``cond`` is ``None`` (and for the
 null-class dropout in training).
 
+``mask_conditioned: true`` (an optional key, absent from configs that do not use it) makes an inpainting model
+for counterfactual editing (MedEdit, Palette): the network takes ``2·C + 1`` input channels, the noisy image
+concatenated with the masked image and the mask, ``ε_θ([x_t, x⊙(1−m), m], t)``; ``cond`` is then the tensor
+``[x⊙(1−m), m]`` of :func:`mask_condition` (``in_channels`` stays the image's ``C``).
+
 Model files: ours are safetensors (:func:`save_unet`/:func:`load_unet`). Checkpoints of MONAI Generative
 (the UNet copies in THOR_DDPM and MedEdit) are ``.pt`` state dicts, read with ``torch.load(weights_only=True)``
 (never unpickling code) and renamed to MONAI core's keys by MONAI's own ``load_old_state_dict``.
@@ -28,7 +33,15 @@ from typing import Any
 from medlens._optional import require
 from medlens._validation import InputError, check_option
 
-__all__ = ["BACKBONES", "DEFAULT_UNET", "build_unet", "load_monai_generative", "load_unet", "save_unet"]
+__all__ = [
+    "BACKBONES",
+    "DEFAULT_UNET",
+    "build_unet",
+    "load_monai_generative",
+    "load_unet",
+    "mask_condition",
+    "save_unet",
+]
 
 BACKBONES = ("monai", "diffusers")
 DEFAULT_UNET: dict[str, Any] = {
@@ -50,9 +63,13 @@ def _torch() -> Any:
     return require("torch", extra="torch", purpose="diffusion backbones")
 
 
+#: Keys a config may hold that are left out of it when unset (so older configs and files stay as they were).
+OPTIONAL_KEYS = ("mask_conditioned",)
+
+
 def _config(config: dict[str, Any] | None) -> dict[str, Any]:
     cfg = dict(DEFAULT_UNET)
-    unknown = set(config or {}) - set(cfg)
+    unknown = set(config or {}) - set(cfg) - set(OPTIONAL_KEYS)
     if unknown:
         raise InputError(f"unknown UNet config keys {sorted(unknown)}; known keys are {sorted(cfg)}.")
     cfg |= dict(config or {})
@@ -72,7 +89,27 @@ def _config(config: dict[str, Any] | None) -> dict[str, Any]:
         raise InputError("the diffusers backbone (UNet2DModel) is 2-D only; use backbone 'monai' for 3-D images.")
     if cfg["num_classes"] is not None and (not isinstance(cfg["num_classes"], int) or cfg["num_classes"] < 1):
         raise InputError(f"num_classes must be a positive integer or None; got {cfg['num_classes']!r}.")
+    if "mask_conditioned" in cfg:
+        if not isinstance(cfg["mask_conditioned"], bool):
+            raise InputError(f"mask_conditioned must be true or false; got {cfg['mask_conditioned']!r}.")
+        if not cfg["mask_conditioned"]:
+            del cfg["mask_conditioned"]
+        elif cfg["num_classes"] is not None:
+            raise InputError("a model is either class-conditioned (num_classes) or mask-conditioned, not both.")
     return cfg
+
+
+def _net_in_channels(cfg: dict[str, Any]) -> int:
+    c = int(cfg["in_channels"])
+    return 2 * c + 1 if cfg.get("mask_conditioned") else c
+
+
+def mask_condition(images: Any, mask: Any) -> Any:
+    """The conditioning of a mask-conditioned model: ``[images⊙(1−mask), mask]`` along channels, shape
+    ``(B, C + 1, ...)`` for images ``(B, C, ...)`` and a 0/1 mask ``(B, 1, ...)`` (the masked region set to 0)."""
+    torch = _torch()
+    m = mask.to(images.dtype)
+    return torch.cat([images * (1 - m), m], dim=1)
 
 
 def _monai_net(cfg: dict[str, Any]) -> Any:
@@ -80,7 +117,7 @@ def _monai_net(cfg: dict[str, Any]) -> Any:
     nets = require("monai.networks.nets", extra="diffusion", purpose="the MONAI DiffusionModelUNet")
     return nets.DiffusionModelUNet(
         spatial_dims=cfg["spatial_dims"],
-        in_channels=cfg["in_channels"],
+        in_channels=_net_in_channels(cfg),
         out_channels=cfg["out_channels"],
         num_res_blocks=cfg["num_res_blocks"],
         channels=tuple(cfg["channels"]),
@@ -96,7 +133,7 @@ def _diffusers_net(cfg: dict[str, Any]) -> Any:
     attn = [bool(a) for a in cfg["attention_levels"]]
     return models.UNet2DModel(
         sample_size=cfg["sample_size"],
-        in_channels=cfg["in_channels"],
+        in_channels=_net_in_channels(cfg),
         out_channels=cfg["out_channels"],
         layers_per_block=cfg["num_res_blocks"],
         block_out_channels=tuple(cfg["channels"]),
@@ -125,8 +162,21 @@ def _eps_model_class() -> type:
             n = self.config["num_classes"]
             return None if n is None else int(n)
 
+        @property
+        def mask_conditioned(self) -> bool:
+            """Whether the model takes ``cond = [masked image, mask]`` (see :func:`mask_condition`)."""
+            return bool(self.config.get("mask_conditioned", False))
+
         def forward(self, x_t: Any, t: Any, cond: Any = None) -> Any:
             b = x_t.shape[0]
+            if self.mask_conditioned:
+                want = (b, x_t.shape[1] + 1, *x_t.shape[2:])
+                if cond is None or tuple(cond.shape) != want:
+                    got = None if cond is None else tuple(cond.shape)
+                    raise InputError(
+                        f"this model is mask-conditioned: cond must be [masked image, mask] {want}; got {got}."
+                    )
+                x_t, cond = torch.cat([x_t, cond.to(x_t.device, x_t.dtype)], dim=1), None
             steps = torch.as_tensor(t, device=x_t.device).long().reshape(-1).expand(b) if b else None
             labels = None
             if self.null_class is not None:

@@ -120,7 +120,11 @@ def run_anomaly_train(
     ``train`` split plus as many slices with lesions; the denoiser is class-conditioned (null-class dropout
     0.1, for ``cfg``) and a noise-aware classifier is trained for ``steps`` steps too, into
     ``out/classifier`` (for ``classifier``). ``unet``: a preset name of :data:`UNET_PRESETS`, a JSON file or a
-    dict of ``build_unet`` keys."""
+    dict of ``build_unet`` keys.
+
+    ``conditioned="mask"`` (an inpainting model for ``medlens edit``): images with lesions and their lesion masks
+    — a folder's ``images/`` and ``masks/`` sub-folders (paired by id), or the generator's ``train`` split with
+    lesions; the denoiser sees ``[x_t, x_0⊙(1−m), m]`` (``mask_conditioned`` in its config)."""
     from medlens.diffusion import DATASETS
     from medlens.diffusion._backbones import build_unet
     from medlens.diffusion._train import train_diffusion
@@ -129,17 +133,24 @@ def run_anomaly_train(
         raise InputError("give exactly one of --images DIR and --generator NAME.")
     unet = unet_config(unet)
     if conditioned is not None:
-        check_option(conditioned, ("class",), name="--conditioned")
-    labels = None
+        check_option(conditioned, ("class", "mask"), name="--conditioned")
+    labels = masks = None
     if generator is not None:
         from medlens.diffusion._brain import BrainConfig, brain_slices
 
         gen = DATASETS.get(generator)
-        data = gen(n_train=n_images, n_healthy=0, n_test=0, seed=seed, config=BrainConfig(size=size))
+        n_healthy = 0 if conditioned == "mask" else n_images  # the mask model trains on lesioned slices only
+        data = gen(n_train=n_healthy, n_healthy=0, n_test=0, seed=seed, config=BrainConfig(size=size))
         x, source = data["train"].images, {"generator": DATASETS.meta(generator).get("version", generator)}
+        if conditioned == "mask":
+            bad = brain_slices(n_images, anomalous=True, seed=seed, split="train", config=BrainConfig(size=size))
+            x, masks = bad.images, bad.masks
         if conditioned == "class":
             bad = brain_slices(n_images, anomalous=True, seed=seed, split="train", config=BrainConfig(size=size))
             x, labels = np.concatenate([x, bad.images]), np.repeat([0, 1], [len(x), len(bad.images)])
+    elif conditioned == "mask":
+        x, masks = _image_mask_pairs(images)
+        source = {"images": str(images), "n": len(x)}
     else:
         folder = read_image_folder(images)
         x, source = folder["array"], {"images": str(images), "n": len(folder["ids"])}
@@ -149,15 +160,18 @@ def run_anomaly_train(
         raise InputError(f"--steps must be a positive integer; got {steps!r}.")
     epochs = math.ceil(steps / 100)
     per_epoch = math.ceil(steps / epochs)
-    cfg = {"sample_size": int(x.shape[-1]), **({"num_classes": 2} if labels is not None else {}), **(unet or {})}
+    cfg = {"sample_size": int(x.shape[-1]), **({"num_classes": 2} if labels is not None else {}),
+           **({"mask_conditioned": True} if masks is not None else {}), **(unet or {})}  # fmt: skip
     model = build_unet(cfg, seed=seed)
-    res = train_diffusion(model, x, labels=labels, epochs=epochs, steps_per_epoch=per_epoch, batch_size=batch_size, lr=lr,
+    res = train_diffusion(model, x, labels=labels, masks=masks, epochs=epochs, steps_per_epoch=per_epoch, batch_size=batch_size, lr=lr,
                           num_train_timesteps=num_train_timesteps, noise=noise, seed=seed, out=out, resume=resume,
                           overwrite=overwrite, progress=progress)  # fmt: skip
     config = {"source": source, "steps": epochs * per_epoch, "batch_size": batch_size, "lr": lr, "noise": noise,
               "num_train_timesteps": num_train_timesteps, "unet": model.config}  # fmt: skip
     hist = res["history"]
     extra: dict[str, Any] = {}
+    if masks is not None:
+        config |= {"conditioned": conditioned}
     if labels is not None:
         from medlens.diffusion._guidance import build_classifier, train_classifier
 
@@ -176,6 +190,24 @@ def run_anomaly_train(
          "first_loss": hist[0]["train_loss"] if hist else None, "last_loss": hist[-1]["train_loss"] if hist else None},
         provenance(command="anomaly train", config=config, seed=seed),
     )  # fmt: skip
+
+
+def _image_mask_pairs(images: Any) -> tuple[np.ndarray, np.ndarray]:
+    root = Path(images)
+    if not (root / "images").is_dir() or not (root / "masks").is_dir():
+        raise InputError(
+            f"--images {images}: --conditioned mask needs two sub-folders, images/ and masks/ (paired by id)."
+        )
+    img = read_image_folder(root / "images", what="--images")
+    msk = read_image_folder(root / "masks", kind="mask", what="--images masks/")
+    index = {i: k for k, i in enumerate(msk["ids"])}
+    missing = [i for i in img["ids"] if i not in index]
+    if missing:
+        raise InputError(f"--images {images}: masks/ has no mask for image {missing[0]!r} ({len(missing)} missing).")
+    m = msk["array"][[index[i] for i in img["ids"]]]
+    if m.shape != img["array"].shape:
+        raise InputError(f"--images {images}: masks are {m.shape[2:]} but images are {img['array'].shape[2:]}.")
+    return img["array"], m
 
 
 def _class_labels(ids: list[str], images: Any) -> np.ndarray:

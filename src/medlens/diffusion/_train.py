@@ -1,5 +1,6 @@
 """Training a denoiser on healthy images: ε-prediction with an L2 loss, AdamW, optional EMA weights, and
-optional class conditioning with null-class dropout (for classifier-free guidance), on the shared
+optional class conditioning with null-class dropout (for classifier-free guidance) or mask conditioning (an
+inpainting model for counterfactual editing: ``ε_θ([x_t, x_0⊙(1−m), m], t)`` with each image's mask), on the shared
 :class:`medlens.training.Trainer` (seeded epochs, safetensors checkpoints, exact resume).
 
 One step: draw a batch, ``t ~ U{0..T−1}`` and noise ε (Gaussian or standardised simplex), form
@@ -52,11 +53,28 @@ def _check_data(images: Any, labels: Any, model: Any) -> tuple[Any, Any]:
     return x, y
 
 
+def _check_masks(masks: Any, x: Any, model: Any) -> Any:
+    import torch
+
+    if (masks is None) == bool(getattr(model, "mask_conditioned", False)):
+        raise InputError("masks go with a mask-conditioned model (mask_conditioned set) and only with one.")
+    if masks is None:
+        return None
+    m = np.asarray(masks)
+    want = (len(x), 1, *x.shape[2:])
+    if m.shape != want:
+        raise InputError(f"masks must have shape {want} (one 0/1 mask per image); got {m.shape}.")
+    if not np.isin(m, (0, 1)).all():
+        raise InputError("masks must hold only 0 and 1 (or False/True).")
+    return torch.as_tensor(m.astype(np.float32))
+
+
 def train_diffusion(
     model: Any,
     images: Any,
     *,
     labels: Any = None,
+    masks: Any = None,
     epochs: int = 10,
     steps_per_epoch: int = 50,
     batch_size: int = 16,
@@ -81,6 +99,9 @@ def train_diffusion(
     images : array of shape (N, C, H, W) or (N, C, D, H, W), float in [−1, 1]
     labels : array of shape (N,), optional
         Class indices for a class-conditioned model; each is replaced by ∅ with probability ``null_prob``.
+    masks : array of shape (N, 1, ...), optional
+        0/1 masks for a mask-conditioned model (``mask_conditioned`` in its config): each image is seen with its
+        own mask, as ``cond = [x_0⊙(1−m), m]`` (:func:`~medlens.diffusion.mask_condition`).
     epochs, steps_per_epoch, batch_size : int
         A checkpoint is written after every epoch of ``steps_per_epoch`` optimiser steps.
     schedule, num_train_timesteps, noise
@@ -102,7 +123,7 @@ def train_diffusion(
 
     import torch
 
-    from medlens.diffusion._backbones import save_unet
+    from medlens.diffusion._backbones import mask_condition, save_unet
     from medlens.training import Trainer, adamw, open_training_run
 
     check_option(schedule, SCHEDULES, name="schedule")
@@ -115,6 +136,7 @@ def train_diffusion(
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise InputError(f"The '{name}' parameter must be a positive integer; got {v!r}.")
     x, y = _check_data(images, labels, model)
+    m = _check_masks(masks, x, model)
     sched = make_schedule(schedule, num_train_timesteps)
     ema = copy.deepcopy(model).requires_grad_(False) if ema_decay is not None else None
     holder = torch.nn.ModuleDict({"model": model, **({"ema": ema} if ema is not None else {})})
@@ -122,7 +144,7 @@ def train_diffusion(
         "task": "diffusion.train",
         "unet": model.config,
         "n_images": int(len(x)),
-        "data_sha": _data_digest(x, y),
+        "data_sha": _data_digest(x, y, m),
         "epochs": epochs,
         "steps_per_epoch": steps_per_epoch,
         "batch_size": batch_size,
@@ -165,6 +187,8 @@ def train_diffusion(
         x0, tt = x[torch.as_tensor(idx)], torch.as_tensor(t)
         eps = noise_like(x0, noise, t=t.tolist())
         cond = None
+        if m is not None:
+            cond = mask_condition(x0, m[torch.as_tensor(idx)])
         if y is not None:
             cond = torch.where(torch.as_tensor(drop), model.null_class, y[torch.as_tensor(idx)])
         pred = model(add_noise(sched, x0, eps, tt), tt, cond=cond)
@@ -184,10 +208,12 @@ def train_diffusion(
     return {"history": history, "model": model, "ema": ema, "model_path": model_path}
 
 
-def _data_digest(x: Any, y: Any) -> str:
+def _data_digest(x: Any, y: Any, m: Any = None) -> str:
     import hashlib
 
     h = hashlib.sha256(x.numpy().tobytes())
     if y is not None:
         h.update(y.numpy().tobytes())
+    if m is not None:
+        h.update(b"masks" + m.numpy().tobytes())
     return h.hexdigest()[:16]
