@@ -32,7 +32,7 @@ $(VENV)/.dev-installed: pyproject.toml $(VENV)/.torch-installed
 	touch $@ $(VENV)/.demo-installed
 
 demo: $(VENV)/.demo-installed
-	$(BIN)/medlens demo --out runs/demo
+	$(BIN)/medlens demo --out runs/demo --overwrite  # runs/demo is the demo's own: a section whose configuration changed (an upgrade) is redone, not refused
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest

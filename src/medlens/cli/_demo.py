@@ -61,7 +61,9 @@ def demo(
     doc = run_demo(
         out,
         full=full,
-        shared={"alpha": alpha, "branch_depth": branch_depth, "seed": seed, "epochs": epochs},
+        shared={"alpha": alpha, "branch_depth": branch_depth, "seed": seed},
+        # --epochs is the fine-tune's alone: a shared option would reach every benchmark with an `epochs` parameter
+        options={"cxr-reports-finetune": {"epochs": epochs}},
         progress=progress_enabled(as_json),
         overwrite=overwrite,
     )
