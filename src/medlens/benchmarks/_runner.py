@@ -177,7 +177,7 @@ def _provenance_row(name: str, metrics: Mapping[str, Any], path: Path) -> dict[s
 
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> dict[str, Any]:
     """Render one HTML report with a section per ``<benchmark>/metrics.json`` under ``run_dir`` (and one for
-    ``run_dir/metrics.json`` itself, the folder of a single ``medlens bench run``).
+    ``run_dir/metrics.json`` itself, the folder of a single ``medlens bench run``), in the demo's order.
 
     The report opens with the CAE definition, each benchmark's one-line readings (``spec.explain``) and a
     provenance table (version, config hash, seed, data hashes, models, date of each ``metrics.json``).
@@ -187,7 +187,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> dict[str
 
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "report.html"
-    files = sorted(run_dir.glob("*/metrics.json"))
+    order = {name: i for i, name in enumerate(DEMO + DEMO_FULL)}  # the demo's order, then any other by name
+    files = sorted(run_dir.glob("*/metrics.json"), key=lambda f: (order.get(f.parent.name, len(order)), f.parent.name))
     if (run_dir / "metrics.json").is_file():  # the folder of one `medlens bench run`
         files.insert(0, run_dir / "metrics.json")
     if not files:
