@@ -143,3 +143,13 @@ def test_build_report_of_an_empty_folder_and_a_corrupt_metrics_file(toy_registry
     (tmp_path / "toy" / "metrics.json").write_text("{not json")
     with pytest.raises(InputError, match=r"toy/metrics.json: not a readable metrics.json"):
         build_report(tmp_path)
+
+
+def test_run_demo_names_each_section_on_stderr_with_progress(toy_registry, tmp_path, capsys):
+    run_demo(tmp_path, options={"needs-data": {"data": "d"}}, progress=True)
+    err = capsys.readouterr().err
+    assert "medlens demo [1/2] toy: " in err
+    assert "medlens demo [2/2] needs-data: " in err
+    assert "medlens demo [1/2] toy: done in " in err
+    run_demo(tmp_path / "quiet", options={"needs-data": {"data": "d"}}, progress=False)
+    assert "medlens demo [" not in capsys.readouterr().err

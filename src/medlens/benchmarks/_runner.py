@@ -11,6 +11,8 @@ import datetime as dt
 import importlib.util
 import inspect
 import json
+import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -241,7 +243,11 @@ def run_demo(
     names = tuple(names) if names is not None else DEMO + (DEMO_FULL if full else ())
     shared = {"full": full, **dict(shared or {})}  # benchmarks with a ``full`` option run their full mode
     sections: dict[str, Any] = {}
-    for name in names:
+    for i, name in enumerate(names, 1):
+        if progress:  # on a terminal: which section runs, before its own bars (none for steps of a few seconds)
+            t = time.perf_counter()
+            sys.stderr.write(f"medlens demo [{i}/{len(names)}] {name}: {_spec(name).description}\n")
+            sys.stderr.flush()
         res = run_benchmark(
             name,
             out / name,
@@ -251,6 +257,8 @@ def run_demo(
             overwrite=overwrite,
         )
         sections[name] = {"metrics": res["metrics"], **res["summary"], "lines": res["lines"]}
+        if progress:
+            sys.stderr.write(f"medlens demo [{i}/{len(names)}] {name}: done in {time.perf_counter() - t:.0f} s\n")
     info = build_report(out, out / "report.html")
     config = {"out": str(out), "benchmarks": list(names), "full": full, **shared}
     return stamp(
