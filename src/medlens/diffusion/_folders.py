@@ -27,7 +27,8 @@ SUFFIXES = (".png", ".npy")
 NIFTI = (".nii", ".nii.gz")
 
 
-def _read_one(path: Path, *, kind: str) -> np.ndarray:
+def read_image_file(path: Path, *, kind: str) -> np.ndarray:
+    """One 2-D .png or .npy file: an image in [-1, 1] (float32), a mask in {0, 1} (uint8) or a map; named errors."""
     return _convert(_load_2d(path), path, kind)
 
 
@@ -137,7 +138,7 @@ def read_image_folder(folder: str | os.PathLike, *, kind: str = "image", what: s
             sources += [p] * len(slices)
         else:
             ids.append(stem)
-            arrays.append(_read_one(p, kind=kind))
+            arrays.append(read_image_file(p, kind=kind))
             sources.append(p)
     order = sorted(range(len(ids)), key=lambda n: ids[n])
     ids, arrays, sources = [ids[n] for n in order], [arrays[n] for n in order], [sources[n] for n in order]

@@ -30,14 +30,14 @@ __all__ = ["run_edit"]
 
 
 def _read(path: str | os.PathLike, kind: str, flag: str) -> np.ndarray:
-    from medlens.diffusion._run import _read_one
+    from medlens.diffusion._folders import read_image_file
 
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{flag} {p}: no such file; give a .png or .npy image.")
     if p.suffix.lower() not in (".png", ".npy"):
         raise InputError(f"{flag} {p}: expected a .png or .npy file; got {p.suffix or 'no suffix'}.")
-    return _read_one(p, kind=kind)
+    return read_image_file(p, kind=kind)
 
 
 def _pair(ids: list[str], other: dict[str, Any], flag: str, shape: tuple[int, ...]) -> np.ndarray:
