@@ -578,3 +578,18 @@ def test_taxonomy_validate_json_has_provenance(cli, tmp_path):
     doc = json.loads(res.out)
     assert doc["valid"] is True
     assert doc["provenance"]["input_hashes"]["taxonomy"]["sha256"]
+
+
+def test_an_import_error_inside_medlens_is_internal_but_a_missing_extra_is_bad_input(monkeypatch, capsys):
+    import medlens.cli as cli_mod
+
+    def own(*_a, **_k):
+        from medlens.diffusion._run import _no_such_name  # noqa: F401
+
+    def extra(*_a, **_k):
+        raise ImportError('faiss is needed for the index; install it with pip install "medlens[retrieval]"')
+
+    for fn, code, head in ((own, 1, "medlens: internal error: ImportError"), (extra, 2, "medlens: error: faiss")):
+        monkeypatch.setattr(cli_mod.typer.main, "get_command", lambda _app, fn=fn: type("C", (), {"main": fn})())
+        assert cli_mod.main(["doctor"]) == code
+        assert capsys.readouterr().err.startswith(head)

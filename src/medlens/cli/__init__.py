@@ -139,12 +139,23 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("medlens").debug("details", exc_info=True)
         return 1
     except USER_ERRORS as exc:
+        if _own_import_error(exc):  # medlens failing to import itself is a bug, not a missing extra
+            return _internal_error(exc)
         msg = exc.args[0] if (isinstance(exc, KeyError) and exc.args) else str(exc)
         sys.stderr.write(f"medlens: error: {' '.join(str(msg).split())}\n")
         logging.getLogger("medlens").debug("details", exc_info=True)
         return 2
     except Exception as exc:  # noqa: BLE001 - last-resort handler of the CLI
-        sys.stderr.write(f"medlens: internal error: {type(exc).__name__}: {exc} (rerun with -vv for a traceback)\n")
-        logging.getLogger("medlens").debug("traceback", exc_info=True)
-        return 1
+        return _internal_error(exc)
     return int(rv or 0) if isinstance(rv, int) else 0
+
+
+def _own_import_error(exc: BaseException) -> bool:
+    """An ``ImportError`` raised because a medlens module lacks a name (``from medlens.x import y``)."""
+    return isinstance(exc, ImportError) and (exc.name or "").split(".")[0] == "medlens"
+
+
+def _internal_error(exc: BaseException) -> int:
+    sys.stderr.write(f"medlens: internal error: {type(exc).__name__}: {exc} (rerun with -vv for a traceback)\n")
+    logging.getLogger("medlens").debug("traceback", exc_info=True)
+    return 1
