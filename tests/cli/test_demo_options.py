@@ -19,4 +19,3 @@ def test_epochs_reach_only_the_fine_tune(cli, monkeypatch, tmp_path):
     assert "epochs" not in seen["shared"]
     assert seen["shared"]["seed"] == 2
     assert seen["options"] == {"cxr-reports-finetune": {"epochs": 3}}
-

@@ -100,6 +100,10 @@ class AgentConfig:
     leakage : LeakageGuard, None or "auto"
         The guard applied to every retrieval; ``"auto"`` (default): on unless the index's corpus is ``hpo``
         (whose documents describe diseases, not cases).
+    constrained : bool
+        Send each step's JSON Schema as ``response_format`` (``json_schema``): the local transformers client then
+        decodes under the schema's grammar, so a reply that ends is valid; a server applies it if it supports it
+        (vLLM, llama.cpp, SGLang do; ``transformers serve`` ignores it). Off by default.
     """
 
     rounds: int = 1
@@ -116,6 +120,7 @@ class AgentConfig:
     max_tokens: int | None = 1024
     retrieval: bool = True
     leakage: LeakageGuard | None | str = "auto"
+    constrained: bool = False
 
     def check(self) -> AgentConfig:
         """Validate the settings; returns ``self``."""
@@ -130,10 +135,14 @@ class AgentConfig:
             raise InputError(f"AgentConfig.leakage must be a LeakageGuard, None or 'auto'; got {self.leakage!r}.")
         if not self.rrf_k > 0:
             raise InputError(f"AgentConfig.rrf_k must be > 0; got {self.rrf_k}.")
+        if not isinstance(self.constrained, bool):
+            raise InputError(f"AgentConfig.constrained must be True or False; got {self.constrained!r}.")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(replace(self, leakage=None))
+        if not self.constrained:  # unconstrained runs keep the config hash they had before the option existed
+            del out["constrained"]
         g = self.leakage
         out["leakage"] = g.to_dict() if isinstance(g, LeakageGuard) else g
         return out
@@ -288,8 +297,15 @@ class RadarAgent:
         cfg = self.config
         rec: dict[str, Any] = {"step": step, "round": rnd}
         try:
+            fmt = {"type": "json_schema", "json_schema": {"name": step, "schema": schema}} if cfg.constrained else None
             ans = chat_json(
-                self.client, messages, schema, temperature=cfg.temperature, seed=cfg.seed, max_tokens=cfg.max_tokens
+                self.client,
+                messages,
+                schema,
+                temperature=cfg.temperature,
+                seed=cfg.seed,
+                max_tokens=cfg.max_tokens,
+                response_format=fmt,
             )
         except LLMHTTPError as exc:
             if exc.status not in _CASE_STEP_HTTP:

@@ -40,6 +40,7 @@ def run_diagnose(
     block_case_ids: Sequence[str] | None = None,
     seed: int = 0,
     max_tokens: int = 1024,
+    constrained: bool = False,
     overwrite: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -59,6 +60,11 @@ def run_diagnose(
         raise InputError("--cases needs --out DIR (a run folder: results.jsonl, one line per case, and manifest.json).")
     if no_retrieval and llm_url is None and model_path is None:
         raise InputError("--no-retrieval is the LLM baseline; give --llm-url URL --model NAME or --model-path DIR.")
+    if constrained and llm_url is None and model_path is None:
+        raise InputError(
+            "--constrained shapes an LLM's replies; give --llm-url URL --model NAME or --model-path DIR (without an "
+            "LLM the retrieval-only ranker runs, which decodes nothing)."
+        )
     if index is None and not no_retrieval:
         raise InputError("--index IDX is required (only the --no-retrieval baseline runs without an index).")
     items = [read_case(case)] if case is not None else read_cases(cases)  # type: ignore[arg-type]
@@ -86,6 +92,7 @@ def run_diagnose(
             retriever=retriever,
             seed=seed,
             max_tokens=max_tokens,
+            constrained=constrained,
             retrieval=not no_retrieval,
             leakage=guard,
         ).check()

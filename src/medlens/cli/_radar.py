@@ -86,6 +86,12 @@ def diagnose(
     block_case_id: list[str] = typer.Option(None, "--block-case-id", help="A case id never to retrieve (repeatable)."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed passed to the LLM (temperature is 0)."),
     max_tokens: int = typer.Option(1024, "--max-tokens", help="Reply length limit of each LLM step."),
+    constrained: bool = typer.Option(
+        False,
+        "--constrained",
+        help="Constrained decoding: send each step's JSON Schema as response_format (a --model-path model decodes "
+        "under its grammar; needs xgrammar from medlens[llm]; servers apply it if they support it).",
+    ),
     overwrite: bool = typer.Option(
         False,
         "--overwrite",
@@ -128,6 +134,7 @@ def diagnose(
         block_case_ids=block_case_id,
         seed=seed,
         max_tokens=max_tokens,
+        constrained=constrained,
         overwrite=overwrite,
         progress=progress_enabled(as_json),
     )

@@ -19,6 +19,10 @@ top-k/top-p the model folder's ``generation_config.json`` sets, if any. Weights
 and tokenizer load from a local folder, a GGUF file or a registered name (:func:`~medlens.llm.resolve_local_model`)
 only (``local_files_only=True``, hub libraries set offline, no
 remote code). The client is text-only: images need an OpenAI-compatible vision endpoint.
+
+``response_format`` (``json_object``, or ``json_schema`` with a schema) constrains decoding with a grammar, so a
+reply that ends before ``max_tokens`` is valid JSON matching the schema (:mod:`medlens.llm._constrain`; needs
+``xgrammar``, in the ``llm`` extra). Without it the model writes free text.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from medlens._optional import require
 from medlens._validation import InputError
 from medlens.llm._base import BaseChatClient, ChatResponse
 from medlens.llm._cache import ResponseCache, resolve_cache
+from medlens.llm._constrain import GrammarConstraint, grammar_of
 from medlens.llm._errors import LLMContextLengthError
 from medlens.llm._models import gguf_folder, resolve_local_model
 
@@ -139,6 +144,7 @@ class TransformersClient(BaseChatClient):
         self.lm.to(device=self.device, dtype=self.dtype)
         self.lm.eval()
         self._lock = threading.Lock()
+        self._grammars: GrammarConstraint | None = None
         log.info(
             "local %s %s on %s (%s, %s prompt)",
             self._label,
@@ -211,14 +217,18 @@ class TransformersClient(BaseChatClient):
                 log.debug("max new tokens %d cut to %d to fit the %d-token context", max_new, limit - n_prompt, limit)
                 max_new = limit - n_prompt
         gen = self._generation_config(params, max_new)
+        extra = {}
+        grammar = grammar_of(params["response_format"])
         with self._lock, torch.inference_mode():
+            if grammar is not None:
+                extra["logits_processor"] = self._constraint(gen).logits_processors(grammar)
             if params["temperature"] > 0:
                 devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
                 with torch.random.fork_rng(devices=devices):
                     torch.manual_seed(params["seed"] if params["seed"] is not None else 0)
-                    out = self.lm.generate(**enc, generation_config=gen)
+                    out = self.lm.generate(**enc, generation_config=gen, **extra)
             else:
-                out = self.lm.generate(**enc, generation_config=gen)
+                out = self.lm.generate(**enc, generation_config=gen, **extra)
         new = out[0, n_prompt:]
         n_new = int(new.shape[0])
         text = self.tokenizer.decode(new, skip_special_tokens=True)
@@ -229,6 +239,16 @@ class TransformersClient(BaseChatClient):
             text, finish = text[: text.index(_STOP)], "stop"
         usage = {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new}
         return ChatResponse(text=text.strip(), model=self.model, usage=usage, raw=None, finish_reason=finish)
+
+    def _constraint(self, gen: Any) -> GrammarConstraint:
+        """The grammar engine for ``response_format`` (built on first use; see :mod:`medlens.llm._constrain`)."""
+        if self._grammars is None:
+            eos = gen.eos_token_id
+            stops = [int(t) for t in (eos if isinstance(eos, list) else [eos]) if t is not None]
+            tok = getattr(self.tokenizer, "tokenizer", self.tokenizer)  # a VLM's processor wraps its tokenizer
+            vocab = self.lm.get_output_embeddings().weight.shape[0]
+            self._grammars = GrammarConstraint(tok, int(vocab), stops)
+        return self._grammars
 
     def _generation_config(self, params: dict[str, Any], max_new: int) -> Any:
         transformers = require("transformers", extra="hf")
