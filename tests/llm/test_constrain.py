@@ -144,6 +144,31 @@ def test_schema_xgrammar_cannot_compile_is_one_input_error(byte_lm):
         )
 
 
+def test_decoding_schema_admits_only_answers_the_step_schema_admits_and_cites_shown_passages():
+    from medlens.agents._prompts import EVIDENCE_SCHEMA, FINAL_SCHEMA, INITIAL_SCHEMA, decoding_schema
+
+    ids = ["d2", "d1"]
+    ev = decoding_schema(EVIDENCE_SCHEMA, max_items=3, max_chars=20, ids=ids)
+    a = ev["properties"]["assessments"]
+    assert a["maxItems"] == 3
+    assert a["items"]["properties"]["supporting"]["items"] == {"enum": ["d1", "d2"]}
+    assert a["items"]["properties"]["note"]["maxLength"] == 20
+    fin = decoding_schema(FINAL_SCHEMA, max_items=5, ids=ids)
+    assert fin["properties"]["citations"]["additionalProperties"]["items"] == {"enum": ["d1", "d2"]}
+    assert fin["properties"]["citations"]["maxProperties"] == 5
+    assert "maxLength" not in fin["properties"]["confidence"]  # only strings are bounded
+    assert decoding_schema(FINAL_SCHEMA, max_items=5, ids=[])["properties"]["differentials"]["items"] == {
+        "type": "string",
+        "maxLength": 120,
+    }
+    assert INITIAL_SCHEMA["properties"]["hypotheses"].get("maxItems") is None  # the prompt's schema is untouched
+    good = {"assessments": [{"dx": "x", "supporting": ["d1"], "note": "short"}]}
+    bad = {"assessments": [{"dx": "x", "supporting": ["d9"]}]}
+    assert validate_json(good, ev) == []
+    assert validate_json(good, EVIDENCE_SCHEMA) == []
+    assert validate_json(bad, ev) != []
+
+
 def test_agent_config_sends_each_steps_schema_only_when_constrained():
     seen = []
 
@@ -162,7 +187,9 @@ def test_agent_config_sends_each_steps_schema_only_when_constrained():
             agent.diagnose({"id": "c", "clinical_history": "ataxia", "caption": "molar tooth sign"})
     assert seen[0] is None
     assert seen[1]["type"] == "json_schema"
-    assert seen[1]["json_schema"]["schema"]["required"] == ["hypotheses"]
+    sent = seen[1]["json_schema"]["schema"]
+    assert sent["required"] == ["hypotheses"]
+    assert sent["properties"]["hypotheses"]["maxItems"] == AgentConfig().n_hypotheses  # bounded for the budget
     assert "constrained" not in AgentConfig().to_dict()  # the unconstrained config hash is unchanged
     assert AgentConfig(constrained=True).to_dict()["constrained"] is True
     with pytest.raises(InputError, match="constrained must be True or False"):

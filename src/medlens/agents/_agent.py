@@ -47,6 +47,7 @@ from medlens.agents._prompts import (
     EVIDENCE_SCHEMA,
     FINAL_SCHEMA,
     INITIAL_SCHEMA,
+    decoding_schema,
     evidence_messages,
     final_messages,
     initial_messages,
@@ -101,9 +102,11 @@ class AgentConfig:
         The guard applied to every retrieval; ``"auto"`` (default): on unless the index's corpus is ``hpo``
         (whose documents describe diseases, not cases).
     constrained : bool
-        Send each step's JSON Schema as ``response_format`` (``json_schema``): the local transformers client then
-        decodes under the schema's grammar, so a reply that ends is valid; a server applies it if it supports it
-        (vLLM, llama.cpp, SGLang do; ``transformers serve`` ignores it). Off by default.
+        Send each step's JSON Schema as ``response_format`` (``json_schema``), bounded by
+        :func:`~medlens.agents._prompts.decoding_schema` (arrays to the hypotheses or differentials asked for,
+        strings to 120 characters, passage ids to the passages shown): the local transformers client then decodes
+        under its grammar, so a reply that ends is valid and cites only shown passages; a server applies it if it
+        supports it (vLLM, llama.cpp, SGLang do; ``transformers serve`` ignores it). Off by default.
     """
 
     rounds: int = 1
@@ -292,12 +295,24 @@ class RadarAgent:
 
     # ------------------------------------------------------------------------------------------- LLM steps
     def _ask(
-        self, step: str, rnd: int, messages: list[dict[str, Any]], schema: dict[str, Any], trace: dict[str, Any]
+        self,
+        step: str,
+        rnd: int,
+        messages: list[dict[str, Any]],
+        schema: dict[str, Any],
+        trace: dict[str, Any],
+        *,
+        max_items: int,
+        ids: Sequence[str] | None = None,
     ) -> Any:
+        """One LLM step; ``max_items`` and ``ids`` bound the constrained-decoding schema (see ``decoding_schema``)."""
         cfg = self.config
         rec: dict[str, Any] = {"step": step, "round": rnd}
+        fmt = None
+        if cfg.constrained:
+            bounded = decoding_schema(schema, max_items=max_items, ids=ids)
+            fmt = {"type": "json_schema", "json_schema": {"name": step, "schema": bounded}}
         try:
-            fmt = {"type": "json_schema", "json_schema": {"name": step, "schema": schema}} if cfg.constrained else None
             ans = chat_json(
                 self.client,
                 messages,
@@ -370,7 +385,14 @@ class RadarAgent:
     def _llm(self, case: dict[str, Any], *, retrieval: bool) -> dict[str, Any]:
         cfg = self.config
         trace: dict[str, Any] = {"steps": [], "invalid_citations": [], "queries": [], "rounds": 0}
-        init = self._ask("initial", 0, initial_messages(case, n_hypotheses=cfg.n_hypotheses), INITIAL_SCHEMA, trace)
+        init = self._ask(
+            "initial",
+            0,
+            initial_messages(case, n_hypotheses=cfg.n_hypotheses),
+            INITIAL_SCHEMA,
+            trace,
+            max_items=cfg.n_hypotheses,
+        )
         hyps, findings = self._hypotheses(init) if init is not None else ([], [])
         if init is None and retrieval:
             ranked = self.retrieval_only(case)
@@ -390,6 +412,8 @@ class RadarAgent:
             final_messages(case, hyps, passages, assessments, max_chars=cfg.passage_chars),
             FINAL_SCHEMA,
             trace,
+            max_items=cfg.n_differentials + 1,
+            ids=[p["id"] for p in passages or []],
         )
         allowed = {p["id"] for p in passages} if passages else set()
         answer = self._final_answer(final, allowed, trace) if final is not None else None
@@ -476,6 +500,8 @@ class RadarAgent:
                 evidence_messages(case, hyps, passages, max_chars=cfg.passage_chars),
                 EVIDENCE_SCHEMA,
                 trace,
+                max_items=cfg.n_hypotheses,
+                ids=[p["id"] for p in passages],
             )
             if value is None:
                 continue

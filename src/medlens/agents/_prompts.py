@@ -26,6 +26,7 @@ __all__ = [
     "FINAL_SCHEMA",
     "INITIAL_SCHEMA",
     "SYSTEM_PROMPT",
+    "decoding_schema",
     "evidence_messages",
     "final_messages",
     "format_case",
@@ -100,6 +101,50 @@ FINAL_SCHEMA: dict[str, Any] = {
     },
 }
 """Final doctor: ``{primary, differentials[4], citations{dx: [ids]}, confidence}``."""
+
+
+_ID_LISTS = ("supporting", "refuting")  # properties that hold passage ids (and "citations"' values)
+
+
+def decoding_schema(
+    schema: Mapping[str, Any], *, max_items: int, max_chars: int = 120, ids: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The schema sent as ``response_format`` under constrained decoding: ``schema`` with every array bounded
+    (``maxItems``), every free string (``maxLength``) and every object of free keys (``maxProperties``), and the
+    passage-id lists restricted to ``ids`` (the passages shown), so a grammar-constrained reply fits a small token
+    budget and cannot cite a passage it never saw. Each answer it admits also matches ``schema``, which is still
+    what the prompt shows and what the answer is validated against.
+
+    >>> decoding_schema({"type": "array", "items": {"type": "string"}}, max_items=2, max_chars=9)
+    {'type': 'array', 'items': {'type': 'string', 'maxLength': 9}, 'maxItems': 2}
+    """
+
+    def walk(node: Any, id_list: bool = False) -> Any:
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if not isinstance(node, Mapping):
+            return node
+        out = {k: walk(v) for k, v in node.items() if k not in ("properties", "additionalProperties", "items")}
+        if "properties" in node:
+            out["properties"] = {k: walk(v, k in _ID_LISTS) for k, v in node["properties"].items()}
+            if "citations" in node["properties"]:
+                cit = dict(out["properties"]["citations"])
+                cit["additionalProperties"] = walk(node["properties"]["citations"]["additionalProperties"], True)
+                out["properties"]["citations"] = cit
+        if isinstance(node.get("additionalProperties"), Mapping) and "additionalProperties" not in out:
+            out["additionalProperties"] = walk(node["additionalProperties"])
+            out.setdefault("maxProperties", max_items)
+        if "items" in node:
+            out["items"] = {"enum": sorted(set(ids))} if id_list and ids else walk(node["items"])
+        types = node.get("type")
+        types = types if isinstance(types, list) else [types]
+        if "array" in types:
+            out.setdefault("maxItems", max_items)
+        if "string" in types and "enum" not in node:
+            out.setdefault("maxLength", max_chars)
+        return out
+
+    return walk(schema)
 
 
 def _x(text: Any) -> str:
