@@ -483,3 +483,36 @@ def test_cli_text_setting_with_a_local_causal_lm(nova_dir, tmp_path, capsys):
     )
     assert rc == 2  # an image setting needs a vision-language model
     assert "could not load a vision-language model" in err
+
+
+def test_concurrent_requests_give_the_same_rows_in_completion_order(nova, tmp_path, monkeypatch):
+    import hashlib
+    import threading
+    import time
+
+    state = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+
+    def by_content(messages, **params):  # the answer depends on the request only, never on arrival order
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.02)
+        with lock:
+            state["now"] -= 1
+        text = json.dumps(messages[-1]["content"], sort_keys=True)
+        names = ["Meningioma", "Glioma", "Abscess", "Lymphoma"]
+        k = int(hashlib.sha256(text.encode()).hexdigest(), 16)
+        return json.dumps({"primary": names[k % 4], "differentials": [names[(k // 4) % 4]]})
+
+    rows = {}
+    for n in (1, 3):
+        monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / f"cache{n}"))
+        out = tmp_path / f"c{n}"
+        summary = nova_run(nova, CallableClient(by_content), out, task="diagnosis", setting="text", workers=n)
+        assert summary["status"] == "complete"
+        rows[n] = sorted(rows_of(out), key=lambda r: r["filename"])
+    assert state["peak"] == 3
+    assert rows[1] == rows[3]
+    with pytest.raises(ValueError, match="--workers must be an integer"):
+        nova_run(nova, CallableClient(by_content), tmp_path / "bad", task="diagnosis", workers=0)

@@ -193,6 +193,10 @@ def test_diagnose_cases_killed_then_resumed_equals_an_uninterrupted_run(cli, env
         (["--case", "{case}", "--leakage", "maybe"], ["leakage"]),
         (["--case", "{case}", "--leakage", "off", "--block-url", "x.org/1"], ["need the leakage guard"]),
         (["--cases", "{dup}", "--out", "{dir}/o.jsonl"], ["repeats line 1"]),
+        (["--cases", "{cases}", "--out", "{dir}/o", "--workers", "2"], ["--workers overlaps", "--model-path"]),
+        (["--case", "{case}", "--workers", "0"], ["--workers must be an integer in [1, 256]"]),
+        (["--case", "{case}", "--rate-limit", "2"], ["--rate-limit spaces the requests sent to --llm-url"]),
+        (["--case", "{case}", "--rate-limit", "-1"], ["--rate-limit must be a positive number"]),
     ],
 )
 def test_diagnose_bad_input_exits_2(cli, env, extra, fragments):
@@ -401,3 +405,23 @@ def test_diagnose_cases_with_a_local_model_that_never_answers_json(cli, env):
         assert rec["trace"]["n_parse_failures"] == 3  # initial, evidence and final, each after its repair
         assert rec["trace"]["hypotheses_from"].startswith("retrieval-only ranker")
         assert rec["primary"]
+
+
+def test_diagnose_cases_concurrently_equals_one_at_a_time(cli, env, server, monkeypatch):
+    cases = env["dir"] / "three.jsonl"
+    cases.write_text("".join(json.dumps(c) + "\n" for c in CASES))
+    runs, n_requests = {}, {}
+    for n in (1, 3):
+        monkeypatch.setenv("MEDLENS_CACHE", str(env["dir"] / f"cache{n}"))  # no answer comes from the other run
+        before = len(server.requests)
+        out = env["dir"] / f"dx{n}"
+        res = cli(
+            "rag", "diagnose", "--index", env["idx"], "--cases", cases, "--out", out, "--llm-url", server.url,
+            "--model", "tiny-chat", "--workers", str(n), "--rate-limit", "200", "--json",
+        )  # fmt: skip
+        assert res.rc == 0, res.err
+        assert json.loads(res.out)["n_done"] == 3
+        n_requests[n] = len(server.requests) - before
+        runs[n] = sorted(_lines(out / "results.jsonl"), key=lambda r: r["id"])
+    assert n_requests[1] == n_requests[3] > 0
+    assert runs[1] == runs[3]  # the echo server answers by content: same results, whatever the workers

@@ -340,3 +340,30 @@ def test_cli_reports_llm_failures_in_one_line(monkeypatch, capsys, make_exc, cod
     assert err.count("\n") == 1
     assert err.startswith("medlens: error: ")
     assert "internal error" not in err
+
+
+def test_rate_limit_spaces_http_attempts_and_spares_cache_hits(llm_server, monkeypatch):
+    from medlens._validation import InputError
+    from medlens.executors import RateLimiter, fan_out
+
+    waits = []
+
+    class Recording(RateLimiter):
+        def wait(self):
+            waits.append(self.reserve())  # the slot taken; no sleeping in the test
+
+    limiter = Recording(10.0)
+    llm_server.push(error(503, "busy"), reply("a"), reply("b"), reply("c"))
+    with OpenAIClient(llm_server.url, "tiny-chat", backoff=0, rate_limit=limiter) as client:
+        assert client.rate_limiter is limiter
+        assert client.chat([{"role": "user", "content": "one"}]).text == "a"  # a retry is an attempt: two slots
+        assert len(waits) == 2
+        assert client.chat([{"role": "user", "content": "one"}]).cached  # from the cache: no slot
+        assert len(waits) == 2
+        list(fan_out(["two", "three"], lambda t: client.chat([{"role": "user", "content": t}]), workers=2))
+    assert len(waits) == 4
+    assert len(llm_server.requests) == 4
+    spaced = OpenAIClient(llm_server.url, "tiny-chat", rate_limit=4)
+    assert spaced.rate_limiter.interval == 0.25
+    with pytest.raises(InputError, match="--rate-limit must be a positive number"):
+        OpenAIClient(llm_server.url, "tiny-chat", rate_limit=0)

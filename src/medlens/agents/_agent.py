@@ -37,6 +37,7 @@ Retrieval-Augmented Agents. arXiv:2511.04720 (2025). Prompts and loop are a clea
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -224,6 +225,8 @@ class RadarAgent:
             corpus = index.manifest["corpus"]["name"] if index is not None else None
             guard = None if corpus == "hpo" else LeakageGuard()
         self.guard: LeakageGuard | None = guard
+        # retrieval (query embedding, FAISS, BM25) runs one call at a time; LLM steps of several cases overlap
+        self._index_lock = threading.Lock()
 
     @property
     def mode(self) -> str:
@@ -269,10 +272,11 @@ class RadarAgent:
         if self.index is None:
             raise InputError("the retrieval-only ranker needs an index.")
         cfg = self.config
-        hits = self.index.search(case_query(case), top_k=cfg.ranker_depth, retriever=cfg.retriever)
         drops: list[dict[str, Any]] = []
-        if self.guard is not None:
-            hits, drops = self.guard.filter(case, hits, index=self.index)
+        with self._index_lock:
+            hits = self.index.search(case_query(case), top_k=cfg.ranker_depth, retriever=cfg.retriever)
+            if self.guard is not None:
+                hits, drops = self.guard.filter(case, hits, index=self.index)
         cands = rank_candidates(hits)[: 1 + cfg.n_differentials]
         return {
             "id": case["id"],
@@ -373,13 +377,14 @@ class RadarAgent:
     def _retrieve(self, case: dict[str, Any], queries: list[str]) -> tuple[list[list[Any]], list[dict[str, Any]]]:
         cfg = self.config
         depth = cfg.top_k * 3 if self.guard is not None else cfg.top_k
-        found = self.index.search_many(queries, top_k=depth, retriever=cfg.retriever)
         per_query, drops = [], []
-        for hits in found:
-            if self.guard is not None:
-                hits, dropped = self.guard.filter(case, hits, index=self.index)
-                drops += dropped
-            per_query.append(hits[: cfg.top_k])
+        with self._index_lock:
+            found = self.index.search_many(queries, top_k=depth, retriever=cfg.retriever)
+            for hits in found:
+                if self.guard is not None:
+                    hits, dropped = self.guard.filter(case, hits, index=self.index)
+                    drops += dropped
+                per_query.append(hits[: cfg.top_k])
         return per_query, merge_leakage(drops)
 
     def _llm(self, case: dict[str, Any], *, retrieval: bool) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from medlens._provenance import provenance, stamp
 from medlens._validation import InputError
 from medlens.agents._agent import AgentConfig, RadarAgent
 from medlens.agents._runs import diagnose_cases, read_case, read_cases
+from medlens.executors import check_fan_out_options
 from medlens.io import atomic_write_json
 
 __all__ = ["run_diagnose"]
@@ -41,6 +42,8 @@ def run_diagnose(
     seed: int = 0,
     max_tokens: int = 1024,
     constrained: bool = False,
+    workers: int = 1,
+    rate_limit: float | None = None,
     overwrite: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -50,6 +53,7 @@ def run_diagnose(
     ``case``: returns the result stamped with provenance, also written to ``out`` when given. ``cases``: ``out``
     is the run folder (results.jsonl appended and resumed, manifest.json; :func:`diagnose_cases`); returns the
     run summary with the agent's ``mode``, stamped. ``no_retrieval`` is the LLM baseline (no index needed).
+    ``workers`` cases at once and ``rate_limit`` requests per second apply to ``llm_url`` runs of ``cases``.
     """
     from medlens.llm import client_from_options, closing_client
     from medlens.retrieval import index_provenance, leakage_guard, load_index
@@ -60,6 +64,17 @@ def run_diagnose(
         raise InputError("--cases needs --out DIR (a run folder: results.jsonl, one line per case, and manifest.json).")
     if no_retrieval and llm_url is None and model_path is None:
         raise InputError("--no-retrieval is the LLM baseline; give --llm-url URL --model NAME or --model-path DIR.")
+    check_fan_out_options(workers, rate_limit, endpoint=llm_url is not None)
+    if workers > 1 and (case is not None or llm_url is None):
+        raise InputError(
+            "--workers overlaps the requests of several --cases to --llm-url; "
+            + (
+                "one --case is one request at a time."
+                if case is not None
+                else "a --model-path model (or the "
+                "retrieval-only ranker) answers one case at a time in this process; drop --workers."
+            )
+        )
     if constrained and llm_url is None and model_path is None:
         raise InputError(
             "--constrained shapes an LLM's replies; give --llm-url URL --model NAME or --model-path DIR (without an "
@@ -71,7 +86,12 @@ def run_diagnose(
     idx = load_index(index) if index is not None else None
     # the model last: a local one takes seconds to load, and every cheap check has passed by now
     client = client_from_options(
-        llm_url=llm_url, model=model, model_path=model_path, allow_remote=allow_remote, device=device
+        llm_url=llm_url,
+        model=model,
+        model_path=model_path,
+        allow_remote=allow_remote,
+        device=device,
+        rate_limit=rate_limit,
     )
     with closing_client(client):
         guard = (
@@ -116,6 +136,12 @@ def run_diagnose(
             return doc
         with progress_bar(len(items), progress, "diagnosing", transient=True) as advance:
             summary = diagnose_cases(
-                agent, items, out, overwrite=overwrite, provenance=prov, on_result=lambda _res: advance(1)
+                agent,
+                items,
+                out,
+                overwrite=overwrite,
+                provenance=prov,
+                on_result=lambda _res: advance(1),
+                workers=workers,
             )
         return stamp({**summary, "mode": agent.mode}, prov)

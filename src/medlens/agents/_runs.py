@@ -20,6 +20,7 @@ from typing import Any
 
 from medlens._validation import InputError, read_text_file
 from medlens.agents._agent import RadarAgent, check_case
+from medlens.executors import fan_out
 from medlens.io import RunFolder, iter_jsonl
 
 __all__ = ["diagnose_cases", "read_case", "read_cases", "summarize_results"]
@@ -71,8 +72,13 @@ def diagnose_cases(
     overwrite: bool = False,
     provenance: Mapping[str, Any] | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Diagnose ``cases`` with ``agent`` into the run folder ``out``, appending one line per case, skipping done ids.
+
+    ``workers`` cases are diagnosed at once (:func:`~medlens.executors.fan_out`: LLM requests overlap, retrieval
+    takes turns); each line is appended by this thread as its case finishes, so lines follow completion order and
+    a resumed run skips exactly the ids written. The workers is not part of the configuration.
 
     Returns ``{"out", "results", "manifest", "n_cases", "n_done", "n_skipped", "config_hash", **summarize_results(new
     results)}``.
@@ -85,11 +91,13 @@ def diagnose_cases(
     with folder:
         log = folder.log(RESULTS, key="id")
         folder.write_manifest(results=RESULTS, n_cases=len(cases))
+        todo = []
         for case in cases:
             if check_case(case)["id"] in log:
                 skipped += 1
-                continue
-            res = agent.diagnose(case)
+            else:
+                todo.append(case)
+        for _case, res in fan_out(todo, agent.diagnose, workers=workers):
             log.append({**res, "config_hash": chash})
             results.append(res)
             if on_result is not None:

@@ -20,6 +20,8 @@ __all__ = [
     "executor_option",
     "ray_address_option",
     "workers_option",
+    "fan_out_workers_option",
+    "rate_limit_option",
 ]
 
 log = logging.getLogger("medlens")
@@ -120,3 +122,24 @@ def workers_option():
     import typer
 
     return typer.Option(None, "--workers", help="Ray actors, each holding one model (--executor ray; default 1).")
+
+
+def fan_out_workers_option():
+    import typer
+
+    return typer.Option(
+        1,
+        "--workers",
+        help="Items answered at once, each with its requests to --llm-url in flight (threads; results are the same, "
+        "only the order of the lines changes).",
+    )
+
+
+def rate_limit_option():
+    import typer
+
+    return typer.Option(
+        None,
+        "--rate-limit",
+        help="At most this many requests per second to --llm-url (retries count; cache hits do not).",
+    )

@@ -8,7 +8,14 @@ from typing import Any
 
 import typer
 
-from medlens.cli._common import console, emit_json, human_float, progress_enabled
+from medlens.cli._common import (
+    console,
+    emit_json,
+    fan_out_workers_option,
+    human_float,
+    progress_enabled,
+    rate_limit_option,
+)
 
 app = typer.Typer(
     help="NOVA (rare brain-MRI findings): validate your local copy, run a VLM over it, evaluate prediction rows. "
@@ -118,6 +125,8 @@ def run_cmd(
         False, "--allow-problems", help="Run even when `nova validate` finds problems in the data."
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write $MEDLENS_CACHE/llm."),
+    workers: int = fan_out_workers_option(),
+    rate_limit: float | None = rate_limit_option(),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Discard a run folder made with another configuration (default: refuse)."
     ),
@@ -159,6 +168,8 @@ def run_cmd(
         no_cache=no_cache,
         overwrite=overwrite,
         progress=progress_enabled(as_json),
+        workers=workers,
+        rate_limit=rate_limit,
     )
     c = summary["counts"]
     if c["parse_failures"]:

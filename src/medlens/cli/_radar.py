@@ -14,7 +14,14 @@ from typing import Any
 
 import typer
 
-from medlens.cli._common import console, emit_json, human_float, progress_enabled
+from medlens.cli._common import (
+    console,
+    emit_json,
+    fan_out_workers_option,
+    human_float,
+    progress_enabled,
+    rate_limit_option,
+)
 from medlens.cli._rag import RETRIEVER_HELP
 
 LLM_URL_HELP = "OpenAI-compatible server (llama.cpp, Ollama, vLLM), e.g. http://127.0.0.1:8080/v1; needs --model."
@@ -92,6 +99,8 @@ def diagnose(
         help="Constrained decoding: send each step's JSON Schema as response_format (a --model-path model decodes "
         "under its grammar; needs xgrammar from medlens[llm]; servers apply it if they support it).",
     ),
+    workers: int = fan_out_workers_option(),
+    rate_limit: float = rate_limit_option(),
     overwrite: bool = typer.Option(
         False,
         "--overwrite",
@@ -135,6 +144,8 @@ def diagnose(
         seed=seed,
         max_tokens=max_tokens,
         constrained=constrained,
+        workers=workers,
+        rate_limit=rate_limit,
         overwrite=overwrite,
         progress=progress_enabled(as_json),
     )

@@ -12,6 +12,10 @@ Both run the very same blocks, so the batches a model sees (and their padding) a
 the executor: the results are equal whatever the executor and the order blocks finish in. :func:`run_blocks`
 puts each block's rows back in place and checks that every row came back exactly once.
 
+Per-item work that waits on an endpoint (``rag diagnose --cases``, ``nova run``) is fanned out instead:
+:func:`fan_out` keeps ``--workers`` requests in flight and :class:`RateLimiter` spaces them to ``--rate-limit``
+requests per second (see :mod:`medlens.executors._fanout`).
+
 >>> import numpy as np
 >>> blocks = plan_blocks(5, block_size=2)
 >>> [b.tolist() for b in blocks]
@@ -31,13 +35,17 @@ from medlens.executors._executors import (
     check_executor_options,
     make_executor,
 )
+from medlens.executors._fanout import RateLimiter, check_fan_out_options, fan_out
 
 __all__ = [
     "EXECUTORS",
     "LocalExecutor",
+    "RateLimiter",
     "RayExecutor",
     "block_size_for",
     "check_executor_options",
+    "check_fan_out_options",
+    "fan_out",
     "make_executor",
     "plan_blocks",
     "run_blocks",

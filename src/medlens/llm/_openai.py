@@ -24,6 +24,7 @@ from typing import Any
 
 from medlens._optional import require
 from medlens._validation import InputError
+from medlens.executors import RateLimiter
 from medlens.llm._base import BaseChatClient, ChatResponse
 from medlens.llm._cache import ResponseCache, resolve_cache
 from medlens.llm._endpoint import DEFAULT_KEY_ENV, parse_endpoint, redact, redact_reply, resolve_api_key
@@ -121,6 +122,9 @@ class OpenAIClient(BaseChatClient):
         Allow a host that is not this machine (the CLI's ``--allow-remote``).
     cache : bool, path or ResponseCache
         ``True`` (default): ``$MEDLENS_CACHE/llm``; ``False``: no cache; a path: a cache in that folder.
+    rate_limit : float or RateLimiter, optional
+        At most this many HTTP requests per second from this client, across threads (the CLI's ``--rate-limit``);
+        every attempt counts, retries included; answers from the cache do not.
     """
 
     kind = "openai"
@@ -138,6 +142,7 @@ class OpenAIClient(BaseChatClient):
         max_backoff: float = 60.0,
         allow_remote: bool = False,
         cache: ResponseCache | bool | str | None = True,
+        rate_limit: float | RateLimiter | None = None,
     ) -> None:
         self.endpoint = parse_endpoint(base_url, allow_remote=allow_remote)  # refuses before anything else
         if not isinstance(model, str) or not model.strip():
@@ -157,6 +162,9 @@ class OpenAIClient(BaseChatClient):
         self.backoff = float(backoff)
         self.max_backoff = float(max_backoff)
         self.cache = resolve_cache(cache)
+        self.rate_limiter = rate_limit if isinstance(rate_limit, RateLimiter) or rate_limit is None else None
+        if rate_limit is not None and self.rate_limiter is None:
+            self.rate_limiter = RateLimiter(rate_limit)
         key, source = resolve_api_key(api_key_env)
         self._key = _Secret(key) if key else None
         self.api_key_source = source  # the variable's name, never its value
@@ -234,6 +242,8 @@ class OpenAIClient(BaseChatClient):
         attempts = self.max_retries + 1
         for attempt in range(attempts):
             retry_after = None
+            if self.rate_limiter is not None:
+                self.rate_limiter.wait()
             try:
                 resp = client.post(url, json=body)
             except httpx.TimeoutException as exc:

@@ -40,6 +40,7 @@ def client_from_options(
     dtype: str = "float32",
     cache: Any = True,
     required: bool = False,
+    rate_limit: float | None = None,
 ) -> Any:
     """The chat client the LLM options name, or ``None`` when none is given and ``required`` is false.
 
@@ -61,6 +62,8 @@ def client_from_options(
         The response cache (``$MEDLENS_CACHE/llm`` by default; ``False`` for none).
     required : bool
         Refuse when neither ``llm_url`` nor ``model_path`` is given (otherwise return ``None``).
+    rate_limit : float, optional
+        Requests per second to ``llm_url`` (``--rate-limit``); refused without ``llm_url``.
 
     Raises
     ------
@@ -75,12 +78,16 @@ def client_from_options(
             "give either --llm-url URL (with --model NAME) or --model-path PATH, not both (exactly one of --llm-url "
             "and --model-path)."
         )
+    if rate_limit is not None:
+        from medlens.executors import check_fan_out_options
+
+        check_fan_out_options(rate_limit=rate_limit, endpoint=bool(llm_url))
     if llm_url:
         if not model:
             raise InputError("--llm-url needs --model NAME (the model name the server expects).")
         from medlens.llm._openai import OpenAIClient
 
-        return OpenAIClient(llm_url, model, allow_remote=allow_remote, cache=cache)
+        return OpenAIClient(llm_url, model, allow_remote=allow_remote, cache=cache, rate_limit=rate_limit)
     if model:
         raise InputError(
             "--model goes with --llm-url URL (it names the model the server expects); for local weights use "

@@ -91,16 +91,26 @@ def run_nova_run(
     no_cache: bool = False,
     overwrite: bool = False,
     progress: bool = False,
+    workers: int = 1,
+    rate_limit: float | None = None,
 ) -> dict[str, Any]:
     """Run the model the options name (``llm_url`` + ``model``, or ``model_path``: a VLM, or for the text
     setting either kind) over a NOVA copy for one task (``nova run``); prediction rows go to the run folder
     ``out`` (:func:`nova_run`). Returns the run summary stamped with the provenance of the run's manifest;
-    ``counts["parse_failures"]`` counts replies written as empty predictions."""
+    ``counts["parse_failures"]`` counts replies written as empty predictions. ``workers`` images at once and
+    ``rate_limit`` requests per second apply to an ``llm_url`` endpoint."""
+    from medlens.executors import check_fan_out_options
     from medlens.llm import client_from_options, closing_client
 
     check_option(task, RUN_TASKS, name="task")
     check_option(setting, RUN_SETTINGS[task], name=f"setting (for task {task})")
     check_option(box_format, REQUEST_BOX_FORMATS, name="box-format")
+    check_fan_out_options(workers, rate_limit, endpoint=bool(llm_url))
+    if workers > 1 and not llm_url:
+        raise InputError(
+            "--workers overlaps requests to --llm-url; a --model-path model answers one image at a time in this "
+            "process (drop --workers, or serve the model and give --llm-url URL --model NAME)."
+        )
     tmpl = load_template(template, task, setting) if template is not None else None
     ds = load_nova(data, layout="auto", image_root=images, require_images=setting != "text", strict=not allow_problems)
     client = client_from_options(  # image settings need a VLM; --setting text takes either kind of folder
@@ -113,6 +123,7 @@ def run_nova_run(
         dtype=dtype,
         cache=not no_cache,
         required=True,
+        rate_limit=rate_limit,
     )
     with closing_client(client):
         summary = nova_run(
@@ -130,6 +141,7 @@ def run_nova_run(
             limit=limit,
             overwrite=overwrite,
             progress=progress,
+            workers=workers,
         )
     manifest = json.loads(Path(summary["manifest"]).read_text(encoding="utf-8"))
     return stamp(summary, manifest["provenance"])

@@ -63,6 +63,7 @@ from medlens.benchmarks.nova._prompts import (
     builtin_template,
     prompt_values,
 )
+from medlens.executors import check_fan_out_options, fan_out
 from medlens.io import RunFolder, RunLog, file_sha256
 from medlens.llm import LLMContextLengthError, LLMHTTPError
 
@@ -288,6 +289,7 @@ def nova_run(
     limit: int | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Ask ``client`` every image of ``dataset`` for one task; append prediction rows to ``out_dir``.
 
@@ -318,6 +320,10 @@ def nova_run(
         Discard a run folder made with another configuration instead of refusing it.
     progress : bool
         Show a progress bar.
+    workers : int
+        Images whose requests are in flight at once (:func:`~medlens.executors.fan_out`; for an endpoint). Rows
+        are the same whatever the value; they are appended in the order requests finish. Not part of the
+        configuration, so a run may be resumed with another value.
 
     Returns
     -------
@@ -326,6 +332,7 @@ def nova_run(
     """
     check_option(task, RUN_TASKS, name="task")
     check_option(setting, RUN_SETTINGS[task], name=f"setting (for task {task})")
+    check_fan_out_options(workers)
     check_option(box_format, REQUEST_BOX_FORMATS, name="box_format")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InputError(f"limit must be a positive int or None; got {limit!r}.")
@@ -366,7 +373,7 @@ def nova_run(
         log_ = folder.log(PREDICTIONS, key="filename")
         status, counts, remaining = _predict(
             folder, log_, dataset, items, client, template, box_format=box_format, generation=generation, repair=repair,
-            progress=progress,
+            progress=progress, workers=workers,
         )  # fmt: skip
     return {
         "out_dir": str(out),
@@ -393,6 +400,7 @@ def _predict(
     generation: Mapping[str, Any],
     repair: bool,
     progress: bool,
+    workers: int = 1,
 ) -> tuple[str, dict[str, int], int]:
     """Answer the items not yet in ``log_``, keeping the manifest's counts current; (status, counts, remaining)."""
     task, setting, out = template.task, template.setting, folder.path
@@ -431,6 +439,16 @@ def _predict(
             counts={**counts, "remaining": remaining()},
         )
 
+    def work(im: NovaImage) -> tuple[dict[str, Any], bool]:
+        history = dataset.case_of(im.filename).clinical_history
+        try:
+            answer = _answer(client, template, im, history, box_format=box_format, generation=generation, repair=repair)
+        except (LLMHTTPError, LLMContextLengthError) as exc:
+            if isinstance(exc, LLMHTTPError) and exc.status not in ITEM_HTTP_FAILURES:
+                raise
+            return _request_failure(task, box_format, exc), True
+        return answer, False
+
     if done:
         log.info("NOVA run %s: resuming, %d of %d done", out, counts["done"], len(items))
     write_manifest("running")
@@ -440,17 +458,8 @@ def _predict(
         with progress_bar(
             len(todo), progress and bool(todo), f"nova run {task} ({setting})", transient=True
         ) as advance:
-            for im in todo:
-                history = dataset.case_of(im.filename).clinical_history
-                try:
-                    answer = _answer(
-                        client, template, im, history, box_format=box_format, generation=generation, repair=repair
-                    )
-                except (LLMHTTPError, LLMContextLengthError) as exc:
-                    if isinstance(exc, LLMHTTPError) and exc.status not in ITEM_HTTP_FAILURES:
-                        raise
-                    answer = _request_failure(task, box_format, exc)
-                    counts["request_failures"] += 1
+            for im, (answer, failed) in fan_out(todo, work, workers=workers):
+                counts["request_failures"] += failed
                 row = {"filename": im.filename, "task": task, "setting": setting, **answer}
                 log_.append(row)
                 done.add(im.filename)
