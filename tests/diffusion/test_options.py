@@ -76,19 +76,29 @@ class _Extractor(torch.nn.Module):
         return [h, torch.nn.functional.avg_pool2d(h, 2)]
 
 
-def test_perceptual_none_random_and_torchscript(tmp_path: Path) -> None:
+@pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:FutureWarning")
+def test_perceptual_none_random_exported_and_torchscript(tmp_path: Path) -> None:
     model, imgs = _model_and_images(tmp_path)
     maps = {}
-    for name in ("none", "random", "script"):
+    for name in ("none", "random", "script", "export"):
         value: str | Path = name
         if name == "script":
             value = tmp_path / "ext.pt"
             torch.jit.script(_Extractor()).save(str(value))
+        if name == "export":
+            value = tmp_path / "ext.pt2"
+            # exported with a static batch of 3: the scorer's batches are run in chunks of 3
+            torch.export.save(torch.export.export(_Extractor(), (torch.zeros(3, 1, 16, 16),)), str(value))
         doc = run_anomaly_score(model, imgs, tmp_path / name, method="anoddpm", t0=10, steps=2, perceptual=value)
         maps[name] = np.load(Path(doc["maps"]) / "c0.npy")
         assert np.isfinite(maps[name]).all()
     assert not np.allclose(maps["none"], maps["random"])  # the weighting changes the map
     assert not np.allclose(maps["random"], maps["script"])
+    np.testing.assert_allclose(maps["export"], maps["script"], rtol=1e-5, atol=1e-6)  # the same extractor, two formats
+    wrong = tmp_path / "ext32.pt2"
+    torch.export.save(torch.export.export(_Extractor(), (torch.zeros(2, 1, 32, 32),)), str(wrong))
+    with pytest.raises(ValueError, match=r"exported for inputs of shape \(2, 1, 32, 32\)"):
+        run_anomaly_score(model, imgs, tmp_path / "wrong", method="anoddpm", t0=10, steps=2, perceptual=wrong)
     # the weighting multiplies the residual: zero residual stays zero, and no map is negative
     assert (maps["script"] >= 0).all()
 

@@ -71,7 +71,9 @@ def score(
     scale: float = typer.Option(10.0, "--scale", help="Classifier-guidance gradient scale s (--method classifier)."),
     weight: float = typer.Option(3.0, "--weight", help="Classifier-free guidance weight w (--method cfg)."),
     perceptual: str = typer.Option(
-        "none", "--perceptual", help="Feature extractor weighting the maps: none | random | a TorchScript .pt file."
+        "none",
+        "--perceptual",
+        help="Feature extractor weighting the maps: none | random | a torch.export .pt2 file | a TorchScript .pt file.",
     ),
     batch_size: int = typer.Option(16, "--batch-size", min=1, max=4096, help="Images per network call."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the noise."),

@@ -68,8 +68,10 @@ def unet_config(value: str | os.PathLike | dict[str, Any] | None) -> dict[str, A
 
 
 def _perceptual(value: str | os.PathLike | None) -> Any:
-    """``None`` (``none``), the fixed random conv extractor (``random``), or a TorchScript extractor file
-    (``x (B, C, H, W) -> list of feature maps``), as a :class:`~medlens.diffusion.FeatureDistance`."""
+    """``None`` (``none``), the fixed random conv extractor (``random``), or a feature extractor file
+    (``x (B, C, H, W) -> list of feature maps``) as a :class:`~medlens.diffusion.FeatureDistance`: a
+    ``torch.export`` program (``.pt2``, from ``torch.export.save``; the format torch recommends) or a TorchScript
+    module (``.pt``; torch deprecates TorchScript and warns when it loads one)."""
     from medlens.diffusion._maps import FeatureDistance, random_conv_extractor
 
     if value is None or str(value) == "none":
@@ -78,18 +80,74 @@ def _perceptual(value: str | os.PathLike | None) -> Any:
         return FeatureDistance(random_conv_extractor())
     path = Path(value)
     if not path.is_file():
-        raise InputError(f"--perceptual {value}: give none, random or a TorchScript feature extractor file (.pt).")
-    torch = require("torch", extra="torch", purpose="a TorchScript feature extractor")
-    try:
-        net = torch.jit.load(str(path), map_location="cpu").eval()
-    except Exception as e:  # noqa: BLE001 - torch.jit raises several types for a file that is not TorchScript
-        raise InputError(f"--perceptual {path}: not a TorchScript module ({type(e).__name__}).") from None
+        raise InputError(
+            f"--perceptual {value}: give none, random or a feature extractor file (.pt2 from torch.export.save, or "
+            "a TorchScript .pt)."
+        )
+    torch = require("torch", extra="torch", purpose="a perceptual feature extractor")
+    if path.suffix.lower() == ".pt2":
+        try:
+            program = torch.export.load(str(path))
+        except Exception as e:  # noqa: BLE001 - torch.export raises several types for a file it cannot read
+            raise InputError(
+                f"--perceptual {path}: not a torch.export program ({type(e).__name__}); write it with "
+                "torch.export.save(torch.export.export(model, (example,)), path)."
+            ) from None
+        net = _static_batches(program.module(), _input_shape(program), path)
+    else:
+        try:
+            net = torch.jit.load(str(path), map_location="cpu").eval()
+        except Exception as e:  # noqa: BLE001 - torch.jit raises several types for a file that is not TorchScript
+            raise InputError(
+                f"--perceptual {path}: not a TorchScript module ({type(e).__name__}); a torch.export program must "
+                "end in .pt2."
+            ) from None
 
     def extract(x: Any) -> list[Any]:
         out = net(x)
         return list(out) if isinstance(out, list | tuple) else [out]
 
     return FeatureDistance(extract)
+
+
+def _input_shape(program: Any) -> tuple[int | None, ...] | None:
+    """The exported program's (first) user input shape: ints where it was exported static, None where dynamic."""
+    users = set(program.graph_signature.user_inputs)
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in users and hasattr(node.meta.get("val"), "shape"):
+            return tuple(d if isinstance(d, int) else None for d in node.meta["val"].shape)
+    return None
+
+
+def _static_batches(net: Any, shape: tuple[int | None, ...] | None, path: Path) -> Any:
+    """Call an exported extractor on any batch: a program exported with a static batch size B runs in chunks of B
+    (the last one padded with copies of its last image, whose outputs are dropped); its other dims must match."""
+    if shape is None or shape[0] is None:
+        return net
+
+    def run(x: Any) -> Any:
+        want = shape[1:]
+        got = tuple(x.shape[1:])
+        if any(w is not None and w != g for w, g in zip(want, got, strict=False)) or len(want) != len(got):
+            raise InputError(
+                f"--perceptual {path}: exported for inputs of shape {shape} (None = dynamic) but the images are "
+                f"(B, {', '.join(map(str, got))}); export it at that size or with dynamic_shapes."
+            )
+        import torch
+
+        b, n = shape[0], x.shape[0]
+        outs = []
+        for i in range(0, n, b):
+            chunk = x[i : i + b]
+            k = chunk.shape[0]
+            if k < b:
+                chunk = torch.cat([chunk, chunk[-1:].expand(b - k, *chunk.shape[1:])])
+            out = net(chunk)
+            out = list(out) if isinstance(out, list | tuple) else [out]
+            outs.append([o[:k] for o in out])
+        return [torch.cat([o[j] for o in outs]) for j in range(len(outs[0]))]
+
+    return run
 
 
 def run_anomaly_train(
