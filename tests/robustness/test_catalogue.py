@@ -108,6 +108,7 @@ FILES: dict[str, str | bytes | dict[str, str | bytes]] = {
     "dup_key.json": '{"name": "t", "children": {"root": ["A"], "root": ["B"]}}',
     "latin1.json": b'{"name": "\xf5"}',
     "broken.json": '{"name": ',
+    "broken.pt2": "not a zip archive",
     "empty.yaml": "\n\n",
     "kb_empty.yaml": "name: t\nversion: 1.0.0\ndataset: d\nsource: s\nfindings: []\n",
     "kb_broken.yaml": "name: t\nfindings: [\n",

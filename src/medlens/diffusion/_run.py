@@ -7,6 +7,7 @@ per image or slice, under the same ids; the evaluation of slices of volumes is r
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -86,6 +87,9 @@ def _perceptual(value: str | os.PathLike | None) -> Any:
         )
     torch = require("torch", extra="torch", purpose="a perceptual feature extractor")
     if path.suffix.lower() == ".pt2":
+        quiet = logging.getLogger("torch.export")  # it logs a traceback before raising on a file it cannot read
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
         try:
             program = torch.export.load(str(path))
         except Exception as e:  # noqa: BLE001 - torch.export raises several types for a file it cannot read
@@ -93,6 +97,8 @@ def _perceptual(value: str | os.PathLike | None) -> Any:
                 f"--perceptual {path}: not a torch.export program ({type(e).__name__}); write it with "
                 "torch.export.save(torch.export.export(model, (example,)), path)."
             ) from None
+        finally:
+            quiet.setLevel(level)
         net = _static_batches(program.module(), _input_shape(program), path)
     else:
         try:
