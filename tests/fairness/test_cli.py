@@ -166,6 +166,12 @@ def test_fair_vqa_then_run_then_report_through_an_endpoint(cli, tmp_path, server
     res = cli("fair", "run", "--data", q, "--task", "vqa", "--out", out, *llm, "--metrics", "bleu1", "--json")
     assert json.loads(res.out)["counts"]["resumed"] == 4  # nothing asked again
     assert len(server.requests) == 12
+    fanned = tmp_path / "run-fanned"  # the echo server answers by content: 3 workers give the same scores
+    res = cli("fair", "run", "--data", q, "--task", "vqa", "--out", fanned, *llm, "--metrics", "bleu1",
+              "--workers", "3", "--rate-limit", "100", "--json")  # fmt: skip
+    assert res.rc == 0, res.err
+    assert len(server.requests) == 16
+    assert (fanned / "scores.csv").read_text() == (out / "scores.csv").read_text()
     res = cli("fair", "report", "--scores", out / "scores.csv", "--attributes", "gender", "--metric", "bleu1",
               "--min-group-size", "1",
               "--bootstrap", "0", "--json")  # fmt: skip

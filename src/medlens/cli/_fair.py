@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from medlens.cli._common import console, emit_result, human_float
+from medlens.cli._common import console, emit_result, fan_out_workers_option, human_float, rate_limit_option
 
 app = typer.Typer(
     help="Fairness: per-sample scores, then per-group scores with CIs, gaps, ES-metric and FAP.",
@@ -229,6 +229,8 @@ def run_cmd(
     max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Reply length limit."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N items (a later run continues)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write $MEDLENS_CACHE/llm."),
+    workers: int = fan_out_workers_option(),
+    rate_limit: float | None = rate_limit_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard a run folder of another configuration."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
@@ -265,6 +267,8 @@ def run_cmd(
         limit=limit,
         overwrite=overwrite,
         progress=progress_enabled(as_json),
+        workers=workers,
+        rate_limit=rate_limit,
     )
     if doc["n_empty"]:
         sys.stderr.write(

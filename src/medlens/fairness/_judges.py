@@ -85,6 +85,7 @@ def _client(
     *,
     vision: Any = False,
     dtype: str = "float32",
+    rate_limit: float | None = None,
 ) -> Any:
     """``client`` itself, or the one the LLM options build (exactly one of the two ways)."""
     if client is None:
@@ -100,6 +101,7 @@ def _client(
             dtype=dtype,
             cache=cache,
             required=True,
+            rate_limit=rate_limit,
         )
     if llm_url is not None or model is not None or model_path is not None:
         raise InputError("give either a client, or llm_url and model, or model_path; not several.")

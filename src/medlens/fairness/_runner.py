@@ -24,6 +24,7 @@ from typing import Any
 from medlens._progress import progress_bar
 from medlens._provenance import provenance, stamp
 from medlens._validation import InputError, check_option, shorten
+from medlens.executors import check_fan_out_options, fan_out
 from medlens.fairness._fairvlmed import FAIRVLMED_ATTRIBUTES, load_fairvlmed, load_slo_image
 from medlens.fairness._judges import _client
 from medlens.fairness._run import SCORE_METRICS, write_scores_csv
@@ -138,12 +139,16 @@ def run_fair_run(
     limit: int | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    workers: int = 1,
+    rate_limit: float | None = None,
 ) -> dict[str, Any]:
     """Answer every item with ``client`` (appending to ``out/predictions.jsonl``; resumes), then score them all.
 
     Returns the stamped summary (also written to ``out/summary.json``): counts (done, answered now, from an
     earlier run, refused requests, cached replies), the mean and corpus value of each metric, and the paths.
     ``limit`` answers only the first items (a later call with a larger limit continues the same run).
+    ``workers`` items at once and ``rate_limit`` requests per second apply to an ``llm_url`` endpoint
+    (:func:`~medlens.executors.fan_out`; neither enters the configuration).
     """
     check_option(task, RUN_TASKS, name="task")
     check_option(reference, ("summary", "note"), name="reference")
@@ -160,6 +165,12 @@ def run_fair_run(
     check_option(caption_mode, CAPTION_MODES, name="caption-mode")
     check_option(split, ("train", "val", "test"), name="split")
     check_option(unknown, ("drop", "keep"), name="unknown")
+    check_fan_out_options(workers, rate_limit, endpoint=bool(llm_url) if client is None else None)
+    if workers > 1 and client is None and not llm_url:
+        raise InputError(
+            "--workers overlaps requests to --llm-url; a --model-path model answers one item at a time in this "
+            "process (drop --workers, or serve the model and give --llm-url URL --model NAME)."
+        )
     params = normalize_params(temperature, seed, max_tokens, None)
     generation = {k: params[k] for k in ("temperature", "seed", "max_tokens")}
     items, data_counts, hashes = _items(Path(data), task, split, reference, unknown)
@@ -174,19 +185,30 @@ def run_fair_run(
     from medlens.llm import closing_client
 
     owned = client is None
-    client = _client(client, llm_url, model, model_path, allow_remote, device, cache, vision=images, dtype=dtype)
+    client = _client(
+        client,
+        llm_url,
+        model,
+        model_path,
+        allow_remote,
+        device,
+        cache,
+        vision=images,
+        dtype=dtype,
+        rate_limit=rate_limit,
+    )
     with closing_client(client if owned else None):
         return _answer_and_score(
             data, client, items, data_counts, hashes, task=task, out=out, split=split, reference=reference,
             unknown=unknown, images=images, metrics=metrics, caption_mode=caption_mode, generation=generation,
-            seed=seed, overwrite=overwrite, progress=progress,
+            seed=seed, overwrite=overwrite, progress=progress, workers=workers,
         )  # fmt: skip
 
 
 def _answer_and_score(
     data: Any, client: Any, items: list[dict], data_counts: dict, hashes: dict, *, task: str, out: Any, split: str,
     reference: str, unknown: str, images: bool, metrics: list[str], caption_mode: str, generation: dict, seed: int,
-    overwrite: bool, progress: bool,
+    overwrite: bool, progress: bool, workers: int = 1,
 ) -> dict[str, Any]:  # fmt: skip
     """The run proper (see :func:`run_fair_run`)."""
     from medlens.llm import LLMContextLengthError, LLMHTTPError
@@ -216,7 +238,8 @@ def _answer_and_score(
         status = "interrupted"
         try:
             with progress_bar(len(todo), progress and bool(todo), f"fair run {task}", transient=True) as advance:
-                for it in todo:
+
+                def answer(it: dict[str, Any]) -> dict[str, Any]:
                     text = REPORT_PROMPT if task == "report" else VQA_PROMPT.format(question=it["question"].strip())
                     msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
                     imgs = [load_slo_image(it["image"])] if images else None
@@ -229,12 +252,15 @@ def _answer_and_score(
                             finish_reason=resp.finish_reason,
                             error=None,
                         )
-                        counts["cached"] += bool(resp.cached)
                     except (LLMHTTPError, LLMContextLengthError) as exc:
                         if isinstance(exc, LLMHTTPError) and exc.status not in ITEM_HTTP_FAILURES:
                             raise
                         row.update(prediction="", cached=False, finish_reason=None, error=str(exc)[:300])
-                        counts["request_failures"] += 1
+                    return row
+
+                for it, row in fan_out(todo, answer, workers=workers):
+                    counts["cached"] += bool(row["cached"])
+                    counts["request_failures"] += row["error"] is not None
                     answers.append(row)
                     done[it["id"]] = row
                     counts["answered"] += 1
