@@ -50,6 +50,7 @@ def toy_registry(monkeypatch):
             report_section=_section,
             summarize=lambda d: {"value": d["value"]},
             summary_lines=lambda d: [f"toy: value {d['value']}", "  second line"],
+            explain=lambda d: [f"a value of {d['value']} reads as toy"],
         ),
         description="a toy",
         extras=("viz",),
@@ -118,6 +119,7 @@ def test_run_demo_is_the_list_of_names_then_the_report(toy_registry, tmp_path):
     assert doc["toy"] == {
         "metrics": str(tmp_path / "toy" / "metrics.json"),
         "value": 31,
+        "readings": ["a value of 31 reads as toy"],  # the report's one-line readings, in --json too
         "lines": ["toy: value 31", "  second line"],
     }
     assert doc["needs-data"]["lines"] == []

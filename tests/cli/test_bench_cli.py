@@ -28,7 +28,11 @@ def test_bench_run_by_name(cli, toy_registry, tmp_path):  # noqa: F811
     r = cli("bench", "run", "toy", "--out", tmp_path / "t", "--seed", "4", "--set", "n=2", "--json")
     assert r.rc == 0, r.err
     doc = json.loads(r.out)
-    assert doc["toy"] == {"metrics": str(tmp_path / "t" / "metrics.json"), "value": 24}
+    assert doc["toy"] == {
+        "metrics": str(tmp_path / "t" / "metrics.json"),
+        "value": 24,
+        "readings": ["a value of 24 reads as toy"],
+    }
     assert doc["provenance"]["command"] == "bench run"
     assert doc["provenance"]["seed"] == 4
     assert CALLS[-1] == {"n": 2, "seed": 4, "alpha": 0.1, "overwrite": False}

@@ -128,6 +128,7 @@ def run_benchmark(
         "name": name,
         "metrics": str(out / "metrics.json"),
         "summary": spec.summarize(doc),
+        "readings": spec.explain(doc),
         "lines": spec.summary_lines(doc),
         "doc": doc,
     }
@@ -235,9 +236,9 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the demo's benchmarks (``DEMO``, plus ``DEMO_FULL`` with ``full``) into ``out_dir/<name>`` and the report.
 
-    Returns the stamped summary: one entry per benchmark (``metrics`` path, headline numbers, console
-    ``lines``) and ``report``. ``shared`` options go to every benchmark that accepts them; ``options`` maps a
-    benchmark name to its own options.
+    Returns the stamped summary: one entry per benchmark (``metrics`` path, headline numbers, the one-line
+    ``readings`` of :attr:`BenchmarkSpec.explain`, console ``lines``) and ``report``. ``shared`` options go to
+    every benchmark that accepts them; ``options`` maps a benchmark name to its own options.
     """
     out = Path(out_dir)
     names = tuple(names) if names is not None else DEMO + (DEMO_FULL if full else ())
@@ -256,7 +257,12 @@ def run_demo(
             progress=progress,
             overwrite=overwrite,
         )
-        sections[name] = {"metrics": res["metrics"], **res["summary"], "lines": res["lines"]}
+        sections[name] = {
+            "metrics": res["metrics"],
+            **res["summary"],
+            "readings": res["readings"],
+            "lines": res["lines"],
+        }
         if progress:
             sys.stderr.write(f"medlens demo [{i}/{len(names)}] {name}: done in {time.perf_counter() - t:.0f} s\n")
     info = build_report(out, out / "report.html")
@@ -284,7 +290,7 @@ def bench_run_document(
     options = dict(options or {})
     res = run_benchmark(name, out_dir, options=options, progress=progress, overwrite=overwrite)
     config = {"name": name, "out": str(out_dir), **options}
-    doc = {name: {"metrics": res["metrics"], **res["summary"], "lines": res["lines"]}}
+    doc = {name: {"metrics": res["metrics"], **res["summary"], "readings": res["readings"], "lines": res["lines"]}}
     return stamp(doc, provenance(command="bench run", config=config, seed=options.get("seed")))
 
 
