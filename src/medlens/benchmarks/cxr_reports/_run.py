@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from medlens._progress import progress_bar
 from medlens._provenance import config_hash, provenance, stamp
 from medlens.benchmarks._spec import BenchmarkSpec
 from medlens.hierarchy import write_label_table, write_node_scores
@@ -74,10 +75,13 @@ def run(
         "baseline_threshold": BASELINE_THRESHOLD,
     }
     prepare_run_dir(out, config, overwrite=overwrite)
-    data = load_cxr_reports(seed=seed)
-    tax = load_taxonomy(data.taxonomy)
-    frame = data.frame
-    enc = load_encoder(encoder)
+    with progress_bar(2, progress, "cxr-reports: reading the reports, loading the encoder", transient=True) as advance:
+        data = load_cxr_reports(seed=seed)
+        tax = load_taxonomy(data.taxonomy)
+        frame = data.frame
+        advance(1)
+        enc = load_encoder(encoder)
+        advance(1)
     t_enc = time.perf_counter()
     sim, nodes = prompt_node_similarity(
         list(frame["text"]),
@@ -85,35 +89,6 @@ def run(
         embed=lambda texts: enc.encode_texts(texts, batch_size=64, progress=progress),
     )
     t_enc = time.perf_counter() - t_enc
-    labels = encode_labels([list(x) for x in frame["labels"]], tax, name="cxr-reports labels")
-    closed = labels.closure[:, 1:].toarray()  # nodes order = tax.nodes[1:]
-    split = frame["split"].to_numpy()
-    tr, cal, te = (np.flatnonzero(split == s) for s in ("train", "calibration", "test"))
-    scaler = PlattScaler().fit(sim[tr], closed[tr])
-    probs = scaler.transform(sim)
-    scores = np.ones((len(frame), len(tax)))
-    scores[:, 1:] = probs
-    ids = list(frame["id"])
-    for name, rows in (("calibration", cal), ("test", te)):
-        write_node_scores(out / f"scores_{name}.csv", [ids[i] for i in rows], tax, scores[rows])
-        write_label_table(out / f"truth_{name}.csv", [ids[i] for i in rows], [frame["labels"].iloc[i] for i in rows])
-
-    y_cal, y_te = labels.subset(cal), labels.subset(te)
-    # Baseline: a fixed 0.5 threshold on every node.
-    base_pred = predict_labels(scores[te], tax, rule="multilabel", lam=BASELINE_THRESHOLD)
-    baseline = evaluate(
-        y_te,
-        base_pred,
-        taxonomy=tax,
-        branch_depth=branch_depth,
-        node_scores=scores[te],
-        ci=ci,
-        n_bootstrap=n_bootstrap,
-        seed=seed,
-    ).to_dict()
-    test_curve = loss_curve(scores[te], y_te, rule="multilabel", branch_depth=branch_depth)
-    grid_idx = np.unique(np.linspace(0, 1000, 101).round().astype(int))
-    grid = np.linspace(0, 1, 1001)[grid_idx]
 
     def fit_and_test(rule: str, method: str) -> dict[str, Any]:
         th = RiskConstrainedThresholder(
@@ -144,8 +119,49 @@ def run(
             "test_cae_within_alpha": bool(test["cae_rate"] <= alpha),
         }
 
-    methods = {m: fit_and_test("multilabel", m) for m in ("crc", "ltt", "empirical")}
-    back_off = {m: fit_and_test("climb", m) for m in ("crc", "ltt", "empirical")}
+    # after the encoder's own bar: Platt scaling, the baseline, 6 threshold fits (each with a bootstrap)
+    with progress_bar(8, progress, "cxr-reports: calibration, thresholds, bootstrap", transient=True) as advance:
+        labels = encode_labels([list(x) for x in frame["labels"]], tax, name="cxr-reports labels")
+        closed = labels.closure[:, 1:].toarray()  # nodes order = tax.nodes[1:]
+        split = frame["split"].to_numpy()
+        tr, cal, te = (np.flatnonzero(split == s) for s in ("train", "calibration", "test"))
+        scaler = PlattScaler().fit(sim[tr], closed[tr])
+        probs = scaler.transform(sim)
+        advance(1)
+        scores = np.ones((len(frame), len(tax)))
+        scores[:, 1:] = probs
+        ids = list(frame["id"])
+        for name, rows in (("calibration", cal), ("test", te)):
+            write_node_scores(out / f"scores_{name}.csv", [ids[i] for i in rows], tax, scores[rows])
+            write_label_table(
+                out / f"truth_{name}.csv", [ids[i] for i in rows], [frame["labels"].iloc[i] for i in rows]
+            )
+
+        y_cal, y_te = labels.subset(cal), labels.subset(te)
+        # Baseline: a fixed 0.5 threshold on every node.
+        base_pred = predict_labels(scores[te], tax, rule="multilabel", lam=BASELINE_THRESHOLD)
+        baseline = evaluate(
+            y_te,
+            base_pred,
+            taxonomy=tax,
+            branch_depth=branch_depth,
+            node_scores=scores[te],
+            ci=ci,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+        ).to_dict()
+        advance(1)
+        test_curve = loss_curve(scores[te], y_te, rule="multilabel", branch_depth=branch_depth)
+        grid_idx = np.unique(np.linspace(0, 1000, 101).round().astype(int))
+        grid = np.linspace(0, 1, 1001)[grid_idx]
+
+        methods, back_off = {}, {}
+        for m in ("crc", "ltt", "empirical"):
+            methods[m] = fit_and_test("multilabel", m)
+            advance(1)
+        for m in ("crc", "ltt", "empirical"):
+            back_off[m] = fit_and_test("climb", m)
+            advance(1)
     prov = provenance(
         command="demo cxr-reports",
         config=config,
