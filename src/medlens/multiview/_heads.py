@@ -15,6 +15,7 @@ Importing this module imports torch.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,11 @@ _ATTENTION = 64
 
 
 def _message_passing() -> Any:
-    return require("torch_geometric.nn", extra="graph", purpose="the graph head").MessagePassing
+    # torch_geometric scripts a few helpers at import, which torch >= 2.10 answers with a FutureWarning per
+    # process (TorchScript is deprecated); it is the library's, not the user's, so it is kept off their terminal
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        return require("torch_geometric.nn", extra="graph", purpose="the graph head").MessagePassing
 
 
 def n_parameters(module: Any) -> int:

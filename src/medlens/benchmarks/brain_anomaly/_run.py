@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from medlens._progress import progress_bar
 from medlens._provenance import provenance, stamp
 from medlens.benchmarks._spec import BenchmarkSpec
 
@@ -151,24 +152,27 @@ def _run(
     results: dict[str, Any] = {}
     examples: dict[str, np.ndarray] = {}
     pick = np.array([0, 1, 2])  # three lesion images
-    for method in methods:
-        torch.manual_seed(seed)
-        kw = {"classifier": classifier} if method == "classifier" else {}
-        res = score_images(models.get(method, model), x, sched, method=method, t0=t0, steps=steps, seed=seed,
-                           batch_size=48, **kw)  # fmt: skip
-        maps = postprocess_maps(res["maps"], brain=brain)
-        ev = evaluate_localization(maps[:n_test], test.masks,
-                                   healthy_maps=maps[n_test:], fpr=fpr, n_bootstrap=n_bootstrap, seed=seed)  # fmt: skip
-        results[method] = {
-            **{k: ev[k] for k in ("auprc", "auroc", "dice", "dice_per_image", "image_auroc", "fpr")},
-            "threshold": ev["threshold"],
-            "oracle_dice": ev["thresholds"]["oracle"]["dice"],
-            "nfe": res["nfe"],
-            "seconds_per_image": round(res["seconds_per_image"], 4),
-        }
-        results[method]["normative"] = _normative(res["reconstructions"], test, healthy)
-        examples[f"{method}_recon"] = res["reconstructions"][pick, 0]
-        examples[f"{method}_map"] = maps[pick, 0]
+    label = f"brain-anomaly: scoring {len(x)} slices, {len(methods)} methods"
+    with progress_bar(len(methods), progress, label, transient=True) as advance:
+        for method in methods:
+            torch.manual_seed(seed)
+            kw = {"classifier": classifier} if method == "classifier" else {}
+            res = score_images(models.get(method, model), x, sched, method=method, t0=t0, steps=steps, seed=seed,
+                               batch_size=48, **kw)  # fmt: skip
+            maps = postprocess_maps(res["maps"], brain=brain)
+            ev = evaluate_localization(maps[:n_test], test.masks,
+                                       healthy_maps=maps[n_test:], fpr=fpr, n_bootstrap=n_bootstrap, seed=seed)  # fmt: skip
+            results[method] = {
+                **{k: ev[k] for k in ("auprc", "auroc", "dice", "dice_per_image", "image_auroc", "fpr")},
+                "threshold": ev["threshold"],
+                "oracle_dice": ev["thresholds"]["oracle"]["dice"],
+                "nfe": res["nfe"],
+                "seconds_per_image": round(res["seconds_per_image"], 4),
+            }
+            results[method]["normative"] = _normative(res["reconstructions"], test, healthy)
+            examples[f"{method}_recon"] = res["reconstructions"][pick, 0]
+            examples[f"{method}_map"] = maps[pick, 0]
+            advance(1)
     examples["input"] = test.images[pick, 0]
     examples["truth"] = test.masks[pick, 0]
     np.savez_compressed(out / "examples.npz", **examples)

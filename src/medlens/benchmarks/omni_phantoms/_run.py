@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from medlens._optional import is_available, require
+from medlens._progress import progress_bar
 from medlens._provenance import config_hash, provenance, stamp
 from medlens._validation import InputError
 from medlens.benchmarks._spec import BenchmarkSpec
@@ -197,20 +198,23 @@ def run(
         results = []
         main = [("omni", views), ("canonical", 3), ("axial-stack", views)]
         runs = [(k, h) for k in main for h in heads] + [(("omni", v), "graph") for v in counts if v != views]
-        for (layout, v), head in runs:
-            x = feats[(layout, v)]
-            g = view_graph(normals[(layout, v)], k=min(4, x.shape[1] - 1) if x.shape[1] > 4 else None)
+        label = f"omni-phantoms: {folds}-fold cross-validation of {len(runs)} layout/head pairs"
+        with progress_bar(len(runs), progress, label, transient=True) as advance:
+            for (layout, v), head in runs:
+                x = feats[(layout, v)]
+                g = view_graph(normals[(layout, v)], k=min(4, x.shape[1] - 1) if x.shape[1] > 4 else None)
 
-            def make(h: str = head, nv: int = x.shape[1], dim: int = x.shape[2], g: Any = g) -> Any:
-                return build_head(h, n_views=nv, dim=dim, edge_index=g.edge_index, edge_weight=g.edge_weight)
+                def make(h: str = head, nv: int = x.shape[1], dim: int = x.shape[2], g: Any = g) -> Any:
+                    return build_head(h, n_views=nv, dim=dim, edge_index=g.edge_index, edge_weight=g.edge_weight)
 
-            ts = time.perf_counter()
-            cv = cross_validate(x, y, make, n_folds=folds, seed=seed, epochs=epochs, patience=patience,
-                                batch_size=32, threads=None)  # fmt: skip
-            m = cv.metrics(y, n_bootstrap=n_bootstrap, seed=seed)
-            results.append({"layout": layout, "views": int(x.shape[1]), "head": head, "graph": g.to_dict(),
-                            "metrics": m, "best_epochs": [f["best_epoch"] for f in cv.folds],
-                            "seconds": round(time.perf_counter() - ts, 2)})  # fmt: skip
+                ts = time.perf_counter()
+                cv = cross_validate(x, y, make, n_folds=folds, seed=seed, epochs=epochs, patience=patience,
+                                    batch_size=32, threads=None)  # fmt: skip
+                m = cv.metrics(y, n_bootstrap=n_bootstrap, seed=seed)
+                results.append({"layout": layout, "views": int(x.shape[1]), "head": head, "graph": g.to_dict(),
+                                "metrics": m, "best_epochs": [f["best_epoch"] for f in cv.folds],
+                                "seconds": round(time.perf_counter() - ts, 2)})  # fmt: skip
+                advance(1)
         t_cv = time.perf_counter() - t2
         montage = _montage(out, 96)
         ct_montage = _ct_montage(out, 48)

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from medlens._progress import progress_bar
 from medlens._provenance import config_hash, provenance, stamp
 from medlens.benchmarks._spec import BenchmarkSpec
 
@@ -258,18 +259,21 @@ def run(
     cells: dict[str, dict[str, dict[int, list[float]]]] = {
         k: {m: {c: [] for c in counts} for m in SWEEP_METHODS} for k in ("head", "zero_shot")
     }
-    for c in counts:
-        for s in range(n_seeds):
-            d_rows = sample_anchors(c, pool=tr, strata=[strata[i] for i in tr], seed=seed + 1 + s)
-            s_rows = sample_anchors(c, pool=pool_sent, seed=seed + 1 + s)
-            for m in SWEEP_METHODS:
-                if underdetermined(m, c, lsa_dim):
-                    continue
-                t = Translator(m, seed=seed + s).fit(l_doc[d_rows], m_doc[d_rows])
-                cells["head"][m][c].append(_macro_auroc(head_m.predict_proba(t.transform(l_doc[te])), closed[te]))
-                t = Translator(m, seed=seed + s).fit(l_sent[s_rows], m_sent[s_rows])
-                sim = raw_similarity(_unit(t.transform(l_sent)), centroids)
-                cells["zero_shot"][m][c].append(_macro_auroc(sim[te], closed[te]))
+    label = f"stitch-reports: anchor sweep ({len(counts)} counts x {n_seeds} draws)"
+    with progress_bar(len(counts) * n_seeds, progress, label, transient=True) as advance:
+        for c in counts:
+            for s in range(n_seeds):
+                d_rows = sample_anchors(c, pool=tr, strata=[strata[i] for i in tr], seed=seed + 1 + s)
+                s_rows = sample_anchors(c, pool=pool_sent, seed=seed + 1 + s)
+                for m in SWEEP_METHODS:
+                    if underdetermined(m, c, lsa_dim):
+                        continue
+                    t = Translator(m, seed=seed + s).fit(l_doc[d_rows], m_doc[d_rows])
+                    cells["head"][m][c].append(_macro_auroc(head_m.predict_proba(t.transform(l_doc[te])), closed[te]))
+                    t = Translator(m, seed=seed + s).fit(l_sent[s_rows], m_sent[s_rows])
+                    sim = raw_similarity(_unit(t.transform(l_sent)), centroids)
+                    cells["zero_shot"][m][c].append(_macro_auroc(sim[te], closed[te]))
+                advance(1)
     sweep: dict[str, Any] = {"anchors": counts, "seeds": n_seeds, "methods": list(SWEEP_METHODS)}
     for k, per_method in cells.items():
         sweep[k] = {
