@@ -24,6 +24,7 @@ python perf/llm_robustness.py [--n 20] [--max-tokens 256] [--paths inprocess,inp
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -33,7 +34,16 @@ from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests/llm/_real_server.py starts transformers serve
+
+
+def _real_server():
+    """tests/llm/_real_server.py (it starts transformers serve), loaded by path: a dependency (opensimplex) installs
+    a top-level ``tests`` package into site-packages that would shadow this repository's ``tests`` folder."""
+    spec = importlib.util.spec_from_file_location("medlens_real_server", ROOT / "tests" / "llm" / "_real_server.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _load_avg() -> str:
@@ -159,7 +169,8 @@ def main() -> None:
             path_cfg = replace(cfg, constrained=path == "inprocess-constrained")
             out["paths"][path] = run_path(path, client, idx, cases, path_cfg, args.seed)
         elif path == "server":
-            from tests.llm._real_server import ServerUnavailable, start_transformers_serve
+            real = _real_server()
+            ServerUnavailable, start_transformers_serve = real.ServerUnavailable, real.start_transformers_serve  # noqa: N806
 
             log = Path(tempfile.mkdtemp(prefix="medlens-serve-")) / "serve.log"
             try:
