@@ -21,45 +21,56 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent.parent / "src" / "medlens" / "benchmarks" / "brain_anomaly"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "src" / "medlens" / "benchmarks"
 
 
-def main(argv: list[str] | None = None) -> int:
+def train_demo(
+    argv: list[str] | None, *, script: str, doc: str, folder: str, stem: str, unet: dict, train: dict
+) -> int:
+    """Train ``unet`` with the ``run_anomaly_train`` keywords ``train`` (``--steps`` may override), one thread,
+    deterministic algorithms; write ``<stem>.safetensors`` and ``<stem>.json`` (command, config, loss curve,
+    sha256) into ``--out`` (default ``src/medlens/benchmarks/<folder>``). Shared by the demo-checkpoint scripts."""
     import torch
 
     from medlens._provenance import file_sha256
-    from medlens.benchmarks.brain_anomaly._demo import DEMO_TRAIN, DEMO_UNET
     from medlens.diffusion import run_anomaly_train
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=DEMO_TRAIN["steps"])
-    p.add_argument("--out", type=Path, default=HERE, help="folder for demo_unet.safetensors/.json")
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--steps", type=int, default=train["steps"])
+    p.add_argument("--out", type=Path, default=BENCHMARKS / folder, help=f"folder for {stem}.safetensors/.json")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    cfg = {**DEMO_TRAIN, "steps": args.steps}
+    cfg = {**train, "steps": args.steps}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        doc = run_anomaly_train(Path(tmp) / "run", generator="brain-anomaly", unet=DEMO_UNET, progress=True, **cfg)
+        run = run_anomaly_train(Path(tmp) / "run", generator="brain-anomaly", unet=unet, progress=True, **cfg)
         history = [json.loads(line) for line in (Path(tmp) / "run" / "history.jsonl").read_text().splitlines()]
         args.out.mkdir(parents=True, exist_ok=True)
-        target = args.out / "demo_unet.safetensors"
-        shutil.copyfile(doc["model_path"], target)
+        target = args.out / f"{stem}.safetensors"
+        shutil.copyfile(run["model_path"], target)
     record = {
         "file": target.name,
         "sha256": file_sha256(target),
         "bytes": target.stat().st_size,
-        "command": " ".join(["PYTHONPATH=src python scripts/train_demo_diffusion.py", *(argv or sys.argv[1:])]),
+        "command": " ".join([f"PYTHONPATH=src python scripts/{script}", *(argv or sys.argv[1:])]),
         "train": cfg,
-        "unet": DEMO_UNET,
-        "n_parameters": doc["n_parameters"],
+        "unet": unet,
+        "n_parameters": run["n_parameters"],
         "loss_curve": [round(float(h["train_loss"]), 5) for h in history],
         "seconds": round(time.perf_counter() - start, 1),
         "torch": torch.__version__,
     }
-    (args.out / "demo_unet.json").write_text(json.dumps(record, indent=1) + "\n")
+    (args.out / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps({k: record[k] for k in ("sha256", "bytes", "n_parameters", "loss_curve", "seconds")}))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from medlens.benchmarks.brain_anomaly._demo import DEMO_TRAIN, DEMO_UNET
+
+    return train_demo(argv, script="train_demo_diffusion.py", doc=__doc__, folder="brain_anomaly", stem="demo_unet",
+                      unet=DEMO_UNET, train=DEMO_TRAIN)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medlens.benchmarks.brain_anomaly._demo import DEMO_TRAIN, DEMO_UNET
+
 __all__ = ["DEMO_EDIT_FILE", "DEMO_EDIT_RECORD", "DEMO_EDIT_TRAIN", "DEMO_EDIT_UNET", "demo_edit_record"]
 
 HERE = Path(__file__).resolve().parent
@@ -15,27 +17,9 @@ DEMO_EDIT_FILE = HERE / "demo_edit_unet.safetensors"
 DEMO_EDIT_RECORD = HERE / "demo_edit_unet.json"
 
 #: The brain-anomaly demo UNet (~0.6 M parameters at 64², no attention) with the mask conditioning.
-DEMO_EDIT_UNET: dict[str, Any] = {
-    "backbone": "monai",
-    "channels": [8, 16, 32, 64],
-    "attention_levels": [False, False, False, False],
-    "num_res_blocks": 1,
-    "norm_num_groups": 8,
-    "sample_size": 64,
-    "mask_conditioned": True,
-}
+DEMO_EDIT_UNET: dict[str, Any] = {**DEMO_UNET, "mask_conditioned": True}
 #: ``run_anomaly_train`` keywords of the shipped checkpoint (``conditioned="mask"``: lesion slices and masks).
-DEMO_EDIT_TRAIN: dict[str, Any] = {
-    "n_images": 256,
-    "size": 64,
-    "steps": 300,
-    "batch_size": 16,
-    "lr": 2e-3,
-    "num_train_timesteps": 1000,
-    "noise": "gaussian",
-    "conditioned": "mask",
-    "seed": 0,
-}
+DEMO_EDIT_TRAIN: dict[str, Any] = {**DEMO_TRAIN, "conditioned": "mask"}
 
 
 def demo_edit_record() -> dict[str, Any]:
