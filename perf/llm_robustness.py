@@ -149,14 +149,16 @@ def main() -> None:
     idx, info = cached_hpo_index()
     print(f"hpo index: {info}", flush=True)
     cases = generate_cases(GeneratorConfig(n=args.n, seed=args.seed).check())
-    ranker = run_rare_hpo(idx, n=args.n, seed=args.seed, retriever="fused")
+    ranker = run_rare_hpo(idx, n=args.n, seed=args.seed, retriever="auto")  # the agent's fallback ranker
+    fused = run_rare_hpo(idx, n=args.n, seed=args.seed, retriever="fused")
     cfg = AgentConfig(max_tokens=args.max_tokens, seed=args.seed, temperature=0.0)
     out: dict = {
         "n": args.n,
         "seed": args.seed,
         "max_tokens": args.max_tokens,
         "model": "smollm2-135m (SmolLM2-135M-Instruct Q4_1 GGUF)",
-        "retrieval_only": {"top5": ranker["top5"], "top1": ranker["top1"]},
+        "retrieval_only": {"retriever": idx.resolve_retriever("auto"), "top5": ranker["top5"], "top1": ranker["top1"]},
+        "retrieval_only_fused": {"top5": fused["top5"], "top1": fused["top1"]},
         "paths": {},
     }
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
