@@ -97,7 +97,7 @@ def diagnose(
         False,
         "--constrained",
         help="Constrained decoding: send each step's JSON Schema as response_format (a --model-path model decodes "
-        "under its grammar; needs xgrammar from medlens[llm]; servers apply it if they support it).",
+        "under its grammar; needs xgrammar from medlens\\[llm]; servers apply it if they support it).",
     ),
     workers: int = fan_out_workers_option(),
     rate_limit: float = rate_limit_option(),
