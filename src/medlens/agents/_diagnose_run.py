@@ -65,16 +65,8 @@ def run_diagnose(
     if no_retrieval and llm_url is None and model_path is None:
         raise InputError("--no-retrieval is the LLM baseline; give --llm-url URL --model NAME or --model-path DIR.")
     check_fan_out_options(workers, rate_limit, endpoint=llm_url is not None)
-    if workers > 1 and (case is not None or llm_url is None):
-        raise InputError(
-            "--workers overlaps the requests of several --cases to --llm-url; "
-            + (
-                "one --case is one request at a time."
-                if case is not None
-                else "a --model-path model (or the "
-                "retrieval-only ranker) answers one case at a time in this process; drop --workers."
-            )
-        )
+    if workers > 1 and case is not None:
+        raise InputError("--workers overlaps the requests of several --cases; one --case is one request at a time.")
     if constrained and llm_url is None and model_path is None:
         raise InputError(
             "--constrained shapes an LLM's replies; give --llm-url URL --model NAME or --model-path DIR (without an "

@@ -36,13 +36,19 @@ MAX_WORKERS = 256
 
 def check_fan_out_options(workers: int = 1, rate_limit: float | None = None, *, endpoint: bool | None = None) -> None:
     """Refuse a ``--workers`` below 1 (or absurdly high), a ``--rate-limit`` that is not a positive number, and
-    (``endpoint=False``: the run has no ``--llm-url``) a rate limit with nothing to limit."""
+    (``endpoint=False``: the run has no ``--llm-url``) several workers or a rate limit with nothing to overlap or
+    limit: a local model answers one item at a time in this process."""
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
         raise InputError(f"--workers must be an integer in [1, {MAX_WORKERS}]; got {workers!r}.")
     if rate_limit is not None and (
         isinstance(rate_limit, bool) or not isinstance(rate_limit, int | float) or not 0 < rate_limit < float("inf")
     ):
         raise InputError(f"--rate-limit must be a positive number of requests per second; got {rate_limit!r}.")
+    if workers > 1 and endpoint is False:
+        raise InputError(
+            "--workers overlaps requests to --llm-url; a --model-path model (or a run without an LLM) answers one "
+            "item at a time in this process (drop --workers, or serve the model and give --llm-url URL --model NAME)."
+        )
     if rate_limit is not None and endpoint is False:
         raise InputError(
             "--rate-limit spaces the requests sent to --llm-url; a --model-path model runs in this process (drop "

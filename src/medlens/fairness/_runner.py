@@ -166,11 +166,6 @@ def run_fair_run(
     check_option(split, ("train", "val", "test"), name="split")
     check_option(unknown, ("drop", "keep"), name="unknown")
     check_fan_out_options(workers, rate_limit, endpoint=bool(llm_url) if client is None else None)
-    if workers > 1 and client is None and not llm_url:
-        raise InputError(
-            "--workers overlaps requests to --llm-url; a --model-path model answers one item at a time in this "
-            "process (drop --workers, or serve the model and give --llm-url URL --model NAME)."
-        )
     params = normalize_params(temperature, seed, max_tokens, None)
     generation = {k: params[k] for k in ("temperature", "seed", "max_tokens")}
     items, data_counts, hashes = _items(Path(data), task, split, reference, unknown)

@@ -106,11 +106,6 @@ def run_nova_run(
     check_option(setting, RUN_SETTINGS[task], name=f"setting (for task {task})")
     check_option(box_format, REQUEST_BOX_FORMATS, name="box-format")
     check_fan_out_options(workers, rate_limit, endpoint=bool(llm_url))
-    if workers > 1 and not llm_url:
-        raise InputError(
-            "--workers overlaps requests to --llm-url; a --model-path model answers one image at a time in this "
-            "process (drop --workers, or serve the model and give --llm-url URL --model NAME)."
-        )
     tmpl = load_template(template, task, setting) if template is not None else None
     ds = load_nova(data, layout="auto", image_root=images, require_images=setting != "text", strict=not allow_problems)
     client = client_from_options(  # image settings need a VLM; --setting text takes either kind of folder
