@@ -52,27 +52,44 @@ class LocalExecutor:
 
 
 class _BlockActor:
-    """A Ray Data actor: loads the model once (``task()``), then runs one block per call."""
+    """A Ray Data actor: loads the model once (``task()``), then runs one block per call.
+
+    A block's result travels back as bytes: an array keeps its dtype and shape exactly (no rounding on the way),
+    anything else (a list of records, a dict) goes as JSON.
+    """
 
     def __init__(self, task: Task) -> None:
         self.fn = task()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        blocks, n, dim, data = [], [], [], []
+        blocks, meta, data = [], [], []
         for b, payload in zip(batch["block"], batch["items"], strict=True):
-            vecs = np.ascontiguousarray(self.fn(json.loads(str(payload))), dtype=np.float32)
-            if vecs.ndim != 2:
-                raise RuntimeError(f"block {int(b)}: the task returned an array of shape {vecs.shape}, not (n, dim).")
+            head, body = encode_result(self.fn(json.loads(str(payload))))
             blocks.append(int(b))
-            n.append(vecs.shape[0])
-            dim.append(vecs.shape[1])
-            data.append(vecs.tobytes())
+            meta.append(json.dumps(head))
+            data.append(body)
         return {
             "block": np.array(blocks, dtype=np.int64),
-            "n": np.array(n, dtype=np.int64),
-            "dim": np.array(dim, dtype=np.int64),
+            "meta": np.array(meta, dtype=object),
             "data": np.array(data, dtype=object),
         }
+
+
+def encode_result(result: Any) -> tuple[dict[str, Any], bytes]:
+    """A block result as ``(header, bytes)``: arrays bit for bit (dtype and shape in the header), else JSON."""
+    if isinstance(result, np.ndarray):
+        if result.dtype == object:
+            raise TypeError("a block returned an object array; return a numeric array or JSON-able records.")
+        arr = np.ascontiguousarray(result)
+        return {"kind": "array", "dtype": arr.dtype.str, "shape": list(arr.shape)}, arr.tobytes()
+    return {"kind": "json"}, json.dumps(result).encode()
+
+
+def decode_result(head: dict[str, Any], body: bytes) -> Any:
+    """The inverse of :func:`encode_result`."""
+    if head["kind"] == "array":
+        return np.frombuffer(body, dtype=np.dtype(head["dtype"])).reshape(head["shape"]).copy()
+    return json.loads(bytes(body).decode())
 
 
 class RayExecutor:
@@ -89,7 +106,8 @@ class RayExecutor:
         Resources per actor (``num_gpus=1`` gives each actor one GPU).
 
     Items travel to the actors as JSON (texts, file paths, numbers), one block per actor call; a block's
-    result comes back as float32 bytes, so no value is rounded on the way. Block results arrive in any order.
+    result comes back as bytes (arrays keep dtype and shape, records go as JSON), so no value is rounded on the
+    way. Block results arrive in any order.
     """
 
     name = "ray"
@@ -136,7 +154,7 @@ class RayExecutor:
         return ray, True
 
     def map_blocks(self, task: Task, items: Sequence[Any], blocks: list[np.ndarray]) -> Iterator[tuple[int, Any]]:
-        """Yield ``(block index, float32 array)`` for each block, in the order the actors finish them."""
+        """Yield ``(block index, task result)`` for each block, in the order the actors finish them."""
         ray, started = self._ray()
         try:
             ctx = ray.data.DataContext.get_current()
@@ -158,8 +176,7 @@ class RayExecutor:
                 num_gpus=self.num_gpus,
             )
             for row in res.iter_rows():
-                n, dim = int(row["n"]), int(row["dim"])
-                yield int(row["block"]), np.frombuffer(row["data"], dtype=np.float32).reshape(n, dim)
+                yield int(row["block"]), decode_result(json.loads(str(row["meta"])), row["data"])
         finally:
             if started:
                 ray.shutdown()
