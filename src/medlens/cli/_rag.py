@@ -76,6 +76,23 @@ def index_cmd(
     chunk_unit: str = typer.Option("words", "--chunk-unit", help="words, or tokens (the embedder's word pieces)."),
     faiss_param: list[str] = typer.Option(None, "--faiss-param", help="FAISS search parameter KEY=VALUE (repeatable)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, max=65536, help="Texts per embedding batch."),
+    shard_size: int = typer.Option(
+        0,
+        "--shard-size",
+        min=0,
+        help="Embed into resumable Parquet shards of N texts and build the dense index from them (0: off; "
+        "document mode). A killed build resumes with the shards it wrote.",
+    ),
+    train_size: int = typer.Option(
+        None,
+        "--train-size",
+        min=1,
+        help="With --shard-size: rows sampled to train an IVF/PQ index (default 64 per list, at least 10,000, "
+        "at most 100,000).",
+    ),
+    seed: int = typer.Option(
+        None, "--seed", min=0, max=2**32 - 1, help="With --shard-size: seed of the training sample (default 0)."
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the embedding cache."),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Rebuild and replace the index in --out (needed for another corpus or options)."
@@ -94,6 +111,8 @@ def index_cmd(
       medlens rag index --corpus hpo --out runs/hpo-index
 
       medlens rag index --corpus notes.jsonl --out runs/notes --dense faiss:HNSW32,Flat --chunk-size 200 --chunk-overlap 40
+
+      medlens rag index --corpus pubmed.jsonl --out runs/pubmed --dense faiss:IVF4096,PQ48 --shard-size 100000 --executor ray
     """
     from medlens.retrieval import run_index
 
@@ -116,6 +135,9 @@ def index_cmd(
         executor=executor,
         ray_address=ray_address,
         workers=workers,
+        shard_size=shard_size,
+        train_size=train_size,
+        seed=seed,
     )
     if as_json:
         emit_json(doc)
@@ -130,6 +152,16 @@ def index_cmd(
         f"{m['embedder']['model_id']}, BM25, fused by RRF k={m['fusion']['k']}.",
         markup=False,
     )
+    sh = m["build"].get("shards")
+    if sh and not doc["cached"]:
+        d = sh["dense"]
+        c.print(
+            f"shards: {sh['n_shards']} of {sh['size']} texts ({sh['reused']} reused, {sh['written']} embedded in "
+            f"{sh['seconds']:.1f} s) in {sh['folder'] or 'a temporary folder'}; dense trained on {d['train_rows']} "
+            f"rows in {d['train_seconds']:.1f} s, filled ({d['fill']}) in {d['fill_seconds']:.1f} s, "
+            f"{d['bytes'] / 2**20:.1f} MiB.",
+            markup=False,
+        )
     if m["embedding"].get("truncated"):
         c.print(
             f"note: {m['embedding']['truncated']} embedded texts exceed {m['embedder']['max_length']} word pieces; "

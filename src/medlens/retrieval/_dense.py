@@ -243,10 +243,25 @@ def _train(index: Any, x: np.ndarray, factory: str) -> None:
             f"FAISS index {factory!r} needs at least {nlist} vectors to train its {nlist} lists; the corpus has "
             f"{len(x)}. Use fewer lists (e.g. IVF{max(1, len(x) // 39)},Flat) or 'Flat'."
         )
+    ivf = faiss_ivf(index)
+    if ivf is not None and hasattr(ivf, "do_polysemous_training"):
+        # polysemous training reorders PQ centroids for Hamming-filtered search, which medlens never turns on
+        # (polysemous_ht stays 0): it took 14.2 of the 14.3 s an IVF16,PQ8 spent training on 1,000 64-d vectors here
+        ivf.do_polysemous_training = False
     try:
         index.train(x)
     except RuntimeError as exc:
         raise InputError(f"training FAISS index {factory!r} on {len(x)} vectors failed: {exc}".strip()) from None
+
+
+def faiss_ivf(index: Any) -> Any:
+    """The IVF index inside ``index`` (itself, or under a pre-transform), or None."""
+    import faiss
+
+    try:
+        return faiss.downcast_index(faiss.extract_index_ivf(index))
+    except RuntimeError:
+        return None
 
 
 def _default_params(factory: str) -> dict[str, Any]:

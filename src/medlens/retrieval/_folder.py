@@ -81,6 +81,9 @@ def run_index(
     executor: str = "local",
     ray_address: str | None = None,
     workers: int | None = None,
+    shard_size: int = 0,
+    train_size: int | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """``medlens rag index``: build (or reuse) the index of ``corpus`` (a JSONL file or ``"hpo"``) in the folder
     ``out`` and return the stamped summary it prints with ``--json``.
@@ -88,6 +91,9 @@ def run_index(
     ``dense_mode="auto"`` means clause mode for the hpo corpus and document mode otherwise. ``executor="ray"``
     embeds the corpus on Ray actors (``ray_address``, ``workers``; one model each) in the blocks a local build
     uses (:mod:`medlens.retrieval._distributed`): the same vectors, request, cache entries and folder.
+    ``shard_size`` > 0 embeds into resumable Parquet shards and builds the dense index from them (a trained
+    index on ``train_size`` rows sampled with ``seed``, filled in parallel on the executor;
+    :mod:`medlens.retrieval._shards`).
     """
     from medlens.executors import check_executor_options
 
@@ -113,6 +119,12 @@ def run_index(
         "search_params": search_params or None,
         "chunking": chunking,
     }
+    if (train_size is not None or seed is not None) and not shard_size:
+        raise InputError("--train-size and --seed apply to a sharded build; give --shard-size too.")
+    if shard_size:
+        from medlens.retrieval._shards import check_shards
+
+        kwargs["shards"] = check_shards({"size": shard_size, "train_size": train_size, "seed": seed}, dense_mode)
     request = build_request(corp, **kwargs)
     build, runner_info = dict(kwargs), {"name": "local"}
     if executor != "local":

@@ -41,6 +41,7 @@ from medlens.retrieval._dense import check_dense_spec, dense_index, load_dense
 from medlens.retrieval._embed import Embedder, embed_corpus, load_embedder
 from medlens.retrieval._fusion import RRF_K, fuse_rows
 from medlens.retrieval._hit import Hit, fsync_dir
+from medlens.retrieval._index_info import FUSION_DEPTH, build_request
 
 DENSE_MODES = ("document", "clauses")
 
@@ -66,7 +67,6 @@ RETRIEVERS = ("auto", "fused", "bm25", "dense", "ontology", "hybrid")
 #: weights below 0.895 / 0.410; ontology with embedding recognition added (the ranker's default) 0.585 on v2
 #: dev (v1 recognition is by exact names, which the recogniser leaves to the exact matcher).
 HPO_DEFAULT_RETRIEVER = "ontology"
-FUSION_DEPTH = 100
 #: RRF weights of retriever ``hybrid``, chosen by the mean top-5 of rare-hpo-v1 seed 1 and rare-hpo-v2 ``dev``
 #: (n=200 each; never the reported seed 0 / test split): ontology weight 2 / 3 / 5 / 8 gave 0.795 / 0.815 /
 #: 0.865 / 0.895 on v1 and 0.415 / 0.425 / 0.420 / 0.410 on v2 (means 0.605 / 0.620 / 0.643 / 0.653); an
@@ -151,6 +151,7 @@ class RetrievalIndex:
         rrf_k: float = RRF_K,
         depth: int = FUSION_DEPTH,
         bm25_params: dict[str, Any] | None = None,
+        shards: dict[str, Any] | None = None,
     ) -> RetrievalIndex:
         """Embed and index ``corpus``.
 
@@ -176,11 +177,18 @@ class RetrievalIndex:
         use_cache : bool
             Reuse and store the corpus embeddings under ``$MEDLENS_CACHE/retrieval/embeddings``.
         rrf_k, depth : reciprocal-rank-fusion constant and the number of hits of each retriever it fuses.
+        shards : dict, optional
+            ``{"size": N, "train_size": M, "seed": S}``: embed into Parquet shards of ``N`` rows (resumable) and
+            build the dense index from them, a trained index on ``M`` sampled rows, filled shard by shard
+            (:mod:`medlens.retrieval._shards`); document mode only.
         """
         t0 = time.perf_counter()
         if not isinstance(corpus, Corpus):
             raise TypeError(f"corpus must be a medlens.retrieval.Corpus; got {type(corpus).__name__}.")
         check_option(dense_mode, DENSE_MODES, name="dense_mode")
+        from medlens.retrieval._shards import check_shards
+
+        shards = check_shards(shards, dense_mode)
         request = build_request(
             corpus,
             embedder=embedder,
@@ -193,6 +201,7 @@ class RetrievalIndex:
             rrf_k=rrf_k,
             depth=depth,
             bm25_params=bm25_params,
+            shards=shards,
         )
         check_dense_spec(dense)
         if metric is not None:
@@ -219,6 +228,7 @@ class RetrievalIndex:
             )
         texts = [u.full_text for u in units]  # title + text: what BM25 and document embeddings read
         t_embed = time.perf_counter()
+        shard_info = None
         if dense_mode == "clauses":
             from medlens.retrieval._clauses import clause_table
 
@@ -226,19 +236,37 @@ class RetrievalIndex:
             key = hashlib.sha256(f"clauses-v1|{units.content_hash()}".encode()).hexdigest()
         else:
             to_embed, key = texts, units.content_hash()
-        vecs, cache_info = embed_corpus(
-            to_embed,
-            embedder,
-            corpus_hash=key,
-            batch_size=batch_size,
-            progress=progress,
-            use_cache=use_cache,
-        )
-        t_embed = time.perf_counter() - t_embed
+        if shards:
+            from medlens.retrieval._shards import sharded_dense
+
+            dense_idx, shard_info = sharded_dense(
+                texts,
+                key,
+                embedder,
+                dense=dense,
+                metric=metric,
+                search_params=search_params,
+                shards=shards,
+                batch_size=batch_size,
+                use_cache=use_cache,
+                progress=progress,
+            )
+            cache_info = {"cache": "shards" if shard_info["folder"] else "off", "path": shard_info["folder"]}
+        else:
+            vecs, cache_info = embed_corpus(
+                to_embed,
+                embedder,
+                corpus_hash=key,
+                batch_size=batch_size,
+                progress=progress,
+                use_cache=use_cache,
+            )
+        t_embed = shard_info["seconds"] if shard_info else time.perf_counter() - t_embed
         t_bm25 = time.perf_counter()
         bm25 = BM25Index.build(texts, **(bm25_params or {}))
         t_bm25 = time.perf_counter() - t_bm25
-        dense_idx = dense_index(vecs, dense, metric=metric, search_params=search_params)
+        if not shards:
+            dense_idx = dense_index(vecs, dense, metric=metric, search_params=search_params)
         if dense_mode == "clauses":
             from medlens.retrieval._clauses import ClauseIndex
 
@@ -288,6 +316,7 @@ class RetrievalIndex:
                 "bm25_seconds": round(t_bm25, 3),
                 "embedding_cache": cache_info,
                 "batch_size": batch_size,
+                **({"shards": shard_info} if shard_info else {}),
             },
             "versions": _versions("numpy", "bm25s", "faiss-cpu", "sentence-transformers", "torch", "transformers"),
         }
@@ -547,43 +576,6 @@ class RetrievalIndex:
 
     def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
         return [self._hit(r, sc, i + 1) for i, (r, sc) in enumerate(zip(rows, scores, strict=True))]
-
-
-def build_request(
-    corpus: Corpus,
-    *,
-    embedder: Embedder | str = "minilm",
-    max_length: int | None = None,
-    dense: str = "numpy",
-    dense_mode: str = "document",
-    metric: str | None = None,
-    search_params: dict[str, Any] | None = None,
-    chunking: dict[str, Any] | None = None,
-    rrf_k: float = RRF_K,
-    depth: int = FUSION_DEPTH,
-    bm25_params: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Everything that determines an index's contents, as requested (no model is loaded).
-
-    Its hash is stored in the manifest (``request_hash``); ``medlens rag index`` reuses an existing folder whose
-    hash matches instead of rebuilding it.
-    """
-    if not isinstance(embedder, str):
-        max_length = getattr(embedder, "request_max_length", embedder.max_length)  # as asked (ExecutorEmbedder)
-        embedder = embedder.name
-    return {
-        "corpus_sha256": corpus.content_hash(),
-        "chunking": dict(chunking) if chunking else None,
-        "embedder": str(embedder),
-        "max_length": max_length,
-        "dense": str(dense),
-        "dense_mode": dense_mode,
-        "metric": metric,
-        "search_params": dict(search_params or {}),
-        "rrf_k": rrf_k,
-        "depth": depth,
-        "bm25": dict(bm25_params or {}),
-    }
 
 
 def build_index(corpus: Corpus, out: str | os.PathLike | None = None, *, overwrite: bool = False, **kwargs: Any):

@@ -1,0 +1,120 @@
+"""Sharded index builds on Ray, and a Ray worker killed mid-job: one local Ray (2 CPUs) for the module.
+
+- ``rag index --shard-size`` with ``--executor ray``: the shards hold the vectors a local sharded build writes
+  (bit for bit: the hashing embedder, the same blocks), and an IVF index filled on the actors (each shard
+  encoded into its own copy of the trained index, merged on the driver) is byte for byte the local one.
+- A worker process killed (SIGKILL) while it holds a block: Ray restarts the actor and runs the block again;
+  the job's result equals the local executor's, with every block exactly once (``run_blocks`` checks).
+
+Marked slow: Ray starts in ~10-30 s here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+pytest.importorskip("pyarrow")
+pytestmark = pytest.mark.slow
+
+from medlens.executors import LocalExecutor, RayExecutor, plan_blocks, run_blocks  # noqa: E402
+
+WORDS = [
+    "effusion",
+    "cardiomegaly",
+    "pneumothorax",
+    "edema",
+    "atelectasis",
+    "nodule",
+    "mass",
+    "opacity",
+    "fracture",
+    "hernia",
+]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the tasks below travel by value
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _corpus(path, n: int = 300):
+    rng = np.random.default_rng(0)
+    with open(path, "w") as fh:
+        for i in range(n):
+            text = " ".join(rng.choice(WORDS, size=int(rng.integers(1, 9))))
+            fh.write(json.dumps({"id": f"d{i}", "title": f"t{i}", "text": text}) + "\n")
+    return path
+
+
+def test_sharded_index_on_ray_equals_local(ray_cluster, tmp_path, monkeypatch):
+    import faiss
+
+    from medlens.retrieval import load_index, run_index
+    from medlens.retrieval._shards import ShardStore
+
+    corpus = _corpus(tmp_path / "docs.jsonl")
+    opts = {"embedder": "hashing:32", "dense": "faiss:IVF8,Flat", "shard_size": 64, "train_size": 256}
+    monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / "local-cache"))
+    local = run_index(str(corpus), tmp_path / "local", **opts)
+    monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / "ray-cache"))
+    dist = run_index(str(corpus), tmp_path / "ray", executor="ray", workers=2, **opts)
+    a, b = local["build"]["shards"], dist["build"]["shards"]
+    assert (a["n_shards"], a["written"], b["written"]) == (5, 5, 5)
+    assert (a["dense"]["fill"], b["dense"]["fill"]) == ("parallel", "parallel")
+    assert b["executor"]["name"] == "ray"
+    assert b["executor"]["workers"] == 2
+    sa, sb = (ShardStore(d["folder"], n=300, dim=32, size=64, key=_key(d["folder"])) for d in (a, b))
+    np.testing.assert_array_equal(sa.all_vectors(), sb.all_vectors())
+    ia, ib = load_index(tmp_path / "local"), load_index(tmp_path / "ray")
+    assert faiss.serialize_index(ia.dense.index).tobytes() == faiss.serialize_index(ib.dense.index).tobytes()
+    assert ia.manifest["request_hash"] == ib.manifest["request_hash"]
+
+
+def _key(folder: str) -> str:
+    with open(f"{folder}/shards.json") as fh:
+        return json.load(fh)["key"]
+
+
+class _KillOnce:
+    """A task whose function SIGKILLs its own worker process on the first block it sees (a marker file says
+    it happened), then doubles its items like the others."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __call__(self):
+        def fn(items):
+            try:
+                fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return np.array([[2.0 * x] for x in items], dtype=np.float32)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            os.kill(os.getpid(), signal.SIGKILL)
+            raise AssertionError("unreachable")
+
+        return fn
+
+
+def test_a_killed_worker_is_restarted_and_nothing_is_lost_or_duplicated(ray_cluster, tmp_path):
+    items = list(range(40))
+    blocks = plan_blocks(len(items), block_size=5)
+    marker = tmp_path / "killed.pid"
+    got = run_blocks(RayExecutor(workers=2), _KillOnce(str(marker)), items, blocks)
+    assert marker.is_file()  # a worker did die
+    want = run_blocks(LocalExecutor(), _KillOnce(str(marker)), items, blocks)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got.ravel(), 2.0 * np.arange(40))
