@@ -243,7 +243,8 @@ def test_flat_and_graph_indexes_are_filled_shard_by_shard(tmp_path, factory):
 def test_default_training_sample():
     from medlens.retrieval._shards import _train_rows
 
-    assert _train_rows("IVF4096,PQ48", 24_000_000, None) == 100_000
+    assert _train_rows("IVF4096,PQ48", 24_000_000, None) == 262_144
+    assert _train_rows("IVF65536,PQ48", 24_000_000, None) == 1_000_000
     assert _train_rows("IVF256,Flat", 24_000_000, None) == 16_384
     assert _train_rows("IVF16,Flat", 5_000, None) == 5_000
     assert _train_rows("IVF16,Flat", 5_000, 700) == 700

@@ -88,7 +88,7 @@ def index_cmd(
         "--train-size",
         min=1,
         help="With --shard-size: rows sampled to train an IVF/PQ index (default 64 per list, at least 10,000, "
-        "at most 100,000).",
+        "at most 1,000,000).",
     ),
     seed: int = typer.Option(
         None, "--seed", min=0, max=2**32 - 1, help="With --shard-size: seed of the training sample (default 0)."

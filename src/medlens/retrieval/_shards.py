@@ -59,7 +59,8 @@ FORMAT = "medlens-embedding-shards"
 FORMAT_VERSION = 1
 #: training rows per IVF list when no ``train_size`` is given (FAISS warns below 39 per centroid)
 TRAIN_PER_LIST = 64
-DEFAULT_TRAIN = 100_000
+#: the most rows sampled by default (1.5 GB of 384-d float32): 64 per list up to IVF15625
+DEFAULT_TRAIN = 1_000_000
 
 
 def _pq():
@@ -413,7 +414,8 @@ def dense_from_shards(
 
 
 def _train_rows(factory: str, n: int, train_size: int | None) -> int:
-    """Rows to train on: ``train_size`` (≤ n), else max(64 per IVF list, 10,000) capped at 100,000 and at n."""
+    """Rows to train on: ``train_size`` (≤ n), else max(64 per IVF list, 10,000) capped at 1,000,000 and at n
+    (FAISS asks for at least 39 per list and uses at most 256)."""
     from medlens.retrieval._dense import _NLIST
 
     if train_size is not None:
