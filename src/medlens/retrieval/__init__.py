@@ -53,8 +53,12 @@ from medlens.retrieval._leakage import (
 from medlens.retrieval._load import CORPORA, load_corpus
 from medlens.retrieval._ranker import Candidate, case_query, normalize_name, rank_candidates, rank_diagnoses
 from medlens.retrieval._search_run import run_search
+from medlens.retrieval._shards import ShardStore, merge_topk, search_shards
 
 __all__ = [
+    "ShardStore",
+    "merge_topk",
+    "search_shards",
     "HYBRID_WEIGHTS",
     "HPO_DEFAULT_RETRIEVER",
     "build_request",
