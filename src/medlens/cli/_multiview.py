@@ -6,7 +6,14 @@ from pathlib import Path
 
 import typer
 
-from medlens.cli._common import console, emit_json, progress_enabled
+from medlens.cli._common import (
+    console,
+    emit_json,
+    executor_option,
+    progress_enabled,
+    ray_address_option,
+    workers_option,
+)
 
 app = typer.Typer(help="Multi-view (omnidirectional) features of 3-D volumes, graph heads and their evaluation.",
                   no_args_is_help=True)  # fmt: skip
@@ -50,9 +57,15 @@ def extract(
     seed: int = typer.Option(0, "--seed", help="Seed of the plane directions and the random-init encoder."),
     out: Path = typer.Option(..., "--out", help="Run folder (resumable: a rerun skips finished cases)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again in a folder made with other options."),
+    executor: str = executor_option(),
+    ray_address: str = ray_address_option(),
+    workers: int = workers_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the result document."),
 ) -> None:
     """Slice and encode every volume of CASES; write OUT/features.npz.
+
+    With --executor ray the cases run on --workers Ray actors, each loading one encoder (one GPU each with
+    --device cuda); the features equal a local run and the folder resumes the same way.
 
     Example: medlens multiview extract cases.csv --views 12 --out runs/mv-features
     """  # fmt: skip
@@ -60,12 +73,14 @@ def extract(
 
     doc = run_multiview_extract(cases, out, encoder=encoder, layout=layout, views=views, size=size, fov_mm=fov_mm,
                                 spacing_mm=spacing_mm, intensity=intensity, seed=seed, batch_size=batch_size,
-                                device=device, overwrite=overwrite, progress=progress_enabled(as_json))  # fmt: skip
+                                device=device, overwrite=overwrite, progress=progress_enabled(as_json),
+                                executor=executor, ray_address=ray_address, workers=workers)  # fmt: skip
     if as_json:
         emit_json(doc)
         return
     console().print(f"encoded {doc['n_cases']} cases ({doc['n_resumed']} resumed) x {doc['planes']} planes "
-                    f"({doc['dim']}-d, {doc['encoder']}) into {doc['files']['features']}", markup=False)  # fmt: skip
+                    f"({doc['dim']}-d, {doc['encoder']}, {doc['executor']['name']} executor) into "
+                    f"{doc['files']['features']}", markup=False)  # fmt: skip
 
 
 @app.command("train")

@@ -55,7 +55,8 @@ class _BlockActor:
     """A Ray Data actor: loads the model once (``task()``), then runs one block per call.
 
     A block's result travels back as bytes: an array keeps its dtype and shape exactly (no rounding on the way),
-    anything else (a list of records, a dict) goes as JSON.
+    anything else (a list of records, a dict) goes as JSON. An :class:`~medlens._validation.InputError` raised
+    by the task comes back as one too (the driver raises it: bad input, not a crashed worker).
     """
 
     def __init__(self, task: Task) -> None:
@@ -64,7 +65,10 @@ class _BlockActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         blocks, meta, data = [], [], []
         for b, payload in zip(batch["block"], batch["items"], strict=True):
-            head, body = encode_result(self.fn(json.loads(str(payload))))
+            try:
+                head, body = encode_result(self.fn(json.loads(str(payload))))
+            except InputError as exc:  # bad input: comes back as such (the CLI's exit 2), not a Ray traceback
+                head, body = {"kind": "input_error", "message": str(exc)}, b""
             blocks.append(int(b))
             meta.append(json.dumps(head))
             data.append(body)
@@ -76,19 +80,40 @@ class _BlockActor:
 
 
 def encode_result(result: Any) -> tuple[dict[str, Any], bytes]:
-    """A block result as ``(header, bytes)``: arrays bit for bit (dtype and shape in the header), else JSON."""
+    """A block result as ``(header, bytes)``: an array bit for bit (dtype and shape in the header), a dict holding
+    arrays as ``.npz`` bytes (its other values in the header), anything else as JSON.
+
+    >>> out = decode_result(*encode_result({"x": np.arange(3, dtype=np.int16), "key": "k"}))
+    >>> out["x"].dtype.name, out["x"].tolist(), out["key"]
+    ('int16', [0, 1, 2], 'k')
+    """
     if isinstance(result, np.ndarray):
         if result.dtype == object:
             raise TypeError("a block returned an object array; return a numeric array or JSON-able records.")
         arr = np.ascontiguousarray(result)
         return {"kind": "array", "dtype": arr.dtype.str, "shape": list(arr.shape)}, arr.tobytes()
+    if isinstance(result, dict) and any(isinstance(v, np.ndarray) for v in result.values()):
+        import io
+
+        arrays = {k: v for k, v in result.items() if isinstance(v, np.ndarray)}
+        rest = {k: v for k, v in result.items() if not isinstance(v, np.ndarray)}
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)  # no pickles: numeric arrays only (an object array fails here)
+        return {"kind": "arrays", "rest": rest}, buf.getvalue()
     return {"kind": "json"}, json.dumps(result).encode()
 
 
 def decode_result(head: dict[str, Any], body: bytes) -> Any:
     """The inverse of :func:`encode_result`."""
+    if head["kind"] == "input_error":
+        raise InputError(head["message"])
     if head["kind"] == "array":
         return np.frombuffer(body, dtype=np.dtype(head["dtype"])).reshape(head["shape"]).copy()
+    if head["kind"] == "arrays":
+        import io
+
+        with np.load(io.BytesIO(bytes(body)), allow_pickle=False) as z:
+            return {**{k: z[k] for k in z.files}, **head["rest"]}
     return json.loads(bytes(body).decode())
 
 
@@ -189,7 +214,13 @@ def _jsonable(item: Any) -> Any:
 
     if isinstance(item, os.PathLike):
         return os.fspath(item)
-    raise TypeError(f"the ray executor sends texts, paths and numbers to its actors; got a {type(item).__name__}.")
+    if isinstance(item, dict):
+        return {str(k): _jsonable(v) for k, v in item.items()}
+    if isinstance(item, list | tuple):
+        return [_jsonable(v) for v in item]
+    raise TypeError(
+        f"the ray executor sends texts, paths, numbers and records of them to its actors; got a {type(item).__name__}."
+    )
 
 
 def make_executor(

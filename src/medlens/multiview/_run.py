@@ -78,6 +78,37 @@ def _encoder(name: str, *, size: int, seed: int, device: str) -> Any:
     return load_encoder(name, device=device)
 
 
+class ExtractTask:
+    """A picklable recipe: ``task()`` loads the encoder once and returns ``fn([case]) -> {"features", "key",
+    "cached"}`` for one case (``{"id", "volume", "mask", "row"}``; features ``(planes, dim + 3)``: the view
+    features, then each plane's normal). Made with ``encoder_obj=`` it reuses that one in this process; pickled
+    to a Ray actor it travels without it and the actor loads its own."""
+
+    def __init__(self, encoder: str, opts: dict[str, Any], *, where: str, device: str, encoder_obj: Any = None):
+        self.encoder, self.opts, self.where, self.device = encoder, dict(opts), str(where), device
+        self._enc = encoder_obj
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_enc": None}
+
+    def __call__(self):
+        o = self.opts
+        enc = self._enc or _encoder(self.encoder, size=o["size"], seed=o["seed"], device=self.device)
+
+        def fn(items: list[dict[str, Any]]) -> dict[str, Any]:
+            (r,) = items
+            try:
+                vol = read_volume(r["volume"])
+                mask = read_mask(r["mask"], like=vol) if r["mask"] is not None else None
+            except (InputError, ValueError, OSError) as e:
+                raise InputError(f"{self.where} row {r['row']} (id {r['id']}): {e}") from None
+            f = view_features(vol.array, vol.affine, enc, mask=mask, **o)
+            feats = np.concatenate([f.features, f.normals.astype(np.float32)], axis=1)
+            return {"features": feats, "key": f.key, "cached": bool(f.cached)}
+
+        return fn
+
+
 def run_multiview_extract(
     cases: str | os.PathLike,
     out: str | os.PathLike,
@@ -94,39 +125,51 @@ def run_multiview_extract(
     device: str = "cpu",
     overwrite: bool = False,
     progress: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
-    """Slice and encode every case of ``cases`` into the run folder ``out`` (resumable); see the module notes."""
+    """Slice and encode every case of ``cases`` into the run folder ``out`` (resumable); see the module notes.
+
+    ``executor="ray"`` runs the cases on ``workers`` Ray actors (``ray_address``), each loading one encoder (one
+    GPU each with a CUDA ``device``); each case comes back to this process, which alone writes its features
+    file and its ``results.jsonl`` line, so resume works the same. The executor is not part of the config.
+    """
+    from medlens.executors import check_executor_options, make_executor, plan_blocks
+
+    check_executor_options(executor, ray_address, workers)
     check_option(layout, LAYOUTS, name="layout")
     rows = read_cases(cases)
     t0 = time.perf_counter()
     config = {"command": "multiview extract", "cases": file_sha256(cases), "encoder": encoder, "layout": layout,
               "views": views, "size": size, "fov_mm": fov_mm, "spacing_mm": spacing_mm, "intensity": intensity,
               "seed": seed}  # fmt: skip
+    runner = make_executor(executor, ray_address=ray_address, workers=workers, device=device)
     enc = _encoder(encoder, size=size, seed=seed, device=device)
     prov = provenance(command="multiview extract", config=config, seed=seed, inputs={"cases": cases},
                       models={"encoder": enc.model_id})  # fmt: skip
+    opts = {"layout": layout, "views": views, "seed": seed, "size": size, "fov_mm": fov_mm,
+            "spacing_mm": spacing_mm, "intensity": intensity, "batch_size": batch_size}  # fmt: skip
+    task = ExtractTask(encoder, opts, where=str(cases), device=device,
+                       encoder_obj=enc if runner.name == "local" else None)  # fmt: skip
     outputs = ("results.jsonl", "features", "features.npz")
     with RunFolder(out, config, overwrite=overwrite, provenance=prov, outputs=outputs) as run:
         run.write_manifest(status="running")
         log = run.log("results.jsonl", key="id")
         done = set(log.ids())
         feat_dir = run.subdir("features")
+        todo = [{"id": r["id"], "volume": str(r["volume"]), "row": r["row"],
+                 "mask": None if r["mask"] is None else str(r["mask"])} for r in rows if r["id"] not in done]  # fmt: skip
+        label = {r["id"]: r["label"] for r in rows}
         with progress_bar(len(rows), progress, "multiview extract") as bar:
-            for r in rows:
-                if r["id"] not in done:
-                    try:
-                        vol = read_volume(r["volume"])
-                        mask = read_mask(r["mask"], like=vol) if r["mask"] is not None else None
-                    except (InputError, ValueError, OSError) as e:
-                        raise InputError(f"{cases} row {r['row']} (id {r['id']}): {e}") from None
-                    f = view_features(vol.array, vol.affine, enc, mask=mask, layout=layout, views=views, seed=seed,
-                                      size=size, fov_mm=fov_mm, spacing_mm=spacing_mm, intensity=intensity,
-                                      batch_size=batch_size)  # fmt: skip
-                    buf = _bytes_io.BytesIO()
-                    np.save(buf, np.concatenate([f.features, f.normals.astype(np.float32)], axis=1))
-                    atomic_write_bytes(feat_dir / f"{_safe(r['id'])}.npy", buf.getvalue())
-                    log.append({"id": r["id"], "label": r["label"], "key": f.key, "cached": f.cached,
-                                "planes": int(len(f.normals))})  # fmt: skip
+            bar(len(rows) - len(todo))
+            for b, res in runner.map_blocks(task, todo, plan_blocks(len(todo), block_size=1)):
+                cid = todo[b]["id"]
+                buf = _bytes_io.BytesIO()
+                np.save(buf, res["features"])
+                atomic_write_bytes(feat_dir / f"{_safe(cid)}.npy", buf.getvalue())
+                log.append({"id": cid, "label": label[cid], "key": str(res["key"]), "cached": bool(res["cached"]),
+                            "planes": int(len(res["features"]))})  # fmt: skip
                 bar(1)
         feats, normals = _stack_cases(rows, feat_dir, cases)
         dim = feats.shape[2]
@@ -137,7 +180,7 @@ def run_multiview_extract(
         run.write_manifest(status="complete")
     doc = stamp({"n_cases": len(rows), "n_resumed": len(done), "planes": int(feats.shape[1]), "dim": int(dim),
                  "encoder": enc.model_id, "files": {"features": str(Path(out) / "features.npz")},
-                 "seconds": round(time.perf_counter() - t0, 3)}, prov)  # fmt: skip
+                 "executor": runner.info(), "seconds": round(time.perf_counter() - t0, 3)}, prov)  # fmt: skip
     atomic_write_json(Path(out) / "extract.json", doc)
     return doc
 

@@ -1,8 +1,12 @@
-"""Sharded index builds on Ray, and a Ray worker killed mid-job: one local Ray (2 CPUs) for the module.
+"""Bulk work on Ray — sharded index builds, multiview extraction — and a Ray worker killed mid-job: one local Ray
+(2 CPUs) for the module.
 
 - ``rag index --shard-size`` with ``--executor ray``: the shards hold the vectors a local sharded build writes
   (bit for bit: the hashing embedder, the same blocks), and an IVF index filled on the actors (each shard
   encoded into its own copy of the trained index, merged on the driver) is byte for byte the local one.
+- ``multiview extract --executor ray``: each case sliced and encoded on an actor holding its own (seeded)
+  encoder; ``features.npz`` equals the local run's, the run folder resumes the same way, and a broken volume
+  is bad input (exit 2) naming its row, not a Ray traceback.
 - A worker process killed (SIGKILL) while it holds a block: Ray restarts the actor and runs the block again;
   the job's result equals the local executor's, with every block exactly once (``run_blocks`` checks).
 
@@ -118,3 +122,38 @@ def test_a_killed_worker_is_restarted_and_nothing_is_lost_or_duplicated(ray_clus
     want = run_blocks(LocalExecutor(), _KillOnce(str(marker)), items, blocks)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(got.ravel(), 2.0 * np.arange(40))
+
+
+def test_multiview_extract_on_ray_equals_local(ray_cluster, tmp_path, monkeypatch, capsys):
+    nib = pytest.importorskip("nibabel")
+    pytest.importorskip("torch")
+    from medlens.cli import main
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "vols").mkdir()
+    rows = ["id,volume,mask,label"]
+    for i in range(4):
+        vol = rng.normal(0, 0.1, (12, 12, 12)).astype(np.float32)
+        vol[4:8, 4:8, 4:8] += 1.0 + i
+        nib.save(nib.Nifti1Image(vol, np.diag([2.0, 1.5, 2.5, 1.0])), tmp_path / "vols" / f"v{i}.nii.gz")
+        rows.append(f"c{i},vols/v{i}.nii.gz,,{i % 2}")
+    csv = tmp_path / "cases.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    base = ["multiview", "extract", str(csv), "--views", "3", "--size", "16", "--intensity", "none", "--json"]
+    monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / "local-cache"))
+    assert main([*base, "--out", str(tmp_path / "local")]) == 0
+    monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / "ray-cache"))
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "ray"), "--executor", "ray", "--workers", "2"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["executor"]["name"] == "ray"
+    with np.load(tmp_path / "local" / "features.npz") as a, np.load(tmp_path / "ray" / "features.npz") as b:
+        assert a["ids"].tolist() == b["ids"].tolist()
+        np.testing.assert_allclose(a["features"], b["features"], atol=1e-6, rtol=0)
+        np.testing.assert_array_equal(a["normals"], b["normals"])
+    lines = (tmp_path / "ray" / "results.jsonl").read_text().splitlines()
+    assert sorted(json.loads(x)["id"] for x in lines) == ["c0", "c1", "c2", "c3"]
+    # a broken volume on an actor is bad input naming its row
+    (tmp_path / "vols" / "v2.nii.gz").write_bytes(b"not a volume")
+    assert main([*base, "--out", str(tmp_path / "ray2"), "--executor", "ray"]) == 2
+    assert "row 4 (id c2)" in capsys.readouterr().err
