@@ -157,3 +157,30 @@ def test_multiview_extract_on_ray_equals_local(ray_cluster, tmp_path, monkeypatc
     (tmp_path / "vols" / "v2.nii.gz").write_bytes(b"not a volume")
     assert main([*base, "--out", str(tmp_path / "ray2"), "--executor", "ray"]) == 2
     assert "row 4 (id c2)" in capsys.readouterr().err
+
+
+def test_anomaly_score_on_ray_equals_local(ray_cluster, tmp_path, capsys):
+    """Chunks of 3 images (seed + chunk) on 2 actors, each loading the tiny UNet: the maps of a local run (the same
+    chunks and seeds; an actor runs torch on its one CPU, so float sums may be ordered otherwise: 1e-5)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("monai")
+    from medlens.cli import main
+    from medlens.diffusion import run_anomaly_train
+
+    rng = np.random.default_rng(0)
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i in range(5):
+        np.save(imgs / f"case{i}.npy", rng.uniform(-1, 0, (16, 16)).astype(np.float32))
+    tiny = {"channels": [8, 16], "attention_levels": [False, False], "norm_num_groups": 8, "num_head_channels": 8,
+            "sample_size": 16}  # fmt: skip
+    run_anomaly_train(tmp_path / "run", images=imgs, steps=1, batch_size=2, num_train_timesteps=50, unet=tiny)
+    args = ["anomaly", "score", "--model-path", str(tmp_path / "run"), "--images", str(imgs), "--method", "anoddpm",
+            "--t0", "10", "--steps", "2", "--batch-size", "3", "--json"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "local")]) == 0
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "ray"), "--executor", "ray", "--workers", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["executor"]["workers"] == 2
+    for i in range(5):
+        a, b = (np.load(tmp_path / d / "maps" / f"case{i}.npy") for d in ("local", "ray"))
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)

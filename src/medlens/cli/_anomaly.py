@@ -7,7 +7,16 @@ from pathlib import Path
 
 import typer
 
-from medlens.cli._common import console, emit_json, emit_result, human_float, progress_enabled
+from medlens.cli._common import (
+    console,
+    emit_json,
+    emit_result,
+    executor_option,
+    human_float,
+    progress_enabled,
+    ray_address_option,
+    workers_option,
+)
 
 app = typer.Typer(
     help="Unsupervised anomaly localisation with diffusion models: train on healthy images, score maps by "
@@ -80,16 +89,23 @@ def score(
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto."),
     out: Path = typer.Option(..., "--out", help="Run folder: maps/<id>.npy (float32), results.jsonl."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard a run of another configuration."),
+    executor: str = executor_option(),
+    ray_address: str = ray_address_option(),
+    workers: int = workers_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Write one anomaly map per image (same ids); a re-run with the same --out resumes.
+
+    With --executor ray the chunks of --batch-size images run on --workers Ray actors, each loading the model and
+    reading --images itself (a path every node sees); the maps equal a local run's.
 
     Example: medlens anomaly score --model-path runs/brain-ddpm --images test/ --method thor --t0 250 --out runs/maps
     """
     from medlens.diffusion import run_anomaly_score
 
     doc = run_anomaly_score(model_path, images, out, method=method, t0=t0, steps=steps, scale=scale, weight=weight,
-                            perceptual=perceptual, batch_size=batch_size, seed=seed, device=device, overwrite=overwrite)  # fmt: skip
+                            perceptual=perceptual, batch_size=batch_size, seed=seed, device=device, overwrite=overwrite,
+                            executor=executor, ray_address=ray_address, workers=workers)  # fmt: skip
     if as_json:
         emit_json(doc)
         return

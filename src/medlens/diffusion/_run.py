@@ -296,6 +296,57 @@ def _model_file(path: str | os.PathLike) -> Path:
     return p
 
 
+class ScoreTask:
+    """A picklable recipe: ``task()`` loads the UNet (and the classifier and perceptual extractor the method
+    needs) and reads the image folder once, then ``fn([k])`` scores chunk ``k`` (images ``k*batch_size`` onwards,
+    seed ``seed + k``) and returns ``{"maps", "reconstructions", "scores", "nfe", "seconds"}``. Made with
+    ``loaded=`` it reuses this process's model and images; pickled to a Ray actor it travels without them."""
+
+    def __init__(self, path: Path, images: str, opts: dict[str, Any], *, device: str, loaded: Any = None) -> None:
+        self.path, self.images, self.opts, self.device = Path(path), str(images), dict(opts), device
+        self._loaded = loaded
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_loaded": None}
+
+    def load(self) -> dict[str, Any]:
+        """Model, schedule, classifier, perceptual distance and images (on ``device``)."""
+        from medlens._device import resolve_device
+        from medlens.diffusion._backbones import load_unet
+        from medlens.diffusion._schedule import make_schedule
+
+        model, meta = load_unet(self.path)
+        clf = None
+        if self.opts["method"] == "classifier":
+            from medlens.diffusion._guidance import CLASSIFIER_FILE, load_classifier
+
+            clf = load_classifier(self.path.parent / "classifier" / CLASSIFIER_FILE)[0].to(resolve_device(self.device))
+        sched = make_schedule(meta.get("schedule", "linear"), int(meta.get("num_train_timesteps", 1000)))
+        return {"model": model.to(resolve_device(self.device)), "meta": meta, "classifier": clf, "schedule": sched,
+                "perceptual": _perceptual(self.opts["perceptual"]), "array": read_image_folder(self.images)["array"]}  # fmt: skip
+
+    def __call__(self):
+        from medlens.diffusion._reconstruct import score_images
+
+        ld = self._loaded or self.load()
+        o = self.opts
+        bs = int(o["batch_size"])
+
+        def fn(chunks: list[int]) -> dict[str, Any]:
+            (k,) = chunks
+            x = ld["array"][k * bs : (k + 1) * bs]
+            t = time.perf_counter()
+            res = score_images(ld["model"], x, ld["schedule"], method=o["method"], t0=o["t0"], steps=o["steps"],
+                               seed=o["seed"] + k, batch_size=bs, classifier=ld["classifier"], scale=o["scale"],
+                               weight=o["weight"], perceptual=ld["perceptual"])  # fmt: skip
+            return {"maps": np.asarray(res["maps"], dtype=np.float32),
+                    "reconstructions": np.asarray(res["reconstructions"], dtype=np.float32),
+                    "scores": np.asarray(res["scores"], dtype=np.float64), "nfe": int(res["nfe"]),
+                    "seconds": (time.perf_counter() - t) / len(x)}  # fmt: skip
+
+        return fn
+
+
 def run_anomaly_score(
     model_path: str | os.PathLike,
     images: str | os.PathLike,
@@ -311,6 +362,9 @@ def run_anomaly_score(
     seed: int = 0,
     device: str = "cpu",
     overwrite: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Score every image of a folder: one float32 map ``out/maps/<id>.npy`` and reconstruction
     ``out/reconstructions/<id>.npy`` each, one ``results.jsonl`` row
@@ -321,40 +375,47 @@ def run_anomaly_score(
     in the run folder of ``anomaly train --conditioned class``) with gradient scale ``scale``; ``cfg`` needs a
     class-conditioned model and uses guidance weight ``weight``. ``perceptual`` weights the maps by a feature
     distance (THOR's temporal maps, the residual of the other methods): ``none``, ``random`` (a fixed random
-    conv extractor) or a TorchScript extractor file returning a list of feature maps."""
-    from medlens._device import resolve_device
-    from medlens.diffusion._backbones import load_unet
-    from medlens.diffusion._reconstruct import METHODS, score_images
-    from medlens.diffusion._schedule import make_schedule
+    conv extractor) or a TorchScript extractor file returning a list of feature maps.
+
+    ``executor="ray"`` scores the chunks on ``workers`` Ray actors (``ray_address``; one GPU each with a CUDA
+    ``device``), each loading the model and reading the image folder itself (so the paths must be visible to
+    every node); the chunks and their seeds are the local ones, so the maps are too, and this process alone
+    writes the files and ``results.jsonl`` (same resume). The executor is not part of the configuration."""
+    from medlens.diffusion._reconstruct import METHODS
+    from medlens.executors import check_executor_options, make_executor, plan_blocks
     from medlens.io import RunFolder, atomic_write_bytes
 
+    check_executor_options(executor, ray_address, workers)
     check_option(method, METHODS, name="--method")
-    distance = _perceptual(perceptual)
+    _perceptual(perceptual)  # a bad --perceptual fails here, before any model loads
     path = _model_file(model_path)
     folder = read_image_folder(images)
-    model, meta = load_unet(path)
+    opts = {"method": method, "t0": t0, "steps": steps, "scale": scale, "weight": weight, "seed": seed,
+            "batch_size": batch_size, "perceptual": None if perceptual is None else str(perceptual)}  # fmt: skip
+    task = ScoreTask(path, str(images), opts, device=device)
+    if method == "classifier":
+        from medlens.diffusion._guidance import CLASSIFIER_FILE
+
+        cpath = path.parent / "classifier" / CLASSIFIER_FILE
+        if not cpath.is_file():
+            raise InputError(f"--method classifier: no {cpath} next to the model; train with --conditioned class.")
+    loaded = task.load()
+    model = loaded["model"]
     want = (model.config["in_channels"], model.config["sample_size"], model.config["sample_size"])
     if tuple(folder["array"].shape[1:]) != want:
         raise InputError(
             f"--images are {tuple(folder['array'].shape[2:])} with 1 channel; the model {path.name} takes "
             f"{want[0]} channel(s) of {want[1]}x{want[2]}. Resize the images to the checkpoint's size."
         )
-    clf = None
-    if method == "classifier":
-        from medlens.diffusion._guidance import CLASSIFIER_FILE, load_classifier
-
-        cpath = path.parent / "classifier" / CLASSIFIER_FILE
-        if not cpath.is_file():
-            raise InputError(f"--method classifier: no {cpath} next to the model; train with --conditioned class.")
-        clf = load_classifier(cpath)[0].to(resolve_device(device))
     if method == "cfg" and model.null_class is None:
         raise InputError(f"--method cfg: {path.name} is not class-conditioned; train it with --conditioned class.")
-    model = model.to(resolve_device(device))
-    sched = make_schedule(meta.get("schedule", "linear"), int(meta.get("num_train_timesteps", 1000)))
+    runner = make_executor(executor, ray_address=ray_address, workers=workers, device=device)
+    if runner.name == "local":
+        task._loaded = loaded
     config = {"task": "anomaly.score", "model_sha": config_hash({"file": str(path.resolve()), "size": path.stat().st_size}),
               "method": method, "t0": t0, "steps": steps, "batch_size": batch_size, "seed": seed,
               **({"scale": scale} if method == "classifier" else {"weight": weight} if method == "cfg" else {}),
-              **({"perceptual": str(perceptual)} if distance is not None else {}),
+              **({"perceptual": str(perceptual)} if loaded["perceptual"] is not None else {}),
               "ids": config_hash(folder["ids"])}  # fmt: skip
     prov = provenance(command="anomaly score", config=config, seed=seed, models={"unet": str(path)})
     with RunFolder(
@@ -364,29 +425,25 @@ def run_anomaly_score(
         log = run.log("results.jsonl")
         done = log.ids()
         maps_dir, recon_dir = run.subdir("maps"), run.subdir("reconstructions")
-        for k, start in enumerate(range(0, len(folder["ids"]), batch_size)):
-            ids = folder["ids"][start : start + batch_size]
-            if all(i in done for i in ids):
-                continue
-            t = time.perf_counter()
-            res = score_images(model, folder["array"][start : start + batch_size], sched, method=method, t0=t0,
-                               steps=steps, seed=seed + k, batch_size=batch_size, classifier=clf, scale=scale,
-                               weight=weight, perceptual=distance)  # fmt: skip
-            per = (time.perf_counter() - t) / len(ids)
+        ids_of = [folder["ids"][start : start + batch_size] for start in range(0, len(folder["ids"]), batch_size)]
+        todo = [k for k, ids in enumerate(ids_of) if not all(i in done for i in ids)]
+        for b, res in runner.map_blocks(task, todo, plan_blocks(len(todo), block_size=1)):
+            ids = ids_of[todo[b]]
             for i, m, r, s in zip(ids, res["maps"], res["reconstructions"], res["scores"], strict=True):
                 for folder_, a in ((maps_dir, m[0]), (recon_dir, r[0] if len(r) == 1 else r)):
                     target = folder_ / f"{i}.npy"
                     target.parent.mkdir(parents=True, exist_ok=True)
                     atomic_write_bytes(target, _npy_bytes(a))
                 if i not in done:
-                    log.append({"id": i, "score": float(s), "nfe": res["nfe"], "seconds": per})
+                    log.append({"id": i, "score": float(s), "nfe": int(res["nfe"]), "seconds": float(res["seconds"])})
         records = log.records()
         run.write_manifest(status="done")
     nfe = [r["nfe"] for r in records]
     return stamp(
         {"method": method, "t0": t0, "steps": steps, "n_images": len(records), "maps": str(Path(out) / "maps"),
          "reconstructions": str(Path(out) / "reconstructions"), "nfe_per_image": max(nfe) if nfe else 0,
-         "seconds_per_image": float(np.mean([r["seconds"] for r in records])) if records else 0.0},
+         "seconds_per_image": float(np.mean([r["seconds"] for r in records])) if records else 0.0,
+         "executor": runner.info()},
         prov,
     )  # fmt: skip
 
