@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from medlens._validation import InputError, check_interval, read_text_file
+from medlens._validation import InputError, read_text_file
 from medlens.agents._agent import RadarAgent, check_case
 from medlens.agents._task import DiagnoseTask
-from medlens.executors import ITEM_BLOCK, fan_out, plan_blocks, stream_records
+from medlens.executors import fan_out, item_block_size, plan_blocks, stream_records
 from medlens.io import RunFolder, iter_jsonl
 
 __all__ = ["diagnose_cases", "read_case", "read_cases", "summarize_results"]
@@ -81,7 +81,7 @@ def diagnose_cases(
     workers: int = 1,
     executor: Any = None,
     agent_factory: Callable[[], RadarAgent] | None = None,
-    block_size: int = ITEM_BLOCK,
+    block_size: int | None = None,
 ) -> dict[str, Any]:
     """Diagnose ``cases`` with ``agent`` into the run folder ``out``, appending one line per case, skipping done ids.
 
@@ -90,7 +90,8 @@ def diagnose_cases(
     a resumed run skips exactly the ids written. The workers is not part of the configuration.
 
     ``executor`` (:func:`~medlens.executors.make_executor`) runs the cases still to do as fixed blocks of
-    ``block_size`` instead: the local executor with ``agent``, a Ray one on actors that each build their own agent
+    ``block_size`` (default: enough blocks for every worker, at most :data:`~medlens.executors.ITEM_BLOCK` cases
+    each) instead: the local executor with ``agent``, a Ray one on actors that each build their own agent
     with ``agent_factory`` (:class:`~medlens.agents.AgentFactory`: the index opened from its folder, one copy of
     the model). Each block's results are appended here as it finishes (lines follow block completion); they equal
     an in-process run's. The executor is not part of the configuration (a run may be resumed on another); it is
@@ -108,7 +109,7 @@ def diagnose_cases(
                 f"the {executor.name} executor builds the agent in each worker; give agent_factory "
                 "(medlens.agents.AgentFactory)."
             )
-        check_interval(block_size, name="block_size", low=1, closed="left")
+        item_block_size(0, 1, block_size)  # checked now
     info = executor.info() if executor is not None else {"name": "local"}
     config = agent.describe()
     folder = RunFolder(out, config, overwrite=overwrite, provenance=dict(provenance or {}), outputs=(RESULTS,))
@@ -149,7 +150,7 @@ def _results(
     workers: int,
     executor: Any,
     agent_factory: Callable[[], RadarAgent] | None,
-    block_size: int,
+    block_size: int | None,
 ) -> Iterator[dict[str, Any]]:
     """Each finished case's result: from threads in this process, or block by block from the executor."""
     if executor is None:
@@ -158,7 +159,8 @@ def _results(
         return
     task = DiagnoseTask(agent_factory, agent=agent if executor.name == "local" else None)
     ids = [check_case(c)["id"] for c in todo]
-    for rows, records in stream_records(executor, task, todo, plan_blocks(len(todo), block_size=block_size)):
+    size = item_block_size(len(todo), executor.info().get("workers", 1), block_size)
+    for rows, records in stream_records(executor, task, todo, plan_blocks(len(todo), block_size=size)):
         for i, res in zip(rows, records, strict=True):
             if not isinstance(res, dict) or res.get("id") != ids[int(i)]:
                 raise RuntimeError(

@@ -30,7 +30,14 @@ its run log (:func:`check_item_options` checks the two sets of options together)
 [2.0, 4.0, 6.0, 8.0, 10.0]
 """
 
-from medlens.executors._blocks import ITEM_BLOCK, block_size_for, plan_blocks, run_blocks, stream_records
+from medlens.executors._blocks import (
+    ITEM_BLOCK,
+    block_size_for,
+    item_block_size,
+    plan_blocks,
+    run_blocks,
+    stream_records,
+)
 from medlens.executors._executors import (
     EXECUTORS,
     LocalExecutor,
@@ -51,6 +58,7 @@ __all__ = [
     "check_fan_out_options",
     "check_item_options",
     "fan_out",
+    "item_block_size",
     "make_executor",
     "plan_blocks",
     "run_blocks",

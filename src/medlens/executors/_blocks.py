@@ -9,7 +9,15 @@ import numpy as np
 
 from medlens._validation import InputError
 
-__all__ = ["BLOCK_BATCHES", "ITEM_BLOCK", "block_size_for", "plan_blocks", "run_blocks", "stream_records"]
+__all__ = [
+    "BLOCK_BATCHES",
+    "ITEM_BLOCK",
+    "block_size_for",
+    "item_block_size",
+    "plan_blocks",
+    "run_blocks",
+    "stream_records",
+]
 
 #: batches per block by default: large enough to amortise a remote call, small enough to balance a pool
 BLOCK_BATCHES = 16
@@ -27,6 +35,20 @@ def block_size_for(batch_size: int, block_batches: int = BLOCK_BATCHES) -> int:
     if batch_size < 1 or block_batches < 1:
         raise InputError(f"batch size and batches per block must be >= 1; got {batch_size} and {block_batches}.")
     return int(batch_size) * int(block_batches)
+
+
+def item_block_size(n: int, workers: int = 1, block_size: int | None = None) -> int:
+    """Items per block of per-item work: ``block_size`` when given (checked), else enough blocks to keep each of
+    ``workers`` busy with ``n`` items, at most :data:`ITEM_BLOCK` items a block.
+
+    >>> item_block_size(5, 2), item_block_size(100, 4), item_block_size(0, 2), item_block_size(100, 4, 3)
+    (3, 8, 1, 3)
+    """
+    if block_size is not None:
+        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+            raise InputError(f"block_size must be an integer >= 1 (or None: automatic); got {block_size!r}.")
+        return block_size
+    return max(1, min(ITEM_BLOCK, -(-int(n) // max(1, int(workers)))))
 
 
 def plan_blocks(n: int, *, block_size: int, order: Sequence[int] | np.ndarray | None = None) -> list[np.ndarray]:

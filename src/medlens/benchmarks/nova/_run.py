@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from medlens._progress import progress_bar
 from medlens._provenance import provenance
-from medlens._validation import InputError, check_interval, check_option
+from medlens._validation import InputError, check_option
 from medlens.benchmarks.nova._prompts import (
     N_DIAGNOSES,
     PROMPTS_VERSION,
@@ -65,7 +65,7 @@ from medlens.benchmarks.nova._prompts import (
     prompt_values,
 )
 from medlens.benchmarks.nova._run_task import NovaTask, image_payload
-from medlens.executors import ITEM_BLOCK, check_fan_out_options, fan_out, plan_blocks, stream_records
+from medlens.executors import check_fan_out_options, fan_out, item_block_size, plan_blocks, stream_records
 from medlens.io import RunFolder, RunLog, file_sha256
 from medlens.llm import LLMContextLengthError, LLMHTTPError
 
@@ -328,7 +328,7 @@ def nova_run(
     workers: int = 1,
     executor: Any = None,
     client_factory: Callable[[], ChatClient] | None = None,
-    block_size: int = ITEM_BLOCK,
+    block_size: int | None = None,
 ) -> dict[str, Any]:
     """Ask ``client`` every image of ``dataset`` for one task; append prediction rows to ``out_dir``.
 
@@ -374,8 +374,9 @@ def nova_run(
     client_factory : callable, optional
         Builds the client in each worker of a non-local ``executor`` (``client`` itself then only names the
         model in the configuration).
-    block_size : int
-        Images per block on an ``executor`` (the results do not depend on it).
+    block_size : int, optional
+        Images per block on an ``executor`` (default: enough blocks for every worker, at most
+        :data:`~medlens.executors.ITEM_BLOCK` images each); the results do not depend on it.
 
     Returns
     -------
@@ -394,7 +395,7 @@ def nova_run(
                 f"the {executor.name} executor loads the model in each worker; give client_factory (e.g. "
                 "medlens.llm.ClientFactory(model_path=...))."
             )
-        check_interval(block_size, name="block_size", low=1, closed="left")
+        item_block_size(0, 1, block_size)  # checked now
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InputError(f"limit must be a positive int or None; got {limit!r}.")
     template = template or builtin_template(task, setting)
@@ -472,7 +473,7 @@ def _predict(
     workers: int = 1,
     executor: Any = None,
     task: NovaTask | None = None,
-    block_size: int = ITEM_BLOCK,
+    block_size: int | None = None,
 ) -> tuple[str, dict[str, int], int]:
     """Answer the items not yet in ``log_``, keeping the manifest's counts current; (status, counts, remaining)."""
     setting, out = template.setting, folder.path
@@ -526,7 +527,8 @@ def _predict(
                 yield row
             return
         payloads = [image_payload(dataset, im, setting) for im in todo]
-        blocks = plan_blocks(len(todo), block_size=block_size)
+        size = item_block_size(len(todo), executor.info().get("workers", 1), block_size)
+        blocks = plan_blocks(len(todo), block_size=size)
         for idx, block_rows in stream_records(executor, task, payloads, blocks):
             for i, row in zip(idx, block_rows, strict=True):
                 if not isinstance(row, dict) or row.get("filename") != todo[int(i)].filename:
