@@ -80,6 +80,7 @@ def test_executors_give_the_rows_of_the_in_process_run(nova_dir, tmp_path, task,
     )  # fmt: skip
     assert fake.loads == 1  # the worker built its own client from the factory
     assert dist["executor"] == {"name": "fake-ray", "workers": 2}
+    assert (dist["task"], dist["setting"], dist["status"]) == (task, setting, "complete")
     assert json.loads((tmp_path / "fake" / "manifest.json").read_text())["executor"] == dist["executor"]
     want = rows_of(tmp_path / "here")
     assert [r["filename"] for r in want] == FILENAMES

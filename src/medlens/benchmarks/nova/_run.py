@@ -38,7 +38,9 @@ configuration is refused (exit 2) unless ``overwrite=True`` (``--overwrite``), w
 starts again; a second run into a folder that a running one holds is refused (exit 2, naming its PID). An
 endpoint failure (after the client's retries)
 stops the run with what was done so far kept; rerun the same command to resume. With the response cache on
-(the default), answers already obtained cost nothing when asked again.
+(the default), answers already obtained cost nothing when asked again. The images may run on an executor
+(``--executor ray``: :mod:`medlens.benchmarks.nova._run_task`), whose rows this process appends block by block:
+a run resumes on either executor.
 """
 
 from __future__ import annotations
@@ -433,16 +435,16 @@ def nova_run(
     )
     with RunFolder(out, config, overwrite=overwrite, provenance=prov, outputs=(PREDICTIONS,)) as folder:
         log_ = folder.log(PREDICTIONS, key="filename")
-        task = None
+        item_task = None
         if executor is not None:
             local = executor.name == "local"
-            task = NovaTask(
+            item_task = NovaTask(
                 client_factory, template, box_format=box_format, generation=generation, repair=repair,
                 client=client if local else None,
             )  # fmt: skip
         status, counts, remaining = _predict(
             folder, log_, dataset, items, client, template, box_format=box_format, generation=generation, repair=repair,
-            progress=progress, workers=workers, executor=executor, task=task, block_size=block_size,
+            progress=progress, workers=workers, executor=executor, task=item_task, block_size=block_size,
         )  # fmt: skip
     return {
         "out_dir": str(out),
