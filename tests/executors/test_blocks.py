@@ -120,3 +120,60 @@ def test_a_missing_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(ImportError, match=r'pip install "medlens\[ray\]"'):
         make_executor("ray")
+
+
+# ------------------------------------------------------------------ per-item records (nova run, rag diagnose)
+class Records:
+    """A task whose block returns one record per item."""
+
+    def __call__(self):
+        return lambda items: [{"id": x["id"], "n": len(x["text"])} for x in items]
+
+
+def test_stream_records_yields_each_block_once_as_it_finishes():
+    from tests.executors._fake_ray import PickledExecutor
+
+    from medlens.executors import stream_records
+
+    items = [{"id": f"c{i}", "text": "x" * i} for i in range(7)]
+    blocks = plan_blocks(7, block_size=3)
+    got = {}
+    for rows, recs in stream_records(PickledExecutor(seed=3), Records(), items, blocks):
+        for i, rec in zip(rows, recs, strict=True):
+            got[int(i)] = rec
+    assert got == {i: {"id": f"c{i}", "n": i} for i in range(7)}
+    local = [r for _, recs in stream_records(LocalExecutor(), Records(), items, blocks) for r in recs]
+    assert local == [got[i] for i in range(7)]  # the local executor keeps the plan's order
+
+
+def test_stream_records_refuses_a_repeated_short_or_missing_block():
+    from medlens.executors import stream_records
+
+    blocks = plan_blocks(6, block_size=2)
+    items = [{"id": i, "text": ""} for i in range(6)]
+    with pytest.raises(RuntimeError, match="block 1 came back twice"):
+        list(stream_records(Shuffled(0, repeat=1), Records(), items, blocks))
+    with pytest.raises(RuntimeError, match="returned 2 of 3 blocks"):
+        list(stream_records(Shuffled(0, drop=2), Records(), items, blocks))
+    with pytest.raises(RuntimeError, match="returned ndarray record"):  # records are a list, one per item
+        list(stream_records(LocalExecutor(), Square(), [1.0, 2.0], blocks[:1]))
+
+    class Short:
+        def __call__(self):
+            return lambda items: [{"id": 0}]
+
+    with pytest.raises(RuntimeError, match=r"block 0 returned 1 record\(s\) for 2 items"):
+        list(stream_records(LocalExecutor(), Short(), [1, 2], plan_blocks(2, block_size=2)))
+
+
+def test_items_travel_to_actors_as_json_records():
+    from pathlib import Path
+
+    from medlens.executors._executors import _jsonable
+
+    case = {"id": "c1", "tags": ("a", "b"), "path": Path("x/y.png"), "n": 3, "extra": {"k": [1.5, None]}}
+    assert _jsonable(case) == {"id": "c1", "tags": ["a", "b"], "path": "x/y.png", "n": 3, "extra": {"k": [1.5, None]}}
+    with pytest.raises(TypeError, match="lists or dicts of them"):
+        _jsonable({"blob": b"bytes"})
+    with pytest.raises(TypeError, match="got a dict"):
+        _jsonable({1: "an int key"})

@@ -96,3 +96,32 @@ def test_rate_limiter_spaces_slots_across_threads():
 def test_options_are_checked(workers, rate, words):
     with pytest.raises(InputError, match=words.replace("[", r"\[").replace("]", r"\]")):
         check_fan_out_options(workers, rate)
+
+
+@pytest.mark.parametrize(
+    ("args", "endpoint", "words"),
+    [
+        (("ray",), True, "--executor ray runs a --model-path model on Ray actors"),
+        (("ray", None, 1, 2.0), False, "--rate-limit spaces the requests sent to --llm-url; --executor ray"),
+        (("ray", None, 0), False, "--workers must be an integer >= 1"),
+        (("local", "auto"), False, "--ray-address applies to --executor ray only"),
+        (("local", "auto"), True, "--ray-address applies to --executor ray only"),
+        (("spark",), False, "--executor"),
+        (("local", None, 2), False, "--workers overlaps requests to --llm-url.*add --executor ray"),
+        (("local", None, 1, 2.0), False, "--rate-limit spaces the requests sent to --llm-url"),
+        (("local", None, 0), True, "--workers must be an integer in"),
+    ],
+)
+def test_item_options_refuse_each_bad_combination(args, endpoint, words):
+    from medlens.executors import check_item_options
+
+    with pytest.raises(InputError, match=words.replace("[", r"\[")):
+        check_item_options(*args, endpoint=endpoint)
+
+
+def test_item_options_accept_the_good_ones():
+    from medlens.executors import check_item_options
+
+    check_item_options("ray", "auto", 4, endpoint=False)  # 4 actors with a --model-path model (or no model)
+    check_item_options("local", None, 8, 3.0, endpoint=True)  # 8 requests in flight to --llm-url, 3 per second
+    check_item_options("local", endpoint=False)

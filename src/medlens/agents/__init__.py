@@ -35,6 +35,7 @@ from medlens.agents._prompts import (
     initial_messages,
 )
 from medlens.agents._runs import diagnose_cases, read_case, read_cases, summarize_results
+from medlens.agents._task import AgentFactory, DiagnoseTask
 
 __all__ = [
     "EVIDENCE_SCHEMA",
@@ -43,6 +44,8 @@ __all__ = [
     "MODES",
     "SYSTEM_PROMPT",
     "AgentConfig",
+    "AgentFactory",
+    "DiagnoseTask",
     "RadarAgent",
     "check_case",
     "diagnose_case",

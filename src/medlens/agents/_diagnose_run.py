@@ -13,7 +13,7 @@ from medlens._provenance import provenance, stamp
 from medlens._validation import InputError
 from medlens.agents._agent import AgentConfig, RadarAgent
 from medlens.agents._runs import diagnose_cases, read_case, read_cases
-from medlens.executors import check_fan_out_options
+from medlens.agents._task import AgentFactory
 from medlens.io import atomic_write_json
 
 __all__ = ["run_diagnose"]
@@ -44,6 +44,8 @@ def run_diagnose(
     constrained: bool = False,
     workers: int = 1,
     rate_limit: float | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
     overwrite: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -54,8 +56,15 @@ def run_diagnose(
     is the run folder (results.jsonl appended and resumed, manifest.json; :func:`diagnose_cases`); returns the
     run summary with the agent's ``mode``, stamped. ``no_retrieval`` is the LLM baseline (no index needed).
     ``workers`` cases at once and ``rate_limit`` requests per second apply to ``llm_url`` runs of ``cases``.
+
+    ``executor="ray"`` (``cases`` with a ``model_path`` model, or the retrieval-only ranker; ``ray_address`` the
+    cluster) diagnoses the cases still to do in fixed blocks on ``workers`` Ray actors, each opening the index
+    itself and loading its own copy of the model (:class:`~medlens.agents.AgentFactory`): the results equal an
+    in-process run's and the same run folder resumes either way. Every option is checked, and a missing Ray
+    reported, before the index or any model loads.
     """
-    from medlens.llm import client_from_options, closing_client
+    from medlens.executors import check_item_options, make_executor
+    from medlens.llm import ClientFactory, client_from_options, closing_client
     from medlens.retrieval import index_provenance, leakage_guard, load_index
 
     if (case is None) == (cases is None):
@@ -64,7 +73,9 @@ def run_diagnose(
         raise InputError("--cases needs --out DIR (a run folder: results.jsonl, one line per case, and manifest.json).")
     if no_retrieval and llm_url is None and model_path is None:
         raise InputError("--no-retrieval is the LLM baseline; give --llm-url URL --model NAME or --model-path DIR.")
-    check_fan_out_options(workers, rate_limit, endpoint=llm_url is not None)
+    check_item_options(executor, ray_address, workers, rate_limit, endpoint=llm_url is not None)
+    if executor == "ray" and case is not None:
+        raise InputError("--executor ray diagnoses the cases of --cases on Ray actors; one --case runs here.")
     if workers > 1 and case is not None:
         raise InputError("--workers overlaps the requests of several --cases; one --case is one request at a time.")
     if constrained and llm_url is None and model_path is None:
@@ -74,17 +85,22 @@ def run_diagnose(
         )
     if index is None and not no_retrieval:
         raise InputError("--index IDX is required (only the --no-retrieval baseline runs without an index).")
+    runner = (
+        make_executor(executor, ray_address=ray_address, workers=workers, device=device) if executor == "ray" else None
+    )
     items = [read_case(case)] if case is not None else read_cases(cases)  # type: ignore[arg-type]
     idx = load_index(index) if index is not None else None
-    # the model last: a local one takes seconds to load, and every cheap check has passed by now
-    client = client_from_options(
-        llm_url=llm_url,
-        model=model,
-        model_path=model_path,
-        allow_remote=allow_remote,
-        device=device,
-        rate_limit=rate_limit,
-    )
+    # the model last: a local one takes seconds to load, and every cheap check has passed by now (with Ray it loads
+    # here too: the run's configuration names the model it describes)
+    options = {
+        "llm_url": llm_url,
+        "model": model,
+        "model_path": model_path,
+        "allow_remote": allow_remote,
+        "device": device,
+        "rate_limit": rate_limit,
+    }
+    client = client_from_options(**options)
     with closing_client(client):
         guard = (
             leakage_guard(
@@ -134,6 +150,10 @@ def run_diagnose(
                 overwrite=overwrite,
                 provenance=prov,
                 on_result=lambda _res: advance(1),
-                workers=workers,
+                workers=1 if runner is not None else workers,
+                executor=runner,
+                agent_factory=AgentFactory(index, ClientFactory(**options) if client is not None else None, cfg)
+                if runner is not None
+                else None,
             )
         return stamp({**summary, "mode": agent.mode}, prov)

@@ -124,14 +124,17 @@ def workers_option():
     return typer.Option(None, "--workers", help="Ray actors, each holding one model (--executor ray; default 1).")
 
 
-def fan_out_workers_option():
+def fan_out_workers_option(*, ray: bool = False):
+    """``--workers`` of a per-item command: threads with requests to ``--llm-url`` in flight, and with ``ray`` (the
+    command takes ``--executor ray``) also the Ray actors that each load the ``--model-path`` model."""
     import typer
 
+    on_ray = "; with --executor ray: Ray actors, each loading the --model-path model" if ray else ""
     return typer.Option(
         1,
         "--workers",
-        help="Items answered at once, each with its requests to --llm-url in flight (threads; results are the same, "
-        "only the order of the lines changes).",
+        help=f"Items answered at once, each with its requests to --llm-url in flight (threads){on_ray}. Results are "
+        "the same, only the order of the lines changes.",
     )
 
 

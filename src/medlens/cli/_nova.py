@@ -11,10 +11,12 @@ import typer
 from medlens.cli._common import (
     console,
     emit_json,
+    executor_option,
     fan_out_workers_option,
     human_float,
     progress_enabled,
     rate_limit_option,
+    ray_address_option,
 )
 
 app = typer.Typer(
@@ -125,8 +127,10 @@ def run_cmd(
         False, "--allow-problems", help="Run even when `nova validate` finds problems in the data."
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write $MEDLENS_CACHE/llm."),
-    workers: int = fan_out_workers_option(),
+    workers: int = fan_out_workers_option(ray=True),
     rate_limit: float | None = rate_limit_option(),
+    executor: str = executor_option(),
+    ray_address: str | None = ray_address_option(),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Discard a run folder made with another configuration (default: refuse)."
     ),
@@ -139,6 +143,9 @@ def run_cmd(
     cannot be parsed is counted (manifest.json) and written as an empty prediction, never fatal. Rerunning the
     same command resumes; a folder made with another configuration is refused unless --overwrite. Replies are
     cached, so a rerun into a new folder is free. Prompts: medlens.benchmarks.nova._prompts (or --template).
+
+    With --model-path, --executor ray --workers N runs the images on N Ray actors, each loading the model: the
+    same rows, appended to the same run folder (a run started here resumes on Ray and back).
 
     Example: medlens nova run --data ~/data/Nova --task diagnosis --setting image+history --llm-url
     http://127.0.0.1:8000/v1 --model qwen2.5-vl-7b --out runs/nova-dx
@@ -170,6 +177,8 @@ def run_cmd(
         progress=progress_enabled(as_json),
         workers=workers,
         rate_limit=rate_limit,
+        executor=executor,
+        ray_address=ray_address,
     )
     c = summary["counts"]
     if c["parse_failures"]:

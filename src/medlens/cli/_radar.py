@@ -17,10 +17,12 @@ import typer
 from medlens.cli._common import (
     console,
     emit_json,
+    executor_option,
     fan_out_workers_option,
     human_float,
     progress_enabled,
     rate_limit_option,
+    ray_address_option,
 )
 from medlens.cli._rag import RETRIEVER_HELP
 
@@ -99,8 +101,10 @@ def diagnose(
         help="Constrained decoding: send each step's JSON Schema as response_format (a --model-path model decodes "
         "under its grammar; needs xgrammar from medlens\\[llm]; servers apply it if they support it).",
     ),
-    workers: int = fan_out_workers_option(),
+    workers: int = fan_out_workers_option(ray=True),
     rate_limit: float = rate_limit_option(),
+    executor: str = executor_option(),
+    ray_address: str = ray_address_option(),
     overwrite: bool = typer.Option(
         False,
         "--overwrite",
@@ -119,6 +123,10 @@ def diagnose(
       medlens rag diagnose --index runs/notes-index --cases cases.jsonl --out runs/dx --llm-url http://127.0.0.1:8080/v1 --model qwen2.5-7b-instruct
 
       medlens rag diagnose --cases cases.jsonl --out runs/dx-base --model-path ~/models/llm --no-retrieval
+
+      medlens rag diagnose --index runs/notes-index --cases cases.jsonl --out runs/dx --model-path smollm2-135m --executor ray --workers 4
+
+    With --executor ray the cases run on --workers Ray actors, each opening the index and loading the --model-path model itself: the same results, appended to the same run folder (a run started here resumes on Ray and back).
     """
     from medlens.agents import run_diagnose
 
@@ -146,6 +154,8 @@ def diagnose(
         constrained=constrained,
         workers=workers,
         rate_limit=rate_limit,
+        executor=executor,
+        ray_address=ray_address,
         overwrite=overwrite,
         progress=progress_enabled(as_json),
     )

@@ -14,7 +14,10 @@ puts each block's rows back in place and checks that every row came back exactly
 
 Per-item work that waits on an endpoint (``rag diagnose --cases``, ``nova run``) is fanned out instead:
 :func:`fan_out` keeps ``--workers`` requests in flight and :class:`RateLimiter` spaces them to ``--rate-limit``
-requests per second (see :mod:`medlens.executors._fanout`).
+requests per second (see :mod:`medlens.executors._fanout`). The same commands with a local ``--model-path``
+model run on an executor too: the items still to do are cut into fixed blocks, each actor loads one model, and
+:func:`stream_records` hands each block's result records back as it finishes, for the caller alone to append to
+its run log (:func:`check_item_options` checks the two sets of options together).
 
 >>> import numpy as np
 >>> blocks = plan_blocks(5, block_size=2)
@@ -27,7 +30,14 @@ requests per second (see :mod:`medlens.executors._fanout`).
 [2.0, 4.0, 6.0, 8.0, 10.0]
 """
 
-from medlens.executors._blocks import block_size_for, plan_blocks, run_blocks
+from medlens.executors._blocks import (
+    ITEM_BLOCK,
+    block_size_for,
+    item_block_size,
+    plan_blocks,
+    run_blocks,
+    stream_records,
+)
 from medlens.executors._executors import (
     EXECUTORS,
     LocalExecutor,
@@ -35,18 +45,22 @@ from medlens.executors._executors import (
     check_executor_options,
     make_executor,
 )
-from medlens.executors._fanout import RateLimiter, check_fan_out_options, fan_out
+from medlens.executors._fanout import RateLimiter, check_fan_out_options, check_item_options, fan_out
 
 __all__ = [
     "EXECUTORS",
+    "ITEM_BLOCK",
     "LocalExecutor",
     "RateLimiter",
     "RayExecutor",
     "block_size_for",
     "check_executor_options",
     "check_fan_out_options",
+    "check_item_options",
     "fan_out",
+    "item_block_size",
     "make_executor",
     "plan_blocks",
     "run_blocks",
+    "stream_records",
 ]

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from medlens._validation import InputError
 
-__all__ = ["BLOCK_BATCHES", "block_size_for", "plan_blocks", "run_blocks"]
+__all__ = [
+    "BLOCK_BATCHES",
+    "ITEM_BLOCK",
+    "block_size_for",
+    "item_block_size",
+    "plan_blocks",
+    "run_blocks",
+    "stream_records",
+]
 
 #: batches per block by default: large enough to amortise a remote call, small enough to balance a pool
 BLOCK_BATCHES = 16
+#: items per block of per-item work (an LLM answer each, seconds apiece): few, so that a pool stays balanced and a
+#: killed job loses at most the blocks in flight; results do not depend on it (each item is answered on its own)
+ITEM_BLOCK = 8
 
 
 def block_size_for(batch_size: int, block_batches: int = BLOCK_BATCHES) -> int:
@@ -24,6 +35,20 @@ def block_size_for(batch_size: int, block_batches: int = BLOCK_BATCHES) -> int:
     if batch_size < 1 or block_batches < 1:
         raise InputError(f"batch size and batches per block must be >= 1; got {batch_size} and {block_batches}.")
     return int(batch_size) * int(block_batches)
+
+
+def item_block_size(n: int, workers: int = 1, block_size: int | None = None) -> int:
+    """Items per block of per-item work: ``block_size`` when given (checked), else enough blocks to keep each of
+    ``workers`` busy with ``n`` items, at most :data:`ITEM_BLOCK` items a block.
+
+    >>> item_block_size(5, 2), item_block_size(100, 4), item_block_size(0, 2), item_block_size(100, 4, 3)
+    (3, 8, 1, 3)
+    """
+    if block_size is not None:
+        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+            raise InputError(f"block_size must be an integer >= 1 (or None: automatic); got {block_size!r}.")
+        return block_size
+    return max(1, min(ITEM_BLOCK, -(-int(n) // max(1, int(workers)))))
 
 
 def plan_blocks(n: int, *, block_size: int, order: Sequence[int] | np.ndarray | None = None) -> list[np.ndarray]:
@@ -78,3 +103,38 @@ def run_blocks(
     if out is None:  # no items
         return np.zeros((0, 0), dtype=np.float32)
     return out
+
+
+def stream_records(
+    executor: Any,
+    task: Callable[[], Callable[[list], list]],
+    items: Sequence[Any],
+    blocks: list[np.ndarray],
+) -> Iterator[tuple[np.ndarray, list[Any]]]:
+    """Run ``task`` over ``blocks`` of ``items`` with ``executor``; yield ``(rows, records)`` as each block finishes.
+
+    For per-item work whose block returns one record per item (``nova run``, ``rag diagnose --cases`` on an
+    executor): the caller appends each block's records to its run log as they arrive, so a killed job keeps every
+    finished block. A block that comes back twice or with the wrong number of records raises at once; a missing
+    block raises after the others have been yielded.
+
+    >>> from medlens.executors import LocalExecutor
+    >>> class Upper:
+    ...     def __call__(self):
+    ...         return lambda items: [{"id": x, "text": x.upper()} for x in items]
+    >>> [r for _, recs in stream_records(LocalExecutor(), Upper(), ["a", "b", "c"], plan_blocks(3, block_size=2))
+    ...  for r in recs]
+    [{'id': 'a', 'text': 'A'}, {'id': 'b', 'text': 'B'}, {'id': 'c', 'text': 'C'}]
+    """
+    done = np.zeros(len(blocks), dtype=bool)
+    for b, records in executor.map_blocks(task, items, blocks):
+        rows = blocks[b]
+        if done[b]:
+            raise RuntimeError(f"block {b} came back twice from the {executor.name} executor.")
+        if not isinstance(records, list) or len(records) != len(rows):
+            got = len(records) if isinstance(records, list) else type(records).__name__
+            raise RuntimeError(f"block {b} returned {got} record(s) for {len(rows)} items.")
+        done[b] = True
+        yield rows, records
+    if not done.all():
+        raise RuntimeError(f"the {executor.name} executor returned {int(done.sum())} of {len(blocks)} blocks.")

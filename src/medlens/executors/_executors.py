@@ -130,9 +130,9 @@ class RayExecutor:
     num_cpus, num_gpus : float
         Resources per actor (``num_gpus=1`` gives each actor one GPU).
 
-    Items travel to the actors as JSON (texts, file paths, numbers), one block per actor call; a block's
-    result comes back as bytes (arrays keep dtype and shape, records go as JSON), so no value is rounded on the
-    way. Block results arrive in any order.
+    Items travel to the actors as JSON (texts, file paths, numbers, and lists and dicts of them), one block per
+    actor call; a block's result comes back as bytes (arrays keep dtype and shape, records go as JSON), so no
+    value is rounded on the way. Block results arrive in any order.
     """
 
     name = "ray"
@@ -208,18 +208,21 @@ class RayExecutor:
 
 
 def _jsonable(item: Any) -> Any:
+    """An item as JSON travels: texts, numbers, paths (as text), and lists and string-keyed dicts of them (a case
+    record, an image's prompt fields)."""
     if isinstance(item, str | int | float | bool) or item is None:
         return item
     import os
 
     if isinstance(item, os.PathLike):
         return os.fspath(item)
-    if isinstance(item, dict):
-        return {str(k): _jsonable(v) for k, v in item.items()}
     if isinstance(item, list | tuple):
         return [_jsonable(v) for v in item]
+    if isinstance(item, dict) and all(isinstance(k, str) for k in item):
+        return {k: _jsonable(v) for k, v in item.items()}
     raise TypeError(
-        f"the ray executor sends texts, paths, numbers and records of them to its actors; got a {type(item).__name__}."
+        "the ray executor sends texts, paths, numbers and lists or dicts of them to its actors; got a "
+        f"{type(item).__name__}."
     )
 
 

@@ -23,8 +23,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 from medlens._validation import InputError
+from medlens.executors._executors import check_executor_options
 
-__all__ = ["RateLimiter", "check_fan_out_options", "fan_out"]
+__all__ = ["RateLimiter", "check_fan_out_options", "check_item_options", "fan_out"]
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,13 @@ R = TypeVar("R")
 MAX_WORKERS = 256
 
 
-def check_fan_out_options(workers: int = 1, rate_limit: float | None = None, *, endpoint: bool | None = None) -> None:
+def check_fan_out_options(
+    workers: int = 1, rate_limit: float | None = None, *, endpoint: bool | None = None, ray: bool = False
+) -> None:
     """Refuse a ``--workers`` below 1 (or absurdly high), a ``--rate-limit`` that is not a positive number, and
     (``endpoint=False``: the run has no ``--llm-url``) several workers or a rate limit with nothing to overlap or
-    limit: a local model answers one item at a time in this process."""
+    limit: a local model answers one item at a time in this process. ``ray``: the command also takes
+    ``--executor ray`` (the refusal then names it)."""
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
         raise InputError(f"--workers must be an integer in [1, {MAX_WORKERS}]; got {workers!r}.")
     if rate_limit is not None and (
@@ -45,15 +49,54 @@ def check_fan_out_options(workers: int = 1, rate_limit: float | None = None, *, 
     ):
         raise InputError(f"--rate-limit must be a positive number of requests per second; got {rate_limit!r}.")
     if workers > 1 and endpoint is False:
+        on_ray = "add --executor ray to load one model per Ray actor, " if ray else ""
         raise InputError(
             "--workers overlaps requests to --llm-url; a --model-path model (or a run without an LLM) answers one "
-            "item at a time in this process (drop --workers, or serve the model and give --llm-url URL --model NAME)."
+            f"item at a time in this process (drop --workers, {on_ray}or serve the model and give --llm-url URL "
+            "--model NAME)."
         )
     if rate_limit is not None and endpoint is False:
         raise InputError(
             "--rate-limit spaces the requests sent to --llm-url; a --model-path model runs in this process (drop "
             "--rate-limit, or serve the model and give --llm-url URL --model NAME)."
         )
+
+
+def check_item_options(
+    executor: str = "local",
+    ray_address: str | None = None,
+    workers: int = 1,
+    rate_limit: float | None = None,
+    *,
+    endpoint: bool,
+) -> None:
+    """The executor and fan-out options of a per-item command (``nova run``, ``rag diagnose --cases``), checked
+    before any data or model loads.
+
+    ``--executor ray`` runs a ``--model-path`` model (or no model) on Ray actors, ``--workers`` of them, each
+    loading its own copy; an ``--llm-url`` endpoint (``endpoint=True``) is fanned out on threads instead
+    (``--workers`` requests in flight, ``--rate-limit`` per second), so it refuses ``--executor ray``, as a Ray run
+    refuses ``--rate-limit``. Otherwise :func:`check_executor_options` and :func:`check_fan_out_options` apply.
+
+    >>> check_item_options("ray", workers=2, endpoint=False)  # two actors, each with its own model
+    >>> check_item_options("local", workers=8, rate_limit=4.0, endpoint=True)  # 8 requests in flight, 4 per second
+    """
+    if executor == "ray":
+        if endpoint:
+            raise InputError(
+                "--executor ray runs a --model-path model on Ray actors, one copy each; requests to --llm-url are "
+                "fanned out on threads instead: drop --executor ray and give --workers N (requests in flight) and "
+                "--rate-limit R."
+            )
+        if rate_limit is not None:
+            raise InputError(
+                "--rate-limit spaces the requests sent to --llm-url; --executor ray runs a --model-path model on Ray "
+                "actors, which sends none (drop --rate-limit)."
+            )
+        check_executor_options(executor, ray_address, workers)
+        return
+    check_executor_options(executor, ray_address)
+    check_fan_out_options(workers, rate_limit, endpoint=endpoint, ray=True)
 
 
 class RateLimiter:

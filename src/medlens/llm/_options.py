@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from medlens._validation import InputError
 
-__all__ = ["client_from_options", "closing_client", "is_vision_model"]
+__all__ = ["ClientFactory", "client_from_options", "closing_client", "is_vision_model"]
 
 
 def is_vision_model(model_path: str | os.PathLike) -> bool:
@@ -108,6 +108,34 @@ def client_from_options(
     from medlens.llm._transformers import TransformersClient
 
     return TransformersClient(model_path, device=device, dtype=dtype, cache=cache)
+
+
+class ClientFactory:
+    """A picklable recipe for the client :func:`client_from_options` builds from ``options``.
+
+    An executor's worker (a Ray actor, :mod:`medlens.executors`) calls it to load its own copy of a
+    ``--model-path`` model: the recipe travels, never the weights. Calling it builds a new client each time. A
+    ``model_path`` that exists here as a file or folder is kept as an absolute path (a worker may start in
+    another working folder; the model's label is the resolved path either way).
+
+    >>> ClientFactory(model_path="smollm2-135m", device="cpu")
+    ClientFactory(model_path='smollm2-135m', device='cpu')
+    >>> ClientFactory()() is None  # no LLM option: no client
+    True
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self.options = dict(options)
+        path = self.options.get("model_path")
+        if path is not None and Path(path).expanduser().exists():
+            self.options["model_path"] = Path(path).expanduser().resolve()
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"ClientFactory({args})"
+
+    def __call__(self) -> Any:
+        return client_from_options(**self.options)
 
 
 @contextlib.contextmanager

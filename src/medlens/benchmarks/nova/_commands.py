@@ -93,33 +93,44 @@ def run_nova_run(
     progress: bool = False,
     workers: int = 1,
     rate_limit: float | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Run the model the options name (``llm_url`` + ``model``, or ``model_path``: a VLM, or for the text
     setting either kind) over a NOVA copy for one task (``nova run``); prediction rows go to the run folder
     ``out`` (:func:`nova_run`). Returns the run summary stamped with the provenance of the run's manifest;
     ``counts["parse_failures"]`` counts replies written as empty predictions. ``workers`` images at once and
-    ``rate_limit`` requests per second apply to an ``llm_url`` endpoint."""
-    from medlens.executors import check_fan_out_options
-    from medlens.llm import client_from_options, closing_client
+    ``rate_limit`` requests per second apply to an ``llm_url`` endpoint.
+
+    ``executor="ray"`` (a ``model_path`` model; ``ray_address`` the cluster) runs the images still to do in
+    fixed blocks on ``workers`` Ray actors, each loading its own copy of the model (one GPU each with a CUDA
+    ``device``); the rows equal an in-process run's and the same run folder resumes either way. Every option is
+    checked, and a missing Ray reported, before the data or any model loads."""
+    from medlens.executors import check_item_options, make_executor
+    from medlens.llm import ClientFactory, client_from_options, closing_client
 
     check_option(task, RUN_TASKS, name="task")
     check_option(setting, RUN_SETTINGS[task], name=f"setting (for task {task})")
     check_option(box_format, REQUEST_BOX_FORMATS, name="box-format")
-    check_fan_out_options(workers, rate_limit, endpoint=bool(llm_url))
+    check_item_options(executor, ray_address, workers, rate_limit, endpoint=bool(llm_url))
+    runner = (
+        make_executor(executor, ray_address=ray_address, workers=workers, device=device) if executor == "ray" else None
+    )
     tmpl = load_template(template, task, setting) if template is not None else None
     ds = load_nova(data, layout="auto", image_root=images, require_images=setting != "text", strict=not allow_problems)
-    client = client_from_options(  # image settings need a VLM; --setting text takes either kind of folder
-        llm_url=llm_url,
-        model=model,
-        model_path=model_path,
-        allow_remote=allow_remote,
-        vision=True if setting != "text" else "auto",
-        device=device,
-        dtype=dtype,
-        cache=not no_cache,
-        required=True,
-        rate_limit=rate_limit,
-    )
+    options = {  # image settings need a VLM; --setting text takes either kind of folder
+        "llm_url": llm_url,
+        "model": model,
+        "model_path": model_path,
+        "allow_remote": allow_remote,
+        "vision": True if setting != "text" else "auto",
+        "device": device,
+        "dtype": dtype,
+        "cache": not no_cache,
+        "required": True,
+        "rate_limit": rate_limit,
+    }
+    client = client_from_options(**options)  # here too: the run's configuration names the model it describes
     with closing_client(client):
         summary = nova_run(
             ds,
@@ -136,7 +147,9 @@ def run_nova_run(
             limit=limit,
             overwrite=overwrite,
             progress=progress,
-            workers=workers,
+            workers=1 if runner is not None else workers,
+            executor=runner,
+            client_factory=ClientFactory(**options) if runner is not None else None,
         )
     manifest = json.loads(Path(summary["manifest"]).read_text(encoding="utf-8"))
     return stamp(summary, manifest["provenance"])

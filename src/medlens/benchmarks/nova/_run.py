@@ -38,15 +38,18 @@ configuration is refused (exit 2) unless ``overwrite=True`` (``--overwrite``), w
 starts again; a second run into a folder that a running one holds is refused (exit 2, naming its PID). An
 endpoint failure (after the client's retries)
 stops the run with what was done so far kept; rerun the same command to resume. With the response cache on
-(the default), answers already obtained cost nothing when asked again.
+(the default), answers already obtained cost nothing when asked again. The images may run on an executor
+(``--executor ray``: :mod:`medlens.benchmarks.nova._run_task`), whose rows this process appends block by block:
+a run resumes on either executor.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +66,8 @@ from medlens.benchmarks.nova._prompts import (
     builtin_template,
     prompt_values,
 )
-from medlens.executors import check_fan_out_options, fan_out
+from medlens.benchmarks.nova._run_task import NovaTask, image_payload
+from medlens.executors import check_fan_out_options, fan_out, item_block_size, plan_blocks, stream_records
 from medlens.io import RunFolder, RunLog, file_sha256
 from medlens.llm import LLMContextLengthError, LLMHTTPError
 
@@ -206,6 +210,11 @@ def _check_images(items: list[NovaImage]) -> None:
         )
 
 
+def _executor_info(executor: Any) -> dict[str, Any]:
+    """What ran the items (``runner.info()``; in this process without an executor)."""
+    return executor.info() if executor is not None else {"name": "local"}
+
+
 def _describe_client(client: ChatClient) -> dict[str, Any]:
     describe = getattr(client, "describe", None)
     d = dict(describe()) if callable(describe) else {"kind": client.kind, "model": client.model}
@@ -216,18 +225,20 @@ def _describe_client(client: ChatClient) -> dict[str, Any]:
 def _answer(
     client: ChatClient,
     template: PromptTemplate,
-    im: NovaImage,
-    history: str,
     *,
+    caption: str,
+    history: str,
+    size: tuple[int, int] | None,
+    image: Any,
     box_format: str,
     generation: Mapping[str, Any],
     repair: bool,
 ) -> dict[str, Any]:
     from medlens.llm import chat_json
 
-    values = prompt_values(template, history=history, caption=im.caption, size=im.image_size, box_format=box_format)
+    values = prompt_values(template, history=history, caption=caption, size=size, box_format=box_format)
     messages = template.render(values)
-    images = [_image_of(im)] if template.setting != "text" else None
+    images = [image] if template.setting != "text" else None
     task = template.task
     if task == "caption":
         resp = client.chat(messages, images=images, **generation)
@@ -273,6 +284,33 @@ def _request_failure(task: str, box_format: str, exc: Exception) -> dict[str, An
     return {**row, "parse_error": f"request failed: {status}{server}", "finish_reason": None, "cached": False}
 
 
+def prediction_row(
+    client: ChatClient,
+    template: PromptTemplate,
+    *,
+    filename: str,
+    caption: str,
+    history: str,
+    size: tuple[int, int] | None,
+    image: Any,
+    box_format: str,
+    generation: Mapping[str, Any],
+    repair: bool,
+) -> dict[str, Any]:
+    """The prediction row of one image (see the module notes); a request the model refuses for this image alone
+    gives a request-failure row, any other endpoint error raises. The one function every executor runs."""
+    try:
+        answer = _answer(
+            client, template, caption=caption, history=history, size=size, image=image, box_format=box_format,
+            generation=generation, repair=repair,
+        )  # fmt: skip
+    except (LLMHTTPError, LLMContextLengthError) as exc:
+        if isinstance(exc, LLMHTTPError) and exc.status not in ITEM_HTTP_FAILURES:
+            raise
+        answer = _request_failure(template.task, box_format, exc)
+    return {"filename": filename, "task": template.task, "setting": template.setting, **answer}
+
+
 def nova_run(
     dataset: NovaDataset,
     client: ChatClient,
@@ -290,6 +328,9 @@ def nova_run(
     overwrite: bool = False,
     progress: bool = False,
     workers: int = 1,
+    executor: Any = None,
+    client_factory: Callable[[], ChatClient] | None = None,
+    block_size: int | None = None,
 ) -> dict[str, Any]:
     """Ask ``client`` every image of ``dataset`` for one task; append prediction rows to ``out_dir``.
 
@@ -324,16 +365,39 @@ def nova_run(
         Images whose requests are in flight at once (:func:`~medlens.executors.fan_out`; for an endpoint). Rows
         are the same whatever the value; they are appended in the order requests finish. Not part of the
         configuration, so a run may be resumed with another value.
+    executor : LocalExecutor or RayExecutor, optional
+        Run the images still to do as fixed blocks of ``block_size`` on this executor
+        (:func:`~medlens.executors.make_executor`; ``--executor ray``: Ray actors, each with its own copy of the
+        model built by ``client_factory``, e.g. :class:`~medlens.llm.ClientFactory`). Each block's rows come back
+        as it finishes and this thread alone appends them, so resume works as without an executor (rows follow
+        block completion). The rows equal those of an in-process run; the executor is not part of the
+        configuration (a run may be resumed on another) and is reported as ``executor`` in the summary and the
+        manifest. ``None`` (default): in this process, ``workers`` images at a time.
+    client_factory : callable, optional
+        Builds the client in each worker of a non-local ``executor`` (``client`` itself then only names the
+        model in the configuration).
+    block_size : int, optional
+        Images per block on an ``executor`` (default: enough blocks for every worker, at most
+        :data:`~medlens.executors.ITEM_BLOCK` images each); the results do not depend on it.
 
     Returns
     -------
     dict
-        ``{"out_dir", "predictions", "manifest", "task", "setting", "model", "status", "counts"}``.
+        ``{"out_dir", "predictions", "manifest", "task", "setting", "model", "executor", "status", "counts"}``.
     """
     check_option(task, RUN_TASKS, name="task")
     check_option(setting, RUN_SETTINGS[task], name=f"setting (for task {task})")
     check_fan_out_options(workers)
     check_option(box_format, REQUEST_BOX_FORMATS, name="box_format")
+    if executor is not None:
+        if workers != 1:
+            raise InputError(f"workers (threads in this process) and an executor exclude each other; got {workers}.")
+        if executor.name != "local" and client_factory is None:
+            raise InputError(
+                f"the {executor.name} executor loads the model in each worker; give client_factory (e.g. "
+                "medlens.llm.ClientFactory(model_path=...))."
+            )
+        item_block_size(0, 1, block_size)  # checked now
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InputError(f"limit must be a positive int or None; got {limit!r}.")
     template = template or builtin_template(task, setting)
@@ -371,9 +435,16 @@ def nova_run(
     )
     with RunFolder(out, config, overwrite=overwrite, provenance=prov, outputs=(PREDICTIONS,)) as folder:
         log_ = folder.log(PREDICTIONS, key="filename")
+        item_task = None
+        if executor is not None:
+            local = executor.name == "local"
+            item_task = NovaTask(
+                client_factory, template, box_format=box_format, generation=generation, repair=repair,
+                client=client if local else None,
+            )  # fmt: skip
         status, counts, remaining = _predict(
             folder, log_, dataset, items, client, template, box_format=box_format, generation=generation, repair=repair,
-            progress=progress, workers=workers,
+            progress=progress, workers=workers, executor=executor, task=item_task, block_size=block_size,
         )  # fmt: skip
     return {
         "out_dir": str(out),
@@ -383,6 +454,7 @@ def nova_run(
         "setting": setting,
         "model": model,
         "template": {"name": template.name, "sha256": template.sha256},
+        "executor": _executor_info(executor),
         "status": status,
         "counts": {**counts, "remaining": remaining},
     }
@@ -401,9 +473,12 @@ def _predict(
     repair: bool,
     progress: bool,
     workers: int = 1,
+    executor: Any = None,
+    task: NovaTask | None = None,
+    block_size: int | None = None,
 ) -> tuple[str, dict[str, int], int]:
     """Answer the items not yet in ``log_``, keeping the manifest's counts current; (status, counts, remaining)."""
-    task, setting, out = template.task, template.setting, folder.path
+    setting, out = template.setting, folder.path
     counts = {
         "n_items": len(items),
         "done": 0,
@@ -437,17 +512,30 @@ def _predict(
             template=template.to_dict(),
             status=status,
             counts={**counts, "remaining": remaining()},
+            executor=_executor_info(executor),
         )
 
-    def work(im: NovaImage) -> tuple[dict[str, Any], bool]:
-        history = dataset.case_of(im.filename).clinical_history
-        try:
-            answer = _answer(client, template, im, history, box_format=box_format, generation=generation, repair=repair)
-        except (LLMHTTPError, LLMContextLengthError) as exc:
-            if isinstance(exc, LLMHTTPError) and exc.status not in ITEM_HTTP_FAILURES:
-                raise
-            return _request_failure(task, box_format, exc), True
-        return answer, False
+    def work(im: NovaImage) -> dict[str, Any]:
+        return prediction_row(
+            client, template, filename=im.filename, caption=im.caption,
+            history=dataset.case_of(im.filename).clinical_history, size=im.image_size, image=_image_of(im),
+            box_format=box_format, generation=generation, repair=repair,
+        )  # fmt: skip
+
+    def rows() -> Iterator[dict[str, Any]]:
+        """Each finished row: from threads in this process, or block by block from the executor."""
+        if executor is None:
+            for _im, row in fan_out(todo, work, workers=workers):
+                yield row
+            return
+        payloads = [image_payload(dataset, im, setting) for im in todo]
+        size = item_block_size(len(todo), executor.info().get("workers", 1), block_size)
+        blocks = plan_blocks(len(todo), block_size=size)
+        for idx, block_rows in stream_records(executor, task, payloads, blocks):
+            for i, row in zip(idx, block_rows, strict=True):
+                if not isinstance(row, dict) or row.get("filename") != todo[int(i)].filename:
+                    raise RuntimeError(f"the {executor.name} executor returned a row for another image than {i}.")
+                yield row
 
     if done:
         log.info("NOVA run %s: resuming, %d of %d done", out, counts["done"], len(items))
@@ -455,20 +543,22 @@ def _predict(
     status = "interrupted"
     t0 = time.perf_counter()
     try:
-        with progress_bar(
-            len(todo), progress and bool(todo), f"nova run {task} ({setting})", transient=True
-        ) as advance:
-            for im, (answer, failed) in fan_out(todo, work, workers=workers):
-                counts["request_failures"] += failed
-                row = {"filename": im.filename, "task": task, "setting": setting, **answer}
+        with (
+            progress_bar(
+                len(todo), progress and bool(todo), f"nova run {template.task} ({setting})", transient=True
+            ) as advance,
+            contextlib.closing(rows()) as finished,
+        ):
+            for row in finished:
                 log_.append(row)
-                done.add(im.filename)
+                done.add(row["filename"])
                 counts["done"] += 1
+                counts["request_failures"] += bool(row.get("request_failed"))
                 counts["parse_failures"] += row["parse_error"] is not None and not row.get("request_failed")
                 counts["repaired"] += bool(row["repaired"])
                 counts["cached"] += bool(row["cached"])
                 if row["parse_error"] is not None:
-                    log.debug("NOVA run: parse failure on %s: %s", im.filename, row["parse_error"])
+                    log.debug("NOVA run: parse failure on %s: %s", row["filename"], row["parse_error"])
                 write_manifest("running")
                 advance(1)
         status = "complete"
