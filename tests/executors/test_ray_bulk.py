@@ -1,5 +1,5 @@
 """Bulk work on Ray — sharded index builds, multiview extraction — and a Ray worker killed mid-job: one local Ray
-(2 CPUs) for the module.
+(2 CPUs, ``conftest.ray_cluster``) for the module.
 
 - ``rag index --shard-size`` with ``--executor ray``: the shards hold the vectors a local sharded build writes
   (bit for bit: the hashing embedder, the same blocks), and an IVF index filled on the actors (each shard
@@ -44,14 +44,12 @@ WORDS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
+@pytest.fixture(scope="module", autouse=True)
+def _tasks_travel_by_value():
+    """The tasks defined here are pickled by value (the actors cannot import this test module)."""
     import ray.cloudpickle
 
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the tasks below travel by value
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def _corpus(path, n: int = 300):
