@@ -100,3 +100,21 @@ def test_fair_reports_flags_age_groups_above_alpha_under_crc_only():
     doc["classifier"]["thresholds"]["CRC λ̂ 0.9 (α 0.02)"] = groups(0.01, 0.02, 0.019)  # = α is within
     assert fair_explain(doc) == []
     assert fair_explain({"classifier": None}) == []
+
+
+def test_fair_reports_flags_a_per_age_threshold_that_abstains_on_almost_everything():
+    def cov(marginal, group):
+        return {"marginal": {"coverage": marginal, "cae_rate": 0.01}, "group": {"coverage": group, "cae_rate": 0.0}}
+
+    doc = {
+        "classifier": {
+            "alpha": 0.02,
+            "thresholds": {},
+            "per_group_risk": {"alpha": 0.02, "groups": {"<40": cov(0.7, 0.5), "40-59": cov(0.63, 0.03)}},
+        }
+    }
+    (line,) = fair_explain(doc)
+    assert line.startswith("fair-reports per-age CRC for 40-59: coverage 0.03 (marginal λ̂: 0.63)")
+    assert "abstains on 97 % of its test reports" in line
+    doc["classifier"]["per_group_risk"]["groups"]["40-59"] = cov(0.63, 0.1)  # at the limit: not flagged
+    assert fair_explain(doc) == []
