@@ -457,34 +457,41 @@ class OntologyRanker:
                 f"retrievers 'ontology' and 'hybrid' need an index of the built-in hpo corpus; this one indexes "
                 f"{index.manifest['corpus']['name']!r}. Build one with: medlens rag index --corpus hpo --out DIR"
             )
-        if knowledge is None:
-            from medlens.retrieval._hpo import load_hpo_knowledge
+        from medlens._progress import progress_bar
 
-            knowledge = load_hpo_knowledge()
-        tax = knowledge.taxonomy
-        row_of: dict[str, int] = {}
-        for i, u in enumerate(index.units):
-            row_of.setdefault(u.parent_id, i)
-        ann = {
-            d: {a.term: a.frequency for a in dis.phenotypes}
-            for d, dis in knowledge.diseases.items()
-            if d in row_of and dis.phenotypes
-        }
-        if not ann:
-            raise InputError("no disease of the index has HPO annotations; is it an index of the hpo corpus?")
-        model = PhenotypeModel({t: list(tax.parents(t)) for t in tax.nodes}, ann)
-        rows = np.array([row_of[d] for d in model.diseases], dtype=np.int64)
-        from medlens.retrieval._hpo import PHENOTYPE_ROOT
+        # the ontology and the disease model take seconds even when every vector is cached: a step bar of their
+        # own, closed before the label vectors (which have their own bar the first time)
+        with progress_bar(2, progress, "HPO ranker: ontology and annotations, disease model", transient=True) as bar:
+            if knowledge is None:
+                from medlens.retrieval._hpo import load_hpo_knowledge
 
-        phen = set(tax.descendants(PHENOTYPE_ROOT, include_self=False))
-        # the clinical modifiers, onsets, frequencies and inheritance modes ("Recurrent", "Generalized",
-        # "Congenital onset", "Lateral") are no findings: left out unless some disease's closure holds them
-        labels = {
-            t: x
-            for t, x in tax.labels.items()
-            if t in phen or (t in model.term_index and model.count[model.term_index[t]] > 0)
-        }
-        matcher = PhenotypeMatcher(indexed_labels(labels))
+                knowledge = load_hpo_knowledge()
+            bar(1)
+            tax = knowledge.taxonomy
+            row_of: dict[str, int] = {}
+            for i, u in enumerate(index.units):
+                row_of.setdefault(u.parent_id, i)
+            ann = {
+                d: {a.term: a.frequency for a in dis.phenotypes}
+                for d, dis in knowledge.diseases.items()
+                if d in row_of and dis.phenotypes
+            }
+            if not ann:
+                raise InputError("no disease of the index has HPO annotations; is it an index of the hpo corpus?")
+            model = PhenotypeModel({t: list(tax.parents(t)) for t in tax.nodes}, ann)
+            rows = np.array([row_of[d] for d in model.diseases], dtype=np.int64)
+            from medlens.retrieval._hpo import PHENOTYPE_ROOT
+
+            phen = set(tax.descendants(PHENOTYPE_ROOT, include_self=False))
+            # the clinical modifiers, onsets, frequencies and inheritance modes ("Recurrent", "Generalized",
+            # "Congenital onset", "Lateral") are no findings: left out unless some disease's closure holds them
+            labels = {
+                t: x
+                for t, x in tax.labels.items()
+                if t in phen or (t in model.term_index and model.count[model.term_index[t]] > 0)
+            }
+            matcher = PhenotypeMatcher(indexed_labels(labels))
+            bar(1)
         rec = None
         if concepts:
             from medlens.retrieval._concepts import hpo_concept_recognizer

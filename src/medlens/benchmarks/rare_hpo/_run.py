@@ -313,7 +313,7 @@ def _run_v2(
         if ranker.concepts is not None:
             ranker.concepts.prime(queries, progress=progress)
         seconds["concepts_and_spans"] = round(time.perf_counter() - t1, 3)
-        exact = idx.phenotype_ranker(concepts=False)
+        exact = idx.phenotype_ranker(concepts=False, progress=progress)
         recognition["exact"] = evaluate_recognition(cases, [exact.query_terms(q) for q in queries])
         if ranker.concepts is not None:
             recognition["exact+embedding"] = evaluate_recognition(cases, [ranker.query_terms(q) for q in queries])
