@@ -57,3 +57,10 @@ def test_report_header_has_each_runs_provenance_and_readings(tmp_path, monkeypat
     assert "<td>3</td>" in head  # the seed
     assert "id='toy'" in body  # the section's id is the benchmark name
     assert "<b>Data:</b> toy data" in body
+
+
+def test_generated_data_names_its_generator_in_the_provenance_row():
+    from medlens.benchmarks._runner import _data_hashes
+
+    got = _data_hashes({"generator": "brain-anomaly-v1", "config_hash": "abc", "model_ids": {"unet": "x"}})
+    assert got == {"generator": "brain-anomaly-v1"}

@@ -135,8 +135,9 @@ def run_benchmark(
 
 
 def _data_hashes(prov: Mapping[str, Any]) -> dict[str, str]:
-    """The hashes of a run's data in its provenance: input files, the taxonomy, any ``*sha256`` extra, and the
-    ``sha256`` (or ``request_hash``) of a dict or list of dicts there (knowledge bases, a retrieval index)."""
+    """The hashes of a run's data in its provenance: input files, the taxonomy, any ``*sha256`` extra, the
+    ``sha256`` (or ``request_hash``) of a dict or list of dicts there (knowledge bases, a retrieval index), and
+    the generator version of generated data (its identity: the same version and seed give the same data)."""
     out: dict[str, str] = {}
     for role, h in (prov.get("input_hashes") or {}).items():
         sha = h.get("sha256") if isinstance(h, Mapping) else h
@@ -147,6 +148,9 @@ def _data_hashes(prov: Mapping[str, Any]) -> dict[str, str]:
         out[f"taxonomy {tax.get('name')} v{tax.get('version')}"] = str(tax["sha256"])
     for key, value in prov.items():
         if key in ("input_hashes", "taxonomy", "config_hash"):
+            continue
+        if key == "generator" and isinstance(value, str) and value:  # generated data: its seeded, versioned source
+            out["generator"] = value
             continue
         if key.endswith("sha256") and isinstance(value, str) and value:
             out[key.removesuffix("_sha256").removesuffix("sha256") or key] = value

@@ -176,7 +176,9 @@ def _run(
     examples["input"] = test.images[pick, 0]
     examples["truth"] = test.masks[pick, 0]
     np.savez_compressed(out / "examples.npz", **examples)
-    prov = provenance(command="bench run brain-anomaly", config=config, seed=seed,
+    unet = (f"demo checkpoint sha256:{model_info['sha256'][:12]}" if "sha256" in model_info
+            else f"trained from scratch in this run ({model_info['n_parameters']:,} parameters)")  # fmt: skip
+    prov = provenance(command="bench run brain-anomaly", config=config, seed=seed, models={"unet": unet},
                       extra={"generator": data["meta"].get("version")})  # fmt: skip
     doc = stamp(
         {"benchmark": "brain-anomaly", "mode": "full" if full else "quick", "model": model_info,

@@ -221,7 +221,7 @@ def run(
     finally:
         torch.set_num_threads(threads)
     prov = provenance(command="bench run omni-phantoms", config=config, seed=seed,
-                      models={"encoder": encoder.model_id})  # fmt: skip
+                      models={"encoder": encoder.model_id}, extra={"generator": GENERATOR})  # fmt: skip
     doc = stamp(
         {
             "benchmark": "omni-phantoms",
