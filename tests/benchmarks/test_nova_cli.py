@@ -11,7 +11,7 @@ from tests.cli.test_cli import PROVENANCE_KEYS, assert_user_error
 
 from medlens.io import file_sha256
 
-NO_MODELS = ["--bertscore-model", "none", "--meteor-wordnet", "none"]
+NO_MODELS = ["--encoder", "none", "--meteor-wordnet", "none"]
 
 
 @pytest.fixture

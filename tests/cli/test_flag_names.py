@@ -44,6 +44,7 @@ SECOND_SPELLINGS = {
     "--num-workers": "--workers",
     "--concurrency": "--workers",
     "--ray-workers": "--workers",
+    "--bertscore-model": "--encoder",
     "--address": "--ray-address",
     "--ray-url": "--ray-address",
     "--backend-executor": "--executor",

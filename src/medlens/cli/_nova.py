@@ -246,7 +246,9 @@ def evaluate_cmd(
         help="Images without a row for a task: skip (default; counted) | empty (scored as no boxes / no diagnosis).",
     ),
     bertscore_model: str = typer.Option(
-        "minilm", "--bertscore-model", help="BERTScore model: minilm (default) | a local folder | none."
+        "minilm",
+        "--encoder",
+        help="Text encoder of BERTScore: minilm (default) | a local sentence-transformers folder | none (skip it).",
     ),
     meteor_wordnet: str | None = typer.Option(
         None, "--meteor-wordnet", help="WordNet folder for METEOR (default: NLTK paths, $MEDLENS_WORDNET) | none."
