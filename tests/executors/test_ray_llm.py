@@ -1,9 +1,9 @@
-"""``nova run`` and ``rag diagnose --cases`` with a local model on Ray (``--executor ray --workers 2``) against the
+"""``nova run``, ``rag diagnose --cases`` and ``fair run`` with a local model on Ray (``--executor ray --workers 2``) against the
 same commands in this process: one local Ray (2 CPUs) for the module, a tiny random GPT-2 saved to disk.
 
 Greedy decoding is deterministic, so the rows are the same (compared sorted by id: they arrive in block-completion
 order), and a run folder started in this process resumes on Ray with every id written once. Each actor imports
-torch and loads its model (tens of seconds on 2 busy cores), so the module is marked slow and keeps to four Ray
+torch and loads its model (tens of seconds on 2 busy cores), so the module is marked slow and keeps to six Ray
 jobs.
 """
 
@@ -113,3 +113,33 @@ def test_rag_diagnose_on_ray_equals_local_and_resumes_a_local_run(ray_cluster, t
     rows = lines(part / "results.jsonl")
     assert sorted(r["id"] for r in rows) == ["a", "b", "c", "d"]  # each case exactly once
     assert sorted(rows, key=lambda r: r["id"]) == sorted(lines(whole / "results.jsonl"), key=lambda r: r["id"])
+
+
+def test_fair_run_on_ray_equals_local_and_resumes_a_local_run(ray_cluster, tiny_lm, tmp_path, cli):
+    items = tmp_path / "Q.jsonl"
+    qs = ["Is the rim thin?", "Is the cup large?", "Any hemorrhage?", "Is there glaucoma?", "Is the disc pale?"]
+    rows = [{"id": f"q{i}", "question": q, "reference": "System User Assistant", "race": ["Asian", "White"][i % 2]}
+            for i, q in enumerate(qs)]  # fmt: skip
+    items.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = ["fair", "run", "--data", items, "--task", "vqa", "--text-only", "--model-path", tiny_lm]
+    base += ["--max-tokens", "4", "--no-cache", "--metrics", "bleu1"]  # every reply generated, here and on the actors
+    local = cli(*base, "--out", tmp_path / "local")
+    dist = cli(*base, "--executor", "ray", "--workers", "2", "--out", tmp_path / "ray")
+    assert (local["executor"], dist["executor"]["name"], dist["executor"]["workers"]) == ({"name": "local"}, "ray", 2)
+    assert dist["provenance"]["config_hash"] == local["provenance"]["config_hash"]  # the executor is not config
+    assert (dist["counts"], dist["mean"]) == (local["counts"], local["mean"])
+    want = sorted(lines(tmp_path / "local" / "predictions.jsonl"), key=lambda r: r["id"])
+    assert [r["id"] for r in want] == [f"q{i}" for i in range(5)]
+    assert all(r["prediction"] for r in want)  # the tiny model wrote something, so equal rows compare real replies
+    assert sorted(lines(tmp_path / "ray" / "predictions.jsonl"), key=lambda r: r["id"]) == want
+    assert (tmp_path / "ray" / "scores.csv").read_text() == (tmp_path / "local" / "scores.csv").read_text()
+    # a run of the first two items in this process (its last line half-written by a kill), resumed on Ray
+    part = tmp_path / "part"
+    cli(*base, "--limit", "2", "--out", part)
+    with (part / "predictions.jsonl").open("a") as fh:
+        fh.write('{"id": "q2", "task": "vq')
+    resumed = cli(*base, "--executor", "ray", "--workers", "2", "--out", part)
+    assert (resumed["counts"]["resumed"], resumed["counts"]["answered"], resumed["counts"]["done"]) == (2, 3, 5)
+    got = lines(part / "predictions.jsonl")
+    assert sorted(r["id"] for r in got) == [f"q{i}" for i in range(5)]  # each item exactly once
+    assert sorted(got, key=lambda r: r["id"]) == want

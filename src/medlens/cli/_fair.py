@@ -8,7 +8,15 @@ from typing import Any
 
 import typer
 
-from medlens.cli._common import console, emit_result, fan_out_workers_option, human_float, rate_limit_option
+from medlens.cli._common import (
+    console,
+    emit_result,
+    executor_option,
+    fan_out_workers_option,
+    human_float,
+    rate_limit_option,
+    ray_address_option,
+)
 
 app = typer.Typer(
     help="Fairness: per-sample scores, then per-group scores with CIs, gaps, ES-metric and FAP.",
@@ -229,8 +237,10 @@ def run_cmd(
     max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Reply length limit."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N items (a later run continues)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write $MEDLENS_CACHE/llm."),
-    workers: int = fan_out_workers_option(),
+    workers: int = fan_out_workers_option(ray=True),
     rate_limit: float | None = rate_limit_option(),
+    executor: str = executor_option(),
+    ray_address: str | None = ray_address_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard a run folder of another configuration."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
@@ -238,6 +248,9 @@ def run_cmd(
 
     Rerunning the same command resumes; a refused request is recorded and scores 0. Next: `fair report --scores
     OUT/scores.csv --attributes race,gender,ethnicity,language`.
+
+    With --model-path, --executor ray --workers N answers the items on N Ray actors, each loading the model: the
+    same rows, appended to the same run folder (a run started here resumes on Ray and back).
 
     Example: medlens fair run --data ~/data/FairVLMed --task report --llm-url http://127.0.0.1:8000/v1 --model
     qwen2.5-vl-7b --out runs/fair-report
@@ -269,6 +282,8 @@ def run_cmd(
         progress=progress_enabled(as_json),
         workers=workers,
         rate_limit=rate_limit,
+        executor=executor,
+        ray_address=ray_address,
     )
     if doc["n_empty"]:
         sys.stderr.write(

@@ -12,7 +12,7 @@ Both run the very same blocks, so the batches a model sees (and their padding) a
 the executor: the results are equal whatever the executor and the order blocks finish in. :func:`run_blocks`
 puts each block's rows back in place and checks that every row came back exactly once.
 
-Per-item work that waits on an endpoint (``rag diagnose --cases``, ``nova run``) is fanned out instead:
+Per-item work that waits on an endpoint (``rag diagnose --cases``, ``nova run``, ``fair run``) is fanned out instead:
 :func:`fan_out` keeps ``--workers`` requests in flight and :class:`RateLimiter` spaces them to ``--rate-limit``
 requests per second (see :mod:`medlens.executors._fanout`). The same commands with a local ``--model-path``
 model run on an executor too: the items still to do are cut into fixed blocks, each actor loads one model, and

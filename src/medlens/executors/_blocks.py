@@ -113,8 +113,8 @@ def stream_records(
 ) -> Iterator[tuple[np.ndarray, list[Any]]]:
     """Run ``task`` over ``blocks`` of ``items`` with ``executor``; yield ``(rows, records)`` as each block finishes.
 
-    For per-item work whose block returns one record per item (``nova run``, ``rag diagnose --cases`` on an
-    executor): the caller appends each block's records to its run log as they arrive, so a killed job keeps every
+    For per-item work whose block returns one record per item (``nova run``, ``rag diagnose --cases``, ``fair run``
+    on an executor): the caller appends each block's records to its run log as they arrive, so a killed job keeps every
     finished block. A block that comes back twice or with the wrong number of records raises at once; a missing
     block raises after the others have been yielded.
 

@@ -1,7 +1,8 @@
 """Fan-out of per-item work that waits on an endpoint (LLM requests), with a shared request rate limit.
 
 Bulk model work (embedding, scoring) runs in blocks on an executor; per-item work whose time goes into waiting for
-an OpenAI-compatible server (``rag diagnose --cases``, ``nova run``) instead needs several requests in flight.
+an OpenAI-compatible server (``rag diagnose --cases``, ``nova run``, ``fair run``) instead needs several requests in
+flight.
 :func:`fan_out` runs a function over items on ``workers`` threads and hands each result back to the calling
 thread as it finishes, so the caller alone appends to the run's JSONL (resume and locking unchanged: a killed run
 loses only the requests in flight, never a written line). With ``workers=1`` it is a plain loop in input
@@ -70,8 +71,8 @@ def check_item_options(
     *,
     endpoint: bool,
 ) -> None:
-    """The executor and fan-out options of a per-item command (``nova run``, ``rag diagnose --cases``), checked
-    before any data or model loads.
+    """The executor and fan-out options of a per-item command (``nova run``, ``rag diagnose --cases``,
+    ``fair run``), checked before any data or model loads.
 
     ``--executor ray`` runs a ``--model-path`` model (or no model) on Ray actors, ``--workers`` of them, each
     loading its own copy; an ``--llm-url`` endpoint (``endpoint=True``) is fanned out on threads instead

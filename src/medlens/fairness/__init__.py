@@ -8,7 +8,8 @@ disaggregation of any ``metric(y_true, y_pred)`` and the classification parity m
 Judges of generated text (:class:`GreenJudge`, :class:`RubricJudge`, through :mod:`medlens.llm` with caching)
 give per-sample scores with NaN for unreadable replies; :func:`judges_agreement` reports kappa between judges.
 :func:`load_fairvlmed` reads a Harvard-FairVLMed copy, :func:`generate_vqa` makes self-checked VQA items from its
-notes, and :func:`run_fair_run` runs a model over the items (resumable) and scores every answer.
+notes, and :func:`run_fair_run` runs a model over the items (resumable; a ``--model-path`` model in this process or
+on Ray actors, ``--executor ray``) and scores every answer.
 """
 
 from medlens.fairness._agreement import KAPPA_WEIGHTS, judges_agreement, weighted_kappa
