@@ -99,8 +99,10 @@ def sample_planes(
 ) -> Slices:
     """Sample every plane of ``geometry`` from ``volume`` (array on the grid of ``affine``).
 
-    ``backend="numpy"`` makes one :func:`scipy.ndimage.map_coordinates` call for all planes (orders 0, 1, 3);
-    ``backend="torch"`` runs :func:`sample_planes_torch` on ``device`` (orders 0, 1).
+    ``backend="numpy"`` makes one :func:`scipy.ndimage.map_coordinates` call for all planes (orders 0, 1, 3) —
+    for orders 0 and 1 a compiled kernel computing the same values when numba is installed
+    (:mod:`medlens.slicing._kernel`); ``backend="torch"`` runs :func:`sample_planes_torch` on ``device``
+    (orders 0, 1).
     """
     check_option(backend, BACKENDS, name="backend")
     vol = _check_volume(volume)
@@ -110,6 +112,12 @@ def sample_planes(
             vol[None], np.asarray(affine)[None], [geometry], order=order, fill=fill, device=device
         )
         return Slices(slices=out[0], valid=valid[0], geometry=geometry, order=order, fill=float(fill))
+    from medlens.slicing._kernel import kernel_available, sample_planes_kernel
+
+    if order in (0, 1) and kernel_available():  # the same values, compiled and parallel (no coordinate array)
+        inv = np.linalg.inv(check_affine(affine))
+        vals, valid = sample_planes_kernel(vol, inv, geometry, order=order, fill=fill)
+        return Slices(slices=vals, valid=valid, geometry=geometry, order=order, fill=float(fill))
     from scipy import ndimage
 
     q = voxel_coordinates(geometry, affine)
