@@ -15,8 +15,8 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from medlens._validation import InputError
 from medlens.io import to_json
+from medlens.llm._options import ClientTask
 
 __all__ = ["FairTask", "item_payload"]
 
@@ -28,12 +28,14 @@ def item_payload(item: Mapping[str, Any], images: bool) -> dict[str, Any]:
     return {"id": item["id"], "question": item.get("question"), "image": image}
 
 
-class FairTask:
+class FairTask(ClientTask):
     """A picklable task: ``task()`` returns ``fn(payloads) -> [prediction row, ...]`` (one row per item, in order).
 
     ``client`` (the local executor) is used as it is and never pickled; a Ray actor builds its own with
     ``client_factory``.
     """
+
+    what = "a fair run task"
 
     def __init__(
         self,
@@ -44,25 +46,15 @@ class FairTask:
         generation: Mapping[str, Any],
         client: Any = None,
     ) -> None:
-        if client is None and client_factory is None:
-            raise InputError("a fair run task needs a client or a client factory (medlens.llm.ClientFactory).")
-        self.client_factory = client_factory
+        super().__init__(client_factory, client=client)
         self.task = str(task)
         self.images = bool(images)
         self.generation = dict(generation)
-        self._client = client
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_client"] = None  # a worker loads its own model
-        return state
 
     def __call__(self) -> Callable[[list], list]:
         from medlens.fairness._runner import answer_row
 
-        client = self._client if self._client is not None else self.client_factory()  # type: ignore[misc]
-        if client is None:
-            raise InputError("the client factory of this fair run task built no client (give --model-path).")
+        client = self.own_client()
 
         def run(payloads: list) -> list:
             rows = []

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from medlens._validation import InputError
 
-__all__ = ["ClientFactory", "client_from_options", "closing_client", "is_vision_model"]
+__all__ = ["ClientFactory", "ClientTask", "client_from_options", "closing_client", "is_vision_model"]
 
 
 def is_vision_model(model_path: str | os.PathLike) -> bool:
@@ -136,6 +136,33 @@ class ClientFactory:
 
     def __call__(self) -> Any:
         return client_from_options(**self.options)
+
+
+class ClientTask:
+    """The base of a picklable per-item task that answers with one LLM client (``nova run``, ``fair run`` on an
+    executor, :mod:`medlens.executors`): it holds the client given here (the local executor reuses it) or builds
+    one from ``client_factory`` (a Ray actor, which never receives the client: :meth:`__getstate__` drops it).
+    Subclasses call :meth:`own_client` in their ``__call__``."""
+
+    what = "this task"
+
+    def __init__(self, client_factory: Any = None, *, client: Any = None) -> None:
+        if client is None and client_factory is None:
+            raise InputError(f"{self.what} needs a client or a client factory (medlens.llm.ClientFactory).")
+        self.client_factory = client_factory
+        self._client = client
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_client"] = None  # a worker loads its own model
+        return state
+
+    def own_client(self) -> Any:
+        """The client given, else a new one from the factory (an error if it builds none)."""
+        client = self._client if self._client is not None else self.client_factory()
+        if client is None:
+            raise InputError(f"the client factory of {self.what} built no client (give --model-path).")
+        return client
 
 
 @contextlib.contextmanager

@@ -16,8 +16,8 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from medlens._validation import InputError
 from medlens.io import to_json
+from medlens.llm._options import ClientTask
 
 if TYPE_CHECKING:  # pragma: no cover
     from medlens.benchmarks.nova._prompts import PromptTemplate
@@ -48,12 +48,14 @@ def _image_of(payload: Mapping[str, Any]) -> Any:
     return payload.get("image_path")
 
 
-class NovaTask:
+class NovaTask(ClientTask):
     """A picklable task: ``task()`` returns ``fn(payloads) -> [prediction row, ...]`` (one row per image, in order).
 
     ``client`` (the local executor) is used as it is and never pickled; a Ray actor builds its own with
     ``client_factory``.
     """
+
+    what = "a NOVA task"
 
     def __init__(
         self,
@@ -65,26 +67,16 @@ class NovaTask:
         repair: bool,
         client: Any = None,
     ) -> None:
-        if client is None and client_factory is None:
-            raise InputError("a NOVA task needs a client or a client factory (medlens.llm.ClientFactory).")
-        self.client_factory = client_factory
+        super().__init__(client_factory, client=client)
         self.template = template
         self.box_format = str(box_format)
         self.generation = dict(generation)
         self.repair = bool(repair)
-        self._client = client
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_client"] = None  # a worker loads its own model
-        return state
 
     def __call__(self) -> Callable[[list], list]:
         from medlens.benchmarks.nova._run import prediction_row
 
-        client = self._client if self._client is not None else self.client_factory()  # type: ignore[misc]
-        if client is None:
-            raise InputError("the client factory of this NOVA task built no client (give --model-path).")
+        client = self.own_client()
 
         def run(payloads: list) -> list:
             rows = []
