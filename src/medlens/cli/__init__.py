@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         where = exc.ctx.command_path if exc.ctx is not None else "medlens"
         msg = " ".join(exc.format_message().split())
+        if getattr(exc, "option_name", None) == "-k" and exc.ctx is not None:
+            names = {o for p in exc.ctx.command.params for o in getattr(p, "opts", ())}
+            if "--top-k" in names:  # -k is the CAE branch depth elsewhere; hits are --top-k here
+                msg += " (hits retrieved: --top-k; -k is --branch-depth on the commands that take it)"
         sys.stderr.write(f"medlens: error: {msg} (see '{where} --help')\n")
         return 2
     except click_exc.ClickException as exc:
