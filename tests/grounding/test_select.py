@@ -209,3 +209,24 @@ def test_bad_criterion_and_undefined_f1(monkeypatch, tmp_path):
     res = _train.train_grounder(tmp_path / "model", splits, KB, tmp_path / "neg", epochs=1, batch_size=4,
                                 freeze_vision=False, select="val_loss", overwrite=True)  # fmt: skip
     assert res["selected_epoch"] == 1
+
+
+def test_cli_text_output_names_the_criterion(monkeypatch, capsys):
+    import medlens.grounding as grounding
+    from medlens.cli import main
+
+    seen = {}
+
+    def fake_run(*args, **kw):
+        seen.update(kw)
+        return {"history": [{"epoch": 1, "val_loss": 2.0, "val_f1": 0.25}, {"epoch": 2, "val_loss": 1.0, "val_f1": 0.0}],
+                "select": kw["select"], "selected_epoch": 1, "selected_val_loss": 2.0, "selected_val_f1": 0.25,
+                "model_path": "run/model"}  # fmt: skip
+
+    monkeypatch.setattr(grounding, "run_ground_train", fake_run)
+    code = main(["ground", "train", "--data", "b.csv", "--images", "imgs", "--model-path", "m", "--out", "run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert seen["select"] == "val_f1"
+    assert "epoch 2: val loss 1.0000, val F1@0.5 0.0000" in out
+    assert "selected epoch 1 on val_f1 (val loss 2.0000, val F1@0.5 0.2500)" in out
