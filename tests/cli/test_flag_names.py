@@ -65,6 +65,11 @@ SECOND_SPELLINGS = {
     "--arch": "--unet",
     "--feature-extractor": "--perceptual",
     "--extractor": "--perceptual",
+    # the epoch-selection criterion of a training command (``ground train``)
+    "--select-on": "--select",
+    "--selection": "--select",
+    "--monitor": "--select",
+    "--criterion": "--select",
 }
 # the one-name flags of this table and the library parameter each is bound to
 CANONICAL = {
@@ -89,6 +94,7 @@ CANONICAL = {
     "--weight": "weight",
     "--unet": "unet",
     "--perceptual": "perceptual",
+    "--select": "select",
 }
 
 

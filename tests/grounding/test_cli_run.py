@@ -67,10 +67,14 @@ def dataset(tmp_path_factory):
 def test_train_predict_evaluate(capsys, dataset, fmt):
     root, model = dataset
     out = root / f"run-{fmt}"
+    select = "val_f1" if fmt == "csv" else "val_loss"
     doc = _run(capsys, "ground", "train", "--data", root / f"boxes.{fmt}", "--images", root / "images",
                "--model-path", model, "--out", out, "--split-file", root / "split.csv", "--epochs", 1,
-               "--batch-size", 4, "--lr", 1e-3, "--json")  # fmt: skip
+               "--batch-size", 4, "--lr", 1e-3, "--select", select, "--json")  # fmt: skip
     assert doc["provenance"]["command"] == "ground train"
+    assert doc["select"] == doc["config"]["select"] == select
+    assert doc["selected_on"].startswith(select)
+    assert ("val_f1" in doc["history"][0]) == (select == "val_f1")
     assert doc["data_counts"]["train"]["images"] == 3
     assert doc["data_counts"]["val"]["images"] == 1
     assert doc["config"]["data"]["format"] == ("coco" if fmt == "json" else "vindr-csv")

@@ -94,8 +94,10 @@ def test_train_lowers_loss_resumes_identically_and_predictions_parse(tiny, queri
     full = train_grounder(tiny, splits, KB, tmp_path / "full", **kw)
     losses = [r["train_loss"] for r in full["history"]]
     assert losses[-1] < losses[0]
-    assert full["selected_on"].startswith("val_loss")
-    assert full["selected_epoch"] == min(full["history"], key=lambda r: r["val_loss"])["epoch"]
+    assert full["selected_on"].startswith("val_f1")  # the default: F1@0.5 of the decoded val predictions
+    f1s = [r["val_f1"] for r in full["history"]]
+    assert all(0.0 <= f <= 1.0 for f in f1s)
+    assert full["selected_epoch"] == f1s.index(max(f1s)) + 1
     # killed after epoch 2, then resumed: the same weights and history as the uninterrupted run
     with pytest.raises(_Killed):
         train_grounder(tiny, splits, KB, tmp_path / "part", callback=_kill_after(2), **kw)
@@ -104,7 +106,9 @@ def test_train_lowers_loss_resumes_identically_and_predictions_parse(tiny, queri
     b, _ = read_safetensors(tmp_path / "part" / "checkpoint.safetensors")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert [r["val_loss"] for r in resumed["history"]] == [r["val_loss"] for r in full["history"]]
+    for key in ("val_loss", "val_f1", "val_n_pred_boxes"):
+        assert [r[key] for r in resumed["history"]] == [r[key] for r in full["history"]]
+    assert resumed["selected_epoch"] == full["selected_epoch"]
     g = load_grounder(full["model_path"])
     preds = g.predict([q["image"] for q in queries[:2]], ["cardiomegaly", "pneumothorax"], KB, max_new_tokens=12)
     for p, q in zip(preds, queries[:2], strict=True):

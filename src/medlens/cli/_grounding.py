@@ -169,11 +169,15 @@ def train(
         False, "--augment", help="Shift/scale/rotate each training image with its boxes, jitter brightness/contrast."
     ),
     lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (rank 8, peft) instead of the text model."),
+    select: str = typer.Option(
+        "val_f1", "--select", help="Epoch selection on the val split: val_f1 (F1@0.5 of the predictions) or val_loss."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard a finished or different run in --out."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
 ) -> None:
-    """Fine-tune a Florence-2 grounder on (image, finding) queries; the epoch is chosen on the val split.
+    """Fine-tune a Florence-2 grounder on (image, finding) queries; the epoch is chosen on the val split
+    (default: the highest F1@0.5 of its decoded predictions, as ground evaluate scores them; never on test).
 
     Example: medlens ground train --data boxes.csv --images imgs/ --model-path florence2 --out runs/g1
     """
@@ -183,18 +187,22 @@ def train(
     doc = run_ground_train(
         data, images, model_path, out, knowledge=knowledge, split_file=split_file, prompt_mode=prompt_mode,
         epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, overwrite=overwrite,
-        progress=progress_enabled(as_json), augment=augment, lora=lora,
+        progress=progress_enabled(as_json), augment=augment, lora=lora, select=select,
     )  # fmt: skip
     if as_json:
         emit_json(doc)
         return
     c = console()
+
+    def scores(row: dict) -> str:
+        f1 = f", val F1@0.5 {row['val_f1']:.4f}" if row.get("val_f1") is not None else ""
+        return f"val loss {row['val_loss']:.4f}{f1}"
+
     for row in doc["history"]:
-        c.print(f"epoch {row['epoch']}: val loss {row['val_loss']:.4f}", markup=False)
-    c.print(
-        f"selected epoch {doc['selected_epoch']} (val loss {doc['best_val_loss']:.4f}); model: {doc['model_path']}",
-        markup=False,
-    )
+        c.print(f"epoch {row['epoch']}: {scores(row)}", markup=False)
+    chosen = {"val_loss": doc["selected_val_loss"], "val_f1": doc["selected_val_f1"]}
+    c.print(f"selected epoch {doc['selected_epoch']} on {doc['select']} ({scores(chosen)}); model: "
+            f"{doc['model_path']}", markup=False)  # fmt: skip
 
 
 @app.command("predict")

@@ -9,8 +9,8 @@
 - local VinDr-CXR data: weighted box fusion of the readers, (image, finding) queries with negatives, a
   validation split carved from train, and the human ceiling (each reader against the others' fusion);
 - a transformers-native Florence-2 grounder (:func:`load_grounder`, a tiny random one from
-  :func:`write_tiny_florence`), masked-padding training with validation-split model selection
-  (:func:`train_grounder`) and scored predictions;
+  :func:`write_tiny_florence`), masked-padding training with validation-split model selection (by the
+  decoded predictions' F1@0.5 or by the loss, :func:`train_grounder`) and scored predictions;
 - an honest evaluator (P/R/F1, Acc@0.5, mIoU, mAP with real scores only, negative queries, RoDeO, strata by
   seen/unseen, finding, box size and box count); COCO JSON input (:func:`coco_queries`);
 - the documents behind ``medlens ground prompt | train | predict | evaluate``.

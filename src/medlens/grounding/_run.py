@@ -78,22 +78,25 @@ def run_ground_train(
     progress: bool = False,
     augment: Any = False,
     lora: Any = False,
+    select: str = "val_f1",
 ) -> dict[str, Any]:
     """Read ``data`` (VinDr CSV or COCO JSON) and ``images``, fine-tune the Florence-2 at ``model_path`` into
     ``out`` (:func:`medlens.grounding.train_grounder`); the stamped summary (``OUT/model`` is the trained model).
 
     ``augment``: ``True`` (the default :class:`~medlens.grounding.Augment`) or an ``Augment``; ``lora``: ``True``
-    (the default :class:`~medlens.grounding.LoraOptions`), a dict of its fields or ``LoraOptions``."""
+    (the default :class:`~medlens.grounding.LoraOptions`), a dict of its fields or ``LoraOptions``; ``select``:
+    the epoch's criterion on the val split, ``val_f1`` (F1@0.5 of the decoded predictions) or ``val_loss``."""
     from medlens.grounding._augment import Augment
     from medlens.grounding._data import load_grounding_data
-    from medlens.grounding._train import train_grounder
+    from medlens.grounding._train import SELECT_CRITERIA, train_grounder
 
+    check_option(select, SELECT_CRITERIA, name="select")  # before the data are read
     kb = load_knowledge(knowledge)
     gd = load_grounding_data(data, images, kb, split_file=split_file, seed=seed)
     summary = train_grounder(
         model_path, gd.splits, kb, out, prompt_mode=prompt_mode, epochs=epochs, batch_size=batch_size, lr=lr,
         seed=seed, device=device, resume=resume, overwrite=overwrite, progress=progress, data_config=gd.config,
-        augment=Augment() if augment is True else (augment or None), lora=lora or None,
+        augment=Augment() if augment is True else (augment or None), lora=lora or None, select=select,
     )  # fmt: skip
     prov = provenance(
         command="ground train",

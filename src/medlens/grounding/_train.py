@@ -1,8 +1,15 @@
 """Fine-tune a Florence-2 grounder on (image, finding) queries with :class:`medlens.training.Trainer`.
 
 - the vision tower is frozen by default (as in AG-KD); the text encoder, decoder and projector train;
-- each epoch ends with the loss on the ``val`` queries (never ``test``); the trained tensors of the epoch with
-  the lowest validation loss are kept in ``best.safetensors`` and become the final model in ``model/``
+- each epoch ends on the ``val`` queries (never ``test``): their loss (``val_loss``) and, with
+  ``select="val_f1"`` (the default), their detection F1 (``val_f1``): the model's greedy predictions on the
+  validation queries, decoded as ``ground predict`` decodes them (:meth:`FlorenceGrounder.predict`), every box it
+  emits for a query's prompt counted, scored as ``ground evaluate`` scores them
+  (:func:`medlens.grounding.evaluate_grounding`'s ``f1_50``: greedy one-to-one matching at IoU >= 0.5, any box
+  on a negative query a false positive, an epoch without boxes F1 0). A loss minimum is a poor proxy for
+  detection: a small model can lower its loss by emitting no box at all;
+- the trained tensors of the best epoch by the criterion (highest ``val_f1`` or lowest ``val_loss``; on a tie
+  the earlier epoch) are kept in ``best.safetensors`` and become the final model in ``model/``
   (``save_pretrained`` layout, tokenizer and preprocessor config copied, so ``--model-path OUT/model`` loads it);
 - the checkpoint after every epoch is safetensors (:mod:`medlens.training`): a killed run resumes with
   ``resume=True`` and ends with the same weights as an uninterrupted one.
@@ -24,10 +31,17 @@ from medlens._validation import InputError, check_option
 from medlens.grounding._model import PREPROCESSOR, load_grounder
 from medlens.grounding._prompts import PROMPT_MODES, render_prompt
 
-__all__ = ["BEST", "LoraOptions", "caption_for", "train_grounder"]
+__all__ = ["BEST", "SELECT_CRITERIA", "LoraOptions", "caption_for", "train_grounder", "validation_f1"]
 
 BEST = "best.safetensors"
 MODEL_DIR = "model"
+SELECT_CRITERIA = ("val_f1", "val_loss")
+"""Epoch selection on the validation split: highest detection F1@0.5 (default) or lowest loss."""
+SELECTED_ON = {
+    "val_f1": "val_f1 (F1@0.5 on the validation split, as `ground evaluate` reports f1_50; the test split is never "
+    "used for selection)",
+    "val_loss": "val_loss (loss on the validation split; the test split is never used for selection)",
+}
 
 
 def caption_for(kb: Any, finding: str, mode: str = "definition", attributes: str | None = None) -> str:
@@ -102,6 +116,68 @@ def _add_lora(model: Any, options: LoraOptions) -> Any:
     return peft.get_peft_model(model, cfg)
 
 
+def _evaluation_queries(val: Sequence[dict[str, Any]], parsed: Sequence[Any]) -> list[dict[str, Any]]:
+    """``evaluate_grounding`` queries from validation queries and their :class:`ParsedGrounding`: every box the
+    model emitted for the query's prompt (the boxes ``ground predict --json`` prints), with its score."""
+    out = []
+    for i, (q, p) in enumerate(zip(val, parsed, strict=True)):
+        scores = None if p.box_scores is None else p.box_scores.tolist()
+        out.append({"image_id": q.get("image_id", q.get("image", i)), "finding": q["finding"], "gold": q["gold"],
+                    "pred": p.boxes.tolist(), "scores": scores, "width": q.get("width"),
+                    "height": q.get("height")})  # fmt: skip
+    if any(q["scores"] is not None for q in out):  # as ground evaluate: a query without boxes has no scores
+        for q in out:
+            if q["scores"] is None and not q["pred"]:
+                q["scores"] = []
+    return out
+
+
+def validation_f1(
+    g: Any,
+    val: Sequence[dict[str, Any]],
+    captions: dict[str, str],
+    kb: Any,
+    *,
+    batch_size: int = 8,
+    max_new_tokens: int = 64,
+) -> dict[str, Any]:
+    """Predict every validation query with ``g`` (greedy, as ``ground predict``) and score the predictions as
+    ``ground evaluate`` does; ``{"val_f1", "val_precision", "val_recall", "val_n_pred_boxes"}``.
+
+    ``val_f1`` is :func:`medlens.grounding.evaluate_grounding`'s ``f1_50`` (0 when no box is emitted); the
+    validation queries must include a positive one (else F1 is undefined). Images are never augmented here."""
+    from medlens.grounding._evaluate import evaluate_grounding
+
+    parsed: list[Any] = []
+    for i in range(0, len(val), int(batch_size)):
+        qs = val[i : i + int(batch_size)]
+        caps = [captions[q["finding"]] for q in qs]
+        parsed += g.predict([q["image"] for q in qs], caps, kb, max_new_tokens=int(max_new_tokens))
+    ev = evaluate_grounding(_evaluation_queries(val, parsed), kb=kb)
+    if ev["f1_50"] is None:
+        raise InputError("val_f1 is undefined: the validation split has no positive query; use select='val_loss'.")
+    return {
+        "val_f1": float(ev["f1_50"]),
+        "val_precision": ev["precision50"],
+        "val_recall": ev["recall50"],
+        "val_n_pred_boxes": int(ev["n_pred_boxes"]),
+    }
+
+
+def _improves(row: dict[str, Any], history: Sequence[dict[str, Any]], select: str) -> bool:
+    """Whether ``row`` beats every earlier epoch strictly (a tie keeps the earlier epoch)."""
+    if select == "val_f1":
+        return row["val_f1"] > max([r["val_f1"] for r in history] + [float("-inf")])
+    return row["val_loss"] < min([r["val_loss"] for r in history] + [float("inf")])
+
+
+def _selected(history: Sequence[dict[str, Any]], select: str) -> dict[str, Any]:
+    """The selected epoch's row: the first best one (``max``/``min`` return the first of equals)."""
+    if select == "val_f1":
+        return max(history, key=lambda r: r["val_f1"])
+    return min(history, key=lambda r: r["val_loss"])
+
+
 def _augmented(q: dict[str, Any], augment: Any, seed: int) -> dict[str, Any]:
     import numpy as np
 
@@ -129,8 +205,17 @@ def train_grounder(
     callback: Any = None,
     augment: Any = None,
     lora: Any = None,
+    select: str = "val_f1",
+    max_new_tokens: int = 64,
 ) -> dict[str, Any]:
     """Train on ``splits["train"]``, select the epoch on ``splits["val"]``; returns a summary dict.
+
+    ``splits["test"]`` is never read. ``select`` is the criterion (:data:`SELECT_CRITERIA`, module docstring):
+    ``"val_f1"`` predicts the validation queries after each epoch (``max_new_tokens`` per query, greedy) and
+    keeps the epoch with the highest F1@0.5; ``"val_loss"`` the epoch with the lowest validation loss. Each
+    history row has ``val_loss`` and, with ``"val_f1"``, ``val_f1``, ``val_precision``, ``val_recall`` and
+    ``val_n_pred_boxes``. The summary's ``selected_epoch``, ``selected_on``, ``selected_val_loss`` and
+    ``selected_val_f1`` describe the chosen epoch; ``best_val_loss`` is the lowest validation loss of the run.
 
     Queries carry ``image`` (path), ``finding``, ``gold`` (pixel boxes), ``width``, ``height``.
     ``callback(epoch, row)`` runs after each epoch's checkpoint. ``augment`` (an
@@ -142,6 +227,7 @@ def train_grounder(
     from medlens.training import adamw, open_training_run, read_safetensors, seed_torch, write_safetensors
 
     check_option(prompt_mode, PROMPT_MODES, name="prompt_mode")
+    check_option(select, SELECT_CRITERIA, name="select")
     train, val = list(splits.get("train", ())), list(splits.get("val", ()))
     if not train:
         raise InputError("no training query: the train split is empty (check the split file and the boxes CSV).")
@@ -149,6 +235,13 @@ def train_grounder(
         raise InputError("no validation query: model selection needs a val split (carved from train by default).")
     if int(batch_size) < 1 or int(epochs) < 1:
         raise InputError(f"--batch-size and epochs must be >= 1; got {batch_size} and {epochs}.")
+    if select == "val_f1" and not any(len(q["gold"]) for q in val):
+        raise InputError(
+            "select='val_f1' needs a positive validation query (a finding with boxes); the val split has none. "
+            "Give a split with one, or select='val_loss'."
+        )
+    if int(max_new_tokens) < 1:
+        raise InputError(f"max_new_tokens must be >= 1; got {max_new_tokens}.")
     mp = Path(model_path)
     lora_options = _lora_options(lora)
     config = {
@@ -165,6 +258,8 @@ def train_grounder(
         "data": data_config or {},
         "augment": augment.to_dict() if augment is not None else None,
         "lora": lora_options.to_dict() if lora_options is not None else None,
+        "select": select,
+        "max_new_tokens": int(max_new_tokens) if select == "val_f1" else None,
         "n_train": len(train),
         "n_val": len(val),
     }
@@ -205,11 +300,13 @@ def train_grounder(
                     qs = val[i : i + batch_size]
                     total += float(g.loss(g.batch(qs, [captions[q["finding"]] for q in qs]))) * len(qs)
                     n += len(qs)
-            loss = total / n
-            best = min([r["val_loss"] for r in trainer.history] + [float("inf")])
-            if loss < best:
-                write_safetensors(out_dir / BEST, state(), metadata={"epoch": epoch, "val_loss": loss})
-            return {"val_loss": loss}
+            row: dict[str, Any] = {"val_loss": total / n}
+            if select == "val_f1":  # greedy generation: no random draw, so resuming stays exact
+                row |= validation_f1(g, val, captions, kb, batch_size=int(batch_size), max_new_tokens=max_new_tokens)
+            if _improves(row, trainer.history, select):
+                meta = {"epoch": epoch, "select": select, **{k: row[k] for k in ("val_loss", "val_f1") if k in row}}
+                write_safetensors(out_dir / BEST, state(), metadata=meta)
+            return row
 
         def train_mode() -> None:
             model.train()
@@ -230,14 +327,17 @@ def train_grounder(
             shutil.copyfile(mp / PREPROCESSOR, dest / PREPROCESSOR)
     finally:
         run.close()
-    best_row = min(history, key=lambda r: r["val_loss"])
+    chosen = _selected(history, select)
     return {
         "config": config,
         "config_hash": config_hash(config),
         "history": history,
-        "selected_epoch": int(best_row["epoch"]),
-        "selected_on": "val_loss (validation split; the test split is never used for selection)",
-        "best_val_loss": float(best_row["val_loss"]),
+        "select": select,
+        "selected_epoch": int(chosen["epoch"]),
+        "selected_on": SELECTED_ON[select],
+        "selected_val_loss": float(chosen["val_loss"]),
+        "selected_val_f1": float(chosen["val_f1"]) if "val_f1" in chosen else None,
+        "best_val_loss": float(min(r["val_loss"] for r in history)),
         "best_meta": json.loads(meta) if isinstance(meta, str) else meta,
         "model_path": str(out_dir / MODEL_DIR),
         "n_trained_parameters": n_trained,
