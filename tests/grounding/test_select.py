@@ -8,6 +8,7 @@ it is asked to predict, so the tests can see that only the (unaugmented) validat
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,7 +29,8 @@ GOLD = [10.0, 10.0, 30.0, 40.0]
 VAL_LOSS = [3.0, 2.0, 1.0, 0.5]
 MODES = ["hit_fp", "hit", "hit", "none"]
 # hit_fp: both positives hit, one box on each negative: P = 2/4, R = 1, F1 = 2/3 (negatives count);
-# hit: F1 1 (epochs 2 and 3 tie: the earlier is kept); none: no box at all, F1 0 although the loss is lowest
+# hit: F1 1 (epochs 2 and 3 tie on F1: the lower validation loss, epoch 3, wins); none: no box at all, F1 0
+# although the loss is lowest
 F1 = [2 / 3, 1.0, 1.0, 0.0]
 
 
@@ -154,23 +156,23 @@ def test_val_f1_selects_the_best_f1_epoch_not_the_lowest_loss(monkeypatch, tmp_p
     assert h[0]["val_precision"] == pytest.approx(0.5)
     assert h[0]["val_recall"] == pytest.approx(1.0)
     assert [r["val_n_pred_boxes"] for r in h] == [4, 2, 2, 0]
-    # epoch 2 (F1 1, tied with epoch 3: the earlier wins) although epoch 4 has the lowest loss
+    # epoch 3 (F1 1, tied with epoch 2 and a lower validation loss) although epoch 4 has the lowest loss
     assert res["select"] == "val_f1"
-    assert res["selected_epoch"] == 2
+    assert res["selected_epoch"] == 3
     assert res["selected_on"].startswith("val_f1 (F1@0.5 on the validation split")
     assert "test split is never used" in res["selected_on"]
     assert res["selected_val_f1"] == pytest.approx(1.0)
-    assert res["selected_val_loss"] == pytest.approx(2.0)
+    assert res["selected_val_loss"] == pytest.approx(1.0)
     assert res["best_val_loss"] == pytest.approx(0.5)
     assert res["config"]["select"] == "val_f1"
     tensors, meta = read_safetensors(tmp_path / "f1" / _train.BEST)
-    assert meta["epoch"] == 2
+    assert meta["epoch"] == 3
     assert meta["val_f1"] == pytest.approx(1.0)
-    assert torch.equal(tensors["w"], states[2])
-    assert not torch.equal(states[2], states[4])
+    assert torch.equal(tensors["w"], states[3])
+    assert not torch.equal(states[3], states[4])
     # the final model holds the selected epoch's tensors
     saved = json.loads((Path(res["model_path"]) / "w.json").read_text())
-    assert saved == pytest.approx(states[2].tolist())
+    assert saved == pytest.approx(states[3].tolist())
     # only the validation queries were decoded, as they are (never augmented, never train or test)
     val_images = [q["image"] for q in _splits()["val"]]
     assert fake.predicted == [val_images] * 4
@@ -188,6 +190,17 @@ def test_val_loss_keeps_the_old_behaviour(monkeypatch, tmp_path):
     tensors, meta = read_safetensors(tmp_path / "loss" / _train.BEST)
     assert meta["epoch"] == 4
     assert torch.equal(tensors["w"], states[4])
+
+
+def test_full_ties_keep_the_earlier_epoch_and_no_box_runs_keep_the_best_fit(monkeypatch, tmp_path):
+    # epochs 2 and 3: the same F1 and the same loss: the earlier is kept
+    res, _, states = _train_with(monkeypatch, tmp_path, "f1tie", val_loss=[3.0, 2.0, 2.0, 0.5])
+    assert res["selected_epoch"] == 2
+    # every epoch without a box (F1 0 throughout): the lowest validation loss decides, not the first epoch
+    monkeypatch.setattr(sys.modules[__name__], "MODES", ["none"] * 4)
+    res, _, _ = _train_with(monkeypatch, tmp_path, "nobox")
+    assert [r["val_f1"] for r in res["history"]] == [0.0] * 4
+    assert res["selected_epoch"] == 4
 
 
 def test_loss_ties_keep_the_earlier_epoch(monkeypatch, tmp_path):

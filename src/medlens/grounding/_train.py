@@ -8,8 +8,8 @@
   (:func:`medlens.grounding.evaluate_grounding`'s ``f1_50``: greedy one-to-one matching at IoU >= 0.5, any box
   on a negative query a false positive, an epoch without boxes F1 0). A loss minimum is a poor proxy for
   detection: a small model can lower its loss by emitting no box at all;
-- the trained tensors of the best epoch by the criterion (highest ``val_f1`` or lowest ``val_loss``; on a tie
-  the earlier epoch) are kept in ``best.safetensors`` and become the final model in ``model/``
+- the trained tensors of the best epoch by the criterion (highest ``val_f1``, its ties to the lower
+  ``val_loss``; or lowest ``val_loss``; a full tie keeps the earlier epoch) are kept in ``best.safetensors`` and become the final model in ``model/``
   (``save_pretrained`` layout, tokenizer and preprocessor config copied, so ``--model-path OUT/model`` loads it);
 - the checkpoint after every epoch is safetensors (:mod:`medlens.training`): a killed run resumes with
   ``resume=True`` and ends with the same weights as an uninterrupted one.
@@ -164,18 +164,22 @@ def validation_f1(
     }
 
 
-def _improves(row: dict[str, Any], history: Sequence[dict[str, Any]], select: str) -> bool:
-    """Whether ``row`` beats every earlier epoch strictly (a tie keeps the earlier epoch)."""
+def _rank(row: dict[str, Any], select: str) -> tuple[float, ...]:
+    """Higher is better: validation F1, its ties broken by the lower validation loss (so that a run whose epochs
+    all emit no box keeps its best-fitted epoch, not the first); or the validation loss alone."""
     if select == "val_f1":
-        return row["val_f1"] > max([r["val_f1"] for r in history] + [float("-inf")])
-    return row["val_loss"] < min([r["val_loss"] for r in history] + [float("inf")])
+        return (row["val_f1"], -row["val_loss"])
+    return (-row["val_loss"],)
+
+
+def _improves(row: dict[str, Any], history: Sequence[dict[str, Any]], select: str) -> bool:
+    """Whether ``row`` beats every earlier epoch strictly (a full tie keeps the earlier epoch)."""
+    return not history or _rank(row, select) > max(_rank(r, select) for r in history)
 
 
 def _selected(history: Sequence[dict[str, Any]], select: str) -> dict[str, Any]:
-    """The selected epoch's row: the first best one (``max``/``min`` return the first of equals)."""
-    if select == "val_f1":
-        return max(history, key=lambda r: r["val_f1"])
-    return min(history, key=lambda r: r["val_loss"])
+    """The selected epoch's row: the first best one (``max`` returns the first of equals)."""
+    return max(history, key=lambda r: _rank(r, select))
 
 
 def _augmented(q: dict[str, Any], augment: Any, seed: int) -> dict[str, Any]:
