@@ -9,7 +9,8 @@
   on a negative query a false positive, an epoch without boxes F1 0). A loss minimum is a poor proxy for
   detection: a small model can lower its loss by emitting no box at all;
 - the trained tensors of the best epoch by the criterion (highest ``val_f1``, its ties to the lower
-  ``val_loss``; or lowest ``val_loss``; a full tie keeps the earlier epoch) are kept in ``best.safetensors`` and become the final model in ``model/``
+  ``val_loss``; or lowest ``val_loss``; a full tie keeps the earlier epoch) are kept in ``best.safetensors``
+  and become the final model in ``model/``
   (``save_pretrained`` layout, tokenizer and preprocessor config copied, so ``--model-path OUT/model`` loads it);
 - the checkpoint after every epoch is safetensors (:mod:`medlens.training`): a killed run resumes with
   ``resume=True`` and ends with the same weights as an uninterrupted one.
