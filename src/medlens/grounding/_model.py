@@ -159,7 +159,8 @@ class FlorenceGrounder:
         return torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(self.device)
 
     def input_ids(self, captions: Sequence[str], task: str = GROUNDING_TASK) -> tuple[Any, Any]:
-        """``(input_ids, attention_mask)``: image tokens, ``<s>``, the expanded prompt, ``</s>``, right-padded."""
+        """``(input_ids, attention_mask)`` on the model's device: image tokens, ``<s>``, the expanded prompt,
+        ``</s>``, right-padded."""
         torch = require("torch", extra="torch")
         tok = self.tokenizer
         head = [self.image_token_id] * self.n_image_tokens + [tok.bos_token_id]
@@ -167,7 +168,8 @@ class FlorenceGrounder:
             head + tok(TASK_EXPANSION.get(task, "") + c, add_special_tokens=False).input_ids + [tok.eos_token_id]
             for c in captions
         ]
-        return _pad(rows, tok.pad_token_id, torch)
+        ids, mask = _pad(rows, tok.pad_token_id, torch)
+        return ids.to(self.device), mask.to(self.device)  # beside the model and the pixels (CUDA too)
 
     def labels(self, targets: Sequence[str]) -> Any:
         """``<s> target </s>`` token ids, right-padded with ``-100`` (padding carries no loss)."""
