@@ -62,9 +62,9 @@ def _corpus(path, n: int = 300):
 
 
 def test_sharded_index_on_ray_equals_local(ray_cluster, tmp_path, monkeypatch):
-    import faiss
 
     from medlens.retrieval import load_index, run_index
+    from medlens.retrieval._dense import index_to_bytes
     from medlens.retrieval._shards import ShardStore
 
     corpus = _corpus(tmp_path / "docs.jsonl")
@@ -81,7 +81,7 @@ def test_sharded_index_on_ray_equals_local(ray_cluster, tmp_path, monkeypatch):
     sa, sb = (ShardStore(d["folder"], n=300, dim=32, size=64, key=_key(d["folder"])) for d in (a, b))
     np.testing.assert_array_equal(sa.all_vectors(), sb.all_vectors())
     ia, ib = load_index(tmp_path / "local"), load_index(tmp_path / "ray")
-    assert faiss.serialize_index(ia.dense.index).tobytes() == faiss.serialize_index(ib.dense.index).tobytes()
+    assert index_to_bytes(ia.dense.index).tobytes() == index_to_bytes(ib.dense.index).tobytes()
     assert ia.manifest["request_hash"] == ib.manifest["request_hash"]
 
 

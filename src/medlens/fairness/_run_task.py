@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from medlens.io import to_json
-from medlens.llm._options import ClientTask
+from medlens.llm import ClientTask
 
 __all__ = ["FairTask", "item_payload"]
 

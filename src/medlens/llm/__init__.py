@@ -46,7 +46,7 @@ from medlens.llm._models import (
     resolve_local_model,
 )
 from medlens.llm._openai import OpenAIClient
-from medlens.llm._options import ClientFactory, client_from_options, closing_client, is_vision_model
+from medlens.llm._options import ClientFactory, ClientTask, client_from_options, closing_client, is_vision_model
 from medlens.llm._replay import RecordingClient, ReplayClient
 from medlens.llm._schema import check_schema, validate_json
 from medlens.llm._transformers import TransformersClient, plain_prompt
@@ -64,6 +64,7 @@ __all__ = [
     "BaseChatClient",
     "CallableClient",
     "ClientFactory",
+    "ClientTask",
     "ChatClient",
     "ChatResponse",
     "JSONAnswer",

@@ -254,6 +254,35 @@ def _train(index: Any, x: np.ndarray, factory: str) -> None:
         raise InputError(f"training FAISS index {factory!r} on {len(x)} vectors failed: {exc}".strip()) from None
 
 
+def index_to_bytes(index: Any) -> np.ndarray:
+    """A FAISS index as uint8 bytes, through a Python callback writer.
+
+    Not ``faiss.serialize_index``: its ``std::vector<uint8_t>`` SWIG type collides with SimpleITK's when both are
+    loaded in one process (the vector comes back as ``SimpleITK.VectorUInt8`` and FAISS's converter fails).
+    """
+    import faiss
+
+    chunks: list[bytes] = []
+    faiss.write_index(index, faiss.PyCallbackIOWriter(lambda b: chunks.append(bytes(b))))
+    return np.frombuffer(b"".join(chunks), dtype=np.uint8)
+
+
+def index_from_bytes(data: Any) -> Any:
+    """The inverse of :func:`index_to_bytes` (a callback reader; no SWIG vector either)."""
+    import faiss
+
+    buf = memoryview(np.ascontiguousarray(data, dtype=np.uint8)).cast("B")
+    pos = 0
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        chunk = bytes(buf[pos : pos + n])
+        pos += len(chunk)
+        return chunk
+
+    return faiss.read_index(faiss.PyCallbackIOReader(read))
+
+
 def faiss_ivf(index: Any) -> Any:
     """The IVF index inside ``index`` (itself, or under a pre-transform), or None."""
     import faiss

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from medlens.io import to_json
-from medlens.llm._options import ClientTask
+from medlens.llm import ClientTask
 
 if TYPE_CHECKING:  # pragma: no cover
     from medlens.benchmarks.nova._prompts import PromptTemplate
