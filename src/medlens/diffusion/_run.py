@@ -309,8 +309,9 @@ class ScoreTask:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_loaded": None}
 
-    def load(self) -> dict[str, Any]:
-        """Model, schedule, classifier, perceptual distance and images (on ``device``)."""
+    def load(self, **have: Any) -> dict[str, Any]:
+        """Model, schedule, classifier, perceptual distance and images (on ``device``); ``perceptual`` and
+        ``array`` already loaded by the caller (the driver has them) are reused, not read again."""
         from medlens._device import resolve_device
         from medlens.diffusion._backbones import load_unet
         from medlens.diffusion._schedule import make_schedule
@@ -323,7 +324,8 @@ class ScoreTask:
             clf = load_classifier(self.path.parent / "classifier" / CLASSIFIER_FILE)[0].to(resolve_device(self.device))
         sched = make_schedule(meta.get("schedule", "linear"), int(meta.get("num_train_timesteps", 1000)))
         return {"model": model.to(resolve_device(self.device)), "meta": meta, "classifier": clf, "schedule": sched,
-                "perceptual": _perceptual(self.opts["perceptual"]), "array": read_image_folder(self.images)["array"]}  # fmt: skip
+                "perceptual": have["perceptual"] if "perceptual" in have else _perceptual(self.opts["perceptual"]),
+                "array": have["array"] if "array" in have else read_image_folder(self.images)["array"]}  # fmt: skip
 
     def __call__(self):
         from medlens.diffusion._reconstruct import score_images
@@ -387,7 +389,7 @@ def run_anomaly_score(
 
     check_executor_options(executor, ray_address, workers)
     check_option(method, METHODS, name="--method")
-    _perceptual(perceptual)  # a bad --perceptual fails here, before any model loads
+    distance = _perceptual(perceptual)  # a bad --perceptual fails here, before any model loads
     path = _model_file(model_path)
     folder = read_image_folder(images)
     opts = {"method": method, "t0": t0, "steps": steps, "scale": scale, "weight": weight, "seed": seed,
@@ -399,7 +401,7 @@ def run_anomaly_score(
         cpath = path.parent / "classifier" / CLASSIFIER_FILE
         if not cpath.is_file():
             raise InputError(f"--method classifier: no {cpath} next to the model; train with --conditioned class.")
-    loaded = task.load()
+    loaded = task.load(perceptual=distance, array=folder["array"])
     model = loaded["model"]
     want = (model.config["in_channels"], model.config["sample_size"], model.config["sample_size"])
     if tuple(folder["array"].shape[1:]) != want:
