@@ -64,3 +64,12 @@ def test_generated_data_names_its_generator_in_the_provenance_row():
 
     got = _data_hashes({"generator": "brain-anomaly-v1", "config_hash": "abc", "model_ids": {"unet": "x"}})
     assert got == {"generator": "brain-anomaly-v1"}
+
+
+def test_the_header_cuts_digests_but_not_generator_versions():
+    from medlens.report._html import _header
+
+    page = _header([{"benchmark": "b", "data_hashes": {"generator": "brain-anomaly-v1", "archive": "ab" * 32}}])
+    assert ">brain-anomaly-v1</code>" in page
+    assert f">{'ab' * 6}</code>" in page
+    assert f"title='{'ab' * 32}'" in page

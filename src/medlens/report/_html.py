@@ -124,13 +124,20 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-") or "section"
 
 
+def _short(value: str) -> str:
+    """A hex digest cut to 12 characters (the whole one is in the cell's title); anything else, such as a
+    generator version ``brain-anomaly-v1``, whole."""
+    is_hex = len(value) > 12 and all(c in "0123456789abcdef" for c in value.lower())
+    return value[:12] if is_hex else value
+
+
 def _header(provenance: Sequence[dict[str, Any]]) -> str:
     """The provenance table: one row per benchmark run (version, config hash, seed, data hashes, models, date)."""
     rows = []
     for p in provenance:
         data = p.get("data_hashes") or {}
         hashes = "<br>".join(
-            f"{html.escape(k)} <code title='{html.escape(str(v))}'>{html.escape(str(v)[:12])}</code>"
+            f"{html.escape(k)} <code title='{html.escape(str(v))}'>{html.escape(_short(str(v)))}</code>"
             for k, v in data.items()
         )
         models = "<br>".join(f"{html.escape(k)}: {html.escape(str(v))}" for k, v in (p.get("models") or {}).items())
