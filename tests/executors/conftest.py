@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from medlens.executors._executors import keep_stdout_for_results
+
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
@@ -13,5 +15,6 @@ def ray_cluster(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEDLENS_CACHE", str(cache))  # the workers inherit it when Ray starts
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    keep_stdout_for_results()  # as RayExecutor does: a CLI run's stdout stays its JSON
     yield cache
     ray.shutdown()

@@ -92,3 +92,20 @@ def test_rag_index_on_ray_equals_local(ray_cluster, tmp_path, monkeypatch):
     va, vb = np.load(tmp_path / "local" / "dense.npy"), np.load(tmp_path / "ray" / "dense.npy")
     assert va.shape == vb.shape == (70, 384)
     np.testing.assert_allclose(va, vb, atol=1e-6, rtol=0)
+
+
+def test_raylet_messages_go_to_stderr_not_to_the_json_on_stdout(ray_cluster, capsys):
+    """Ray's driver prints "A worker died …" to stdout from a thread; one landed inside a CLI run's --json (CI)."""
+    import ray._private.worker as ray_worker
+
+    from medlens.executors._executors import keep_stdout_for_results
+
+    keep_stdout_for_results()  # idempotent: a second call does not wrap the printer twice
+    assert getattr(ray_worker.print_to_stdstream, "medlens_to_stderr", False)
+    capsys.readouterr()
+    ray_worker.print_to_stdstream(
+        {"lines": ["A worker died or was killed (medlens test)"], "pid": "raylet", "is_err": False}, ignore_prefix=False
+    )
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "A worker died or was killed (medlens test)" in err

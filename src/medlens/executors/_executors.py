@@ -117,6 +117,28 @@ def decode_result(head: dict[str, Any], body: bytes) -> Any:
     return json.loads(bytes(body).decode())
 
 
+def keep_stdout_for_results() -> None:
+    """Send what Ray's driver prints about its workers to stderr: stdout carries the result (``--json``).
+
+    Ray's driver prints raylet messages ("A worker died or was killed …") to ``sys.stdout`` from a background
+    thread, even with ``log_to_driver=False``; one landing mid-run made the JSON on stdout unreadable. This wraps
+    Ray's printer so every such line goes to stderr. It is idempotent, and a no-op where Ray's internals differ.
+    """
+    try:
+        import ray._private.worker as ray_worker
+    except ImportError:  # pragma: no cover - Ray without this module: nothing to redirect
+        return
+    printer = getattr(ray_worker, "print_to_stdstream", None)
+    if printer is None or getattr(printer, "medlens_to_stderr", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        printer({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.medlens_to_stderr = True  # type: ignore[attr-defined]
+    ray_worker.print_to_stdstream = to_stderr
+
+
 class RayExecutor:
     """Runs the blocks with Ray Data ``map_batches`` on a pool of actors, each holding one model.
 
@@ -164,6 +186,7 @@ class RayExecutor:
 
         ray = require("ray", extra="ray", purpose="--executor ray")
         require("ray.data", extra="ray", purpose="--executor ray")
+        keep_stdout_for_results()
         if ray.is_initialized():
             return ray, False
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
