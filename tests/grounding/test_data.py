@@ -114,6 +114,15 @@ def test_reader_ceiling_hand_computed():
     assert row["n_negative"] == 1
     assert row["hallucination_rate"] == 1.0
     assert c["readers_per_image"] == [3]
+    # every gold box is 10x10 = 100 px²: all five positive triples in one stratum; strata hold positive queries
+    # only, so R1's false alarm on image b (a negative) drops out: P 3/4, R 3/7
+    c = reader_ceiling(rows, kb=KB, size_bins_px2=(50, 150))
+    assert c["size_strata"]["bins_px2"] == [50.0, 150.0]
+    assert list(c["by_size"]) == ["medium"]
+    assert c["by_size"]["medium"]["n_positive"] == 5
+    assert c["by_size"]["medium"]["precision50"] == pytest.approx(3 / 4)
+    assert c["by_size"]["medium"]["f1_50"] == pytest.approx(2 * 3 / (4 + 7))
+    assert "hallucination_rate" not in c["by_size"]["medium"]  # negatives have no gold box, hence no size
 
 
 def test_load_grounding_data_layout(tmp_path):

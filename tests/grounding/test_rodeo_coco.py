@@ -169,6 +169,7 @@ def test_size_and_count_strata():
     assert r["by_size"]["small"]["recall50"] == 1.0
     assert r["by_size"]["medium"]["recall50"] == 0.0
     assert {k: v["n_queries"] for k, v in r["by_n_boxes"].items()} == {"1": 2, "2": 1}
+    assert r["size_strata"] == {"basis": "mean gold-box area as a fraction of the image", "bins": [0.01, 0.1]}
     # RoDeO: c's pair is perfect, a's too; b's two boxes missed -> weight 2 / 4
     assert r["rodeo"]["localization"] == pytest.approx(0.5)
     assert r["rodeo"]["shape"] == pytest.approx(0.5)
@@ -223,3 +224,26 @@ def test_evaluate_document_bad_lines(tmp_path):
     p.write_text(json.dumps({"image_id": "p1", "finding": "cardiomegally", "boxes": []}) + "\n")
     with pytest.raises(InputError, match="Did you mean"):
         evaluate_document(p, truth)
+
+
+def test_size_strata_without_image_sizes_are_absolute():
+    """The VinDr table has no image sizes: areas in px², at the gold terciles or at the given bins."""
+    qs = [
+        {"image_id": i, "finding": "nodule", "gold": [[0, 0, s, s]], "pred": [[0, 0, s, s]] if s > 10 else []}
+        for i, s in enumerate([5, 10, 20, 30, 40, 50])
+    ] + [{"image_id": 9, "finding": "nodule", "gold": [], "pred": [[0, 0, 3, 3]]}]
+    r = evaluate_grounding(qs, kb=KB)
+    lo, hi = np.quantile([25, 100, 400, 900, 1600, 2500], [1 / 3, 2 / 3])
+    assert r["size_strata"]["bins_px2"] == pytest.approx([lo, hi])
+    assert "no image size for 6 of 6 positive queries" in r["size_strata"]["basis"]
+    assert {k: v["n_queries"] for k, v in r["by_size"].items()} == {"small": 2, "medium": 2, "large": 2}
+    assert r["by_size"]["small"]["recall50"] == 0.0
+    assert r["by_size"]["large"]["recall50"] == 1.0
+    # the gold alone decides the bins: another model's predictions get the same strata
+    other = evaluate_grounding([{**q, "pred": []} for q in qs], kb=KB)
+    assert other["size_strata"] == r["size_strata"]
+    fixed = evaluate_grounding(qs, kb=KB, size_bins_px2=(50, 1000))
+    assert fixed["size_strata"]["bins_px2"] == [50.0, 1000.0]
+    assert {k: v["n_queries"] for k, v in fixed["by_size"].items()} == {"small": 1, "medium": 3, "large": 2}
+    with pytest.raises(InputError, match="two increasing positive areas"):
+        evaluate_grounding(qs, kb=KB, size_bins_px2=(100, 10))

@@ -10,7 +10,8 @@ Steps (each recorded in ``metrics.json``):
    three readers marked it, Fleiss' kappa, pairwise box F1@0.5 and mean best IoU: the human row a model is
    compared with.
 4. The human ceiling (:func:`medlens.grounding.reader_ceiling`): each reader of an image against the weighted
-   box fusion of the image's other readers, per finding and overall (P/R/F1@0.5, mean best IoU, hallucination
+   box fusion of the image's other readers, per finding, per gold box size (absolute: terciles of all VinDr box
+   areas, :func:`vindr_size_bins`) and overall (P/R/F1@0.5, mean best IoU, hallucination
    rate): the row a model trained on fused boxes is compared with.
 5. Why AP needs real scores: one reader's boxes scored against another's with :func:`medlens.grounding.
    evaluate_grounding`. Reader boxes have no scores, so the evaluator reports P/R/F1 and gives mAP only as an
@@ -25,6 +26,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from medlens._provenance import config_hash, provenance, stamp
 from medlens.benchmarks._spec import BenchmarkSpec
@@ -107,9 +110,10 @@ def run(
         row["finding"] = vindr.get(label).name
         row["split"] = vindr.get(label).split
     t2 = time.perf_counter()
-    readers_eval = evaluate_grounding(_reader_pair_queries(vindr_rows), kb=vindr)
+    bins = vindr_size_bins(vindr_rows)
+    readers_eval = evaluate_grounding(_reader_pair_queries(vindr_rows), kb=vindr, size_bins_px2=bins)
     t3 = time.perf_counter()
-    ceiling = reader_ceiling(vindr_rows, kb=vindr)
+    ceiling = reader_ceiling(vindr_rows, kb=vindr, size_bins_px2=bins)
     for f, row in ceiling["by_finding"].items():
         row["split"] = vindr.get(f).split
     t4 = time.perf_counter()
@@ -164,6 +168,18 @@ def run(
     return doc
 
 
+def vindr_size_bins(rows: Any) -> tuple[float, float]:
+    """The terciles of every VinDr reader box's area in pixels² (one set of size bins for the reader rows).
+
+    The table has no image sizes, so box size can only be absolute; cutting all rows at the same bins keeps the
+    reader-vs-reader and ceiling strata comparable.
+    """
+    boxed = rows.dropna(subset=["x_min", "y_min", "x_max", "y_max"])
+    area = (boxed["x_max"] - boxed["x_min"]) * (boxed["y_max"] - boxed["y_min"])
+    lo, hi = np.quantile(area.to_numpy(np.float64), [1 / 3, 2 / 3])
+    return float(lo), float(hi)
+
+
 def summarize(doc: dict[str, Any]) -> dict[str, Any]:
     ra = doc["reader_agreement"]
     rv = doc["reader_vs_reader"]
@@ -175,6 +191,7 @@ def summarize(doc: dict[str, Any]) -> dict[str, Any]:
         "reader_vs_reader_score_status": rv["score_status"],
         "ceiling_f1_50": doc["reader_ceiling"]["overall"]["f1_50"],
         "ceiling_miou": doc["reader_ceiling"]["overall"]["miou"],
+        "ceiling_f1_50_by_size": {k: v["f1_50"] for k, v in doc["reader_ceiling"].get("by_size", {}).items()},
     }
 
 
@@ -210,7 +227,12 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
         f"  VinDr reader agreement, pairwise box F1@0.5: {best[0]} {best[1]:.3f} (best) ... {worst[0]} "
         f"{worst[1]:.3f} (worst)",
         f"  human ceiling (each reader vs the fusion of the other two): F1@0.5 {s['ceiling_f1_50']:.3f}, "
-        f"mean best IoU {s['ceiling_miou']:.3f}",
+        f"mean best IoU {s['ceiling_miou']:.3f}"
+        + (
+            " (by gold box size: " + ", ".join(f"{k} {v:.3f}" for k, v in s["ceiling_f1_50_by_size"].items()) + ")"
+            if s["ceiling_f1_50_by_size"]
+            else ""
+        ),
         f"  reader vs reader: P {rv['precision50']:.3f} R {rv['recall50']:.3f} F1 {rv['f1_50']:.3f}; "
         f"mAP50 is order-dependent without scores ({od.get('given_order', {}).get('map50', float('nan')):.4f} given, "
         f"{od.get('reversed_order', {}).get('map50', float('nan')):.4f} reversed order)",
@@ -288,6 +310,26 @@ def report_section(metrics: dict[str, Any]) -> Any:
                 f"{ceil['fusion']['iou']}) of the image's other readers",
             )
         )  # fmt: skip
+        if ceil.get("by_size"):
+            bins = ceil["size_strata"]["bins_px2"]
+            cuts = {
+                "small": f"< {bins[0]:,.0f}",
+                "medium": f"{bins[0]:,.0f} – {bins[1]:,.0f}",
+                "large": f"≥ {bins[1]:,.0f}",
+            }
+            srow = [
+                [k, cuts[k], v["n_positive"], v["precision50"], v["recall50"], v["f1_50"], v["miou"]]
+                for k, v in ceil["by_size"].items()
+            ]
+            s.add(
+                table_html(
+                    ["gold box size", "mean area (px²)", "queries with gold", "precision@0.5", "recall@0.5", "F1@0.5",
+                     "mean best IoU"],
+                    srow,
+                    caption="Human ceiling by the size of the fused gold boxes (terciles of all VinDr box areas; the "
+                    "table has no image sizes, so sizes are absolute)",
+                )
+            )  # fmt: skip
         s.paragraph(
             "The hallucination rate counts the (image, reader) pairs where the other readers marked nothing but "
             f"this reader marked the finding. {ceil['note']}.",

@@ -273,3 +273,7 @@ def evaluate(
     console().print(t)
     console().print(f"scores: {doc['score_status']}; missing predictions: {doc['n_missing_predictions']}",
                     markup=False)  # fmt: skip
+    if doc["by_size"]:
+        strata = doc["size_strata"]
+        cuts = strata.get("bins") or strata.get("bins_px2")
+        console().print(f"size strata: {strata['basis']}; cuts {cuts[0]:.4g}, {cuts[1]:.4g}", markup=False)

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from medlens._validation import InputError, check_interval
-from medlens.grounding._evaluate import _best_ious
+from medlens.grounding._evaluate import _best_ious, size_strata
 from medlens.grounding._stats import read_vindr_boxes
 from medlens.metrics import box_precision_recall
 
@@ -427,6 +427,7 @@ def reader_ceiling(
     kb: Any = None,
     iou: float = 0.55,
     min_readers: int = 1,
+    size_bins_px2: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Each reader of an image against the fusion (:func:`weighted_box_fusion`) of the image's other readers.
 
@@ -434,7 +435,10 @@ def reader_ceiling(
     with ``min_readers`` support) and predictions = the reader's boxes: P/R/F1 at IoU ≥ 0.5 and the mean best
     IoU of the gold boxes (``n_queries`` counts them). Negative ones (the others marked nothing) give the
     hallucination rate: the share of them where the reader marked the finding, over every image of the table.
-    Overall and per finding (renamed to ``kb``'s names when given).
+    Overall, per finding (renamed to ``kb``'s names when given) and, over the positive queries, per size of the
+    fused gold boxes (``by_size``: the table has no image sizes, so the mean gold-box area in pixels² is cut at
+    ``size_bins_px2``, by default at its terciles; ``size_strata`` records the cuts, as
+    :func:`medlens.grounding.evaluate_grounding` does).
     """
     df = read_vindr_boxes() if rows is None else rows
     readers = _readers_by_image(df)
@@ -481,6 +485,13 @@ def reader_ceiling(
         by[f] = _ceiling_row(g, x, n_neg)
     all_gold = [g for gl, _ in per.values() for g in gl]
     all_pred = [x for _, pl in per.values() for x in pl]
+    sizes, strata = size_strata([{"gold": g} for g in all_gold], size_bins_px2)
+    by_size = {}
+    for s in ("small", "medium", "large"):
+        keep = [i for i, x in enumerate(sizes) if x == s]
+        if keep:
+            row = _ceiling_row([all_gold[i] for i in keep], [all_pred[i] for i in keep], 0)
+            by_size[s] = {k: v for k, v in row.items() if k not in ("n_negative", "hallucination_rate")}
     return {
         "method": "each reader against the weighted box fusion of the image's other readers",
         "fusion": {"method": "wbf", "iou": iou, "min_readers": min_readers},
@@ -488,5 +499,7 @@ def reader_ceiling(
         "readers_per_image": sorted({len(r) for r in readers.values()}),
         "overall": _ceiling_row(all_gold, all_pred, neg_total_all) if all_gold else None,
         "by_finding": by,
+        "size_strata": strata,
+        "by_size": by_size,
         "note": "reader boxes carry no scores, so no AP is given (it would depend on the order of the boxes)",
     }

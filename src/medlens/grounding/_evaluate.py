@@ -31,9 +31,14 @@ Every number comes from :mod:`medlens.metrics` with each query as one "image" of
   boxes (the authors' per-class scores, generalised to any stratum).
 
 ``by_finding`` and ``by_split`` (seen/unseen, from the knowledge base) repeat the metrics per stratum, and so
-do ``by_size`` (positive queries by the mean area of their gold boxes as a fraction of the image,
-:data:`SIZE_BINS`; needs each query's ``width`` and ``height``) and ``by_n_boxes`` (positive queries with 1, 2
-or 3+ gold boxes);
+do ``by_size`` and ``by_n_boxes`` (positive queries with 1, 2 or 3+ gold boxes). ``by_size`` puts each positive
+query by the mean area of its gold boxes (``size_strata`` says how):
+
+- when every positive query has its image's ``width`` and ``height``: as a fraction of the image, small < 1 %,
+  medium < 10 %, large (:data:`SIZE_BINS`);
+- otherwise (the VinDr-CXR table has no image sizes): in pixels², at ``size_bins_px2`` when given, else at the
+  terciles of the evaluated positive queries' mean gold-box areas (the gold boxes only, so every model evaluated
+  on the same truth gets the same bins; the bins are reported).
 ``map50_finding_mean`` averages the per-finding AP50 over findings with a positive query (the per-class mean
 that detection toolkits report).
 """
@@ -49,7 +54,7 @@ from medlens._validation import InputError
 from medlens.grounding._rodeo import rodeo_match
 from medlens.metrics import accuracy_at_iou, box_precision_recall, detection_report, mean_average_precision
 
-__all__ = ["SCORE_STATUS", "SIZE_BINS", "evaluate_grounding"]
+__all__ = ["SCORE_STATUS", "SIZE_BINS", "evaluate_grounding", "size_strata"]
 
 SCORE_STATUS = ("model", "constant", "none")
 SIZE_BINS = (0.01, 0.10)
@@ -171,12 +176,53 @@ def _rodeo(qs: list[dict[str, Any]], match: Any) -> dict[str, Any] | None:
     return m.scores(np.isin(g_query, ids), np.isin(p_query, ids))
 
 
-def _size_stratum(q: dict[str, Any]) -> str | None:
-    if not len(q["gold"]) or not q["width"] or not q["height"]:
-        return None
+def _mean_gold_area(q: dict[str, Any]) -> float:
     g = q["gold"]
-    frac = float(np.mean((g[:, 2] - g[:, 0]) * (g[:, 3] - g[:, 1]))) / (float(q["width"]) * float(q["height"]))
-    return "small" if frac < SIZE_BINS[0] else "medium" if frac < SIZE_BINS[1] else "large"
+    return float(np.mean((g[:, 2] - g[:, 0]) * (g[:, 3] - g[:, 1])))
+
+
+def size_strata(
+    qs: Sequence[Mapping[str, Any]], size_bins_px2: Sequence[float] | None = None
+) -> tuple[list[str | None], dict[str, Any]]:
+    """Each query's size stratum (``None`` for a negative query) and how the strata were cut (module docstring).
+
+    >>> qs = [{"gold": np.array([[0, 0, 10, 10]]), "width": None, "height": None},
+    ...       {"gold": np.array([[0, 0, 20, 20]]), "width": None, "height": None},
+    ...       {"gold": np.zeros((0, 4)), "width": None, "height": None}]
+    >>> size_strata(qs, size_bins_px2=(150, 300))
+    (['small', 'large', None], {'basis': 'mean gold-box area in pixels² (no image size for 2 of 2 positive queries)', 'bins_px2': [150.0, 300.0]})
+    """
+    pos = [q for q in qs if len(q["gold"])]
+    areas = {id(q): _mean_gold_area(q) for q in pos}
+    unsized = sum(1 for q in pos if not q.get("width") or not q.get("height"))
+    if not unsized and size_bins_px2 is None:
+        lo, hi = SIZE_BINS
+        info: dict[str, Any] = {"basis": "mean gold-box area as a fraction of the image", "bins": [lo, hi]}
+
+        def value(q: Mapping[str, Any]) -> float:
+            return areas[id(q)] / (float(q["width"]) * float(q["height"]))
+
+    else:
+        if size_bins_px2 is not None:
+            bins = [float(b) for b in size_bins_px2]
+            if len(bins) != 2 or not 0 < bins[0] < bins[1]:
+                raise InputError(f"size_bins_px2 must be two increasing positive areas; got {list(size_bins_px2)}.")
+            how = ""
+        else:
+            vals = np.array(list(areas.values()) or [0.0])
+            bins = [float(b) for b in np.quantile(vals, [1 / 3, 2 / 3])]
+            how = ", terciles of the evaluated positive queries"
+        lo, hi = bins
+        why = f"no image size for {unsized} of {len(pos)} positive queries" if unsized else "bins given"
+        info = {"basis": f"mean gold-box area in pixels² ({why}{how})", "bins_px2": bins}
+
+        def value(q: Mapping[str, Any]) -> float:
+            return areas[id(q)]
+
+    labels = [
+        None if not len(q["gold"]) else "small" if value(q) < lo else "medium" if value(q) < hi else "large" for q in qs
+    ]
+    return labels, info
 
 
 def _count_stratum(q: dict[str, Any]) -> str | None:
@@ -243,6 +289,7 @@ def evaluate_grounding(
     queries: Sequence[Mapping[str, Any]],
     *,
     kb: Any = None,
+    size_bins_px2: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Evaluate grounding queries (see the module docstring for every key).
 
@@ -254,6 +301,9 @@ def evaluate_grounding(
     kb : KnowledgeBase, optional
         Maps each finding (name or synonym) to its canonical name and seen/unseen split; without it findings
         are taken as given and ``by_split`` is omitted.
+    size_bins_px2 : (float, float), optional
+        Small/medium and medium/large cuts of the mean gold-box area in pixels² for ``by_size``; by default the
+        strata are relative to the image when every positive query has a size, else gold-area terciles.
 
     Returns
     -------
@@ -275,9 +325,9 @@ def evaluate_grounding(
     match = _rodeo_match(qs, kb.names if kb is not None else findings)
     out: dict[str, Any] = {"score_status": status, **_metrics(qs, status, match)}
     out["by_finding"] = {f: _metrics([q for q in qs if q["finding"] == f], status, match) for f in findings}
-    for key, fn, order in (("by_size", _size_stratum, ("small", "medium", "large")),
-                           ("by_n_boxes", _count_stratum, ("1", "2", "3+"))):  # fmt: skip
-        label = [fn(q) for q in qs]
+    sizes, out["size_strata"] = size_strata(qs, size_bins_px2)
+    for key, label, order in (("by_size", sizes, ("small", "medium", "large")),
+                              ("by_n_boxes", [_count_stratum(q) for q in qs], ("1", "2", "3+"))):  # fmt: skip
         out[key] = {
             s: _metrics([q for q, x in zip(qs, label, strict=True) if x == s], status, match)
             for s in order
