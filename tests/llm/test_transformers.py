@@ -199,8 +199,31 @@ def test_images_and_bad_paths_are_refused(tiny_lm, tmp_path):
     empty = tmp_path / "not-a-model"
     empty.mkdir()
     (empty / "config.json").write_text("{}")
-    with pytest.raises(ValueError, match="could not load a causal LM"):
+    with pytest.raises(ValueError, match="could not load the tokenizer of a causal LM"):
         TransformersClient(empty)
+    no_weights = tmp_path / "no-weights"
+    no_weights.mkdir()
+    for f in Path(tiny_lm).iterdir():
+        if f.suffix not in (".safetensors", ".bin"):
+            (no_weights / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(ValueError, match="holds no weights"):
+        TransformersClient(no_weights)
+
+
+def test_weights_load_at_the_first_reply_only(tiny_lm, tmp_path):
+    """A client that only describes itself (a Ray driver) or answers from its cache never loads the weights."""
+    client = TransformersClient(tiny_lm, max_new_tokens=4, cache=tmp_path / "cache")
+    described = client.describe()
+    assert client._lm is None
+    first = client.chat(MSGS)
+    assert client._lm is not None
+    again = TransformersClient(tiny_lm, max_new_tokens=4, cache=tmp_path / "cache")
+    hit = again.chat(MSGS)
+    assert hit.cached
+    assert hit.text == first.text
+    assert again._lm is None
+    assert again.describe() == described
+    assert again.lm is again.lm  # loaded once
 
 
 def test_context_window_cuts_new_tokens_and_refuses_prompts_that_do_not_fit(tiny_lm):

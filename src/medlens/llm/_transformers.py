@@ -140,9 +140,18 @@ class TransformersClient(BaseChatClient):
         self.max_new_tokens = max_new_tokens
         self.fingerprint = _fingerprint(self.path)
         self.cache = resolve_cache(cache)
-        self._load(transformers)
-        self.lm.to(device=self.device, dtype=self.dtype)
-        self.lm.eval()
+        self._transformers = transformers
+        self._load_tokenizer(transformers)
+        try:  # the config is read now (a folder that is no model fails here, not at the first reply)
+            transformers.AutoConfig.from_pretrained(str(self.path), local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"could not load a {self._label} config from {self.path}: {exc}") from None
+        if not any(self.path.glob("*.safetensors")) and not any(self.path.glob("*.bin")):
+            raise InputError(
+                f"{self.path} holds no weights (*.safetensors or *.bin); save the model there with save_pretrained."
+            )
+        self._lm: Any = None
+        self._load_lock = threading.Lock()
         self._lock = threading.Lock()
         self._grammars: GrammarConstraint | None = None
         log.info(
@@ -154,14 +163,33 @@ class TransformersClient(BaseChatClient):
             "chat-template" if self.has_chat_template else "plain",
         )
 
-    def _load(self, transformers: Any) -> None:
-        """Load ``self.lm`` and ``self.tokenizer`` from ``self.path`` and set ``self.has_chat_template``."""
+    @property
+    def lm(self) -> Any:
+        """The model, loaded at first use: a client that only describes itself (the driver of a Ray run, whose
+        actors load their own copies) or answers from its cache never loads the weights."""
+        if self._lm is None:
+            with self._load_lock:
+                if self._lm is None:
+                    lm = self._load_weights(self._transformers)
+                    lm.to(device=self.device, dtype=self.dtype)
+                    lm.eval()
+                    self._lm = lm
+        return self._lm
+
+    def _load_tokenizer(self, transformers: Any) -> None:
+        """Load ``self.tokenizer`` from ``self.path`` and set ``self.has_chat_template``."""
         try:
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
-            self.lm = transformers.AutoModelForCausalLM.from_pretrained(str(self.path), local_files_only=True)
         except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"could not load a causal LM and its tokenizer from {self.path}: {exc}") from None
+            raise InputError(f"could not load the tokenizer of a causal LM from {self.path}: {exc}") from None
         self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
+
+    def _load_weights(self, transformers: Any) -> Any:
+        """The causal LM in ``self.path``."""
+        try:
+            return transformers.AutoModelForCausalLM.from_pretrained(str(self.path), local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"could not load a causal LM from {self.path}: {exc}") from None
 
     def __repr__(self) -> str:
         return f"TransformersClient({self.model!r}, device={self.device!r})"

@@ -72,20 +72,18 @@ class TransformersVLMClient(TransformersClient):
         self.image_mode = image_mode
         super().__init__(model_path, device=device, dtype=dtype, max_new_tokens=max_new_tokens, cache=cache)
 
-    def _load(self, transformers: Any) -> None:
+    def _load_tokenizer(self, transformers: Any) -> None:
         require("PIL.Image", extra="vision", purpose="the local transformers VLM client")
-        auto_model = getattr(transformers, "AutoModelForImageTextToText", None)
-        if auto_model is None:  # pragma: no cover - transformers < 4.46
+        if getattr(transformers, "AutoModelForImageTextToText", None) is None:  # pragma: no cover - < 4.46
             raise ImportError(
                 "TransformersVLMClient needs transformers >= 4.46 (AutoModelForImageTextToText); "
                 'upgrade with pip install -U "medlens[hf]".'
             )
         try:
             self.processor = transformers.AutoProcessor.from_pretrained(str(self.path), local_files_only=True)
-            self.lm = auto_model.from_pretrained(str(self.path), local_files_only=True)
         except (OSError, ValueError, KeyError) as exc:
             raise InputError(
-                f"could not load a vision-language model and its processor from {self.path}: {exc}"
+                f"could not load the processor of a vision-language model from {self.path}: {exc}"
             ) from None
         self.tokenizer = getattr(self.processor, "tokenizer", None)
         if self.tokenizer is None:
@@ -99,6 +97,12 @@ class TransformersVLMClient(TransformersClient):
                 f"the processor in {self.path} has neither a chat template nor an image token; medlens cannot tell "
                 "where the images go in the prompt. Save a processor with a chat_template."
             )
+
+    def _load_weights(self, transformers: Any) -> Any:
+        try:
+            return transformers.AutoModelForImageTextToText.from_pretrained(str(self.path), local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"could not load a vision-language model from {self.path}: {exc}") from None
 
     def __repr__(self) -> str:
         return f"TransformersVLMClient({self.model!r}, device={self.device!r})"
