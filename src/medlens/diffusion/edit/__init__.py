@@ -1,7 +1,7 @@
 """Counterfactual lesion editing with diffusion models (MedEdit; Ben Alaya et al., MICCAI-SASHIMI 2024) and its
-baselines: naive RePaint, SDEdit and Palette (a separately trained conditional model), with the metrics to compare them honestly
-(preservation outside the edit region, segmenter Dice against the requested lesion, FID/KID with bootstrap
-intervals on pluggable features).
+baselines: naive RePaint, SDEdit and Palette (a separately trained conditional model), with the metrics to
+compare them honestly (preservation outside the edit region, segmenter Dice against the requested lesion,
+FID/KID with bootstrap intervals on pluggable features).
 
 Importing this package imports neither torch nor MONAI; the samplers do (the ``diffusion`` extra).
 """
