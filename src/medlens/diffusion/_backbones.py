@@ -13,9 +13,9 @@ class embeddings, the last one being the "no class" token ∅ used when ``cond``
 null-class dropout in training).
 
 ``mask_conditioned: true`` (an optional key, absent from configs that do not use it) makes an inpainting model
-for counterfactual editing (MedEdit, Palette): the network takes ``2·C + 1`` input channels, the noisy image
-concatenated with the masked image and the mask, ``ε_θ([x_t, x⊙(1−m), m], t)``; ``cond`` is then the tensor
-``[x⊙(1−m), m]`` of :func:`mask_condition` (``in_channels`` stays the image's ``C``).
+for counterfactual editing (MedEdit, RePaint, SDEdit): the network takes ``2·C + 1`` input channels, the noisy
+image concatenated with the masked image and the mask, ``ε_θ([x_t, x⊙(1−m), m], t)``; ``cond`` is then the
+tensor ``[x⊙(1−m), m]`` of :func:`mask_condition` (``in_channels`` stays the image's ``C``).
 
 ``palette_conditioned: true`` (optional too) makes the separately trained model of the Palette baseline
 (Saharia et al. 2022, as MedEdit's comparison runs it): ``2·C`` input channels, the noisy image concatenated with
@@ -104,7 +104,7 @@ def _config(config: dict[str, Any] | None) -> dict[str, Any]:
             raise InputError(f"{key} must be true or false; got {cfg[key]!r}.")
         if not cfg[key]:
             del cfg[key]
-    kinds = [k for k in ("num_classes", *OPTIONAL_KEYS) if cfg.get(k) is not None and cfg.get(k) is not False]
+    kinds = [k for k in ("num_classes", *OPTIONAL_KEYS) if cfg.get(k) is not None]  # optional keys left are true
     if len(kinds) > 1:
         names = {"num_classes": "class-conditioned (num_classes)", "mask_conditioned": "mask-conditioned",
                  "palette_conditioned": "palette-conditioned"}  # fmt: skip
