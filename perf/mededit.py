@@ -1,8 +1,10 @@
 """Counterfactual editing: seconds and network evaluations (NFE) per edit for each sampler (MedEdit, naive
-RePaint with its resampling jumps, SDEdit, Palette-style), at 64² on CPU and, when CUDA is available, at 128².
+RePaint with its resampling jumps, SDEdit, Palette), at 64² on CPU and, when CUDA is available, at 128².
 
-The network is the brain-edit demo UNet config (mask-conditioned, ~0.6 M parameters) with random weights: the
-timing does not depend on the weights. Images are brain-anomaly-v1 healthy slices (64²) or, at 128², the same
+The networks have the brain-edit demo UNet config (~0.6 M parameters) with random weights (the timing does not
+depend on the weights): mask-conditioned (``[x_t, x⊙(1−P), P]``, 3 input channels) for MedEdit, RePaint and
+SDEdit, and of the Palette kind (``palette_conditioned``: ``[x_t, c]``, 2 input channels) for Palette, which
+needs its own separately trained model. Images are brain-anomaly-v1 healthy slices (64²) or, at 128², the same
 slices upsampled; lesion masks are discs. All ``--n`` images go in one batch; seconds per image = wall / n.
 No peer library runs MedEdit, so there is no ratio: the public code runs 1000 DDPM steps per edit (NFE 1000;
 10× that with 10 RePaint resamplings), which the NFE column can be compared with.
@@ -51,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     runs = [("cpu", 64)] + ([("cuda", 128)] if torch.cuda.is_available() else [])
     rows = []
     for device, size in runs:
-        model = build_unet({**DEMO_EDIT_UNET, "sample_size": size}, seed=0).eval().to(device)
+        masked = build_unet({**DEMO_EDIT_UNET, "sample_size": size}, seed=0).eval().to(device)
+        plain = {k: v for k, v in DEMO_EDIT_UNET.items() if k != "mask_conditioned"}
+        palette = build_unet({**plain, "palette_conditioned": True, "sample_size": size}, seed=0).eval().to(device)
         x, p, b = _inputs(args.n, size)
         for method in EDIT_METHODS:
+            model = palette if method == "palette" else masked
             steps = args.steps // 2 if method == "repaint" else args.steps
             kw = dict(method=method, brain_masks=b, steps=steps, seed=0, batch_size=args.n)
             counterfactual_edit(model, x[:1], p[:1], sched, **{**kw, "brain_masks": b[:1], "steps": 2})  # warm-up
@@ -64,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             if device == "cuda":
                 torch.cuda.synchronize()
             wall = time.perf_counter() - t
-            rows.append({"device": device, "size": size, "method": method, "nfe": res["nfe"],
-                         "seconds_per_edit": round(wall / args.n, 4), "n": args.n})  # fmt: skip
+            rows.append({"device": device, "size": size, "method": method, "model": model.conditioning,
+                         "nfe": res["nfe"], "seconds_per_edit": round(wall / args.n, 4), "n": args.n})  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
     return 0
 

@@ -50,13 +50,19 @@ def test_spec_is_registered_and_renders(tmp_path: Path) -> None:
     body = "".join(spec.report_section(doc).body)
     assert "segmenter Dice" in body
     assert "<img" in body
+    assert "fourth baseline, is not run here" in body
+    assert "anomaly train --conditioned palette" in body
+    # a document of an earlier run, with its Palette-style row, still renders
+    doc["methods"]["palette"] = doc["methods"]["mededit"]
+    assert any(line.startswith("palette: FID 0.500") for line in spec.summary_lines(doc))
+    assert "palette" in "".join(spec.report_section(doc).body)
 
 
 @pytest.mark.slow
 def test_tiny_run_with_the_shipped_checkpoint(tmp_path: Path) -> None:
     pytest.importorskip("monai", reason='monai not installed (pip install "medlens[diffusion]")')
     doc = BENCHMARKS.get("brain-edit").run(tmp_path / "b", n_images=2, n_real=4, max_nfe=4, n_bootstrap=5)
-    assert set(doc["methods"]) == {"input", "mededit", "repaint", "sdedit", "palette"}
+    assert set(doc["methods"]) == {"input", "mededit", "repaint", "sdedit"}  # Palette needs its own model
     assert doc["methods"]["mededit"]["preservation_mae"]["value"] == 0.0
     assert doc["methods"]["repaint"]["preservation_mae"]["value"] == 0.0
     assert all(r["nfe"] <= 4 for r in doc["methods"].values())

@@ -84,12 +84,41 @@ def test_folder_mode_resumes_to_the_same_edits(tmp_path: Path) -> None:
         run_edit(model, tmp_path / "b", **{**kw, "steps": 3})
 
 
-def test_palette_with_a_mask_conditioned_checkpoint(tmp_path: Path) -> None:
+def test_palette_with_a_palette_checkpoint(tmp_path: Path) -> None:
+    imgs, masks, _ = _inputs(tmp_path, n=1)
+    model = save_unet(tmp_path / "c.safetensors", build_unet({**TINY, "palette_conditioned": True}, seed=0))
+    kw = dict(image=imgs / "s0.npy", lesion_mask=masks / "s0.npy", method="palette", steps=3, dilate=3)
+    doc = run_edit(model, tmp_path / "p.npy", **kw)
+    assert doc["nfe"] == 3
+    assert doc["preservation_mae"] > 0  # the whole image is regenerated
+    run_edit(model, tmp_path / "q.npy", **kw)
+    assert np.array_equal(np.load(tmp_path / "p.npy"), np.load(tmp_path / "q.npy"))  # same seed, same edit
+
+
+def test_the_wrong_kind_of_checkpoint_exits_2(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    imgs, masks, _ = _inputs(tmp_path, n=1)
+    mask_ckpt = save_unet(tmp_path / "mask.safetensors", build_unet({**TINY, "mask_conditioned": True}, seed=0))
+    pal_ckpt = save_unet(tmp_path / "pal.safetensors", build_unet({**TINY, "palette_conditioned": True}, seed=0))
+    one = dict(image=imgs / "s0.npy", lesion_mask=masks / "s0.npy", steps=1)
+    with pytest.raises(InputError, match="--method palette needs a Palette-conditioned model") as err:
+        run_edit(mask_ckpt, tmp_path / "e.npy", method="palette", **one)
+    assert str(mask_ckpt) in str(err.value)
+    assert "anomaly train --conditioned palette" in str(err.value)
+    with pytest.raises(InputError, match="--method mededit cannot use the checkpoint") as err:
+        run_edit(pal_ckpt, tmp_path / "e.npy", method="mededit", **one)
+    assert str(pal_ckpt) in str(err.value)
+    assert not (tmp_path / "e.npy").exists()
+    base = ["edit", "--image", str(imgs / "s0.npy"), "--lesion-mask", str(masks / "s0.npy"), "--out",
+            str(tmp_path / "e.npy")]  # fmt: skip
+    for ckpt, method, words in ((mask_ckpt, "palette", "Palette-conditioned"), (pal_ckpt, "sdedit", "cannot use")):
+        assert main([*base, "--model-path", str(ckpt), "--method", method]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err
+        assert len(err.splitlines()) == 1
+
+
+def test_a_region_covering_the_whole_image_has_no_preservation(tmp_path: Path) -> None:
     imgs, masks, _ = _inputs(tmp_path, n=1)
     model = save_unet(tmp_path / "c.safetensors", build_unet({**TINY, "mask_conditioned": True}, seed=0))
-    doc = run_edit(model, tmp_path / "p.npy", image=imgs / "s0.npy", lesion_mask=masks / "s0.npy", method="palette",
-                   steps=3, dilate=3)  # fmt: skip
-    assert doc["nfe"] == 3
-    assert doc["preservation_mae"] > 0
     whole = run_edit(model, tmp_path / "w.npy", image=imgs / "s0.npy", lesion_mask=masks / "s0.npy", steps=1)
     assert whole["preservation_mae"] is None  # MedEdit's default 25x25 dilation covers this 16x16 image

@@ -141,17 +141,74 @@ def test_same_seed_same_edit_and_another_seed_another() -> None:
     assert not torch.equal(a, other)
 
 
-def test_palette_needs_a_mask_conditioned_model_and_uses_it() -> None:
-    x, p, _ = _data()
-    with pytest.raises(InputError, match="mask-conditioned model"):
-        counterfactual_edit(build_unet(TINY, seed=0), x, p, SCHED, method="palette", steps=3)
-    cond_model = build_unet({**TINY, "mask_conditioned": True}, seed=0)
-    res = counterfactual_edit(cond_model, x, p, SCHED, method="palette", steps=3)
+class Spy(torch.nn.Module):
+    """ε̂ = 0 from a Palette-kind model, recording every call's state and condition."""
+
+    palette_conditioned = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.calls: list[tuple[torch.Tensor, int, torch.Tensor]] = []
+
+    def forward(self, x_t, t, cond=None):  # noqa: ANN001, ANN201
+        self.calls.append((x_t.clone(), int(t[0]), None if cond is None else cond.clone()))
+        return torch.zeros_like(x_t)
+
+
+def test_palette_conditions_on_the_noise_filled_input_and_starts_from_it_fully_noised() -> None:
+    from medlens.diffusion import add_noise
+
+    x, p, b = _data()
+    spy = Spy()
+    res = counterfactual_edit(spy, x, p, SCHED, method="palette", brain_masks=b, steps=4, seed=5)
     assert res["t_start"] == 999
-    assert res["nfe"] == 3
-    assert res["edited"].shape == x.shape
-    # MedEdit with the conditioned model still pastes exactly
-    med = counterfactual_edit(cond_model, x, p, SCHED, method="mededit", dilate=3, steps=3)
+    assert res["nfe"] == 4 == len(spy.calls)
+    assert [t for _, t, _ in spy.calls] == [999, 666, 333, 0]
+    # c is built once per image from the method's generator: its noise first, then the chain's start noise
+    g = torch.Generator().manual_seed(5)
+    z_c = torch.randn(x.shape, generator=g)
+    z_0 = torch.randn(x.shape, generator=g)
+    want_c = torch.where(p > 0, z_c, x)
+    for _, _, c in spy.calls:
+        assert torch.equal(c, want_c)
+    outside = (p == 0).expand_as(x)
+    assert torch.equal(spy.calls[0][2][outside], x[outside])
+    assert torch.allclose(spy.calls[0][0], add_noise(SCHED, x, z_0, 999))  # x_h noised to t = 999, not pure noise
+    # nothing is pasted: the whole image is regenerated
+    assert not torch.equal(res["edited"][outside], x[outside])
+    # a lower strength starts lower
+    assert counterfactual_edit(Spy(), x, p, SCHED, method="palette", strength=0.5, steps=2)["t_start"] == 500
+
+
+def test_palette_same_seed_same_edit_with_a_palette_unet() -> None:
+    x, p, b = _data()
+    model = build_unet({**TINY, "palette_conditioned": True}, seed=0)
+    kw = dict(method="palette", brain_masks=b, steps=3)
+    a = counterfactual_edit(model, x, p, SCHED, seed=7, **kw)
+    assert a["nfe"] == 3
+    assert a["edited"].shape == x.shape
+    assert torch.equal(a["edited"], counterfactual_edit(model, x, p, SCHED, seed=7, **kw)["edited"])
+    assert not torch.equal(a["edited"], counterfactual_edit(model, x, p, SCHED, seed=8, **kw)["edited"])
+
+
+def test_palette_needs_a_palette_model_and_the_others_refuse_one() -> None:
+    x, p, _ = _data()
+    mask_model = build_unet({**TINY, "mask_conditioned": True}, seed=0)
+    for model, kind in ((mask_model, "mask-conditioned"), (build_unet(TINY, seed=0), "unconditioned")):
+        with pytest.raises(InputError, match="palette method needs a Palette-conditioned model") as err:
+            counterfactual_edit(model, x, p, SCHED, method="palette", steps=3)
+        assert kind in str(err.value)
+        assert "`medlens anomaly train --conditioned palette`" in str(err.value)
+        assert "\n" not in str(err.value)
+    palette_model = build_unet({**TINY, "palette_conditioned": True}, seed=0)
+    for method in ("mededit", "repaint", "sdedit"):
+        with pytest.raises(InputError, match=f"the {method} method cannot use the model: it is a Palette model") as err:
+            counterfactual_edit(palette_model, x, p, SCHED, method=method, steps=3)
+        assert "`medlens anomaly train --conditioned mask`" in str(err.value)
+        assert "\n" not in str(err.value)
+    # MedEdit with the mask-conditioned model still pastes exactly
+    med = counterfactual_edit(mask_model, x, p, SCHED, method="mededit", dilate=3, steps=3)
     keep = (med["region"] <= 0).expand_as(x)
     assert torch.equal(med["edited"][keep], x[keep])
 

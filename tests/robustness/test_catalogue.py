@@ -82,8 +82,9 @@ def _translator(d1: int = 4, d2: int = 3) -> bytes:
         return path.read_bytes()
 
 
-def _plain_unet() -> bytes:
-    """A tiny diffusion UNet that is not mask-conditioned (for ``edit --method palette``); empty without torch."""
+def _unet(**kind: bool) -> bytes:
+    """A tiny diffusion UNet (unconditioned, or of the conditioning ``kind``: ``mask_conditioned=True`` or
+    ``palette_conditioned=True``), for ``medlens edit`` with the wrong kind of checkpoint; empty without torch."""
     try:
         from medlens.diffusion import build_unet, save_unet
     except ImportError:  # pragma: no cover - the dev extra installs torch and monai
@@ -91,7 +92,7 @@ def _plain_unet() -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             cfg = {"channels": [8, 16], "attention_levels": [False, False], "norm_num_groups": 8, "num_head_channels": 8,
-                   "sample_size": 16}  # fmt: skip
+                   "sample_size": 16, **kind}  # fmt: skip
             path = save_unet(Path(tmp) / "m.safetensors", build_unet(cfg, seed=0))
         except ImportError:  # pragma: no cover
             return b""
@@ -199,7 +200,9 @@ FILES: dict[str, str | bytes | dict[str, str | bytes]] = {
     "edit_mask.npy": _npy(_EDIT_MASK),
     "edit_mask8.npy": _npy(_EDIT_MASK[:8, :8]),
     "edit_empty.npy": _npy(np.zeros((16, 16), np.uint8)),
-    "edit_plain.safetensors": _plain_unet(),
+    "edit_plain.safetensors": _unet(),
+    "edit_masked.safetensors": _unet(mask_conditioned=True),
+    "edit_palette.safetensors": _unet(palette_conditioned=True),
 }
 
 

@@ -79,8 +79,8 @@ BENCHMARKS.register(
 BENCHMARKS.register(
     "brain-edit",
     "medlens.benchmarks.brain_edit._run:SPEC",
-    description="Counterfactual lesion insertion on brain-anomaly-v1 slices (MedEdit, naive RePaint, SDEdit, "
-    "Palette-style) with the shipped mask-conditioned denoiser: preservation, segmenter Dice, FID/KID with CIs",
+    description="Counterfactual lesion insertion on brain-anomaly-v1 slices (MedEdit, naive RePaint, SDEdit) with "
+    "the shipped mask-conditioned denoiser: preservation, segmenter Dice, FID/KID with CIs",
     extras=("diffusion", "data", "io", "viz"),
 )
 BENCHMARKS.register(

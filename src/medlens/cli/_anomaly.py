@@ -41,7 +41,8 @@ def train(
         None,
         "--conditioned",
         help="class: healthy/ and anomalous/ images, for --method classifier and cfg | mask: images/ and masks/ "
-        "sub-folders (or the generator's lesions), an inpainting model for `medlens edit`.",
+        "sub-folders (or the generator's lesions), an inpainting model for `medlens edit` | palette: the same data, "
+        "the separately trained model of `medlens edit --method palette`.",
     ),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of data, initialisation and noise."),
     out: Path = typer.Option(..., "--out", help="Run folder (model.safetensors, checkpoint, history)."),

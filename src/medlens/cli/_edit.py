@@ -1,5 +1,5 @@
-"""``medlens edit``: counterfactual lesion editing (MedEdit, naive RePaint, SDEdit, Palette-style) of one image
-or a folder (thin over :func:`medlens.diffusion.edit.run_edit`)."""
+"""``medlens edit``: counterfactual lesion editing (MedEdit, naive RePaint, SDEdit, Palette) of one image or a
+folder (thin over :func:`medlens.diffusion.edit.run_edit`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,11 @@ def edit(
     images: Path | None = typer.Option(None, "--images", help="Folder of healthy images (with --lesion-masks)."),
     lesion_masks: Path | None = typer.Option(None, "--lesion-masks", help="Folder of lesion masks, one per image id."),
     brain_masks: Path | None = typer.Option(None, "--brain-masks", help="Folder of brain masks, one per image id."),
-    method: str = typer.Option("mededit", "--method", help="mededit | repaint | sdedit | palette."),
+    method: str = typer.Option(
+        "mededit",
+        "--method",
+        help="mededit | repaint | sdedit | palette (palette needs its own model: anomaly train --conditioned palette).",
+    ),
     dilate: int | None = typer.Option(
         None, "--dilate", min=0, max=255, help="Side k of the square dilating the lesion mask (mededit 25, repaint 1)."
     ),

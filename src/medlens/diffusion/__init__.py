@@ -15,6 +15,7 @@ from medlens.diffusion._backbones import (
     load_monai_generative,
     load_unet,
     mask_condition,
+    palette_condition,
     save_unet,
 )
 from medlens.diffusion._brain import (
@@ -147,6 +148,7 @@ __all__ = [
     "load_monai_generative",
     "load_unet",
     "mask_condition",
+    "palette_condition",
     "save_unet",
     "NOISE_TYPES",
     "SCHEDULES",

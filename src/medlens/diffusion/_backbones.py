@@ -13,9 +13,16 @@ class embeddings, the last one being the "no class" token ∅ used when ``cond``
 null-class dropout in training).
 
 ``mask_conditioned: true`` (an optional key, absent from configs that do not use it) makes an inpainting model
-for counterfactual editing (MedEdit, Palette): the network takes ``2·C + 1`` input channels, the noisy image
-concatenated with the masked image and the mask, ``ε_θ([x_t, x⊙(1−m), m], t)``; ``cond`` is then the tensor
-``[x⊙(1−m), m]`` of :func:`mask_condition` (``in_channels`` stays the image's ``C``).
+for counterfactual editing (MedEdit, RePaint, SDEdit): the network takes ``2·C + 1`` input channels, the noisy
+image concatenated with the masked image and the mask, ``ε_θ([x_t, x⊙(1−m), m], t)``; ``cond`` is then the
+tensor ``[x⊙(1−m), m]`` of :func:`mask_condition` (``in_channels`` stays the image's ``C``).
+
+``palette_conditioned: true`` (optional too) makes the separately trained model of the Palette baseline
+(Saharia et al. 2022, as MedEdit's comparison runs it): ``2·C`` input channels, the noisy image concatenated with
+the condition ``c = m⊙N(0, I) + (1−m)⊙x`` (the lesion region filled with fresh noise, the image kept elsewhere),
+``ε_θ([x_t, c], t)``; ``cond`` is then ``c`` of :func:`palette_condition`. A model has at most one conditioning
+kind (:attr:`conditioning`: ``class``, ``mask``, ``palette`` or ``None``), and the key travels in the config, so a
+loaded checkpoint knows which it is.
 
 Model files: ours are safetensors (:func:`save_unet`/:func:`load_unet`). Checkpoints of MONAI Generative
 (the UNet copies in THOR_DDPM and MedEdit) are ``.pt`` state dicts, read with ``torch.load(weights_only=True)``
@@ -40,6 +47,7 @@ __all__ = [
     "load_monai_generative",
     "load_unet",
     "mask_condition",
+    "palette_condition",
     "save_unet",
 ]
 
@@ -64,7 +72,7 @@ def _torch() -> Any:
 
 
 #: Keys a config may hold that are left out of it when unset (so older configs and files stay as they were).
-OPTIONAL_KEYS = ("mask_conditioned",)
+OPTIONAL_KEYS = ("mask_conditioned", "palette_conditioned")
 
 
 def _config(config: dict[str, Any] | None) -> dict[str, Any]:
@@ -89,19 +97,26 @@ def _config(config: dict[str, Any] | None) -> dict[str, Any]:
         raise InputError("the diffusers backbone (UNet2DModel) is 2-D only; use backbone 'monai' for 3-D images.")
     if cfg["num_classes"] is not None and (not isinstance(cfg["num_classes"], int) or cfg["num_classes"] < 1):
         raise InputError(f"num_classes must be a positive integer or None; got {cfg['num_classes']!r}.")
-    if "mask_conditioned" in cfg:
-        if not isinstance(cfg["mask_conditioned"], bool):
-            raise InputError(f"mask_conditioned must be true or false; got {cfg['mask_conditioned']!r}.")
-        if not cfg["mask_conditioned"]:
-            del cfg["mask_conditioned"]
-        elif cfg["num_classes"] is not None:
-            raise InputError("a model is either class-conditioned (num_classes) or mask-conditioned, not both.")
+    for key in OPTIONAL_KEYS:
+        if key not in cfg:
+            continue
+        if not isinstance(cfg[key], bool):
+            raise InputError(f"{key} must be true or false; got {cfg[key]!r}.")
+        if not cfg[key]:
+            del cfg[key]
+    kinds = [k for k in ("num_classes", *OPTIONAL_KEYS) if cfg.get(k) is not None]  # optional keys left are true
+    if len(kinds) > 1:
+        names = {"num_classes": "class-conditioned (num_classes)", "mask_conditioned": "mask-conditioned",
+                 "palette_conditioned": "palette-conditioned"}  # fmt: skip
+        raise InputError(f"a model is either {names[kinds[0]]} or {names[kinds[1]]}, not both.")
     return cfg
 
 
 def _net_in_channels(cfg: dict[str, Any]) -> int:
     c = int(cfg["in_channels"])
-    return 2 * c + 1 if cfg.get("mask_conditioned") else c
+    if cfg.get("mask_conditioned"):
+        return 2 * c + 1
+    return 2 * c if cfg.get("palette_conditioned") else c
 
 
 def mask_condition(images: Any, mask: Any) -> Any:
@@ -110,6 +125,25 @@ def mask_condition(images: Any, mask: Any) -> Any:
     torch = _torch()
     m = mask.to(images.dtype)
     return torch.cat([images * (1 - m), m], dim=1)
+
+
+def palette_condition(images: Any, mask: Any, *, noise: Any = None, generator: Any = None) -> Any:
+    """The condition of a Palette-conditioned model: ``c = mask⊙noise + (1−mask)⊙images``, shape like ``images``
+    (B, C, ...) for a 0/1 ``mask`` (B, 1, ...): the masked region is filled with standard normal noise and the
+    image is kept exactly elsewhere. ``noise`` (like ``images``) is drawn from ``generator`` (on the CPU, then
+    moved to the images' device; torch's global generator without one) when not given.
+
+    >>> import torch
+    >>> x, m = torch.full((1, 1, 2, 2), 0.5), torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+    >>> palette_condition(x, m, noise=torch.full_like(x, -3.0))
+    tensor([[[[-3.0000,  0.5000],
+              [ 0.5000,  0.5000]]]])
+    """
+    torch = _torch()
+    if noise is None:
+        noise = torch.randn(tuple(images.shape), generator=generator, dtype=images.dtype).to(images.device)
+    keep = mask.to(images.device) <= 0
+    return torch.where(keep, images, noise.to(images.device, images.dtype))
 
 
 def _monai_net(cfg: dict[str, Any]) -> Any:
@@ -167,6 +201,20 @@ def _eps_model_class() -> type:
             """Whether the model takes ``cond = [masked image, mask]`` (see :func:`mask_condition`)."""
             return bool(self.config.get("mask_conditioned", False))
 
+        @property
+        def palette_conditioned(self) -> bool:
+            """Whether the model is a Palette model taking ``cond = c`` of :func:`palette_condition`."""
+            return bool(self.config.get("palette_conditioned", False))
+
+        @property
+        def conditioning(self) -> str | None:
+            """The conditioning kind: ``"class"``, ``"mask"``, ``"palette"`` or ``None`` (unconditioned)."""
+            if self.null_class is not None:
+                return "class"
+            if self.mask_conditioned:
+                return "mask"
+            return "palette" if self.palette_conditioned else None
+
         def forward(self, x_t: Any, t: Any, cond: Any = None) -> Any:
             b = x_t.shape[0]
             if self.mask_conditioned:
@@ -175,6 +223,14 @@ def _eps_model_class() -> type:
                     got = None if cond is None else tuple(cond.shape)
                     raise InputError(
                         f"this model is mask-conditioned: cond must be [masked image, mask] {want}; got {got}."
+                    )
+                x_t, cond = torch.cat([x_t, cond.to(x_t.device, x_t.dtype)], dim=1), None
+            elif self.palette_conditioned:
+                if cond is None or tuple(cond.shape) != tuple(x_t.shape):
+                    got = None if cond is None else tuple(cond.shape)
+                    raise InputError(
+                        f"this model is palette-conditioned: cond must be c = P*noise + (1-P)*x {tuple(x_t.shape)}; "
+                        f"got {got}."
                     )
                 x_t, cond = torch.cat([x_t, cond.to(x_t.device, x_t.dtype)], dim=1), None
             steps = torch.as_tensor(t, device=x_t.device).long().reshape(-1).expand(b) if b else None

@@ -188,7 +188,11 @@ def run_anomaly_train(
 
     ``conditioned="mask"`` (an inpainting model for ``medlens edit``): images with lesions and their lesion masks
     — a folder's ``images/`` and ``masks/`` sub-folders (paired by id), or the generator's ``train`` split with
-    lesions; the denoiser sees ``[x_t, x_0⊙(1−m), m]`` (``mask_conditioned`` in its config)."""
+    lesions; the denoiser sees ``[x_t, x_0⊙(1−m), m]`` (``mask_conditioned`` in its config).
+
+    ``conditioned="palette"`` (the separately trained model of ``medlens edit --method palette``): the same images
+    and masks; the denoiser sees ``[x_t, c]`` with ``c = m⊙N(0, I) + (1−m)⊙x_0``, fresh noise every step
+    (``palette_conditioned`` in its config)."""
     from medlens.diffusion import DATASETS
     from medlens.diffusion._backbones import build_unet
     from medlens.diffusion._train import train_diffusion
@@ -197,23 +201,24 @@ def run_anomaly_train(
         raise InputError("give exactly one of --images DIR and --generator NAME.")
     unet = unet_config(unet)
     if conditioned is not None:
-        check_option(conditioned, ("class", "mask"), name="--conditioned")
+        check_option(conditioned, ("class", "mask", "palette"), name="--conditioned")
+    paired = conditioned in ("mask", "palette")  # lesion images with their masks
     labels = masks = None
     if generator is not None:
         from medlens.diffusion._brain import BrainConfig, brain_slices
 
         gen = DATASETS.get(generator)
-        n_healthy = 0 if conditioned == "mask" else n_images  # the mask model trains on lesioned slices only
+        n_healthy = 0 if paired else n_images  # the mask and Palette models train on lesioned slices only
         data = gen(n_train=n_healthy, n_healthy=0, n_test=0, seed=seed, config=BrainConfig(size=size))
         x, source = data["train"].images, {"generator": DATASETS.meta(generator).get("version", generator)}
-        if conditioned == "mask":
+        if paired:
             bad = brain_slices(n_images, anomalous=True, seed=seed, split="train", config=BrainConfig(size=size))
             x, masks = bad.images, bad.masks
         if conditioned == "class":
             bad = brain_slices(n_images, anomalous=True, seed=seed, split="train", config=BrainConfig(size=size))
             x, labels = np.concatenate([x, bad.images]), np.repeat([0, 1], [len(x), len(bad.images)])
-    elif conditioned == "mask":
-        x, masks = _image_mask_pairs(images)
+    elif paired:
+        x, masks = _image_mask_pairs(images, conditioned)
         source = {"images": str(images), "n": len(x)}
     else:
         folder = read_image_folder(images)
@@ -225,7 +230,7 @@ def run_anomaly_train(
     epochs = math.ceil(steps / 100)
     per_epoch = math.ceil(steps / epochs)
     cfg = {"sample_size": int(x.shape[-1]), **({"num_classes": 2} if labels is not None else {}),
-           **({"mask_conditioned": True} if masks is not None else {}), **(unet or {})}  # fmt: skip
+           **({f"{conditioned}_conditioned": True} if masks is not None else {}), **(unet or {})}  # fmt: skip
     model = build_unet(cfg, seed=seed)
     res = train_diffusion(model, x, labels=labels, masks=masks, epochs=epochs, steps_per_epoch=per_epoch, batch_size=batch_size, lr=lr,
                           num_train_timesteps=num_train_timesteps, noise=noise, seed=seed, out=out, resume=resume,
@@ -256,11 +261,11 @@ def run_anomaly_train(
     )  # fmt: skip
 
 
-def _image_mask_pairs(images: Any) -> tuple[np.ndarray, np.ndarray]:
+def _image_mask_pairs(images: Any, conditioned: str = "mask") -> tuple[np.ndarray, np.ndarray]:
     root = Path(images)
     if not (root / "images").is_dir() or not (root / "masks").is_dir():
         raise InputError(
-            f"--images {images}: --conditioned mask needs two sub-folders, images/ and masks/ (paired by id)."
+            f"--images {images}: --conditioned {conditioned} needs two sub-folders, images/ and masks/ (paired by id)."
         )
     img = read_image_folder(root / "images", what="--images")
     msk = read_image_folder(root / "masks", kind="mask", what="--images masks/")

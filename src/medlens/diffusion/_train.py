@@ -1,14 +1,16 @@
 """Training a denoiser on healthy images: ε-prediction with an L2 loss, AdamW, optional EMA weights, and
-optional class conditioning with null-class dropout (for classifier-free guidance) or mask conditioning (an
-inpainting model for counterfactual editing: ``ε_θ([x_t, x_0⊙(1−m), m], t)`` with each image's mask), on the shared
-:class:`medlens.training.Trainer` (seeded epochs, safetensors checkpoints, exact resume).
+optional class conditioning with null-class dropout (for classifier-free guidance), mask conditioning (an
+inpainting model for counterfactual editing: ``ε_θ([x_t, x_0⊙(1−m), m], t)`` with each image's mask) or Palette
+conditioning (the Palette baseline's model: ``ε_θ([x_t, c], t)`` with ``c = m⊙N(0, I) + (1−m)⊙x_0``, fresh noise
+in ``c`` at every step), on the shared :class:`medlens.training.Trainer` (seeded epochs, safetensors
+checkpoints, exact resume).
 
 One step: draw a batch, ``t ~ U{0..T−1}`` and noise ε (Gaussian or standardised simplex), form
 ``x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε`` and minimise ``‖ε_θ(x_t, t[, c]) − ε‖²``. The network's output is compared
 with ε as it is: no ``(pred + 1)/2`` rescaling (the THOR trainer's bug that collapses training to white
 images). Batches, timesteps and dropped labels come from the epoch's numpy generator; noise from torch's
-generator, which the loop reseeds per epoch and checkpoints, so a run killed after any epoch and resumed
-ends with the same weights as an uninterrupted one.
+generator, which the loop reseeds per epoch and checkpoints (the noise filling a Palette condition too, drawn
+before ε), so a run killed after any epoch and resumed ends with the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -56,8 +58,11 @@ def _check_data(images: Any, labels: Any, model: Any) -> tuple[Any, Any]:
 def _check_masks(masks: Any, x: Any, model: Any) -> Any:
     import torch
 
-    if (masks is None) == bool(getattr(model, "mask_conditioned", False)):
-        raise InputError("masks go with a mask-conditioned model (mask_conditioned set) and only with one.")
+    wants = bool(getattr(model, "mask_conditioned", False) or getattr(model, "palette_conditioned", False))
+    if (masks is None) == wants:
+        raise InputError(
+            "masks go with a mask-conditioned model (mask_conditioned or palette_conditioned set) and only with one."
+        )
     if masks is None:
         return None
     m = np.asarray(masks)
@@ -101,7 +106,9 @@ def train_diffusion(
         Class indices for a class-conditioned model; each is replaced by ∅ with probability ``null_prob``.
     masks : array of shape (N, 1, ...), optional
         0/1 masks for a mask-conditioned model (``mask_conditioned`` in its config): each image is seen with its
-        own mask, as ``cond = [x_0⊙(1−m), m]`` (:func:`~medlens.diffusion.mask_condition`).
+        own mask, as ``cond = [x_0⊙(1−m), m]`` (:func:`~medlens.diffusion.mask_condition`); or for a Palette
+        model (``palette_conditioned``), as ``cond = m⊙z + (1−m)⊙x_0`` with fresh noise ``z ~ N(0, I)`` every step
+        (:func:`~medlens.diffusion.palette_condition`). The images should hold the lesions the masks mark.
     epochs, steps_per_epoch, batch_size : int
         A checkpoint is written after every epoch of ``steps_per_epoch`` optimiser steps.
     schedule, num_train_timesteps, noise
@@ -123,7 +130,7 @@ def train_diffusion(
 
     import torch
 
-    from medlens.diffusion._backbones import mask_condition, save_unet
+    from medlens.diffusion._backbones import mask_condition, palette_condition, save_unet
     from medlens.training import Trainer, adamw, open_training_run
 
     check_option(schedule, SCHEDULES, name="schedule")
@@ -137,6 +144,7 @@ def train_diffusion(
             raise InputError(f"The '{name}' parameter must be a positive integer; got {v!r}.")
     x, y = _check_data(images, labels, model)
     m = _check_masks(masks, x, model)
+    palette = bool(getattr(model, "palette_conditioned", False))
     sched = make_schedule(schedule, num_train_timesteps)
     ema = copy.deepcopy(model).requires_grad_(False) if ema_decay is not None else None
     holder = torch.nn.ModuleDict({"model": model, **({"ema": ema} if ema is not None else {})})
@@ -185,9 +193,11 @@ def train_diffusion(
         settle_ema()
         idx, t, drop = batch
         x0, tt = x[torch.as_tensor(idx)], torch.as_tensor(t)
-        eps = noise_like(x0, noise, t=t.tolist())
         cond = None
-        if m is not None:
+        if m is not None and palette:  # its noise comes first, from torch's per-epoch generator
+            cond = palette_condition(x0, m[torch.as_tensor(idx)])
+        eps = noise_like(x0, noise, t=t.tolist())
+        if m is not None and not palette:
             cond = mask_condition(x0, m[torch.as_tensor(idx)])
         if y is not None:
             cond = torch.where(torch.as_tensor(drop), model.null_class, y[torch.as_tensor(idx)])

@@ -1,7 +1,7 @@
 """Counterfactual lesion editing with diffusion models (MedEdit; Ben Alaya et al., MICCAI-SASHIMI 2024) and its
-baselines: naive RePaint, SDEdit and Palette-style conditioning, with the metrics to compare them honestly
-(preservation outside the edit region, segmenter Dice against the requested lesion, FID/KID with bootstrap
-intervals on pluggable features).
+baselines: naive RePaint, SDEdit and Palette (a separately trained conditional model), with the metrics to
+compare them honestly (preservation outside the edit region, segmenter Dice against the requested lesion,
+FID/KID with bootstrap intervals on pluggable features).
 
 Importing this package imports neither torch nor MONAI; the samplers do (the ``diffusion`` extra).
 """
@@ -21,6 +21,7 @@ from medlens.diffusion.edit._run import run_edit
 from medlens.diffusion.edit._samplers import (
     DEFAULTS,
     EDIT_METHODS,
+    check_model_for_method,
     counterfactual_edit,
     dilate_mask,
     edit_region,
@@ -33,6 +34,7 @@ __all__ = [
     "DEFAULT_FEATURES",
     "EDIT_METHODS",
     "bootstrap_fid_kid",
+    "check_model_for_method",
     "counterfactual_edit",
     "dice_per_edit",
     "dilate_mask",

@@ -98,6 +98,7 @@ def _load(model_path: str | os.PathLike, method: str, size: tuple[int, int], dev
     from medlens.diffusion._backbones import load_unet
     from medlens.diffusion._run import _model_file
     from medlens.diffusion._schedule import make_schedule
+    from medlens.diffusion.edit._samplers import check_model_for_method
 
     path = _model_file(model_path)
     model, meta = load_unet(path)
@@ -107,11 +108,7 @@ def _load(model_path: str | os.PathLike, method: str, size: tuple[int, int], dev
             f"the images are {size[0]}x{size[1]} with 1 channel; the model {path.name} takes "
             f"{model.config['in_channels']} channel(s) of {want[0]}x{want[1]}. Resize the images to the checkpoint's size."
         )
-    if method == "palette" and not model.mask_conditioned:
-        raise InputError(
-            f"--method palette needs a mask-conditioned checkpoint and {path} is not one; train one with "
-            "`medlens anomaly train --conditioned mask` or use --method mededit."
-        )
+    check_model_for_method(model, method, what=f"the checkpoint {path}", flag="--method")
     sched = make_schedule(meta.get("schedule", "linear"), int(meta.get("num_train_timesteps", 1000)))
     return model.to(resolve_device(device)), sched, path
 

@@ -1,8 +1,8 @@
-"""Counterfactual lesion editing samplers: MedEdit, naive RePaint, SDEdit and Palette-style conditioning.
+"""Counterfactual lesion editing samplers: MedEdit, naive RePaint, SDEdit and Palette.
 
 All four run a DDIM-respaced reverse chain (``steps`` timesteps evenly spread over ``[0, t_start]``, ``eta``
 as :func:`~medlens.diffusion.ddim_step`; ``eta = 1`` has the spread of the ancestral DDPM posterior) and differ
-in what they keep and how they condition:
+in what they keep, how they condition and which model they need:
 
 - **MedEdit** (Ben Alaya et al. 2024): inpaint inside ``M = dilate(P, k) ∩ B`` (lesion mask ``P`` dilated by a
   k×k square, as OpenCV's one-iteration dilation; brain mask ``B``). The known region ``1 − M`` is re-noised
@@ -16,12 +16,17 @@ in what they keep and how they condition:
   is one network evaluation and is counted in ``nfe``.
 - **SDEdit** (Meng et al. 2022): noise the whole input to ``t_start = round(strength·(T−1))`` (MedEdit's
   baseline: strength 0.1) and denoise; nothing is pasted, so the whole image may change.
-- **Palette-style** (Saharia et al. 2022): a mask-conditioned model regenerates the whole image from pure noise
-  (``t_start = T − 1``), conditioned on ``[x⊙(1−P), P]``; nothing is pasted. It needs a mask-conditioned model
-  (``mask_conditioned`` in the UNet config, ``anomaly train --conditioned mask``).
+- **Palette** (Saharia et al. 2022, as MedEdit's comparison runs it): a *separately trained* 2-channel model
+  ``ε_θ([x_t, c], t)`` (``palette_conditioned`` in its config; ``anomaly train --conditioned palette``). The
+  condition ``c = P⊙z + (1−P)⊙x`` (:func:`~medlens.diffusion.palette_condition`) fills the lesion with noise
+  ``z ~ N(0, I)`` drawn once per image from the edit's generator and keeps the input elsewhere; sampling starts
+  from the input noised to ``t_start = T − 1`` (its default strength 1; a smaller ``strength`` starts lower) and
+  regenerates the whole image from ``c``; nothing is pasted.
 
-With a mask-conditioned model every method passes ``cond = [x⊙(1−P), P]`` (so the model draws a lesion inside
-``P``); with an unconditioned model MedEdit, RePaint and SDEdit run unconditioned (healthy inpainting).
+MedEdit, RePaint and SDEdit with a mask-conditioned model (``mask_conditioned``, ``anomaly train --conditioned
+mask``) pass ``cond = [x⊙(1−P), P]`` (so the model draws a lesion inside ``P``); with an unconditioned model
+they run unconditioned (healthy inpainting). ``palette`` refuses any model but a Palette one, and the other
+three refuse a Palette model: each raises an :class:`~medlens.InputError` naming the fix.
 
 Randomness comes from one ``torch.Generator`` seeded with ``seed`` and consumed batch after batch: the same
 inputs, seed and ``batch_size`` give the same edit.
@@ -36,10 +41,18 @@ from typing import Any
 import numpy as np
 
 from medlens._validation import InputError, check_interval, check_option
-from medlens.diffusion._backbones import mask_condition
+from medlens.diffusion._backbones import mask_condition, palette_condition
 from medlens.diffusion._schedule import NoiseSchedule, add_noise, ddim_step
 
-__all__ = ["EDIT_METHODS", "counterfactual_edit", "dilate_mask", "edit_region", "inpaint", "jump_path"]
+__all__ = [
+    "EDIT_METHODS",
+    "check_model_for_method",
+    "counterfactual_edit",
+    "dilate_mask",
+    "edit_region",
+    "inpaint",
+    "jump_path",
+]
 
 EDIT_METHODS = ("mededit", "repaint", "sdedit", "palette")
 #: Per-method defaults: dilation k, strength (t_start = round(strength·(T−1))), resampling and jump length.
@@ -49,6 +62,35 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "sdedit": {"dilate": 25, "strength": 0.1, "resample": 1, "jump_length": 5},
     "palette": {"dilate": 25, "strength": 1.0, "resample": 1, "jump_length": 5},
 }
+_KIND = {"class": "class-conditioned", "mask": "mask-conditioned (MedEdit's inpainting model)",
+         "palette": "a Palette model", None: "unconditioned"}  # fmt: skip
+
+
+def _conditioning(model: Any) -> str | None:
+    """``"class"``, ``"mask"``, ``"palette"`` or ``None``, for our ``EpsModel`` or any module with the flags."""
+    if getattr(model, "palette_conditioned", False):
+        return "palette"
+    if getattr(model, "mask_conditioned", False):
+        return "mask"
+    return "class" if getattr(model, "null_class", None) is not None else None
+
+
+def check_model_for_method(model: Any, method: str, *, what: str = "the model", flag: str | None = None) -> None:
+    """Raise an :class:`InputError` unless ``model`` fits ``method``: ``palette`` needs a Palette model
+    (``palette_conditioned``) and the other methods refuse one. ``what`` names the model in the message (a
+    checkpoint path), ``flag`` the option choosing the method on the command line (``--method``)."""
+    kind = _conditioning(model)
+    chosen = f"{flag} {method}" if flag else f"the {method} method"
+    if method == "palette" and kind != "palette":
+        raise InputError(
+            f"{chosen} needs a Palette-conditioned model (palette_conditioned in its config) and {what} is "
+            f"{_KIND.get(kind, kind)}; train one with `medlens anomaly train --conditioned palette`."
+        )
+    if method != "palette" and kind == "palette":
+        raise InputError(
+            f"{chosen} cannot use {what}: it is a Palette model (trained for the palette method only); use a "
+            "mask-conditioned model (`medlens anomaly train --conditioned mask`) or the palette method."
+        )
 
 
 def _torch() -> Any:
@@ -138,7 +180,7 @@ def inpaint(
     """Regenerate ``region`` (B, 1, H, W; 1 = generate) of ``known`` (B, C, H, W) in [−1, 1]; returns
     ``(x̂, nfe)``. Outside ``region`` the state is the input re-noised to the level of every step, and with
     ``paste`` the output there is the input exactly. ``region`` all ones is plain partial denoising from
-    ``t_start`` (SDEdit, Palette). ``trace(t, t_prev, x)`` sees the state after every step (RePaint's
+    ``known`` noised to ``t_start`` (SDEdit, Palette). ``trace(t, t_prev, x)`` sees the state after every step (RePaint's
     upward jumps call it too, with ``t_prev > t``)."""
     torch = _torch()
     T = schedule.num_train_timesteps
@@ -229,11 +271,11 @@ def counterfactual_edit(
 ) -> dict[str, Any]:
     """Insert the lesions ``lesion_masks`` (N, 1, H, W; 0/1) into ``images`` (N, C, H, W) in [−1, 1].
 
-    ``method``: ``mededit`` | ``repaint`` | ``sdedit`` | ``palette`` (module docstring). Unset parameters take
-    the method's defaults (:data:`DEFAULTS`): ``dilate`` k (MedEdit 25, RePaint 1 = none; for SDEdit and Palette
-    it only sets the reported ``region``), ``strength`` (``t_start = round(strength·(T−1))``; SDEdit 0.1),
-    ``resample``/``jump_length`` (RePaint 2 and 5). ``brain_masks`` (N, 1, H, W) bound the edit region (none:
-    the whole image).
+    ``method``: ``mededit`` | ``repaint`` | ``sdedit`` | ``palette`` (module docstring; ``palette`` needs a
+    Palette model, the others refuse one). Unset parameters take the method's defaults (:data:`DEFAULTS`):
+    ``dilate`` k (MedEdit 25, RePaint 1 = none; for SDEdit and Palette it only sets the reported ``region``),
+    ``strength`` (``t_start = round(strength·(T−1))``; SDEdit 0.1, the others 1), ``resample``/``jump_length``
+    (RePaint 2 and 5). ``brain_masks`` (N, 1, H, W) bound the edit region (none: the whole image).
 
     Returns ``edited`` (a tensor like ``images``, on the model's device), ``region`` (the region
     ``dilate(P, k) ∩ B`` outside which MedEdit and RePaint keep the input exactly), ``nfe`` (network
@@ -248,12 +290,8 @@ def counterfactual_edit(
     resample = d["resample"] if resample is None else _int(resample, "resample", 1)
     jump_length = d["jump_length"] if jump_length is None else _int(jump_length, "jump_length", 1)
     batch_size = _int(batch_size, "batch_size", 1)
-    conditioned = bool(getattr(model, "mask_conditioned", False))
-    if method == "palette" and not conditioned:
-        raise InputError(
-            "the palette method needs a mask-conditioned model (mask_conditioned in its config); train one with "
-            "`medlens anomaly train --conditioned mask`."
-        )
+    check_model_for_method(model, method)
+    kind = _conditioning(model)
     x, p, b = _prepare(model, images, lesion_masks, brain_masks)
     try:
         device = next(model.parameters()).device
@@ -263,12 +301,16 @@ def counterfactual_edit(
     b = b.to(device) if b is not None else None
     region = edit_region(p, b, dilate=dilate)
     T = schedule.num_train_timesteps
-    t_start = T - 1 if method == "palette" else int(round(strength * (T - 1)))
+    t_start = int(round(strength * (T - 1)))
     generator = torch.Generator().manual_seed(int(seed))
     out, nfe, start = [], 0, time.perf_counter()
     for i in range(0, len(x), batch_size):
         sl = slice(i, i + batch_size)
-        cond = mask_condition(x[sl], p[sl]) if conditioned else None
+        cond = None
+        if kind == "mask":
+            cond = mask_condition(x[sl], p[sl])
+        elif kind == "palette":  # c built once per image, its noise from the edit's generator
+            cond = palette_condition(x[sl], p[sl], generator=generator)
         inpaint_where = region[sl] if method in ("mededit", "repaint") else torch.ones_like(p[sl])
         res, nfe = inpaint(model, x[sl], inpaint_where, schedule, t_start=t_start, steps=steps, resample=resample,
                            jump_length=jump_length, eta=eta, cond=cond, generator=generator,
