@@ -203,6 +203,7 @@ FILES: dict[str, str | bytes | dict[str, str | bytes]] = {
     "edit_plain.safetensors": _unet(),
     "edit_masked.safetensors": _unet(mask_conditioned=True),
     "edit_palette.safetensors": _unet(palette_conditioned=True),
+    "score_imgs": {"a.npy": _npy(np.zeros((16, 16), np.float32))},
 }
 
 

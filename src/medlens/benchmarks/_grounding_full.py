@@ -104,6 +104,7 @@ def run_full(
     lr: float = 1e-3,
     modes: tuple[str, ...] = ("name_only", "definition"),
     progress: bool = False,
+    freeze_vision: bool = False,
 ) -> dict[str, Any]:
     """Train one tiny Florence-2 per prompt mode on the same synthetic data; evaluate each on held-out images."""
     from medlens.grounding import evaluate_grounding, render_prompt, train_grounder, write_tiny_florence
@@ -126,7 +127,7 @@ def run_full(
             # the epoch is selected on the val split's F1@0.5, decoded with the test's generation length
             res = train_grounder(model, seen_only, kb, root / f"run-{mode}", prompt_mode=mode, epochs=epochs,
                                  batch_size=8, lr=lr, seed=seed, device="cpu", progress=progress,
-                                 max_new_tokens=24)  # fmt: skip
+                                 max_new_tokens=24, freeze_vision=freeze_vision)  # fmt: skip
             from medlens.grounding import load_grounder
 
             g = load_grounder(res["model_path"], device="cpu")

@@ -408,6 +408,13 @@ def run_anomaly_score(
             raise InputError(f"--method classifier: no {cpath} next to the model; train with --conditioned class.")
     loaded = task.load(perceptual=distance, array=folder["array"])
     model = loaded["model"]
+    editing = "Palette" if getattr(model, "palette_conditioned", False) else "mask-conditioned"
+    if getattr(model, "palette_conditioned", False) or getattr(model, "mask_conditioned", False):
+        raise InputError(
+            f"--model-path {path.name} is a {editing} editing model (it needs a lesion mask per image); anomaly "
+            "score needs a denoiser trained on healthy images: `medlens anomaly train` without --conditioned (or "
+            "--conditioned class for --method classifier/cfg). Edit with it through `medlens edit`."
+        )
     want = (model.config["in_channels"], model.config["sample_size"], model.config["sample_size"])
     if tuple(folder["array"].shape[1:]) != want:
         raise InputError(
