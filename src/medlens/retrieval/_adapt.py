@@ -154,10 +154,12 @@ def train_concept_adapter(
     settings: AdapterSettings | None = None,
     *,
     base: str | None = None,
+    progress: bool = False,
 ) -> ConceptAdapter:
     """Train the map on the label table ``labels`` (``(term, text)`` rows) and their frozen, L2-normalised
-    ``vectors`` (module docstring). ``base`` names the encoder, for provenance."""
+    ``vectors`` (module docstring). ``base`` names the encoder, for provenance; ``progress`` shows a bar."""
     from medlens._optional import require
+    from medlens._progress import progress_bar
 
     cfg = (settings or AdapterSettings()).check()
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -189,34 +191,41 @@ def train_concept_adapter(
     opt = torch.optim.AdamW([weight], lr=cfg.lr, weight_decay=0.0)
     batch = min(cfg.batch, len(anchors))
     loss_value = float("nan")
-    for _ in range(cfg.steps):
-        pick = np.sort(rng.choice(len(anchors), batch, replace=False))
-        a = anchors[pick]
-        cand = np.unique(
-            np.concatenate(
-                [
-                    a,
-                    hard[pick].ravel(),
-                    rng.integers(0, len(tid), cfg.random_negatives),
-                    *[np.asarray(members[t]) for t in tid[a]],
-                ]
-            )
-        )
-        where = torch.from_numpy(np.searchsorted(cand, a))
-        c = torch.from_numpy(cand)
-        z = torch.nn.functional.normalize(x_all[c] @ weight, dim=1)
-        logits = cfg.scale * (z[where] @ z.T)
-        rows = torch.arange(batch)
-        logits[rows, where] = -1e4  # leave the anchor out
-        pos = t_all[c][None, :] == t_all[torch.from_numpy(a)][:, None]
-        pos[rows, where] = False
-        loss = (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~pos, -1e4), 1)).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        loss_value = float(loss.detach())
+    with progress_bar(cfg.steps, progress, "HPO concept adapter: training steps") as bar:
+        for _ in range(cfg.steps):
+            loss_value = _step(cfg, rng, anchors, hard, members, tid, x_all, t_all, weight, opt, batch, torch)
+            bar(1)
     info.update({"final_loss": round(loss_value, 4), "seconds": round(time.perf_counter() - t0, 2)})
     return ConceptAdapter(weight.detach().numpy().copy(), info)
+
+
+def _step(cfg, rng, anchors, hard, members, tid, x_all, t_all, weight, opt, batch, torch) -> float:
+    """One optimiser step on a batch of anchors (module docstring); returns the loss."""
+    pick = np.sort(rng.choice(len(anchors), batch, replace=False))
+    a = anchors[pick]
+    cand = np.unique(
+        np.concatenate(
+            [
+                a,
+                hard[pick].ravel(),
+                rng.integers(0, len(tid), cfg.random_negatives),
+                *[np.asarray(members[t]) for t in tid[a]],
+            ]
+        )
+    )
+    where = torch.from_numpy(np.searchsorted(cand, a))
+    c = torch.from_numpy(cand)
+    z = torch.nn.functional.normalize(x_all[c] @ weight, dim=1)
+    logits = cfg.scale * (z[where] @ z.T)
+    rows = torch.arange(batch)
+    logits[rows, where] = -1e4  # leave the anchor out
+    pos = t_all[c][None, :] == t_all[torch.from_numpy(a)][:, None]
+    pos[rows, where] = False
+    loss = (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~pos, -1e4), 1)).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
 
 
 def labels_digest(labels: Sequence[tuple[str, str]]) -> str:
@@ -234,6 +243,7 @@ def cached_concept_adapter(
     settings: AdapterSettings | None = None,
     *,
     use_cache: bool = True,
+    progress: bool = False,
 ) -> tuple[ConceptAdapter, str]:
     """(the adapter, ``"hit" | "miss" | "off" | "unwritable"``): trained once per embedder, label table, label
     vectors and settings, then loaded from ``$MEDLENS_CACHE/retrieval/adapters``."""
@@ -257,7 +267,7 @@ def cached_concept_adapter(
         else:
             if weight.shape == (vectors.shape[1], vectors.shape[1]):
                 return ConceptAdapter(weight, {**info, "cache_key": key[:32]}), "hit"
-    adapter = train_concept_adapter(labels, vectors, cfg, base=getattr(embedder, "model_id", None))
+    adapter = train_concept_adapter(labels, vectors, cfg, base=getattr(embedder, "model_id", None), progress=progress)
     adapter.info["cache_key"] = key[:32]
     if not use_cache:
         return adapter, "off"

@@ -380,7 +380,7 @@ def hpo_concept_recognizer(
     adapter = None
     if adapt is not False and adapt is not None:
         settings = adapt if isinstance(adapt, AdapterSettings) else None
-        adapter, _ = cached_concept_adapter(labels, vecs, embedder, settings)
+        adapter, _ = cached_concept_adapter(labels, vecs, embedder, settings, progress=progress)
     if threshold is None:
         threshold = THRESHOLD if adapter is None else ADAPTED_THRESHOLD
     return ConceptRecognizer(labels, vecs, embedder, threshold=threshold, exact=exact, adapter=adapter)
