@@ -13,10 +13,14 @@ __all__ = ["FUSION_DEPTH", "build_request", "index_provenance"]
 
 def index_provenance(index: Any) -> dict[str, Any]:
     """The index block of a provenance: its folder, corpus (name, HPO versions, SHA-256), request hash, dense
-    retriever and creation time, read from the index manifest."""
+    retriever and creation time, read from the index manifest; once the ontology ranker of an ``hpo`` index has been
+    built, also its concept recogniser (threshold, label count, embedder and the self-alignment map's base model,
+    data hash, steps, seed and loss)."""
     m = index.manifest
     cprov = m["corpus"].get("provenance") or {}
     versions = {k: cprov[k] for k in ("hpo_version", "hpoa_version") if cprov.get(k)}
+    rec = getattr(getattr(index, "_phenotypes", None), "concepts", None)
+    concepts = {"concepts": rec.spec()} if rec is not None else {}
     return {
         "path": str(index.path),
         "corpus": m["corpus"]["name"],
@@ -25,6 +29,7 @@ def index_provenance(index: Any) -> dict[str, Any]:
         "request_hash": m.get("request_hash"),
         "dense": m["dense"].get("factory", m["dense"]["kind"]),
         "created": m.get("created"),
+        **concepts,
     }
 
 

@@ -444,14 +444,16 @@ class OntologyRanker:
         *,
         method: str = "ic-overlap",
         concepts: bool = True,
+        adapt: bool = True,
         progress: bool = False,
     ) -> OntologyRanker:
         """The ranker of an index over the built-in ``hpo`` corpus: the names of the phenotypic abnormalities
         (and of any other term some disease's closure holds) + the index half of their synonyms
         (:func:`indexed_labels`), and the
         diseases of phenotype.hpoa that the index holds with their annotated frequencies (a chunked index maps
-        a disease to its first chunk). ``progress`` shows a bar while the HPO label vectors are embedded (the
-        first time only: they are cached on disk)."""
+        a disease to its first chunk). ``progress`` shows a bar while the HPO label vectors are embedded and the
+        ontology self-alignment map is trained (the first time only: both are cached on disk); ``adapt=False``
+        matches with the frozen embedder's cosines (:mod:`medlens.retrieval._adapt`)."""
         if index.manifest["corpus"]["name"] != "hpo":
             raise InputError(
                 f"retrievers 'ontology' and 'hybrid' need an index of the built-in hpo corpus; this one indexes "
@@ -497,5 +499,5 @@ class OntologyRanker:
             from medlens.retrieval._concepts import hpo_concept_recognizer
 
             reach = [t for t in model.terms if t in phen and model.count[model.term_index[t]] > 0]
-            rec = hpo_concept_recognizer(index.embedder, reach, exact=matcher, progress=progress)
+            rec = hpo_concept_recognizer(index.embedder, reach, exact=matcher, adapt=adapt, progress=progress)
         return cls(matcher, model, rows, method=method, concepts=rec)
