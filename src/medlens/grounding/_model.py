@@ -42,7 +42,11 @@ PREPROCESSOR = "preprocessor_config.json"
 
 
 def _transformers() -> Any:
-    return require("transformers", extra="hf", purpose="Florence-2 grounding models")
+    from medlens._device import set_offline
+
+    tf = require("transformers", extra="hf", purpose="Florence-2 grounding models")
+    set_offline()  # offline, and no weight-writing/loading bars of transformers' own in the demo's output
+    return tf
 
 
 def n_image_tokens(vision_config: Any, width: int, height: int) -> int:
