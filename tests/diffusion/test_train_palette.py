@@ -1,7 +1,7 @@
 """Palette-conditioned training (the separately trained model of the Palette editing baseline): the network sees
 ``[x_t, c]`` with ``c = m⊙N(0, I) + (1−m)⊙x_0``; the condition keeps the image exactly outside the mask and is
-standard normal inside, the loss falls, a killed run resumes to the same weights, and the conditioning kind
-travels in the checkpoint."""
+standard normal inside, fresh noise fills it at every step, and the conditioning kind travels in the checkpoint
+(the falling loss and the exact resume are in ``test_train_mask.py``, for both kinds)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("monai", reason='monai not installed (pip install "medlens[diffusion]")')
 
+from tests.diffusion._conditioned import blob_data, tiny  # noqa: E402
+
 from medlens._validation import InputError  # noqa: E402
 from medlens.diffusion import (  # noqa: E402
-    MODEL_FILE,
     build_unet,
     load_unet,
     palette_condition,
@@ -24,27 +25,8 @@ from medlens.diffusion import (  # noqa: E402
     train_diffusion,
 )
 
-TINY = {
-    "channels": [8, 16],
-    "attention_levels": [False, False],
-    "norm_num_groups": 8,
-    "num_head_channels": 8,
-    "sample_size": 16,
-    "palette_conditioned": True,
-}
-
-
-def _data(n: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Images holding a bright blob (the lesion) and the blob's mask."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:16, :16]
-    imgs, masks = [], []
-    for _ in range(n):
-        cy, cx = rng.uniform(4, 12, 2)
-        blob = (yy - cy) ** 2 + (xx - cx) ** 2
-        imgs.append(2 * np.exp(-blob / 18.0) - 1)
-        masks.append(blob < 6)
-    return np.asarray(imgs, np.float32)[:, None], np.asarray(masks, np.uint8)[:, None]
+TINY = tiny("palette")
+_data = blob_data
 
 
 def test_condition_is_the_image_outside_and_standard_normal_inside() -> None:
@@ -96,41 +78,6 @@ def test_palette_network_takes_two_channels_and_knows_its_kind() -> None:
         build_unet({**TINY, "num_classes": 2})
     with pytest.raises(InputError, match="palette_conditioned must be true or false"):
         build_unet({**TINY, "palette_conditioned": "yes"})
-
-
-def test_twenty_steps_lower_the_loss() -> None:
-    x, m = _data()
-    res = train_diffusion(build_unet(TINY, seed=0), x, masks=m, epochs=2, steps_per_epoch=10, batch_size=8,
-                          lr=3e-3, num_train_timesteps=100, seed=0)  # fmt: skip
-    first, last = (row["train_loss"] for row in res["history"])
-    assert last < first
-
-
-def _params(model: torch.nn.Module) -> list[torch.Tensor]:
-    return [p.detach().clone() for p in model.state_dict().values()]
-
-
-def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path) -> None:
-    x, m = _data()
-    kw = dict(masks=m, epochs=3, steps_per_epoch=2, batch_size=4, lr=1e-3, num_train_timesteps=50, seed=3)
-    full = train_diffusion(build_unet(TINY, seed=1), x, out=tmp_path / "a", **kw)
-
-    def killed(epoch: int, row: dict) -> None:
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_diffusion(build_unet(TINY, seed=1), x, out=tmp_path / "b", callback=killed, **kw)
-    resumed = train_diffusion(build_unet(TINY, seed=99), x, out=tmp_path / "b", resume=True, **kw)
-    assert all(torch.equal(a, b) for a, b in zip(_params(full["model"]), _params(resumed["model"]), strict=True))
-    assert [r["train_loss"] for r in full["history"]] == [r["train_loss"] for r in resumed["history"]]
-    saved, _ = load_unet(tmp_path / "b" / MODEL_FILE)
-    assert saved.palette_conditioned
-    assert saved.conditioning == "palette"
-    # the same data into a mask-conditioned model is another configuration, not a resume
-    mask_cfg = {**{k: v for k, v in TINY.items() if k != "palette_conditioned"}, "mask_conditioned": True}
-    with pytest.raises(InputError):
-        train_diffusion(build_unet(mask_cfg, seed=1), x, out=tmp_path / "b", resume=True, **kw)
 
 
 def test_palette_condition_noise_is_fresh_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
