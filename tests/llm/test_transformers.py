@@ -199,7 +199,7 @@ def test_images_and_bad_paths_are_refused(tiny_lm, tmp_path):
     empty = tmp_path / "not-a-model"
     empty.mkdir()
     (empty / "config.json").write_text("{}")
-    with pytest.raises(ValueError, match="could not load the tokenizer of a causal LM"):
+    with pytest.raises(ValueError, match="could not load a causal LM"):
         TransformersClient(empty)
     no_weights = tmp_path / "no-weights"
     no_weights.mkdir()

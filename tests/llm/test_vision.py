@@ -122,5 +122,5 @@ def test_bad_folders_are_refused(tmp_path, tiny_vlm):
     with pytest.raises(ValueError, match="max_new_tokens must be a positive int"):
         TransformersVLMClient(tiny_vlm, max_new_tokens=0)
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(ValueError, match="could not load the processor of a vision-language model"):
+    with pytest.raises(ValueError, match="could not load a vision-language model"):
         TransformersVLMClient(tmp_path)

@@ -110,6 +110,8 @@ class TransformersClient(BaseChatClient):
     kind = "transformers"
     _label = "LLM"  # in log lines and errors
     _saved_with = "tokenizer"  # what, beside the model, save_pretrained must have written
+    _what = "causal LM"  # in errors about the folder
+    _auto_class = "AutoModelForCausalLM"  # the transformers class that loads the weights
 
     def __init__(
         self,
@@ -141,11 +143,8 @@ class TransformersClient(BaseChatClient):
         self.fingerprint = _fingerprint(self.path)
         self.cache = resolve_cache(cache)
         self._transformers = transformers
+        self._check_config(transformers)  # a folder that is not this kind of model fails now, not at the first reply
         self._load_tokenizer(transformers)
-        try:  # the config is read now (a folder that is no model fails here, not at the first reply)
-            transformers.AutoConfig.from_pretrained(str(self.path), local_files_only=True)
-        except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"could not load a {self._label} config from {self.path}: {exc}") from None
         if not any(self.path.glob("*.safetensors")) and not any(self.path.glob("*.bin")):
             raise InputError(
                 f"{self.path} holds no weights (*.safetensors or *.bin); save the model there with save_pretrained."
@@ -176,6 +175,20 @@ class TransformersClient(BaseChatClient):
                     self._lm = lm
         return self._lm
 
+    def _check_config(self, transformers: Any) -> None:
+        """The folder's config must be one ``_auto_class`` loads (a causal LM here, a VLM in the subclass)."""
+        auto = getattr(transformers, self._auto_class)
+        try:
+            config = transformers.AutoConfig.from_pretrained(str(self.path), local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"could not load a {self._what} from {self.path}: {exc}") from None
+        mapping = getattr(auto, "_model_mapping", None)
+        if mapping is not None and type(config) not in mapping:
+            raise InputError(
+                f"could not load a {self._what} from {self.path}: its config is a {config.model_type!r} model, which "
+                f"{self._auto_class} does not load; give a folder of a {self._what}."
+            )
+
     def _load_tokenizer(self, transformers: Any) -> None:
         """Load ``self.tokenizer`` from ``self.path`` and set ``self.has_chat_template``."""
         try:
@@ -185,11 +198,11 @@ class TransformersClient(BaseChatClient):
         self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
 
     def _load_weights(self, transformers: Any) -> Any:
-        """The causal LM in ``self.path``."""
+        """The model in ``self.path`` (``_auto_class``)."""
         try:
-            return transformers.AutoModelForCausalLM.from_pretrained(str(self.path), local_files_only=True)
+            return getattr(transformers, self._auto_class).from_pretrained(str(self.path), local_files_only=True)
         except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"could not load a causal LM from {self.path}: {exc}") from None
+            raise InputError(f"could not load a {self._what} from {self.path}: {exc}") from None
 
     def __repr__(self) -> str:
         return f"TransformersClient({self.model!r}, device={self.device!r})"

@@ -58,6 +58,8 @@ class TransformersVLMClient(TransformersClient):
     kind = "transformers-vlm"
     _label = "VLM"
     _saved_with = "processor"
+    _what = "vision-language model"
+    _auto_class = "AutoModelForImageTextToText"
 
     def __init__(
         self,
@@ -72,13 +74,16 @@ class TransformersVLMClient(TransformersClient):
         self.image_mode = image_mode
         super().__init__(model_path, device=device, dtype=dtype, max_new_tokens=max_new_tokens, cache=cache)
 
-    def _load_tokenizer(self, transformers: Any) -> None:
+    def _check_config(self, transformers: Any) -> None:
         require("PIL.Image", extra="vision", purpose="the local transformers VLM client")
         if getattr(transformers, "AutoModelForImageTextToText", None) is None:  # pragma: no cover - < 4.46
             raise ImportError(
                 "TransformersVLMClient needs transformers >= 4.46 (AutoModelForImageTextToText); "
                 'upgrade with pip install -U "medlens[hf]".'
             )
+        super()._check_config(transformers)
+
+    def _load_tokenizer(self, transformers: Any) -> None:
         try:
             self.processor = transformers.AutoProcessor.from_pretrained(str(self.path), local_files_only=True)
         except (OSError, ValueError, KeyError) as exc:
@@ -97,12 +102,6 @@ class TransformersVLMClient(TransformersClient):
                 f"the processor in {self.path} has neither a chat template nor an image token; medlens cannot tell "
                 "where the images go in the prompt. Save a processor with a chat_template."
             )
-
-    def _load_weights(self, transformers: Any) -> Any:
-        try:
-            return transformers.AutoModelForImageTextToText.from_pretrained(str(self.path), local_files_only=True)
-        except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"could not load a vision-language model from {self.path}: {exc}") from None
 
     def __repr__(self) -> str:
         return f"TransformersVLMClient({self.model!r}, device={self.device!r})"
