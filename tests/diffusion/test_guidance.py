@@ -112,6 +112,24 @@ def test_one_classifier_guided_step_by_hand() -> None:
     assert (out["reconstruction"] > plain).any()
 
 
+def test_a_collapsed_classifier_is_reported_not_silently_unguided(caplog: pytest.LogCaptureFixture) -> None:
+    """Constant logits (a dead classifier head, as the demo's classifier at lr 2e-3) give a zero gradient: the
+    result is plain DDIM, which the result counts and a warning says (the --full table had two equal rows)."""
+    x, ref, other = _images()
+    m = CondOracle(ref, other)
+    plain = partial_reconstruct(m, x, SCHED, t0=30, steps=4, seed=1)["reconstruction"]
+    with caplog.at_level("WARNING", logger="medlens.diffusion._guidance"):
+        dead = classifier_reconstruct(m, Linear(0.0), x, SCHED, t0=30, steps=4, scale=3.0, seed=1)
+    assert torch.equal(dead["reconstruction"], plain)
+    assert dead["zero_gradient_steps"] == dead["guided_steps"] == 4
+    assert "classifier guidance had no effect" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="medlens.diffusion._guidance"):
+        live = classifier_reconstruct(m, Linear(0.01), x, SCHED, t0=30, steps=4, scale=3.0, seed=1)
+    assert live["zero_gradient_steps"] == 0
+    assert "no effect" not in caplog.text
+
+
 class Zero(torch.nn.Module):
     def forward(self, x_t: torch.Tensor, t: int, cond: object = None) -> torch.Tensor:
         return torch.zeros_like(x_t)

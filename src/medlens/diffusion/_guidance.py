@@ -18,6 +18,7 @@ call) plus classifier forward-and-backward passes.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from medlens._validation import InputError, check_interval, check_option
 from medlens.diffusion._noise import noise_like
 from medlens.diffusion._reconstruct import _batches, _prepare, chain
 from medlens.diffusion._schedule import SCHEDULES, NoiseSchedule, add_noise, ddim_step, make_schedule
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CLASSIFIER_FILE",
@@ -255,6 +258,7 @@ def classifier_reconstruct(
     pairs = chain(t0, steps, schedule.num_train_timesteps)
     gen = torch.Generator().manual_seed(int(seed))
     out, enc_nfe = x.clone(), 0
+    guided = flat = 0
     for sl in _batches(len(x), batch_size) if pairs else []:
         x_t, enc_nfe = _encode(model, x[sl], schedule, pairs, encode, gen, None)
         for t, prev in pairs:
@@ -265,12 +269,20 @@ def classifier_reconstruct(
                     xg = x_t.detach().requires_grad_(True)
                     logp = torch.log_softmax(classifier(xg, t), dim=-1)[:, int(target)].sum()
                     grad = torch.autograd.grad(logp, xg)[0]
+                guided += 1
+                flat += int(not bool(grad.abs().amax() > 0))
                 eps = eps - float(scale) * (1 - schedule.alpha_bar(t)) ** 0.5 * grad
             with torch.no_grad():
                 x_t, _ = ddim_step(schedule, eps, t, x_t, prev_t=prev)
         out[sl] = x_t.detach()
+    if guided and flat == guided:
+        log.warning(
+            "classifier guidance had no effect: the classifier's gradient was exactly 0 at every step (a collapsed "
+            "classifier with constant logits); the result is plain DDIM decoding. Retrain it at a lower learning rate."
+        )
     unet = len(pairs) + enc_nfe
-    return {"reconstruction": out, "nfe": unet + (len(pairs) if scale != 0 else 0), "unet_nfe": unet}
+    return {"reconstruction": out, "nfe": unet + (len(pairs) if scale != 0 else 0), "unet_nfe": unet,
+            "zero_gradient_steps": flat, "guided_steps": guided}  # fmt: skip
 
 
 def cfg_reconstruct(
