@@ -332,7 +332,7 @@ def report_section(metrics: dict[str, Any]) -> Any:
             )  # fmt: skip
         s.paragraph(
             "The hallucination rate counts the (image, reader) pairs where the other readers marked nothing but "
-            f"this reader marked the finding. {ceil['note']}.",
+            f"this reader marked the finding. {ceil['note'][:1].upper()}{ceil['note'][1:]}.",
             cls="note",
         )
     tf = metrics.get("tiny_florence")
