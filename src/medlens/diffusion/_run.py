@@ -411,8 +411,8 @@ def run_anomaly_score(
             raise InputError(f"--method classifier: no {cpath} next to the model; train with --conditioned class.")
     loaded = task.load(perceptual=distance, array=folder["array"])
     model = loaded["model"]
-    editing = "Palette" if getattr(model, "palette_conditioned", False) else "mask-conditioned"
-    if getattr(model, "palette_conditioned", False) or getattr(model, "mask_conditioned", False):
+    if model.conditioning in ("mask", "palette"):
+        editing = "Palette" if model.conditioning == "palette" else "mask-conditioned"
         raise InputError(
             f"--model-path {path.name} is a {editing} editing model (it needs a lesion mask per image); anomaly "
             "score needs a denoiser trained on healthy images: `medlens anomaly train` without --conditioned (or "

@@ -192,16 +192,13 @@ def size_strata(
     >>> size_strata(qs, size_bins_px2=(150, 300))
     (['small', 'large', None], {'basis': 'mean gold-box area in pixels² (no image size for 2 of 2 positive queries)', 'bins_px2': [150.0, 300.0]})
     """
-    pos = [q for q in qs if len(q["gold"])]
-    areas = {id(q): _mean_gold_area(q) for q in pos}
-    unsized = sum(1 for q in pos if not q.get("width") or not q.get("height"))
+    pos = [i for i, q in enumerate(qs) if len(q["gold"])]
+    area = np.array([_mean_gold_area(qs[i]) for i in pos], dtype=np.float64)
+    unsized = sum(1 for i in pos if not qs[i].get("width") or not qs[i].get("height"))
     if not unsized and size_bins_px2 is None:
         lo, hi = SIZE_BINS
         info: dict[str, Any] = {"basis": "mean gold-box area as a fraction of the image", "bins": [lo, hi]}
-
-        def value(q: Mapping[str, Any]) -> float:
-            return areas[id(q)] / (float(q["width"]) * float(q["height"]))
-
+        value = area / np.array([float(qs[i]["width"]) * float(qs[i]["height"]) for i in pos], dtype=np.float64)
     else:
         if size_bins_px2 is not None:
             bins = [float(b) for b in size_bins_px2]
@@ -209,19 +206,15 @@ def size_strata(
                 raise InputError(f"size_bins_px2 must be two increasing positive areas; got {list(size_bins_px2)}.")
             how = ""
         else:
-            vals = np.array(list(areas.values()) or [0.0])
-            bins = [float(b) for b in np.quantile(vals, [1 / 3, 2 / 3])]
+            bins = [float(b) for b in np.quantile(area if len(area) else np.zeros(1), [1 / 3, 2 / 3])]
             how = ", terciles of the evaluated positive queries"
         lo, hi = bins
         why = f"no image size for {unsized} of {len(pos)} positive queries" if unsized else "bins given"
         info = {"basis": f"mean gold-box area in pixels² ({why}{how})", "bins_px2": bins}
-
-        def value(q: Mapping[str, Any]) -> float:
-            return areas[id(q)]
-
-    labels = [
-        None if not len(q["gold"]) else "small" if value(q) < lo else "medium" if value(q) < hi else "large" for q in qs
-    ]
+        value = area
+    labels: list[str | None] = [None] * len(qs)
+    for i, v in zip(pos, value, strict=True):
+        labels[i] = "small" if v < lo else "medium" if v < hi else "large"
     return labels, info
 
 
