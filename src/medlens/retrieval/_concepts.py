@@ -66,6 +66,7 @@ candidates ~0.45 s (200 steps: 91 s at load average 4-8). ``ADAPTED_THRESHOLD`` 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -250,6 +251,20 @@ def candidate_spans(text: str) -> tuple[list[str], list[Span]]:
     return tokens, spans
 
 
+@functools.cache
+def _blas_controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _one_blas_thread() -> Any:
+    """A context with numpy's BLAS on one thread. After a product OpenBLAS's threads spin for a while and take both
+    cores from torch's threads, which encode the next case's spans: one case at a time took ~145 ms back to back
+    with the span-label product on 2 BLAS threads and ~80 ms on one (``perf/rare_hpo_latency.py``, 2 cores)."""
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
 class ConceptMatch(NamedTuple):
     """An accepted span: its term, whether it is negated, its score (the cosine under the threshold rule, the
     probability under a :class:`~medlens.retrieval._concept_scorer.ConceptScorer`), its words, and the terms of
@@ -373,8 +388,10 @@ class ConceptRecognizer:
         if not spans:
             return tokens, [], [], np.zeros((0, len(self))), np.zeros(0)
         vecs = self.embed_spans([s.text for s in spans])
-        if self.adapter is not None:
-            vecs = self.adapter.transform(vecs)
+        with _one_blas_thread():
+            if self.adapter is not None:
+                vecs = self.adapter.transform(vecs)
+            sims = vecs @ self.vectors.T
         # words per sentence (punctuation not counted), for each span's share of its sentence
         is_word = np.array([t not in _SENTENCE_END and t != "," for t in tokens], dtype=bool)
         sentence = np.cumsum([0, *(t in _SENTENCE_END for t in tokens[:-1])]) if tokens else np.zeros(0, dtype=int)
@@ -382,7 +399,7 @@ class ConceptRecognizer:
         share = np.array(
             [is_word[s.start : s.end].sum() / max(1.0, words_in[sentence[s.start]]) for s in spans], dtype=np.float64
         )
-        return tokens, spans, inside, vecs @ self.vectors.T, share
+        return tokens, spans, inside, sims, share
 
     def _term_words(self) -> list[frozenset[str]]:
         if self._label_words is None:
