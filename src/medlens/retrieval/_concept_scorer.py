@@ -52,6 +52,7 @@ __all__ = [
     "ConceptScorer",
     "candidate_features",
     "fit_concept_scorer",
+    "nearest_terms",
     "scorer_key",
 ]
 
@@ -144,6 +145,30 @@ def _word_set(text: str) -> frozenset[str]:
     return frozenset(phrase_tokens(text))
 
 
+def nearest_terms(sims: np.ndarray, label_terms: np.ndarray, top_k: int = TOP_K) -> tuple[list[str], list[int]]:
+    """The ``top_k`` nearest distinct terms of a span and the index of each one's most similar label, nearest
+    first, among the span's ``4 * top_k`` most similar labels.
+
+    >>> nearest_terms(np.array([0.2, 0.9, 0.8, 0.7]), np.array(["A", "B", "B", "C"], dtype=object), top_k=2)
+    (['B', 'C'], [1, 3])
+    """
+    n = len(sims)
+    pool = min(n, 4 * top_k)
+    near = np.argpartition(-sims, pool - 1)[:pool] if pool < n else np.arange(n)
+    near = near[np.argsort(-sims[near], kind="stable")]
+    terms: list[str] = []
+    labs: list[int] = []
+    for j in near:
+        t = str(label_terms[j])
+        if t in terms:
+            continue
+        terms.append(t)
+        labs.append(int(j))
+        if len(terms) == top_k:
+            break
+    return terms, labs
+
+
 def candidate_features(
     sims: np.ndarray,
     label_terms: np.ndarray,
@@ -165,20 +190,7 @@ def candidate_features(
     >>> t, [round(float(v), 3) for v in x[1]]
     (['A', 'B'], [0.5, -0.4, 0.5, 0.25, 1.0, 0.333, 1.0])
     """
-    n = len(sims)
-    pool = min(n, 4 * top_k)
-    near = np.argpartition(-sims, pool - 1)[:pool] if pool < n else np.arange(n)
-    near = near[np.argsort(-sims[near], kind="stable")]
-    terms: list[str] = []
-    labs: list[int] = []
-    for j in near:
-        t = str(label_terms[j])
-        if t in terms:
-            continue
-        terms.append(t)
-        labs.append(int(j))
-        if len(terms) == top_k:
-            break
+    terms, labs = nearest_terms(sims, label_terms, top_k)
     if not labs:
         return [], np.zeros((0, len(FEATURES)))
     best = float(sims[labs[0]])

@@ -388,6 +388,28 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def recogniser_text(concepts: dict[str, Any]) -> str:
+    """One sentence on how the ontology retriever recognised terms, from its concept recogniser's spec.
+
+    >>> recogniser_text({"n_labels": 10, "embedder": "m", "adapter": None, "threshold": 0.7, "scorer": None})
+    'Ontology retriever: exact HPO names and synonyms, plus spans matched by m cosine to 10 HPO labels, accepted at cosine >= 0.7.'
+    """
+    how = f"spans matched by {concepts.get('embedder')} cosine to {concepts.get('n_labels')} HPO labels"
+    if concepts.get("adapter"):
+        how += " through the ontology self-alignment map"
+    sc = concepts.get("scorer")
+    if sc:
+        fitted = sc.get("fitted_on") or {}
+        how += (
+            f", each span's {sc['top_k']} nearest terms re-ranked by a logistic scorer fitted on "
+            f"{fitted.get('generator', '?')} {fitted.get('split', '?')} and accepted at probability >= "
+            f"{sc['threshold']}"
+        )
+    else:
+        how += f", accepted at cosine >= {concepts.get('threshold')}"
+    return f"Ontology retriever: exact HPO names and synonyms, plus {how}."
+
+
 def report_section(metrics: dict[str, Any]) -> Any:
     """The report section of a ``rare-hpo`` run."""
     from medlens.report import Section, table_html
@@ -447,6 +469,9 @@ def report_section(metrics: dict[str, Any]) -> Any:
             f"indexes — in clinical templates, with up to {g2['max_negated']} negated unrelated findings. Default "
             f"retriever on an hpo index (`--retriever auto`): {metrics.get('default_retriever')}."
         )
+        concepts = ((metrics.get("ranker") or {}).get("ontology") or {}).get("concepts")
+        if concepts:
+            s.paragraph(recogniser_text(concepts), cls="note")
         rows2 = [
             [_LABELS.get(name, name), _ci(r, "top1"), _ci(r, "top5"), _ci(r, "mrr"), _ci(r, "macro_top5")]
             for name, r in v2["retrievers"].items()
