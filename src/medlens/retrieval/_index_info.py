@@ -14,8 +14,8 @@ __all__ = ["FUSION_DEPTH", "build_request", "index_provenance"]
 def index_provenance(index: Any) -> dict[str, Any]:
     """The index block of a provenance: its folder, corpus (name, HPO versions, SHA-256), request hash, dense
     retriever and creation time, read from the index manifest; once the ontology ranker of an ``hpo`` index has been
-    built, also its concept recogniser (threshold, label count, embedder and the self-alignment map's base model,
-    data hash, steps, seed and loss)."""
+    built, also its concept recogniser (threshold, label count, embedder, the self-alignment map's base model,
+    data hash, steps, seed and loss, and the concept scorer's threshold, features and what it was fitted on)."""
     m = index.manifest
     cprov = m["corpus"].get("provenance") or {}
     versions = {k: cprov[k] for k in ("hpo_version", "hpoa_version") if cprov.get(k)}
