@@ -118,7 +118,7 @@ def test_demo_prints_the_rare_hpo_section_and_reports_it(small_hpo, tmp_path, mo
     assert "circular" in html
     # how the v2 rows recognised terms: a hashing embedder has no fitted scorer, so the cosine rule
     assert "Ontology retriever: exact HPO names and synonyms, plus spans matched by medlens/hashing-64" in html
-    assert "accepted at cosine &gt;= " in html or "accepted at cosine >= " in html
+    assert "accepted at cosine ≥ " in html
     assert main(["report", "--run", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["sections"] == ["rare-hpo"]
     assert main(["demo", "--out", str(out), "--json"]) == 0  # same config: reruns in place

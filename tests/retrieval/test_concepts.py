@@ -76,6 +76,8 @@ def test_bad_inputs_are_refused():
         ConceptRecognizer(LABELS, np.zeros((2, 8)), emb)
     with pytest.raises(InputError, match="threshold"):
         ConceptRecognizer(LABELS, np.zeros((4, 8)), emb, threshold=0)
+    with pytest.raises(InputError, match="at least one"):
+        ConceptRecognizer([], np.zeros((0, 8)), emb)
 
 
 OBO = """format-version: 1.2

@@ -349,6 +349,8 @@ class ConceptRecognizer:
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) != len(labels):
             raise InputError(f"got {len(vectors)} concept vectors for {len(labels)} labels.")
+        if not len(labels):
+            raise InputError("a concept recogniser needs at least one (term, text) label.")
         if not 0.0 < threshold <= 1.0:
             raise InputError(f"the concept threshold must be in (0, 1]; got {threshold}.")
         if scorer is not None and ontology is None:

@@ -392,7 +392,7 @@ def recogniser_text(concepts: dict[str, Any]) -> str:
     """One sentence on how the ontology retriever recognised terms, from its concept recogniser's spec.
 
     >>> recogniser_text({"n_labels": 10, "embedder": "m", "adapter": None, "threshold": 0.7, "scorer": None})
-    'Ontology retriever: exact HPO names and synonyms, plus spans matched by m cosine to 10 HPO labels, accepted at cosine >= 0.7.'
+    'Ontology retriever: exact HPO names and synonyms, plus spans matched by m cosine to 10 HPO labels, accepted at cosine ≥ 0.7.'
     """
     how = f"spans matched by {concepts.get('embedder')} cosine to {concepts.get('n_labels')} HPO labels"
     if concepts.get("adapter"):
@@ -402,11 +402,11 @@ def recogniser_text(concepts: dict[str, Any]) -> str:
         fitted = sc.get("fitted_on") or {}
         how += (
             f", each span's {sc['top_k']} nearest terms re-ranked by a logistic scorer fitted on "
-            f"{fitted.get('generator', '?')} {fitted.get('split', '?')} and accepted at probability >= "
+            f"{fitted.get('generator', '?')} {fitted.get('split', '?')} and accepted at probability ≥ "
             f"{sc['threshold']}"
         )
     else:
-        how += f", accepted at cosine >= {concepts.get('threshold')}"
+        how += f", accepted at cosine ≥ {concepts.get('threshold')}"
     return f"Ontology retriever: exact HPO names and synonyms, plus {how}."
 
 
@@ -467,7 +467,7 @@ def report_section(metrics: dict[str, Any]) -> Any:
             f"the same patients written in paraphrase — the HPO name with p={g2['p_name']}, else a medlens lay "
             f"paraphrase ({g2['lay_table']}) or an hp.obo synonym or definition from the half no recogniser "
             f"indexes — in clinical templates, with up to {g2['max_negated']} negated unrelated findings. Default "
-            f"retriever on an hpo index (`--retriever auto`): {metrics.get('default_retriever')}."
+            f"retriever on an hpo index (--retriever auto): {metrics.get('default_retriever')}."
         )
         concepts = ((metrics.get("ranker") or {}).get("ontology") or {}).get("concepts")
         if concepts:
