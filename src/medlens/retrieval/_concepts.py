@@ -82,18 +82,18 @@ embedding recognition and ontology top-5::
     scorer (probability)                            0.40         0.782  0.586  0.670  0.675
 
 The threshold with the best cross-validated F1 is kept. Tried on dev and left out (none raised F1 or top-5 by more
-than 0.01): the
-best term chosen among the descendants of an exact term inside the span (F1 0.666, top-5 0.695); more
-features (span, sentence and label lengths, the candidate's rank, whether the label is the name, whether it is an
-ancestor or descendant of other candidates, its co-annotation with the exact terms of the case, the frozen
-encoder's cosine, a character-trigram similarity, the similarity of the term's other labels); 16 candidates
-instead of 8; adjacent list items joined as extra spans; definitions of up to 40 words in the label table or
-only in the map's training; hard negatives re-mined from the mapped space for one or two more rounds of 200
-steps (F1 0.682-0.686, top-5 0.70-0.74); the scorer's probability as a weight on a term's evidence in the disease
-score; gradient-boosted trees instead of the logistic regression.
-What limits recall is the encoder: of the written terms still missed on dev, about 270 of 610 are not among
-the 8 nearest terms of any span, and the rest lose to a neighbour the features cannot tell apart ("Chiari I
-malformation": *Chiari malformation* over *Chiari type I malformation*).
+than 0.01): the best term chosen among the descendants of an exact term inside the span (F1 0.666, top-5 0.695);
+more features (span, sentence and label lengths, the candidate's rank, whether the label is the name, whether it is
+an ancestor or descendant of other candidates, its co-annotation with the exact terms of the case, the frozen
+encoder's cosine, a character-trigram similarity, the similarity of the term's other labels); 16 candidates instead
+of 8; adjacent list items joined as extra spans; definitions of up to 40 words in the label table or only in the
+map's training; hard negatives re-mined from the mapped space for one or two more rounds of 200 steps (F1
+0.682-0.686, top-5 0.70-0.74); the scorer's probability as a weight on a term's evidence in the disease score;
+gradient-boosted trees instead of the logistic regression; a listwise (conditional-logit) choice among a span's
+candidates with the pointwise probability for acceptance (F1 +0.005). What limits recall is the encoder: of the
+written terms still missed on dev, about 270 of 610 are not among the 8 nearest terms of any span, and the rest lose
+to a neighbour the features cannot tell apart ("Chiari I malformation": *Chiari malformation* over *Chiari type I
+malformation*).
 """
 
 from __future__ import annotations
