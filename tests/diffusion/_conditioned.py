@@ -1,4 +1,4 @@
-"""What the mask- and Palette-conditioned training tests share: a tiny UNet config per conditioning kind and
+"""What the diffusion training tests share: the tiny UNet config (and one per conditioning kind) and
 images holding a bright blob (the lesion) with the blob's mask."""
 
 from __future__ import annotations

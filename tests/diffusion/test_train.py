@@ -10,16 +10,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("monai", reason='monai not installed (pip install "medlens[diffusion]")')
 
+from tests.diffusion._conditioned import TINY_BASE as TINY  # noqa: E402
+
 from medlens._validation import InputError  # noqa: E402
 from medlens.diffusion import MODEL_FILE, build_unet, load_unet, train_diffusion  # noqa: E402
-
-TINY = {
-    "channels": [8, 16],
-    "attention_levels": [False, False],
-    "norm_num_groups": 8,
-    "num_head_channels": 8,
-    "sample_size": 16,
-}
 
 
 def _images(n: int = 8, seed: int = 0) -> np.ndarray:
