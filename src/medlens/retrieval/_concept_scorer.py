@@ -89,10 +89,6 @@ FEATURES = ("cosine", "gap", "span_share", "cosine_x_share", "ic", "span_covered
 TOP_K = 8
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
-
-
 @dataclass(frozen=True)
 class ConceptScorer:
     """A fitted logistic scorer over :data:`FEATURES` (module docstring).
@@ -130,8 +126,10 @@ class ConceptScorer:
     def probability(self, x: np.ndarray) -> np.ndarray:
         """The probability of each row of features (columns in :data:`FEATURES` order)."""
         x = np.asarray(x, dtype=np.float64)
+        from scipy.special import expit
+
         z = ((x - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.coef) + self.intercept
-        return _sigmoid(z)
+        return expit(z)
 
     def with_threshold(self, threshold: float) -> ConceptScorer:
         """The same coefficients with another acceptance threshold."""
@@ -155,12 +153,13 @@ def scorer_key(embedder: Any, adapter: Any) -> str:
     >>> scorer_key(type("E", (), {"cache_key": "st|m|128|True"})(), None)
     'st|m|128|True|no-map'
     """
+    from medlens.retrieval._adapt import AdapterSettings
+
     base = str(getattr(embedder, "cache_key", getattr(embedder, "model_id", "")))
     if adapter is None:
         return f"{base}|no-map"
     spec = adapter.spec()
-    recipe = {k: spec.get(k) for k in ("version", "data_sha256", "steps", "batch", "lr", "scale", "hard_negatives")}
-    recipe.update({k: spec.get(k) for k in ("random_negatives", "seed")})
+    recipe = {k: spec.get(k) for k in ("version", "data_sha256", *asdict(AdapterSettings()))}
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     return f"{base}|map-{digest}"
 

@@ -85,6 +85,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from medlens._validation import InputError
+from medlens.retrieval._concept_scorer import (
+    DEFAULT_SCORER,
+    TOP_K,
+    ConceptScorer,
+    _word_set,
+    candidate_features,
+    scorer_key,
+)
 from medlens.text import fold
 
 log = logging.getLogger(__name__)
@@ -413,8 +421,6 @@ class ConceptRecognizer:
 
     def _term_words(self) -> list[frozenset[str]]:
         if self._label_words is None:
-            from medlens.retrieval._concept_scorer import _word_set
-
             self._label_words = [_word_set(x) for x in self.texts]
         return self._label_words
 
@@ -422,8 +428,6 @@ class ConceptRecognizer:
         return float(self.ontology.information_content(term))
 
     def _span_candidates(self, text: str, sims_row: np.ndarray, share: float, top_k: int):
-        from medlens.retrieval._concept_scorer import _word_set, candidate_features
-
         return candidate_features(
             sims_row, self.terms, self._term_words(), _word_set(text), share, self._ic, top_k=top_k
         )
@@ -434,8 +438,6 @@ class ConceptRecognizer:
         """(features, labels) of every candidate span of ``texts`` for :func:`~medlens.retrieval._concept_scorer.
         fit_concept_scorer`: ``named[i]`` holds the terms text ``i`` names (asserted or negated); a candidate is
         right when its term is one of them."""
-        from medlens.retrieval._concept_scorer import TOP_K
-
         if self.ontology is None:
             raise InputError("training examples need the ontology (information content); pass ontology=.")
         if len(texts) != len(named):
@@ -550,7 +552,6 @@ def hpo_concept_recognizer(
     fitted for this embedder and map and an ``ontology`` is given, else the cosine threshold; ``None``: the
     cosine threshold; a :class:`~medlens.retrieval._concept_scorer.ConceptScorer`: that one."""
     from medlens.retrieval._adapt import AdapterSettings, cached_concept_adapter
-    from medlens.retrieval._concept_scorer import DEFAULT_SCORER, ConceptScorer, scorer_key
     from medlens.retrieval._embed import embed_corpus
     from medlens.retrieval._hpo_terms import RENDERING_SPLIT, hpo_renderings
 
