@@ -74,7 +74,6 @@ candidates ~0.45 s (200 steps: 91 s at load average 4-8). ``ADAPTED_THRESHOLD`` 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import re
@@ -93,6 +92,7 @@ from medlens.retrieval._concept_scorer import (
     candidate_features,
     scorer_key,
 )
+from medlens.retrieval._dense import one_blas_thread
 from medlens.text import fold
 
 log = logging.getLogger(__name__)
@@ -267,20 +267,6 @@ def candidate_spans(text: str) -> tuple[list[str], list[Span]]:
     return tokens, spans
 
 
-@functools.cache
-def _blas_controller() -> Any:
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-def _one_blas_thread() -> Any:
-    """A context with numpy's BLAS on one thread. After a product OpenBLAS's threads spin for a while and take both
-    cores from torch's threads, which encode the next case's spans: one case at a time took ~145 ms back to back
-    with the span-label product on 2 BLAS threads and ~80 ms on one (``perf/rare_hpo_latency.py``, 2 cores)."""
-    return _blas_controller().limit(limits=1, user_api="blas")
-
-
 class ConceptMatch(NamedTuple):
     """An accepted span: its term, whether it is negated, its score (the cosine under the threshold rule, the
     probability under a :class:`~medlens.retrieval._concept_scorer.ConceptScorer`), its words, and the terms of
@@ -406,7 +392,7 @@ class ConceptRecognizer:
         if not spans:
             return tokens, [], [], np.zeros((0, len(self))), np.zeros(0)
         vecs = self.embed_spans([s.text for s in spans])
-        with _one_blas_thread():
+        with one_blas_thread():
             if self.adapter is not None:
                 vecs = self.adapter.transform(vecs)
             sims = vecs @ self.vectors.T

@@ -34,8 +34,11 @@ _CONTROLLER: Any = None
 
 
 def one_blas_thread() -> Any:
-    """A context that runs BLAS on one thread: the query matmuls here are memory-bound, and idle BLAS threads
-    spinning next to torch's threads slow the query encoder down ~3x on a 2-core machine (measured)."""
+    """A context that runs numpy's BLAS on one thread, for products that alternate with torch encoding: after a
+    product OpenBLAS's threads spin for a while and take the cores from torch's threads. The query matmuls here
+    are memory-bound, and the spinning slowed the query encoder ~3x on a 2-core machine (measured); concept
+    recognition (:mod:`medlens.retrieval._concepts`) took ~145 ms a case back to back with its span-label product
+    on 2 BLAS threads and ~80 ms on one (``perf/rare_hpo_latency.py``)."""
     global _CONTROLLER
     try:
         if _CONTROLLER is None:
@@ -43,7 +46,7 @@ def one_blas_thread() -> Any:
 
             _CONTROLLER = ThreadpoolController()
         return _CONTROLLER.limit(limits=1, user_api="blas")
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn, a core dependency
+    except ImportError:  # pragma: no cover - threadpoolctl is a core dependency
         import contextlib
 
         return contextlib.nullcontext()
