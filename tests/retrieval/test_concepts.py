@@ -32,6 +32,23 @@ def test_spans_trim_templates_and_split_lists():
     assert texts[-1] == "rash"
 
 
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("Brain MRI shows swelling of the brain.", ["swelling of the brain"]),
+        ("MRI of the brain shows a small cerebellum.", ["small cerebellum"]),
+        ("There is fluid in the brain on brain MRI.", ["fluid in the brain"]),
+        ("Head CT: a brain malformation.", ["brain malformation"]),
+        ("Abnormal shape of brain.", ["abnormal shape of brain"]),
+        ("The boy is referred for brain MRI.", []),
+    ],
+)
+def test_a_body_site_is_context_only_where_it_names_an_image(text, want):
+    # "brain" next to an imaging word is template ("brain MRI shows", "MRI of the brain"), elsewhere it is part of
+    # the finding: trimming it turned "swelling of the brain" into "swelling" and "a brain attack" into "attack"
+    assert [s.text for s in candidate_spans(text)[1]] == want
+
+
 def test_match_takes_the_best_label_above_threshold_and_scopes_negation():
     got = _rec().match("A boy presents with floppy muscles. There is no small head size. Blue car.")
     assert [(t, neg) for t, neg, *_ in got] == [("T1", False), ("T2", True)]

@@ -40,9 +40,16 @@ micro P / R / F1 of exact + embedding recognition and ontology top-5::
     map + cosine threshold (before)                 0.70         0.631  0.619  0.625  0.665
     map + cosine threshold + refinement             0.70         0.653  0.635  0.644  0.675
     scorer (probability)                            0.20         0.709  0.646  0.676  0.755
-    scorer (probability)                            0.25         0.739  0.635  0.683  0.735   <- default
+    scorer (probability)                            0.25         0.739  0.635  0.683  0.735
     scorer (probability)                            0.30         0.757  0.617  0.679  0.715
     scorer (probability)                            0.40         0.782  0.586  0.670  0.675
+    body sites kept in findings (spans), cosine     0.70         0.658  0.640  0.649  0.685
+    body sites kept in findings (spans), scorer     0.20         0.714  0.654  0.683  0.755
+    body sites kept in findings (spans), scorer     0.25         0.742  0.643  0.689  0.735   <- default
+    body sites kept in findings (spans), scorer     0.30         0.756  0.621  0.682  0.715
+
+The last four rows are the current spans (a body site is trimmed only next to an imaging word,
+:mod:`medlens.retrieval._concepts`); the scorer was refitted on them.
 
 The threshold with the best cross-validated F1 is kept. Tried on dev and left out (none raised F1 or top-5 by more
 than 0.01): the best term chosen among the descendants of an exact term inside the span (F1 0.666, top-5 0.695);
@@ -53,7 +60,12 @@ of 8; adjacent list items joined as extra spans; definitions of up to 40 words i
 map's training; hard negatives re-mined from the mapped space for one or two more rounds of 200 steps (F1
 0.682-0.686, top-5 0.70-0.74); the scorer's probability as a weight on a term's evidence in the disease score;
 gradient-boosted trees instead of the logistic regression; a listwise (conditional-logit) choice among a span's
-candidates with the pointwise probability for acceptance (F1 +0.005). What limits recall is the encoder: of the
+candidates with the pointwise probability for acceptance (F1 +0.005). Also left out: the span's other candidates as alternatives in
+the disease score, each weighted by its normalised probability (the expected likelihood ratio of the span; top-5
+0.685-0.745 for the probability to the power 0.5-2, against 0.735 in-sample); a hubness correction of the cosine
+(CSLS-style, minus β times a label's mean cosine to its 10 nearest labels of other terms: term accuracy of the
+written spans 0.517 at β=0, lower for every β>0); fine-tuning MiniLM's top one or two layers on the span side
+(:mod:`medlens.retrieval._adapt`). What limits recall is the encoder: of the
 written terms still missed on dev, about 270 of 610 are not among the 8 nearest terms of any span, and the rest lose
 to a neighbour the features cannot tell apart ("Chiari I malformation": *Chiari malformation* over *Chiari type I
 malformation*).
@@ -278,10 +290,10 @@ def fit_concept_scorer(
 #: default self-alignment map; threshold chosen there by 2-fold cross-validation over the dev cases (module
 #: docstring).
 DEFAULT_SCORER: ConceptScorer | None = ConceptScorer(
-    mean=(0.667102, -0.144817, 0.424952, 0.280721, 5.62801, 0.358172, 0.350789),
-    scale=(0.12214, 0.120759, 0.286764, 0.191979, 2.30601, 0.335789, 0.291427),
-    coef=(1.20406, 1.59592, 1.06674, -0.944752, -0.792776, -0.443902, 0.664987),
-    intercept=-4.14694,
+    mean=(0.667413, -0.144945, 0.427388, 0.28246, 5.63096, 0.357616, 0.351023),
+    scale=(0.122219, 0.120698, 0.287175, 0.192207, 2.30431, 0.33525, 0.291399),
+    coef=(1.19594, 1.62569, 1.07046, -0.948836, -0.794938, -0.437883, 0.666218),
+    intercept=-4.16684,
     threshold=0.25,
     fitted_for="st|sentence-transformers/all-MiniLM-L6-v2|256|True|map-ee892d3407acfb95",
     fitted_on={"generator": "rare-hpo-v2", "split": "dev", "n": 200, "seed": 0},

@@ -11,7 +11,9 @@ which finds names and synonyms but no paraphrase ("floppy muscles", "a head too 
 2. **Candidate spans.** The text is folded and cut into sentences at ``. ; : ( ) ? !``, each sentence into
    segments at commas and the words ``and``, ``or``, ``but``, ``with``. Context words at either end of a segment
    (templates such as "presents with", "there is a history of", "since age 3", "parents report", "brain MRI
-   shows", negation cues, ages and sexes; :data:`CONTEXT`) are trimmed. Candidates: every trimmed segment, and
+   shows", negation cues, ages and sexes; :data:`CONTEXT`) are trimmed; a body site is context only next to an
+   imaging word (``IMAGED_SITES``: "brain MRI shows", "MRI of the brain"), not in a finding ("swelling of the
+   brain", "a brain malformation"). Candidates: every trimmed segment, and
    every trimmed sentence that has several segments (so a definition-like description that holds an "and"
    is also seen whole).
 3. **Matching.** Each candidate takes the term of its most similar rendering (cosine), or, with a
@@ -162,7 +164,6 @@ CONTEXT = frozenset(
         "demonstrates",
         "reveals",
         "revealed",
-        "brain",
         "mri",
         "ct",
         "scan",
@@ -221,14 +222,32 @@ class Span:
     text: str
 
 
+#: Imaging words, and the body sites that are context only next to one ("brain MRI shows", "MRI of the brain
+#: shows", "on head CT"), not in a finding ("swelling of the brain", "a brain malformation").
+IMAGING = frozenset({"mri", "ct", "scan", "scans", "imaging", "ultrasound", "radiograph", "x-ray"})
+IMAGED_SITES = frozenset({"brain", "head", "cranial", "spine", "spinal", "chest", "abdominal", "pelvic", "cardiac"})
+
+
 def _is_context(tok: str) -> bool:
     return tok in CONTEXT or tok == "," or bool(_NUMBER.match(tok)) or tok.endswith(("-old", "-month-old", "-year-old"))
 
 
+def _site_of_imaging(tokens: Sequence[str], i: int) -> bool:
+    """Whether ``tokens[i]`` is a body site naming where an image was taken (``IMAGED_SITES``)."""
+    if tokens[i] not in IMAGED_SITES:
+        return False
+    if i + 1 < len(tokens) and tokens[i + 1] in IMAGING:
+        return True
+    j = i - 1
+    while j >= 0 and tokens[j] in ("of", "the"):
+        j -= 1
+    return j >= 0 and tokens[j] in IMAGING
+
+
 def _trim(tokens: Sequence[str], a: int, b: int) -> tuple[int, int]:
-    while a < b and _is_context(tokens[a]):
+    while a < b and (_is_context(tokens[a]) or _site_of_imaging(tokens, a)):
         a += 1
-    while b > a and _is_context(tokens[b - 1]):
+    while b > a and (_is_context(tokens[b - 1]) or _site_of_imaging(tokens, b - 1)):
         b -= 1
     return a, b
 
