@@ -60,19 +60,18 @@ of 8; adjacent list items joined as extra spans; definitions of up to 40 words i
 map's training; hard negatives re-mined from the mapped space for one or two more rounds of 200 steps (F1
 0.682-0.686, top-5 0.70-0.74); the scorer's probability as a weight on a term's evidence in the disease score;
 gradient-boosted trees instead of the logistic regression; a listwise (conditional-logit) choice among a span's
-candidates with the pointwise probability for acceptance (F1 +0.005). Also left out: the span's other candidates as alternatives in
-the disease score, each weighted by its normalised probability (the expected likelihood ratio of the span; top-5
-0.685-0.745 for the probability to the power 0.5-2, against 0.735 in-sample; with the spans below the threshold
-down to a probability of 0.05 or 0.1 as weaker evidence too, negation scoped as for accepted spans, 2-fold CV
-top-5 0.695-0.75 and MRR 0.587-0.619 against 0.74 / 0.609: within a few cases of 200); a hubness correction of the cosine
-(CSLS-style, minus β times a label's mean cosine to its 10 nearest labels of other terms: term accuracy of the
-written spans 0.517 at β=0, lower for every β>0); fine-tuning MiniLM's top one or two layers on the span side
+candidates with the pointwise probability for acceptance (F1 +0.005). Also left out: the span's other candidates as
+alternatives in the disease score, each weighted by its normalised probability (the expected likelihood ratio of the
+span; top-5 0.685-0.745 for the probability to the power 0.5-2, against 0.735 in-sample; with the spans below the
+threshold down to a probability of 0.05 or 0.1 as weaker evidence too, negation scoped as for accepted spans, 2-fold
+CV top-5 0.695-0.75 and MRR 0.587-0.619 against 0.74 / 0.609: within a few cases of 200); a hubness correction of
+the cosine (CSLS-style, minus β times a label's mean cosine to its 10 nearest labels of other terms: term accuracy
+of the written spans 0.517 at β=0, lower for every β>0); fine-tuning MiniLM's top one or two layers on the span side
 (:mod:`medlens.retrieval._adapt`); on the new spans, ``with`` no longer cutting segments (F1 0.684, top-5 0.735) and
 two segments joined across ``and``/``or`` when one is a single word ("wobbly and uncoordinated walk": F1 0.688,
-top-5 0.725). What limits recall is the encoder: of the
-written terms still missed on dev, about 270 of 610 are not among the 8 nearest terms of any span, and the rest lose
-to a neighbour the features cannot tell apart ("Chiari I malformation": *Chiari malformation* over *Chiari type I
-malformation*).
+top-5 0.725). What limits recall is the encoder: of the written terms still missed on dev, about 270 of 610 are not
+among the 8 nearest terms of any span, and the rest lose to a neighbour the features cannot tell apart ("Chiari I
+malformation": *Chiari malformation* over *Chiari type I malformation*).
 """
 
 from __future__ import annotations
