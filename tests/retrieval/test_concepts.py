@@ -41,6 +41,9 @@ def test_spans_trim_templates_and_split_lists():
         ("Head CT: a brain malformation.", ["brain malformation"]),
         ("Abnormal shape of brain.", ["abnormal shape of brain"]),
         ("The boy is referred for brain MRI.", []),
+        ("Renal ultrasound shows small kidneys.", ["small kidneys"]),
+        ("X-rays of the hand show short metacarpals; a thickened skull.", ["short metacarpals", "thickened skull"]),
+        ("Bones that mature late on x-ray.", ["bones that mature late"]),
     ],
 )
 def test_a_body_site_is_context_only_where_it_names_an_image(text, want):

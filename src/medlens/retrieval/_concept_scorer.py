@@ -293,10 +293,10 @@ def fit_concept_scorer(
 #: default self-alignment map; threshold chosen there by 2-fold cross-validation over the dev cases (module
 #: docstring).
 DEFAULT_SCORER: ConceptScorer | None = ConceptScorer(
-    mean=(0.667413, -0.144945, 0.427388, 0.28246, 5.63096, 0.357616, 0.351023),
-    scale=(0.122219, 0.120698, 0.287175, 0.192207, 2.30431, 0.33525, 0.291399),
-    coef=(1.19594, 1.62569, 1.07046, -0.948836, -0.794938, -0.437883, 0.666218),
-    intercept=-4.16684,
+    mean=(0.667451, -0.144958, 0.427321, 0.282437, 5.63065, 0.357627, 0.351004),
+    scale=(0.122203, 0.120695, 0.287168, 0.192208, 2.30419, 0.335249, 0.291415),
+    coef=(1.19583, 1.62398, 1.0692, -0.946442, -0.795285, -0.43821, 0.666773),
+    intercept=-4.16653,
     threshold=0.25,
     fitted_for="st|sentence-transformers/all-MiniLM-L6-v2|256|True|map-ee892d3407acfb95",
     fitted_on={"generator": "rare-hpo-v2", "split": "dev", "n": 200, "seed": 0},

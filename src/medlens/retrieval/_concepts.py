@@ -118,97 +118,18 @@ ADAPTED_THRESHOLD = 0.7
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'/][a-z0-9]+)*|[.;:()?!,]")
 _SENTENCE_END = frozenset(".;:()?!")
 _SEGMENT_WORDS = frozenset({",", "and", "or", "but", "with", "plus"})
-#: Words trimmed from either end of a segment (templates, cues, ages, sexes).
+#: Words trimmed from either end of a segment (templates, cues, ages, sexes; and the ``IMAGING`` words).
 CONTEXT = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "has",
-        "have",
-        "had",
-        "there",
-        "history",
-        "presents",
-        "presented",
-        "present",
-        "reports",
-        "report",
-        "reported",
-        "parents",
-        "parent",
-        "family",
-        "mother",
-        "father",
-        "since",
-        "age",
-        "ages",
-        "from",
-        "at",
-        "in",
-        "on",
-        "noted",
-        "notes",
-        "observed",
-        "seen",
-        "shows",
-        "show",
-        "showed",
-        "demonstrates",
-        "reveals",
-        "revealed",
-        "mri",
-        "ct",
-        "scan",
-        "imaging",
-        "exam",
-        "examination",
-        "findings",
-        "include",
-        "including",
-        "includes",
-        "notably",
-        "also",
-        "patient",
-        "girl",
-        "boy",
-        "man",
-        "woman",
-        "newborn",
-        "infant",
-        "child",
-        "month",
-        "months",
-        "year",
-        "years",
-        "old",
-        "no",
-        "not",
-        "without",
-        "denies",
-        "denied",
-        "never",
-        "nor",
-        "neither",
-        "negative",
-        "for",
-        "he",
-        "she",
-        "his",
-        "her",
-        "they",
-        "their",
-        "referred",
-        "to",
-        "with",
-    ]
+    {
+        *("a", "an", "the", "of", "is", "are", "was", "were", "be", "been", "has", "have", "had", "there", "also"),
+        *("history", "presents", "presented", "present", "reports", "report", "reported", "noted", "notes"),
+        *("observed", "seen", "shows", "show", "showed", "demonstrates", "reveals", "revealed", "referred", "to"),
+        *("exam", "examination", "findings", "include", "including", "includes"),
+        *("notably", "parents", "parent", "family", "mother", "father", "patient", "girl", "boy", "man", "woman"),
+        *("newborn", "infant", "child", "since", "age", "ages", "month", "months", "year", "years", "old"),
+        *("from", "at", "in", "on", "with", "for", "he", "she", "his", "her", "they", "their"),
+        *("no", "not", "without", "denies", "denied", "never", "nor", "neither", "negative"),
+    }
 )
 _NUMBER = re.compile(r"^\d+([-/]\d+)*(-(year|month|week|day)s?(-old)?)?$|^\d+-")
 
@@ -224,12 +145,28 @@ class Span:
 
 #: Imaging words, and the body sites that are context only next to one ("brain MRI shows", "MRI of the brain
 #: shows", "on head CT"), not in a finding ("swelling of the brain", "a brain malformation").
-IMAGING = frozenset({"mri", "ct", "scan", "scans", "imaging", "ultrasound", "radiograph", "x-ray"})
-IMAGED_SITES = frozenset({"brain", "head", "cranial", "spine", "spinal", "chest", "abdominal", "pelvic", "cardiac"})
+IMAGING = frozenset(
+    {
+        *("mri", "ct", "scan", "scans", "imaging", "ultrasound", "sonography"),
+        *("radiograph", "radiographs", "x-ray", "x-rays"),
+    }
+)
+IMAGED_SITES = frozenset(
+    {
+        *("brain", "head", "cranial", "skull", "neck", "spine", "spinal", "chest", "cardiac", "abdominal", "abdomen"),
+        *("pelvic", "pelvis", "renal", "kidney", "liver", "hepatic", "hand", "hip", "knee", "skeletal"),
+    }
+)
 
 
 def _is_context(tok: str) -> bool:
-    return tok in CONTEXT or tok == "," or bool(_NUMBER.match(tok)) or tok.endswith(("-old", "-month-old", "-year-old"))
+    return (
+        tok in CONTEXT
+        or tok in IMAGING
+        or tok == ","
+        or bool(_NUMBER.match(tok))
+        or tok.endswith(("-old", "-month-old", "-year-old"))
+    )
 
 
 def _site_of_imaging(tokens: Sequence[str], i: int) -> bool:
