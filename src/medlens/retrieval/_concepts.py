@@ -118,8 +118,22 @@ ADAPTED_THRESHOLD = 0.7
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'/][a-z0-9]+)*|[.;:()?!,]")
 _SENTENCE_END = frozenset(".;:()?!")
 _SEGMENT_WORDS = frozenset({",", "and", "or", "but", "with", "plus"})
+#: Imaging words, and the body sites that are context only next to one ("brain MRI shows", "MRI of the brain
+#: shows", "on head CT"), not in a finding ("swelling of the brain", "a brain malformation").
+IMAGING = frozenset(
+    {
+        *("mri", "ct", "scan", "scans", "imaging", "ultrasound", "sonography"),
+        *("radiograph", "radiographs", "x-ray", "x-rays"),
+    }
+)
+IMAGED_SITES = frozenset(
+    {
+        *("brain", "head", "cranial", "skull", "neck", "spine", "spinal", "chest", "cardiac", "abdominal", "abdomen"),
+        *("pelvic", "pelvis", "renal", "kidney", "liver", "hepatic", "hand", "hip", "knee", "skeletal"),
+    }
+)
 #: Words trimmed from either end of a segment (templates, cues, ages, sexes; and the ``IMAGING`` words).
-CONTEXT = frozenset(
+CONTEXT = IMAGING | frozenset(
     {
         *("a", "an", "the", "of", "is", "are", "was", "were", "be", "been", "has", "have", "had", "there", "also"),
         *("history", "presents", "presented", "present", "reports", "report", "reported", "noted", "notes"),
@@ -143,30 +157,8 @@ class Span:
     text: str
 
 
-#: Imaging words, and the body sites that are context only next to one ("brain MRI shows", "MRI of the brain
-#: shows", "on head CT"), not in a finding ("swelling of the brain", "a brain malformation").
-IMAGING = frozenset(
-    {
-        *("mri", "ct", "scan", "scans", "imaging", "ultrasound", "sonography"),
-        *("radiograph", "radiographs", "x-ray", "x-rays"),
-    }
-)
-IMAGED_SITES = frozenset(
-    {
-        *("brain", "head", "cranial", "skull", "neck", "spine", "spinal", "chest", "cardiac", "abdominal", "abdomen"),
-        *("pelvic", "pelvis", "renal", "kidney", "liver", "hepatic", "hand", "hip", "knee", "skeletal"),
-    }
-)
-
-
 def _is_context(tok: str) -> bool:
-    return (
-        tok in CONTEXT
-        or tok in IMAGING
-        or tok == ","
-        or bool(_NUMBER.match(tok))
-        or tok.endswith(("-old", "-month-old", "-year-old"))
-    )
+    return tok in CONTEXT or tok == "," or bool(_NUMBER.match(tok)) or tok.endswith(("-old", "-month-old", "-year-old"))
 
 
 def _site_of_imaging(tokens: Sequence[str], i: int) -> bool:
@@ -213,8 +205,8 @@ def candidate_spans(text: str) -> tuple[list[str], list[Span]]:
         seg_start, n_seg = start, 0
         for j in range(start, i + 1):
             if j == i or tokens[j] in _SEGMENT_WORDS:
-                if _trim(tokens, seg_start, j)[0] < _trim(tokens, seg_start, j)[1]:
-                    n_seg += 1
+                a, b = _trim(tokens, seg_start, j)
+                n_seg += a < b
                 add(seg_start, j)
                 seg_start = j + 1
         if n_seg > 1 and i - start <= 60:
