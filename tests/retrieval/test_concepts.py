@@ -54,7 +54,7 @@ def test_a_body_site_is_context_only_where_it_names_an_image(text, want):
 
 def test_match_takes_the_best_label_above_threshold_and_scopes_negation():
     got = _rec().match("A boy presents with floppy muscles. There is no small head size. Blue car.")
-    assert [(t, neg) for t, neg, *_ in got] == [("T1", False), ("T2", True)]
+    assert [(m.term, m.status, m.negated) for m in got] == [("T1", "present", False), ("T2", "negated", True)]
     assert all(c >= 0.6 for _, _, c, *_ in got)
     # cosine 1 for an exact label; a stricter threshold than any partial match keeps only exact labels
     got = _rec(threshold=0.99).match("low muscle tone and jerking episodes often")
@@ -63,7 +63,7 @@ def test_match_takes_the_best_label_above_threshold_and_scopes_negation():
 
 def test_negation_stops_at_the_clause():
     got = _rec().match("No small head size but floppy muscles.")
-    assert [(t, neg) for t, neg, *_ in got] == [("T2", True), ("T1", False)]
+    assert [(t, st) for t, st, *_ in got] == [("T2", "negated"), ("T1", "present")]
 
 
 def test_a_whole_clause_wins_over_its_pieces_only_when_more_similar():
@@ -77,7 +77,7 @@ def test_a_whole_clause_wins_over_its_pieces_only_when_more_similar():
 def test_spans_the_exact_matcher_finds_are_left_to_it():
     exact = PhenotypeMatcher({"T9": ["floppy muscles"]})
     assert _rec(exact=exact).match("floppy muscles and episodes of jerking") == [
-        ("T3", False, pytest.approx(1.0, abs=1e-5), "episodes of jerking", ())
+        ("T3", "present", pytest.approx(1.0, abs=1e-5), "episodes of jerking", ())
     ]
 
 

@@ -24,9 +24,33 @@ which finds names and synonyms but no paraphrase ("floppy muscles", "a head too 
    A candidate in which the exact matcher finds a term is left to the exact matcher, except that, when the
    ontology is known, a candidate whose term is a strict descendant of an exact term inside it replaces that
    term ("paroxysmal ataxia": the exact matcher finds *Ataxia*, the span names *Episodic ataxia*).
-4. **Negation** is scoped per clause by the engine of :mod:`medlens.text` with the rules of the exact matcher:
-   the accepted span is the mention, the trimmed words before it (``no``, ``there is no``, ``no history of``)
+4. **Negation, uncertainty and family history** are scoped per clause by the engine of :mod:`medlens.text` with
+   the rules of the exact matcher (:mod:`medlens.retrieval._context`): the accepted span is the mention, the
+   trimmed words around it (``no``, ``there is no``, ``possible``, ``her brother has``, ``cannot be excluded``)
    can be its cue.
+
+**Published recognisers** (read in their source; none runs offline here, and each indexes *all* hp.obo synonyms,
+so on ``rare-hpo-v2`` they would look up the held-out half that this recogniser must recognise):
+
+* PhenoTagger (Luo et al. 2021; ncbi-nlp/PhenoTagger): a word trie over lemmatised HPO names and synonyms plus a
+  phrase classifier (CNN or BioBERT-family) over every 1-8-token n-gram of a sentence, trained by distant
+  supervision (each name or synonym a positive for its term, random non-dictionary spans for "HP:None") and
+  accepted at probability > 0.95. Here: the same dictionary + learned split, but candidates are clause segments
+  (not every n-gram), the "classifier" is nearest labels under MiniLM and the self-alignment map, re-ranked by a
+  scorer fitted on dev. Negation: none in the 2021 tool; since v1.2 (2023) an optional NegBio pass writes
+  negation / uncertainty labels to a separate file.
+* ClinPhen (Deisseroth et al. 2019): rules only. Sub-sentences (split at ``, :`` and "and") match a synonym when
+  they hold all its lemmatised words in any order; a sentence that holds any negation word ("no", "not",
+  "without", ...), any relative ("mother", "brother", "family", ...) or "normal" loses *all* its matches; terms are
+  ranked by how often they occur. Here the cues are scoped (direction and clause), so "she has ataxia and a
+  sister with deafness" keeps the ataxia; order-free matching of the indexed labels inside sub-sentences found
+  19 more written terms on ``rare-hpo-v2`` dev for 266 wrong ones, so it is not used.
+* Doc2Hpo (Liu et al. 2019): a curation web app; its string engine is an Aho-Corasick longest match over HPO
+  names and synonyms (or MetaMap / the NCBO Annotator), with NegEx in a ±50-character window whose results a
+  curator toggles; no uncertainty or family history.
+* txt2hpo (GeneDx): phrases split at ``; , .``, lemmatised and stemmed, matched order-free over sorted stems
+  after spelling correction; doc2vec context picks between terms one phrase maps to; negation (negspaCy) only on
+  request; no uncertainty or family history.
 
 ``THRESHOLD`` was chosen on the ``rare-hpo-v2`` dev split (n=200; never on the test split), with the exact
 matcher restricted to phenotypic abnormalities (matcher v4). Micro precision / recall of exact + embedding
@@ -94,6 +118,7 @@ from medlens.retrieval._concept_scorer import (
     candidate_features,
     scorer_key,
 )
+from medlens.retrieval._context import RELATIVES
 from medlens.retrieval._dense import one_blas_thread
 from medlens.text import fold
 
@@ -143,6 +168,13 @@ CONTEXT = IMAGING | frozenset(
         *("newborn", "infant", "child", "since", "age", "ages", "month", "months", "year", "years", "old"),
         *("from", "at", "in", "on", "with", "for", "he", "she", "his", "her", "they", "their"),
         *("no", "not", "without", "denies", "denied", "never", "nor", "neither", "negative"),
+        # uncertainty and family cues (medlens.retrieval._context): trimmed so that the span is the mention
+        *("possible", "possibly", "suspected", "suspect", "suspicion", "suspicious", "questionable", "query"),
+        *("question", "concern", "concerning", "rule", "ruled", "evaluate", "evaluation"),
+        *("unlikely", "can", "cannot", "entirely", "excluded", "hx", "fhx", "relatives", "who", "runs"),
+        *("brother", "brothers", "sister", "sisters", "sibling", "siblings", "sib", "sibs", "twin", "aunt", "uncle"),
+        *("cousin", "grandmother", "grandfather", "grandparent", "son", "daughter", "niece", "nephew"),
+        *("half-brother", "half-sister", "member", "members"),
     }
 )
 _NUMBER = re.compile(r"^\d+([-/]\d+)*(-(year|month|week|day)s?(-old)?)?$|^\d+-")
@@ -161,8 +193,18 @@ def _is_context(tok: str) -> bool:
     return tok in CONTEXT or tok == "," or bool(_NUMBER.match(tok)) or tok.endswith(("-old", "-month-old", "-year-old"))
 
 
-def _site_of_imaging(tokens: Sequence[str], i: int) -> bool:
-    """Whether ``tokens[i]`` is a body site naming where an image was taken (``IMAGED_SITES``)."""
+#: Context only before a relative ("epilepsy in a maternal uncle"; "maternal antibodies" is a finding).
+_KIN_SIDE = frozenset({"maternal", "paternal", "older", "younger"})
+
+
+def _context_at(tokens: Sequence[str], i: int) -> bool:
+    """Whether ``tokens[i]`` is context by its neighbours: a body site naming where an image was taken
+    (``IMAGED_SITES``), the "out" of "rule out" or the side of a relative ("maternal uncle"), both parts of cues
+    ("ears that stick out" keeps its "out", "maternal antibodies" its "maternal")."""
+    if tokens[i] == "out":
+        return i > 0 and tokens[i - 1] in ("rule", "ruled")
+    if tokens[i] in _KIN_SIDE:
+        return i + 1 < len(tokens) and tokens[i + 1] in RELATIVES
     if tokens[i] not in IMAGED_SITES:
         return False
     if i + 1 < len(tokens) and tokens[i + 1] in IMAGING:
@@ -174,9 +216,9 @@ def _site_of_imaging(tokens: Sequence[str], i: int) -> bool:
 
 
 def _trim(tokens: Sequence[str], a: int, b: int) -> tuple[int, int]:
-    while a < b and (_is_context(tokens[a]) or _site_of_imaging(tokens, a)):
+    while a < b and (_is_context(tokens[a]) or _context_at(tokens, a)):
         a += 1
-    while b > a and (_is_context(tokens[b - 1]) or _site_of_imaging(tokens, b - 1)):
+    while b > a and (_is_context(tokens[b - 1]) or _context_at(tokens, b - 1)):
         b -= 1
     return a, b
 
@@ -216,15 +258,21 @@ def candidate_spans(text: str) -> tuple[list[str], list[Span]]:
 
 
 class ConceptMatch(NamedTuple):
-    """An accepted span: its term, whether it is negated, its score (the cosine under the threshold rule, the
-    probability under a :class:`~medlens.retrieval._concept_scorer.ConceptScorer`), its words, and the terms of
-    the exact matcher it refines (a more specific term for a span in which the exact matcher found an ancestor)."""
+    """An accepted span: its term, what it says about the patient (``status``: ``present``, ``negated``,
+    ``uncertain`` or ``family``; :mod:`medlens.retrieval._context`), its score (the cosine under the threshold
+    rule, the probability under a :class:`~medlens.retrieval._concept_scorer.ConceptScorer`), its words, and the
+    terms of the exact matcher it refines (a more specific term for a span in which the exact matcher found an
+    ancestor)."""
 
     term: str
-    negated: bool
+    status: str
     score: float
     span: str
     refines: tuple[str, ...] = ()
+
+    @property
+    def negated(self) -> bool:
+        return self.status == "negated"
 
 
 class ConceptRecognizer:
@@ -387,7 +435,8 @@ class ConceptRecognizer:
 
     def match(self, text: str) -> list[ConceptMatch]:
         """The accepted spans, in text order (module docstring)."""
-        from medlens.retrieval._phenotype import _NEGATION, _words
+        from medlens.retrieval._context import mention_status
+        from medlens.retrieval._context import tokens as _words
 
         tokens, spans, inside, sims, share = self._candidates(text)
         if not spans:
@@ -424,7 +473,7 @@ class ConceptRecognizer:
             taken[s.start : s.end] = True
             accepted.append((s, term, float(score[k]), refines))
         accepted.sort(key=lambda x: x[0].start)
-        # negation: re-tokenise like the exact matcher, each accepted span one mention
+        # negation, uncertainty, family: re-tokenise like the exact matcher, each accepted span one mention
         words: list[str] = []
         bounds: list[tuple[int, int]] = []
         pos = 0
@@ -435,9 +484,9 @@ class ConceptRecognizer:
             bounds.append((a, len(words)))
             pos = s.end
         words += _words(" ".join(tokens[pos:]))
-        status = _NEGATION.analyse(words, bounds)[1]
+        status = mention_status(words, bounds)
         return [
-            ConceptMatch(term, st == "negated", c, s.text, refines)
+            ConceptMatch(term, st, c, s.text, refines)
             for (s, term, c, refines), st in zip(accepted, status, strict=True)
             if st != "cue"
         ]

@@ -11,11 +11,13 @@ Three steps, each usable on its own and tested on hand-built ontologies:
 
    *Negation*: the engine of :mod:`medlens.text` with the ``clinical`` rules' pre cues (``no``, ``not``,
    ``without``, ``never``, ``nor``, ``neither``, ``denies``, ``denied``, ``negative for``; the cues ending in
-   "of" are left out because "of" is dropped from the words) and pseudo-negations (``no change``), and no post
-   cues (a history's "seizures, since resolved" still reports the seizures). A cue negates the mentions after
+   "of" are left out because "of" is dropped from the words) and pseudo-negations (``no change``), and of its post
+   cues only ``ruled out`` and ``excluded`` (a history's "seizures, since resolved" still reports the seizures). A cue negates the mentions after
    it up to ``. ; : ( )`` or a clause word (``but however although though except whereas while which with has
    shows presents``); commas, ``and`` and ``or`` do not end it, so "no seizures, ataxia or hypotonia" negates
-   all three. Words inside a matched phrase are never cues.
+   all three. Words inside a matched phrase are never cues. *Uncertain* mentions ("possible seizures",
+   "ataxia cannot be excluded") and a *relative's* ("family history of deafness", "her brother has seizures")
+   are scoped the same way (:mod:`medlens.retrieval._context`) and count neither for nor against a disease.
 
 2. **Information content** (:class:`PhenotypeModel`). Each disease's annotation set is closed under ``is_a``
    (a disease annotated with "Focal seizure" is also annotated with "Seizure"); with ``n(t)`` the number of
@@ -61,42 +63,21 @@ paraphrase, and recall of exact-name matching on them is much lower.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from medlens._validation import InputError
-from medlens.retrieval._bm25 import _stem, top_rows
-from medlens.text import NegationDetector, NegationRules, fold, load_negation_rules
+from medlens.retrieval._bm25 import top_rows
+from medlens.retrieval._context import BOUNDARY as _BOUNDARY
+from medlens.retrieval._context import mention_status
+from medlens.retrieval._context import tokens as _words
 
 __all__ = ["Mention", "OntologyRanker", "PhenotypeMatcher", "PhenotypeModel", "hpo_ranker_parts", "phrase_tokens"]
 
 MATCHER_VERSION = "medlens-hpo-match-v4"  # v3: only the index half of the synonyms; v4: phenotypes only
-
-_WORD = re.compile(r"[a-z0-9]+|[.;:,]")
-_DROP = frozenset({"a", "an", "the", "of"})
-_BOUNDARY = frozenset(".;:,")
-
-
-def _words(text: str) -> list[str]:
-    """Normalised words and clause punctuation (``. ; : ,``), function words dropped, plurals stemmed."""
-    return [w if w in _BOUNDARY else _stem(w) for w in _WORD.findall(fold(text)) if w not in _DROP]
-
-
-def _history_rules() -> NegationRules:
-    clinical = load_negation_rules("clinical")
-    return replace(
-        clinical,
-        pre_cues=tuple(c for c in clinical.pre_cues if not c.endswith(" of")),
-        post_cues=(),
-        name="clinical-history",
-    )
-
-
-_NEGATION = NegationDetector(_history_rules(), tokenize=_words)
 
 
 def phrase_tokens(phrase: str) -> tuple[str, ...]:
@@ -110,11 +91,16 @@ def phrase_tokens(phrase: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Mention:
-    """A recognised phrase: the term, the normalised words matched, and whether it is negated."""
+    """A recognised phrase: the term, the normalised words matched, and what it says about the patient
+    (``status``: ``present``, ``negated``, ``uncertain`` or ``family``; :mod:`medlens.retrieval._context`)."""
 
     term: str
     words: tuple[str, ...]
-    negated: bool = False
+    status: str = "present"
+
+    @property
+    def negated(self) -> bool:
+        return self.status == "negated"
 
 
 class PhenotypeMatcher:
@@ -171,9 +157,9 @@ class PhenotypeMatcher:
                 i += best
             else:
                 i += 1
-        status = _NEGATION.analyse(words, spans)[1]
+        status = mention_status(words, spans)
         return [
-            Mention(self.phrases[tuple(words[a:b])], tuple(words[a:b]), st == "negated")
+            Mention(self.phrases[tuple(words[a:b])], tuple(words[a:b]), st)
             for (a, b), st in zip(spans, status, strict=True)
             if st != "cue"
         ]
@@ -418,13 +404,14 @@ class OntologyRanker:
         }
 
     def query_terms(self, text: str) -> tuple[list[str], list[str]]:
-        """(positive terms, negated terms) recognised in ``text``, in text order without repeats."""
+        """(positive terms, negated terms) recognised in ``text``, in text order without repeats; uncertain
+        mentions and a relative's (:mod:`medlens.retrieval._context`) are neither."""
         concepts = self.concepts.match(text) if self.concepts is not None else []
         refined = {e for c in concepts for e in c.refines}  # exact terms a concept match made more specific
-        found = [(m.term, m.negated) for m in self.matcher.match(text) if m.term not in refined]
-        found += [(c.term, c.negated) for c in concepts]
-        pos = list(dict.fromkeys(t for t, neg in found if not neg))
-        neg = list(dict.fromkeys(t for t, neg in found if neg))
+        found = [(m.term, m.status) for m in self.matcher.match(text) if m.term not in refined]
+        found += [(c.term, c.status) for c in concepts]
+        pos = list(dict.fromkeys(t for t, st in found if st == "present"))
+        neg = list(dict.fromkeys(t for t, st in found if st == "negated"))
         return pos, neg
 
     def search(self, text: str, top_k: int) -> tuple[np.ndarray, np.ndarray]:
