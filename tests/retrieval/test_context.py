@@ -120,3 +120,18 @@ def test_every_cue_is_trimmed_from_concept_spans():
         assert [s.text for s in candidate_spans(f"floppy muscles {cue}.")[1]] == ["floppy muscles"], cue
     # a relative's side is context only before a relative
     assert [s.text for s in candidate_spans("Maternal antibodies.")[1]] == ["maternal antibodies"]
+
+
+def test_the_ranker_lists_every_mention_with_its_status():
+    model = PhenotypeModel({"R": [], "S": ["R"], "A": ["R"], "D": ["R"]}, {"d1": ["S"], "d2": ["A"], "d3": ["D"]})
+    exact = PhenotypeMatcher({"S": ["Seizure", "fits"], "A": ["Ataxia"], "D": ["Deafness"]})
+    r = OntologyRanker(exact, model, np.array([0, 1, 2]))
+    got = r.mentions("Possible fits. Her brother has deafness; ataxia, no seizures.")
+    assert got == [
+        {"term": "S", "name": "Seizure", "status": "uncertain", "text": "fit", "by": "exact"},
+        {"term": "D", "name": "Deafness", "status": "family", "text": "deafness", "by": "exact"},
+        {"term": "A", "name": "Ataxia", "status": "present", "text": "ataxia", "by": "exact"},
+        {"term": "S", "name": "Seizure", "status": "negated", "text": "seizure", "by": "exact"},
+    ]
+    # a term both uncertain and negated is only negated; the uncertain mention is no evidence either way
+    assert r.query_terms("Possible fits. Her brother has deafness; ataxia, no seizures.") == (["A"], ["S"])

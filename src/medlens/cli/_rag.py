@@ -176,9 +176,15 @@ def search_cmd(
     query: str = typer.Option(..., "--query", help="Text to search for."),
     top_k: int = typer.Option(5, "--top-k", help="Number of hits."),
     retriever: str = typer.Option("auto", "--retriever", help=RETRIEVER_HELP),
-    as_json: bool = typer.Option(False, "--json", help='Print {"hits": [{"id", "score", "title", ...}]} as JSON.'),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help='Print {"hits": [{"id", "score", "title", ...}]} as JSON, with "phenotypes" (the HPO mentions read from '
+        "the query and their status) when the ontology ranks.",
+    ),
 ) -> None:
-    """Search an index and print the best --top-k hits.
+    """Search an index and print the best --top-k hits (and, when the ontology ranks, the HPO phenotypes read
+    from the query: present, negated, uncertain or a relative's).
 
     Examples:
 
@@ -192,15 +198,24 @@ def search_cmd(
     if as_json:
         emit_json(doc)
         return
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table("rank", "id", "score", "title")
     for h in doc["hits"]:
-        t.add_row(str(h["rank"]), h["id"], human_float(h["score"]), h["title"])
+        t.add_row(str(h["rank"]), h["id"], human_float(h["score"]), escape(h["title"]))
     c = console()
     c.print(t)
     if not doc["hits"]:
-        c.print("no hits (BM25 finds no document sharing a term with the query)", markup=False)
+        why = "no phenotype of the query is present" if "phenotypes" in doc else "BM25 finds no shared term"
+        c.print(f"no hits ({why})", markup=False)
+    if "phenotypes" in doc:
+        p = Table("HPO term", "name", "status", "text", "by", title="phenotypes read from the query")
+        for m in doc["phenotypes"]:
+            p.add_row(m["term"], escape(m["name"]), m["status"], escape(m["text"]), m["by"])
+        c.print(p)
+        if not doc["phenotypes"]:
+            c.print("no HPO phenotype recognised in the query", markup=False)
 
 
 @bench.command("rare-hpo")

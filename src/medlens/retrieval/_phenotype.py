@@ -130,6 +130,7 @@ class PhenotypeMatcher:
                 if old is None or cand < old:
                     table[key] = cand
         self.phrases: dict[tuple[str, ...], str] = {k: v[1] for k, v in table.items()}
+        self.names: dict[str, str] = {str(t): str(names[0]) for t, names in labels.items() if names}
         self.prefixes: frozenset[tuple[str, ...]] = frozenset(k[:i] for k in self.phrases for i in range(1, len(k)))
         self.max_len = max((len(k) for k in self.phrases), default=0)
 
@@ -403,15 +404,32 @@ class OntologyRanker:
             "concepts": None if self.concepts is None else self.concepts.spec(),
         }
 
-    def query_terms(self, text: str) -> tuple[list[str], list[str]]:
-        """(positive terms, negated terms) recognised in ``text``, in text order without repeats; uncertain
-        mentions and a relative's (:mod:`medlens.retrieval._context`) are neither."""
+    def mentions(self, text: str) -> list[dict[str, Any]]:
+        """Every phenotype mention recognised in ``text``: the exact matcher's (``"by": "exact"``, ``text`` its
+        normalised words) in text order, then the concept recogniser's (``"by": "embedding"``, ``text`` the span,
+        ``score`` its cosine or probability, ``refines`` the exact terms it made more specific, which are then left
+        out). Each has ``term``, ``name`` and ``status`` (``present``, ``negated``, ``uncertain``, ``family``)."""
         concepts = self.concepts.match(text) if self.concepts is not None else []
         refined = {e for c in concepts for e in c.refines}  # exact terms a concept match made more specific
-        found = [(m.term, m.status) for m in self.matcher.match(text) if m.term not in refined]
-        found += [(c.term, c.status) for c in concepts]
-        pos = list(dict.fromkeys(t for t, st in found if st == "present"))
-        neg = list(dict.fromkeys(t for t, st in found if st == "negated"))
+        name = self.matcher.names.get
+        out: list[dict[str, Any]] = [
+            {"term": m.term, "name": name(m.term, m.term), "status": m.status, "text": " ".join(m.words), "by": "exact"}
+            for m in self.matcher.match(text)
+            if m.term not in refined
+        ]
+        for c in concepts:
+            out.append(
+                {"term": c.term, "name": name(c.term, c.term), "status": c.status, "text": c.span, "by": "embedding"}
+                | {"score": round(float(c.score), 4), "refines": list(c.refines)}
+            )
+        return out
+
+    def query_terms(self, text: str) -> tuple[list[str], list[str]]:
+        """(positive terms, negated terms) recognised in ``text`` (:meth:`mentions`), without repeats; uncertain
+        mentions and a relative's (:mod:`medlens.retrieval._context`) are neither."""
+        found = self.mentions(text)
+        pos = list(dict.fromkeys(m["term"] for m in found if m["status"] == "present"))
+        neg = list(dict.fromkeys(m["term"] for m in found if m["status"] == "negated"))
         return pos, neg
 
     def search(self, text: str, top_k: int) -> tuple[np.ndarray, np.ndarray]:
