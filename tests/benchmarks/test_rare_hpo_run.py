@@ -76,6 +76,13 @@ def test_run_writes_metrics_cases_and_reuses_the_cached_index(small_hpo, tmp_pat
     # embedding recognition only adds terms to the exact matcher's
     assert v2["recognition"]["exact+embedding"]["counts"]["tp"] >= v2["recognition"]["exact"]["counts"]["tp"]
     assert m["default_retriever"] == "ontology"
+    # the same cases with uncertain and family distractors, ranked by the ontology retriever
+    ctx = v2["context_distractors"]
+    assert ctx["generator"]["context_distractors"] == 2
+    assert ctx["ranking"]["n"] == 12
+    assert ctx["distractors"]["n"] == 24
+    assert 0 <= ctx["distractors"]["as_present"] <= 24
+    assert any("read as the patient's own" in x for x in lines)
     assert any("rare-hpo-v2" in x for x in lines)
     assert any("recognition (exact+embedding)" in x for x in lines)
     # the second run loads the cached index and gives the same numbers

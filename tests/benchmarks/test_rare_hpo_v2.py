@@ -91,6 +91,35 @@ def test_bad_config_is_refused(kb):
         generate_cases_v2(n=2, p_name=2.0, knowledge=kb)
     with pytest.raises(InputError, match="eligible"):
         generate_cases_v2(n=10**6, knowledge=kb)
+    with pytest.raises(InputError, match="context_distractors"):
+        generate_cases_v2(n=2, context_distractors=6, knowledge=kb)
+
+
+def test_context_distractors_are_unrelated_and_leave_the_case_as_it_was(kb, cases):
+    got = generate_cases_v2(n=40, split="test", context_distractors=2, knowledge=kb)
+    n = 0
+    for base, c in zip(cases, got, strict=True):
+        ph = c["phenotypes"]
+        # the default case is a prefix: same findings, negations and history up to the added sentences
+        assert {k: v for k, v in ph.items() if k not in ("uncertain", "family", "context_renderings")} == base[
+            "phenotypes"
+        ]
+        assert c["clinical_history"].startswith(base["clinical_history"] + " ")
+        added = c["clinical_history"][len(base["clinical_history"]) + 1 :]
+        related = set(kb.diseases[c["diagnosis_id"]].terms())
+        for t in kb.diseases[c["diagnosis_id"]].terms():
+            related |= set(kb.taxonomy.ancestors(t))
+        for status, starts in (
+            ("uncertain", ("Possible", "Referred to rule out")),
+            ("family", ("A brother", "Family")),
+        ):
+            for r in ph["context_renderings"][status]:
+                n += 1
+                assert r["term"] in ph[status]
+                assert r["term"] not in related | set(ph["shown"]) | set(ph["negated"])
+                sentence = next(x.rstrip(".") for x in added.split(". ") if r["text"].lower()[1:] in x.lower())
+                assert sentence.startswith(starts) or sentence.endswith(("cannot be excluded", "maternal uncle"))
+    assert n == 80  # one uncertain and one family finding per case
 
 
 def test_recognition_scores_by_hand():
@@ -117,5 +146,10 @@ def test_recognition_scores_by_hand():
     assert out["negated"]["precision"] == pytest.approx(0.5)
     assert out["negated"]["recall"] == pytest.approx(1.0)
     assert out["recall_by_rendering"] == {"lay": 0.5, "name": 1.0, "synonym": 1.0}
+    assert "context_distractors" not in out
+    cases[0]["phenotypes"] |= {"uncertain": ["U"], "family": ["F", "G"]}
+    out = evaluate_recognition(cases, [(["A", "B", "X", "U"], ["N", "Y", "F"]), (["D"], [])])
+    assert out["context_distractors"] == {"n": 3, "as_present": 1, "as_negated": 1}
+    assert out["counts"] == {"tp": 3, "fp": 2, "fn": 1}
     with pytest.raises(InputError, match="recognitions"):
         evaluate_recognition(cases, [])

@@ -14,7 +14,13 @@ imprecise ancestors, unrelated findings). What changes is the wording:
    "Brain MRI shows …".
 3. **Negated distractors.** ``0..max_negated`` unrelated phenotypes (as for noise) are written in a negated
    sentence ("No …", "There is no …", "No history of …"); they are recorded as ``negated``, not as findings.
-4. **Splits.** The eligible diseases are split by a hash of their id into ``dev`` (for choosing thresholds,
+4. **Uncertain and family distractors** (``context_distractors`` > 0; 0 by default, so the default cases are
+   unchanged): that many further unrelated phenotypes, alternately written as uncertain ("Possible …", "… cannot
+   be excluded", "Referred to rule out …") and as a relative's ("A brother has …", "Family history of …", "… in
+   the maternal uncle"), drawn from their own random stream; recorded as ``uncertain`` and ``family``, neither
+   findings nor negated. The templates use cue phrases of :mod:`medlens.retrieval._context`, so they test that a
+   ranker keeps such mentions out of its evidence, not how many ways a note can hedge.
+5. **Splits.** The eligible diseases are split by a hash of their id into ``dev`` (for choosing thresholds,
    weights and rules) and ``test`` (the reported split, never used for a choice); the two never share a
    disease, and their random streams differ.
 
@@ -55,6 +61,7 @@ class GeneratorConfigV2(GeneratorConfig):
     p_lay: float = 0.6
     max_definition_words: int = 25
     max_negated: int = 2
+    context_distractors: int = 0
     lay_table: str = LAY_VERSION
     version: str = GENERATOR_V2
 
@@ -67,8 +74,8 @@ class GeneratorConfigV2(GeneratorConfig):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise InputError(f"{name} must be in [0, 1]; got {v}.")
-        if self.max_definition_words < 1 or not 0 <= self.max_negated <= 5:
-            raise InputError("need max_definition_words >= 1 and 0 <= max_negated <= 5.")
+        if self.max_definition_words < 1 or not 0 <= self.max_negated <= 5 or not 0 <= self.context_distractors <= 5:
+            raise InputError("need max_definition_words >= 1, 0 <= max_negated <= 5 and 0 <= context_distractors <= 5.")
         if self.lay_table != LAY_VERSION:
             raise InputError(f"this medlens ships the lay table {LAY_VERSION!r}, not {self.lay_table!r}.")
         return self._check_fields()  # type: ignore[return-value]
@@ -139,6 +146,37 @@ def _negated(rendered: list[str], rng: np.random.Generator) -> list[str]:
     return out
 
 
+_UNCERTAIN_FORMS = ("Possible {p}.", "{s} cannot be excluded.", "Referred to rule out {p}.")
+_FAMILY_FORMS = ("A brother has {p}.", "Family history of {p}.", "{s} in the maternal uncle.")
+
+
+def _unrelated(sampler: _Sampler, taken: set[str], related: set[str], rng: np.random.Generator) -> str | None:
+    """An unrelated phenotype drawn like noise (None after 20 tries)."""
+    for _try in range(20):
+        cand = sampler.noise_pool[int(rng.choice(len(sampler.noise_pool), p=sampler.noise_p))]
+        if cand not in related and cand not in taken:
+            return cand
+    return None
+
+
+def _context_sentences(
+    sampler: _Sampler, writer: _Writer, taken: set[str], related: set[str], rng: np.random.Generator
+) -> tuple[list[str], dict[str, list[dict[str, str]]]]:
+    """``context_distractors`` unrelated phenotypes, alternately uncertain and a relative's (module docstring)."""
+    out: list[str] = []
+    got: dict[str, list[dict[str, str]]] = {"uncertain": [], "family": []}
+    for k in range(sampler.cfg.context_distractors):  # type: ignore[attr-defined]
+        t = _unrelated(sampler, taken, related, rng)
+        if t is None:
+            continue
+        taken.add(t)
+        text, kind = writer.render(t, rng)
+        status, forms = ("uncertain", _UNCERTAIN_FORMS) if k % 2 == 0 else ("family", _FAMILY_FORMS)
+        out.append(forms[int(rng.integers(len(forms)))].format(p=_phrase(text), s=_sentence(text)))
+        got[status].append({"term": t, "text": text, "kind": kind})
+    return out, got
+
+
 def _case_v2(sampler: _Sampler, writer: _Writer, i: int, did: str) -> dict[str, Any]:
     cfg, kb = sampler.cfg, sampler.kb
     assert isinstance(cfg, GeneratorConfigV2)
@@ -153,16 +191,21 @@ def _case_v2(sampler: _Sampler, writer: _Writer, i: int, did: str) -> dict[str, 
         related.update(sampler.tax.ancestors(t))
     negated: list[str] = []
     for _ in range(int(rng.integers(0, cfg.max_negated + 1))):
-        for _try in range(20):
-            cand = sampler.noise_pool[int(rng.choice(len(sampler.noise_pool), p=sampler.noise_p))]
-            if cand not in related and cand not in findings and cand not in negated:
-                negated.append(cand)
-                break
+        cand = _unrelated(sampler, {*findings, *negated}, related, rng)
+        if cand is not None:
+            negated.append(cand)
     neg_rendered = {t: writer.render(t, rng) for t in negated}
     imaging = [rendered[t] for t in findings if sampler.region and t in sampler.region]
     clinical = [rendered[t] for t in findings if not (sampler.region and t in sampler.region)]
     who = _who(kb, d, rng)
     history = " ".join(_clinical(clinical, rng, who) + _negated([x for x, _ in neg_rendered.values()], rng))
+    if cfg.context_distractors:
+        crng = np.random.default_rng([cfg.seed, 3, _SPLIT_CODE[cfg.split], i])
+        extra, context = _context_sentences(sampler, writer, {*findings, *negated}, related, crng)
+        history = " ".join([history, *extra])
+        phen["uncertain"] = [x["term"] for x in context["uncertain"]]
+        phen["family"] = [x["term"] for x in context["family"]]
+        phen["context_renderings"] = context
     if imaging:
         img_list = [t for t, k in imaging if k != "definition"]
         img_defs = [t for t, k in imaging if k == "definition"]
@@ -209,14 +252,21 @@ def evaluate_recognition(cases: list[dict[str, Any]], recognised: list[tuple[lis
 
     ``recognised[i]`` is ``(positive terms, negated terms)`` of case ``i``. Positive terms are scored against the
     case's ``shown`` findings and negated ones against its ``negated`` distractors, each exactly (an ancestor or
-    a sibling of the written term counts as wrong). Also reported: the recall of each rendering kind.
+    a sibling of the written term counts as wrong). Also reported: the recall of each rendering kind, and for
+    cases with uncertain or family distractors (``context_distractors``), how many of those terms were
+    recognised as the patient's own (``as_present``) or as negated (``as_negated``): both should be 0.
     """
     if len(cases) != len(recognised):
         raise InputError(f"got {len(recognised)} recognitions for {len(cases)} cases.")
     tp = fp = fn = ntp = nfp = nfn = 0
     by_kind: dict[str, list[int]] = {}
+    context = {"n": 0, "as_present": 0, "as_negated": 0}
     for c, (pos, neg) in zip(cases, recognised, strict=True):
         gold, gneg, p, n = set(c["phenotypes"]["shown"]), set(c["phenotypes"]["negated"]), set(pos), set(neg)
+        distractors = set(c["phenotypes"].get("uncertain", ())) | set(c["phenotypes"].get("family", ()))
+        context["n"] += len(distractors)
+        context["as_present"] += len(distractors & p)
+        context["as_negated"] += len(distractors & n)
         tp, fp, fn = tp + len(p & gold), fp + len(p - gold), fn + len(gold - p)
         ntp, nfp, nfn = ntp + len(n & gneg), nfp + len(n - gneg), nfn + len(gneg - n)
         for r in c["phenotypes"].get("renderings", []):
@@ -234,4 +284,5 @@ def evaluate_recognition(cases: list[dict[str, Any]], recognised: list[tuple[lis
         "negated": prf(ntp, nfp, nfn),
         "recall_by_rendering": {k: v[0] / v[1] for k, v in sorted(by_kind.items())},
         "counts": {"tp": tp, "fp": fp, "fn": fn},
+        **({"context_distractors": context} if context["n"] else {}),
     }

@@ -17,6 +17,9 @@ Steps (each recorded in ``metrics.json``):
    every retriever again (``ontology`` recognises terms by exact name / synonym and by embedding; its ~24k HPO
    label vectors are embedded on the first run and cached), plus ``ontology-exact`` (the exact matcher alone),
    and the micro precision / recall of both recognisers against the terms the generator wrote (``metrics["v2"]``).
+   With ``ontology``, the same v2 cases once more with ``CONTEXT_DISTRACTORS`` unrelated findings each written as
+   uncertain or a relative's (``metrics["v2"]["context_distractors"]``): the ontology ranking and how many of
+   those terms were read as the patient's own.
 
 Writes ``OUT/metrics.json``, ``OUT/cases.jsonl`` (each case with every retriever's top 5) and
 ``OUT/manifest.json`` (config hash; another configuration in the same folder is refused unless ``overwrite``).
@@ -334,8 +337,44 @@ def _run_v2(
             results[r] = evaluate_rankings(cases, rankings, n_bootstrap=n_bootstrap, seed=seed)
             seconds[r] = round(time.perf_counter() - t1, 3)
             bar(1)
+    out = {"generator": cfg.to_dict(), "retrievers": results, "recognition": recognition, "seconds": seconds}
+    if "ontology" in retrievers:
+        t1 = time.perf_counter()
+        out["context_distractors"] = _context_row(idx, cfg, n_bootstrap=n_bootstrap, progress=progress)
+        seconds["context_distractors"] = round(time.perf_counter() - t1, 3)
     seconds["total"] = round(time.perf_counter() - t0, 3)
-    return {"generator": cfg.to_dict(), "retrievers": results, "recognition": recognition, "seconds": seconds}
+    return out
+
+
+#: Unrelated findings per case written as uncertain or a relative's in the context row of v2.
+CONTEXT_DISTRACTORS = 2
+
+
+def _context_row(idx: Any, cfg: Any, *, n_bootstrap: int, progress: bool) -> dict[str, Any]:
+    """The default ranker on the same v2 cases with ``CONTEXT_DISTRACTORS`` more unrelated findings each, written
+    as uncertain ("Possible …") or a relative's ("A brother has …"): its ranking, and how many of those terms the
+    recogniser took for the patient's own."""
+    from dataclasses import replace
+
+    from medlens.benchmarks.rare_hpo._cases import evaluate_rankings
+    from medlens.benchmarks.rare_hpo._cases_v2 import evaluate_recognition, generate_cases_v2
+    from medlens.retrieval import case_query, rank_candidates
+
+    ccfg = replace(cfg, context_distractors=CONTEXT_DISTRACTORS).check()
+    cases = generate_cases_v2(ccfg)
+    queries = [case_query(c) for c in cases]
+    ranker = idx.phenotypes
+    if ranker.concepts is not None:
+        ranker.concepts.prime(queries, progress=progress)
+    hits = idx.search_many(queries, top_k=DEPTH, retriever="ontology")
+    rankings = [rank_candidates(h) for h in hits]
+    recognition = evaluate_recognition(cases, [ranker.query_terms(q) for q in queries])
+    return {
+        "generator": ccfg.to_dict(),
+        "retriever": "ontology",
+        "ranking": evaluate_rankings(cases, rankings, n_bootstrap=n_bootstrap, seed=cfg.seed),
+        "distractors": recognition.get("context_distractors", {"n": 0, "as_present": 0, "as_negated": 0}),
+    }
 
 
 def _ci(r: dict[str, Any], key: str) -> str:
@@ -379,6 +418,8 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
                 f"  recognition ({name}): precision {rec['precision']:.3f}, recall {rec['recall']:.3f} "
                 f"(negated: {rec['negated']['precision']:.3f} / {rec['negated']['recall']:.3f})"
             )
+        if v2.get("context_distractors"):
+            lines.append("  " + _context_text(v2["context_distractors"]))
     a = metrics.get("acceptance")
     if a:
         lines.append(
@@ -386,6 +427,15 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
             f"{a['dense_top5']:.3f}): {'holds' if a['holds'] else 'does NOT hold'}"
         )
     return lines
+
+
+def _context_text(ctx: dict[str, Any]) -> str:
+    r, d = ctx["ranking"], ctx["distractors"]
+    return (
+        f"with {ctx['generator']['context_distractors']} more unrelated findings per case written as uncertain or a "
+        f"relative's: {ctx['retriever']} top-1 {_ci(r, 'top1')}, top-5 {_ci(r, 'top5')}, MRR {_ci(r, 'mrr')}; "
+        f"{d['as_present']} of {d['n']} such terms read as the patient's own, {d['as_negated']} as negated"
+    )
 
 
 def recogniser_text(concepts: dict[str, Any]) -> str:
@@ -501,6 +551,14 @@ def report_section(metrics: dict[str, Any]) -> Any:
                     rec_rows,
                     caption="HPO terms recovered from the v2 texts against the terms the generator wrote (micro)",
                 )
+            )
+        if v2.get("context_distractors"):
+            s.paragraph(
+                "Uncertain findings and a relative's: the same cases, each with unrelated findings added as "
+                "“Possible …”, “… cannot be excluded”, “Referred to rule out …” or “A brother has …”, “Family history "
+                "of …”, “… in the maternal uncle”, which count neither for nor against a disease; "
+                + _context_text(v2["context_distractors"])
+                + "."
             )
     if "ontology" in metrics["retrievers"]:
         s.paragraph(
