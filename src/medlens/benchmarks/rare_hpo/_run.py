@@ -419,7 +419,11 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
                 f"(negated: {rec['negated']['precision']:.3f} / {rec['negated']['recall']:.3f})"
             )
         if v2.get("context_distractors"):
-            lines.append("  " + _context_text(v2["context_distractors"]))
+            ctx = v2["context_distractors"]
+            lines.append(
+                f"  with {ctx['generator']['context_distractors']} more unrelated findings per case written as "
+                f"uncertain or a relative's: {_context_text(ctx)}"
+            )
     a = metrics.get("acceptance")
     if a:
         lines.append(
@@ -432,8 +436,7 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
 def _context_text(ctx: dict[str, Any]) -> str:
     r, d = ctx["ranking"], ctx["distractors"]
     return (
-        f"with {ctx['generator']['context_distractors']} more unrelated findings per case written as uncertain or a "
-        f"relative's: {ctx['retriever']} top-1 {_ci(r, 'top1')}, top-5 {_ci(r, 'top5')}, MRR {_ci(r, 'mrr')}; "
+        f"{ctx['retriever']} top-1 {_ci(r, 'top1')}, top-5 {_ci(r, 'top5')}, MRR {_ci(r, 'mrr')}; "
         f"{d['as_present']} of {d['n']} such terms read as the patient's own, {d['as_negated']} as negated"
     )
 
@@ -553,12 +556,12 @@ def report_section(metrics: dict[str, Any]) -> Any:
                 )
             )
         if v2.get("context_distractors"):
+            ctx = v2["context_distractors"]
             s.paragraph(
-                "Uncertain findings and a relative's: the same cases, each with unrelated findings added as "
-                "“Possible …”, “… cannot be excluded”, “Referred to rule out …” or “A brother has …”, “Family history "
-                "of …”, “… in the maternal uncle”, which count neither for nor against a disease; "
-                + _context_text(v2["context_distractors"])
-                + "."
+                "Uncertain findings and a relative's count neither for nor against a disease. The same cases with "
+                f"{ctx['generator']['context_distractors']} more unrelated findings each, written as “Possible …”, "
+                "“… cannot be excluded”, “Referred to rule out …”, “A brother has …”, “Family history of …” or “… in "
+                f"the maternal uncle”: {_context_text(ctx)}."
             )
     if "ontology" in metrics["retrievers"]:
         s.paragraph(
