@@ -69,7 +69,11 @@ the cosine (CSLS-style, minus β times a label's mean cosine to its 10 nearest l
 of the written spans 0.517 at β=0, lower for every β>0); fine-tuning MiniLM's top one or two layers on the span side
 (:mod:`medlens.retrieval._adapt`); on the new spans, ``with`` no longer cutting segments (F1 0.684, top-5 0.735) and
 two segments joined across ``and``/``or`` when one is a single word ("wobbly and uncoordinated walk": F1 0.688,
-top-5 0.725). What limits recall is the encoder: of the written terms still missed on dev, about 270 of 610 are not
+top-5 0.725); plain-English variants of the indexed names and synonyms built from medical word formation (~200
+combining forms and anatomical adjectives, no term-level glosses: "Microcephaly" → "small head", "Hepatosplenomegaly"
+→ "enlarged liver spleen", 7.4k more labels): F1 0.692, R 0.649, top-5 0.725 against 0.689 / 0.643 / 0.735; with
+the spans glossed the same way too R 0.655, top-5 0.72; with the map retrained on the variants, lower. What limits
+recall is the encoder: of the written terms still missed on dev, about 270 of 610 are not
 among the 8 nearest terms of any span, and the rest lose to a neighbour the features cannot tell apart ("Chiari I
 malformation": *Chiari malformation* over *Chiari type I malformation*).
 """
