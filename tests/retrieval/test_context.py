@@ -38,7 +38,17 @@ MATCHER = PhenotypeMatcher(
         ("Seizures cannot be excluded.", [("S", "uncertain")]),
         ("Epilepsy is not excluded.", [("E", "uncertain")]),
         ("To rule out epilepsy.", [("E", "uncertain")]),
-        ("Ataxia is unlikely.", [("A", "uncertain")]),
+        ("Ataxia is questionable.", [("A", "uncertain")]),
+        ("Seizures cannot be completely excluded.", [("S", "uncertain")]),
+        # a hedge reaches forward, or back only with its verb: the finding before "and possible ..." stays present
+        ("She has hypotonia and possible seizures.", [("H", "present"), ("S", "uncertain")]),
+        ("Possible seizures? Ataxia since age 2.", [("S", "uncertain"), ("A", "present")]),
+        ("Seizures are possible.", [("S", "uncertain")]),
+        # words that also say other things are no cues
+        ("Seizures were first suspected at 6 months.", [("S", "present")]),
+        ("Seizures are unlikely to recur.", [("S", "present")]),
+        ("Ataxia made walking possible only with support.", [("A", "present")]),
+        ("Parents had a question about his seizures.", [("S", "present")]),
         # a relative's finding, however it is said; a relative who reports is no cue
         ("Family history of deafness and epilepsy.", [("D", "family"), ("E", "family")]),
         ("Family history: epilepsy in a maternal uncle. Ataxia.", [("E", "family"), ("A", "present")]),
@@ -48,6 +58,14 @@ MATCHER = PhenotypeMatcher(
         ("Parents report hypotonia. Mother reports seizures.", [("H", "present"), ("S", "present")]),
         # family beats negation: no family history says nothing about the patient
         ("No family history of seizures.", [("S", "family")]),
+        ("Family history: seizures. FHx: ataxia.", [("S", "family"), ("A", "family")]),
+        ("Epilepsy in her mother. Her brothers have seizures.", [("E", "family"), ("S", "family")]),
+        ("Family history of deafness, epilepsy and ataxia.", [("D", "family"), ("E", "family"), ("A", "family")]),
+        # the patient is often the son, daughter or twin; an unremarkable family history ends there
+        ("Mother reports her son has seizures.", [("S", "present")]),
+        ("He is a twin with hypotonia.", [("H", "present")]),
+        ("Family history noncontributory, seizures since age 2.", [("S", "present")]),
+        ("Family history is unremarkable and seizures began at 2.", [("S", "present")]),
     ],
 )
 def test_the_exact_matcher_gives_each_mention_its_status(text, want):
@@ -118,8 +136,11 @@ def test_every_cue_is_trimmed_from_concept_spans():
         assert [s.text for s in candidate_spans(f"{cue} floppy muscles.")[1]] == ["floppy muscles"], cue
     for cue in (*UNCERTAINTY_POST, *FAMILY_POST, *NEGATION_POST):
         assert [s.text for s in candidate_spans(f"floppy muscles {cue}.")[1]] == ["floppy muscles"], cue
-    # a relative's side is context only before a relative
+    # a relative's side is context only before a relative, "cannot" only before "be"
     assert [s.text for s in candidate_spans("Maternal antibodies.")[1]] == ["maternal antibodies"]
+    assert [s.text for s in candidate_spans("Floppy muscles in two maternal uncles.")[1]] == ["floppy muscles"]
+    assert [s.text for s in candidate_spans("He cannot walk unaided.")[1]] == ["cannot walk unaided"]
+    assert [s.text for s in candidate_spans("She can not sit.")[1]] == ["can not sit"]
 
 
 def test_the_ranker_lists_every_mention_with_its_status():

@@ -207,7 +207,8 @@ def search_cmd(
     c = console()
     c.print(t)
     if not doc["hits"]:
-        why = "no phenotype of the query is present" if "phenotypes" in doc else "BM25 finds no shared term"
+        present = any(m["status"] == "present" for m in doc.get("phenotypes", ()))
+        why = "no phenotype of the query is present" if "phenotypes" in doc and not present else "no shared term"
         c.print(f"no hits ({why})", markup=False)
     if "phenotypes" in doc:
         p = Table("HPO term", "name", "status", "text", "by", title="phenotypes read from the query")

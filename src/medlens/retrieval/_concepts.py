@@ -169,12 +169,11 @@ CONTEXT = IMAGING | frozenset(
         *("from", "at", "in", "on", "with", "for", "he", "she", "his", "her", "they", "their"),
         *("no", "not", "without", "denies", "denied", "never", "nor", "neither", "negative"),
         # uncertainty and family cues (medlens.retrieval._context): trimmed so that the span is the mention
-        *("possible", "possibly", "suspected", "suspect", "suspicion", "suspicious", "questionable", "query"),
-        *("question", "concern", "concerning", "rule", "ruled", "evaluate", "evaluation"),
-        *("unlikely", "can", "cannot", "entirely", "excluded", "hx", "fhx", "relatives", "who", "runs"),
-        *("brother", "brothers", "sister", "sisters", "sibling", "siblings", "sib", "sibs", "twin", "aunt", "uncle"),
-        *("cousin", "grandmother", "grandfather", "grandparent", "son", "daughter", "niece", "nephew"),
-        *("half-brother", "half-sister", "member", "members"),
+        *("possible", "possibly", "suspected", "suspect", "suspicious", "questionable", "query", "concern"),
+        *("concerning", "rule", "ruled", "evaluate", "evaluation", "excluded", "should", "hx", "fhx", "who"),
+        *("entirely", "completely", "confidently", "definitely"),
+        *("runs", "relatives", "member", "members", "brothers", "sisters", "siblings", "sibs", "aunts", "uncles"),
+        *("cousins", "grandparents", "nieces", "nephews", *RELATIVES),
     }
 )
 _NUMBER = re.compile(r"^\d+([-/]\d+)*(-(year|month|week|day)s?(-old)?)?$|^\d+-")
@@ -195,16 +194,25 @@ def _is_context(tok: str) -> bool:
 
 #: Context only before a relative ("epilepsy in a maternal uncle"; "maternal antibodies" is a finding).
 _KIN_SIDE = frozenset({"maternal", "paternal", "older", "younger"})
+_KIN = frozenset(RELATIVES) | {f"{r}s" for r in RELATIVES}
+_HEDGE_ADVERBS = frozenset({"not", "entirely", "completely", "confidently", "definitely"})
 
 
 def _context_at(tokens: Sequence[str], i: int) -> bool:
     """Whether ``tokens[i]`` is context by its neighbours: a body site naming where an image was taken
-    (``IMAGED_SITES``), the "out" of "rule out" or the side of a relative ("maternal uncle"), both parts of cues
-    ("ears that stick out" keeps its "out", "maternal antibodies" its "maternal")."""
-    if tokens[i] == "out":
+    (``IMAGED_SITES``), or part of a cue: the "out" of "rule out", the "can(not)" of "cannot be excluded", the
+    side of a relative ("maternal uncle", "two maternal uncles"); "ears that stick out", "he cannot walk" and
+    "maternal antibodies" keep theirs."""
+    t, after = tokens[i], tokens[i + 1 : i + 3]
+    if t == "out":
         return i > 0 and tokens[i - 1] in ("rule", "ruled")
-    if tokens[i] in _KIN_SIDE:
-        return i + 1 < len(tokens) and tokens[i + 1] in RELATIVES
+    if t in ("can", "cannot"):  # "cannot (entirely) be excluded", "can not be ruled out"; "he cannot walk" is not
+        j = i + 1
+        while j < len(tokens) and tokens[j] in _HEDGE_ADVERBS:
+            j += 1
+        return j < len(tokens) and tokens[j] == "be"
+    if t in _KIN_SIDE or t == "two":
+        return bool(after) and (after[0] in _KIN or (after[0] in _KIN_SIDE and after[1:2] and after[1] in _KIN))
     if tokens[i] not in IMAGED_SITES:
         return False
     if i + 1 < len(tokens) and tokens[i + 1] in IMAGING:

@@ -39,6 +39,7 @@ __all__ = [
     "BOUNDARY",
     "FAMILY_POST",
     "FAMILY_PRE",
+    "FAMILY_PSEUDO",
     "NEGATION_POST",
     "RELATIVES",
     "STATUSES",
@@ -51,57 +52,68 @@ __all__ = [
 #: What :func:`mention_status` returns per mention (``"cue"``: the mention is itself a negation cue; dropped).
 STATUSES = ("present", "negated", "uncertain", "family", "cue")
 
-_WORD = re.compile(r"[a-z0-9]+|[.;:,]")
+_WORD = re.compile(r"[a-z0-9]+|[.;:,?!]")
 _DROP = frozenset({"a", "an", "the", "of"})
-BOUNDARY = frozenset(".;:,")
+#: Clause punctuation; not parentheses, which some HPO names hold ("Seizure (febrile)").
+BOUNDARY = frozenset(".;:,?!")
 
 
 def tokens(text: str) -> list[str]:
-    """Normalised words and clause punctuation (``. ; : ,``), function words dropped, plurals stemmed.
+    """Normalised words and clause punctuation (``. ; : , ? !``), function words dropped, plurals stemmed.
 
-    >>> tokens("No seizures; the brother of the patient.")
-    ['no', 'seizure', ';', 'brother', 'patient', '.']
+    >>> tokens("No seizures (focal)? The brother of the patient.")
+    ['no', 'seizure', 'focal', '?', 'brother', 'patient', '.']
     """
     return [w if w in BOUNDARY else _stem(w) for w in _WORD.findall(fold(text)) if w not in _DROP]
 
 
+_CLINICAL = load_negation_rules("clinical")
 #: The negation post cues of the HPO recognisers (the ``clinical`` rules' others, "resolved", "normal",
 #: "absent", describe a finding the history still reports, or are part of one: "absent speech").
 NEGATION_POST = ("ruled out", "excluded")
 #: Cues before an uncertain finding ("possible seizures", "to rule out hypotonia", "concern for ataxia"). Every
 #: word of every cue is a context word of the concept recogniser's spans (``_concepts.CONTEXT``), so that a span
 #: never swallows its cue; "unclear", "may" and "could" are left out ("unclear slurred words", "could not walk
-#: until 3" and definitions' "... may cause" are findings).
+#: until 3" and definitions' "... may cause" are findings), and so are cues ending in "of" ("of" is no token).
 UNCERTAINTY_PRE = (
-    *("possible", "possibly", "suspected", "suspect", "suspicion of", "suspicious for", "questionable", "query"),
-    *("question of", "concern for", "concerning for", "rule out"),
-    *("to rule out", "evaluate for", "evaluation for"),
+    *("possible", "possibly", "suspected", "suspect", "suspicious for", "questionable", "query"),
+    *("concern for", "concerning for", "rule out", "evaluate for", "evaluation for"),
 )
-#: Cues after an uncertain finding ("seizures are possible", "ataxia cannot be excluded").
+#: Cues after an uncertain finding ("seizures are possible", "ataxia cannot be excluded"): with a verb, so that a
+#: hedge after "and" does not reach back ("hypotonia and possible seizures" leaves the hypotonia present), and the
+#: ``clinical`` rules' pseudo-negations that hedge ("cannot be excluded", "not ruled out", ...).
 UNCERTAINTY_POST = (
-    *("possible", "possibly", "suspected", "questionable", "unlikely", "not excluded", "cannot be excluded"),
-    *("can not be excluded", "not ruled out", "cannot be ruled out", "can not be ruled out"),
-    *("cannot be entirely excluded", "cannot entirely be excluded"),
+    *(f"{v} {w}" for v in ("is", "are", "was", "were") for w in ("possible", "suspected", "questionable")),
+    *(c for c in _CLINICAL.pseudo_cues if c.endswith(("excluded", "ruled out"))),
 )
-#: Relatives whose findings are not the patient's (:data:`FAMILY_PRE`, :data:`FAMILY_POST`).
+#: Relatives whose findings are not the patient's (:data:`FAMILY_PRE`, :data:`FAMILY_POST`); not "son",
+#: "daughter" or "twin", which the patient often is ("mother reports her son has seizures", "a twin with
+#: hypotonia").
 RELATIVES = (
-    *("mother", "father", "brother", "sister", "sibling", "sib", "twin", "aunt", "uncle", "cousin", "grandmother"),
-    *("grandfather", "grandparent", "son", "daughter", "niece", "nephew", "half-brother", "half-sister"),
+    *("mother", "father", "brother", "sister", "sibling", "sib", "aunt", "uncle", "cousin", "grandmother"),
+    *("grandfather", "grandparent", "niece", "nephew", "half-brother", "half-sister"),
 )
-#: Cues before a relative's finding ("family history of deafness", "her brother has seizures").
+#: Cues before a relative's finding ("family history of deafness", "her brother has seizures", "family history:
+#: epilepsy"); "family history is unremarkable" and the like are pseudo cues (:data:`FAMILY_PSEUDO`).
 FAMILY_PRE = (
-    *("family history", "family hx", "fhx", "family member with", "family members with"),
-    *(f"{r} {v}" for r in RELATIVES for v in ("has", "had", "with", "who has", "who had", "also has", "also had")),
+    *("family history", "family hx", "fhx", "family history :", "family hx :", "fhx :", "family member with"),
+    *(f"{r} {v}" for r in RELATIVES for v in ("has", "have", "had", "with", "who has", "who had", "also has")),
 )
-#: Cues after a relative's finding ("deafness in the father", "epilepsy in a maternal uncle", "runs in the
-#: family").
+FAMILY_PSEUDO = tuple(
+    f"family history {v}{w}"
+    for v in ("", "is ", "was ")
+    for w in ("unremarkable", "noncontributory", "non-contributory", "negative", "not contributory")
+)
+#: Cues after a relative's finding ("deafness in the father", "epilepsy in a maternal uncle", "epilepsy in her
+#: mother", "runs in the family").
 FAMILY_POST = (
     *("in family", "runs in family", "in relatives"),
-    *(f"in {side}{r}" for r in RELATIVES for side in ("", "maternal ", "paternal ", "older ", "younger ")),
+    *(
+        f"in {side}{r}"
+        for r in RELATIVES
+        for side in ("", "maternal ", "paternal ", "older ", "younger ", "her ", "his ", "their ", "two ")
+    ),
 )
-
-
-_CLINICAL = load_negation_rules("clinical")
 
 
 def _rules(name: str, pre: tuple[str, ...], post: tuple[str, ...], pseudo: tuple[str, ...] = ()) -> NegationRules:
@@ -114,7 +126,7 @@ _NEGATION = NegationDetector(
     _rules("clinical-history", _NEGATION_PRE, NEGATION_POST, _CLINICAL.pseudo_cues), tokenize=tokens
 )
 _UNCERTAIN = NegationDetector(_rules("hpo-uncertainty", UNCERTAINTY_PRE, UNCERTAINTY_POST), tokenize=tokens)
-_FAMILY = NegationDetector(_rules("hpo-family", FAMILY_PRE, FAMILY_POST), tokenize=tokens)
+_FAMILY = NegationDetector(_rules("hpo-family", FAMILY_PRE, FAMILY_POST, FAMILY_PSEUDO), tokenize=tokens)
 
 
 def mention_status(words: list[str], mentions: list[tuple[int, int]]) -> list[str]:

@@ -11,11 +11,11 @@ Three steps, each usable on its own and tested on hand-built ontologies:
 
    *Negation*: the engine of :mod:`medlens.text` with the ``clinical`` rules' pre cues (``no``, ``not``,
    ``without``, ``never``, ``nor``, ``neither``, ``denies``, ``denied``, ``negative for``; the cues ending in
-   "of" are left out because "of" is dropped from the words) and pseudo-negations (``no change``), and of its post
-   cues only ``ruled out`` and ``excluded`` (a history's "seizures, since resolved" still reports the seizures). A cue negates the mentions after
-   it up to ``. ; : ( )`` or a clause word (``but however although though except whereas while which with has
-   shows presents``); commas, ``and`` and ``or`` do not end it, so "no seizures, ataxia or hypotonia" negates
-   all three. Words inside a matched phrase are never cues. *Uncertain* mentions ("possible seizures",
+   "of" are left out because "of" is dropped from the words) and pseudo-negations (``no change``), and of its
+   post cues only ``ruled out`` and ``excluded`` (a history's "seizures, since resolved" still reports the
+   seizures). A cue negates the mentions after it up to ``. ; : ? !`` or a clause word (``but however although
+   though except whereas while which with has shows presents``); commas, ``and``, ``or`` and parentheses (which
+   some HPO names hold) do not end it, so "no seizures, ataxia or hypotonia" negates all three. Words inside a matched phrase are never cues. *Uncertain* mentions ("possible seizures",
    "ataxia cannot be excluded") and a *relative's* ("family history of deafness", "her brother has seizures")
    are scoped the same way (:mod:`medlens.retrieval._context`) and count neither for nor against a disease.
 

@@ -352,7 +352,8 @@ def run_rare_hpo(
 
     ``generator`` is ``rare-hpo-v1`` (HPO names) or ``rare-hpo-v2`` (the same patients in paraphrase; ``split``
     ``dev`` or ``test``, disjoint diseases; with an ontology retriever v2 also reports ``recognition``, the
-    micro precision / recall of the recognised HPO terms). ``config`` sets v1's other generator fields.
+    micro precision / recall of the recognised HPO terms). ``config`` sets the generator's other fields (a
+    :class:`GeneratorConfigV2` for v2, such as ``context_distractors``).
     Returns ``{top1, top5, mrr, macro_top1, macro_top5, n, n_diseases, ci95, generator, retriever, ranker,
     seconds}`` (plus ``cases`` with each case's top-5 when ``return_cases``). The leakage guard is off: the
     documents describe diseases, not cases.
@@ -370,7 +371,8 @@ def run_rare_hpo(
     retriever = index.resolve_retriever(retriever)
     t0 = time.perf_counter()
     if generator == GENERATOR_V2:
-        cfg: GeneratorConfig = GeneratorConfigV2(n=n, seed=seed, split=split).check()
+        base = asdict(config) if isinstance(config, GeneratorConfigV2) else {}
+        cfg: GeneratorConfig = GeneratorConfigV2(**{**base, "n": n, "seed": seed, "split": split}).check()
         cases = generate_cases_v2(cfg)
     else:
         cfg = GeneratorConfig(**{**(asdict(config) if config else {}), "n": n, "seed": seed}).check()

@@ -340,7 +340,7 @@ def _run_v2(
     out = {"generator": cfg.to_dict(), "retrievers": results, "recognition": recognition, "seconds": seconds}
     if "ontology" in retrievers:
         t1 = time.perf_counter()
-        out["context_distractors"] = _context_row(idx, cfg, n_bootstrap=n_bootstrap, progress=progress)
+        out["context_distractors"] = _context_row(idx, cfg, n_bootstrap=n_bootstrap)
         seconds["context_distractors"] = round(time.perf_counter() - t1, 3)
     seconds["total"] = round(time.perf_counter() - t0, 3)
     return out
@@ -350,30 +350,31 @@ def _run_v2(
 CONTEXT_DISTRACTORS = 2
 
 
-def _context_row(idx: Any, cfg: Any, *, n_bootstrap: int, progress: bool) -> dict[str, Any]:
-    """The default ranker on the same v2 cases with ``CONTEXT_DISTRACTORS`` more unrelated findings each, written
+def _context_row(idx: Any, cfg: Any, *, n_bootstrap: int) -> dict[str, Any]:
+    """The ontology ranker on the same v2 cases with ``CONTEXT_DISTRACTORS`` more unrelated findings each, written
     as uncertain ("Possible …") or a relative's ("A brother has …"): its ranking, and how many of those terms the
     recogniser took for the patient's own."""
     from dataclasses import replace
 
-    from medlens.benchmarks.rare_hpo._cases import evaluate_rankings
-    from medlens.benchmarks.rare_hpo._cases_v2 import evaluate_recognition, generate_cases_v2
-    from medlens.retrieval import case_query, rank_candidates
+    from medlens.benchmarks.rare_hpo._cases import run_rare_hpo
 
-    ccfg = replace(cfg, context_distractors=CONTEXT_DISTRACTORS).check()
-    cases = generate_cases_v2(ccfg)
-    queries = [case_query(c) for c in cases]
-    ranker = idx.phenotypes
-    if ranker.concepts is not None:
-        ranker.concepts.prime(queries, progress=progress)
-    hits = idx.search_many(queries, top_k=DEPTH, retriever="ontology")
-    rankings = [rank_candidates(h) for h in hits]
-    recognition = evaluate_recognition(cases, [ranker.query_terms(q) for q in queries])
+    got = run_rare_hpo(
+        idx,
+        n=cfg.n,
+        seed=cfg.seed,
+        retriever="ontology",
+        depth=DEPTH,
+        config=replace(cfg, context_distractors=CONTEXT_DISTRACTORS),
+        n_bootstrap=n_bootstrap,
+        generator=cfg.version,
+        split=cfg.split,
+    )
+    meta = ("generator", "retriever", "ranker", "seconds", "recognition")
     return {
-        "generator": ccfg.to_dict(),
-        "retriever": "ontology",
-        "ranking": evaluate_rankings(cases, rankings, n_bootstrap=n_bootstrap, seed=cfg.seed),
-        "distractors": recognition.get("context_distractors", {"n": 0, "as_present": 0, "as_negated": 0}),
+        "generator": got["generator"],
+        "retriever": got["retriever"],
+        "ranking": {k: v for k, v in got.items() if k not in meta},
+        "distractors": got["recognition"]["context_distractors"],
     }
 
 
