@@ -12,19 +12,23 @@ Both HPO recognisers (the exact matcher of :mod:`medlens.retrieval._phenotype` a
 * **uncertain** (``possible seizures``, ``suspected ataxia``, ``to rule out hypotonia``, ``a seizure disorder
   cannot be excluded``): :data:`UNCERTAINTY_PRE` and :data:`UNCERTAINTY_POST`;
 * **family** (``family history of deafness``, ``her brother has seizures``, ``epilepsy in the maternal uncle``):
-  :data:`FAMILY_PRE` and :data:`FAMILY_POST`. A relative who *reports* ("parents report", "mother reports") is
-  no cue: only a relative who *has* the finding is.
+  :data:`FAMILY_PRE` and :data:`FAMILY_POST`, with pseudo cues for an unremarkable family history
+  (:data:`FAMILY_PSEUDO`). A relative who *reports* ("parents report", "mother reports") is no cue: only a
+  relative who *has* the finding is; and the son, daughter or twin of a note is usually the patient.
 
 A family mention beats the others ("no family history of seizures" says nothing about the patient's seizures),
 then an uncertain one ("no seizures" stays negated; "seizures cannot be excluded" is a pseudo-negation and
 uncertain). The ranker uses present mentions as evidence for a disease and negated ones against it; uncertain
 and family mentions are neither (ClinPhen likewise drops the findings of a sentence that names a relative or a
 negation; NegEx/ConText keep the statuses apart). Statuses are scoped per clause: the stops are the
-``clinical`` rules' (``. ; :`` and the clause words ``but however although though whereas except while which
-with has shows presents``), so "possible seizures; hypotonia" leaves the hypotonia present.
+``clinical`` rules' (``. ; : ? !`` and the clause words ``but however although though whereas except while which
+with has shows presents``; parentheses are no tokens), so "possible seizures; hypotonia" leaves the hypotonia
+present. NegEx's limits remain: "seizures in the patient and in the mother" is read as the mother's, and
+"possible regression, later confirmed" stays uncertain.
 
-``rare-hpo`` v1 and v2 write no uncertainty or family cue, so their numbers are unchanged by these rules; the
-tests check the rules on hand-written sentences.
+``rare-hpo`` v1 and v2 write no uncertainty or family cue (the spans and recognised terms are the same as
+before these rules); the tests check the rules on hand-written sentences, and the benchmark's
+``context_distractors`` row on v2 cases with such sentences added.
 """
 
 from __future__ import annotations
