@@ -157,6 +157,8 @@ IMAGED_SITES = frozenset(
         *("pelvic", "pelvis", "renal", "kidney", "liver", "hepatic", "hand", "hip", "knee", "skeletal"),
     }
 )
+#: Relatives and their plurals (cue words, :mod:`medlens.retrieval._context`).
+_KIN = frozenset(RELATIVES) | {f"{r}s" for r in RELATIVES}
 #: Words trimmed from either end of a segment (templates, cues, ages, sexes; and the ``IMAGING`` words).
 CONTEXT = IMAGING | frozenset(
     {
@@ -172,8 +174,7 @@ CONTEXT = IMAGING | frozenset(
         *("possible", "possibly", "suspected", "suspect", "suspicious", "questionable", "query", "concern"),
         *("concerning", "rule", "ruled", "evaluate", "evaluation", "excluded", "should", "hx", "fhx", "who"),
         *("entirely", "completely", "confidently", "definitely"),
-        *("runs", "relatives", "member", "members", "brothers", "sisters", "siblings", "sibs", "aunts", "uncles"),
-        *("cousins", "grandparents", "nieces", "nephews", *RELATIVES),
+        *("runs", "relatives", "member", "members", *_KIN),
     }
 )
 _NUMBER = re.compile(r"^\d+([-/]\d+)*(-(year|month|week|day)s?(-old)?)?$|^\d+-")
@@ -194,7 +195,6 @@ def _is_context(tok: str) -> bool:
 
 #: Context only before a relative ("epilepsy in a maternal uncle"; "maternal antibodies" is a finding).
 _KIN_SIDE = frozenset({"maternal", "paternal", "older", "younger"})
-_KIN = frozenset(RELATIVES) | {f"{r}s" for r in RELATIVES}
 _HEDGE_ADVERBS = frozenset({"not", "entirely", "completely", "confidently", "definitely"})
 
 

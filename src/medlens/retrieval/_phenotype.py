@@ -15,9 +15,10 @@ Three steps, each usable on its own and tested on hand-built ontologies:
    post cues only ``ruled out`` and ``excluded`` (a history's "seizures, since resolved" still reports the
    seizures). A cue negates the mentions after it up to ``. ; : ? !`` or a clause word (``but however although
    though except whereas while which with has shows presents``); commas, ``and``, ``or`` and parentheses (which
-   some HPO names hold) do not end it, so "no seizures, ataxia or hypotonia" negates all three. Words inside a matched phrase are never cues. *Uncertain* mentions ("possible seizures",
-   "ataxia cannot be excluded") and a *relative's* ("family history of deafness", "her brother has seizures")
-   are scoped the same way (:mod:`medlens.retrieval._context`) and count neither for nor against a disease.
+   some HPO names hold) do not end it, so "no seizures, ataxia or hypotonia" negates all three. Words inside a
+   matched phrase are never cues. *Uncertain* mentions ("possible seizures", "ataxia cannot be excluded") and a
+   *relative's* ("family history of deafness", "her brother has seizures") are scoped the same way
+   (:mod:`medlens.retrieval._context`) and count neither for nor against a disease.
 
 2. **Information content** (:class:`PhenotypeModel`). Each disease's annotation set is closed under ``is_a``
    (a disease annotated with "Focal seizure" is also annotated with "Seizure"); with ``n(t)`` the number of

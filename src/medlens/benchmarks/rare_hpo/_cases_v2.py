@@ -160,12 +160,12 @@ def _unrelated(sampler: _Sampler, taken: set[str], related: set[str], rng: np.ra
 
 
 def _context_sentences(
-    sampler: _Sampler, writer: _Writer, taken: set[str], related: set[str], rng: np.random.Generator
+    n: int, sampler: _Sampler, writer: _Writer, taken: set[str], related: set[str], rng: np.random.Generator
 ) -> tuple[list[str], dict[str, list[dict[str, str]]]]:
-    """``context_distractors`` unrelated phenotypes, alternately uncertain and a relative's (module docstring)."""
+    """``n`` unrelated phenotypes, alternately uncertain and a relative's (module docstring)."""
     out: list[str] = []
     got: dict[str, list[dict[str, str]]] = {"uncertain": [], "family": []}
-    for k in range(sampler.cfg.context_distractors):  # type: ignore[attr-defined]
+    for k in range(n):
         t = _unrelated(sampler, taken, related, rng)
         if t is None:
             continue
@@ -201,7 +201,9 @@ def _case_v2(sampler: _Sampler, writer: _Writer, i: int, did: str) -> dict[str, 
     history = " ".join(_clinical(clinical, rng, who) + _negated([x for x, _ in neg_rendered.values()], rng))
     if cfg.context_distractors:
         crng = np.random.default_rng([cfg.seed, 3, _SPLIT_CODE[cfg.split], i])
-        extra, context = _context_sentences(sampler, writer, {*findings, *negated}, related, crng)
+        extra, context = _context_sentences(
+            cfg.context_distractors, sampler, writer, {*findings, *negated}, related, crng
+        )
         history = " ".join([history, *extra])
         phen["uncertain"] = [x["term"] for x in context["uncertain"]]
         phen["family"] = [x["term"] for x in context["family"]]
