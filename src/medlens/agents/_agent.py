@@ -175,6 +175,7 @@ class RadarAgent:
         cands = rank_candidates(hits)[: 1 + cfg.n_differentials]
         return {
             "id": case["id"],
+            **self._phenotypes(case),
             "mode": "retrieval-only",
             "primary": cands[0].name if cands else None,
             "differentials": [c.name for c in cands[1:]],
@@ -269,6 +270,15 @@ class RadarAgent:
         findings = [" ".join(str(f).split()) for f in value.get("findings", []) if str(f).strip()]
         return hyps[: self.config.n_hypotheses], findings
 
+    def _phenotypes(self, case: Mapping[str, Any]) -> dict[str, Any]:
+        """``{"phenotypes": [...]}``: the HPO mentions read from the case summary and their status
+        (:meth:`medlens.retrieval._phenotype.OntologyRanker.mentions`) when the index's ontology ranker takes part in
+        retrieval (``ontology`` or ``hybrid``, and ``auto`` on an ``hpo`` index); else ``{}``."""
+        if self.index is None or self.index.resolve_retriever(self.config.retriever) not in ("ontology", "hybrid"):
+            return {}
+        with self._index_lock:
+            return {"phenotypes": self.index.phenotypes.mentions(case_query(case))}
+
     def _retrieve(self, case: dict[str, Any], queries: list[str]) -> tuple[list[list[Any]], list[dict[str, Any]]]:
         cfg = self.config
         depth = cfg.top_k * 3 if self.guard is not None else cfg.top_k
@@ -347,6 +357,7 @@ class RadarAgent:
             trace["primary_evidence_rank"] = rank
         return {
             "id": case["id"],
+            **(self._phenotypes(case) if retrieval else {}),
             "mode": "agent" if retrieval else "no-retrieval",
             **answer,
             "retrieved": retrieved,
@@ -504,6 +515,9 @@ def diagnose_case(
         ``confidence`` a number in [0, 1] or ``None``, ``retrieved`` ``[{id, title, score}]`` (the passages
         the model saw, or the ranker's hits), ``fallback`` ``None`` or why the answer is not the model's
         final one, ``leakage`` the units the guard dropped (``{id, title, reason, value, threshold}``) and
-        ``trace`` the steps (ok, repaired, errors), queries, removed citations and counts.
+        ``trace`` the steps (ok, repaired, errors), queries, removed citations and counts. When the index's
+        ontology ranker retrieves (``ontology``, ``hybrid``, or ``auto`` on an ``hpo`` index), ``phenotypes`` too:
+        the HPO mentions read from the case (``{term, name, status, text, by}``; status ``present``, ``negated``,
+        ``uncertain`` or ``family``), so that a reader sees which findings the ranking rests on.
     """
     return RadarAgent(index, client, config).diagnose(case)

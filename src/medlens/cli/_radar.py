@@ -24,7 +24,7 @@ from medlens.cli._common import (
     rate_limit_option,
     ray_address_option,
 )
-from medlens.cli._rag import RETRIEVER_HELP
+from medlens.cli._rag import RETRIEVER_HELP, print_phenotypes
 
 LLM_URL_HELP = "OpenAI-compatible server (llama.cpp, Ollama, vLLM), e.g. http://127.0.0.1:8080/v1; needs --model."
 MODEL_HELP = "Model name the --llm-url server expects."
@@ -61,6 +61,8 @@ def _print_result(res: dict[str, Any]) -> None:
         notes.append(f"{len(res['leakage'])} retrieved document(s) dropped by the leakage guard")
     if notes:
         c.print("  note: " + "; ".join(notes), markup=False)
+    if "phenotypes" in res:
+        print_phenotypes(res["phenotypes"], "the case")
 
 
 def diagnose(
@@ -114,7 +116,7 @@ def diagnose(
 ) -> None:
     """Diagnose a case (clinical history + caption) with the RADAR agent, or the retrieval-only ranker without an LLM.
 
-    Output per case: primary, differentials (4), citations {name: \\[doc ids]}, retrieved [{id, title, score}], confidence, mode (agent | no-retrieval | retrieval-only), fallback, leakage, trace. --cases writes the run folder --out: one line per case appended to OUT/results.jsonl (ids already there are skipped) and OUT/manifest.json; a folder made with another configuration is refused unless --overwrite.
+    Output per case: primary, differentials (4), citations {name: \\[doc ids]}, retrieved [{id, title, score}], confidence, mode (agent | no-retrieval | retrieval-only), fallback, leakage, trace; on an hpo index (or --retriever ontology/hybrid) also phenotypes: the HPO terms read from the case, each present, negated, uncertain or a relative's. --cases writes the run folder --out: one line per case appended to OUT/results.jsonl (ids already there are skipped) and OUT/manifest.json; a folder made with another configuration is refused unless --overwrite.
 
     Examples:
 

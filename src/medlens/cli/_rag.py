@@ -211,12 +211,22 @@ def search_cmd(
         why = "no phenotype of the query is present" if "phenotypes" in doc and not present else "no shared term"
         c.print(f"no hits ({why})", markup=False)
     if "phenotypes" in doc:
-        p = Table("HPO term", "name", "status", "text", "by", title="phenotypes read from the query")
-        for m in doc["phenotypes"]:
-            p.add_row(m["term"], escape(m["name"]), m["status"], escape(m["text"]), m["by"])
-        c.print(p)
-        if not doc["phenotypes"]:
-            c.print("no HPO phenotype recognised in the query", markup=False)
+        print_phenotypes(doc["phenotypes"], "the query")
+
+
+def print_phenotypes(mentions: list[dict[str, Any]], source: str) -> None:
+    """The HPO mentions an ontology ranker read from ``source`` (``rag search``, ``rag diagnose``) as a table."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    c = console()
+    if not mentions:
+        c.print(f"no HPO phenotype recognised in {source}", markup=False)
+        return
+    p = Table("HPO term", "name", "status", "text", "by", title=f"phenotypes read from {source}")
+    for m in mentions:
+        p.add_row(m["term"], escape(m["name"]), m["status"], escape(m["text"]), m["by"])
+    c.print(p)
 
 
 @bench.command("rare-hpo")
