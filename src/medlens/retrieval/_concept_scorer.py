@@ -72,8 +72,12 @@ two segments joined across ``and``/``or`` when one is a single word ("wobbly and
 top-5 0.725); plain-English variants of the indexed names and synonyms built from medical word formation (~200
 combining forms and anatomical adjectives, no term-level glosses: "Microcephaly" → "small head", "Hepatosplenomegaly"
 → "enlarged liver spleen", 7.4k more labels): F1 0.692, R 0.649, top-5 0.725 against 0.689 / 0.643 / 0.735; with
-the spans glossed the same way too R 0.655, top-5 0.72; with the map retrained on the variants, lower. What limits
-recall is the encoder: of the written terms still missed on dev, about 270 of 610 are not
+the spans glossed the same way too R 0.655, top-5 0.72; with the map retrained on the variants, lower; an eighth
+feature for opposite polarity (the span's and the label's size, amount or tone words and prefixes point opposite
+ways: "flexible joints" → *Joint stiffness*, "small oral aperture" → *Wide mouth*, "undergrowth" → *Overgrowth*;
+1.4% of candidates): F1 0.688, top-5 0.735, the same as without it; the first clause of the index-half definitions
+longer than 12 words as 1,612 more labels ("Difficulty in speaking", "Failure to pass meconium"): F1 0.678, top-5
+0.725. What limits recall is the encoder: of the written terms still missed on dev, about 270 of 610 are not
 among the 8 nearest terms of any span, and the rest lose to a neighbour the features cannot tell apart ("Chiari I
 malformation": *Chiari malformation* over *Chiari type I malformation*).
 """

@@ -52,6 +52,10 @@ so on ``rare-hpo-v2`` they would look up the held-out half that this recogniser 
   after spelling correction; doc2vec context picks between terms one phrase maps to; negation (negspaCy) only on
   request; no uncertainty or family history.
 
+No clinical lexicon ships offline here (no UMLS or consumer-health vocabulary, no WordNet data for nltk). The one
+paraphrase table that does, METEOR 1.5's English table in the captioning peer pycocoevalcap (5.3M pairs), is
+pivoted through parliamentary text ("convulsions" → "upheavals", "revolts"), so it is not used.
+
 ``THRESHOLD`` was chosen on the ``rare-hpo-v2`` dev split (n=200; never on the test split), with the exact
 matcher restricted to phenotypic abnormalities (matcher v4). Micro precision / recall of exact + embedding
 recognition and ontology top-5 for thresholds 0.7 / 0.75 / 0.8 / 0.85: P 0.572 / 0.623 / 0.669 / 0.722,

@@ -65,7 +65,9 @@ RETRIEVERS = ("auto", "fused", "bm25", "dense", "ontology", "hybrid")
 #: ``"fused"``. Chosen on the development sets only (rare-hpo-v1 seed 1 and rare-hpo-v2 ``dev``, n=200 each,
 #: top-5): fused 0.285 on v2 dev; ontology with the exact matcher alone 0.92 (v1) / 0.365 (v2); hybrid with the
 #: weights below 0.895 / 0.410; ontology with embedding recognition added (the ranker's default) 0.585 on v2
-#: dev (v1 recognition is by exact names, which the recogniser leaves to the exact matcher).
+#: dev (v1 recognition is by exact names, which the recogniser leaves to the exact matcher). With today's
+#: recogniser, ontology 0.73 / hybrid 0.70 on v2 dev and 0.915 / 0.88 on v1 seed 1; taking hybrid only for the
+#: cases with few recognised findings (≤ 1 ... ≤ 5 terms) never beat ontology alone (0.73 ... 0.71 on dev).
 HPO_DEFAULT_RETRIEVER = "ontology"
 #: RRF weights of retriever ``hybrid``, chosen by the mean top-5 of rare-hpo-v1 seed 1 and rare-hpo-v2 ``dev``
 #: (n=200 each; never the reported seed 0 / test split): ontology weight 2 / 3 / 5 / 8 gave 0.795 / 0.815 /
