@@ -77,9 +77,10 @@ feature for opposite polarity (the span's and the label's size, amount or tone w
 ways: "flexible joints" → *Joint stiffness*, "small oral aperture" → *Wide mouth*, "undergrowth" → *Overgrowth*;
 1.4% of candidates): F1 0.688, top-5 0.735, the same as without it; the first clause of the index-half definitions
 longer than 12 words as 1,612 more labels ("Difficulty in speaking", "Failure to pass meconium"): F1 0.678, top-5
-0.725. What limits recall is the encoder: of the written terms still missed on dev, about 270 of 610 are not
-among the 8 nearest terms of any span, and the rest lose to a neighbour the features cannot tell apart ("Chiari I
-malformation": *Chiari malformation* over *Chiari type I malformation*).
+0.725; spans and labels embedded after a clinical prefix ("a patient with fits", with the map and scorer refitted):
+F1 0.675, top-5 0.73. What limits recall is the encoder: of the written terms still missed on dev, about 270 of
+610 are not among the 8 nearest terms of any span, and the rest lose to a neighbour the features cannot tell apart
+("Chiari I malformation": *Chiari malformation* over *Chiari type I malformation*).
 """
 
 from __future__ import annotations
