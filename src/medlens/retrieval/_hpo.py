@@ -261,7 +261,8 @@ def _load_cached(obo: str, hpoa: str) -> HpoKnowledge:
                     d.excluded.append(term)
                 else:
                     onset = row[columns["onset"]] or None
-                    mods = tuple(m for m in _cell(row, columns, "modifier").split(";") if m in tax)
+                    cell = _cell(row, columns, "modifier")  # empty on most rows
+                    mods = tuple(m for m in cell.split(";") if m in tax) if cell else ()
                     sex = _cell(row, columns, "sex") or None
                     freq = parse_frequency(row[columns["frequency"]])
                     d.phenotypes.append(HpoAnnotation(term, freq, onset if onset in tax else None, mods, sex))

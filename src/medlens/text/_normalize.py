@@ -51,7 +51,10 @@ def fold(text: str) -> str:
     >>> fold("Sjögren Syndrome, café-au-lait")
     'sjogren syndrome, cafe-au-lait'
     """
-    text = unicodedata.normalize("NFKD", str(text))
+    text = str(text)
+    if text.isascii():  # NFKD leaves ASCII as it is and no ASCII character is a combining mark
+        return text.lower()
+    text = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
 
 
