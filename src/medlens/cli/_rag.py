@@ -104,7 +104,7 @@ def index_cmd(
 ) -> None:
     """Build a BM25 + dense index over a corpus and save it as a folder.
 
-    Re-running with the same corpus and options reuses the folder (reported as cached); a folder holding an index of another corpus or options is refused unless --overwrite, which rebuilds it (the old index stays until the new one is complete). Corpus embeddings are cached under $MEDLENS_CACHE, so a rebuild elsewhere skips the encoder.
+    Re-running with the same corpus and options reuses the folder (reported as cached); a folder holding an index of another corpus or options is refused unless --overwrite, which rebuilds it (the old index stays until the new one is complete). Corpus embeddings are cached under $MEDLENS_CACHE, so a rebuild elsewhere skips the encoder. An hpo index also gets concepts.npz: the ontology ranker's HPO label vectors and map, made now so that no search has to wait for them and read from the folder wherever it is copied.
 
     Examples:
 
@@ -152,6 +152,8 @@ def index_cmd(
         f"{m['embedder']['model_id']}, BM25, fused by RRF k={m['fusion']['k']}.",
         markup=False,
     )
+    if doc.get("concept_store"):
+        c.print(f"HPO concept vectors and map for the ontology ranker: {doc['concept_store']}", markup=False)
     sh = m["build"].get("shards")
     if sh and not doc["cached"]:
         d = sh["dense"]

