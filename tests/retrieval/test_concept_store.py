@@ -65,18 +65,61 @@ def test_a_store_that_does_not_fit_is_ignored(hpo_index, tmp_path, monkeypatch, 
     rec = idx.phenotypes.concepts
     assert read_concept_store(path / STORE_FILE, rec.store_key, len(rec.vectors) + 1) is None  # wrong size
     assert read_concept_store(path / "absent.npz", rec.store_key, len(rec.vectors)) is None
-    for damage in ("garbage", "other key"):
-        if damage == "garbage":
-            (path / STORE_FILE).write_bytes(b"not an npz file")
-        else:
-            rec.store_key = "0" * 64
-            write_concept_store(path / STORE_FILE, rec)
-        monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / f"cache-{damage[0]}"))  # rebuilt from scratch
+    good = (path / STORE_FILE).read_bytes()
+    damages = {  # what a half-copied folder or a stray file holds, and how the reader says so
+        "garbage": (lambda: (path / STORE_FILE).write_bytes(b"not an npz file"), logging.WARNING, "ignoring"),
+        "truncated": (lambda: (path / STORE_FILE).write_bytes(good[: len(good) // 2]), logging.WARNING, "ignoring"),
+        "empty": (lambda: (path / STORE_FILE).write_bytes(b""), logging.WARNING, "ignoring"),
+        "npy": (lambda: np.save(path / STORE_FILE, np.zeros(3)), logging.WARNING, "ignoring"),
+        "other key": (lambda: write_concept_store(path / STORE_FILE, _rekeyed(rec)), logging.INFO, "not using"),
+    }
+    for name, (damage, level, said) in damages.items():
+        damage()
+        monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / f"cache-{name}"))  # rebuilt from scratch
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="medlens.retrieval._concept_store"):
-            after, _, _ = _search(path)
-        assert after == before
-        assert "ignoring" in caplog.text
+        with caplog.at_level(level, logger="medlens.retrieval._concept_store"):
+            after, _, again = _search(path)
+        assert after == before, name
+        assert said in caplog.text, name
+        assert again.phenotypes.concepts.store_path is None, name
+
+
+def _rekeyed(rec):
+    import copy
+
+    other = copy.copy(rec)
+    other.store_key = "0" * 64
+    return other
+
+
+def test_rag_index_replaces_a_store_that_does_not_fit(hpo_index):
+    from medlens.retrieval import load_index, run_index
+    from medlens.retrieval._concept_store import STORE_FILE, write_concept_store
+
+    path, _ = hpo_index
+    rec = load_index(path).phenotype_ranker().concepts
+    assert rec.store_path == str(path / STORE_FILE)  # read from the folder
+    write_concept_store(path / STORE_FILE, _rekeyed(rec))  # as an older medlens would have left it
+    again = run_index(str(path.parent / "hpo.jsonl"), path, embedder="hashing:64")
+    assert again["cached"] is True
+    assert again["concept_store"] == str(path / STORE_FILE)
+    assert load_index(path).phenotype_ranker().concepts.store_path == str(path / STORE_FILE)
+
+
+def test_without_torch_rag_index_still_builds_the_index(tmp_path, monkeypatch):
+    from medlens.retrieval import RetrievalIndex, load_corpus, run_index, write_corpus
+
+    monkeypatch.setenv("MEDLENS_CACHE", str(tmp_path / "cache"))
+    sub = tmp_path / "hpo.jsonl"
+    write_corpus([load_corpus("hpo")["ORPHA:558"]], sub)
+
+    def no_torch(self, **kw):
+        raise ImportError("torch is needed (pip install 'medlens[torch]')")
+
+    monkeypatch.setattr(RetrievalIndex, "phenotype_ranker", no_torch)
+    doc = run_index(str(sub), tmp_path / "idx", embedder="hashing:64")
+    assert doc["concept_store"] is None
+    assert (tmp_path / "idx" / "manifest.json").is_file()
 
 
 def test_rerunning_rag_index_adds_a_missing_store(hpo_index):

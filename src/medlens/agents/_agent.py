@@ -517,7 +517,8 @@ def diagnose_case(
         final one, ``leakage`` the units the guard dropped (``{id, title, reason, value, threshold}``) and
         ``trace`` the steps (ok, repaired, errors), queries, removed citations and counts. When the index's
         ontology ranker retrieves (``ontology``, ``hybrid``, or ``auto`` on an ``hpo`` index), ``phenotypes`` too:
-        the HPO mentions read from the case (``{term, name, status, text, by}``; status ``present``, ``negated``,
-        ``uncertain`` or ``family``), so that a reader sees which findings the ranking rests on.
+        the HPO mentions read from the case summary (``{term, name, status, text, by}``; status ``present``,
+        ``negated``, ``uncertain`` or ``family``): what the retrieval-only ranking rests on, and the agent's first
+        query (its hypothesis queries are read the same way).
     """
     return RadarAgent(index, client, config).diagnose(case)

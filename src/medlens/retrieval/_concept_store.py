@@ -10,9 +10,10 @@ file instead of embedding the labels and training the map again (minutes on two 
 The file holds the label vectors as the recogniser uses them (after the map), the map's matrix and its
 description, and a ``key``: SHA-256 of the store version, the label table's digest (concept version, rendering
 split, every (term, text)), the embedder's ``cache_key`` and the map's settings. A store whose key differs (another
-embedder, medlens version or HPO release), whose arrays do not fit, or that cannot be read is ignored with a
-warning, never trusted: the recogniser is then built from the cache as before. It is written atomically, and it
-is not listed among the index's ``files``: an index folder without it is complete.
+embedder, map setting, medlens version or HPO release) is not used (an info message), one whose arrays do not
+fit or that cannot be read is ignored with a warning, never trusted: the recogniser is then built from the cache
+as before, and ``rag index`` on the folder writes a store that fits. It is written atomically, and it is not
+listed among the index's ``files``: an index folder without it is complete.
 
 Nothing in it is pickled (``np.load`` with ``allow_pickle=False``).
 """
@@ -63,13 +64,13 @@ def read_concept_store(path: str | os.PathLike, key: str, n_labels: int) -> tupl
     try:
         with np.load(path, allow_pickle=False) as z:
             found = str(z["key"])
-            if found != key:
-                log.warning("ignoring %s: made for other HPO labels, embedder or map settings", path)
+            if found != key:  # another configuration of the ranker, or an older medlens: not damage
+                log.info("not using %s: made for other HPO labels, embedder or map settings", path)
                 return None
             vectors = np.asarray(z["vectors"], dtype=np.float32)
             weight = np.asarray(z["weight"], dtype=np.float32) if "weight" in z.files else None
             info = json.loads(str(z["info"])) if "info" in z.files else {}
-    except (OSError, ValueError, KeyError) as exc:  # a damaged store is rebuilt from the cache, never trusted
+    except Exception as exc:  # a damaged or half-copied store (BadZipFile, EOFError, ...) is never trusted
         log.warning("ignoring unreadable concept store %s (%s)", path, exc)
         return None
     if vectors.ndim != 2 or len(vectors) != n_labels or not np.isfinite(vectors).all():
@@ -98,4 +99,5 @@ def write_concept_store(path: str | os.PathLike, recognizer: Any) -> Path:
     path = Path(path)
     with atomic_write(path, "wb") as fh:
         np.savez(fh, **arrays)
+    recognizer.store_path = str(path)
     return path

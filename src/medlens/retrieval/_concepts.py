@@ -340,7 +340,9 @@ class ConceptRecognizer:
         self.texts = [x for _, x in labels]
         self.adapter = adapter
         self.vectors = vectors if adapter is None or adapted else adapter.transform(vectors)
-        self.store_key: str | None = None  # set by hpo_concept_recognizer (medlens.retrieval._concept_store)
+        # set by hpo_concept_recognizer: the key of its vectors, and the store they were read from or written to
+        self.store_key: str | None = None
+        self.store_path: str | None = None
         self.embedder, self.threshold, self.exact = embedder, float(threshold), exact
         self.ontology, self.scorer = ontology, scorer
         self._cache: dict[str, np.ndarray] = {}
@@ -592,4 +594,5 @@ def hpo_concept_recognizer(
         adapted=stored is not None,
     )  # fmt: skip
     rec.store_key = in_store
+    rec.store_path = None if stored is None else str(store)
     return rec

